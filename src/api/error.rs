@@ -1,0 +1,56 @@
+//! The one place where the lock API's errors become HTTP statuses, Dapr error codes and gRPC
+//! codes (SPEC.md §2's table).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use crate::lock::{ApiError, ErrorKind};
+
+/// Dapr's HTTP error body.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    #[serde(rename = "errorCode")]
+    pub error_code: &'a str,
+    pub message: &'a str,
+}
+
+/// The HTTP status and Dapr `errorCode` of an error kind.
+pub fn http_status(kind: ErrorKind) -> (StatusCode, &'static str) {
+    match kind {
+        ErrorKind::MalformedRequest => (StatusCode::BAD_REQUEST, "ERR_MALFORMED_REQUEST"),
+        ErrorKind::StoreNotConfigured => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_LOCK_STORE_NOT_CONFIGURED",
+        ),
+        ErrorKind::StoreNotFound => (StatusCode::BAD_REQUEST, "ERR_LOCK_STORE_NOT_FOUND"),
+        ErrorKind::TryLockFailed => (StatusCode::INTERNAL_SERVER_ERROR, "ERR_TRY_LOCK"),
+        ErrorKind::UnlockFailed => (StatusCode::INTERNAL_SERVER_ERROR, "ERR_UNLOCK"),
+    }
+}
+
+pub fn grpc_code(kind: ErrorKind) -> tonic::Code {
+    match kind {
+        ErrorKind::MalformedRequest | ErrorKind::StoreNotFound => tonic::Code::InvalidArgument,
+        ErrorKind::StoreNotConfigured => tonic::Code::FailedPrecondition,
+        ErrorKind::TryLockFailed | ErrorKind::UnlockFailed => tonic::Code::Internal,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, error_code) = http_status(self.kind);
+        let body = ErrorBody {
+            error_code,
+            message: &self.message,
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<ApiError> for tonic::Status {
+    fn from(error: ApiError) -> Self {
+        tonic::Status::new(grpc_code(error.kind), error.message)
+    }
+}

@@ -1,0 +1,81 @@
+//! Dapr's HTTP API for locks, health and metadata (SPEC.md §2).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use serde_json::json;
+
+use super::body::{self, TryLockBody, UnlockBody};
+use super::metadata::{describe, MetadataJson};
+use super::{auth, unlock_status, Sidecar};
+use crate::lock::{ApiError, ErrorKind, TryLockOutcome};
+
+/// The HTTP routes of one sidecar.
+pub fn router(sidecar: Arc<Sidecar>, max_body_size: usize) -> Router {
+    Router::new()
+        .route("/v1.0-alpha1/lock/{store}", post(try_lock))
+        .route("/v1.0-alpha1/unlock/{store}", post(unlock))
+        .route("/v1.0/healthz", get(healthy))
+        .route("/v1.0/healthz/outbound", get(healthy))
+        .route("/v1.0/metadata", get(metadata))
+        .layer(middleware::from_fn_with_state(
+            sidecar.clone(),
+            auth::http_middleware,
+        ))
+        .layer(DefaultBodyLimit::max(max_body_size))
+        .with_state(sidecar)
+}
+
+fn malformed(detail: String) -> ApiError {
+    ApiError::new(
+        ErrorKind::MalformedRequest,
+        format!("failed deserializing HTTP body: {detail}"),
+    )
+}
+
+async fn try_lock(
+    State(sidecar): State<Arc<Sidecar>>,
+    Path(store): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let body: TryLockBody = body::parse(&bytes).map_err(malformed)?;
+    let outcome = sidecar
+        .locks
+        .try_lock(
+            &store,
+            &body.resource_id,
+            &body.lock_owner,
+            body.expiry_in_seconds,
+        )
+        .await?;
+    let success = matches!(outcome, TryLockOutcome::Granted(_));
+    Ok(Json(json!({ "success": success })).into_response())
+}
+
+async fn unlock(
+    State(sidecar): State<Arc<Sidecar>>,
+    Path(store): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let body: UnlockBody = body::parse(&bytes).map_err(malformed)?;
+    let outcome = sidecar
+        .locks
+        .unlock(&store, &body.resource_id, &body.lock_owner)
+        .await?;
+    Ok(Json(json!({ "status": unlock_status(outcome) as i32 })).into_response())
+}
+
+/// The sidecar binds its ports only once every component has loaded, so whenever it answers
+/// at all it is ready.
+async fn healthy() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+async fn metadata(State(sidecar): State<Arc<Sidecar>>) -> Json<MetadataJson> {
+    Json(describe(&sidecar).into())
+}

@@ -1,0 +1,31 @@
+//! The front doors: Dapr's lock API over HTTP (axum) and gRPC (tonic). Both call the one
+//! `LockService`, so the two protocols can never disagree; errors map to Dapr's codes in
+//! `error.rs` only.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod grpc;
+pub mod http;
+pub mod metadata;
+pub mod server;
+
+use crate::lock::{LockService, ReleaseOutcome};
+use crate::proto::dapr::unlock_response::Status;
+
+/// Everything a request handler needs, shared by both front doors.
+pub struct Sidecar {
+    pub locks: LockService,
+    /// Loaded secret stores as (name, type), reported by the metadata API.
+    pub secret_stores: Vec<(String, String)>,
+    pub api_token: auth::ApiToken,
+}
+
+/// Dapr's unlock status for a release outcome (both doors answer it).
+pub fn unlock_status(outcome: ReleaseOutcome) -> Status {
+    match outcome {
+        ReleaseOutcome::Done => Status::Success,
+        ReleaseOutcome::NotHeld => Status::LockDoesNotExist,
+        ReleaseOutcome::HeldByOther => Status::LockBelongsToOthers,
+    }
+}

@@ -1,0 +1,113 @@
+//! Binding the two ports and serving until shutdown: every listen address gets an HTTP and a
+//! gRPC listener; shutdown stops accepting, lets requests in flight finish, and gives up
+//! waiting after a grace period.
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tonic::transport::server::TcpIncoming;
+
+use super::grpc::DaprService;
+use super::{auth, http, Sidecar};
+use crate::proto::dapr::dapr_server::DaprServer;
+
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Listeners bound on every address for one port. With port 0 the first address picks a free
+/// port and the others use the same one.
+pub async fn bind(addresses: &[IpAddr], port: u16, defaults: bool) -> io::Result<Vec<TcpListener>> {
+    let mut listeners: Vec<TcpListener> = Vec::new();
+    for &ip in addresses {
+        let port = listeners
+            .first()
+            .map_or(Ok(port), |l| l.local_addr().map(|a| a.port()))?;
+        let address = SocketAddr::new(ip, port);
+        match TcpListener::bind(address).await {
+            Ok(listener) => listeners.push(listener),
+            // The default addresses include ::1, which a host without IPv6 lacks.
+            Err(e) if defaults && ip.is_ipv6() => {
+                tracing::debug!("not listening on {address}: {e}");
+            }
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("can't listen on {address}: {e}"),
+                ))
+            }
+        }
+    }
+    Ok(listeners)
+}
+
+/// Serves Dapr's API on the listeners until `shutdown` completes.
+pub async fn serve(
+    sidecar: Arc<Sidecar>,
+    http_listeners: Vec<TcpListener>,
+    grpc_listeners: Vec<TcpListener>,
+    max_body_size: usize,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop, stopped) = watch::channel(false);
+    let stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let mut servers = JoinSet::new();
+
+    let router = http::router(sidecar.clone(), max_body_size);
+    for listener in http_listeners {
+        let router = router.clone();
+        let stopped = stopped();
+        servers.spawn(async move {
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            if let Err(e) = axum::serve(listener, router)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
+                tracing::error!("HTTP server failed: {e}");
+            }
+        });
+    }
+
+    let service =
+        DaprServer::new(DaprService::new(sidecar.clone())).max_decoding_message_size(max_body_size);
+    let service = tonic::service::interceptor::InterceptedService::new(
+        service,
+        auth::grpc_interceptor(sidecar.api_token.clone()),
+    );
+    for listener in grpc_listeners {
+        let service = service.clone();
+        let stopped = stopped();
+        servers.spawn(async move {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            if let Err(e) = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, stopped)
+                .await
+            {
+                tracing::error!("gRPC server failed: {e}");
+            }
+        });
+    }
+
+    shutdown.await;
+    tracing::info!("shutting down: no new requests; finishing those in flight");
+    let _ = stop.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while servers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("requests still open after {SHUTDOWN_GRACE:?}; stopping anyway");
+    }
+}

@@ -1,0 +1,135 @@
+//! dlockd, the sidecar: loads the component files, binds Dapr's ports, serves until SIGINT or
+//! SIGTERM.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use dlock::api::auth::ApiToken;
+use dlock::api::{server, Sidecar};
+use dlock::config::flags::DaemonArgs;
+use dlock::config::load_components;
+use dlock::lock::LockService;
+use dlock::stores::StoreFactory;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = DaemonArgs::parse_daprd_style(std::env::args());
+    init_logging(&args);
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(args: &DaemonArgs) {
+    // The libraries under us are chatty at debug; keep them at warn unless RUST_LOG says more.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{},h2=warn,hyper=warn,hyper_util=warn,tower=warn,tonic=warn",
+            args.log_level.as_filter()
+        ))
+    });
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    if args.log_as_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+}
+
+async fn run(args: DaemonArgs) -> Result<(), String> {
+    if args.app_port.is_some() {
+        tracing::debug!("--app-port is accepted for daprd compatibility; dlockd calls no app");
+    }
+    if args.config.is_some() {
+        tracing::info!(
+            "--config is accepted for daprd compatibility; nothing in it applies to locks"
+        );
+    }
+    if args.enable_metrics {
+        tracing::debug!(
+            "metrics are not served yet (--metrics-port {})",
+            args.metrics_port
+        );
+    }
+
+    let factory = StoreFactory::new();
+    let loaded = load_components(&args.resources_paths, &args.app_id, &factory)
+        .await
+        .map_err(|e| format!("can't load components: {e}"))?;
+    let sidecar = Arc::new(Sidecar {
+        locks: LockService::new(args.app_id.clone(), loaded.registry),
+        secret_stores: loaded.secret_stores,
+        api_token: ApiToken::from_env(),
+    });
+
+    let defaults = args.dapr_listen_addresses.is_empty();
+    let addresses = args.listen_addresses();
+    let http = server::bind(&addresses, args.dapr_http_port, defaults)
+        .await
+        .map_err(|e| format!("HTTP port: {e}"))?;
+    let grpc = server::bind(&addresses, args.dapr_grpc_port, defaults)
+        .await
+        .map_err(|e| format!("gRPC port: {e}"))?;
+
+    tracing::info!("{}", ready_line(&sidecar, &http, &grpc, &loaded.source));
+    server::serve(sidecar, http, grpc, args.max_body_size, shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn ready_line(
+    sidecar: &Sidecar,
+    http: &[tokio::net::TcpListener],
+    grpc: &[tokio::net::TcpListener],
+    source: &str,
+) -> String {
+    let addresses = |listeners: &[tokio::net::TcpListener]| {
+        listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let stores: Vec<String> = sidecar
+        .locks
+        .registry()
+        .iter()
+        .map(|s| format!("{} ({})", s.name, s.type_name))
+        .collect();
+    let stores = if stores.is_empty() {
+        "none (lock calls will answer ERR_LOCK_STORE_NOT_CONFIGURED)".to_string()
+    } else {
+        stores.join(", ")
+    };
+    format!(
+        "dlockd ready: gRPC on {} HTTP on {} app id '{}' lock stores: {} from {}{}",
+        addresses(grpc),
+        addresses(http),
+        sidecar.locks.app_id(),
+        stores,
+        source,
+        if sidecar.api_token.is_set() {
+            "; API token required"
+        } else {
+            ""
+        },
+    )
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+}

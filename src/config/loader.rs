@@ -1,0 +1,264 @@
+//! Turns component files into loaded stores: scopes, duplicate names, secret and environment
+//! references, keyPrefix, `ignoreErrors` and `initTimeout`, as daprd applies them (SPEC.md §5).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::component::{self, Component, ValueSource};
+use super::secrets::{self, SecretStore};
+use super::{ConfigError, Metadata};
+use crate::lock::{KeyPrefix, LoadedStore, Registry};
+use crate::stores::{self, StoreFactory};
+
+/// The name of the store served when no component files are given.
+pub const DEFAULT_STORE_NAME: &str = "lockstore";
+
+/// The folder read when no `--resources-path` is given, if it exists.
+pub const DEFAULT_FOLDER: &str = "components";
+
+/// Building-block categories of Dapr that dlockd does not serve. Their components are skipped
+/// with a note, so a Dapr app's existing components folder can be given as it is.
+const OTHER_CATEGORIES: &[&str] = &[
+    "state.",
+    "pubsub.",
+    "bindings.",
+    "configuration.",
+    "middleware.",
+    "nameresolution.",
+    "workflow.",
+    "crypto.",
+    "conversation.",
+];
+
+/// What was loaded, and from where.
+pub struct Loaded {
+    pub registry: Registry,
+    /// Loaded secret stores, as (name, type), for the metadata API.
+    pub secret_stores: Vec<(String, String)>,
+    /// Where the components came from, for the ready line.
+    pub source: String,
+}
+
+/// Loads the components of `folders`; with none, `./components` if it exists, else the
+/// embedded in-memory store named `lockstore`.
+pub async fn load_components(
+    folders: &[PathBuf],
+    app_id: &str,
+    factory: &StoreFactory,
+) -> Result<Loaded, ConfigError> {
+    if folders.is_empty() {
+        if Path::new(DEFAULT_FOLDER).is_dir() {
+            let mut loaded =
+                load_folders(&[PathBuf::from(DEFAULT_FOLDER)], app_id, factory).await?;
+            loaded.source = format!("./{DEFAULT_FOLDER} (no --resources-path given)");
+            return Ok(loaded);
+        }
+        return Ok(embedded_default(factory).await);
+    }
+    load_folders(folders, app_id, factory).await
+}
+
+async fn embedded_default(factory: &StoreFactory) -> Loaded {
+    let mut registry = Registry::default();
+    let store = factory
+        .build(stores::IN_MEMORY, &Metadata::default())
+        .await
+        .and_then(Result::ok)
+        .expect("the embedded store always builds");
+    registry
+        .insert(LoadedStore {
+            name: DEFAULT_STORE_NAME.into(),
+            type_name: stores::IN_MEMORY.into(),
+            version: "v1".into(),
+            key_prefix: KeyPrefix::AppId,
+            store,
+        })
+        .expect("an empty registry takes any name");
+    Loaded {
+        registry,
+        secret_stores: Vec::new(),
+        source: format!(
+            "embedded default (no --resources-path given and no ./{DEFAULT_FOLDER} folder)"
+        ),
+    }
+}
+
+async fn load_folders(
+    folders: &[PathBuf],
+    app_id: &str,
+    factory: &StoreFactory,
+) -> Result<Loaded, ConfigError> {
+    let mut seen: HashMap<String, PathBuf> = HashMap::new();
+    let mut in_scope = Vec::new();
+    for component in component::read_folders(folders)? {
+        if !component.scopes.is_empty() && !component.scopes.iter().any(|s| s == app_id) {
+            tracing::info!(component = %component.name, file = %component.file.display(),
+                "not in scope for app id '{app_id}', skipped");
+            continue;
+        }
+        if let Some(first) = seen.get(&component.name) {
+            return Err(component.error(
+                Some("metadata.name"),
+                format!(
+                    "duplicate component name, also defined in {}",
+                    first.display()
+                ),
+            ));
+        }
+        seen.insert(component.name.clone(), component.file.clone());
+        in_scope.push(component);
+    }
+
+    // Secret stores first: lock stores may refer to them.
+    let mut secret_stores = HashMap::new();
+    let mut secret_store_list = Vec::new();
+    for component in in_scope
+        .iter()
+        .filter(|c| c.type_name.starts_with("secretstores."))
+    {
+        let opened = resolve_metadata(component, &HashMap::new()).and_then(|metadata| {
+            SecretStore::open(&component.type_name, &metadata).map_err(|(field, message)| {
+                let field =
+                    field.map_or("spec.type".to_string(), |f| format!("spec.metadata '{f}'"));
+                component.error(Some(&field), message)
+            })
+        });
+        match opened {
+            Ok(store) => {
+                secret_stores.insert(component.name.clone(), store);
+                secret_store_list.push((component.name.clone(), component.type_name.clone()));
+            }
+            Err(error) => skip_or_fail(component, error)?,
+        }
+    }
+
+    let mut registry = Registry::default();
+    for component in &in_scope {
+        let type_name = component.type_name.as_str();
+        if type_name.starts_with("secretstores.") {
+            continue;
+        }
+        if OTHER_CATEGORIES.iter().any(|c| type_name.starts_with(c)) {
+            tracing::info!(component = %component.name, file = %component.file.display(),
+                "type {type_name} is not a lock store, skipped");
+            continue;
+        }
+        match load_lock_store(component, &secret_stores, factory).await {
+            Ok(store) => {
+                registry
+                    .insert(store)
+                    .map_err(|e| component.error(None, e))?;
+            }
+            Err(error) => skip_or_fail(component, error)?,
+        }
+    }
+
+    Ok(Loaded {
+        registry,
+        secret_stores: secret_store_list,
+        source: folders
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// `ignoreErrors: true` turns a component's failure into a logged error.
+fn skip_or_fail(component: &Component, error: ConfigError) -> Result<(), ConfigError> {
+    if component.ignore_errors {
+        tracing::error!("{error} (ignoreErrors is set: starting without this component)");
+        Ok(())
+    } else {
+        Err(error)
+    }
+}
+
+async fn load_lock_store(
+    component: &Component,
+    secret_stores: &HashMap<String, SecretStore>,
+    factory: &StoreFactory,
+) -> Result<LoadedStore, ConfigError> {
+    let metadata = resolve_metadata(component, secret_stores)?;
+    let key_prefix = KeyPrefix::parse(metadata.get("keyPrefix"))
+        .map_err(|e| component.error(Some("spec.metadata 'keyPrefix'"), e.to_string()))?;
+    let build = factory.build(&component.type_name, &metadata);
+    let store = match tokio::time::timeout(component.init_timeout, build).await {
+        Err(_) => {
+            return Err(component.error(
+                None,
+                format!(
+                    "did not initialise within its initTimeout of {:?}",
+                    component.init_timeout
+                ),
+            ))
+        }
+        Ok(None) => {
+            let supported: Vec<&str> = stores::SUPPORTED_TYPES
+                .iter()
+                .chain(secrets::SUPPORTED_TYPES)
+                .copied()
+                .collect();
+            return Err(component.error(
+                Some("spec.type"),
+                format!(
+                    "unknown type '{}'; this build supports {}",
+                    component.type_name,
+                    supported.join(", ")
+                ),
+            ));
+        }
+        Ok(Some(Err(message))) => return Err(component.error(None, message)),
+        Ok(Some(Ok(store))) => store,
+    };
+    Ok(LoadedStore {
+        name: component.name.clone(),
+        type_name: component.type_name.clone(),
+        version: if component.version.is_empty() {
+            "v1".into()
+        } else {
+            component.version.clone()
+        },
+        key_prefix,
+        store,
+    })
+}
+
+/// Resolves every metadata item's value: literal, environment variable or secret.
+fn resolve_metadata(
+    component: &Component,
+    secret_stores: &HashMap<String, SecretStore>,
+) -> Result<Metadata, ConfigError> {
+    let mut metadata = Metadata::default();
+    for item in &component.metadata {
+        let field = format!("spec.metadata '{}'", item.name);
+        let value = match &item.source {
+            ValueSource::Value(value) => value.clone(),
+            ValueSource::EnvRef(var) => std::env::var(var).unwrap_or_else(|_| {
+                // daprd reads an unset variable as empty; do the same, but say so.
+                tracing::warn!(file = %component.file.display(), component = %component.name,
+                    "{field}: environment variable {var} is not set; using an empty value");
+                String::new()
+            }),
+            ValueSource::SecretKeyRef { name, key } => {
+                let store_name = component.secret_store.as_deref().ok_or_else(|| {
+                    component.error(
+                        Some(&field),
+                        "secretKeyRef needs a secret store named in auth.secretStore",
+                    )
+                })?;
+                let store = secret_stores.get(store_name).ok_or_else(|| {
+                    component.error(
+                        Some("auth.secretStore"),
+                        format!("secret store '{store_name}' is not loaded"),
+                    )
+                })?;
+                store.get(name, key).map_err(|e| {
+                    component.error(Some(&field), format!("secret store '{store_name}': {e}"))
+                })?
+            }
+        };
+        metadata.insert(item.name.clone(), value);
+    }
+    Ok(metadata)
+}

@@ -1,0 +1,46 @@
+//! A component's resolved metadata: name/value pairs, looked up without regard to case as Dapr
+//! does. Values may be secrets, so `Debug` shows names only.
+
+use std::fmt;
+
+#[derive(Clone, Default)]
+pub struct Metadata {
+    items: Vec<(String, String)>,
+}
+
+impl Metadata {
+    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.items.push((name.into(), value.into()));
+    }
+
+    /// The value of `name` (case-insensitive); the last one wins if a name is repeated.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.items
+            .iter()
+            .rev()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.items.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_insensitive_and_redacted() {
+        let mut m = Metadata::default();
+        m.insert("redisPassword", "s3cret");
+        assert_eq!(m.get("REDISPASSWORD"), Some("s3cret"));
+        assert_eq!(m.get("other"), None);
+        assert!(!format!("{m:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,8 @@
+//! dlock: a Dapr-compatible distributed-lock sidecar (`dlockd`) and its command-line client
+//! (`dlock`). The library holds everything both binaries and the integration tests share.
+
+pub mod api;
+pub mod config;
+pub mod lock;
+pub mod proto;
+pub mod stores;

@@ -1,0 +1,17 @@
+//! The core of the sidecar: what a lock store must do (`store`), how a resource id becomes a
+//! store key (`key`), the stores this sidecar loaded (`registry`), and the request checks and
+//! dispatch that both front doors share (`service`), so HTTP and gRPC can never disagree.
+
+pub mod error;
+pub mod key;
+pub mod registry;
+pub mod service;
+pub mod store;
+
+pub use error::{ApiError, ErrorKind};
+pub use key::KeyPrefix;
+pub use registry::{LoadedStore, Registry};
+pub use service::LockService;
+pub use store::{
+    Capabilities, Grant, LockInfo, LockStore, ReleaseOutcome, StoreError, TryLockOutcome,
+};

@@ -1,0 +1,132 @@
+//! The contract every lock store fulfils, with one meaning for every backend.
+//!
+//! Keys arrive fully built (see `key.rs`); a store never sees resource ids or key prefixes.
+//! TTLs are honoured by the store itself, by its own clock where it has one, so a lock frees on
+//! time even when the sidecar that took it has died. Release and renewal are owner-checked and
+//! atomic inside the store, never read-then-write from the sidecar.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// A lock handed to an owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// A number that strictly increases across successive holders of the same key, where the
+    /// store can guarantee it (`Capabilities::fencing`); `None` where it cannot.
+    pub fencing_token: Option<u64>,
+}
+
+/// The answer to a try-lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryLockOutcome {
+    Granted(Grant),
+    /// Someone holds the key, possibly the same owner: Dapr's locks are not reentrant.
+    Held,
+}
+
+/// The answer to an owner-checked release or renewal; the numbering follows Dapr's
+/// `UnlockResponse.Status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    /// The owner held the key; it is now released (or renewed).
+    Done,
+    /// Nobody holds the key.
+    NotHeld,
+    /// Another owner holds the key; nothing changed.
+    HeldByOther,
+}
+
+/// Who holds a key now, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockInfo {
+    pub key: String,
+    pub owner: String,
+    /// Time left before the lock expires, by the store's clock.
+    pub expires_in: Duration,
+    pub fencing_token: Option<u64>,
+}
+
+/// What a store can do beyond try-lock, unlock, renew and inspect, which every store does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    /// Grants carry fencing tokens that strictly increase per key.
+    pub fencing: bool,
+    /// Held keys can be listed by prefix.
+    pub listing: bool,
+    /// The store tells waiters when a key is released; without it they poll with backoff.
+    pub release_signal: bool,
+}
+
+impl Capabilities {
+    /// The names reported in the metadata API, in a stable order.
+    pub fn names(&self) -> Vec<String> {
+        [
+            (self.fencing, "FENCING"),
+            (self.listing, "LISTING"),
+            (self.release_signal, "RELEASE_SIGNAL"),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| name.to_string())
+        .collect()
+    }
+}
+
+/// Why a store could not answer. The sidecar turns every variant into ERR_TRY_LOCK /
+/// ERR_UNLOCK on Dapr's API; the variants let callers that retry tell an outage from a refusal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached or did not answer in time; retrying may help.
+    #[error("lock store unavailable: {0}")]
+    Unavailable(String),
+    /// The store cannot do this at all (see `Capabilities`).
+    #[error("not supported by this lock store: {0}")]
+    Unsupported(&'static str),
+    /// The store answered with something it should not have.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A lock backend. Implementations turn each call into that backend's own primitives and do
+/// nothing more: validation, key building, waiting and renewal loops live in the core.
+#[async_trait]
+pub trait LockStore: Send + Sync + 'static {
+    /// Takes `key` for `owner` for `ttl` if nobody holds it.
+    async fn try_lock(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<TryLockOutcome, StoreError>;
+
+    /// Releases `key` if `owner` holds it.
+    async fn unlock(&self, key: &str, owner: &str) -> Result<ReleaseOutcome, StoreError>;
+
+    /// Extends `key`'s expiry to `ttl` from now if `owner` still holds it.
+    async fn renew(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<ReleaseOutcome, StoreError>;
+
+    /// Who holds `key` now; `None` when it is free.
+    async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError>;
+
+    /// The held keys starting with `prefix`, where `Capabilities::listing` says it can.
+    async fn list(&self, prefix: &str) -> Result<Vec<LockInfo>, StoreError>;
+
+    /// Releases `key` whoever holds it (an operator's action). True when something was held.
+    async fn force_release(&self, key: &str) -> Result<bool, StoreError>;
+
+    /// Returns when `key` may have been released, or after `max_wait` at the latest. A store
+    /// with `Capabilities::release_signal` returns early on a release; the default just waits,
+    /// which makes the caller's retry loop a poll with backoff.
+    async fn wait_for_release(&self, _key: &str, max_wait: Duration) -> Result<(), StoreError> {
+        tokio::time::sleep(max_wait).await;
+        Ok(())
+    }
+
+    fn capabilities(&self) -> Capabilities;
+}

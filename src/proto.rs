@@ -1,0 +1,6 @@
+//! The Rust types and gRPC stubs generated from `proto/` by build.rs.
+
+/// Dapr's runtime API, the subset dlockd serves (package `dapr.proto.runtime.v1`).
+pub mod dapr {
+    tonic::include_proto!("dapr.proto.runtime.v1");
+}

@@ -1,0 +1,409 @@
+//! `lock.in-memory`: the embedded store, the zero-setup default for one machine.
+//!
+//! Locks live in this process only: they are shared by every sidecar client and every
+//! `lock.in-memory` component of this dlockd (components are views on one keyspace, told apart
+//! by their key prefixes, as components on one Redis are), and lost when the process exits.
+//!
+//! The map is split into shards, each behind its own mutex held only for a map operation, so
+//! there is no global lock on the hot path. An expired entry counts as free the moment its
+//! deadline passes (checked on every access, to the millisecond) and a background sweep removes
+//! the ones nobody touches again, so memory does not grow without bound.
+
+use std::collections::hash_map::{Entry, HashMap};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use crate::lock::{
+    Capabilities, Grant, LockInfo, LockStore, ReleaseOutcome, StoreError, TryLockOutcome,
+};
+
+const SHARDS: usize = 64;
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+struct Held {
+    owner: String,
+    deadline: Instant,
+    fencing_token: u64,
+}
+
+impl Held {
+    fn is_live(&self, now: Instant) -> bool {
+        self.deadline > now
+    }
+}
+
+struct Shard {
+    locks: Mutex<HashMap<String, Held>>,
+    /// Woken whenever a key of this shard is released, for `wait_for_release`.
+    released: Notify,
+}
+
+/// The embedded lock store.
+pub struct MemoryStore {
+    shards: Box<[Shard]>,
+    hasher: RandomState,
+    /// The last fencing token handed out, for any key. Seeded from the wall clock in
+    /// microseconds so tokens keep increasing across restarts of the process, as long as the
+    /// clock does not step back and grants average under a million per second.
+    last_token: AtomicU64,
+}
+
+impl MemoryStore {
+    /// Creates the store and, inside a tokio runtime, its background sweep, which ends when
+    /// the store is dropped.
+    pub fn new() -> Arc<Self> {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        let store = Arc::new(MemoryStore {
+            shards: (0..SHARDS)
+                .map(|_| Shard {
+                    locks: Mutex::new(HashMap::new()),
+                    released: Notify::new(),
+                })
+                .collect(),
+            hasher: RandomState::new(),
+            last_token: AtomicU64::new(seed),
+        });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(sweep(Arc::downgrade(&store)));
+        }
+        store
+    }
+
+    fn shard(&self, key: &str) -> &Shard {
+        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
+    }
+
+    fn locks(shard: &Shard) -> MutexGuard<'_, HashMap<String, Held>> {
+        // A panic while holding a shard lock cannot leave a map half-updated (every change is
+        // one map operation), so a poisoned mutex is safe to keep using.
+        shard.locks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Removes expired entries; returns how many are left.
+    fn sweep_once(&self) -> usize {
+        let now = Instant::now();
+        let mut left = 0;
+        for shard in self.shards.iter() {
+            let mut locks = Self::locks(shard);
+            let before = locks.len();
+            locks.retain(|_, held| held.is_live(now));
+            left += locks.len();
+            if locks.len() < before {
+                shard.released.notify_waiters();
+            }
+        }
+        left
+    }
+
+    fn deadline(ttl: Duration) -> Instant {
+        let now = Instant::now();
+        // A TTL too large to add (centuries) is as good as forever.
+        now.checked_add(ttl)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+    }
+
+    /// Applies `change` to `key`'s entry if `owner` holds it live; shared by unlock and renew.
+    fn with_owned(
+        &self,
+        key: &str,
+        owner: &str,
+        change: impl FnOnce(&mut HashMap<String, Held>),
+    ) -> ReleaseOutcome {
+        let shard = self.shard(key);
+        let mut locks = Self::locks(shard);
+        match locks.get(key) {
+            Some(held) if held.is_live(Instant::now()) => {
+                if held.owner != owner {
+                    return ReleaseOutcome::HeldByOther;
+                }
+                change(&mut locks);
+                ReleaseOutcome::Done
+            }
+            _ => ReleaseOutcome::NotHeld,
+        }
+    }
+}
+
+async fn sweep(store: Weak<MemoryStore>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match store.upgrade() {
+            Some(store) => {
+                store.sweep_once();
+            }
+            None => return,
+        }
+    }
+}
+
+#[async_trait]
+impl LockStore for MemoryStore {
+    async fn try_lock(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<TryLockOutcome, StoreError> {
+        let now = Instant::now();
+        let mut locks = Self::locks(self.shard(key));
+        let held = Held {
+            owner: owner.to_string(),
+            deadline: Self::deadline(ttl),
+            fencing_token: 0,
+        };
+        let slot = match locks.entry(key.to_string()) {
+            Entry::Occupied(entry) if entry.get().is_live(now) => {
+                return Ok(TryLockOutcome::Held);
+            }
+            Entry::Occupied(mut entry) => {
+                entry.insert(held);
+                entry.into_mut()
+            }
+            Entry::Vacant(entry) => entry.insert(held),
+        };
+        // Taken under the shard lock, so successive holders of a key see increasing tokens.
+        slot.fencing_token = self.last_token.fetch_add(1, Ordering::Relaxed) + 1;
+        Ok(TryLockOutcome::Granted(Grant {
+            fencing_token: Some(slot.fencing_token),
+        }))
+    }
+
+    async fn unlock(&self, key: &str, owner: &str) -> Result<ReleaseOutcome, StoreError> {
+        let outcome = self.with_owned(key, owner, |locks| {
+            locks.remove(key);
+        });
+        if outcome == ReleaseOutcome::Done {
+            self.shard(key).released.notify_waiters();
+        }
+        Ok(outcome)
+    }
+
+    async fn renew(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<ReleaseOutcome, StoreError> {
+        Ok(self.with_owned(key, owner, |locks| {
+            if let Some(held) = locks.get_mut(key) {
+                held.deadline = Self::deadline(ttl);
+            }
+        }))
+    }
+
+    async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
+        let now = Instant::now();
+        let locks = Self::locks(self.shard(key));
+        Ok(locks
+            .get(key)
+            .filter(|held| held.is_live(now))
+            .map(|held| info(key, held, now)))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<LockInfo>, StoreError> {
+        let now = Instant::now();
+        let mut found = Vec::new();
+        for shard in self.shards.iter() {
+            let locks = Self::locks(shard);
+            found.extend(
+                locks
+                    .iter()
+                    .filter(|(key, held)| key.starts_with(prefix) && held.is_live(now))
+                    .map(|(key, held)| info(key, held, now)),
+            );
+        }
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(found)
+    }
+
+    async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
+        let shard = self.shard(key);
+        let removed = Self::locks(shard).remove(key);
+        let was_held = removed.is_some_and(|held| held.is_live(Instant::now()));
+        if was_held {
+            shard.released.notify_waiters();
+        }
+        Ok(was_held)
+    }
+
+    async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
+        let shard = self.shard(key);
+        let released = shard.released.notified();
+        tokio::pin!(released);
+        // Registered before looking, so a release between the look and the wait is not missed.
+        released.as_mut().enable();
+        let now = Instant::now();
+        let wait = match Self::locks(shard).get(key) {
+            Some(held) if held.is_live(now) => max_wait.min(held.deadline - now),
+            _ => return Ok(()),
+        };
+        tokio::select! {
+            _ = released => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+        Ok(())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            fencing: true,
+            listing: true,
+            release_signal: true,
+        }
+    }
+}
+
+fn info(key: &str, held: &Held, now: Instant) -> LockInfo {
+    LockInfo {
+        key: key.to_string(),
+        owner: held.owner.clone(),
+        expires_in: held.deadline - now,
+        fencing_token: Some(held.fencing_token),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: Duration = Duration::from_secs(10);
+
+    fn token(outcome: TryLockOutcome) -> u64 {
+        match outcome {
+            TryLockOutcome::Granted(grant) => grant.fencing_token.unwrap(),
+            TryLockOutcome::Held => panic!("expected a grant"),
+        }
+    }
+
+    #[tokio::test]
+    async fn not_reentrant_and_owner_checked() {
+        let store = MemoryStore::new();
+        assert!(matches!(
+            store.try_lock("k", "a", TTL).await,
+            Ok(TryLockOutcome::Granted(_))
+        ));
+        assert_eq!(
+            store.try_lock("k", "a", TTL).await,
+            Ok(TryLockOutcome::Held)
+        );
+        assert_eq!(
+            store.try_lock("k", "b", TTL).await,
+            Ok(TryLockOutcome::Held)
+        );
+        assert_eq!(
+            store.unlock("k", "b").await,
+            Ok(ReleaseOutcome::HeldByOther)
+        );
+        assert_eq!(store.unlock("k", "a").await, Ok(ReleaseOutcome::Done));
+        assert_eq!(store.unlock("k", "a").await, Ok(ReleaseOutcome::NotHeld));
+    }
+
+    #[tokio::test]
+    async fn expiry_frees_the_key_to_the_millisecond() {
+        let store = MemoryStore::new();
+        let ttl = Duration::from_millis(50);
+        token(store.try_lock("k", "a", ttl).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(
+            store.try_lock("k", "b", TTL).await,
+            Ok(TryLockOutcome::Held)
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        assert_eq!(store.unlock("k", "a").await, Ok(ReleaseOutcome::NotHeld));
+        assert_eq!(
+            store.renew("k", "a", TTL).await,
+            Ok(ReleaseOutcome::NotHeld)
+        );
+        token(store.try_lock("k", "b", TTL).await.unwrap());
+        assert_eq!(
+            store.unlock("k", "a").await,
+            Ok(ReleaseOutcome::HeldByOther)
+        );
+    }
+
+    #[tokio::test]
+    async fn fencing_tokens_increase_per_key() {
+        let store = MemoryStore::new();
+        let first = token(store.try_lock("k", "a", TTL).await.unwrap());
+        store.unlock("k", "a").await.unwrap();
+        token(store.try_lock("other", "a", TTL).await.unwrap());
+        let second = token(store.try_lock("k", "b", TTL).await.unwrap());
+        assert!(second > first);
+        let info = store.inspect("k").await.unwrap().unwrap();
+        assert_eq!(
+            (info.owner.as_str(), info.fencing_token),
+            ("b", Some(second))
+        );
+    }
+
+    #[tokio::test]
+    async fn renew_extends_only_the_holders_lock() {
+        let store = MemoryStore::new();
+        token(
+            store
+                .try_lock("k", "a", Duration::from_millis(40))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            store.renew("k", "b", TTL).await,
+            Ok(ReleaseOutcome::HeldByOther)
+        );
+        assert_eq!(store.renew("k", "a", TTL).await, Ok(ReleaseOutcome::Done));
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(
+            store.try_lock("k", "b", TTL).await,
+            Ok(TryLockOutcome::Held)
+        );
+    }
+
+    #[tokio::test]
+    async fn sweep_removes_expired_entries() {
+        let store = MemoryStore::new();
+        for i in 0..1000 {
+            token(
+                store
+                    .try_lock(&format!("k{i}"), "a", Duration::from_millis(1))
+                    .await
+                    .unwrap(),
+            );
+        }
+        token(store.try_lock("live", "a", TTL).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(store.sweep_once(), 1);
+    }
+
+    #[tokio::test]
+    async fn list_force_release_and_wake() {
+        let store = MemoryStore::new();
+        token(store.try_lock("lock||a||1", "x", TTL).await.unwrap());
+        token(store.try_lock("lock||a||2", "y", TTL).await.unwrap());
+        token(store.try_lock("lock||b||1", "z", TTL).await.unwrap());
+        let listed = store.list("lock||a||").await.unwrap();
+        let keys: Vec<_> = listed.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["lock||a||1", "lock||a||2"]);
+
+        let waiter = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let start = Instant::now();
+                store.wait_for_release("lock||a||1", TTL).await.unwrap();
+                start.elapsed()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(store.force_release("lock||a||1").await, Ok(true));
+        assert_eq!(store.force_release("lock||a||1").await, Ok(false));
+        assert!(waiter.await.unwrap() < Duration::from_secs(1));
+    }
+}
