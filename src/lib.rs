@@ -6,3 +6,4 @@ pub mod config;
 pub mod lock;
 pub mod proto;
 pub mod stores;
+pub mod cli;

@@ -111,5 +111,6 @@ if __name__ == '__main__':
     try:
         sys.exit(main())
     except Exception as e:  # an unexpected error is a failure too, with its reason on one line
-        print(f'FAIL python: unexpected {type(e).__name__}: {e}', flush=True)
+        why = f'{e.code()} {e.details()!r}' if hasattr(e, 'details') and callable(e.details) else e
+        print(f'FAIL python: unexpected {type(e).__name__}: {why}', flush=True)
         sys.exit(1)
