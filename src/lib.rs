@@ -2,8 +2,8 @@
 //! (`dlock`). The library holds everything both binaries and the integration tests share.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod lock;
 pub mod proto;
 pub mod stores;
-pub mod cli;

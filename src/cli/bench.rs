@@ -61,16 +61,20 @@ pub async fn run(bench: Bench) -> Exit {
     let mut conns = Vec::with_capacity(bench.clients);
     for _ in 0..bench.clients {
         let conn = match bench.protocol {
-            Protocol::Grpc => match connect::grpc(&bench.grpc_endpoint, Duration::from_secs(5)).await {
-                Ok(client) => Conn::Grpc(client),
-                Err(message) => {
-                    eprintln!("dlock bench: {message}");
-                    return Exit::Unreachable;
+            Protocol::Grpc => {
+                match connect::grpc(&bench.grpc_endpoint, Duration::from_secs(5)).await {
+                    Ok(client) => Conn::Grpc(client),
+                    Err(message) => {
+                        eprintln!("dlock bench: {message}");
+                        return Exit::Unreachable;
+                    }
                 }
-            },
+            }
             Protocol::Http => Conn::Http(HttpClient::new(
                 &bench.http_endpoint,
-                connect::TokenInterceptor::from_env().token().map(str::to_string),
+                connect::TokenInterceptor::from_env()
+                    .token()
+                    .map(str::to_string),
             )),
         };
         conns.push(conn);
@@ -87,7 +91,13 @@ pub async fn run(bench: Bench) -> Exit {
                 Keys::Shared => format!("bench-{run_id}"),
             };
             let owner = format!("bench-{run_id}-{i}");
-            tokio::spawn(client_loop(bench.clone(), conn, key, owner, remaining.clone()))
+            tokio::spawn(client_loop(
+                bench.clone(),
+                conn,
+                key,
+                owner,
+                remaining.clone(),
+            ))
         })
         .collect();
     let mut total = Tally::default();
@@ -129,7 +139,9 @@ async fn client_loop(
                 tally.first_error.get_or_insert(error);
             }
         }
-        tally.latencies.push(start.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        tally
+            .latencies
+            .push(start.elapsed().as_micros().min(u32::MAX as u128) as u32);
     }
     tally
 }
@@ -164,7 +176,10 @@ async fn pair(bench: &Bench, conn: &mut Conn, key: &str, owner: &str) -> Result<
         Conn::Http(client) => {
             let lock = json!({"resourceId": key, "lockOwner": owner, "expiryInSeconds": bench.expiry_seconds});
             let answer = client
-                .post(&format!("/v1.0-alpha1/lock/{}", bench.store), lock.to_string())
+                .post(
+                    &format!("/v1.0-alpha1/lock/{}", bench.store),
+                    lock.to_string(),
+                )
                 .await?;
             if answer.status != 200 {
                 return Err(String::from_utf8_lossy(&answer.body).into_owned());
@@ -173,7 +188,10 @@ async fn pair(bench: &Bench, conn: &mut Conn, key: &str, owner: &str) -> Result<
             if granted {
                 let unlock = json!({"resourceId": key, "lockOwner": owner});
                 let answer = client
-                    .post(&format!("/v1.0-alpha1/unlock/{}", bench.store), unlock.to_string())
+                    .post(
+                        &format!("/v1.0-alpha1/unlock/{}", bench.store),
+                        unlock.to_string(),
+                    )
                     .await?;
                 if answer.status != 200 {
                     return Err(String::from_utf8_lossy(&answer.body).into_owned());

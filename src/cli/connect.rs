@@ -37,9 +37,14 @@ impl TokenInterceptor {
 }
 
 impl Interceptor for TokenInterceptor {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(token) = &self.0 {
-            request.metadata_mut().insert("dapr-api-token", token.clone());
+            request
+                .metadata_mut()
+                .insert("dapr-api-token", token.clone());
         }
         Ok(request)
     }
@@ -79,7 +84,10 @@ pub async fn grpc(endpoint: &str, timeout: Duration) -> Result<Client, String> {
         .connect()
         .await
         .map_err(|e| format!("can't reach the sidecar at {endpoint}: {}", source_text(&e)))?;
-    Ok(DaprClient::with_interceptor(channel, TokenInterceptor::from_env()))
+    Ok(DaprClient::with_interceptor(
+        channel,
+        TokenInterceptor::from_env(),
+    ))
 }
 
 /// The innermost cause of an error, which is the useful part of a transport error.
@@ -97,11 +105,23 @@ mod tests {
 
     #[test]
     fn endpoint_order() {
-        assert_eq!(endpoint(Some("h:1"), "DLOCK_T_E", "DLOCK_T_P", "d:2"), "http://h:1");
-        assert_eq!(endpoint(None, "DLOCK_T_E", "DLOCK_T_P", "d:2"), "http://d:2");
+        assert_eq!(
+            endpoint(Some("h:1"), "DLOCK_T_E", "DLOCK_T_P", "d:2"),
+            "http://h:1"
+        );
+        assert_eq!(
+            endpoint(None, "DLOCK_T_E", "DLOCK_T_P", "d:2"),
+            "http://d:2"
+        );
         std::env::set_var("DLOCK_T_P", "7");
-        assert_eq!(endpoint(None, "DLOCK_T_E", "DLOCK_T_P", "d:2"), "http://127.0.0.1:7");
+        assert_eq!(
+            endpoint(None, "DLOCK_T_E", "DLOCK_T_P", "d:2"),
+            "http://127.0.0.1:7"
+        );
         std::env::set_var("DLOCK_T_E", "https://x:9");
-        assert_eq!(endpoint(None, "DLOCK_T_E", "DLOCK_T_P", "d:2"), "https://x:9");
+        assert_eq!(
+            endpoint(None, "DLOCK_T_E", "DLOCK_T_P", "d:2"),
+            "https://x:9"
+        );
     }
 }

@@ -140,12 +140,20 @@ async fn hold_for(hold: &Hold, interrupt: &mut Interrupt) -> Exit {
             break;
         }
         if live {
-            eprint!("\rdlock: holding '{}': {}s left ", hold.key, left.as_secs_f64().ceil() as u64);
+            eprint!(
+                "\rdlock: holding '{}': {}s left ",
+                hold.key,
+                left.as_secs_f64().ceil() as u64
+            );
             let _ = std::io::stderr().flush();
         }
         // Wake when the whole seconds shown change.
         let fraction = left - Duration::from_secs(left.as_secs());
-        let tick = if fraction.is_zero() { Duration::from_secs(1) } else { fraction };
+        let tick = if fraction.is_zero() {
+            Duration::from_secs(1)
+        } else {
+            fraction
+        };
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
             _ = interrupt.wait() => {
@@ -174,7 +182,8 @@ async fn run_command(hold: &Hold, taken: Instant, interrupt: &mut Interrupt) -> 
             return Exit::Command(127);
         }
     };
-    let expires = tokio::time::sleep_until((taken + Duration::from_secs(hold.seconds.into())).into());
+    let expires =
+        tokio::time::sleep_until((taken + Duration::from_secs(hold.seconds.into())).into());
     tokio::pin!(expires);
     let mut warned = false;
     loop {
@@ -229,7 +238,10 @@ async fn release(client: &mut Client, hold: &Hold) -> Exit {
                 Exit::Ok
             }
             Status::LockDoesNotExist => {
-                eprintln!("dlock: '{}' had already expired before dlock released it", hold.key);
+                eprintln!(
+                    "dlock: '{}' had already expired before dlock released it",
+                    hold.key
+                );
                 Exit::Failed
             }
             Status::LockBelongsToOthers => {
@@ -252,7 +264,10 @@ async fn release(client: &mut Client, hold: &Hold) -> Exit {
 fn report(endpoint: &str, status: &tonic::Status) -> Exit {
     match status.code() {
         Code::Unavailable => {
-            eprintln!("dlock: can't reach the sidecar at {endpoint}: {}", status.message());
+            eprintln!(
+                "dlock: can't reach the sidecar at {endpoint}: {}",
+                status.message()
+            );
             Exit::Unreachable
         }
         _ => {

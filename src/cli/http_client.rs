@@ -58,11 +58,13 @@ impl HttpClient {
             request = request.header("dapr-api-token", token);
         }
         let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
-        let response = self
-            .inner
-            .request(request)
-            .await
-            .map_err(|e| format!("HTTP request to {} failed: {}", self.base, super::connect::source_text(&e)))?;
+        let response = self.inner.request(request).await.map_err(|e| {
+            format!(
+                "HTTP request to {} failed: {}",
+                self.base,
+                super::connect::source_text(&e)
+            )
+        })?;
         let status = response.status().as_u16();
         let content_type = response
             .headers()

@@ -1,0 +1,423 @@
+//! SPEC.md §2 to the letter: every row of the error table, in its order, answered the same on
+//! HTTP and gRPC; the HTTP body rules; health, metadata, the API token and the body limit.
+
+use serde_json::json;
+use tonic::Code;
+
+use crate::api::{Api, Failure, Protocol, BOTH};
+use crate::harness::{component, Options, Sidecar};
+
+/// What a row of the table answers.
+struct Expected {
+    http_status: u16,
+    error_code: &'static str,
+    grpc: Code,
+    message: String,
+}
+
+fn expected(http_status: u16, error_code: &'static str, grpc: Code, message: &str) -> Expected {
+    Expected {
+        http_status,
+        error_code,
+        grpc,
+        message: message.to_string(),
+    }
+}
+
+fn check(
+    protocol: Protocol,
+    case: &str,
+    got: Result<impl std::fmt::Debug, Failure>,
+    want: &Expected,
+) {
+    let failure = got
+        .err()
+        .unwrap_or_else(|| panic!("{case} over {protocol:?}: expected an error"));
+    let wanted = match protocol {
+        Protocol::Http => Failure::Http {
+            status: want.http_status,
+            error_code: want.error_code.into(),
+            message: want.message.clone(),
+        },
+        Protocol::Grpc => Failure::Grpc {
+            code: want.grpc,
+            message: want.message.clone(),
+        },
+    };
+    assert_eq!(failure, wanted, "{case} over {protocol:?}");
+}
+
+fn one_store() -> Options {
+    Options::with_files(
+        "app",
+        &[("s.yaml", component("store", "lock.in-memory", &[]))],
+    )
+}
+
+#[tokio::test]
+async fn error_table_rows_in_order_on_both_protocols() {
+    let sidecar = Sidecar::start(one_store());
+    let api = Api::new(&sidecar).await;
+    let malformed = |m: &str| expected(400, "ERR_MALFORMED_REQUEST", Code::InvalidArgument, m);
+    for protocol in BOTH {
+        // Row 1 comes before every other check: here the store is missing and ids are empty.
+        for expiry in [0, -5] {
+            check(
+                protocol,
+                "expiry",
+                api.lock(protocol, "nope", "", "", expiry).await,
+                &malformed("ExpiryInSeconds is not positive in lock store nope"),
+            );
+        }
+        // Row 3 before rows 4 and 5.
+        check(
+            protocol,
+            "resource",
+            api.lock(protocol, "nope", "", "", 5).await,
+            &malformed("ResourceId is empty in lock store nope"),
+        );
+        check(
+            protocol,
+            "resource (unlock)",
+            api.unlock(protocol, "nope", "", "").await,
+            &malformed("ResourceId is empty in lock store nope"),
+        );
+        // Row 4 before row 5.
+        check(
+            protocol,
+            "owner",
+            api.lock(protocol, "nope", "r", "", 5).await,
+            &malformed("LockOwner is empty in lock store nope"),
+        );
+        check(
+            protocol,
+            "owner (unlock)",
+            api.unlock(protocol, "nope", "r", "").await,
+            &malformed("LockOwner is empty in lock store nope"),
+        );
+        // Row 5 before row 6.
+        let not_found = expected(
+            400,
+            "ERR_LOCK_STORE_NOT_FOUND",
+            Code::InvalidArgument,
+            "lock store nope not found",
+        );
+        check(
+            protocol,
+            "store",
+            api.lock(protocol, "nope", "a||b", "o", 5).await,
+            &not_found,
+        );
+        check(
+            protocol,
+            "store (unlock)",
+            api.unlock(protocol, "nope", "a||b", "o").await,
+            &not_found,
+        );
+        // Row 6: the key check.
+        check(
+            protocol,
+            "key",
+            api.lock(protocol, "store", "a||b", "o", 5).await,
+            &expected(
+                500,
+                "ERR_TRY_LOCK",
+                Code::Internal,
+                "failed to try acquiring lock: input key/keyPrefix 'a||b' can't contain '||'",
+            ),
+        );
+        check(
+            protocol,
+            "key (unlock)",
+            api.unlock(protocol, "store", "x||", "o").await,
+            &expected(
+                500,
+                "ERR_UNLOCK",
+                Code::Internal,
+                "failed to release lock: input key/keyPrefix 'x||' can't contain '||'",
+            ),
+        );
+    }
+    // Nothing above was granted by mistake.
+    for protocol in BOTH {
+        assert_eq!(
+            api.lock(protocol, "store", "a", "o", 5).await,
+            Ok(protocol == Protocol::Grpc)
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_lock_store_configured() {
+    // Components given, but none of them a lock store.
+    let secrets = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: env}\nspec: {type: secretstores.local.env, version: v1}\n";
+    let sidecar = Sidecar::start(Options::with_files("app", &[("env.yaml", secrets.into())]));
+    let api = Api::new(&sidecar).await;
+    let want = expected(
+        500,
+        "ERR_LOCK_STORE_NOT_CONFIGURED",
+        Code::FailedPrecondition,
+        "lock store is not configured",
+    );
+    for protocol in BOTH {
+        // Row 1 still comes first.
+        check(
+            protocol,
+            "expiry",
+            api.lock(protocol, "s", "r", "o", 0).await,
+            &expected(
+                400,
+                "ERR_MALFORMED_REQUEST",
+                Code::InvalidArgument,
+                "ExpiryInSeconds is not positive in lock store s",
+            ),
+        );
+        // Row 2 comes before rows 3 to 5.
+        check(
+            protocol,
+            "lock",
+            api.lock(protocol, "s", "", "", 5).await,
+            &want,
+        );
+        check(
+            protocol,
+            "unlock",
+            api.unlock(protocol, "s", "", "").await,
+            &want,
+        );
+    }
+}
+
+#[tokio::test]
+async fn http_bodies_are_read_the_protobuf_json_way() {
+    let sidecar = Sidecar::start(one_store());
+    let api = Api::new(&sidecar).await;
+    let lock = |body: &str| api.post("/v1.0-alpha1/lock/store", body.to_string());
+
+    // Row 0: not JSON, or not this message.
+    for body in [
+        "{",
+        "[1]",
+        r#"{"resourceId": 5}"#,
+        r#"{"expiryInSeconds": "soon"}"#,
+    ] {
+        match lock(body).await {
+            Err(Failure::Http {
+                status: 400,
+                error_code,
+                message,
+            }) => {
+                assert_eq!(error_code, "ERR_MALFORMED_REQUEST", "{body}");
+                assert!(
+                    message.starts_with("failed deserializing HTTP body: "),
+                    "{body}: {message}"
+                );
+            }
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+    // snake_case, a numeric string, unknown fields, a storeName in the body (the URL wins).
+    let body = r#"{"resource_id":"r1","lock_owner":"o","expiry_in_seconds":"30","storeName":"other","x":{}}"#;
+    assert_eq!(lock(body).await, Ok(json!({"success": true})));
+    assert_eq!(lock(body).await, Ok(json!({"success": false})));
+    // The unlock status is written out, 0 included.
+    let unlock = |body: &str| api.post("/v1.0-alpha1/unlock/store", body.to_string());
+    assert_eq!(
+        unlock(r#"{"resourceId":"r1","lockOwner":"o"}"#).await,
+        Ok(json!({"status": 0}))
+    );
+    assert_eq!(
+        unlock(r#"{"resourceId":"r1","lockOwner":"o"}"#).await,
+        Ok(json!({"status": 1}))
+    );
+    // An empty body is all defaults: for a lock, a zero expiry.
+    match lock("").await {
+        Err(Failure::Http {
+            status: 400,
+            message,
+            ..
+        }) => {
+            assert_eq!(
+                message,
+                "ExpiryInSeconds is not positive in lock store store"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    match unlock("").await {
+        Err(Failure::Http {
+            status: 400,
+            message,
+            ..
+        }) => {
+            assert_eq!(message, "ResourceId is empty in lock store store")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn health_metadata_and_unknown_rpcs() {
+    let sidecar = Sidecar::start(Options {
+        app_id: "bpm".into(),
+        ..one_store()
+    });
+    let http = sidecar.http_client();
+    for path in ["/v1.0/healthz", "/v1.0/healthz/outbound"] {
+        assert_eq!(http.get(path).await.unwrap().status, 204, "{path}");
+    }
+    let metadata = http.get("/v1.0/metadata").await.unwrap();
+    assert_eq!(metadata.status, 200);
+    let metadata = metadata.json();
+    assert_eq!(metadata["id"], "bpm");
+    assert!(metadata["runtimeVersion"]
+        .as_str()
+        .is_some_and(|v| !v.is_empty()));
+    assert_eq!(metadata["components"][0]["name"], "store");
+    assert_eq!(metadata["components"][0]["type"], "lock.in-memory");
+    assert_eq!(metadata["components"][0]["version"], "v1");
+
+    let mut client = sidecar.client().await;
+    let grpc = client
+        .get_metadata(dlock::proto::dapr::GetMetadataRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(grpc.id, "bpm");
+    assert_eq!(grpc.registered_components[0].name, "store");
+
+    // An RPC of Dapr's service that dlockd does not serve.
+    let channel = tonic::transport::Endpoint::from_shared(sidecar.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut raw = tonic::client::Grpc::new(channel);
+    raw.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/dapr.proto.runtime.v1.Dapr/GetState",
+    );
+    let answer: Result<tonic::Response<()>, _> = raw
+        .unary(
+            tonic::Request::new(()),
+            path,
+            tonic_prost::ProstCodec::default(),
+        )
+        .await;
+    assert_eq!(answer.unwrap_err().code(), Code::Unimplemented);
+}
+
+#[tokio::test]
+async fn api_token_is_enforced_on_both_protocols() {
+    let sidecar = Sidecar::start(Options {
+        env: vec![("DAPR_API_TOKEN".into(), "s3cret-token".into())],
+        ..one_store()
+    });
+    // HTTP: health is open, everything else needs the header.
+    let anonymous = sidecar.http_client();
+    assert_eq!(anonymous.get("/v1.0/healthz").await.unwrap().status, 204);
+    assert_eq!(
+        anonymous
+            .get("/v1.0/healthz/outbound")
+            .await
+            .unwrap()
+            .status,
+        204
+    );
+    for path in ["/v1.0/metadata"] {
+        let answer = anonymous.get(path).await.unwrap();
+        assert_eq!(
+            (answer.status, &answer.body[..]),
+            (401, &b"invalid api token"[..])
+        );
+    }
+    let body = r#"{"resourceId":"r","lockOwner":"o","expiryInSeconds":5}"#;
+    let answer = anonymous
+        .post("/v1.0-alpha1/lock/store", body)
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 401);
+    let wrong = dlock::cli::http_client::HttpClient::new(&sidecar.http, Some("wrong".into()));
+    assert_eq!(
+        wrong
+            .post("/v1.0-alpha1/lock/store", body)
+            .await
+            .unwrap()
+            .status,
+        401
+    );
+    let right =
+        dlock::cli::http_client::HttpClient::new(&sidecar.http, Some("s3cret-token".into()));
+    let answer = right.post("/v1.0-alpha1/lock/store", body).await.unwrap();
+    assert_eq!(
+        (answer.status, answer.json()),
+        (200, json!({"success": true}))
+    );
+
+    // gRPC: without the metadata, UNAUTHENTICATED; with it, served.
+    let mut client = sidecar.client().await;
+    let request = dlock::proto::dapr::TryLockRequest {
+        store_name: "store".into(),
+        resource_id: "g".into(),
+        lock_owner: "o".into(),
+        expiry_in_seconds: 5,
+    };
+    let refused = client.try_lock_alpha1(request.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    let mut authed = tonic::Request::new(request);
+    authed
+        .metadata_mut()
+        .insert("dapr-api-token", "s3cret-token".parse().unwrap());
+    assert!(
+        client
+            .try_lock_alpha1(authed)
+            .await
+            .unwrap()
+            .into_inner()
+            .success
+    );
+    // The token never reaches the logs.
+    assert!(!sidecar.logs().contains("s3cret-token"));
+}
+
+#[tokio::test]
+async fn body_size_limit() {
+    let sidecar = Sidecar::start(Options {
+        extra_args: vec!["--max-body-size".into(), "64Ki".into()],
+        ..one_store()
+    });
+    let api = Api::new(&sidecar).await;
+    let big = "x".repeat(70 * 1024);
+    let answer = sidecar
+        .http_client()
+        .post(
+            "/v1.0-alpha1/lock/store",
+            format!(r#"{{"resourceId":"{big}","lockOwner":"o","expiryInSeconds":5}}"#),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 413);
+    let refused = api
+        .lock(Protocol::Grpc, "store", &big, "o", 5)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            Failure::Grpc {
+                code: Code::OutOfRange | Code::ResourceExhausted,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    // Under the limit is fine on both.
+    let fits = "y".repeat(60 * 1024);
+    for protocol in BOTH {
+        let resource = format!("{fits}{protocol:?}");
+        assert_eq!(
+            api.lock(protocol, "store", &resource, "o", 5).await,
+            Ok(true)
+        );
+    }
+}

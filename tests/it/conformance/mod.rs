@@ -1,0 +1,51 @@
+//! CONFORMANCE.md's suite, written once against the sidecar's public API and run for every
+//! backend by `conformance_suite!`. Items 6, 7, 9 and 10 arrive with the features they test.
+
+pub mod exclusion;
+pub mod expiry;
+pub mod keys;
+pub mod names;
+pub mod try_unlock;
+
+/// Instantiates every conformance test for one backend, as a module of its own.
+macro_rules! conformance_suite {
+    ($name:ident, $backend:expr) => {
+        mod $name {
+            use crate::backend::Backend;
+            use crate::conformance::*;
+
+            const BACKEND: Backend = $backend;
+
+            #[tokio::test]
+            async fn c1_try_lock() {
+                try_unlock::try_lock(BACKEND).await;
+            }
+            #[tokio::test]
+            async fn c2_unlock() {
+                try_unlock::unlock(BACKEND).await;
+            }
+            #[tokio::test]
+            async fn c3_expiry() {
+                expiry::expiry(BACKEND).await;
+            }
+            #[tokio::test]
+            async fn c4_key_prefixes() {
+                keys::key_prefixes(BACKEND).await;
+            }
+            #[tokio::test]
+            async fn c4_two_sidecars() {
+                keys::two_sidecars(BACKEND).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn c5_mutual_exclusion() {
+                exclusion::mutual_exclusion(BACKEND).await;
+            }
+            #[tokio::test]
+            async fn c8_names() {
+                names::names(BACKEND).await;
+            }
+        }
+    };
+}
+
+conformance_suite!(memory, Backend::Memory);

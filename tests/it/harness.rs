@@ -1,0 +1,197 @@
+//! Running real sidecars for the tests: a `dlockd` process per `Sidecar`, on free loopback
+//! ports it picks itself (port 0, read back from its ready line), with component files written
+//! to a folder of its own under Cargo's test temp dir. Dropping a `Sidecar` kills it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dlock::cli::connect::{self, Client};
+use dlock::cli::http_client::HttpClient;
+
+pub const DLOCKD: &str = env!("CARGO_BIN_EXE_dlockd");
+pub const DLOCK: &str = env!("CARGO_BIN_EXE_dlock");
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A fresh folder under the test temp dir.
+pub fn temp_dir(label: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{label}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A lock-store component file.
+pub fn component(name: &str, type_name: &str, metadata: &[(&str, &str)]) -> String {
+    let mut yaml = format!(
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\nspec:\n  type: {type_name}\n  version: v1\n  metadata:{}\n",
+        if metadata.is_empty() { " []" } else { "" }
+    );
+    for (key, value) in metadata {
+        yaml.push_str(&format!("  - name: {key}\n    value: \"{value}\"\n"));
+    }
+    yaml
+}
+
+/// How to start a sidecar.
+#[derive(Default, Clone)]
+pub struct Options {
+    pub app_id: String,
+    /// Component files to write, as (file name, content). None: no --resources-path at all.
+    pub files: Option<Vec<(String, String)>>,
+    pub env: Vec<(String, String)>,
+    pub extra_args: Vec<String>,
+    /// The working directory; default: a fresh empty folder.
+    pub cwd: Option<PathBuf>,
+}
+
+impl Options {
+    pub fn with_files(app_id: &str, files: &[(&str, String)]) -> Self {
+        Options {
+            app_id: app_id.into(),
+            files: Some(
+                files
+                    .iter()
+                    .map(|(name, text)| (name.to_string(), text.clone()))
+                    .collect(),
+            ),
+            ..Options::default()
+        }
+    }
+}
+
+pub struct Sidecar {
+    child: Child,
+    pub grpc: String,
+    pub http: String,
+    pub output: Arc<Mutex<Vec<String>>>,
+}
+
+/// A sidecar that stopped instead of becoming ready.
+#[derive(Debug)]
+pub struct Failed {
+    pub status: Option<ExitStatus>,
+    pub output: String,
+}
+
+impl Sidecar {
+    pub fn start(options: Options) -> Sidecar {
+        match Self::try_start(options) {
+            Ok(sidecar) => sidecar,
+            Err(failed) => panic!(
+                "dlockd did not start ({:?}):\n{}",
+                failed.status, failed.output
+            ),
+        }
+    }
+
+    pub fn try_start(options: Options) -> Result<Sidecar, Failed> {
+        let dir = temp_dir("sidecar");
+        let mut command = Command::new(DLOCKD);
+        command
+            .args(["--app-id", &options.app_id])
+            .args(["--dapr-listen-addresses", "127.0.0.1"])
+            .args(["--dapr-http-port", "0", "--dapr-grpc-port", "0"])
+            .args(&options.extra_args)
+            .current_dir(options.cwd.clone().unwrap_or_else(|| dir.clone()))
+            .env_remove("DAPR_API_TOKEN")
+            .env_remove("RUST_LOG")
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(files) = &options.files {
+            let resources = dir.join("components");
+            std::fs::create_dir_all(&resources).unwrap();
+            for (name, text) in files {
+                std::fs::write(resources.join(name), text).unwrap();
+            }
+            command.arg("--resources-path").arg(&resources);
+        }
+        let mut child = command.spawn().expect("dlockd starts");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            let ready_tx = ready_tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if line.contains("dlockd ready:") {
+                        let _ = ready_tx.send(line.clone());
+                    }
+                    output.lock().unwrap().push(line);
+                }
+            });
+        }
+        let started = Instant::now();
+        loop {
+            if let Ok(line) = ready_rx.recv_timeout(Duration::from_millis(20)) {
+                return Ok(Sidecar {
+                    child,
+                    grpc: format!("http://{}", address_after(&line, "gRPC on ")),
+                    http: format!("http://{}", address_after(&line, "HTTP on ")),
+                    output,
+                });
+            }
+            let exited = child.try_wait().unwrap();
+            if exited.is_some() || started.elapsed() > START_TIMEOUT {
+                std::thread::sleep(Duration::from_millis(100)); // let the readers finish
+                let _ = child.kill();
+                return Err(Failed {
+                    status: exited,
+                    output: output.lock().unwrap().join("\n"),
+                });
+            }
+        }
+    }
+
+    pub async fn client(&self) -> Client {
+        connect::grpc(&self.grpc, Duration::from_secs(5))
+            .await
+            .unwrap()
+    }
+
+    pub fn http_client(&self) -> HttpClient {
+        HttpClient::new(&self.http, None)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn logs(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn address_after<'a>(line: &'a str, marker: &str) -> &'a str {
+    let start = line.find(marker).expect("ready line names the address") + marker.len();
+    line[start..].split_whitespace().next().unwrap()
+}

@@ -1,0 +1,8 @@
+//! The integration tests: one crate, so the suite links once. Every test talks to real
+//! processes (dlockd, dlock, the Dapr SDKs) through their public interfaces.
+
+mod api;
+mod api_errors;
+mod backend;
+mod conformance;
+mod harness;
