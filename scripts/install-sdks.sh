@@ -5,7 +5,7 @@
 # Why: those tests prove an unmodified SDK talks to dlockd as it would to daprd; they need
 # pinned SDKs installed the same way on any machine. Needs python3 (with venv) and node/npm.
 # Idempotent: a stamp file holding the hash of each pin file skips work already done.
-# Progress goes to stderr; the only stdout line is `sdk: python=<venv python> node=<node>`.
+# node_modules/ under tests/sdk/js is ignored by .gitignore. Progress goes to stderr; the only stdout line is `sdk: python=<venv python> node=<node>`.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,17 +17,6 @@ venv="$sdk_dir/venv"
 req="tests/sdk/python/requirements.txt"
 js_dir="tests/sdk/js"
 mkdir -p "$sdk_dir"
-
-# The npm install below creates node_modules in the source tree: keep it out of git.
-ignore_line="tests/sdk/js/node_modules/"
-if [[ ! -f .gitignore ]]; then
-  log "creating .gitignore"
-  printf '/target\n%s\n' "$ignore_line" > .gitignore
-elif ! grep -qxF "$ignore_line" .gitignore; then
-  log "adding $ignore_line to .gitignore"
-  [[ -z "$(tail -c1 .gitignore)" ]] || echo >> .gitignore
-  echo "$ignore_line" >> .gitignore
-fi
 
 # --- Python --------------------------------------------------------------------------
 py_stamp="$sdk_dir/python.stamp"

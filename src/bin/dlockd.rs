@@ -44,6 +44,9 @@ fn init_logging(args: &DaemonArgs) {
 }
 
 async fn run(args: DaemonArgs) -> Result<(), String> {
+    // Installed before anything else, so a SIGTERM right after the ready line still shuts
+    // down gracefully instead of killing the process.
+    let shutdown = shutdown_signal().map_err(|e| format!("can't install signal handlers: {e}"))?;
     if args.app_port.is_some() {
         tracing::debug!("--app-port is accepted for daprd compatibility; dlockd calls no app");
     }
@@ -79,7 +82,7 @@ async fn run(args: DaemonArgs) -> Result<(), String> {
         .map_err(|e| format!("gRPC port: {e}"))?;
 
     tracing::info!("{}", ready_line(&sidecar, &http, &grpc, &loaded.source));
-    server::serve(sidecar, http, grpc, args.max_body_size, shutdown_signal()).await;
+    server::serve(sidecar, http, grpc, args.max_body_size, shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -124,12 +127,15 @@ fn ready_line(
     )
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("a SIGTERM handler can be installed");
-    tokio::select! {
-        _ = interrupt => {}
-        _ = terminate.recv() => {}
-    }
+/// A future that completes on SIGINT or SIGTERM; the handlers are installed on the call.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }

@@ -70,9 +70,10 @@ impl Options {
 
 pub struct Sidecar {
     child: Child,
+    readers: Vec<std::thread::JoinHandle<()>>,
     pub grpc: String,
     pub http: String,
-    pub output: Arc<Mutex<Vec<String>>>,
+    output: Arc<Mutex<Vec<String>>>,
 }
 
 /// A sidecar that stopped instead of becoming ready.
@@ -119,26 +120,28 @@ impl Sidecar {
         let mut child = command.spawn().expect("dlockd starts");
         let output = Arc::new(Mutex::new(Vec::new()));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let mut readers = Vec::new();
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let output = output.clone();
             let ready_tx = ready_tx.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     if line.contains("dlockd ready:") {
                         let _ = ready_tx.send(line.clone());
                     }
                     output.lock().unwrap().push(line);
                 }
-            });
+            }));
         }
         let started = Instant::now();
         loop {
             if let Ok(line) = ready_rx.recv_timeout(Duration::from_millis(20)) {
                 return Ok(Sidecar {
                     child,
+                    readers,
                     grpc: format!("http://{}", address_after(&line, "gRPC on ")),
                     http: format!("http://{}", address_after(&line, "HTTP on ")),
                     output,
@@ -166,21 +169,19 @@ impl Sidecar {
         HttpClient::new(&self.http, None)
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     pub fn logs(&self) -> String {
         self.output.lock().unwrap().join("\n")
     }
 
-    /// Sends SIGTERM and waits for the exit.
-    pub fn terminate(mut self) -> ExitStatus {
+    /// Sends SIGTERM and waits for the exit; returns the status and everything it printed.
+    pub fn terminate(mut self) -> (ExitStatus, String) {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         let status = self.child.wait().unwrap();
-        std::mem::forget(self);
-        status
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        (status, self.logs())
     }
 }
 

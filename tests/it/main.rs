@@ -4,5 +4,9 @@
 mod api;
 mod api_errors;
 mod backend;
+mod cli;
+mod components;
 mod conformance;
 mod harness;
+mod lifecycle;
+mod sdk;

@@ -1,0 +1,176 @@
+//! `dlock` end to end, as a person runs it: two runs on one sidecar, the second waiting for the
+//! first; a command under the lock; Ctrl-C; and the exit codes of the failures.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::api::{Api, Protocol, SUCCESS};
+use crate::backend::unique;
+use crate::harness::{temp_dir, Options, Sidecar, DLOCK};
+
+/// A running `dlock`, its stderr lines collected with the time each arrived.
+struct Run {
+    child: Child,
+    lines: Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+impl Run {
+    fn start(sidecar: &Sidecar, args: &[&str]) -> Run {
+        let mut child = Command::new(DLOCK)
+            .arg("--endpoint")
+            .arg(&sidecar.grpc)
+            .args(args)
+            .env_remove("DAPR_API_TOKEN")
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push((Instant::now(), line));
+            }
+        });
+        Run { child, lines }
+    }
+
+    /// Waits for a line containing `text`; returns when it arrived.
+    fn wait_for(&self, text: &str) -> Instant {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some((at, _)) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(_, l)| l.contains(text))
+            {
+                return *at;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no '{text}' from dlock: {:?}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn text(&self) -> String {
+        let lines = self.lines.lock().unwrap();
+        lines
+            .iter()
+            .map(|(_, l)| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn exit_code(mut self) -> i32 {
+        let status = self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(50)); // the last lines
+        status.code().unwrap_or(-1)
+    }
+}
+
+#[tokio::test]
+async fn the_second_run_waits_for_the_first() {
+    let sidecar = Sidecar::start(Options::default());
+    let key = unique("cli");
+    let first = Run::start(&sidecar, &[&key, "2"]);
+    let first_acquired = first.wait_for("acquired");
+    let second = Run::start(&sidecar, &[&key, "1"]);
+    second.wait_for("is held by another owner; waiting");
+    let first_released = first.wait_for("released");
+    let second_acquired = second.wait_for("acquired");
+    assert!(
+        second_acquired >= first_released,
+        "the second run got the lock while the first held it"
+    );
+    assert!(first_released - first_acquired >= Duration::from_millis(1900));
+    // Handed over promptly (dlock retries at most every 100 ms).
+    assert!(second_acquired - first_released < Duration::from_millis(500));
+    assert_eq!(first.exit_code(), 0);
+    let second_text = second.text();
+    assert_eq!(second.exit_code(), 0, "{second_text}");
+}
+
+#[tokio::test]
+async fn a_command_runs_under_the_lock_and_gives_its_exit_code() {
+    let sidecar = Sidecar::start(Options::default());
+    let api = Api::new(&sidecar).await;
+    let key = unique("cmd");
+    let out = temp_dir("cmd").join("seen");
+    let script = format!("echo \"$DLOCK_KEY\" > '{}'; exit 7", out.display());
+    let run = Run::start(&sidecar, &[&key, "30", "--", "sh", "-c", &script]);
+    assert_eq!(run.exit_code(), 7);
+    assert_eq!(std::fs::read_to_string(&out).unwrap().trim(), key);
+    // Released after the command: anyone can take it now.
+    assert_eq!(
+        api.lock(Protocol::Grpc, "lockstore", &key, "other", 5)
+            .await,
+        Ok(true)
+    );
+
+    // While the command runs, the lock is held.
+    let key = unique("cmd");
+    let run = Run::start(&sidecar, &[&key, "30", "--", "sleep", "1"]);
+    run.wait_for("acquired");
+    assert_eq!(
+        api.lock(Protocol::Grpc, "lockstore", &key, "other", 5)
+            .await,
+        Ok(false)
+    );
+    assert_eq!(run.exit_code(), 0);
+    assert_eq!(
+        api.lock(Protocol::Grpc, "lockstore", &key, "other", 5)
+            .await,
+        Ok(true)
+    );
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "lockstore", &key, "other").await,
+        Ok(SUCCESS)
+    );
+}
+
+#[tokio::test]
+async fn ctrl_c_releases_the_lock() {
+    let sidecar = Sidecar::start(Options::default());
+    let api = Api::new(&sidecar).await;
+    let key = unique("int");
+    let run = Run::start(&sidecar, &[&key, "60"]);
+    run.wait_for("acquired");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(run.child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(run.exit_code(), 130);
+    assert_eq!(
+        api.lock(Protocol::Grpc, "lockstore", &key, "other", 5)
+            .await,
+        Ok(true)
+    );
+}
+
+#[tokio::test]
+async fn failures_have_distinct_exit_codes() {
+    let sidecar = Sidecar::start(Options::default());
+    // Unreachable sidecar: 3.
+    let run = Command::new(DLOCK)
+        .args(["--endpoint", "127.0.0.1:1", "k", "1"])
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("can't reach the sidecar"));
+    // The sidecar refuses: 1, with its message.
+    let run = Run::start(&sidecar, &["--store", "nope", "k", "1"]);
+    run.wait_for("lock store nope not found");
+    assert_eq!(run.exit_code(), 1);
+    // Bad usage: 2.
+    let run = Command::new(DLOCK).args(["k", "0"]).output().unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let run = Command::new(DLOCK).output().unwrap();
+    assert_eq!(run.status.code(), Some(2));
+}

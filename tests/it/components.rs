@@ -1,0 +1,283 @@
+//! Component files as SPEC.md §5 says: what loads, what is skipped, and errors that name the
+//! file, the component and the field, stopping start-up.
+
+use crate::api::{Api, Failure, Protocol};
+use crate::backend::unique;
+use crate::harness::{component, temp_dir, Failed, Options, Sidecar};
+
+const MEMORY: &str = "lock.in-memory";
+
+fn fails(options: Options) -> Failed {
+    match Sidecar::try_start(options) {
+        Ok(sidecar) => panic!("dlockd started but should not have:\n{}", sidecar.logs()),
+        Err(failed) => {
+            assert!(failed.status.is_some_and(|s| !s.success()), "{failed:?}");
+            failed
+        }
+    }
+}
+
+/// Whether `store` is loaded: a lock call on it is served rather than refused as not found.
+async fn serves(api: &Api, store: &str) -> bool {
+    match api
+        .lock(Protocol::Grpc, store, &unique("probe"), "o", 5)
+        .await
+    {
+        Ok(_) => true,
+        Err(Failure::Grpc { message, .. }) if message.contains("not found") => false,
+        Err(other) => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn folders_files_documents_and_kinds() {
+    let many = format!(
+        "{}---\napiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {{name: cfg}}\nspec: {{}}\n---\n{}",
+        component("multi-a", MEMORY, &[]),
+        component("multi-b", MEMORY, &[]),
+    );
+    let sidecar = Sidecar::start(Options::with_files(
+        "app",
+        &[
+            ("many.yaml", many),
+            ("upper.YML", component("upper", MEMORY, &[])),
+            (
+                "state.yaml",
+                component("statestore", "state.redis", &[("redisHost", "x:1")]),
+            ),
+            ("notes.txt", component("ignored-txt", MEMORY, &[])),
+        ],
+    ));
+    let api = Api::new(&sidecar).await;
+    for store in ["multi-a", "multi-b", "upper"] {
+        assert!(serves(&api, store).await, "{store}");
+    }
+    // Not a .yaml file; not a lock store (skipped with a note, not an error).
+    assert!(!serves(&api, "ignored-txt").await);
+    assert!(!serves(&api, "statestore").await);
+    assert!(sidecar.logs().contains("state.redis is not a lock store"));
+}
+
+#[tokio::test]
+async fn several_paths_and_the_old_flag_name() {
+    let (one, two) = (temp_dir("res"), temp_dir("res"));
+    std::fs::write(one.join("a.yaml"), component("from-one", MEMORY, &[])).unwrap();
+    std::fs::write(two.join("b.yaml"), component("from-two", MEMORY, &[])).unwrap();
+    std::fs::create_dir_all(two.join("sub")).unwrap();
+    std::fs::write(two.join("sub/c.yaml"), component("nested", MEMORY, &[])).unwrap();
+    let sidecar = Sidecar::start(Options {
+        extra_args: vec![
+            "--resources-path".into(),
+            one.display().to_string(),
+            "--components-path".into(),
+            two.display().to_string(),
+        ],
+        ..Options::default()
+    });
+    let api = Api::new(&sidecar).await;
+    assert!(serves(&api, "from-one").await);
+    assert!(serves(&api, "from-two").await);
+    // Folders are read non-recursively.
+    assert!(!serves(&api, "nested").await);
+}
+
+#[tokio::test]
+async fn defaults_without_a_resources_path() {
+    // No ./components: the embedded store `lockstore`, and the sidecar says so.
+    let sidecar = Sidecar::start(Options::default());
+    assert!(serves(&Api::new(&sidecar).await, "lockstore").await);
+    assert!(sidecar.logs().contains("embedded default"));
+
+    // A ./components folder in the working directory is read instead.
+    let cwd = temp_dir("cwd");
+    std::fs::create_dir_all(cwd.join("components")).unwrap();
+    std::fs::write(
+        cwd.join("components/x.yaml"),
+        component("from-cwd", MEMORY, &[]),
+    )
+    .unwrap();
+    let sidecar = Sidecar::start(Options {
+        cwd: Some(cwd),
+        ..Options::default()
+    });
+    let api = Api::new(&sidecar).await;
+    assert!(serves(&api, "from-cwd").await);
+    assert!(!serves(&api, "lockstore").await);
+}
+
+#[tokio::test]
+async fn scopes_limit_components_to_app_ids() {
+    let scoped =
+        |name: &str, scope: &str| format!("{}scopes: [{scope}]\n", component(name, MEMORY, &[]));
+    let files = [
+        ("a.yaml", scoped("mine", "bpm")),
+        ("b.yaml", scoped("theirs", "other")),
+    ];
+    let sidecar = Sidecar::start(Options::with_files("bpm", &files));
+    let api = Api::new(&sidecar).await;
+    assert!(serves(&api, "mine").await);
+    assert!(!serves(&api, "theirs").await);
+}
+
+#[tokio::test]
+async fn env_and_secret_references() {
+    let dir = temp_dir("secrets");
+    let secrets_file = dir.join("secrets.json");
+    std::fs::write(
+        &secrets_file,
+        r#"{"lock": {"prefix": "Shared-From-Secret"}}"#,
+    )
+    .unwrap();
+    let with_items = |name: &str, items: &str, auth: &str| {
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: {name}}}\nspec:\n  type: {MEMORY}\n  version: v1\n  metadata:\n{items}{auth}"
+        )
+    };
+    let files = [
+        (
+            "file-store.yaml",
+            format!(
+                "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: files}}\nspec:\n  type: secretstores.local.file\n  version: v1\n  metadata:\n  - name: secretsFile\n    value: {}\n",
+                secrets_file.display()
+            ),
+        ),
+        (
+            "env-store.yaml",
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: envs}\nspec: {type: secretstores.local.env, version: v1}\n".to_string(),
+        ),
+        ("literal.yaml", component("literal", MEMORY, &[("keyPrefix", "shared-from-secret")])),
+        (
+            "from-file.yaml",
+            with_items("from-file", "  - name: keyPrefix\n    secretKeyRef: {name: 'lock:prefix', key: 'lock:prefix'}\n", "auth: {secretStore: files}\n"),
+        ),
+        (
+            "from-env-secret.yaml",
+            with_items("from-env-secret", "  - name: KEYPREFIX\n    secretKeyRef: {name: DLOCK_T_PREFIX}\n", "auth: {secretStore: envs}\n"),
+        ),
+        ("from-envref.yaml", with_items("from-envref", "  - name: keyPrefix\n    envRef: DLOCK_T_PREFIX\n", "")),
+    ];
+    let sidecar = Sidecar::start(Options {
+        env: vec![("DLOCK_T_PREFIX".into(), "SHARED-from-secret".into())],
+        ..Options::with_files("app", &files)
+    });
+    let api = Api::new(&sidecar).await;
+    // All four resolve keyPrefix to `shared-from-secret`, so they share every key.
+    for store in ["from-file", "from-env-secret", "from-envref"] {
+        let resource = unique("ref");
+        assert_eq!(
+            api.lock(Protocol::Grpc, "literal", &resource, "a", 30)
+                .await,
+            Ok(true)
+        );
+        assert_eq!(
+            api.lock(Protocol::Grpc, store, &resource, "b", 30).await,
+            Ok(false),
+            "{store}"
+        );
+    }
+    // Secret stores appear in the metadata; their values appear nowhere.
+    let metadata = sidecar.http_client().get("/v1.0/metadata").await.unwrap();
+    let text = String::from_utf8_lossy(&metadata.body).to_string();
+    assert!(text.contains("secretstores.local.file"), "{text}");
+    assert!(!text.to_lowercase().contains("shared-from-secret"));
+}
+
+#[tokio::test]
+async fn bad_files_name_the_file_component_and_field() {
+    let cases: Vec<(&str, String, &[&str])> = vec![
+        (
+            "unknown type",
+            component("s", "lock.etcd-typo", &[]),
+            &["bad.yaml", "component 's'", "field spec.type", "unknown type 'lock.etcd-typo'", "lock.in-memory"],
+        ),
+        (
+            "keyPrefix with ||",
+            component("s", MEMORY, &[("keyPrefix", "a||b")]),
+            &["component 's'", "keyPrefix", "can't contain '||'"],
+        ),
+        (
+            "no name",
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {}\nspec: {type: lock.in-memory}\n".into(),
+            &["bad.yaml", "field metadata.name"],
+        ),
+        (
+            "bad version",
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: s}\nspec: {type: lock.in-memory, version: v2}\n".into(),
+            &["component 's'", "field spec.version", "v2"],
+        ),
+        (
+            "bad yaml",
+            "apiVersion: dapr.io/v1alpha1\nkind: [Component\n".into(),
+            &["bad.yaml", "not valid YAML"],
+        ),
+        (
+            "secret without store",
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: s}\nspec:\n  type: lock.in-memory\n  metadata:\n  - name: keyPrefix\n    secretKeyRef: {name: x, key: x}\n".into(),
+            &["component 's'", "field spec.metadata 'keyPrefix'", "auth.secretStore"],
+        ),
+    ];
+    for (case, text, expected) in cases {
+        let failed = fails(Options::with_files("app", &[("bad.yaml", text)]));
+        for part in expected {
+            assert!(
+                failed.output.contains(part),
+                "{case}: '{part}' missing from:\n{}",
+                failed.output
+            );
+        }
+    }
+    // A duplicate name names both files.
+    let failed = fails(Options::with_files(
+        "app",
+        &[
+            ("a.yaml", component("dup", MEMORY, &[])),
+            ("b.yaml", component("dup", MEMORY, &[])),
+        ],
+    ));
+    assert!(
+        failed.output.contains("duplicate component name"),
+        "{}",
+        failed.output
+    );
+    assert!(failed.output.contains("a.yaml") && failed.output.contains("b.yaml"));
+    // A missing secret is named; no value is shown.
+    let dir = temp_dir("secrets");
+    std::fs::write(dir.join("s.json"), r#"{"present": "TOPSECRETVALUE"}"#).unwrap();
+    let files = [
+        (
+            "store.yaml",
+            format!(
+                "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: files}}\nspec:\n  type: secretstores.local.file\n  metadata:\n  - name: secretsFile\n    value: {}\n",
+                dir.join("s.json").display()
+            ),
+        ),
+        (
+            "lock.yaml",
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: s}\nspec:\n  type: lock.in-memory\n  metadata:\n  - name: keyPrefix\n    secretKeyRef: {name: absent}\nauth: {secretStore: files}\n".to_string(),
+        ),
+    ];
+    let failed = fails(Options::with_files("app", &files));
+    assert!(
+        failed.output.contains("secret 'absent'"),
+        "{}",
+        failed.output
+    );
+    assert!(!failed.output.contains("TOPSECRETVALUE"));
+}
+
+#[tokio::test]
+async fn ignore_errors_lets_the_sidecar_start() {
+    let broken = component("broken", "lock.nonexistent", &[])
+        .replace("spec:\n", "spec:\n  ignoreErrors: true\n");
+    let sidecar = Sidecar::start(Options::with_files(
+        "app",
+        &[
+            ("broken.yaml", broken),
+            ("good.yaml", component("good", MEMORY, &[])),
+        ],
+    ));
+    let api = Api::new(&sidecar).await;
+    assert!(serves(&api, "good").await);
+    assert!(!serves(&api, "broken").await);
+    assert!(sidecar.logs().contains("ignoreErrors"));
+}

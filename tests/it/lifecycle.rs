@@ -1,0 +1,24 @@
+//! Start-up and shutdown as an operator sees them: the ready line, and a clean exit on SIGTERM.
+
+use crate::harness::{Options, Sidecar};
+
+#[tokio::test]
+async fn ready_line_and_graceful_sigterm() {
+    let sidecar = Sidecar::start(Options {
+        app_id: "bpm-server".into(),
+        ..Options::default()
+    });
+    let ready = sidecar.logs();
+    for part in [
+        "dlockd ready",
+        "gRPC on 127.0.0.1:",
+        "HTTP on 127.0.0.1:",
+        "app id 'bpm-server'",
+        "lockstore (lock.in-memory)",
+    ] {
+        assert!(ready.contains(part), "'{part}' missing from: {ready}");
+    }
+    let (status, output) = sidecar.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(output.contains("stopped"), "{output}");
+}
