@@ -19,7 +19,6 @@ use dlock::cli::hold::{self, Hold};
         Exit codes: 0 done; 1 the store refused or failed, or the lock expired before dlock \
         released it; 2 bad usage; 3 the sidecar could not be reached; 130 interrupted (a held \
         lock is released first); with a command, the command's code.",
-    args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
 struct Cli {
@@ -65,6 +64,10 @@ enum Command {
         /// Concurrent clients, each on its own connection.
         #[arg(short = 'c', long, default_value_t = 50)]
         clients: usize,
+        /// gRPC connections the clients share, round robin. One, like an application whose
+        /// SDK client multiplexes all its calls on one channel. HTTP clients each have their own.
+        #[arg(long, default_value_t = 1)]
+        connections: usize,
         /// Total lock attempts (each followed by an unlock when granted).
         #[arg(short = 'n', long, default_value_t = 100_000)]
         requests: usize,
@@ -84,13 +87,16 @@ enum Command {
     },
 }
 
-#[tokio::main]
+// One thread: dlock is a client, and as a load generator (like redis-benchmark) it should
+// leave the other cores to the sidecar it measures.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let grpc_endpoint = connect::grpc_endpoint(cli.target.endpoint.as_deref());
     let exit = match cli.command {
         Some(Command::Bench {
             clients,
+            connections,
             requests,
             protocol,
             keys,
@@ -99,6 +105,7 @@ async fn main() -> ExitCode {
         }) => {
             bench::run(Bench {
                 clients: clients.max(1),
+                connections: connections.max(1),
                 pairs: requests,
                 protocol,
                 keys,

@@ -30,6 +30,9 @@ pub enum Keys {
 
 pub struct Bench {
     pub clients: usize,
+    /// Connections the clients share, round robin (gRPC multiplexes calls on one connection,
+    /// as an application's one SDK client does; HTTP/1.1 clients each keep their own).
+    pub connections: usize,
     pub pairs: usize,
     pub protocol: Protocol,
     pub keys: Keys,
@@ -59,11 +62,18 @@ pub async fn run(bench: Bench) -> Exit {
     let bench = Arc::new(bench);
     let run_id = std::process::id();
     let mut conns = Vec::with_capacity(bench.clients);
-    for _ in 0..bench.clients {
+    let mut grpc_pool: Vec<Client> = Vec::new();
+    for i in 0..bench.clients {
         let conn = match bench.protocol {
+            Protocol::Grpc if grpc_pool.len() >= bench.connections => {
+                Conn::Grpc(grpc_pool[i % grpc_pool.len()].clone())
+            }
             Protocol::Grpc => {
                 match connect::grpc(&bench.grpc_endpoint, Duration::from_secs(5)).await {
-                    Ok(client) => Conn::Grpc(client),
+                    Ok(client) => {
+                        grpc_pool.push(client.clone());
+                        Conn::Grpc(client)
+                    }
                     Err(message) => {
                         eprintln!("dlock bench: {message}");
                         return Exit::Unreachable;
@@ -214,8 +224,12 @@ fn print_report(bench: &Bench, total: &mut Tally, elapsed: Duration) {
     let seconds = elapsed.as_secs_f64();
     let attempts = total.latencies.len();
     println!(
-        "dlock bench: {attempts} attempts, {} clients, {}, {} keys, store '{}'",
+        "dlock bench: {attempts} attempts, {} clients on {} connections, {}, {} keys, store '{}'",
         bench.clients,
+        match bench.protocol {
+            Protocol::Grpc => bench.connections.min(bench.clients),
+            Protocol::Http => bench.clients,
+        },
         match bench.protocol {
             Protocol::Grpc => "gRPC",
             Protocol::Http => "HTTP",

@@ -62,6 +62,12 @@ pub struct DaemonArgs {
     #[arg(long, default_value = "4Mi", value_parser = parse_size)]
     pub max_body_size: usize,
 
+    /// Threads serving requests (dlockd's own flag). One is the default: a lock request costs
+    /// the sidecar microseconds, one thread serves tens of thousands a second, and a sidecar
+    /// should leave the host's other cores to the application beside it.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: u16,
+
     /// The metrics port. Accepted for daprd compatibility; metrics are not served yet.
     #[arg(long, default_value_t = 9090)]
     pub metrics_port: u16,
