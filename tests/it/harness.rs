@@ -129,10 +129,11 @@ impl Sidecar {
             let ready_tx = ready_tx.clone();
             readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    // Recorded before the ready signal, so logs() always holds the ready line.
+                    output.lock().unwrap().push(line.clone());
                     if line.contains("dlockd ready:") {
-                        let _ = ready_tx.send(line.clone());
+                        let _ = ready_tx.send(line);
                     }
-                    output.lock().unwrap().push(line);
                 }
             }));
         }
