@@ -2,7 +2,10 @@
 //! fresh machine builds with nothing but the Rust toolchain (no system `protoc`).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/dapr/proto/runtime/v1/dapr.proto"];
+    let files = [
+        "proto/dapr/proto/runtime/v1/dapr.proto",
+        "proto/dlock/v1/locks.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }

@@ -1,5 +1,7 @@
-//! `DAPR_API_TOKEN`: when the sidecar's environment sets it, every request must carry the same
-//! value in `dapr-api-token` (HTTP header or gRPC metadata), but the two HTTP health routes.
+//! Tokens. `DAPR_API_TOKEN`: when the sidecar's environment sets it, every request must carry
+//! the same value in `dapr-api-token` (HTTP header or gRPC metadata), but the two HTTP health
+//! routes. `DLOCK_ADMIN_TOKEN`: force release is refused unless it is set and the request
+//! carries it in `dlock-admin-token`.
 
 use std::sync::Arc;
 
@@ -9,9 +11,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::Sidecar;
+use crate::lock::{ApiError, ErrorKind};
 
-/// The header and metadata name carrying the token.
+/// The header and metadata name carrying the API token.
 pub const HEADER: &str = "dapr-api-token";
+/// The header and metadata name carrying the admin token.
+pub const ADMIN_HEADER: &str = "dlock-admin-token";
 
 /// The token requests must present, if any. `Debug` never shows it.
 #[derive(Clone, Default)]
@@ -28,13 +33,10 @@ impl std::fmt::Debug for ApiToken {
 }
 
 impl ApiToken {
-    /// Reads `DAPR_API_TOKEN`; an empty value means no token, as in daprd.
-    pub fn from_env() -> Self {
-        ApiToken(
-            std::env::var("DAPR_API_TOKEN")
-                .ok()
-                .filter(|t| !t.is_empty()),
-        )
+    /// Reads a token from the environment (`DAPR_API_TOKEN`, `DLOCK_ADMIN_TOKEN`); an empty
+    /// value means no token, as in daprd.
+    pub fn from_env(variable: &str) -> Self {
+        ApiToken(std::env::var(variable).ok().filter(|t| !t.is_empty()))
     }
 
     pub fn is_set(&self) -> bool {
@@ -50,6 +52,23 @@ impl ApiToken {
             }
         }
     }
+}
+
+/// The check before a force release: the admin token must be configured and presented.
+pub fn admin(token: &ApiToken, given: Option<&[u8]>) -> Result<(), ApiError> {
+    if !token.is_set() {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "force release is disabled: the sidecar has no DLOCK_ADMIN_TOKEN",
+        ));
+    }
+    if !token.admits(given) {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            format!("force release needs the admin token in {ADMIN_HEADER}"),
+        ));
+    }
+    Ok(())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -102,5 +121,8 @@ mod tests {
         assert!(!token.admits(Some(b"t0k ")));
         assert!(!token.admits(None));
         assert_eq!(format!("{token:?}"), "ApiToken(set)");
+        assert!(admin(&ApiToken(None), Some(b"x")).is_err());
+        assert!(admin(&token, Some(b"nope")).is_err());
+        assert!(admin(&token, Some(b"t0k")).is_ok());
     }
 }

@@ -5,6 +5,8 @@
 use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::Deserialize;
 
+use crate::lock::{ApiError, ErrorKind};
+
 /// `POST /v1.0-alpha1/lock/{store}`.
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(default)]
@@ -47,22 +49,98 @@ pub struct UnlockBody {
     pub lock_owner: String,
 }
 
-/// Parses a body; the error text is the detail of Dapr's `failed deserializing HTTP body`.
-pub fn parse<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, String> {
+/// `POST /dlock/v1/acquire/{store}`.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct AcquireBody {
+    #[serde(
+        rename = "resourceId",
+        alias = "resource_id",
+        deserialize_with = "string"
+    )]
+    pub resource_id: String,
+    #[serde(
+        rename = "lockOwner",
+        alias = "lock_owner",
+        deserialize_with = "string"
+    )]
+    pub lock_owner: String,
+    #[serde(
+        rename = "expiryInSeconds",
+        alias = "expiry_in_seconds",
+        deserialize_with = "int32"
+    )]
+    pub expiry_in_seconds: i32,
+    #[serde(
+        rename = "waitTimeoutMs",
+        alias = "wait_timeout_ms",
+        deserialize_with = "int64"
+    )]
+    pub wait_timeout_ms: i64,
+    #[serde(
+        rename = "requireFencing",
+        alias = "require_fencing",
+        deserialize_with = "boolean"
+    )]
+    pub require_fencing: bool,
+}
+
+/// `POST /dlock/v1/inspect/{store}` and `/dlock/v1/force-release/{store}`.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct ResourceBody {
+    #[serde(
+        rename = "resourceId",
+        alias = "resource_id",
+        deserialize_with = "string"
+    )]
+    pub resource_id: String,
+}
+
+/// `POST /dlock/v1/list/{store}`.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct ListBody {
+    #[serde(deserialize_with = "string")]
+    pub prefix: String,
+}
+
+/// Parses a body; a bad one is Dapr's ERR_MALFORMED_REQUEST, `failed deserializing HTTP body`.
+pub fn parse<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    let malformed = |detail: String| {
+        ApiError::new(
+            ErrorKind::MalformedRequest,
+            format!("failed deserializing HTTP body: {detail}"),
+        )
+    };
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         None => return Ok(T::default()),
         // serde would also take a struct from a JSON array; protobuf's JSON mapping does not.
         Some(b'{') => {}
-        Some(_) => return Err("the body must be a JSON object".into()),
+        Some(_) => return Err(malformed("the body must be a JSON object".into())),
     }
-    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))
 }
 
 fn string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
 }
 
+fn boolean<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 fn int32<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i32, D::Error> {
+    let n = whole_number(deserializer)?;
+    i32::try_from(n).map_err(|_| D::Error::custom("expected a 32-bit integer"))
+}
+
+fn int64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    whole_number(deserializer)
+}
+
+/// An integer given as a JSON number (`10`, `10.0`) or a numeric string (`"10"`); null is 0.
+fn whole_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Wire {
@@ -71,13 +149,19 @@ fn int32<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i32, D::Error> {
     }
     let number = match Option::<Wire>::deserialize(deserializer)? {
         None => return Ok(0),
-        Some(Wire::Number(n)) => n.as_i64().map(|i| i as f64).or_else(|| n.as_f64()),
-        Some(Wire::Text(text)) => text.trim().parse::<f64>().ok(),
+        Some(Wire::Number(n)) => n.as_i64().or_else(|| n.as_f64().and_then(integral)),
+        Some(Wire::Text(text)) => {
+            let text = text.trim();
+            text.parse::<i64>()
+                .ok()
+                .or_else(|| text.parse::<f64>().ok().and_then(integral))
+        }
     };
-    match number {
-        Some(n) if n.fract() == 0.0 && n >= i32::MIN as f64 && n <= i32::MAX as f64 => Ok(n as i32),
-        _ => Err(D::Error::custom("expiryInSeconds must be a 32-bit integer")),
-    }
+    number.ok_or_else(|| D::Error::custom("expected an integer"))
+}
+
+fn integral(n: f64) -> Option<i64> {
+    (n.fract() == 0.0 && n >= i64::MIN as f64 && n < i64::MAX as f64).then_some(n as i64)
 }
 
 #[cfg(test)]
@@ -101,6 +185,12 @@ mod tests {
         let body: TryLockBody = parse(br#"{"expiry_in_seconds":7.0,"resourceId":null}"#).unwrap();
         assert_eq!((body.expiry_in_seconds, body.resource_id.as_str()), (7, ""));
         assert_eq!(parse::<UnlockBody>(b"").unwrap(), UnlockBody::default());
+        let body: AcquireBody =
+            parse(br#"{"waitTimeoutMs":"9000000000","require_fencing":true}"#).unwrap();
+        assert_eq!(
+            (body.wait_timeout_ms, body.require_fencing),
+            (9_000_000_000, true)
+        );
         assert_eq!(parse::<UnlockBody>(b"  \n").unwrap(), UnlockBody::default());
     }
 
@@ -113,5 +203,7 @@ mod tests {
         assert!(parse::<TryLockBody>(br#"{"expiryInSeconds":1.5}"#).is_err());
         assert!(parse::<TryLockBody>(br#"{"expiryInSeconds":4294967296}"#).is_err());
         assert!(parse::<TryLockBody>(br#"{"resourceId":"a","resource_id":"b"}"#).is_err());
+        assert!(parse::<AcquireBody>(br#"{"requireFencing":"yes"}"#).is_err());
+        assert!(parse::<AcquireBody>(br#"{"waitTimeoutMs":"1.5"}"#).is_err());
     }
 }

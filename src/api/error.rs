@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use crate::lock::{ApiError, ErrorKind};
+use crate::lock::{ApiError, ErrorKind, Operation};
 
 /// Dapr's HTTP error body.
 #[derive(Debug, Serialize)]
@@ -25,16 +25,29 @@ pub fn http_status(kind: ErrorKind) -> (StatusCode, &'static str) {
             "ERR_LOCK_STORE_NOT_CONFIGURED",
         ),
         ErrorKind::StoreNotFound => (StatusCode::BAD_REQUEST, "ERR_LOCK_STORE_NOT_FOUND"),
-        ErrorKind::TryLockFailed => (StatusCode::INTERNAL_SERVER_ERROR, "ERR_TRY_LOCK"),
-        ErrorKind::UnlockFailed => (StatusCode::INTERNAL_SERVER_ERROR, "ERR_UNLOCK"),
+        ErrorKind::Failed(operation) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            match operation {
+                Operation::TryLock => "ERR_TRY_LOCK",
+                Operation::Unlock => "ERR_UNLOCK",
+                Operation::Acquire => "ERR_ACQUIRE",
+                Operation::Renew => "ERR_RENEW",
+                Operation::Inspect => "ERR_INSPECT",
+                Operation::List => "ERR_LIST",
+                Operation::ForceRelease => "ERR_FORCE_RELEASE",
+            },
+        ),
+        ErrorKind::Unsupported => (StatusCode::BAD_REQUEST, "ERR_NOT_SUPPORTED"),
+        ErrorKind::Forbidden => (StatusCode::FORBIDDEN, "ERR_FORBIDDEN"),
     }
 }
 
 pub fn grpc_code(kind: ErrorKind) -> tonic::Code {
     match kind {
         ErrorKind::MalformedRequest | ErrorKind::StoreNotFound => tonic::Code::InvalidArgument,
-        ErrorKind::StoreNotConfigured => tonic::Code::FailedPrecondition,
-        ErrorKind::TryLockFailed | ErrorKind::UnlockFailed => tonic::Code::Internal,
+        ErrorKind::StoreNotConfigured | ErrorKind::Unsupported => tonic::Code::FailedPrecondition,
+        ErrorKind::Failed(_) => tonic::Code::Internal,
+        ErrorKind::Forbidden => tonic::Code::PermissionDenied,
     }
 }
 

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use super::body::{self, TryLockBody, UnlockBody};
 use super::metadata::{describe, MetadataJson};
-use super::{auth, unlock_status, Sidecar};
-use crate::lock::{ApiError, ErrorKind, TryLockOutcome};
+use super::{auth, locks_http, unlock_status, Sidecar};
+use crate::lock::{ApiError, TryLockOutcome};
 
 /// The HTTP routes of one sidecar.
 pub fn router(sidecar: Arc<Sidecar>, max_body_size: usize) -> Router {
@@ -23,6 +23,7 @@ pub fn router(sidecar: Arc<Sidecar>, max_body_size: usize) -> Router {
         .route("/v1.0/healthz", get(healthy))
         .route("/v1.0/healthz/outbound", get(healthy))
         .route("/v1.0/metadata", get(metadata))
+        .merge(locks_http::routes())
         .layer(middleware::from_fn_with_state(
             sidecar.clone(),
             auth::http_middleware,
@@ -31,19 +32,12 @@ pub fn router(sidecar: Arc<Sidecar>, max_body_size: usize) -> Router {
         .with_state(sidecar)
 }
 
-fn malformed(detail: String) -> ApiError {
-    ApiError::new(
-        ErrorKind::MalformedRequest,
-        format!("failed deserializing HTTP body: {detail}"),
-    )
-}
-
 async fn try_lock(
     State(sidecar): State<Arc<Sidecar>>,
     Path(store): Path<String>,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let body: TryLockBody = body::parse(&bytes).map_err(malformed)?;
+    let body: TryLockBody = body::parse(&bytes)?;
     let outcome = sidecar
         .locks
         .try_lock(
@@ -62,7 +56,7 @@ async fn unlock(
     Path(store): Path<String>,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let body: UnlockBody = body::parse(&bytes).map_err(malformed)?;
+    let body: UnlockBody = body::parse(&bytes)?;
     let outcome = sidecar
         .locks
         .unlock(&store, &body.resource_id, &body.lock_owner)

@@ -7,6 +7,8 @@ pub mod body;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod locks_grpc;
+pub mod locks_http;
 pub mod metadata;
 pub mod server;
 
@@ -19,6 +21,8 @@ pub struct Sidecar {
     /// Loaded secret stores as (name, type), reported by the metadata API.
     pub secret_stores: Vec<(String, String)>,
     pub api_token: auth::ApiToken,
+    /// Required, with force release, in `dlock-admin-token`.
+    pub admin_token: auth::ApiToken,
 }
 
 /// Dapr's unlock status for a release outcome (both doors answer it).

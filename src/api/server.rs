@@ -11,11 +11,14 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 
 use super::grpc::DaprService;
+use super::locks_grpc::LocksService;
 use super::{auth, http, Sidecar};
 use crate::proto::dapr::dapr_server::DaprServer;
+use crate::proto::dlock::locks_server::LocksServer;
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -79,19 +82,24 @@ pub async fn serve(
         });
     }
 
-    let service =
-        DaprServer::new(DaprService::new(sidecar.clone())).max_decoding_message_size(max_body_size);
-    let service = tonic::service::interceptor::InterceptedService::new(
-        service,
-        auth::grpc_interceptor(sidecar.api_token.clone()),
+    let interceptor = auth::grpc_interceptor(sidecar.api_token.clone());
+    let dapr = InterceptedService::new(
+        DaprServer::new(DaprService::new(sidecar.clone())).max_decoding_message_size(max_body_size),
+        interceptor.clone(),
+    );
+    let locks = InterceptedService::new(
+        LocksServer::new(LocksService::new(sidecar.clone()))
+            .max_decoding_message_size(max_body_size),
+        interceptor,
     );
     for listener in grpc_listeners {
-        let service = service.clone();
+        let (dapr, locks) = (dapr.clone(), locks.clone());
         let stopped = stopped();
         servers.spawn(async move {
             let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
             if let Err(e) = tonic::transport::Server::builder()
-                .add_service(service)
+                .add_service(dapr)
+                .add_service(locks)
                 .serve_with_incoming_shutdown(incoming, stopped)
                 .await
             {

@@ -79,7 +79,8 @@ async fn run(args: DaemonArgs) -> Result<(), String> {
     let sidecar = Arc::new(Sidecar {
         locks: LockService::new(args.app_id.clone(), loaded.registry),
         secret_stores: loaded.secret_stores,
-        api_token: ApiToken::from_env(),
+        api_token: ApiToken::from_env("DAPR_API_TOKEN"),
+        admin_token: ApiToken::from_env("DLOCK_ADMIN_TOKEN"),
     });
 
     let defaults = args.dapr_listen_addresses.is_empty();

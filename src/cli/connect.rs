@@ -10,12 +10,16 @@ use tonic::service::Interceptor;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::proto::dapr::dapr_client::DaprClient;
+use crate::proto::dlock::locks_client::LocksClient;
 
 pub const DEFAULT_GRPC: &str = "127.0.0.1:50001";
 pub const DEFAULT_HTTP: &str = "127.0.0.1:3500";
 
 /// A gRPC client of Dapr's service that presents the API token, if any.
 pub type Client = DaprClient<InterceptedService<Channel, TokenInterceptor>>;
+
+/// A gRPC client of dlock's own service that presents the API token, if any.
+pub type Locks = LocksClient<InterceptedService<Channel, TokenInterceptor>>;
 
 /// Adds `dapr-api-token` to every call when `DAPR_API_TOKEN` is set.
 #[derive(Clone)]
@@ -76,16 +80,28 @@ fn endpoint(flag: Option<&str>, endpoint_var: &str, port_var: &str, default: &st
 }
 
 /// Connects to the sidecar's gRPC port, failing within `timeout` if nobody answers.
-pub async fn grpc(endpoint: &str, timeout: Duration) -> Result<Client, String> {
-    let channel = Endpoint::from_shared(endpoint.to_string())
+pub async fn channel(endpoint: &str, timeout: Duration) -> Result<Channel, String> {
+    Endpoint::from_shared(endpoint.to_string())
         .map_err(|e| format!("'{endpoint}' is not a valid endpoint: {e}"))?
         .connect_timeout(timeout)
         .tcp_nodelay(true)
         .connect()
         .await
-        .map_err(|e| format!("can't reach the sidecar at {endpoint}: {}", source_text(&e)))?;
+        .map_err(|e| format!("can't reach the sidecar at {endpoint}: {}", source_text(&e)))
+}
+
+/// A client of Dapr's service on the sidecar.
+pub async fn grpc(endpoint: &str, timeout: Duration) -> Result<Client, String> {
     Ok(DaprClient::with_interceptor(
-        channel,
+        channel(endpoint, timeout).await?,
+        TokenInterceptor::from_env(),
+    ))
+}
+
+/// A client of dlock's own service (`dlock.v1.Locks`) on the sidecar.
+pub async fn locks(endpoint: &str, timeout: Duration) -> Result<Locks, String> {
+    Ok(LocksClient::with_interceptor(
+        channel(endpoint, timeout).await?,
         TokenInterceptor::from_env(),
     ))
 }

@@ -1,7 +1,36 @@
-//! The errors of Dapr's lock API. Each kind fixes the HTTP status, the `errorCode` and the gRPC
-//! code (mapped in `api/error.rs`); the message is the text Dapr sends.
+//! The errors of the lock API. Each kind fixes the HTTP status, the `errorCode` and the gRPC
+//! code (mapped in `api/error.rs`); the message is the text Dapr sends, for Dapr's calls.
 
-/// Which of Dapr's lock errors this is (SPEC.md §2, the error table).
+/// The operation a request asked for; store failures are reported per operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Dapr's TryLockAlpha1.
+    TryLock,
+    /// Dapr's UnlockAlpha1.
+    Unlock,
+    Acquire,
+    Renew,
+    Inspect,
+    List,
+    ForceRelease,
+}
+
+impl Operation {
+    /// Dapr's wording for its calls, ours in the same style for the others.
+    pub fn failure_prefix(self) -> &'static str {
+        match self {
+            Operation::TryLock => "failed to try acquiring lock",
+            Operation::Unlock => "failed to release lock",
+            Operation::Acquire => "failed to acquire lock",
+            Operation::Renew => "failed to renew lock",
+            Operation::Inspect => "failed to inspect lock",
+            Operation::List => "failed to list locks",
+            Operation::ForceRelease => "failed to force-release lock",
+        }
+    }
+}
+
+/// Which error this is (SPEC.md §2's table, and ours beyond it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// Bad input: 400 ERR_MALFORMED_REQUEST, gRPC InvalidArgument.
@@ -10,10 +39,14 @@ pub enum ErrorKind {
     StoreNotConfigured,
     /// No store of that name: 400 ERR_LOCK_STORE_NOT_FOUND, gRPC InvalidArgument.
     StoreNotFound,
-    /// The key was refused or the store failed on try-lock: 500 ERR_TRY_LOCK, gRPC Internal.
-    TryLockFailed,
-    /// The key was refused or the store failed on unlock: 500 ERR_UNLOCK, gRPC Internal.
-    UnlockFailed,
+    /// The key was refused or the store failed: 500 ERR_TRY_LOCK, ERR_UNLOCK, … per
+    /// operation, gRPC Internal.
+    Failed(Operation),
+    /// The store can't do what was asked (fencing, listing): 400 ERR_NOT_SUPPORTED, gRPC
+    /// FailedPrecondition.
+    Unsupported,
+    /// An operator's action without the admin token: 403 ERR_FORBIDDEN, gRPC PermissionDenied.
+    Forbidden,
 }
 
 /// An error answered to a client of the lock API.
@@ -30,5 +63,13 @@ impl ApiError {
             kind,
             message: message.into(),
         }
+    }
+
+    /// A store failure (or refused key) during `operation`.
+    pub fn failed(operation: Operation, detail: impl std::fmt::Display) -> Self {
+        ApiError::new(
+            ErrorKind::Failed(operation),
+            format!("{}: {detail}", operation.failure_prefix()),
+        )
     }
 }

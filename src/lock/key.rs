@@ -50,17 +50,34 @@ impl KeyPrefix {
                 "input key/keyPrefix '{resource_id}' can't contain '{SEPARATOR}'"
             ));
         }
+        Ok(self.base(app_id, component_name) + resource_id)
+    }
+
+    /// What every key of this component starts with, e.g. `lock||app1||`.
+    pub fn base(&self, app_id: &str, component_name: &str) -> String {
         let middle = match self {
             KeyPrefix::AppId => app_id,
             KeyPrefix::ComponentName => component_name,
             KeyPrefix::None => "",
             KeyPrefix::Custom(prefix) => prefix,
         };
-        Ok(if middle.is_empty() {
-            format!("lock{SEPARATOR}{resource_id}")
+        if middle.is_empty() {
+            format!("lock{SEPARATOR}")
         } else {
-            format!("lock{SEPARATOR}{middle}{SEPARATOR}{resource_id}")
-        })
+            format!("lock{SEPARATOR}{middle}{SEPARATOR}")
+        }
+    }
+
+    /// The resource id of a store key built by this component, or `None` for a key of
+    /// another prefix.
+    pub fn resource_id<'k>(
+        &self,
+        app_id: &str,
+        component_name: &str,
+        key: &'k str,
+    ) -> Option<&'k str> {
+        key.strip_prefix(&self.base(app_id, component_name))
+            .filter(|rest| !rest.contains(SEPARATOR))
     }
 }
 
@@ -91,6 +108,21 @@ mod tests {
         assert_eq!(key(Some("NAME"), "app", "r"), "lock||mystore||r");
         assert_eq!(key(Some("none"), "app", "r"), "lock||r");
         assert_eq!(key(Some("Shared-BPM"), "app", "r"), "lock||shared-bpm||r");
+    }
+
+    #[test]
+    fn resource_ids_back_from_keys() {
+        let none = KeyPrefix::None;
+        assert_eq!(none.resource_id("app", "s", "lock||r/1"), Some("r/1"));
+        assert_eq!(none.resource_id("app", "s", "lock||app||r"), None);
+        assert_eq!(
+            KeyPrefix::AppId.resource_id("app", "s", "lock||app||r"),
+            Some("r")
+        );
+        assert_eq!(
+            KeyPrefix::AppId.resource_id("app", "s", "lock||other||r"),
+            None
+        );
     }
 
     #[test]

@@ -6,12 +6,14 @@ pub mod error;
 pub mod key;
 pub mod registry;
 pub mod service;
+pub mod session;
 pub mod store;
+pub mod waiting;
 
-pub use error::{ApiError, ErrorKind};
+pub use error::{ApiError, ErrorKind, Operation};
 pub use key::KeyPrefix;
 pub use registry::{LoadedStore, Registry};
-pub use service::LockService;
+pub use service::{HeldLock, LockService};
 pub use store::{
     Capabilities, Grant, LockInfo, LockStore, ReleaseOutcome, StoreError, TryLockOutcome,
 };

@@ -1,36 +1,34 @@
 //! The lock API's behaviour, shared by the HTTP and gRPC front doors: Dapr's checks in Dapr's
-//! order (SPEC.md §2), key building, and the call to the store.
+//! order (SPEC.md §2), key building, the call to the store, and what we add beyond Dapr:
+//! blocking acquire through the waiting room, renewal, inspection, listing, force release.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::{ApiError, ErrorKind, LoadedStore, Registry, ReleaseOutcome, TryLockOutcome};
+use super::waiting::WaitingRoom;
+use super::{
+    ApiError, ErrorKind, Grant, LoadedStore, LockInfo, Operation, Registry, ReleaseOutcome,
+    TryLockOutcome,
+};
+
+/// The first and the longest pause between a first-in-line waiter's attempts, when the
+/// store's release signal does not come sooner (or the store has none).
+const FIRST_POLL: Duration = Duration::from_millis(10);
+const MAX_POLL: Duration = Duration::from_millis(200);
+
+/// A held lock as a client sees it: by resource id, not store key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldLock {
+    pub resource_id: String,
+    pub owner: String,
+    pub expires_in: Duration,
+    pub fencing_token: Option<u64>,
+}
 
 /// Serves lock requests for one sidecar.
 pub struct LockService {
     app_id: String,
     registry: Registry,
-}
-
-/// Which call a request is, for the checks and messages that differ between them.
-#[derive(Clone, Copy)]
-enum Call {
-    TryLock,
-    Unlock,
-}
-
-impl Call {
-    fn failure(self, detail: impl std::fmt::Display) -> ApiError {
-        match self {
-            Call::TryLock => ApiError::new(
-                ErrorKind::TryLockFailed,
-                format!("failed to try acquiring lock: {detail}"),
-            ),
-            Call::Unlock => ApiError::new(
-                ErrorKind::UnlockFailed,
-                format!("failed to release lock: {detail}"),
-            ),
-        }
-    }
+    waiting: WaitingRoom,
 }
 
 impl LockService {
@@ -38,6 +36,7 @@ impl LockService {
         LockService {
             app_id: app_id.into(),
             registry,
+            waiting: WaitingRoom::default(),
         }
     }
 
@@ -57,49 +56,207 @@ impl LockService {
         lock_owner: &str,
         expiry_in_seconds: i32,
     ) -> Result<TryLockOutcome, ApiError> {
-        if expiry_in_seconds <= 0 {
-            return Err(ApiError::new(
-                ErrorKind::MalformedRequest,
-                format!("ExpiryInSeconds is not positive in lock store {store_name}"),
-            ));
-        }
-        let (store, key) = self.locate(Call::TryLock, store_name, resource_id, lock_owner)?;
-        let ttl = Duration::from_secs(expiry_in_seconds as u64);
+        let ttl = expiry(store_name, expiry_in_seconds)?;
+        let op = Operation::TryLock;
+        let (store, key) = self.locate(op, store_name, resource_id, Some(lock_owner))?;
         store
             .store
             .try_lock(&key, lock_owner, ttl)
             .await
-            .map_err(|e| Call::TryLock.failure(e))
+            .map_err(|e| ApiError::failed(op, e))
     }
 
-    /// Dapr's UnlockAlpha1.
+    /// Dapr's UnlockAlpha1. A release wakes this sidecar's first waiter for the key at once.
     pub async fn unlock(
         &self,
         store_name: &str,
         resource_id: &str,
         lock_owner: &str,
     ) -> Result<ReleaseOutcome, ApiError> {
-        let (store, key) = self.locate(Call::Unlock, store_name, resource_id, lock_owner)?;
-        store
-            .store
-            .unlock(&key, lock_owner)
-            .await
-            .map_err(|e| Call::Unlock.failure(e))
+        let op = Operation::Unlock;
+        let (store, key) = self.locate(op, store_name, resource_id, Some(lock_owner))?;
+        self.release(store, &key, lock_owner).await
     }
 
-    /// Checks 2 to 6 of SPEC.md's table, in order, and builds the store key.
-    fn locate(
+    /// The owner-checked release behind unlock and the end of a session; a release wakes this
+    /// sidecar's first waiter for the key.
+    pub(crate) async fn release(
         &self,
-        call: Call,
+        store: &LoadedStore,
+        key: &str,
+        lock_owner: &str,
+    ) -> Result<ReleaseOutcome, ApiError> {
+        let outcome = store
+            .store
+            .unlock(key, lock_owner)
+            .await
+            .map_err(|e| ApiError::failed(Operation::Unlock, e))?;
+        if outcome == ReleaseOutcome::Done {
+            self.waiting.released(key);
+        }
+        Ok(outcome)
+    }
+
+    /// Takes the lock, waiting up to `wait` while someone else holds it; `None` when the wait
+    /// ran out. Waiters on this sidecar are served in arrival order; dropping the future (a
+    /// client that gives up or disconnects) leaves the line.
+    pub async fn acquire(
+        &self,
         store_name: &str,
         resource_id: &str,
         lock_owner: &str,
+        expiry_in_seconds: i32,
+        wait: Duration,
+        require_fencing: bool,
+    ) -> Result<Option<Grant>, ApiError> {
+        let ttl = expiry(store_name, expiry_in_seconds)?;
+        let op = Operation::Acquire;
+        let (store, key) = self.locate(op, store_name, resource_id, Some(lock_owner))?;
+        if require_fencing && !store.store.capabilities().fencing {
+            return Err(ApiError::new(
+                ErrorKind::Unsupported,
+                format!("lock store {store_name} can't issue fencing tokens"),
+            ));
+        }
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(wait)
+            .unwrap_or(now + Duration::from_secs(u32::MAX.into()));
+        let ticket = self.waiting.join(&key);
+        let mut poll = FIRST_POLL;
+        loop {
+            // Listening before looking: a release in between still wakes us.
+            let changed = ticket.changed();
+            let first = ticket.is_first();
+            if first {
+                let outcome = store.store.try_lock(&key, lock_owner, ttl).await;
+                if let TryLockOutcome::Granted(grant) =
+                    outcome.map_err(|e| ApiError::failed(op, e))?
+                {
+                    return Ok(Some(grant));
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            if first {
+                tokio::select! {
+                    _ = changed => {}
+                    signal = store.store.wait_for_release(&key, poll.min(left)) => {
+                        signal.map_err(|e| ApiError::failed(op, e))?;
+                    }
+                }
+                poll = (poll * 2).min(MAX_POLL);
+            } else {
+                tokio::select! {
+                    _ = changed => {}
+                    _ = tokio::time::sleep(left) => {}
+                }
+            }
+        }
+    }
+
+    /// Extends the lock's expiry to `expiry_in_seconds` from now if `lock_owner` holds it.
+    pub async fn renew(
+        &self,
+        store_name: &str,
+        resource_id: &str,
+        lock_owner: &str,
+        expiry_in_seconds: i32,
+    ) -> Result<ReleaseOutcome, ApiError> {
+        let ttl = expiry(store_name, expiry_in_seconds)?;
+        let op = Operation::Renew;
+        let (store, key) = self.locate(op, store_name, resource_id, Some(lock_owner))?;
+        store
+            .store
+            .renew(&key, lock_owner, ttl)
+            .await
+            .map_err(|e| ApiError::failed(op, e))
+    }
+
+    /// Who holds the lock now.
+    pub async fn inspect(
+        &self,
+        store_name: &str,
+        resource_id: &str,
+    ) -> Result<Option<HeldLock>, ApiError> {
+        let op = Operation::Inspect;
+        let (store, key) = self.locate(op, store_name, resource_id, None)?;
+        let info = store
+            .store
+            .inspect(&key)
+            .await
+            .map_err(|e| ApiError::failed(op, e))?;
+        Ok(info.map(|info| held(resource_id.to_string(), info)))
+    }
+
+    /// The held locks of this sidecar's view of the store whose resource ids start with
+    /// `prefix`, sorted by resource id.
+    pub async fn list(&self, store_name: &str, prefix: &str) -> Result<Vec<HeldLock>, ApiError> {
+        let op = Operation::List;
+        let store = self.store(store_name)?;
+        if !store.store.capabilities().listing {
+            return Err(ApiError::new(
+                ErrorKind::Unsupported,
+                format!("lock store {store_name} can't list its locks"),
+            ));
+        }
+        let base = store.key_prefix.base(&self.app_id, &store.name);
+        let found = store
+            .store
+            .list(&format!("{base}{prefix}"))
+            .await
+            .map_err(|e| ApiError::failed(op, e))?;
+        let mut locks: Vec<HeldLock> = found
+            .into_iter()
+            .filter_map(|info| {
+                let resource =
+                    store
+                        .key_prefix
+                        .resource_id(&self.app_id, &store.name, &info.key)?;
+                Some(held(resource.to_string(), info))
+            })
+            .collect();
+        locks.sort_by(|a, b| a.resource_id.cmp(&b.resource_id));
+        Ok(locks)
+    }
+
+    /// Releases the lock whoever holds it. The caller has checked the admin token.
+    pub async fn force_release(
+        &self,
+        store_name: &str,
+        resource_id: &str,
+    ) -> Result<bool, ApiError> {
+        let op = Operation::ForceRelease;
+        let (store, key) = self.locate(op, store_name, resource_id, None)?;
+        let released = store
+            .store
+            .force_release(&key)
+            .await
+            .map_err(|e| ApiError::failed(op, e))?;
+        if released {
+            tracing::warn!(
+                store = store_name,
+                resource = resource_id,
+                "lock released by force"
+            );
+            self.waiting.released(&key);
+        }
+        Ok(released)
+    }
+
+    /// Checks 2 to 6 of SPEC.md's table, in order, and builds the store key. Calls without an
+    /// owner (inspect, force release) skip the owner check.
+    pub(crate) fn locate(
+        &self,
+        op: Operation,
+        store_name: &str,
+        resource_id: &str,
+        lock_owner: Option<&str>,
     ) -> Result<(&LoadedStore, String), ApiError> {
         if self.registry.is_empty() {
-            return Err(ApiError::new(
-                ErrorKind::StoreNotConfigured,
-                "lock store is not configured",
-            ));
+            return Err(not_configured());
         }
         if resource_id.is_empty() {
             return Err(ApiError::new(
@@ -107,22 +264,56 @@ impl LockService {
                 format!("ResourceId is empty in lock store {store_name}"),
             ));
         }
-        if lock_owner.is_empty() {
+        if lock_owner.is_some_and(str::is_empty) {
             return Err(ApiError::new(
                 ErrorKind::MalformedRequest,
                 format!("LockOwner is empty in lock store {store_name}"),
             ));
         }
-        let store = self.registry.get(store_name).ok_or_else(|| {
+        let store = self.store(store_name)?;
+        let key = store
+            .key_prefix
+            .store_key(&self.app_id, &store.name, resource_id)
+            .map_err(|detail| ApiError::failed(op, detail))?;
+        Ok((store, key))
+    }
+
+    fn store(&self, store_name: &str) -> Result<&LoadedStore, ApiError> {
+        if self.registry.is_empty() {
+            return Err(not_configured());
+        }
+        self.registry.get(store_name).ok_or_else(|| {
             ApiError::new(
                 ErrorKind::StoreNotFound,
                 format!("lock store {store_name} not found"),
             )
-        })?;
-        let key = store
-            .key_prefix
-            .store_key(&self.app_id, &store.name, resource_id)
-            .map_err(|detail| call.failure(detail))?;
-        Ok((store, key))
+        })
+    }
+}
+
+/// Check 1 of SPEC.md's table.
+fn expiry(store_name: &str, expiry_in_seconds: i32) -> Result<Duration, ApiError> {
+    if expiry_in_seconds <= 0 {
+        return Err(ApiError::new(
+            ErrorKind::MalformedRequest,
+            format!("ExpiryInSeconds is not positive in lock store {store_name}"),
+        ));
+    }
+    Ok(Duration::from_secs(expiry_in_seconds as u64))
+}
+
+fn not_configured() -> ApiError {
+    ApiError::new(
+        ErrorKind::StoreNotConfigured,
+        "lock store is not configured",
+    )
+}
+
+fn held(resource_id: String, info: LockInfo) -> HeldLock {
+    HeldLock {
+        resource_id,
+        owner: info.owner,
+        expires_in: info.expires_in,
+        fencing_token: info.fencing_token,
     }
 }

@@ -4,6 +4,9 @@
 
 use crate::harness::{component, Options, Sidecar};
 
+/// The admin token every conformance sidecar has, for force release.
+pub const ADMIN_TOKEN: &str = "conformance-admin";
+
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
     /// lock.in-memory: one keyspace per dlockd process.
@@ -50,6 +53,7 @@ impl Backend {
         Sidecar::start(Options {
             app_id: app_id.into(),
             files: Some(files),
+            env: vec![("DLOCK_ADMIN_TOKEN".into(), ADMIN_TOKEN.into())],
             ..Options::default()
         })
     }

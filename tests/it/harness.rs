@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dlock::cli::connect::{self, Client};
+use dlock::cli::connect::{self, Client, Locks};
 use dlock::cli::http_client::HttpClient;
 
 pub const DLOCKD: &str = env!("CARGO_BIN_EXE_dlockd");
@@ -162,6 +162,12 @@ impl Sidecar {
 
     pub async fn client(&self) -> Client {
         connect::grpc(&self.grpc, Duration::from_secs(5))
+            .await
+            .unwrap()
+    }
+
+    pub async fn locks(&self) -> Locks {
+        connect::locks(&self.grpc, Duration::from_secs(5))
             .await
             .unwrap()
     }

@@ -9,4 +9,5 @@ mod components;
 mod conformance;
 mod harness;
 mod lifecycle;
+mod locks;
 mod sdk;

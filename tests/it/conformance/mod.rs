@@ -1,10 +1,13 @@
 //! CONFORMANCE.md's suite, written once against the sidecar's public API and run for every
-//! backend by `conformance_suite!`. Items 6, 7, 9 and 10 arrive with the features they test.
+//! backend by `conformance_suite!`. Items 6 and 7 (holder crash, store outage) arrive with the
+//! network stores.
 
+pub mod blocking;
 pub mod exclusion;
 pub mod expiry;
 pub mod keys;
 pub mod names;
+pub mod renewal;
 pub mod try_unlock;
 
 /// Instantiates every conformance test for one backend, as a module of its own.
@@ -43,6 +46,34 @@ macro_rules! conformance_suite {
             #[tokio::test]
             async fn c8_names() {
                 names::names(BACKEND).await;
+            }
+            #[tokio::test]
+            async fn c9_wait_bounds() {
+                blocking::wait_bounds(BACKEND).await;
+            }
+            #[tokio::test]
+            async fn c9_first_come_first_served() {
+                blocking::first_come_first_served(BACKEND).await;
+            }
+            #[tokio::test]
+            async fn c9_cancelled_waiter_leaves_no_trace() {
+                blocking::cancelled_waiter_leaves_no_trace(BACKEND).await;
+            }
+            #[tokio::test]
+            async fn c9_release_wakes_a_waiter() {
+                blocking::release_wakes_a_waiter(BACKEND).await;
+            }
+            #[tokio::test]
+            async fn c10_renewal() {
+                renewal::renewal(BACKEND).await;
+            }
+            #[tokio::test]
+            async fn c10_fencing() {
+                renewal::fencing(BACKEND).await;
+            }
+            #[tokio::test]
+            async fn c10_sessions() {
+                renewal::sessions(BACKEND).await;
             }
         }
     };

@@ -1,0 +1,299 @@
+//! dlock's own gRPC service, `dlock.v1.Locks`: blocking acquire, renewal, held sessions,
+//! inspection, listing and force release, on the same core as Dapr's API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{auth, Sidecar};
+use crate::lock::session::Started;
+use crate::lock::{ApiError, ErrorKind, Grant, HeldLock, ReleaseOutcome};
+use crate::proto::dlock::hold_event::Event;
+use crate::proto::dlock::hold_request::Action;
+use crate::proto::dlock::locks_server::Locks;
+use crate::proto::dlock::{
+    AcquireRequest, AcquireResponse, ForceReleaseRequest, ForceReleaseResponse, HoldEvent,
+    HoldRequest, InspectRequest, InspectResponse, ListRequest, ListResponse, LockInfo, LockStatus,
+    Lost, Released, RenewRequest, RenewResponse, TimedOut,
+};
+
+/// Answers a little before the caller's deadline, so it hears "not acquired" rather than
+/// DEADLINE_EXCEEDED.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
+
+pub struct LocksService {
+    sidecar: Arc<Sidecar>,
+}
+
+impl LocksService {
+    pub fn new(sidecar: Arc<Sidecar>) -> Self {
+        LocksService { sidecar }
+    }
+}
+
+/// The wait an acquire asked for, bounded by the call's `grpc-timeout`.
+fn wait_of<T>(request: &Request<T>, wait_timeout_ms: i64) -> Result<Duration, ApiError> {
+    let asked = u64::try_from(wait_timeout_ms)
+        .map_err(|_| ApiError::new(ErrorKind::MalformedRequest, "WaitTimeoutMs is negative"))?;
+    let asked = Duration::from_millis(asked);
+    let deadline = request
+        .metadata()
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(grpc_timeout);
+    Ok(match deadline {
+        Some(deadline) => asked.min(deadline.saturating_sub(DEADLINE_MARGIN)),
+        None => asked,
+    })
+}
+
+/// Parses gRPC's `grpc-timeout` header: digits and a unit (H, M, S, m, u, n).
+fn grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+pub fn acquired(grant: Option<Grant>) -> AcquireResponse {
+    let token = grant.and_then(|g| g.fencing_token);
+    AcquireResponse {
+        acquired: grant.is_some(),
+        fencing_token: token.unwrap_or(0),
+        has_fencing: token.is_some(),
+    }
+}
+
+pub fn lock_status(outcome: ReleaseOutcome) -> LockStatus {
+    match outcome {
+        ReleaseOutcome::Done => LockStatus::Success,
+        ReleaseOutcome::NotHeld => LockStatus::LockDoesNotExist,
+        ReleaseOutcome::HeldByOther => LockStatus::LockBelongsToOthers,
+    }
+}
+
+pub fn lock_info(held: HeldLock) -> LockInfo {
+    LockInfo {
+        resource_id: held.resource_id,
+        lock_owner: held.owner,
+        expires_in_ms: held.expires_in.as_millis().min(i64::MAX as u128) as i64,
+        fencing_token: held.fencing_token.unwrap_or(0),
+    }
+}
+
+type Events = mpsc::Sender<Result<HoldEvent, Status>>;
+
+fn event(event: Event) -> Result<HoldEvent, Status> {
+    Ok(HoldEvent { event: Some(event) })
+}
+
+/// One held session, from acquisition to release or loss.
+async fn run_session(
+    sidecar: Arc<Sidecar>,
+    acquire: AcquireRequest,
+    wait: Duration,
+    mut inbound: Streaming<HoldRequest>,
+    events: Events,
+) {
+    let starting = sidecar.locks.start_session(
+        &acquire.store_name,
+        &acquire.resource_id,
+        &acquire.lock_owner,
+        acquire.expiry_in_seconds,
+        wait,
+        acquire.require_fencing,
+    );
+    // A client that goes away while waiting leaves the line.
+    let started = tokio::select! {
+        started = starting => started,
+        _ = events.closed() => return,
+    };
+    let session = match started {
+        Err(error) => {
+            let _ = events.send(Err(error.into())).await;
+            return;
+        }
+        Ok(Started::TimedOut) => {
+            let _ = events.send(event(Event::TimedOut(TimedOut {}))).await;
+            return;
+        }
+        Ok(Started::Held(session)) => session,
+    };
+    if events
+        .send(event(Event::Acquired(acquired(Some(session.grant)))))
+        .await
+        .is_err()
+    {
+        let _ = session.release().await;
+        return;
+    }
+    let asked_release = tokio::select! {
+        reason = session.keep() => {
+            // Not ours any more: nothing to release.
+            let _ = events.send(event(Event::Lost(Lost { reason }))).await;
+            return;
+        }
+        message = inbound.message() => match message {
+            Ok(Some(HoldRequest { action: Some(Action::Release(_)) })) | Ok(None) => true,
+            Ok(Some(_)) => {
+                let _ = events
+                    .send(Err(Status::invalid_argument("a session takes one acquire, then only release")))
+                    .await;
+                false
+            }
+            // The client disappeared.
+            Err(_) => false,
+        },
+        _ = events.closed() => false,
+    };
+    match session.release().await {
+        Ok(_) if asked_release => {
+            let _ = events.send(event(Event::Released(Released {}))).await;
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!("releasing a session's lock failed: {error}");
+            let _ = events.send(Err(error.into())).await;
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Locks for LocksService {
+    async fn acquire(
+        &self,
+        request: Request<AcquireRequest>,
+    ) -> Result<Response<AcquireResponse>, Status> {
+        let wait = wait_of(&request, request.get_ref().wait_timeout_ms)?;
+        let r = request.into_inner();
+        let grant = self
+            .sidecar
+            .locks
+            .acquire(
+                &r.store_name,
+                &r.resource_id,
+                &r.lock_owner,
+                r.expiry_in_seconds,
+                wait,
+                r.require_fencing,
+            )
+            .await?;
+        Ok(Response::new(acquired(grant)))
+    }
+
+    async fn renew(
+        &self,
+        request: Request<RenewRequest>,
+    ) -> Result<Response<RenewResponse>, Status> {
+        let r = request.into_inner();
+        let outcome = self
+            .sidecar
+            .locks
+            .renew(
+                &r.store_name,
+                &r.resource_id,
+                &r.lock_owner,
+                r.expiry_in_seconds,
+            )
+            .await?;
+        Ok(Response::new(RenewResponse {
+            status: lock_status(outcome) as i32,
+        }))
+    }
+
+    type HoldStream = ReceiverStream<Result<HoldEvent, Status>>;
+
+    async fn hold(
+        &self,
+        request: Request<Streaming<HoldRequest>>,
+    ) -> Result<Response<Self::HoldStream>, Status> {
+        let timeout = request.metadata().get("grpc-timeout").cloned();
+        let mut inbound = request.into_inner();
+        let acquire = match inbound.message().await? {
+            Some(HoldRequest {
+                action: Some(Action::Acquire(acquire)),
+            }) => acquire,
+            _ => return Err(Status::invalid_argument("a session starts with an acquire")),
+        };
+        let mut probe = Request::new(());
+        if let Some(timeout) = timeout {
+            probe.metadata_mut().insert("grpc-timeout", timeout);
+        }
+        let wait = wait_of(&probe, acquire.wait_timeout_ms)?;
+        let (events, stream) = mpsc::channel(4);
+        tokio::spawn(run_session(
+            self.sidecar.clone(),
+            acquire,
+            wait,
+            inbound,
+            events,
+        ));
+        Ok(Response::new(ReceiverStream::new(stream)))
+    }
+
+    async fn inspect(
+        &self,
+        request: Request<InspectRequest>,
+    ) -> Result<Response<InspectResponse>, Status> {
+        let r = request.into_inner();
+        let held = self
+            .sidecar
+            .locks
+            .inspect(&r.store_name, &r.resource_id)
+            .await?;
+        Ok(Response::new(InspectResponse {
+            held: held.is_some(),
+            lock: held.map(lock_info),
+        }))
+    }
+
+    async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        let r = request.into_inner();
+        let locks = self.sidecar.locks.list(&r.store_name, &r.prefix).await?;
+        Ok(Response::new(ListResponse {
+            locks: locks.into_iter().map(lock_info).collect(),
+        }))
+    }
+
+    async fn force_release(
+        &self,
+        request: Request<ForceReleaseRequest>,
+    ) -> Result<Response<ForceReleaseResponse>, Status> {
+        let given = request
+            .metadata()
+            .get(auth::ADMIN_HEADER)
+            .map(|v| v.as_bytes());
+        auth::admin(&self.sidecar.admin_token, given)?;
+        let r = request.into_inner();
+        let released = self
+            .sidecar
+            .locks
+            .force_release(&r.store_name, &r.resource_id)
+            .await?;
+        Ok(Response::new(ForceReleaseResponse { released }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts() {
+        assert_eq!(grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(grpc_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(grpc_timeout("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(grpc_timeout("x"), None);
+        assert_eq!(grpc_timeout(""), None);
+    }
+}

@@ -1,0 +1,117 @@
+//! dlock's own HTTP routes under `/dlock/v1/`: every call of `dlock.v1.Locks` but the held
+//! session (a stream), with Dapr's body rules and error shape. 64-bit numbers are written as
+//! strings, as protobuf's JSON mapping does, so JavaScript clients keep every digit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::body::{self, AcquireBody, ListBody, ResourceBody, TryLockBody};
+use super::locks_grpc::{acquired, lock_info, lock_status};
+use super::{auth, Sidecar};
+use crate::lock::{ApiError, ErrorKind, HeldLock};
+
+/// The routes, to be merged into the sidecar's router.
+pub fn routes() -> Router<Arc<Sidecar>> {
+    Router::new()
+        .route("/dlock/v1/acquire/{store}", post(acquire))
+        .route("/dlock/v1/renew/{store}", post(renew))
+        .route("/dlock/v1/inspect/{store}", post(inspect))
+        .route("/dlock/v1/list/{store}", post(list))
+        .route("/dlock/v1/force-release/{store}", post(force_release))
+}
+
+async fn acquire(
+    State(sidecar): State<Arc<Sidecar>>,
+    Path(store): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let b: AcquireBody = body::parse(&bytes)?;
+    let wait = u64::try_from(b.wait_timeout_ms)
+        .map_err(|_| ApiError::new(ErrorKind::MalformedRequest, "WaitTimeoutMs is negative"))?;
+    let grant = sidecar
+        .locks
+        .acquire(
+            &store,
+            &b.resource_id,
+            &b.lock_owner,
+            b.expiry_in_seconds,
+            Duration::from_millis(wait),
+            b.require_fencing,
+        )
+        .await?;
+    let answer = acquired(grant);
+    Ok(Json(json!({
+        "acquired": answer.acquired,
+        "fencingToken": answer.fencing_token.to_string(),
+        "hasFencing": answer.has_fencing,
+    })))
+}
+
+async fn renew(
+    State(sidecar): State<Arc<Sidecar>>,
+    Path(store): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let b: TryLockBody = body::parse(&bytes)?;
+    let outcome = sidecar
+        .locks
+        .renew(&store, &b.resource_id, &b.lock_owner, b.expiry_in_seconds)
+        .await?;
+    Ok(Json(json!({ "status": lock_status(outcome) as i32 })))
+}
+
+fn lock_json(held: HeldLock) -> Value {
+    let info = lock_info(held);
+    json!({
+        "resourceId": info.resource_id,
+        "lockOwner": info.lock_owner,
+        "expiresInMs": info.expires_in_ms.to_string(),
+        "fencingToken": info.fencing_token.to_string(),
+    })
+}
+
+async fn inspect(
+    State(sidecar): State<Arc<Sidecar>>,
+    Path(store): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let b: ResourceBody = body::parse(&bytes)?;
+    Ok(Json(
+        match sidecar.locks.inspect(&store, &b.resource_id).await? {
+            Some(held) => json!({ "held": true, "lock": lock_json(held) }),
+            None => json!({ "held": false }),
+        },
+    ))
+}
+
+async fn list(
+    State(sidecar): State<Arc<Sidecar>>,
+    Path(store): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let b: ListBody = body::parse(&bytes)?;
+    let locks = sidecar.locks.list(&store, &b.prefix).await?;
+    Ok(Json(
+        json!({ "locks": locks.into_iter().map(lock_json).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn force_release(
+    State(sidecar): State<Arc<Sidecar>>,
+    Path(store): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let given = headers.get(auth::ADMIN_HEADER).map(|v| v.as_bytes());
+    auth::admin(&sidecar.admin_token, given)?;
+    let b: ResourceBody = body::parse(&bytes)?;
+    let released = sidecar.locks.force_release(&store, &b.resource_id).await?;
+    Ok(Json(json!({ "released": released })))
+}

@@ -1,0 +1,181 @@
+//! Item 9: blocking acquire. It returns within its wait plus a small margin; waiters on one
+//! sidecar are served first come, first served; a cancelled waiter leaves no trace; a
+//! release wakes a waiter promptly, without the waiter polling.
+
+use std::time::{Duration, Instant};
+
+use crate::api::{Api, Protocol, SUCCESS};
+use crate::backend::{unique, Backend};
+use crate::locks::{acquire, request};
+
+const MARGIN: Duration = Duration::from_millis(300);
+
+pub async fn wait_bounds(backend: Backend) {
+    let sidecar = backend.sidecar("app", &[("store", None)]);
+    let locks = sidecar.locks().await;
+    let key = unique("c9");
+    assert!(acquire(&locks, &key, "a", 30, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_some());
+
+    // A wait of 0 is a try; a wait of 500 ms returns after 500 ms.
+    assert_eq!(
+        acquire(&locks, &key, "b", 30, Duration::ZERO)
+            .await
+            .unwrap(),
+        None
+    );
+    let started = Instant::now();
+    assert_eq!(
+        acquire(&locks, &key, "b", 30, Duration::from_millis(500))
+            .await
+            .unwrap(),
+        None
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_millis(500) + MARGIN,
+        "{took:?}"
+    );
+
+    // The call's own deadline bounds the wait too, and the answer is "not acquired", not an
+    // error.
+    let mut call = tonic::Request::new(request(&key, "b", 30, Duration::from_secs(30)));
+    call.set_timeout(Duration::from_millis(400));
+    let started = Instant::now();
+    let answer = locks.clone().acquire(call).await.unwrap().into_inner();
+    assert!(!answer.acquired);
+    assert!(started.elapsed() < Duration::from_millis(400) + MARGIN);
+}
+
+pub async fn first_come_first_served(backend: Backend) {
+    let sidecar = backend.sidecar("app", &[("store", None)]);
+    let locks = sidecar.locks().await;
+    let api = Api::new(&sidecar).await;
+    let key = unique("c9");
+    assert!(acquire(&locks, &key, "holder", 30, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_some());
+
+    let (order_tx, mut order) = tokio::sync::mpsc::unbounded_channel();
+    let mut waiters = Vec::new();
+    for i in 0..4 {
+        let (locks, api, key, order_tx) =
+            (locks.clone(), api.clone(), key.clone(), order_tx.clone());
+        waiters.push(tokio::spawn(async move {
+            let owner = format!("waiter-{i}");
+            let got = acquire(&locks, &key, &owner, 30, Duration::from_secs(20))
+                .await
+                .unwrap();
+            assert!(got.is_some(), "{owner} timed out");
+            order_tx.send(i).unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(
+                api.unlock(Protocol::Grpc, "store", &key, &owner).await,
+                Ok(SUCCESS)
+            );
+        }));
+        // Each waiter is in line before the next arrives.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &key, "holder").await,
+        Ok(SUCCESS)
+    );
+    for waiter in waiters {
+        waiter.await.unwrap();
+    }
+    let mut served = Vec::new();
+    while let Ok(i) = order.try_recv() {
+        served.push(i);
+    }
+    assert_eq!(served, [0, 1, 2, 3]);
+}
+
+pub async fn cancelled_waiter_leaves_no_trace(backend: Backend) {
+    let sidecar = backend.sidecar("app", &[("store", None)]);
+    let locks = sidecar.locks().await;
+    let api = Api::new(&sidecar).await;
+    let key = unique("c9");
+    assert!(acquire(&locks, &key, "holder", 30, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_some());
+    // A waiter that gives up (its task and call dropped) ahead of everyone else.
+    let quitter = {
+        let (locks, key) = (locks.clone(), key.clone());
+        tokio::spawn(
+            async move { acquire(&locks, &key, "quitter", 30, Duration::from_secs(30)).await },
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    quitter.abort();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &key, "holder").await,
+        Ok(SUCCESS)
+    );
+    // Nobody is left in line: a try gets the lock, and the quitter holds nothing.
+    assert!(acquire(&locks, &key, "next", 30, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &key, "quitter").await,
+        Ok(crate::api::LOCK_BELONGS_TO_OTHERS)
+    );
+}
+
+pub async fn release_wakes_a_waiter(backend: Backend) {
+    let sidecar = backend.sidecar("app", &[("store", None)]);
+    let locks = sidecar.locks().await;
+    let api = Api::new(&sidecar).await;
+
+    // An unlock hands the lock over within a few milliseconds.
+    let key = unique("c9");
+    assert!(acquire(&locks, &key, "holder", 30, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_some());
+    let waiter = {
+        let (locks, key) = (locks.clone(), key.clone());
+        tokio::spawn(async move {
+            acquire(&locks, &key, "waiter", 30, Duration::from_secs(20))
+                .await
+                .unwrap();
+            Instant::now()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let released = Instant::now();
+    assert_eq!(
+        api.unlock(Protocol::Http, "store", &key, "holder").await,
+        Ok(SUCCESS)
+    );
+    let granted = waiter.await.unwrap();
+    assert!(
+        granted - released < Duration::from_millis(100),
+        "{:?}",
+        granted - released
+    );
+
+    // An expiry hands it over on time too.
+    let key = unique("c9");
+    let taken = Instant::now();
+    assert!(acquire(&locks, &key, "holder", 1, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(acquire(&locks, &key, "waiter", 30, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .is_some());
+    let waited = taken.elapsed();
+    // Free within a second after the expiry, as item 3 asks.
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_millis(2000),
+        "{waited:?}"
+    );
+}
