@@ -6,6 +6,8 @@ use clap::{Args, Parser, Subcommand};
 use dlock::cli::bench::{self, Bench};
 use dlock::cli::connect;
 use dlock::cli::hold::{self, Hold};
+use dlock::cli::inspect;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -15,9 +17,12 @@ use dlock::cli::hold::{self, Hold};
     long_about = "Take a distributed lock through a dlockd (or daprd) sidecar.\n\n\
         dlock KEY SECONDS takes lock KEY, waiting while another owner holds it, holds it for \
         SECONDS and releases it. dlock KEY SECONDS -- CMD ARGS... runs CMD while holding the \
-        lock (at most SECONDS: the lock's expiry) and exits with CMD's code.\n\n\
-        Exit codes: 0 done; 1 the store refused or failed, or the lock expired before dlock \
-        released it; 2 bad usage; 3 the sidecar could not be reached; 130 interrupted (a held \
+        lock, however long CMD runs: the sidecar renews the lock (SECONDS is its expiry, the \
+        most it outlives a crashed dlock). CMD finds DLOCK_KEY and DLOCK_FENCING_TOKEN in its \
+        environment.\n\n\
+        Exit codes: 0 done; 1 not acquired (-n, --wait ran out), the store refused or failed, \
+        or the lock expired before dlock released it; 2 bad usage; 3 the sidecar could not be \
+        reached; 4 the lock was lost while CMD ran (CMD got SIGTERM); 130 interrupted (a held \
         lock is released first); with a command, the command's code.",
     subcommand_negates_reqs = true
 )]
@@ -43,6 +48,15 @@ struct Cli {
     /// The lock owner. Default: this host's name and dlock's process id.
     #[arg(long)]
     owner: Option<String>,
+
+    /// Wait at most this many seconds for the lock (fractions allowed). Default: as long as
+    /// it takes.
+    #[arg(long, value_name = "SECONDS", conflicts_with = "no_wait")]
+    wait: Option<f64>,
+
+    /// Fail at once if the lock is held, instead of waiting (like flock -n).
+    #[arg(short = 'n', long = "no-wait")]
+    no_wait: bool,
 }
 
 #[derive(Args)]
@@ -59,6 +73,17 @@ struct Target {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Show who holds KEY, for how long, with which fencing token. Exits 1 when it is free.
+    Inspect { key: String },
+    /// List the held locks whose keys start with PREFIX.
+    List { prefix: Option<String> },
+    /// Release KEY whoever holds it. Needs --force and DLOCK_ADMIN_TOKEN (the sidecar's).
+    Release {
+        /// Required: this frees a lock someone else may be relying on.
+        #[arg(long, required = true)]
+        force: bool,
+        key: String,
+    },
     /// Measure lock+unlock pairs per second and their latency through a sidecar.
     Bench {
         /// Concurrent clients, each on its own connection.
@@ -116,8 +141,34 @@ async fn main() -> ExitCode {
             })
             .await
         }
+        Some(Command::Inspect { key }) => {
+            inspect::inspect(&grpc_endpoint, &cli.target.store, &key).await
+        }
+        Some(Command::List { prefix }) => {
+            inspect::list(
+                &grpc_endpoint,
+                &cli.target.store,
+                prefix.as_deref().unwrap_or(""),
+            )
+            .await
+        }
+        Some(Command::Release { key, .. }) => {
+            inspect::force_release(&grpc_endpoint, &cli.target.store, &key).await
+        }
         None => {
+            let wait = match (cli.no_wait, cli.wait) {
+                (true, _) => Some(Duration::ZERO),
+                (false, Some(seconds)) => match Duration::try_from_secs_f64(seconds) {
+                    Ok(wait) => Some(wait),
+                    Err(_) => {
+                        eprintln!("dlock: --wait takes a number of seconds, 0 or more");
+                        return ExitCode::from(2);
+                    }
+                },
+                (false, None) => None,
+            };
             hold::run(Hold {
+                wait,
                 key: cli.key.expect("clap requires KEY"),
                 seconds: cli.seconds.expect("clap requires SECONDS"),
                 command: cli.run,

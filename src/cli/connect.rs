@@ -92,18 +92,22 @@ pub async fn channel(endpoint: &str, timeout: Duration) -> Result<Channel, Strin
 
 /// A client of Dapr's service on the sidecar.
 pub async fn grpc(endpoint: &str, timeout: Duration) -> Result<Client, String> {
-    Ok(DaprClient::with_interceptor(
-        channel(endpoint, timeout).await?,
-        TokenInterceptor::from_env(),
-    ))
+    Ok(dapr_on(channel(endpoint, timeout).await?))
 }
 
 /// A client of dlock's own service (`dlock.v1.Locks`) on the sidecar.
 pub async fn locks(endpoint: &str, timeout: Duration) -> Result<Locks, String> {
-    Ok(LocksClient::with_interceptor(
-        channel(endpoint, timeout).await?,
-        TokenInterceptor::from_env(),
-    ))
+    Ok(locks_on(channel(endpoint, timeout).await?))
+}
+
+/// A client of Dapr's service on an open channel.
+pub fn dapr_on(channel: Channel) -> Client {
+    DaprClient::with_interceptor(channel, TokenInterceptor::from_env())
+}
+
+/// A client of dlock's own service on an open channel.
+pub fn locks_on(channel: Channel) -> Locks {
+    LocksClient::with_interceptor(channel, TokenInterceptor::from_env())
 }
 
 /// The innermost cause of an error, which is the useful part of a transport error.

@@ -1,20 +1,28 @@
 //! `dlock KEY SECONDS [-- CMD ARGS…]`: take KEY through the sidecar, waiting while someone else
-//! holds it; then hold it for SECONDS (or while CMD runs) and release it. Run on two servers at
-//! once, it shows a cluster working: the second waits until the first releases.
+//! holds it; then hold it for SECONDS, or run CMD under it, and release it. Run on two servers
+//! at once, it shows a cluster working: the second waits until the first releases.
+//!
+//! Waiting uses the sidecar's blocking acquire (first come, first served, woken by the
+//! release). With a command, the lock is held in a session the sidecar renews, so a command
+//! may run longer than SECONDS; if the lock is lost, the command gets SIGTERM and dlock exits
+//! with its own code, as `consul lock` does.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
-use super::connect::{self, Client};
+use super::connect::{self, Client, Locks};
 use super::Exit;
 use crate::proto::dapr::unlock_response::Status;
-use crate::proto::dapr::{TryLockRequest, UnlockRequest};
+use crate::proto::dapr::UnlockRequest;
+use crate::proto::dlock::hold_event::Event;
+use crate::proto::dlock::hold_request::Action;
+use crate::proto::dlock::{AcquireRequest, HoldEvent, HoldRequest, InspectRequest, Release};
 
-const FIRST_RETRY: Duration = Duration::from_millis(5);
-const MAX_RETRY: Duration = Duration::from_millis(100);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What to lock and how.
@@ -25,6 +33,8 @@ pub struct Hold {
     pub store: String,
     pub owner: String,
     pub endpoint: String,
+    /// How long to wait for the lock; `None`: as long as it takes. Zero: fail at once (`-n`).
+    pub wait: Option<Duration>,
 }
 
 /// The default owner: this host and process, so two runs never share an owner.
@@ -60,76 +70,107 @@ impl Interrupt {
 
 pub async fn run(hold: Hold) -> Exit {
     let mut interrupt = Interrupt::new();
-    let mut client = match connect::grpc(&hold.endpoint, CONNECT_TIMEOUT).await {
-        Ok(client) => client,
+    let clients = async {
+        let channel = connect::channel(&hold.endpoint, CONNECT_TIMEOUT).await?;
+        Ok::<_, String>((
+            connect::dapr_on(channel.clone()),
+            connect::locks_on(channel),
+        ))
+    };
+    let (mut dapr, mut locks) = match clients.await {
+        Ok(clients) => clients,
         Err(message) => {
             eprintln!("dlock: {message}");
             return Exit::Unreachable;
         }
     };
-    // Without a command the lock outlives the hold by a second, so dlock (not the store's
-    // expiry) is what releases it. With a command, SECONDS is the most the lock protects.
-    let expiry = if hold.command.is_empty() {
-        hold.seconds.saturating_add(1)
-    } else {
-        hold.seconds
-    };
-    tokio::select! {
-        acquired = acquire(&mut client, &hold, expiry) => {
-            if let Err(exit) = acquired {
-                return exit;
-            }
-        }
-        _ = interrupt.wait() => {
-            eprintln!("dlock: interrupted while waiting for '{}'", hold.key);
-            return Exit::Interrupted;
-        }
+    if let Err(exit) = say_if_waiting(&mut locks, &hold).await {
+        return exit;
     }
-    let taken = Instant::now();
-    let ended = if hold.command.is_empty() {
-        hold_for(&hold, &mut interrupt).await
+    if hold.command.is_empty() {
+        hold_for(&mut dapr, &mut locks, &hold, &mut interrupt).await
     } else {
-        run_command(&hold, taken, &mut interrupt).await
-    };
-    let released = release(&mut client, &hold).await;
-    match (ended, released) {
-        (Exit::Ok, released) => released,
-        (ended, _) => ended,
+        run_command(&mut locks, &hold, &mut interrupt).await
     }
 }
 
-async fn acquire(client: &mut Client, hold: &Hold, expiry: u32) -> Result<(), Exit> {
-    let request = TryLockRequest {
+fn acquire_request(hold: &Hold, expiry: u32) -> AcquireRequest {
+    AcquireRequest {
         store_name: hold.store.clone(),
         resource_id: hold.key.clone(),
         lock_owner: hold.owner.clone(),
         expiry_in_seconds: i32::try_from(expiry).unwrap_or(i32::MAX),
-    };
-    let mut backoff = FIRST_RETRY;
-    let mut said_waiting = false;
-    loop {
-        match client.try_lock_alpha1(request.clone()).await {
-            Ok(response) if response.get_ref().success => {
-                eprintln!("dlock: acquired '{}' as {}", hold.key, hold.owner);
-                return Ok(());
-            }
-            Ok(_) => {
-                if !said_waiting {
-                    eprintln!("dlock: '{}' is held by another owner; waiting…", hold.key);
-                    said_waiting = true;
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_RETRY);
-            }
-            Err(status) => return Err(report(&hold.endpoint, &status)),
-        }
+        wait_timeout_ms: hold
+            .wait
+            .map_or(i64::MAX, |w| w.as_millis().min(i64::MAX as u128) as i64),
+        require_fencing: false,
     }
 }
 
-/// Holds for SECONDS, showing the time left; Ctrl-C cuts it short.
-async fn hold_for(hold: &Hold, interrupt: &mut Interrupt) -> Exit {
-    let total = Duration::from_secs(hold.seconds.into());
-    let until = Instant::now() + total;
+/// Tells the user, before waiting, who holds the lock.
+async fn say_if_waiting(locks: &mut Locks, hold: &Hold) -> Result<(), Exit> {
+    let request = InspectRequest {
+        store_name: hold.store.clone(),
+        resource_id: hold.key.clone(),
+    };
+    let held = locks
+        .inspect(request)
+        .await
+        .map_err(|status| report(&hold.endpoint, &status))?
+        .into_inner();
+    if let Some(lock) = held.lock.filter(|_| hold.wait != Some(Duration::ZERO)) {
+        eprintln!(
+            "dlock: '{}' is held by {} ({:.1}s left); waiting…",
+            hold.key,
+            lock.lock_owner,
+            lock.expires_in_ms as f64 / 1000.0
+        );
+    }
+    Ok(())
+}
+
+fn not_acquired(hold: &Hold) -> Exit {
+    match hold.wait {
+        Some(Duration::ZERO) => eprintln!("dlock: '{}' is held by another owner", hold.key),
+        Some(wait) => eprintln!("dlock: gave up waiting for '{}' after {:?}", hold.key, wait),
+        None => eprintln!("dlock: the sidecar stopped waiting for '{}'", hold.key),
+    }
+    Exit::Failed
+}
+
+/// Takes the lock, holds it for SECONDS showing the time left, releases it. Without a
+/// command the lock outlives the hold by a second, so dlock (not the expiry) releases it.
+async fn hold_for(
+    dapr: &mut Client,
+    locks: &mut Locks,
+    hold: &Hold,
+    interrupt: &mut Interrupt,
+) -> Exit {
+    let request = acquire_request(hold, hold.seconds.saturating_add(1));
+    let answer = tokio::select! {
+        answer = locks.acquire(request) => answer,
+        _ = interrupt.wait() => {
+            eprintln!("dlock: interrupted while waiting for '{}'", hold.key);
+            return Exit::Interrupted;
+        }
+    };
+    match answer {
+        Ok(answer) if answer.get_ref().acquired => {
+            eprintln!("dlock: acquired '{}' as {}", hold.key, hold.owner);
+        }
+        Ok(_) => return not_acquired(hold),
+        Err(status) => return report(&hold.endpoint, &status),
+    }
+    let ended = count_down(hold, interrupt).await;
+    let released = release(dapr, hold).await;
+    match ended {
+        Exit::Ok => released,
+        ended => ended,
+    }
+}
+
+async fn count_down(hold: &Hold, interrupt: &mut Interrupt) -> Exit {
+    let until = Instant::now() + Duration::from_secs(hold.seconds.into());
     let live = std::io::stderr().is_terminal();
     if !live {
         eprintln!("dlock: holding '{}' for {}s", hold.key, hold.seconds);
@@ -169,51 +210,116 @@ async fn hold_for(hold: &Hold, interrupt: &mut Interrupt) -> Exit {
     Exit::Ok
 }
 
-/// Runs the command with the lock held; its exit code becomes dlock's.
-async fn run_command(hold: &Hold, taken: Instant, interrupt: &mut Interrupt) -> Exit {
-    let mut child = match tokio::process::Command::new(&hold.command[0])
-        .args(&hold.command[1..])
-        .env("DLOCK_KEY", &hold.key)
-        .spawn()
-    {
+/// Runs the command in a held session; its exit code becomes dlock's.
+async fn run_command(locks: &mut Locks, hold: &Hold, interrupt: &mut Interrupt) -> Exit {
+    let (requests, outbound) = mpsc::channel(2);
+    let acquire = HoldRequest {
+        action: Some(Action::Acquire(acquire_request(hold, hold.seconds))),
+    };
+    if requests.send(acquire).await.is_err() {
+        return Exit::Failed;
+    }
+    let mut events = match locks.hold(ReceiverStream::new(outbound)).await {
+        Ok(events) => events.into_inner(),
+        Err(status) => return report(&hold.endpoint, &status),
+    };
+    let first = tokio::select! {
+        first = next_event(&mut events) => first,
+        _ = interrupt.wait() => {
+            eprintln!("dlock: interrupted while waiting for '{}'", hold.key);
+            return Exit::Interrupted;
+        }
+    };
+    let grant = match first {
+        Ok(Event::Acquired(grant)) => grant,
+        Ok(Event::TimedOut(_)) => return not_acquired(hold),
+        Ok(other) => {
+            eprintln!("dlock: unexpected answer from the sidecar: {other:?}");
+            return Exit::Failed;
+        }
+        Err(status) => return report(&hold.endpoint, &status),
+    };
+    eprintln!("dlock: acquired '{}' as {}", hold.key, hold.owner);
+
+    let mut command = tokio::process::Command::new(&hold.command[0]);
+    command.args(&hold.command[1..]).env("DLOCK_KEY", &hold.key);
+    if grant.has_fencing {
+        command.env("DLOCK_FENCING_TOKEN", grant.fencing_token.to_string());
+    }
+    let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
             eprintln!("dlock: can't run {}: {e}", hold.command[0]);
+            end_session(&requests, &mut events).await;
             return Exit::Command(127);
         }
     };
-    let expires =
-        tokio::time::sleep_until((taken + Duration::from_secs(hold.seconds.into())).into());
-    tokio::pin!(expires);
-    let mut warned = false;
-    loop {
-        tokio::select! {
-            status = child.wait() => {
-                return match status {
-                    Ok(status) => Exit::Command(exit_code(status)),
-                    Err(e) => {
-                        eprintln!("dlock: lost track of the command: {e}");
-                        Exit::Failed
-                    }
-                };
+    let exit = tokio::select! {
+        status = child.wait() => match status {
+            Ok(status) => Exit::Command(exit_code(status)),
+            Err(e) => {
+                eprintln!("dlock: lost track of the command: {e}");
+                Exit::Failed
             }
-            _ = &mut expires, if !warned => {
-                warned = true;
-                eprintln!(
-                    "dlock: warning: the lock on '{}' expired after {}s while the command still runs",
-                    hold.key, hold.seconds
-                );
-            }
-            _ = interrupt.wait() => {
-                if let Some(pid) = child.id() {
-                    // SAFETY: kill(2) with a child's pid and a signal number has no memory effects.
-                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-                }
-                let _ = child.wait().await;
-                eprintln!("dlock: interrupted; releasing '{}'", hold.key);
-                return Exit::Interrupted;
-            }
+        },
+        event = next_event(&mut events) => {
+            let why = match event {
+                Ok(Event::Lost(lost)) => lost.reason,
+                Ok(other) => format!("unexpected answer from the sidecar: {other:?}"),
+                Err(status) => format!("the session with the sidecar broke: {}", status.message()),
+            };
+            eprintln!("dlock: lost '{}': {why}; stopping the command", hold.key);
+            terminate(&mut child).await;
+            return Exit::Lost;
         }
+        _ = interrupt.wait() => {
+            terminate(&mut child).await;
+            eprintln!("dlock: interrupted; releasing '{}'", hold.key);
+            Exit::Interrupted
+        }
+    };
+    end_session(&requests, &mut events).await;
+    exit
+}
+
+/// The session's next event; the stream ending counts as the sidecar going away.
+async fn next_event(events: &mut tonic::Streaming<HoldEvent>) -> Result<Event, tonic::Status> {
+    match events.message().await? {
+        Some(HoldEvent { event: Some(event) }) => Ok(event),
+        _ => Err(tonic::Status::unavailable("the sidecar ended the session")),
+    }
+}
+
+/// Sends SIGTERM to the command and waits for it to end.
+async fn terminate(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) with our child's pid and a signal number has no memory effects.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    }
+    let _ = child.wait().await;
+}
+
+/// Asks the sidecar to release the session's lock and waits for its word.
+async fn end_session(
+    requests: &mpsc::Sender<HoldRequest>,
+    events: &mut tonic::Streaming<HoldEvent>,
+) {
+    let release = HoldRequest {
+        action: Some(Action::Release(Release {})),
+    };
+    let _ = requests.send(release).await;
+    match events.message().await {
+        Ok(Some(HoldEvent {
+            event: Some(Event::Released(_)),
+        })) => {
+            eprintln!("dlock: released the lock");
+        }
+        Ok(Some(HoldEvent {
+            event: Some(Event::Lost(lost)),
+        })) => {
+            eprintln!("dlock: the lock was lost before release: {}", lost.reason);
+        }
+        other => eprintln!("dlock: the release was not confirmed: {other:?}"),
     }
 }
 
@@ -261,7 +367,7 @@ async fn release(client: &mut Client, hold: &Hold) -> Exit {
 }
 
 /// Says what went wrong with a call and picks the exit.
-fn report(endpoint: &str, status: &tonic::Status) -> Exit {
+pub fn report(endpoint: &str, status: &tonic::Status) -> Exit {
     match status.code() {
         Code::Unavailable => {
             eprintln!(

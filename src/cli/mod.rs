@@ -5,6 +5,7 @@ pub mod bench;
 pub mod connect;
 pub mod hold;
 pub mod http_client;
+pub mod inspect;
 
 /// How `dlock` ends, so scripts can tell the cases apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +15,8 @@ pub enum Exit {
     Failed,
     /// The sidecar could not be reached.
     Unreachable,
+    /// The lock was lost while the command ran; the command got SIGTERM.
+    Lost,
     /// Ctrl-C (or SIGTERM) ended it; a held lock was released first.
     Interrupted,
     /// The command run under the lock ended with this code.
@@ -26,6 +29,7 @@ impl Exit {
             Exit::Ok => 0,
             Exit::Failed => 1,
             Exit::Unreachable => 3,
+            Exit::Lost => 4,
             Exit::Interrupted => 130,
             Exit::Command(code) => code,
         }

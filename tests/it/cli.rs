@@ -18,11 +18,17 @@ struct Run {
 
 impl Run {
     fn start(sidecar: &Sidecar, args: &[&str]) -> Run {
+        Run::start_with(sidecar, args, &[])
+    }
+
+    fn start_with(sidecar: &Sidecar, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut child = Command::new(DLOCK)
             .arg("--endpoint")
             .arg(&sidecar.grpc)
             .args(args)
             .env_remove("DAPR_API_TOKEN")
+            .env_remove("DLOCK_ADMIN_TOKEN")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -83,7 +89,7 @@ async fn the_second_run_waits_for_the_first() {
     let first = Run::start(&sidecar, &[&key, "2"]);
     let first_acquired = first.wait_for("acquired");
     let second = Run::start(&sidecar, &[&key, "1"]);
-    second.wait_for("is held by another owner; waiting");
+    second.wait_for("; waiting");
     let first_released = first.wait_for("released");
     let second_acquired = second.wait_for("acquired");
     assert!(
@@ -91,8 +97,8 @@ async fn the_second_run_waits_for_the_first() {
         "the second run got the lock while the first held it"
     );
     assert!(first_released - first_acquired >= Duration::from_millis(1900));
-    // Handed over promptly (dlock retries at most every 100 ms).
-    assert!(second_acquired - first_released < Duration::from_millis(500));
+    // Handed over promptly: the sidecar wakes the waiter on the release.
+    assert!(second_acquired - first_released < Duration::from_millis(300));
     assert_eq!(first.exit_code(), 0);
     let second_text = second.text();
     assert_eq!(second.exit_code(), 0, "{second_text}");
@@ -173,4 +179,152 @@ async fn failures_have_distinct_exit_codes() {
     assert_eq!(run.status.code(), Some(2));
     let run = Command::new(DLOCK).output().unwrap();
     assert_eq!(run.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn a_command_keeps_the_lock_past_seconds_and_gets_its_token() {
+    let sidecar = Sidecar::start(Options::default());
+    let api = Api::new(&sidecar).await;
+    let key = unique("long");
+    let out = temp_dir("cmd").join("env");
+    let script = format!(
+        "echo \"$DLOCK_FENCING_TOKEN\" > '{}'; sleep 3",
+        out.display()
+    );
+    let run = Run::start(&sidecar, &[&key, "1", "--", "sh", "-c", &script]);
+    run.wait_for("acquired");
+    // Two seconds in, past the 1 s expiry: the session has renewed it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        api.lock(Protocol::Grpc, "lockstore", &key, "other", 5)
+            .await,
+        Ok(false)
+    );
+    assert_eq!(run.exit_code(), 0);
+    let token: u64 = std::fs::read_to_string(&out)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(token > 0);
+    assert_eq!(
+        api.lock(Protocol::Grpc, "lockstore", &key, "other", 5)
+            .await,
+        Ok(true)
+    );
+}
+
+#[tokio::test]
+async fn a_lost_lock_stops_the_command() {
+    let sidecar = Sidecar::start(Options {
+        env: vec![("DLOCK_ADMIN_TOKEN".into(), "adm1n".into())],
+        ..Options::default()
+    });
+    let key = unique("lost");
+    let out = temp_dir("cmd").join("term");
+    let script = format!(
+        "trap 'echo terminated > {}; exit 0' TERM; sleep 30 & wait",
+        out.display()
+    );
+    let run = Run::start(&sidecar, &[&key, "30", "--", "sh", "-c", &script]);
+    run.wait_for("acquired");
+    let started = Instant::now();
+    let release = Command::new(DLOCK)
+        .args(["--endpoint", &sidecar.grpc, "release", "--force", &key])
+        .env("DLOCK_ADMIN_TOKEN", "adm1n")
+        .output()
+        .unwrap();
+    assert!(release.status.success(), "{release:?}");
+    run.wait_for("lost");
+    assert_eq!(run.exit_code(), 4);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(std::fs::read_to_string(&out).unwrap().trim(), "terminated");
+}
+
+#[tokio::test]
+async fn no_wait_and_bounded_waits() {
+    let sidecar = Sidecar::start(Options::default());
+    let api = Api::new(&sidecar).await;
+    let key = unique("nowait");
+    assert_eq!(
+        api.lock(Protocol::Grpc, "lockstore", &key, "holder", 30)
+            .await,
+        Ok(true)
+    );
+    let started = Instant::now();
+    let run = Run::start(&sidecar, &["-n", &key, "5"]);
+    assert_eq!(run.exit_code(), 1);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let started = Instant::now();
+    let run = Run::start(&sidecar, &["--wait", "0.5", &key, "5"]);
+    run.wait_for("gave up waiting");
+    assert_eq!(run.exit_code(), 1);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn inspect_list_and_force_release() {
+    let sidecar = Sidecar::start(Options {
+        env: vec![("DLOCK_ADMIN_TOKEN".into(), "adm1n".into())],
+        ..Options::default()
+    });
+    let api = Api::new(&sidecar).await;
+    let base = unique("ops");
+    for (suffix, owner) in [("a", "alice"), ("b", "bob")] {
+        let key = format!("{base}/{suffix}");
+        assert_eq!(
+            api.lock(Protocol::Grpc, "lockstore", &key, owner, 60).await,
+            Ok(true)
+        );
+    }
+    let dlock = |args: &[&str], env: &[(&str, &str)]| {
+        Command::new(DLOCK)
+            .arg("--endpoint")
+            .arg(&sidecar.grpc)
+            .args(args)
+            .env_remove("DLOCK_ADMIN_TOKEN")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).to_string();
+
+    let held = dlock(&["inspect", &format!("{base}/a")], &[]);
+    assert_eq!(held.status.code(), Some(0));
+    assert!(text(&held).contains("held by alice"), "{}", text(&held));
+    let free = dlock(&["inspect", &format!("{base}/none")], &[]);
+    assert_eq!(free.status.code(), Some(1));
+    assert!(text(&free).contains("free"));
+
+    let listed = dlock(&["list", &base], &[]);
+    let lines: Vec<String> = text(&listed).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with(&format!("{base}/a")) && lines[1].starts_with(&format!("{base}/b"))
+    );
+
+    let key_b = format!("{base}/b");
+    let refused = dlock(&["release", "--force", &key_b], &[]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        api.lock(Protocol::Grpc, "lockstore", &key_b, "other", 5)
+            .await,
+        Ok(false)
+    );
+    let forced = dlock(
+        &["release", "--force", &key_b],
+        &[("DLOCK_ADMIN_TOKEN", "adm1n")],
+    );
+    assert_eq!(forced.status.code(), Some(0), "{forced:?}");
+    assert_eq!(
+        api.lock(Protocol::Grpc, "lockstore", &key_b, "other", 5)
+            .await,
+        Ok(true)
+    );
+    // --force is required.
+    assert_eq!(dlock(&["release", &key_b], &[]).status.code(), Some(2));
 }
