@@ -5,8 +5,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use dlock::cli::bench::{self, Bench};
 use dlock::cli::connect;
+use dlock::cli::handover::{self, Handover};
 use dlock::cli::hold::{self, Hold};
 use dlock::cli::inspect;
+use dlock::cli::Exit;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -109,6 +111,10 @@ enum Command {
         /// The expiry of each lock, in seconds.
         #[arg(long, default_value_t = 10)]
         expiry: i32,
+        /// Measure hand-over instead: the clients wait for one key in the blocking acquire,
+        /// and each sample is the time from a release to the next waiter's grant (-n grants).
+        #[arg(long)]
+        handover: bool,
     },
 }
 
@@ -118,7 +124,7 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let grpc_endpoint = connect::grpc_endpoint(cli.target.endpoint.as_deref());
-    let exit = match cli.command {
+    let outcome = match cli.command {
         Some(Command::Bench {
             clients,
             connections,
@@ -127,7 +133,19 @@ async fn main() -> ExitCode {
             keys,
             http_endpoint,
             expiry,
+            handover,
         }) => {
+            if handover {
+                return exit(
+                    handover::run(Handover {
+                        clients: clients.max(1),
+                        grants: requests,
+                        store: cli.target.store,
+                        endpoint: grpc_endpoint,
+                    })
+                    .await,
+                );
+            }
             bench::run(Bench {
                 clients: clients.max(1),
                 connections: connections.max(1),
@@ -179,5 +197,9 @@ async fn main() -> ExitCode {
             .await
         }
     };
-    ExitCode::from(exit.code().clamp(0, 255) as u8)
+    exit(outcome)
+}
+
+fn exit(outcome: Exit) -> ExitCode {
+    ExitCode::from(outcome.code().clamp(0, 255) as u8)
 }

@@ -212,15 +212,18 @@ async fn pair(bench: &Bench, conn: &mut Conn, key: &str, owner: &str) -> Result<
     }
 }
 
+/// The `p`th percentile of sorted microsecond samples, in milliseconds (nearest rank).
+pub fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
+}
+
 fn print_report(bench: &Bench, total: &mut Tally, elapsed: Duration) {
     total.latencies.sort_unstable();
-    let percentile = |p: f64| -> f64 {
-        if total.latencies.is_empty() {
-            return 0.0;
-        }
-        let rank = ((p / 100.0) * total.latencies.len() as f64).ceil() as usize;
-        total.latencies[rank.clamp(1, total.latencies.len()) - 1] as f64 / 1000.0
-    };
+    let percentile = |p: f64| percentile(&total.latencies, p);
     let seconds = elapsed.as_secs_f64();
     let attempts = total.latencies.len();
     println!(

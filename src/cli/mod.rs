@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod connect;
+pub mod handover;
 pub mod hold;
 pub mod http_client;
 pub mod inspect;

@@ -328,3 +328,43 @@ async fn inspect_list_and_force_release() {
     // --force is required.
     assert_eq!(dlock(&["release", &key_b], &[]).status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn bench_modes_report_figures() {
+    let sidecar = Sidecar::start(Options::default());
+    let port = sidecar.http.rsplit(':').next().unwrap().to_string();
+    let http = format!("127.0.0.1:{port}");
+    for args in [
+        vec!["bench", "-c", "4", "-n", "400"],
+        vec![
+            "bench",
+            "-c",
+            "4",
+            "-n",
+            "400",
+            "--protocol",
+            "http",
+            "--http-endpoint",
+            &http,
+        ],
+        vec!["bench", "-c", "4", "-n", "400", "--keys", "shared"],
+        vec!["bench", "-c", "3", "-n", "100", "--handover"],
+    ] {
+        let output = Command::new(DLOCK)
+            .args(["--endpoint", &sidecar.grpc])
+            .args(&args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{args:?}: {text}");
+        assert!(
+            text.contains("p50") && text.contains("p99"),
+            "{args:?}: {text}"
+        );
+        if args.contains(&"--handover") {
+            assert!(text.contains("99 hand-overs"), "{text}");
+        } else if !args.contains(&"shared") {
+            assert!(text.contains("granted 400, refused 0, errors 0"), "{text}");
+        }
+    }
+}
