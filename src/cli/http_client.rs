@@ -42,20 +42,39 @@ impl HttpClient {
     }
 
     pub async fn post(&self, path: &str, body: impl Into<Bytes>) -> Result<Answer, String> {
-        self.send("POST", path, body.into()).await
+        self.send("POST", path, body.into(), &[]).await
+    }
+
+    /// A POST with extra headers (such as `dlock-admin-token`).
+    pub async fn post_with(
+        &self,
+        path: &str,
+        body: impl Into<Bytes>,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, String> {
+        self.send("POST", path, body.into(), headers).await
     }
 
     pub async fn get(&self, path: &str) -> Result<Answer, String> {
-        self.send("GET", path, Bytes::new()).await
+        self.send("GET", path, Bytes::new(), &[]).await
     }
 
-    async fn send(&self, method: &str, path: &str, body: Bytes) -> Result<Answer, String> {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Bytes,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, String> {
         let mut request = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
             .header("content-type", "application/json");
         if let Some(token) = &self.token {
             request = request.header("dapr-api-token", token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
         let response = self.inner.request(request).await.map_err(|e| {

@@ -10,4 +10,5 @@ mod conformance;
 mod harness;
 mod lifecycle;
 mod locks;
+mod locks_api;
 mod sdk;
