@@ -12,6 +12,7 @@ say() { echo "test.sh: $*" >&2; }
 
 # --- What a fresh machine lacks ------------------------------------------------------
 need_apt=()
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
@@ -28,8 +29,33 @@ cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 
+# --- Servers the tests share ------------------------------------------------------------
+# Each on a loopback port of its own, its data under target/test-servers, stopped on exit.
+# Tests that stop a server mid-test start a private one instead (they find the binaries
+# through the DLOCK_TEST_*_SERVER variables).
+servers="$root/target/test-servers"
+rm -rf "$servers" && mkdir -p "$servers/redis"
+stop_servers() {
+  if [[ -f "$servers/redis/redis.pid" ]]; then kill "$(cat "$servers/redis/redis.pid")" 2>/dev/null || true; fi
+}
+trap stop_servers EXIT
+redis_port=16379
+say "redis-server on 127.0.0.1:$redis_port"
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$servers/redis" --save "" \
+  --appendonly no --daemonize yes --pidfile "$servers/redis/redis.pid" \
+  --logfile "$servers/redis/redis.log"
+for _ in $(seq 50); do
+  redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+  sleep 0.1
+done
+redis-cli -p "$redis_port" ping >/dev/null || { say "redis-server did not start"; cat "$servers/redis/redis.log" >&2; exit 1; }
+export DLOCK_TEST_REDIS="127.0.0.1:$redis_port"
+DLOCK_TEST_REDIS_SERVER="$(command -v redis-server)"
+export DLOCK_TEST_REDIS_SERVER
+
 # --- Tests ---------------------------------------------------------------------------
 # The SDK tests find the venv's Python here; a missing SDK fails them, never skips them.
 export DLOCK_TEST_PYTHON="$root/target/sdk/venv/bin/python"
 say "cargo test"
+# No exec: the trap above stops the servers when the tests end.
 cargo test --locked --all-targets

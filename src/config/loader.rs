@@ -208,7 +208,10 @@ async fn load_lock_store(
                 ),
             ));
         }
-        Ok(Some(Err(message))) => return Err(component.error(None, message)),
+        Ok(Some(Err(error))) => {
+            let field = error.field.map(|f| format!("spec.metadata '{f}'"));
+            return Err(component.error(field.as_deref(), error.message));
+        }
         Ok(Some(Ok(store))) => store,
     };
     Ok(LoadedStore {

@@ -2,6 +2,7 @@
 //! to the code that builds it.
 
 pub mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 
@@ -9,9 +10,34 @@ use crate::lock::LockStore;
 
 /// The `spec.type` of the embedded store.
 pub const IN_MEMORY: &str = "lock.in-memory";
+/// The `spec.type` of the Redis store.
+pub const REDIS: &str = "lock.redis";
 
 /// The lock-store types this build supports, for error messages and the README.
-pub const SUPPORTED_TYPES: &[&str] = &[IN_MEMORY];
+pub const SUPPORTED_TYPES: &[&str] = &[IN_MEMORY, REDIS];
+
+/// Why a store could not start, naming the metadata field at fault when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreInitError {
+    pub field: Option<&'static str>,
+    pub message: String,
+}
+
+impl StoreInitError {
+    pub fn new(message: impl Into<String>) -> Self {
+        StoreInitError {
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn field(field: &'static str, message: impl Into<String>) -> Self {
+        StoreInitError {
+            field: Some(field),
+            message: message.into(),
+        }
+    }
+}
 
 /// Builds the stores of one sidecar. The embedded store is one keyspace per process, shared by
 /// every `lock.in-memory` component, so it is created once here.
@@ -31,12 +57,15 @@ impl StoreFactory {
     pub async fn build(
         &self,
         type_name: &str,
-        _metadata: &crate::config::Metadata,
-    ) -> Option<Result<Arc<dyn LockStore>, String>> {
-        match type_name {
-            IN_MEMORY => Some(Ok(self.memory.clone())),
-            _ => None,
-        }
+        metadata: &crate::config::Metadata,
+    ) -> Option<Result<Arc<dyn LockStore>, StoreInitError>> {
+        Some(match type_name {
+            IN_MEMORY => Ok(self.memory.clone()),
+            REDIS => redis::RedisStore::connect(metadata)
+                .await
+                .map(|store| store as Arc<dyn LockStore>),
+            _ => return None,
+        })
     }
 }
 

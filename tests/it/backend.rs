@@ -11,12 +11,30 @@ pub const ADMIN_TOKEN: &str = "conformance-admin";
 pub enum Backend {
     /// lock.in-memory: one keyspace per dlockd process.
     Memory,
+    /// lock.redis on the redis-server scripts/test.sh started (DLOCK_TEST_REDIS).
+    Redis,
+}
+
+/// A store server a test can take away and bring back (conformance item 7).
+pub trait Outage {
+    fn stop(&mut self);
+    fn resume(&mut self);
+}
+
+impl Outage for crate::servers::Redis {
+    fn stop(&mut self) {
+        crate::servers::Redis::stop(self)
+    }
+    fn resume(&mut self) {
+        crate::servers::Redis::resume(self)
+    }
 }
 
 impl Backend {
     pub fn type_name(self) -> &'static str {
         match self {
             Backend::Memory => "lock.in-memory",
+            Backend::Redis => "lock.redis",
         }
     }
 
@@ -24,13 +42,36 @@ impl Backend {
     pub fn shared_between_sidecars(self) -> bool {
         match self {
             Backend::Memory => false,
+            Backend::Redis => true,
         }
     }
 
-    /// The metadata connecting a component to this backend's test server.
+    /// The metadata connecting a component to this backend's shared test server.
     fn connection(self) -> Vec<(&'static str, String)> {
         match self {
             Backend::Memory => Vec::new(),
+            Backend::Redis => vec![("redisHost", crate::servers::shared("DLOCK_TEST_REDIS"))],
+        }
+    }
+
+    /// A private server of this backend with a component file pointing at it, for tests
+    /// that stop the store; `None` for the embedded store, which has no server to lose.
+    pub fn private_server(self) -> Option<(Box<dyn Outage>, String)> {
+        match self {
+            Backend::Memory => None,
+            Backend::Redis => {
+                let redis = crate::servers::Redis::start(&[]);
+                let timeouts = [
+                    ("redisHost", redis.address()),
+                    ("readTimeout", "1s".into()),
+                    ("writeTimeout", "1s".into()),
+                    ("dialTimeout", "1s".into()),
+                ];
+                let pairs: Vec<(&str, &str)> =
+                    timeouts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let file = component("store", self.type_name(), &pairs);
+                Some((Box::new(redis), file))
+            }
         }
     }
 

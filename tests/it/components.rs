@@ -281,3 +281,21 @@ async fn ignore_errors_lets_the_sidecar_start() {
     assert!(!serves(&api, "broken").await);
     assert!(sidecar.logs().contains("ignoreErrors"));
 }
+
+#[test]
+fn the_shipped_component_files_parse() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut seen = 0;
+    for folder in ["components", "components/samples"] {
+        for entry in std::fs::read_dir(root.join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let parsed = dlock::config::component::parse_file(&path, &text).unwrap();
+                assert_eq!(parsed.len(), 1, "{}", path.display());
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 2);
+}

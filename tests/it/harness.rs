@@ -180,6 +180,12 @@ impl Sidecar {
         self.output.lock().unwrap().join("\n")
     }
 
+    /// Kills the sidecar with SIGKILL, as a crash would: it releases nothing.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for the exit; returns the status and everything it printed.
     pub fn terminate(mut self) -> (ExitStatus, String) {
         // SAFETY: kill(2) on our own child's pid.

@@ -11,4 +11,6 @@ mod harness;
 mod lifecycle;
 mod locks;
 mod locks_api;
+mod redis;
 mod sdk;
+mod servers;

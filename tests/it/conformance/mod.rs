@@ -1,10 +1,10 @@
 //! CONFORMANCE.md's suite, written once against the sidecar's public API and run for every
-//! backend by `conformance_suite!`. Items 6 and 7 (holder crash, store outage) arrive with the
-//! network stores.
+//! backend by `conformance_suite!`.
 
 pub mod blocking;
 pub mod exclusion;
 pub mod expiry;
+pub mod failures;
 pub mod keys;
 pub mod names;
 pub mod renewal;
@@ -44,6 +44,14 @@ macro_rules! conformance_suite {
                 exclusion::mutual_exclusion(BACKEND).await;
             }
             #[tokio::test]
+            async fn c6_holder_crash() {
+                failures::holder_crash(BACKEND).await;
+            }
+            #[tokio::test]
+            async fn c7_store_outage() {
+                failures::store_outage(BACKEND).await;
+            }
+            #[tokio::test]
             async fn c8_names() {
                 names::names(BACKEND).await;
             }
@@ -80,3 +88,4 @@ macro_rules! conformance_suite {
 }
 
 conformance_suite!(memory, Backend::Memory);
+conformance_suite!(redis, Backend::Redis);

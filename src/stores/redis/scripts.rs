@@ -1,0 +1,80 @@
+//! The Lua scripts that make each lock operation one atomic step in Redis.
+//!
+//! The lock key holds the raw owner string, exactly as daprd writes it (`SET key owner NX EX`),
+//! so daprd and dlockd fleets share locks. What dlock adds lives beside it, under keys no lock
+//! key can take (lock keys start with `lock||`): `dlock||fence||<key>`, the key's fencing
+//! counter (kept, so tokens keep rising across holders), and `dlock||token||<key>`,
+//! `<owner>|<token>` of the current holder with the lock's own expiry. Releases publish the
+//! key on the channel `dlock||released`, the release signal for waiters on every sidecar.
+
+use redis::Script;
+
+/// The channel on which releases are published.
+pub const RELEASED: &str = "dlock||released";
+
+/// KEYS: lock, fence, token. ARGV: owner, ttl ms. Returns the fencing token, or 0 when held.
+pub fn acquire() -> Script {
+    Script::new(
+        r"
+        if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+          return 0
+        end
+        local token = redis.call('INCR', KEYS[2])
+        redis.call('SET', KEYS[3], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
+        return token
+        ",
+    )
+}
+
+/// daprd's release, with the same answers: -1 not held, -2 held by another, >= 0 released.
+/// KEYS: lock, token. ARGV: owner, channel.
+pub fn unlock() -> Script {
+    Script::new(
+        r"
+        local holder = redis.call('GET', KEYS[1])
+        if not holder then return -1 end
+        if holder ~= ARGV[1] then return -2 end
+        redis.call('DEL', KEYS[2])
+        local deleted = redis.call('DEL', KEYS[1])
+        redis.call('PUBLISH', ARGV[2], KEYS[1])
+        return deleted
+        ",
+    )
+}
+
+/// KEYS: lock, token. ARGV: owner, ttl ms. Answers as unlock: -1, -2, or 1 renewed.
+pub fn renew() -> Script {
+    Script::new(
+        r"
+        local holder = redis.call('GET', KEYS[1])
+        if not holder then return -1 end
+        if holder ~= ARGV[1] then return -2 end
+        redis.call('PEXPIRE', KEYS[1], ARGV[2])
+        redis.call('PEXPIRE', KEYS[2], ARGV[2])
+        return 1
+        ",
+    )
+}
+
+/// KEYS: lock, token. Returns false when free, else {owner, pttl ms, token record or ''}.
+pub fn inspect() -> Script {
+    Script::new(
+        r"
+        local holder = redis.call('GET', KEYS[1])
+        if not holder then return false end
+        return {holder, redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[2]) or ''}
+        ",
+    )
+}
+
+/// KEYS: lock, token. ARGV: channel. Returns 1 when something was held.
+pub fn force_release() -> Script {
+    Script::new(
+        r"
+        redis.call('DEL', KEYS[2])
+        local deleted = redis.call('DEL', KEYS[1])
+        if deleted > 0 then redis.call('PUBLISH', ARGV[1], KEYS[1]) end
+        return deleted
+        ",
+    )
+}

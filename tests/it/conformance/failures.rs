@@ -1,0 +1,126 @@
+//! Items 6 and 7: a holder that crashes loses its locks within their expiry; a store that goes
+//! away makes requests fail promptly (never granting), and the same sidecar serves again when
+//! it comes back.
+
+use std::time::{Duration, Instant};
+
+use crate::api::{Api, Failure, Protocol, BOTH};
+use crate::backend::{unique, Backend};
+use crate::harness::{Options, Sidecar};
+
+pub async fn holder_crash(backend: Backend) {
+    let holder = backend.sidecar("app", &[("store", None)]);
+    let key = unique("c6");
+    let api = Api::new(&holder).await;
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &key, "crasher", 2).await,
+        Ok(true)
+    );
+    let taken = Instant::now();
+    holder.kill();
+
+    let survivor = backend.sidecar("app", &[("store", None)]);
+    let api = Api::new(&survivor).await;
+    if backend.shared_between_sidecars() {
+        // Held until shortly before its expiry, free within a second after.
+        assert_eq!(
+            api.lock(Protocol::Grpc, "store", &key, "next", 30).await,
+            Ok(false)
+        );
+        loop {
+            if api.lock(Protocol::Grpc, "store", &key, "next", 30).await == Ok(true) {
+                break;
+            }
+            assert!(
+                taken.elapsed() < Duration::from_secs(3),
+                "the crashed holder's lock outlived its expiry"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            taken.elapsed() >= Duration::from_millis(1700),
+            "freed before its expiry"
+        );
+    } else {
+        // The crashed process took its locks with it.
+        assert_eq!(
+            api.lock(Protocol::Grpc, "store", &key, "next", 30).await,
+            Ok(true)
+        );
+    }
+}
+
+pub async fn store_outage(backend: Backend) {
+    let Some((mut server, file)) = backend.private_server() else {
+        return; // an embedded store has no server to lose
+    };
+    let sidecar = Sidecar::start(Options::with_files("app", &[("store.yaml", file)]));
+    let api = Api::new(&sidecar).await;
+    let held = unique("c7");
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &held, "a", 60).await,
+        Ok(true)
+    );
+
+    server.stop();
+    for protocol in BOTH {
+        let started = Instant::now();
+        let refused = api.lock(protocol, "store", &unique("c7"), "b", 60).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "failed slowly: {:?}",
+            started.elapsed()
+        );
+        match refused {
+            Err(Failure::Http {
+                status: 500,
+                error_code,
+                ..
+            }) => assert_eq!(error_code, "ERR_TRY_LOCK"),
+            Err(Failure::Grpc {
+                code: tonic::Code::Internal,
+                message,
+            }) => {
+                assert!(
+                    message.starts_with("failed to try acquiring lock: "),
+                    "{message}"
+                )
+            }
+            other => panic!("{protocol:?} during an outage: {other:?}"),
+        }
+        let unlock = api.unlock(protocol, "store", &held, "a").await;
+        match unlock {
+            Err(Failure::Http {
+                status: 500,
+                error_code,
+                ..
+            }) => assert_eq!(error_code, "ERR_UNLOCK"),
+            Err(Failure::Grpc {
+                code: tonic::Code::Internal,
+                ..
+            }) => {}
+            other => panic!("{protocol:?} unlock during an outage: {other:?}"),
+        }
+    }
+
+    server.resume();
+    // The same sidecar serves again, without a restart.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let key = unique("c7");
+    loop {
+        match api.lock(Protocol::Grpc, "store", &key, "c", 60).await {
+            Ok(granted) => {
+                assert!(granted);
+                break;
+            }
+            Err(_) => {
+                assert!(Instant::now() < deadline, "the sidecar did not recover");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    assert_eq!(
+        api.lock(Protocol::Http, "store", &key, "d", 60).await,
+        Ok(false)
+    );
+}

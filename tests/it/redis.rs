@@ -1,0 +1,256 @@
+//! lock.redis as daprd's twin: a lock taken with daprd's raw commands is the lock dlockd sees,
+//! and the other way round; daprd's refusal of a master with replicas; metadata errors.
+
+use std::time::Duration;
+
+use crate::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, LOCK_DOES_NOT_EXIST, SUCCESS};
+use crate::backend::{unique, Backend};
+use crate::harness::{component, Options, Sidecar};
+use crate::servers::{shared, Redis};
+
+/// daprd's release: read the key; missing → -1, another owner → -2, else delete it.
+const DAPRD_UNLOCK: &str = r"
+local v = redis.call('get', KEYS[1])
+if v == false then return -1 end
+if v ~= ARGV[1] then return -2 end
+return redis.call('del', KEYS[1])
+";
+
+async fn raw() -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(format!("redis://{}", shared("DLOCK_TEST_REDIS"))).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+#[tokio::test]
+async fn daprd_and_dlockd_share_locks_both_ways() {
+    let sidecar = Backend::Redis.sidecar("bpm", &[("store", None)]);
+    let api = Api::new(&sidecar).await;
+    let mut redis = raw().await;
+    for protocol in [Protocol::Grpc, Protocol::Http] {
+        // daprd takes a lock: SET key owner EX n NX on the key SPEC §3 builds.
+        let resource = unique("interop");
+        let key = format!("lock||bpm||{resource}");
+        let set: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg("daprd-server")
+            .arg("EX")
+            .arg(30)
+            .arg("NX")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert_eq!(set.as_deref(), Some("OK"));
+        // dlockd sees it held, by anyone else and by daprd's owner too (not reentrant).
+        assert_eq!(
+            api.lock(protocol, "store", &resource, "dlockd-server", 30)
+                .await,
+            Ok(false)
+        );
+        assert_eq!(
+            api.lock(protocol, "store", &resource, "daprd-server", 30)
+                .await,
+            Ok(false)
+        );
+        assert_eq!(
+            api.unlock(protocol, "store", &resource, "dlockd-server")
+                .await,
+            Ok(LOCK_BELONGS_TO_OTHERS)
+        );
+        // daprd's owner releases it through dlockd.
+        assert_eq!(
+            api.unlock(protocol, "store", &resource, "daprd-server")
+                .await,
+            Ok(SUCCESS)
+        );
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert!(!exists);
+
+        // dlockd takes a lock: the key holds the raw owner with the expiry, as daprd's would.
+        assert_eq!(
+            api.lock(protocol, "store", &resource, "dlockd-server", 30)
+                .await,
+            Ok(true)
+        );
+        let value: String = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert_eq!(value, "dlockd-server");
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert!((28..=30).contains(&ttl), "{ttl}");
+        // daprd's SET NX is refused, and daprd's release script answers as daprd expects.
+        let set: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg("daprd-server")
+            .arg("EX")
+            .arg(30)
+            .arg("NX")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert_eq!(set, None);
+        let script = redis::Script::new(DAPRD_UNLOCK);
+        let other: i64 = script
+            .key(&key)
+            .arg("daprd-server")
+            .invoke_async(&mut redis)
+            .await
+            .unwrap();
+        assert_eq!(other, -2);
+        let released: i64 = script
+            .key(&key)
+            .arg("dlockd-server")
+            .invoke_async(&mut redis)
+            .await
+            .unwrap();
+        assert!(released >= 0);
+        assert_eq!(
+            api.unlock(protocol, "store", &resource, "dlockd-server")
+                .await,
+            Ok(LOCK_DOES_NOT_EXIST)
+        );
+        // And it is free for anyone, dlockd included.
+        assert_eq!(
+            api.lock(protocol, "store", &resource, "next", 30).await,
+            Ok(true)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_waiter_notices_a_release_by_daprd() {
+    let sidecar = Backend::Redis.sidecar("bpm", &[("store", None)]);
+    let locks = sidecar.locks().await;
+    let mut redis = raw().await;
+    let resource = unique("interop");
+    let key = format!("lock||bpm||{resource}");
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg("daprd-server")
+        .arg("EX")
+        .arg(60)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let waiter = tokio::spawn(async move {
+        crate::locks::acquire(
+            &locks,
+            &resource,
+            "dlockd-waiter",
+            30,
+            Duration::from_secs(10),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // daprd's release publishes nothing; the waiter still notices by polling, within 200 ms.
+    let _: i64 = redis::Script::new(DAPRD_UNLOCK)
+        .key(&key)
+        .arg("daprd-server")
+        .invoke_async(&mut redis)
+        .await
+        .unwrap();
+    let released = std::time::Instant::now();
+    assert!(waiter.await.unwrap().unwrap().is_some());
+    assert!(
+        released.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        released.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_master_with_replicas_is_refused_as_daprd_does() {
+    let master = Redis::start(&[]);
+    let replica = Redis::start(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+    // Wait for the replica to attach.
+    let client = redis::Client::open(format!("redis://{}", master.address())).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for _ in 0..100 {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if info.contains("connected_slaves:1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let file = component("store", "lock.redis", &[("redisHost", &master.address())]);
+    let failed = match Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)])) {
+        Ok(sidecar) => panic!("started on a master with replicas:\n{}", sidecar.logs()),
+        Err(failed) => failed.output,
+    };
+    assert!(
+        failed.contains("field spec.metadata 'redisHost'"),
+        "{failed}"
+    );
+    assert!(
+        failed.contains("replica") && failed.contains("failover: true"),
+        "{failed}"
+    );
+    drop(replica);
+}
+
+#[tokio::test]
+async fn metadata_errors_name_the_field_and_hide_the_password() {
+    let cases = [
+        (vec![("redisPassword", "hunter2-secret")], "redisHost"),
+        (
+            vec![
+                ("redisHost", "127.0.0.1:notaport"),
+                ("redisPassword", "hunter2-secret"),
+            ],
+            "redisHost",
+        ),
+        (
+            vec![("redisHost", "127.0.0.1:1"), ("redisDB", "first")],
+            "redisDB",
+        ),
+        (
+            vec![("redisHost", "127.0.0.1:1"), ("readTimeout", "3 seconds")],
+            "readTimeout",
+        ),
+    ];
+    for (metadata, field) in cases {
+        let file = component("store", "lock.redis", &metadata);
+        let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
+            .err()
+            .expect("a bad component stops start-up")
+            .output;
+        assert!(
+            failed.contains(&format!("field spec.metadata '{field}'")),
+            "{field}: {failed}"
+        );
+        assert!(!failed.contains("hunter2-secret"));
+    }
+    // Unreachable Redis: a clear error naming the address, and the password nowhere.
+    let file = component(
+        "store",
+        "lock.redis",
+        &[
+            ("redisHost", "127.0.0.1:1"),
+            ("redisPassword", "hunter2-secret"),
+            ("dialTimeout", "500ms"),
+        ],
+    );
+    let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
+        .err()
+        .unwrap()
+        .output;
+    assert!(
+        failed.contains("can't connect to Redis at 127.0.0.1:1"),
+        "{failed}"
+    );
+    assert!(!failed.contains("hunter2-secret"));
+}
