@@ -143,6 +143,28 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// Runs an owner-checked script (release or renew) on a lock and its token record; both
+    /// take the owner and one more argument and answer -1 / -2 / done.
+    async fn owner_checked(
+        &self,
+        script: &Script,
+        key: &str,
+        owner: &str,
+        extra: impl redis::ToRedisArgs,
+    ) -> Result<ReleaseOutcome, StoreError> {
+        let answer: i64 = script
+            .key(key)
+            .key(token_key(key))
+            .arg(owner)
+            .arg(extra)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(store_error)?;
+        Ok(outcome(answer))
+    }
+}
+
 /// Relays the keys published on the release channel to local waiters, reconnecting with
 /// backoff when the subscription breaks (waiters poll meanwhile). Ends when the store is gone.
 async fn listen_for_releases(client: redis::Client, released: broadcast::Sender<String>) {
@@ -199,16 +221,8 @@ impl LockStore for RedisStore {
     }
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<ReleaseOutcome, StoreError> {
-        let answer: i64 = self
-            .unlock
-            .key(key)
-            .key(token_key(key))
-            .arg(owner)
-            .arg(scripts::RELEASED)
-            .invoke_async(&mut self.conn.clone())
+        self.owner_checked(&self.unlock, key, owner, scripts::RELEASED)
             .await
-            .map_err(store_error)?;
-        Ok(outcome(answer))
     }
 
     async fn renew(
@@ -217,16 +231,8 @@ impl LockStore for RedisStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<ReleaseOutcome, StoreError> {
-        let answer: i64 = self
-            .renew
-            .key(key)
-            .key(token_key(key))
-            .arg(owner)
-            .arg(millis(ttl))
-            .invoke_async(&mut self.conn.clone())
+        self.owner_checked(&self.renew, key, owner, millis(ttl))
             .await
-            .map_err(store_error)?;
-        Ok(outcome(answer))
     }
 
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
