@@ -6,7 +6,7 @@
 //! 30 s. If another worker holds the lock, it says so and retries a few times; once it has the
 //! lock it does its work and unlocks, printing the unlock status.
 //!
-//! Run:   target/release/dlockd &        # from a folder without ./components: it then serves
+//! Run:   target/release/dlockd &        # with no --resources-path it serves
 //!                                       # an in-memory store named `lockstore`
 //!        cargo run --example lock_worker
 //! Start two at once to see the second one wait for the first:

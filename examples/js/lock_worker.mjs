@@ -6,7 +6,7 @@
 // lock it does its work and unlocks (in a `finally`, so also when the work throws), printing
 // the unlock status.
 //
-// Run:   target/release/dlockd &        # from a folder without ./components: it then serves
+// Run:   target/release/dlockd &        # with no --resources-path it serves
 //                                       # an in-memory store named `lockstore`
 //        npm install @dapr/dapr@3.18.0  # in this file's folder or a parent of it
 //        node lock_worker.mjs

@@ -7,7 +7,7 @@ lock store `lockstore`, as an owner unique to this process (hostname + pid), for
 lock it does its work and unlocks, printing the unlock status. `try_lock` is used as a
 context manager, so the lock is released even if the work raises.
 
-Run:   target/release/dlockd &        # from a folder without ./components: it then serves
+Run:   target/release/dlockd &        # with no --resources-path it serves
                                       # an in-memory store named `lockstore`
        pip install dapr               # the official SDK (tested with dapr 1.19.0)
        python examples/python/lock_worker.py

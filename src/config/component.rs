@@ -66,7 +66,11 @@ pub fn read_folders(folders: &[PathBuf]) -> Result<Vec<Component>, ConfigError> 
     Ok(components)
 }
 
+/// The component files of a `--resources-path`: a folder's YAML files, or one named file.
 fn component_files(folder: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    if folder.is_file() {
+        return Ok(vec![folder.to_path_buf()]);
+    }
     let entries = std::fs::read_dir(folder).map_err(|e| {
         ConfigError::in_file(folder, format!("can't read the resources folder: {e}"))
     })?;

@@ -2,7 +2,7 @@
 //! references, keyPrefix, `ignoreErrors` and `initTimeout`, as daprd applies them (SPEC.md §5).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::component::{self, Component, ValueSource};
 use super::secrets::{self, SecretStore};
@@ -12,9 +12,6 @@ use crate::stores::{self, StoreFactory};
 
 /// The name of the store served when no component files are given.
 pub const DEFAULT_STORE_NAME: &str = "lockstore";
-
-/// The folder read when no `--resources-path` is given, if it exists.
-pub const DEFAULT_FOLDER: &str = "components";
 
 /// Building-block categories of Dapr that dlockd does not serve. Their components are skipped
 /// with a note, so a Dapr app's existing components folder can be given as it is.
@@ -39,20 +36,16 @@ pub struct Loaded {
     pub source: String,
 }
 
-/// Loads the components of `folders`; with none, `./components` if it exists, else the
-/// embedded in-memory store named `lockstore`.
+/// Loads the components of `folders`; with none, the embedded in-memory store named
+/// `lockstore`. Unlike an earlier version, `./components` is not read by default: this
+/// repository's `components/` holds a sample per store, and a sample for a server that is not
+/// running must not stop a plain `dlockd` from starting (daprd has no such default either).
 pub async fn load_components(
     folders: &[PathBuf],
     app_id: &str,
     factory: &StoreFactory,
 ) -> Result<Loaded, ConfigError> {
     if folders.is_empty() {
-        if Path::new(DEFAULT_FOLDER).is_dir() {
-            let mut loaded =
-                load_folders(&[PathBuf::from(DEFAULT_FOLDER)], app_id, factory).await?;
-            loaded.source = format!("./{DEFAULT_FOLDER} (no --resources-path given)");
-            return Ok(loaded);
-        }
         return Ok(embedded_default(factory).await);
     }
     load_folders(folders, app_id, factory).await
@@ -77,9 +70,7 @@ async fn embedded_default(factory: &StoreFactory) -> Loaded {
     Loaded {
         registry,
         secret_stores: Vec::new(),
-        source: format!(
-            "embedded default (no --resources-path given and no ./{DEFAULT_FOLDER} folder)"
-        ),
+        source: "embedded default (no --resources-path given)".into(),
     }
 }
 

@@ -88,7 +88,7 @@ async fn defaults_without_a_resources_path() {
     assert!(serves(&Api::new(&sidecar).await, "lockstore").await);
     assert!(sidecar.logs().contains("embedded default"));
 
-    // A ./components folder in the working directory is read instead.
+    // A ./components folder in the working directory is not read: only --resources-path is.
     let cwd = temp_dir("cwd");
     std::fs::create_dir_all(cwd.join("components")).unwrap();
     std::fs::write(
@@ -101,7 +101,25 @@ async fn defaults_without_a_resources_path() {
         ..Options::default()
     });
     let api = Api::new(&sidecar).await;
-    assert!(serves(&api, "from-cwd").await);
+    assert!(serves(&api, "lockstore").await);
+    assert!(!serves(&api, "from-cwd").await);
+}
+
+#[tokio::test]
+async fn a_resources_path_may_name_one_file() {
+    let dir = temp_dir("one-file");
+    std::fs::write(dir.join("a.yaml"), component("chosen", MEMORY, &[])).unwrap();
+    std::fs::write(dir.join("b.yaml"), component("sibling", MEMORY, &[])).unwrap();
+    let sidecar = Sidecar::start(Options {
+        extra_args: vec![
+            "--resources-path".into(),
+            dir.join("a.yaml").display().to_string(),
+        ],
+        ..Options::default()
+    });
+    let api = Api::new(&sidecar).await;
+    assert!(serves(&api, "chosen").await);
+    assert!(!serves(&api, "sibling").await);
     assert!(!serves(&api, "lockstore").await);
 }
 
@@ -286,7 +304,7 @@ async fn ignore_errors_lets_the_sidecar_start() {
 fn the_shipped_component_files_parse() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut seen = 0;
-    for folder in ["components", "components/samples"] {
+    for folder in ["components"] {
         for entry in std::fs::read_dir(root.join(folder)).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "yaml") {
