@@ -3,10 +3,11 @@
 //! script with daprd's answers), so daprd and dlockd fleets on one Redis share every lock.
 //! Fencing, renewal, inspection and the release signal live beside it (see `scripts.rs`).
 //!
-//! One multiplexed connection, re-established by itself after a failure, carries every
-//! request; a second connection subscribes to the release channel. While Redis is away,
-//! requests fail within the read timeout and nothing is granted.
+//! The connection in each topology (one server, Sentinel, Cluster) is in `connection.rs`;
+//! where keys live, hash tags for a cluster included, in `keys.rs`.
 
+mod connection;
+mod keys;
 mod scripts;
 mod settings;
 
@@ -14,8 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Script};
+use redis::{RedisError, Script};
 use tokio::sync::broadcast;
 
 use crate::config::Metadata;
@@ -23,13 +23,16 @@ use crate::lock::{
     Capabilities, Grant, LockInfo, LockStore, ReleaseOutcome, StoreError, TryLockOutcome,
 };
 use crate::stores::StoreInitError;
-use settings::Settings;
+use connection::{Connection, Handle};
+use keys::{fence_key, token_key, KeyLayout};
+use settings::{Settings, Topology};
 
 /// How many keys one SCAN step asks for.
 const SCAN_COUNT: usize = 500;
 
 pub struct RedisStore {
-    conn: ConnectionManager,
+    connection: Arc<Connection>,
+    layout: KeyLayout,
     released: broadcast::Sender<String>,
     acquire: Script,
     unlock: Script,
@@ -38,21 +41,13 @@ pub struct RedisStore {
     force_release: Script,
 }
 
-fn fence_key(key: &str) -> String {
-    format!("dlock||fence||{key}")
-}
-
-fn token_key(key: &str) -> String {
-    format!("dlock||token||{key}")
-}
-
 fn millis(ttl: Duration) -> u64 {
     ttl.as_millis().clamp(1, u64::MAX as u128) as u64
 }
 
 /// A Redis failure as the core sees it: a connection or timeout problem is an outage the
 /// caller may retry; anything else is a wrong answer.
-fn store_error(error: redis::RedisError) -> StoreError {
+fn store_error(error: RedisError) -> StoreError {
     if error.is_io_error()
         || error.is_timeout()
         || error.is_connection_dropped()
@@ -74,65 +69,23 @@ fn outcome(answer: i64) -> ReleaseOutcome {
 }
 
 impl RedisStore {
-    /// Connects as a `lock.redis` component's metadata says; fails if Redis can't be reached
-    /// or is a master with replicas (a failover could lose a lock the replica never saw).
+    /// Connects as a `lock.redis` component's metadata says; on one server, fails if Redis
+    /// can't be reached or is a master with replicas (a failover could lose a lock the replica
+    /// never saw; Sentinel is the way to run replicas, as daprd requires).
     pub async fn connect(metadata: &Metadata) -> Result<Arc<RedisStore>, StoreInitError> {
         let settings = Settings::from_metadata(metadata)?;
-        let mut redis_info = RedisConnectionInfo::default().set_db(settings.db);
-        if let Some(username) = &settings.username {
-            redis_info = redis_info.set_username(username);
+        let connection = Arc::new(Connection::open(&settings).await?);
+        if let Topology::Node((host, port)) = &settings.topology {
+            refuse_replicated_master(connection.handle(), &format!("{host}:{port}")).await?;
         }
-        if let Some(password) = &settings.password {
-            redis_info = redis_info.set_password(password);
-        }
-        let info = ConnectionAddr::Tcp(settings.host.clone(), settings.port)
-            .into_connection_info()
-            .map_err(|e| StoreInitError::field("redisHost", e.to_string()))?
-            .set_redis_settings(redis_info);
-        let client = redis::Client::open(info)
-            .map_err(|e| StoreInitError::field("redisHost", e.to_string()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.dial_timeout))
-            .set_response_timeout(Some(settings.read_timeout))
-            .set_number_of_retries(settings.max_retries)
-            .set_min_delay(settings.min_retry_interval)
-            .set_max_delay(settings.max_retry_interval);
-        let address = format!("{}:{}", settings.host, settings.port);
-        let mut conn = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(|e| {
-                StoreInitError::new(format!("can't connect to Redis at {address}: {e}"))
-            })?;
-
-        let replication: String = redis::cmd("INFO")
-            .arg("replication")
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| {
-                StoreInitError::new(format!("Redis at {address} did not answer INFO: {e}"))
-            })?;
-        let replicas = replication
-            .lines()
-            .find_map(|l| l.strip_prefix("connected_slaves:"))
-            .and_then(|n| n.trim().parse::<u32>().ok())
-            .unwrap_or(0);
-        if replicas > 0 {
-            return Err(StoreInitError::field(
-                "redisHost",
-                format!(
-                    "Redis at {address} is a master with {replicas} replica(s): a lock written to \
-                     it can be lost if a replica that never saw it is promoted. Use Sentinel \
-                     (failover: true, sentinelMasterName) so failovers are handled, as daprd \
-                     requires"
-                ),
-            ));
-        }
-
         let (released, _) = broadcast::channel(1024);
-        tokio::spawn(listen_for_releases(client, released.clone()));
+        tokio::spawn(listen_for_releases(
+            Arc::downgrade(&connection),
+            released.clone(),
+        ));
         Ok(Arc::new(RedisStore {
-            conn,
+            layout: KeyLayout::new(matches!(settings.topology, Topology::Cluster(_))),
+            connection,
             released,
             acquire: scripts::acquire(),
             unlock: scripts::unlock(),
@@ -141,9 +94,14 @@ impl RedisStore {
             force_release: scripts::force_release(),
         }))
     }
-}
 
-impl RedisStore {
+    /// A failed request: tells the connection (Sentinel then looks for a new master) and turns
+    /// the error into the core's.
+    fn failed(&self, error: RedisError) -> StoreError {
+        self.connection.failed(&error);
+        store_error(error)
+    }
+
     /// Runs an owner-checked script (release or renew) on a lock and its token record; both
     /// take the owner and one more argument and answer -1 / -2 / done.
     async fn owner_checked(
@@ -153,40 +111,99 @@ impl RedisStore {
         owner: &str,
         extra: impl redis::ToRedisArgs,
     ) -> Result<ReleaseOutcome, StoreError> {
+        let lock = self.layout.lock_key(key);
         let answer: i64 = script
-            .key(key)
-            .key(token_key(key))
+            .key(&lock)
+            .key(token_key(&lock))
             .arg(owner)
             .arg(extra)
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.connection.handle())
             .await
-            .map_err(store_error)?;
+            .map_err(|e| self.failed(e))?;
         Ok(outcome(answer))
+    }
+
+    /// Who holds the lock at `lock` (a Redis key), reported under the store key `key`.
+    async fn inspect_lock(&self, key: &str, lock: &str) -> Result<Option<LockInfo>, StoreError> {
+        let found: Option<(String, i64, String)> = self
+            .inspect
+            .key(lock)
+            .key(token_key(lock))
+            .invoke_async(&mut self.connection.handle())
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(found.map(|(owner, pttl, record)| {
+            // The token record is `<owner>|<token>`; a lock taken by daprd has none, and a
+            // record left by an earlier holder names another owner.
+            let fencing_token = record
+                .rsplit_once('|')
+                .filter(|(who, _)| *who == owner)
+                .and_then(|(_, token)| token.parse().ok());
+            LockInfo {
+                key: key.to_string(),
+                owner,
+                // -1: no expiry (set by hand); shown as no time left rather than forever.
+                expires_in: Duration::from_millis(pttl.max(0) as u64),
+                fencing_token,
+            }
+        }))
     }
 }
 
+/// daprd's start-up check: a lone master with replicas can lose a granted lock on failover.
+async fn refuse_replicated_master(mut handle: Handle, address: &str) -> Result<(), StoreInitError> {
+    let replication: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut handle)
+        .await
+        .map_err(|e| StoreInitError::new(format!("Redis at {address} did not answer INFO: {e}")))?;
+    let replicas = replication
+        .lines()
+        .find_map(|l| l.strip_prefix("connected_slaves:"))
+        .and_then(|n| n.trim().parse::<u32>().ok())
+        .unwrap_or(0);
+    if replicas > 0 {
+        return Err(StoreInitError::field(
+            "redisHost",
+            format!(
+                "Redis at {address} is a master with {replicas} replica(s): a lock written to \
+                 it can be lost if a replica that never saw it is promoted. Use Sentinel \
+                 (failover: true, sentinelMasterName) so failovers are handled, as daprd \
+                 requires"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Relays the keys published on the release channel to local waiters, reconnecting with
-/// backoff when the subscription breaks (waiters poll meanwhile). Ends when the store is gone.
-async fn listen_for_releases(client: redis::Client, released: broadcast::Sender<String>) {
+/// backoff when the subscription breaks (waiters poll meanwhile), through the first node that
+/// answers. Ends when the store is gone.
+async fn listen_for_releases(
+    connection: std::sync::Weak<Connection>,
+    released: broadcast::Sender<String>,
+) {
     use tokio_stream::StreamExt;
     let mut backoff = Duration::from_millis(100);
     loop {
-        if released.receiver_count() == 0 && released.strong_count() == 1 {
+        let Some(subscribers) = connection.upgrade().map(|c| c.subscribers()) else {
             return;
-        }
-        match client.get_async_pubsub().await {
-            Ok(mut pubsub) => {
-                if pubsub.subscribe(scripts::RELEASED).await.is_ok() {
-                    backoff = Duration::from_millis(100);
-                    let mut messages = pubsub.on_message();
-                    while let Some(message) = messages.next().await {
-                        if let Ok(key) = message.get_payload::<String>() {
-                            let _ = released.send(key);
+        };
+        for client in subscribers {
+            match client.get_async_pubsub().await {
+                Ok(mut pubsub) => {
+                    if pubsub.subscribe(scripts::RELEASED).await.is_ok() {
+                        backoff = Duration::from_millis(100);
+                        let mut messages = pubsub.on_message();
+                        while let Some(message) = messages.next().await {
+                            if let Ok(key) = message.get_payload::<String>() {
+                                let _ = released.send(key);
+                            }
                         }
                     }
                 }
+                Err(error) => tracing::debug!("release signal unavailable, waiters poll: {error}"),
             }
-            Err(error) => tracing::debug!("release signal unavailable, waiters poll: {error}"),
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -201,16 +218,17 @@ impl LockStore for RedisStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<TryLockOutcome, StoreError> {
+        let lock = self.layout.lock_key(key);
         let token: u64 = self
             .acquire
-            .key(key)
-            .key(fence_key(key))
-            .key(token_key(key))
+            .key(&lock)
+            .key(fence_key(&lock))
+            .key(token_key(&lock))
             .arg(owner)
             .arg(millis(ttl))
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.connection.handle())
             .await
-            .map_err(store_error)?;
+            .map_err(|e| self.failed(e))?;
         Ok(if token == 0 {
             TryLockOutcome::Held
         } else {
@@ -236,79 +254,74 @@ impl LockStore for RedisStore {
     }
 
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
-        let found: Option<(String, i64, String)> = self
-            .inspect
-            .key(key)
-            .key(token_key(key))
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(store_error)?;
-        Ok(found.map(|(owner, pttl, record)| {
-            // The token record is `<owner>|<token>`; a lock taken by daprd has none, and a
-            // record left by an earlier holder names another owner.
-            let fencing_token = record
-                .rsplit_once('|')
-                .filter(|(who, _)| *who == owner)
-                .and_then(|(_, token)| token.parse().ok());
-            LockInfo {
-                key: key.to_string(),
-                owner,
-                // -1: no expiry (set by hand); shown as no time left rather than forever.
-                expires_in: Duration::from_millis(pttl.max(0) as u64),
-                fencing_token,
-            }
-        }))
+        self.inspect_lock(key, &self.layout.lock_key(key)).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<LockInfo>, StoreError> {
-        let pattern = format!("{}*", escape_glob(prefix));
-        let mut conn = self.conn.clone();
-        let mut cursor = 0u64;
+        let pattern = self.layout.scan_pattern(prefix);
         let mut keys = Vec::new();
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(&mut conn)
-                .await
-                .map_err(store_error)?;
-            keys.extend(batch);
-            if next == 0 {
-                break;
+        let targets = self
+            .connection
+            .scan_targets()
+            .await
+            .map_err(|e| self.failed(e))?;
+        for mut target in targets {
+            let mut cursor = 0u64;
+            loop {
+                let step = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(SCAN_COUNT)
+                    .clone();
+                let (next, batch): (u64, Vec<String>) =
+                    target.run(&step).await.map_err(|e| self.failed(e))?;
+                keys.extend(batch);
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            cursor = next;
         }
         keys.sort();
         keys.dedup();
         let mut found = Vec::with_capacity(keys.len());
-        for key in keys {
+        for lock in keys {
+            let Some(key) = self.layout.store_key(&lock) else {
+                continue;
+            };
             // Gone between the scan and the look: not held any more.
-            if let Some(info) = self.inspect(&key).await? {
+            if let Some(info) = self.inspect_lock(key, &lock).await? {
                 found.push(info);
             }
         }
+        found.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(found)
     }
 
     async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
+        let lock = self.layout.lock_key(key);
         let deleted: i64 = self
             .force_release
-            .key(key)
-            .key(token_key(key))
+            .key(&lock)
+            .key(token_key(&lock))
             .arg(scripts::RELEASED)
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.connection.handle())
             .await
-            .map_err(store_error)?;
+            .map_err(|e| self.failed(e))?;
         Ok(deleted > 0)
     }
 
     async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
         // Subscribed before looking, so a release in between is not missed.
         let mut released = self.released.subscribe();
-        let pttl: i64 = self.conn.clone().pttl(key).await.map_err(store_error)?;
+        let lock = self.layout.lock_key(key);
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(&lock)
+            .query_async(&mut self.connection.handle())
+            .await
+            .map_err(|e| self.failed(e))?;
         if pttl == -2 {
             return Ok(()); // free already
         }
@@ -322,7 +335,7 @@ impl LockStore for RedisStore {
         let signal = async {
             loop {
                 match released.recv().await {
-                    Ok(k) if k == key => return,
+                    Ok(k) if k == lock => return,
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
                 }
@@ -338,27 +351,5 @@ impl LockStore for RedisStore {
             listing: true,
             release_signal: true,
         }
-    }
-}
-
-/// Escapes Redis glob characters so a prefix matches itself only.
-fn escape_glob(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs_are_escaped() {
-        assert_eq!(escape_glob("lock||a*b?[c]\\"), "lock||a\\*b\\?\\[c\\]\\\\");
     }
 }

@@ -1,17 +1,50 @@
-//! The metadata of a `lock.redis` component, with daprd's names and defaults (SPEC.md §4).
+//! The metadata of a `lock.redis` component, with daprd's names and defaults (SPEC.md §4), plus
+//! `redisType: cluster`, which daprd refuses and dlock serves.
 
 use std::time::Duration;
 
 use crate::config::{duration, Metadata};
 use crate::stores::StoreInitError;
 
+/// A server address as host and port.
+pub type Address = (String, u16);
+
+/// How the Redis servers are laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topology {
+    /// One server (`redisHost`).
+    Node(Address),
+    /// A Redis Cluster, found through any of the `redisHost` addresses (comma-separated).
+    Cluster(Vec<Address>),
+    /// A master found through Sentinel (`failover: true`): `redisHost` lists the sentinels.
+    Sentinel {
+        sentinels: Vec<Address>,
+        master_name: String,
+        username: Option<String>,
+        password: Option<String>,
+    },
+}
+
+/// TLS to Redis (`enableTLS`).
+#[derive(Debug, Clone, Default)]
+pub struct Tls {
+    /// Accept any server certificate (`insecureSkipTLSVerify`): encryption without
+    /// authentication of the server.
+    pub skip_verify: bool,
+    /// PEM client certificate and key (`clientCert`, `clientKey`) for servers that ask for one.
+    pub client_identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// PEM certificate authority to trust instead of the system's roots (`caCert`, dlock's
+    /// own: daprd trusts the system roots only).
+    pub ca: Option<Vec<u8>>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub host: String,
-    pub port: u16,
+    pub topology: Topology,
     pub username: Option<String>,
     pub password: Option<String>,
     pub db: i64,
+    pub tls: Option<Tls>,
     pub dial_timeout: Duration,
     pub read_timeout: Duration,
     pub max_retries: usize,
@@ -23,19 +56,23 @@ fn field(name: &'static str, message: impl Into<String>) -> StoreInitError {
     StoreInitError::field(name, message)
 }
 
+fn non_empty<'a>(metadata: &'a Metadata, name: &str) -> Option<&'a str> {
+    metadata.get(name).filter(|v| !v.is_empty())
+}
+
 fn duration_or(
     metadata: &Metadata,
     name: &'static str,
     default: Duration,
 ) -> Result<Duration, StoreInitError> {
-    match metadata.get(name).filter(|v| !v.is_empty()) {
+    match non_empty(metadata, name) {
         None => Ok(default),
         Some(text) => duration::parse(text).map_err(|e| field(name, e)),
     }
 }
 
 fn flag(metadata: &Metadata, name: &'static str) -> Result<bool, StoreInitError> {
-    match metadata.get(name).filter(|v| !v.is_empty()) {
+    match non_empty(metadata, name) {
         None => Ok(false),
         Some(text) => text
             .parse()
@@ -43,69 +80,126 @@ fn flag(metadata: &Metadata, name: &'static str) -> Result<bool, StoreInitError>
     }
 }
 
+/// `host:port[,host:port…]`; `[v6]:port` allowed.
+fn addresses(metadata: &Metadata) -> Result<Vec<Address>, StoreInitError> {
+    let text = non_empty(metadata, "redisHost")
+        .ok_or_else(|| field("redisHost", "required: the Redis server as host:port"))?;
+    text.split(',')
+        .map(str::trim)
+        .map(|address| {
+            address
+                .rsplit_once(':')
+                .and_then(|(host, port)| {
+                    let host = host.trim_matches(['[', ']']);
+                    (!host.is_empty()).then_some((host.to_string(), port.parse().ok()?))
+                })
+                .ok_or_else(|| field("redisHost", format!("'{address}' is not host:port")))
+        })
+        .collect()
+}
+
+/// A PEM value given inline (daprd's way) or as the path of a file holding it.
+fn pem(metadata: &Metadata, name: &'static str) -> Result<Option<Vec<u8>>, StoreInitError> {
+    let Some(value) = non_empty(metadata, name) else {
+        return Ok(None);
+    };
+    if value.contains("-----BEGIN") {
+        return Ok(Some(value.as_bytes().to_vec()));
+    }
+    std::fs::read(value)
+        .map(Some)
+        // The value is not shown: it may be a key pasted in the wrong form.
+        .map_err(|e| {
+            field(
+                name,
+                format!("neither PEM text nor the path of a readable file: {e}"),
+            )
+        })
+}
+
 impl Settings {
     pub fn from_metadata(metadata: &Metadata) -> Result<Self, StoreInitError> {
-        let address = metadata
-            .get("redisHost")
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| field("redisHost", "required: the Redis server as host:port"))?;
-        let (host, port) = address
-            .rsplit_once(':')
-            .and_then(|(host, port)| Some((host.trim_matches(['[', ']']), port.parse().ok()?)))
-            .ok_or_else(|| field("redisHost", format!("'{address}' is not host:port")))?;
-
-        match metadata.get("redisType").map(str::to_lowercase).as_deref() {
-            None | Some("") | Some("node") => {}
-            Some("cluster") => {
-                return Err(field(
-                    "redisType",
-                    "Redis Cluster is not supported by this build yet",
-                ))
-            }
+        let mut hosts = addresses(metadata)?;
+        let cluster = match metadata.get("redisType").map(str::to_lowercase).as_deref() {
+            None | Some("") | Some("node") => false,
+            Some("cluster") => true,
             Some(other) => {
                 return Err(field(
                     "redisType",
                     format!("'{other}' is not node or cluster"),
                 ))
             }
-        }
-        if flag(metadata, "failover")? {
-            return Err(field(
-                "failover",
-                "Redis Sentinel is not supported by this build yet",
-            ));
-        }
-        if flag(metadata, "enableTLS")? {
-            return Err(field(
-                "enableTLS",
-                "TLS to Redis is not supported by this build yet",
-            ));
-        }
+        };
+        let failover = flag(metadata, "failover")?;
+        let topology = match (cluster, failover) {
+            (true, true) => {
+                return Err(field(
+                    "failover",
+                    "Sentinel (failover: true) and redisType: cluster exclude each other: a \
+                     Redis Cluster fails over by itself",
+                ))
+            }
+            (true, false) => Topology::Cluster(hosts),
+            (false, true) => Topology::Sentinel {
+                sentinels: hosts,
+                master_name: non_empty(metadata, "sentinelMasterName")
+                    .ok_or_else(|| {
+                        field(
+                            "sentinelMasterName",
+                            "required with failover: true: the master's name in Sentinel",
+                        )
+                    })?
+                    .to_string(),
+                username: non_empty(metadata, "sentinelUsername").map(str::to_string),
+                password: non_empty(metadata, "sentinelPassword").map(str::to_string),
+            },
+            (false, false) if hosts.len() == 1 => Topology::Node(hosts.remove(0)),
+            (false, false) => {
+                return Err(field(
+                    "redisHost",
+                    "several addresses need redisType: cluster or failover: true (Sentinel)",
+                ))
+            }
+        };
 
-        let db = match metadata.get("redisDB").filter(|v| !v.is_empty()) {
+        let tls = if flag(metadata, "enableTLS")? {
+            let client_identity = match (pem(metadata, "clientCert")?, pem(metadata, "clientKey")?)
+            {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                (Some(_), None) => return Err(field("clientKey", "required with clientCert")),
+                (None, Some(_)) => return Err(field("clientCert", "required with clientKey")),
+            };
+            Some(Tls {
+                skip_verify: flag(metadata, "insecureSkipTLSVerify")?,
+                client_identity,
+                ca: pem(metadata, "caCert")?,
+            })
+        } else {
+            None
+        };
+
+        let db = match non_empty(metadata, "redisDB") {
             None => 0,
             Some(text) => text
                 .parse()
                 .map_err(|_| field("redisDB", format!("'{text}' is not a database number")))?,
         };
-        let max_retries = match metadata.get("redisMaxRetries").filter(|v| !v.is_empty()) {
+        if db != 0 && matches!(topology, Topology::Cluster(_)) {
+            return Err(field("redisDB", "a Redis Cluster has database 0 only"));
+        }
+        let max_retries = match non_empty(metadata, "redisMaxRetries") {
             None => 3,
             Some(text) => text
                 .parse()
                 .map_err(|_| field("redisMaxRetries", format!("'{text}' is not a number")))?,
         };
-        let non_empty = |name: &str| {
-            metadata
-                .get(name)
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-        };
         Ok(Settings {
-            host: host.to_string(),
-            port,
-            username: non_empty("redisUsername"),
-            password: non_empty("redisPassword"),
+            topology,
+            username: non_empty(metadata, "redisUsername").map(str::to_string),
+            password: non_empty(metadata, "redisPassword").map(str::to_string),
             db,
+            tls,
             dial_timeout: duration_or(metadata, "dialTimeout", Duration::from_secs(5))?,
             // Writes and reads share one deadline on a multiplexed connection; take the longer.
             read_timeout: duration_or(metadata, "readTimeout", Duration::from_secs(3))?.max(
@@ -138,6 +232,10 @@ mod tests {
         m
     }
 
+    fn error(items: &[(&str, &str)]) -> StoreInitError {
+        Settings::from_metadata(&metadata(items)).unwrap_err()
+    }
+
     #[test]
     fn daprd_names_and_defaults() {
         let s = Settings::from_metadata(&metadata(&[
@@ -147,31 +245,115 @@ mod tests {
             ("readTimeout", "1s"),
         ]))
         .unwrap();
-        assert_eq!((s.host.as_str(), s.port, s.db), ("localhost", 6380, 2));
+        assert_eq!(s.topology, Topology::Node(("localhost".into(), 6380)));
+        assert_eq!(s.db, 2);
         assert_eq!(s.password.as_deref(), Some("pw"));
         assert_eq!(s.read_timeout, Duration::from_secs(3)); // writeTimeout's default is longer
         assert_eq!(s.dial_timeout, Duration::from_secs(5));
+        assert!(s.tls.is_none());
+    }
+
+    #[test]
+    fn sentinel_and_cluster() {
+        let s = Settings::from_metadata(&metadata(&[
+            ("redisHost", "s1:26379, [::1]:26380"),
+            ("failover", "true"),
+            ("sentinelMasterName", "mymaster"),
+            ("sentinelPassword", "spw"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            s.topology,
+            Topology::Sentinel {
+                sentinels: vec![("s1".into(), 26379), ("::1".into(), 26380)],
+                master_name: "mymaster".into(),
+                username: None,
+                password: Some("spw".into()),
+            }
+        );
+        let s = Settings::from_metadata(&metadata(&[
+            ("redisHost", "a:7000,b:7001"),
+            ("redisType", "Cluster"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            s.topology,
+            Topology::Cluster(vec![("a".into(), 7000), ("b".into(), 7001)])
+        );
+    }
+
+    #[test]
+    fn tls_material_inline_or_from_a_file() {
+        let dir = std::env::temp_dir().join(format!("dlock-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("client.key");
+        std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nx\n").unwrap();
+        let s = Settings::from_metadata(&metadata(&[
+            ("redisHost", "h:1"),
+            ("enableTLS", "true"),
+            ("insecureSkipTLSVerify", "true"),
+            ("clientCert", "-----BEGIN CERTIFICATE-----\ny\n"),
+            ("clientKey", key.to_str().unwrap()),
+        ]))
+        .unwrap();
+        let tls = s.tls.unwrap();
+        assert!(tls.skip_verify);
+        let (cert, key) = tls.client_identity.unwrap();
+        assert!(cert.starts_with(b"-----BEGIN CERTIFICATE"));
+        assert!(key.starts_with(b"-----BEGIN PRIVATE KEY"));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn errors_name_the_field() {
-        let err = Settings::from_metadata(&metadata(&[])).unwrap_err();
-        assert_eq!(err.field, Some("redisHost"));
-        let err = Settings::from_metadata(&metadata(&[("redisHost", "nohost")])).unwrap_err();
-        assert_eq!(err.field, Some("redisHost"));
-        let err = Settings::from_metadata(&metadata(&[("redisHost", "h:1"), ("redisDB", "x")]))
-            .unwrap_err();
-        assert_eq!(err.field, Some("redisDB"));
-        let err =
-            Settings::from_metadata(&metadata(&[("redisHost", "h:1"), ("dialTimeout", "soon")]))
-                .unwrap_err();
-        assert_eq!(err.field, Some("dialTimeout"));
-        let err = Settings::from_metadata(&metadata(&[
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "redisHost"),
+            (&[("redisHost", "nohost")], "redisHost"),
+            (&[("redisHost", "a:1,b:2")], "redisHost"),
+            (&[("redisHost", "h:1"), ("redisDB", "x")], "redisDB"),
+            (
+                &[("redisHost", "h:1"), ("dialTimeout", "soon")],
+                "dialTimeout",
+            ),
+            (&[("redisHost", "h:1"), ("redisType", "ring")], "redisType"),
+            (&[("redisHost", "h:1"), ("failover", "yes")], "failover"),
+            (
+                &[("redisHost", "h:1"), ("failover", "true")],
+                "sentinelMasterName",
+            ),
+            (
+                &[
+                    ("redisHost", "h:1"),
+                    ("redisType", "cluster"),
+                    ("redisDB", "1"),
+                ],
+                "redisDB",
+            ),
+            (
+                &[
+                    ("redisHost", "h:1"),
+                    ("enableTLS", "true"),
+                    ("clientCert", "/nonexistent/cert.pem"),
+                ],
+                "clientCert",
+            ),
+            (
+                &[
+                    ("redisHost", "h:1"),
+                    ("enableTLS", "true"),
+                    ("clientCert", "-----BEGIN CERTIFICATE-----"),
+                ],
+                "clientKey",
+            ),
+        ];
+        for (items, expected) in cases {
+            assert_eq!(error(items).field, Some(*expected), "{items:?}");
+        }
+        let err = error(&[
             ("redisHost", "h:1"),
             ("redisPassword", "s3cr3t"),
             ("redisDB", "x"),
-        ]))
-        .unwrap_err();
+        ]);
         assert!(!err.message.contains("s3cr3t"));
     }
 }
