@@ -34,24 +34,61 @@ cargo clippy --locked --all-targets -- -D warnings
 # Tests that stop a server mid-test start a private one instead (they find the binaries
 # through the DLOCK_TEST_*_SERVER variables).
 servers="$root/target/test-servers"
-rm -rf "$servers" && mkdir -p "$servers/redis"
+rm -rf "$servers" && mkdir -p "$servers"
+pids=()
 stop_servers() {
-  if [[ -f "$servers/redis/redis.pid" ]]; then kill "$(cat "$servers/redis/redis.pid")" 2>/dev/null || true; fi
+  for pidfile in "${pids[@]}"; do
+    if [[ -f "$pidfile" ]]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
+  done
 }
 trap stop_servers EXIT
+
+# start_redis NAME PORT [ARGS…]: a redis-server in the background, data in target/test-servers/NAME.
+start_redis() {
+  local name="$1" port="$2"
+  shift 2
+  mkdir -p "$servers/$name"
+  pids+=("$servers/$name/redis.pid")
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$servers/$name" --save "" \
+    --appendonly no --daemonize yes --pidfile "$servers/$name/redis.pid" \
+    --logfile "$servers/$name/redis.log" "$@"
+  for _ in $(seq 50); do
+    redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  say "redis-server $name did not start"
+  cat "$servers/$name/redis.log" >&2
+  exit 1
+}
+
 redis_port=16379
 say "redis-server on 127.0.0.1:$redis_port"
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$servers/redis" --save "" \
-  --appendonly no --daemonize yes --pidfile "$servers/redis/redis.pid" \
-  --logfile "$servers/redis/redis.log"
-for _ in $(seq 50); do
-  redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
-  sleep 0.1
-done
-redis-cli -p "$redis_port" ping >/dev/null || { say "redis-server did not start"; cat "$servers/redis/redis.log" >&2; exit 1; }
+start_redis redis "$redis_port"
 export DLOCK_TEST_REDIS="127.0.0.1:$redis_port"
+
+cluster_ports=(16381 16382 16383)
+say "Redis Cluster on 127.0.0.1:${cluster_ports[*]}"
+cluster=()
+for port in "${cluster_ports[@]}"; do
+  start_redis "cluster-$port" "$port" --cluster-enabled yes --cluster-config-file nodes.conf \
+    --cluster-node-timeout 2000
+  cluster+=("127.0.0.1:$port")
+done
+redis-cli --cluster create "${cluster[@]}" --cluster-replicas 0 --cluster-yes >"$servers/cluster-create.log"
+for port in "${cluster_ports[@]}"; do
+  for _ in $(seq 100); do
+    redis-cli -p "$port" cluster info | grep -q cluster_state:ok && break
+    sleep 0.1
+  done
+  redis-cli -p "$port" cluster info | grep -q cluster_state:ok || { say "Redis Cluster did not form"; exit 1; }
+done
+DLOCK_TEST_REDIS_CLUSTER="$(IFS=,; echo "${cluster[*]}")"
+export DLOCK_TEST_REDIS_CLUSTER
+
+# Tests that stop a server, and the Sentinel and TLS tests, start private servers with these.
 DLOCK_TEST_REDIS_SERVER="$(command -v redis-server)"
-export DLOCK_TEST_REDIS_SERVER
+DLOCK_TEST_REDIS_CLI="$(command -v redis-cli)"
+export DLOCK_TEST_REDIS_SERVER DLOCK_TEST_REDIS_CLI
 
 # --- Tests ---------------------------------------------------------------------------
 # The SDK tests find the venv's Python here; a missing SDK fails them, never skips them.

@@ -13,6 +13,9 @@ pub enum Backend {
     Memory,
     /// lock.redis on the redis-server scripts/test.sh started (DLOCK_TEST_REDIS).
     Redis,
+    /// lock.redis with `redisType: cluster` on the three-master Redis Cluster scripts/test.sh
+    /// started (DLOCK_TEST_REDIS_CLUSTER).
+    RedisCluster,
 }
 
 /// A store server a test can take away and bring back (conformance item 7).
@@ -30,11 +33,27 @@ impl Outage for crate::servers::Redis {
     }
 }
 
+impl Outage for crate::servers::RedisCluster {
+    fn stop(&mut self) {
+        crate::servers::RedisCluster::stop(self)
+    }
+    fn resume(&mut self) {
+        crate::servers::RedisCluster::resume(self)
+    }
+}
+
+/// Short timeouts, so outage tests fail fast.
+const REDIS_TIMEOUTS: [(&str, &str); 3] = [
+    ("readTimeout", "1s"),
+    ("writeTimeout", "1s"),
+    ("dialTimeout", "1s"),
+];
+
 impl Backend {
     pub fn type_name(self) -> &'static str {
         match self {
             Backend::Memory => "lock.in-memory",
-            Backend::Redis => "lock.redis",
+            Backend::Redis | Backend::RedisCluster => "lock.redis",
         }
     }
 
@@ -42,7 +61,7 @@ impl Backend {
     pub fn shared_between_sidecars(self) -> bool {
         match self {
             Backend::Memory => false,
-            Backend::Redis => true,
+            Backend::Redis | Backend::RedisCluster => true,
         }
     }
 
@@ -51,6 +70,13 @@ impl Backend {
         match self {
             Backend::Memory => Vec::new(),
             Backend::Redis => vec![("redisHost", crate::servers::shared("DLOCK_TEST_REDIS"))],
+            Backend::RedisCluster => vec![
+                (
+                    "redisHost",
+                    crate::servers::shared("DLOCK_TEST_REDIS_CLUSTER"),
+                ),
+                ("redisType", "cluster".into()),
+            ],
         }
     }
 
@@ -61,16 +87,20 @@ impl Backend {
             Backend::Memory => None,
             Backend::Redis => {
                 let redis = crate::servers::Redis::start(&[]);
-                let timeouts = [
-                    ("redisHost", redis.address()),
-                    ("readTimeout", "1s".into()),
-                    ("writeTimeout", "1s".into()),
-                    ("dialTimeout", "1s".into()),
-                ];
-                let pairs: Vec<(&str, &str)> =
-                    timeouts.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                let file = component("store", self.type_name(), &pairs);
+                let address = redis.address();
+                let mut metadata = vec![("redisHost", address.as_str())];
+                metadata.extend(REDIS_TIMEOUTS);
+                let file = component("store", self.type_name(), &metadata);
                 Some((Box::new(redis), file))
+            }
+            Backend::RedisCluster => {
+                let cluster = crate::servers::RedisCluster::start();
+                let addresses = cluster.addresses();
+                let mut metadata =
+                    vec![("redisHost", addresses.as_str()), ("redisType", "cluster")];
+                metadata.extend(REDIS_TIMEOUTS);
+                let file = component("store", self.type_name(), &metadata);
+                Some((Box::new(cluster), file))
             }
         }
     }

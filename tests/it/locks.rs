@@ -7,8 +7,8 @@ use dlock::cli::connect::Locks;
 use dlock::proto::dlock::hold_event::Event;
 use dlock::proto::dlock::hold_request::Action;
 use dlock::proto::dlock::{
-    AcquireRequest, ForceReleaseRequest, HoldEvent, HoldRequest, InspectRequest, LockInfo, Release,
-    RenewRequest,
+    AcquireRequest, ForceReleaseRequest, HoldEvent, HoldRequest, InspectRequest, ListRequest,
+    LockInfo, Release, RenewRequest,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -64,6 +64,20 @@ pub async fn inspect(locks: &Locks, resource: &str) -> Option<LockInfo> {
     let answer = locks.clone().inspect(request).await.unwrap().into_inner();
     assert_eq!(answer.held, answer.lock.is_some());
     answer.lock
+}
+
+pub async fn list(locks: &Locks, prefix: &str) -> Vec<LockInfo> {
+    let request = ListRequest {
+        store_name: "store".into(),
+        prefix: prefix.into(),
+    };
+    locks
+        .clone()
+        .list(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .locks
 }
 
 pub async fn force_release(

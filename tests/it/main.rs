@@ -4,6 +4,7 @@
 mod api;
 mod api_errors;
 mod backend;
+mod certs;
 mod cli;
 mod components;
 mod conformance;
@@ -12,5 +13,6 @@ mod lifecycle;
 mod locks;
 mod locks_api;
 mod redis;
+mod redis_topologies;
 mod sdk;
 mod servers;

@@ -27,7 +27,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A private redis-server.
+/// A private redis-server (or a Sentinel, which is redis-server in another mode).
 pub struct Redis {
     pub port: u16,
     args: Vec<String>,
@@ -37,23 +37,52 @@ pub struct Redis {
 impl Redis {
     /// Starts a redis-server with extra arguments (e.g. `--replicaof`).
     pub fn start(extra: &[&str]) -> Redis {
+        Redis::launch(&[], "--port", extra)
+    }
+
+    /// Starts a redis-server that speaks TLS only, with the given `--tls-*` arguments.
+    pub fn start_tls(extra: &[&str]) -> Redis {
+        Redis::launch(&["--port", "0"], "--tls-port", extra)
+    }
+
+    /// Starts a Sentinel watching the master on `master_port` under the name `master_name`,
+    /// quick to act: the master is deemed down after one second.
+    pub fn start_sentinel(master_name: &str, master_port: u16) -> Redis {
+        let dir = temp_dir("sentinel");
+        let config = dir.join("sentinel.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "sentinel monitor {master_name} 127.0.0.1 {master_port} 1\n\
+                 sentinel down-after-milliseconds {master_name} 1000\n\
+                 sentinel failover-timeout {master_name} 10000\n"
+            ),
+        )
+        .unwrap();
+        let config = config.display().to_string();
+        Redis::launch(&[&config, "--sentinel"], "--port", &[])
+    }
+
+    fn launch(leading: &[&str], port_flag: &str, extra: &[&str]) -> Redis {
         let port = free_port();
         let dir = temp_dir("redis");
-        let mut args: Vec<String> = [
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            &dir.display().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut args: Vec<String> = leading.iter().map(|s| s.to_string()).collect();
+        args.extend(
+            [
+                port_flag,
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                &dir.display().to_string(),
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut redis = Redis {
             port,
@@ -100,5 +129,72 @@ impl Redis {
 impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A private Redis Cluster of three masters (no replicas), slots spread by redis-cli.
+pub struct RedisCluster {
+    pub nodes: Vec<Redis>,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<Redis> = (0..3)
+            .map(|_| {
+                Redis::start(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                ])
+            })
+            .collect();
+        let mut create = Command::new(binary("DLOCK_TEST_REDIS_CLI"));
+        create.args(["--cluster", "create"]);
+        create.args(nodes.iter().map(Redis::address));
+        create.args(["--cluster-replicas", "0", "--cluster-yes"]);
+        let output = create.output().expect("redis-cli runs");
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let cluster = RedisCluster { nodes };
+        cluster.wait_until_ready();
+        cluster
+    }
+
+    /// The nodes as `redisHost` lists them.
+    pub fn addresses(&self) -> String {
+        let nodes: Vec<String> = self.nodes.iter().map(Redis::address).collect();
+        nodes.join(",")
+    }
+
+    /// Waits until every node reports the cluster healthy.
+    pub fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &self.nodes {
+            loop {
+                let info = Command::new(binary("DLOCK_TEST_REDIS_CLI"))
+                    .args(["-p", &node.port.to_string(), "cluster", "info"])
+                    .output()
+                    .expect("redis-cli runs");
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the Redis Cluster did not form");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    pub fn stop(&mut self) {
+        self.nodes.iter_mut().for_each(Redis::stop);
+    }
+
+    pub fn resume(&mut self) {
+        self.nodes.iter_mut().for_each(Redis::resume);
     }
 }

@@ -66,7 +66,7 @@ impl ConnectionLike for Handle {
 pub enum Connection {
     Server {
         manager: ConnectionManager,
-        client: Client,
+        client: Box<Client>,
     },
     Sentinel(Arc<SentinelMaster>),
     Cluster {
@@ -107,7 +107,10 @@ impl Connection {
                     .get_connection_manager_with_config(config)
                     .await
                     .map_err(|e| unreachable(format!("Redis at {}", show(address)), e))?;
-                Ok(Connection::Server { manager, client })
+                Ok(Connection::Server {
+                    manager,
+                    client: Box::new(client),
+                })
             }
             Topology::Sentinel {
                 sentinels,
@@ -191,7 +194,7 @@ impl Connection {
     /// publication reaches every node of a cluster and every replica of a master.
     pub fn subscribers(&self) -> Vec<Client> {
         match self {
-            Connection::Server { client, .. } => vec![client.clone()],
+            Connection::Server { client, .. } => vec![(**client).clone()],
             Connection::Sentinel(master) => vec![master.current().1],
             Connection::Cluster { seeds, .. } => seeds.clone(),
         }
@@ -346,7 +349,7 @@ fn address(settings: &Settings, (host, port): &Address) -> ConnectionAddr {
 fn server_client(settings: &Settings, server: &Address) -> Result<Client, StoreInitError> {
     let info = address(settings, server)
         .into_connection_info()
-        .and_then(|info| Ok(info.set_redis_settings(redis_info(settings))));
+        .map(|info| info.set_redis_settings(redis_info(settings)));
     let client = match &settings.tls {
         None => info.and_then(Client::open),
         Some(tls) => info.and_then(|info| Client::build_with_tls(info, certificates(tls))),
