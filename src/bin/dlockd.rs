@@ -15,10 +15,16 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let args = DaemonArgs::parse_daprd_style(std::env::args());
     init_logging(&args);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.worker_threads.into())
-        .enable_all()
-        .build();
+    let runtime = match args.worker_threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        threads => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(threads.into());
+            builder
+        }
+    }
+    .enable_all()
+    .build();
     let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -152,3 +152,21 @@ fn grpc_failure(status: tonic::Status) -> Failure {
 pub const SUCCESS: i32 = 0;
 pub const LOCK_DOES_NOT_EXIST: i32 = 1;
 pub const LOCK_BELONGS_TO_OTHERS: i32 = 2;
+
+/// The capabilities the metadata API reports for the component named `store`.
+pub async fn capabilities(sidecar: &Sidecar, store: &str) -> Vec<String> {
+    let metadata = sidecar
+        .http_client()
+        .get("/v1.0/metadata")
+        .await
+        .unwrap()
+        .json();
+    let component = metadata["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == store)
+        .unwrap_or_else(|| panic!("no component {store} in {metadata}"))
+        .clone();
+    serde_json::from_value(component["capabilities"].clone()).unwrap_or_default()
+}

@@ -152,6 +152,9 @@ async fn a_waiter_notices_a_release_by_daprd() {
         .await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // The waiting sidecar listens on this lock's release channel, and only while it waits.
+    let channel = format!("dlock||released||{key}");
+    assert_eq!(subscribers(&mut redis, &channel).await, 1);
     // daprd's release publishes nothing; the waiter still notices by polling, within 200 ms.
     let _: i64 = redis::Script::new(DAPRD_UNLOCK)
         .key(&key)
@@ -166,6 +169,23 @@ async fn a_waiter_notices_a_release_by_daprd() {
         "{:?}",
         released.elapsed()
     );
+    for _ in 0..50 {
+        if subscribers(&mut redis, &channel).await == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the sidecar still listens on {channel} after its waiter was served");
+}
+
+async fn subscribers(redis: &mut redis::aio::MultiplexedConnection, channel: &str) -> i64 {
+    let counts: (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(channel)
+        .query_async(redis)
+        .await
+        .unwrap();
+    counts.1
 }
 
 #[tokio::test]

@@ -10,13 +10,13 @@ mod connection;
 mod keys;
 mod scripts;
 mod settings;
+mod signal;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::{RedisError, Script};
-use tokio::sync::broadcast;
 
 use crate::config::Metadata;
 use crate::lock::{
@@ -26,6 +26,7 @@ use crate::stores::StoreInitError;
 use connection::{Connection, Handle};
 use keys::{fence_key, token_key, KeyLayout};
 use settings::{Settings, Topology};
+use signal::ReleaseSignal;
 
 /// How many keys one SCAN step asks for.
 const SCAN_COUNT: usize = 500;
@@ -33,7 +34,7 @@ const SCAN_COUNT: usize = 500;
 pub struct RedisStore {
     connection: Arc<Connection>,
     layout: KeyLayout,
-    released: broadcast::Sender<String>,
+    signal: ReleaseSignal,
     acquire: Script,
     unlock: Script,
     renew: Script,
@@ -78,15 +79,11 @@ impl RedisStore {
         if let Topology::Node((host, port)) = &settings.topology {
             refuse_replicated_master(connection.handle(), &format!("{host}:{port}")).await?;
         }
-        let (released, _) = broadcast::channel(1024);
-        tokio::spawn(listen_for_releases(
-            Arc::downgrade(&connection),
-            released.clone(),
-        ));
+        let signal = ReleaseSignal::start(Arc::downgrade(&connection), settings.read_timeout);
         Ok(Arc::new(RedisStore {
             layout: KeyLayout::new(matches!(settings.topology, Topology::Cluster(_))),
             connection,
-            released,
+            signal,
             acquire: scripts::acquire(),
             unlock: scripts::unlock(),
             renew: scripts::renew(),
@@ -107,14 +104,13 @@ impl RedisStore {
     async fn owner_checked(
         &self,
         script: &Script,
-        key: &str,
+        lock: &str,
         owner: &str,
         extra: impl redis::ToRedisArgs,
     ) -> Result<ReleaseOutcome, StoreError> {
-        let lock = self.layout.lock_key(key);
         let answer: i64 = script
-            .key(&lock)
-            .key(token_key(&lock))
+            .key(lock)
+            .key(token_key(lock))
             .arg(owner)
             .arg(extra)
             .invoke_async(&mut self.connection.handle())
@@ -176,40 +172,6 @@ async fn refuse_replicated_master(mut handle: Handle, address: &str) -> Result<(
     Ok(())
 }
 
-/// Relays the keys published on the release channel to local waiters, reconnecting with
-/// backoff when the subscription breaks (waiters poll meanwhile), through the first node that
-/// answers. Ends when the store is gone.
-async fn listen_for_releases(
-    connection: std::sync::Weak<Connection>,
-    released: broadcast::Sender<String>,
-) {
-    use tokio_stream::StreamExt;
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let Some(subscribers) = connection.upgrade().map(|c| c.subscribers()) else {
-            return;
-        };
-        for client in subscribers {
-            match client.get_async_pubsub().await {
-                Ok(mut pubsub) => {
-                    if pubsub.subscribe(scripts::RELEASED).await.is_ok() {
-                        backoff = Duration::from_millis(100);
-                        let mut messages = pubsub.on_message();
-                        while let Some(message) = messages.next().await {
-                            if let Ok(key) = message.get_payload::<String>() {
-                                let _ = released.send(key);
-                            }
-                        }
-                    }
-                }
-                Err(error) => tracing::debug!("release signal unavailable, waiters poll: {error}"),
-            }
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
 #[async_trait]
 impl LockStore for RedisStore {
     async fn try_lock(
@@ -239,7 +201,8 @@ impl LockStore for RedisStore {
     }
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<ReleaseOutcome, StoreError> {
-        self.owner_checked(&self.unlock, key, owner, scripts::RELEASED)
+        let lock = self.layout.lock_key(key);
+        self.owner_checked(&self.unlock, &lock, owner, signal::channel(&lock))
             .await
     }
 
@@ -249,7 +212,7 @@ impl LockStore for RedisStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<ReleaseOutcome, StoreError> {
-        self.owner_checked(&self.renew, key, owner, millis(ttl))
+        self.owner_checked(&self.renew, &self.layout.lock_key(key), owner, millis(ttl))
             .await
     }
 
@@ -306,7 +269,7 @@ impl LockStore for RedisStore {
             .force_release
             .key(&lock)
             .key(token_key(&lock))
-            .arg(scripts::RELEASED)
+            .arg(signal::channel(&lock))
             .invoke_async(&mut self.connection.handle())
             .await
             .map_err(|e| self.failed(e))?;
@@ -314,9 +277,9 @@ impl LockStore for RedisStore {
     }
 
     async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
-        // Subscribed before looking, so a release in between is not missed.
-        let mut released = self.released.subscribe();
         let lock = self.layout.lock_key(key);
+        // Subscribed before looking, so a release in between is not missed.
+        let mut interest = self.signal.watch(signal::channel(&lock)).await;
         let pttl: i64 = redis::cmd("PTTL")
             .arg(&lock)
             .query_async(&mut self.connection.handle())
@@ -332,16 +295,7 @@ impl LockStore for RedisStore {
         } else {
             max_wait
         };
-        let signal = async {
-            loop {
-                match released.recv().await {
-                    Ok(k) if k == lock => return,
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
-                }
-            }
-        };
-        let _ = tokio::time::timeout(wait, signal).await;
+        let _ = tokio::time::timeout(wait, interest.released()).await;
         Ok(())
     }
 

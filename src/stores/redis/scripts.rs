@@ -4,13 +4,10 @@
 //! so daprd and dlockd fleets share locks. What dlock adds lives beside it, under keys no lock
 //! key can take (lock keys start with `lock||`): `dlock||fence||<key>`, the key's fencing
 //! counter (kept, so tokens keep rising across holders), and `dlock||token||<key>`,
-//! `<owner>|<token>` of the current holder with the lock's own expiry. Releases publish the
-//! key on the channel `dlock||released`, the release signal for waiters on every sidecar.
+//! `<owner>|<token>` of the current holder with the lock's own expiry. Releases publish on the
+//! lock's own channel, the release signal for waiters on every sidecar (see `signal.rs`).
 
 use redis::Script;
-
-/// The channel on which releases are published.
-pub const RELEASED: &str = "dlock||released";
 
 /// KEYS: lock, fence, token. ARGV: owner, ttl ms. Returns the fencing token, or 0 when held.
 pub fn acquire() -> Script {
@@ -36,7 +33,7 @@ pub fn unlock() -> Script {
         if holder ~= ARGV[1] then return -2 end
         redis.call('DEL', KEYS[2])
         local deleted = redis.call('DEL', KEYS[1])
-        redis.call('PUBLISH', ARGV[2], KEYS[1])
+        redis.call('PUBLISH', ARGV[2], '')
         return deleted
         ",
     )
@@ -73,7 +70,7 @@ pub fn force_release() -> Script {
         r"
         redis.call('DEL', KEYS[2])
         local deleted = redis.call('DEL', KEYS[1])
-        if deleted > 0 then redis.call('PUBLISH', ARGV[1], KEYS[1]) end
+        if deleted > 0 then redis.call('PUBLISH', ARGV[1], '') end
         return deleted
         ",
     )

@@ -179,3 +179,55 @@ pub async fn release_wakes_a_waiter(backend: Backend) {
         "{waited:?}"
     );
 }
+
+/// A release through one sidecar wakes a waiter on another through the store's release
+/// signal: five hand-overs, each within 80 ms. The releases come at different points of the
+/// waiter's poll schedule (its polls fall 10, 30, 70, 150, 310, 510, 710, 910… ms after it
+/// starts), so a waiter that only polled would be late for at least two of them.
+pub async fn release_on_another_sidecar_wakes_a_waiter(backend: Backend) {
+    if !backend.shared_between_sidecars() {
+        return; // one process, one keyspace: nothing to signal across
+    }
+    let holder = backend.sidecar("app", &[("store", None)]);
+    let waiter = backend.sidecar("app", &[("store", None)]);
+    let holder_api = Api::new(&holder).await;
+    let waiter_locks = waiter.locks().await;
+    let capabilities = crate::api::capabilities(&waiter, "store").await;
+    assert!(
+        capabilities.iter().any(|c| c == "RELEASE_SIGNAL"),
+        "{capabilities:?}"
+    );
+    for round in 0..5 {
+        let key = unique("c9");
+        assert_eq!(
+            holder_api
+                .lock(Protocol::Grpc, "store", &key, "holder", 30)
+                .await,
+            Ok(true)
+        );
+        let waiting = {
+            let (locks, key) = (waiter_locks.clone(), key.clone());
+            tokio::spawn(async move {
+                acquire(&locks, &key, "waiter", 30, Duration::from_secs(20))
+                    .await
+                    .unwrap();
+                Instant::now()
+            })
+        };
+        // Long enough for the waiter's poll interval to have grown to its 200 ms maximum.
+        tokio::time::sleep(Duration::from_millis(720 + 37 * round)).await;
+        let released = Instant::now();
+        assert_eq!(
+            holder_api
+                .unlock(Protocol::Grpc, "store", &key, "holder")
+                .await,
+            Ok(SUCCESS)
+        );
+        let granted = waiting.await.unwrap();
+        assert!(
+            granted - released < Duration::from_millis(80),
+            "round {round}: woken {:?} after the release",
+            granted - released
+        );
+    }
+}

@@ -72,6 +72,10 @@ macro_rules! conformance_suite {
                 blocking::release_wakes_a_waiter(BACKEND).await;
             }
             #[tokio::test]
+            async fn c9_release_on_another_sidecar_wakes_a_waiter() {
+                blocking::release_on_another_sidecar_wakes_a_waiter(BACKEND).await;
+            }
+            #[tokio::test]
             async fn c10_renewal() {
                 renewal::renewal(BACKEND).await;
             }

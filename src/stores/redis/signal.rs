@@ -1,0 +1,198 @@
+//! The release signal: a release publishes on the lock's own channel
+//! (`dlock||released||<lock key>`), and a sidecar subscribes to a lock's channel only while
+//! one of its waiters waits for that lock.
+//!
+//! One channel for every release would make every release cost every sidecar of the fleet a
+//! message, waiters or not (measured: a fifth of the sidecar's work per lock+unlock pair with
+//! one sidecar). Publishing to a channel nobody listens on costs Redis almost nothing.
+//!
+//! One pub/sub connection per store carries the subscriptions. When it breaks, waiters fall
+//! back to polling (their waits are bounded anyway) while it reconnects with backoff, and the
+//! channels still wanted are subscribed again.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use redis::aio::PubSubSink;
+use tokio::sync::watch;
+
+use super::connection::Connection;
+
+/// The channel a release of `lock_key` is published on.
+pub fn channel(lock_key: &str) -> String {
+    format!("dlock||released||{lock_key}")
+}
+
+pub struct ReleaseSignal {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// Channels waited on, with their waiter count and the sender that wakes them.
+    wanted: Mutex<HashMap<String, (usize, watch::Sender<()>)>>,
+    /// The live subscription connection and what it is subscribed to; an async lock, held
+    /// across SUBSCRIBE/UNSUBSCRIBE so they reach Redis in the order they were decided.
+    live: tokio::sync::Mutex<Option<(PubSubSink, HashSet<String>)>>,
+    /// Bounds a SUBSCRIBE or UNSUBSCRIBE; past it the waiter polls.
+    timeout: Duration,
+}
+
+/// A waiter's interest in one channel; dropping it gives the interest up.
+pub struct Interest {
+    shared: Arc<Shared>,
+    channel: String,
+    released: watch::Receiver<()>,
+}
+
+impl ReleaseSignal {
+    /// Starts the subscription connection's task, which ends when the store is dropped.
+    pub fn start(connection: Weak<Connection>, timeout: Duration) -> ReleaseSignal {
+        let shared = Arc::new(Shared {
+            wanted: Mutex::new(HashMap::new()),
+            live: tokio::sync::Mutex::new(None),
+            timeout,
+        });
+        tokio::spawn(listen(connection, Arc::downgrade(&shared)));
+        ReleaseSignal { shared }
+    }
+
+    /// Registers interest in `channel`, subscribed (or given up on) before it returns, so a
+    /// release published after this is seen.
+    pub async fn watch(&self, channel: String) -> Interest {
+        let released = {
+            let mut wanted = self.shared.wanted.lock().expect("not poisoned");
+            let (count, sender) = wanted
+                .entry(channel.clone())
+                .or_insert_with(|| (0, watch::channel(()).0));
+            *count += 1;
+            sender.subscribe()
+        };
+        self.shared.reconcile(&channel).await;
+        Interest {
+            shared: self.shared.clone(),
+            channel,
+            released,
+        }
+    }
+}
+
+impl Interest {
+    /// Returns when a release is published on the channel (never, if none is).
+    pub async fn released(&mut self) {
+        if self.released.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for Interest {
+    fn drop(&mut self) {
+        let last = {
+            let mut wanted = self.shared.wanted.lock().expect("not poisoned");
+            match wanted.get_mut(&self.channel) {
+                Some((count, _)) if *count > 1 => {
+                    *count -= 1;
+                    false
+                }
+                _ => {
+                    wanted.remove(&self.channel);
+                    true
+                }
+            }
+        };
+        if last {
+            let shared = self.shared.clone();
+            let channel = std::mem::take(&mut self.channel);
+            tokio::spawn(async move { shared.reconcile(&channel).await });
+        }
+    }
+}
+
+impl Shared {
+    /// Subscribes to or unsubscribes from `channel` so the connection matches the waiters.
+    async fn reconcile(&self, channel: &str) {
+        let mut live = self.live.lock().await;
+        let Some((sink, subscribed)) = live.as_mut() else {
+            return; // disconnected: the listener subscribes what is wanted when it reconnects
+        };
+        let wanted = self
+            .wanted
+            .lock()
+            .expect("not poisoned")
+            .contains_key(channel);
+        let done = match (wanted, subscribed.contains(channel)) {
+            (true, false) => tokio::time::timeout(self.timeout, sink.subscribe(channel)).await,
+            (false, true) => tokio::time::timeout(self.timeout, sink.unsubscribe(channel)).await,
+            _ => return,
+        };
+        match done {
+            Ok(Ok(())) if wanted => {
+                subscribed.insert(channel.to_string());
+            }
+            Ok(Ok(())) => {
+                subscribed.remove(channel);
+            }
+            // The connection is failing: the listener will start over.
+            Ok(Err(error)) => tracing::debug!("release signal: {error}"),
+            Err(_) => tracing::debug!("release signal: no answer to (un)subscribe"),
+        }
+    }
+
+    fn wake(&self, channel: &str) {
+        if let Some((_, sender)) = self.wanted.lock().expect("not poisoned").get(channel) {
+            sender.send_replace(());
+        }
+    }
+}
+
+/// Keeps a subscription connection up, through the first node that answers, and wakes the
+/// waiters of each channel a release is published on.
+async fn listen(connection: Weak<Connection>, shared: Weak<Shared>) {
+    use tokio_stream::StreamExt;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let Some(subscribers) = connection.upgrade().map(|c| c.subscribers()) else {
+            return;
+        };
+        for client in subscribers {
+            let pubsub = match client.get_async_pubsub().await {
+                Ok(pubsub) => pubsub,
+                Err(error) => {
+                    tracing::debug!("release signal unavailable, waiters poll: {error}");
+                    continue;
+                }
+            };
+            let (sink, mut messages) = pubsub.split();
+            {
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                *shared.live.lock().await = Some((sink, HashSet::new()));
+                let channels: Vec<String> = shared
+                    .wanted
+                    .lock()
+                    .expect("not poisoned")
+                    .keys()
+                    .cloned()
+                    .collect();
+                for channel in channels {
+                    shared.reconcile(&channel).await;
+                }
+            }
+            backoff = Duration::from_millis(100);
+            while let Some(message) = messages.next().await {
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                shared.wake(message.get_channel_name());
+            }
+            match shared.upgrade() {
+                Some(shared) => *shared.live.lock().await = None,
+                None => return,
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
