@@ -13,6 +13,8 @@ pub enum Backend {
     Memory,
     /// lock.redis on the redis-server scripts/test.sh started (DLOCK_TEST_REDIS).
     Redis,
+    /// lock.etcd on the etcd scripts/test.sh started (DLOCK_TEST_ETCD).
+    Etcd,
 }
 
 /// A store server a test can take away and bring back (conformance item 7).
@@ -30,11 +32,21 @@ impl Outage for crate::servers::Redis {
     }
 }
 
+impl Outage for crate::servers::Etcd {
+    fn stop(&mut self) {
+        crate::servers::Etcd::stop(self)
+    }
+    fn resume(&mut self) {
+        crate::servers::Etcd::resume(self)
+    }
+}
+
 impl Backend {
     pub fn type_name(self) -> &'static str {
         match self {
             Backend::Memory => "lock.in-memory",
             Backend::Redis => "lock.redis",
+            Backend::Etcd => "lock.etcd",
         }
     }
 
@@ -42,7 +54,7 @@ impl Backend {
     pub fn shared_between_sidecars(self) -> bool {
         match self {
             Backend::Memory => false,
-            Backend::Redis => true,
+            Backend::Redis | Backend::Etcd => true,
         }
     }
 
@@ -51,6 +63,7 @@ impl Backend {
         match self {
             Backend::Memory => Vec::new(),
             Backend::Redis => vec![("redisHost", crate::servers::shared("DLOCK_TEST_REDIS"))],
+            Backend::Etcd => vec![("endpoints", crate::servers::shared("DLOCK_TEST_ETCD"))],
         }
     }
 
@@ -71,6 +84,20 @@ impl Backend {
                     timeouts.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 let file = component("store", self.type_name(), &pairs);
                 Some((Box::new(redis), file))
+            }
+            Backend::Etcd => {
+                let etcd = crate::servers::Etcd::start(&[]);
+                let address = etcd.address();
+                let file = component(
+                    "store",
+                    self.type_name(),
+                    &[
+                        ("endpoints", &address),
+                        ("requestTimeout", "1s"),
+                        ("dialTimeout", "1s"),
+                    ],
+                );
+                Some((Box::new(etcd), file))
             }
         }
     }

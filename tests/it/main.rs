@@ -7,6 +7,7 @@ mod backend;
 mod cli;
 mod components;
 mod conformance;
+mod etcd;
 mod harness;
 mod lifecycle;
 mod locks;
