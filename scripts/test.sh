@@ -15,6 +15,7 @@ need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
@@ -82,7 +83,9 @@ etcd_healthy || { say "etcd did not start"; cat "$servers/etcd/etcd.log" >&2; ex
 export DLOCK_TEST_ETCD="127.0.0.1:$etcd_port"
 DLOCK_TEST_ETCD_SERVER="$(command -v etcd)"
 DLOCK_TEST_ETCDCTL="$(command -v etcdctl)"
-export DLOCK_TEST_ETCD_SERVER DLOCK_TEST_ETCDCTL
+# The TLS test makes its certificates with openssl.
+DLOCK_TEST_OPENSSL="$(command -v openssl)"
+export DLOCK_TEST_ETCD_SERVER DLOCK_TEST_ETCDCTL DLOCK_TEST_OPENSSL
 
 # --- Tests ---------------------------------------------------------------------------
 # The SDK tests find the venv's Python here; a missing SDK fails them, never skips them.

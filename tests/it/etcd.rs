@@ -10,7 +10,7 @@ use dlock::proto::etcd::etcdserverpb::{
 use tonic::transport::Channel;
 
 use crate::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, SUCCESS};
-use crate::backend::unique;
+use crate::backend::{unique, Backend};
 use crate::harness::{component, Options, Sidecar};
 use crate::locks::{acquire, inspect};
 use crate::servers::Etcd;
@@ -115,6 +115,41 @@ async fn a_lock_is_a_key_on_a_lease_of_its_own() {
         assert!(Instant::now() < deadline, "the lease outlived its lock");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn a_release_on_another_sidecar_wakes_a_waiter_at_once() {
+    let holder = Backend::Etcd.sidecar("app", &[("store", None)]);
+    let waiter = Backend::Etcd.sidecar("app", &[("store", None)]);
+    let api = Api::new(&holder).await;
+    let locks = waiter.locks().await;
+    let key = unique("watch");
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &key, "holder", 60).await,
+        Ok(true)
+    );
+    let waiting = {
+        let key = key.clone();
+        tokio::spawn(async move {
+            let granted = acquire(&locks, &key, "waiter", 60, Duration::from_secs(10)).await;
+            (granted.unwrap().is_some(), Instant::now())
+        })
+    };
+    // Long enough for the waiter's polls to have backed off to 200 ms apart.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let released = Instant::now();
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &key, "holder").await,
+        Ok(SUCCESS)
+    );
+    let (granted, at) = waiting.await.unwrap();
+    assert!(granted);
+    // The watch's deletion event, not the next poll, woke it.
+    assert!(
+        at - released < Duration::from_millis(100),
+        "{:?}",
+        at - released
+    );
 }
 
 #[tokio::test]
@@ -344,4 +379,59 @@ async fn metadata_errors_name_the_field() {
         "{failed}"
     );
     assert!(!failed.contains("hunter2"), "{failed}");
+}
+
+#[tokio::test]
+async fn tls_with_a_client_certificate() {
+    let certificates = crate::servers::Certificates::generate();
+    let etcd = Etcd::start_tls(&certificates);
+    let ca = std::fs::read_to_string(&certificates.ca).unwrap();
+    let (cert, key) = &certificates.client;
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    // The CA inline as PEM text (as Dapr's etcd component takes it, here with its line breaks
+    // escaped for YAML), the client certificate and key as file paths.
+    let ca_inline = ca.replace('\n', "\\n");
+    let file = component(
+        "store",
+        "lock.etcd",
+        &[
+            ("endpoints", &etcd.address()),
+            ("tlsEnable", "true"),
+            ("ca", &ca_inline),
+            ("cert", &cert),
+            ("key", &key),
+        ],
+    );
+    let sidecar = Sidecar::start(Options::with_files("app", &[("store.yaml", file)]));
+    let api = Api::new(&sidecar).await;
+    let key_name = unique("tls");
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &key_name, "a", 60).await,
+        Ok(true)
+    );
+    assert_eq!(
+        api.lock(Protocol::Http, "store", &key_name, "b", 60).await,
+        Ok(false)
+    );
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &key_name, "a").await,
+        Ok(SUCCESS)
+    );
+
+    // Without a client certificate etcd refuses the connection: start-up says so.
+    let file = component(
+        "store",
+        "lock.etcd",
+        &[
+            ("endpoints", &etcd.address()),
+            ("tlsEnable", "true"),
+            ("ca", &certificates.ca.display().to_string()),
+            ("requestTimeout", "1s"),
+        ],
+    );
+    let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
+        .err()
+        .expect("no client certificate, no connection")
+        .output;
+    assert!(failed.contains("can't reach etcd at"), "{failed}");
 }

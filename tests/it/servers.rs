@@ -3,6 +3,7 @@
 //! come from the environment scripts/test.sh sets; a missing one fails the test.
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -103,33 +104,141 @@ impl Drop for Redis {
     }
 }
 
-/// A private etcd member: alone (`Etcd::start`) or one of a cluster (`Etcd::cluster`). Its
-/// election timeout is short enough (600 ms) that etcd grants one-second leases, which the
-/// conformance suite's one-second expiries need (etcd's minimum lease is 1.5 election
-/// timeouts, rounded up to whole seconds).
+/// A private etcd member: alone (`Etcd::start`), one of a cluster (`Etcd::cluster`), or alone
+/// behind TLS (`Etcd::start_tls`). Its election timeout is short enough (600 ms) that etcd
+/// grants one-second leases, which the conformance suite's one-second expiries need (etcd's
+/// minimum lease is 1.5 election timeouts, rounded up to whole seconds).
 pub struct Etcd {
     pub client_port: u16,
     args: Vec<String>,
-    log: std::path::PathBuf,
+    log: PathBuf,
+    /// The certificates when its clients talk TLS.
+    tls: Option<Certificates>,
     child: Option<Child>,
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
+#[derive(Clone)]
+pub struct Certificates {
+    pub ca: PathBuf,
+    pub server: (PathBuf, PathBuf),
+    pub client: (PathBuf, PathBuf),
+}
+
+impl Certificates {
+    pub fn generate() -> Certificates {
+        let dir = temp_dir("certs");
+        let openssl = |args: &[&str]| {
+            let output = Command::new(binary("DLOCK_TEST_OPENSSL"))
+                .current_dir(&dir)
+                .args(args)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let key = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"],
+                &key[..],
+                &[
+                    "-keyout",
+                    "ca-key.pem",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=dlock test CA",
+                ],
+            ]
+            .concat(),
+        );
+        for (name, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
+            let extensions = format!("{name}.ext");
+            std::fs::write(
+                dir.join(&extensions),
+                format!("subjectAltName=IP:127.0.0.1\nextendedKeyUsage={usage}\n"),
+            )
+            .unwrap();
+            let (csr, cert, key_file) = (
+                format!("{name}.csr"),
+                format!("{name}.pem"),
+                format!("{name}-key.pem"),
+            );
+            openssl(
+                &[
+                    &["req"],
+                    &key[..],
+                    &[
+                        "-keyout",
+                        &key_file,
+                        "-out",
+                        &csr,
+                        "-subj",
+                        &format!("/CN={name}"),
+                    ],
+                ]
+                .concat(),
+            );
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca-key.pem",
+                "-CAcreateserial",
+                "-out",
+                &cert,
+                "-days",
+                "2",
+                "-extfile",
+                &extensions,
+            ]);
+        }
+        Certificates {
+            ca: dir.join("ca.pem"),
+            server: (dir.join("server.pem"), dir.join("server-key.pem")),
+            client: (dir.join("client.pem"), dir.join("client-key.pem")),
+        }
+    }
 }
 
 impl Etcd {
     /// A single-member etcd, with extra arguments (e.g. `--auth-token-ttl`).
     pub fn start(extra: &[&str]) -> Etcd {
-        let mut cluster = Etcd::configure(1, extra);
-        for member in &mut cluster {
-            member.spawn();
-        }
-        let mut member = cluster.pop().unwrap();
-        member.wait_ready();
-        member
+        Etcd::start_all(Etcd::configure(1, extra, None))
+            .pop()
+            .unwrap()
+    }
+
+    /// A single-member etcd that talks TLS to its clients and wants their certificates.
+    pub fn start_tls(certificates: &Certificates) -> Etcd {
+        Etcd::start_all(Etcd::configure(1, &[], Some(certificates.clone())))
+            .pop()
+            .unwrap()
     }
 
     /// A cluster of `size` members, started together, each ready once the cluster has a
     /// leader.
     pub fn cluster(size: usize) -> Vec<Etcd> {
-        let mut members = Etcd::configure(size, &[]);
+        Etcd::start_all(Etcd::configure(size, &[], None))
+    }
+
+    fn start_all(mut members: Vec<Etcd>) -> Vec<Etcd> {
         for member in &mut members {
             member.spawn();
         }
@@ -139,7 +248,7 @@ impl Etcd {
         members
     }
 
-    fn configure(size: usize, extra: &[&str]) -> Vec<Etcd> {
+    fn configure(size: usize, extra: &[&str], tls: Option<Certificates>) -> Vec<Etcd> {
         let dir = temp_dir("etcd");
         let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
         let initial_cluster: Vec<String> = ports
@@ -148,11 +257,12 @@ impl Etcd {
             .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
             .collect();
         let initial_cluster = initial_cluster.join(",");
+        let scheme = if tls.is_some() { "https" } else { "http" };
         ports
             .iter()
             .enumerate()
             .map(|(i, (client, peer))| {
-                let client_url = format!("http://127.0.0.1:{client}");
+                let client_url = format!("{scheme}://127.0.0.1:{client}");
                 let peer_url = format!("http://127.0.0.1:{peer}");
                 let data = dir.join(format!("m{i}"));
                 let mut args: Vec<String> = [
@@ -182,11 +292,23 @@ impl Etcd {
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
+                if let Some(tls) = &tls {
+                    for (flag, path) in [
+                        ("--cert-file", &tls.server.0),
+                        ("--key-file", &tls.server.1),
+                        ("--trusted-ca-file", &tls.ca),
+                    ] {
+                        args.push(flag.to_string());
+                        args.push(path.display().to_string());
+                    }
+                    args.push("--client-cert-auth".to_string());
+                }
                 args.extend(extra.iter().map(|s| s.to_string()));
                 Etcd {
                     client_port: *client,
                     args,
                     log: dir.join(format!("m{i}.log")),
+                    tls: tls.clone(),
                     child: None,
                 }
             })
@@ -212,26 +334,44 @@ impl Etcd {
         self.child = Some(child);
     }
 
+    /// Runs etcdctl against this member: its output when it succeeds.
+    fn try_etcdctl(&self, args: &[&str]) -> Result<String, String> {
+        let mut command = Command::new(binary("DLOCK_TEST_ETCDCTL"));
+        command
+            .env("ETCDCTL_API", "3")
+            .args(["--dial-timeout", "2s", "--command-timeout", "5s"]);
+        match &self.tls {
+            None => command.arg(format!("--endpoints=http://{}", self.address())),
+            Some(tls) => command
+                .arg(format!("--endpoints=https://{}", self.address()))
+                .arg("--cacert")
+                .arg(&tls.ca)
+                .arg("--cert")
+                .arg(&tls.client.0)
+                .arg("--key")
+                .arg(&tls.client.1),
+        };
+        let output = command.args(args).output().expect("etcdctl runs");
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
+    }
+
+    /// Runs etcdctl against this member; panics unless it succeeds.
+    pub fn etcdctl(&self, args: &[&str]) -> String {
+        self.try_etcdctl(args)
+            .unwrap_or_else(|error| panic!("etcdctl {args:?}: {error}"))
+    }
+
     /// Waits until the member reports itself healthy (it has a leader and answers).
     fn wait_ready(&mut self) {
-        use std::io::{Read, Write};
         let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let healthy = std::net::TcpStream::connect(("127.0.0.1", self.client_port))
-                .and_then(|mut stream| {
-                    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-                    stream.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-                    let mut answer = String::new();
-                    stream.read_to_string(&mut answer)?;
-                    Ok(answer.contains("\"health\":\"true\""))
-                })
-                .unwrap_or(false);
-            if healthy {
-                return;
-            }
+        while let Err(error) = self.try_etcdctl(&["endpoint", "health"]) {
             assert!(
                 Instant::now() < deadline,
-                "etcd on {} did not become healthy: {}",
+                "etcd on {} did not become healthy: {error}\n{}",
                 self.client_port,
                 std::fs::read_to_string(&self.log).unwrap_or_default()
             );
@@ -251,23 +391,6 @@ impl Etcd {
     pub fn resume(&mut self) {
         self.spawn();
         self.wait_ready();
-    }
-
-    /// Runs etcdctl against this member; panics unless it succeeds.
-    pub fn etcdctl(&self, args: &[&str]) -> String {
-        let output = Command::new(binary("DLOCK_TEST_ETCDCTL"))
-            .env("ETCDCTL_API", "3")
-            .arg("--endpoints")
-            .arg(self.address())
-            .args(args)
-            .output()
-            .expect("etcdctl runs");
-        assert!(
-            output.status.success(),
-            "etcdctl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 }
 
