@@ -359,6 +359,26 @@ async fn metadata_errors_name_the_field() {
         );
         assert!(!failed.contains("hunter2"), "{failed}");
     }
+    // A user name for an etcd without authentication.
+    let file = component(
+        "store",
+        "lock.etcd",
+        &[
+            ("endpoints", &crate::servers::shared("DLOCK_TEST_ETCD")),
+            ("username", "bpm"),
+            ("password", PASSWORD),
+        ],
+    );
+    let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
+        .err()
+        .expect("credentials for an etcd without authentication stop start-up")
+        .output;
+    assert!(
+        failed.contains("field spec.metadata 'username'"),
+        "{failed}"
+    );
+    assert!(failed.contains("authentication turned off"), "{failed}");
+    assert!(!failed.contains("hunter2"), "{failed}");
     // Unreachable etcd: a clear error naming the address, within the request timeout.
     let file = component(
         "store",

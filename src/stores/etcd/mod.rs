@@ -65,6 +65,16 @@ impl EtcdStore {
         if let Some(credentials) = &settings.credentials {
             match client.authenticate().await {
                 Ok(()) => {}
+                Err(AuthFailure::Refused(reason)) if reason.contains("not enabled") => {
+                    return Err(StoreInitError::field(
+                        "username",
+                        format!(
+                            "etcd at {} has authentication turned off: remove username and \
+                             password, or turn it on (etcdctl auth enable)",
+                            client.addresses()
+                        ),
+                    ))
+                }
                 Err(AuthFailure::Refused(reason)) => {
                     return Err(StoreInitError::field(
                         "password",
