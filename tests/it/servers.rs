@@ -365,6 +365,14 @@ impl Etcd {
             .unwrap_or_else(|error| panic!("etcdctl {args:?}: {error}"))
     }
 
+    /// Whether this member leads its cluster now.
+    pub fn is_leader(&self) -> bool {
+        let status: serde_json::Value =
+            serde_json::from_str(&self.etcdctl(&["endpoint", "status", "-w", "json"])).unwrap();
+        let status = &status[0]["Status"];
+        status["header"]["member_id"] == status["leader"]
+    }
+
     /// Waits until the member reports itself healthy (it has a leader and answers).
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);

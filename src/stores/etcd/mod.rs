@@ -2,12 +2,14 @@
 //! holding the raw owner, attached to a lease of its own whose TTL is the lock's expiry, so
 //! etcd deletes it on time by itself when the holder's sidecar is gone.
 //!
-//! Every change is one etcd transaction guarded by a comparison: a grant puts the key only if
-//! it does not exist (create revision 0); a release deletes it only if it holds the owner;
-//! a renewal either restarts the lease (same TTL) or swaps in a new lease, again only if the key
-//! holds the owner. The revision that created the key is the fencing token: etcd's revisions
-//! rise across the whole cluster, so a later holder always has a larger one. Deletions, by
-//! release or by an expired lease, reach waiters through one watch (`watch.rs`).
+//! Every change to a key is one etcd transaction guarded by a comparison: a grant puts the key
+//! only if it does not exist (create revision 0); a release deletes it only if it holds the
+//! owner; a renewal to another TTL puts a new lease on it, again only if it holds the owner. A
+//! renewal to the same TTL writes nothing: it restarts the lease of the owner's grant, which no
+//! other grant shares, so it can extend nothing but that lock. The revision that created the
+//! key is the fencing token: etcd's revisions rise across the whole cluster, so a later holder
+//! always has a larger one. Deletions, by release or by an expired lease, reach waiters through
+//! one watch (`watch.rs`).
 //!
 //! etcd leases are whole seconds, and etcd grants no lease shorter than its minimum (one and a
 //! half election timeouts, rounded up: 2 s with etcd's defaults). The store learns that minimum
