@@ -1,7 +1,6 @@
 //! A component's resolved metadata: name/value pairs, looked up without regard to case as Dapr
-//! does, and the few value formats every store reads from it (flags, durations). Values may be
-//! secrets, so `Debug` shows names only, and a value that can't be read is reported by its
-//! field's name, never by echoing it.
+//! does, and the few value formats every store reads from it (flags, durations), whose errors
+//! name the field. Values may be secrets, so `Debug` shows names only.
 
 use std::fmt;
 use std::time::Duration;
