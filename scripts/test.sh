@@ -13,6 +13,8 @@ say() { echo "test.sh: $*" >&2; }
 # --- What a fresh machine lacks ------------------------------------------------------
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
@@ -89,6 +91,36 @@ export DLOCK_TEST_REDIS_CLUSTER
 DLOCK_TEST_REDIS_SERVER="$(command -v redis-server)"
 DLOCK_TEST_REDIS_CLI="$(command -v redis-cli)"
 export DLOCK_TEST_REDIS_SERVER DLOCK_TEST_REDIS_CLI
+
+# etcd: a single member. Its election timeout (600 ms) makes etcd's minimum lease one second
+# (1.5 election timeouts, rounded up), which the suite's one-second expiries need; with etcd's
+# default (1 s) the minimum is 2 s. The Debian package may also start a system etcd on 2379:
+# it is never used.
+etcd_port=12379
+etcd_peer_port=12380
+say "etcd on 127.0.0.1:$etcd_port"
+mkdir -p "$servers/etcd"
+pids+=("$servers/etcd/etcd.pid")
+etcd --name dlock-test --data-dir "$servers/etcd/data" \
+  --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+  --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
+  --initial-cluster "dlock-test=http://127.0.0.1:$etcd_peer_port" \
+  --heartbeat-interval 100 --election-timeout 600 --logger zap --log-level error \
+  >"$servers/etcd/etcd.log" 2>&1 &
+echo $! >"$servers/etcd/etcd.pid"
+etcd_healthy() {
+  ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$etcd_port" --dial-timeout 1s --command-timeout 1s \
+    endpoint health >/dev/null 2>&1
+}
+for _ in $(seq 50); do
+  etcd_healthy && break
+  sleep 0.2
+done
+etcd_healthy || { say "etcd did not start"; cat "$servers/etcd/etcd.log" >&2; exit 1; }
+export DLOCK_TEST_ETCD="127.0.0.1:$etcd_port"
+DLOCK_TEST_ETCD_SERVER="$(command -v etcd)"
+DLOCK_TEST_ETCDCTL="$(command -v etcdctl)"
+export DLOCK_TEST_ETCD_SERVER DLOCK_TEST_ETCDCTL
 
 # --- Tests ---------------------------------------------------------------------------
 # The SDK tests find the venv's Python here; a missing SDK fails them, never skips them.

@@ -9,3 +9,13 @@ pub mod dapr {
 pub mod dlock {
     tonic::include_proto!("dlock.v1");
 }
+
+/// The subset of etcd's v3 API that lock.etcd calls (packages `etcdserverpb` and `mvccpb`).
+pub mod etcd {
+    pub mod etcdserverpb {
+        tonic::include_proto!("etcdserverpb");
+    }
+    pub mod mvccpb {
+        tonic::include_proto!("mvccpb");
+    }
+}

@@ -21,8 +21,10 @@ use crate::proto::dlock::{
 };
 
 /// Answers a little before the caller's deadline, so it hears "not acquired" rather than
-/// DEADLINE_EXCEEDED.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
+/// DEADLINE_EXCEEDED. The margin covers the last attempt on the store after the wait: a
+/// consensus store (etcd) answers a read only once its log is applied, which takes tens of
+/// milliseconds when the disk is busy.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
 
 pub struct LocksService {
     sidecar: Arc<Sidecar>,

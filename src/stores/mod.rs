@@ -1,6 +1,7 @@
 //! The lock-store backends, one module each, and the table that maps a component's `spec.type`
 //! to the code that builds it.
 
+pub mod etcd;
 pub mod memory;
 pub mod redis;
 
@@ -12,15 +13,23 @@ use crate::lock::LockStore;
 pub const IN_MEMORY: &str = "lock.in-memory";
 /// The `spec.type` of the Redis store.
 pub const REDIS: &str = "lock.redis";
+/// The `spec.type` of the etcd store.
+pub const ETCD: &str = "lock.etcd";
 
 /// The lock-store types this build supports, for error messages and the README.
-pub const SUPPORTED_TYPES: &[&str] = &[IN_MEMORY, REDIS];
+pub const SUPPORTED_TYPES: &[&str] = &[IN_MEMORY, REDIS, ETCD];
 
 /// Why a store could not start, naming the metadata field at fault when there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreInitError {
     pub field: Option<&'static str>,
     pub message: String,
+}
+
+impl From<crate::config::FieldError> for StoreInitError {
+    fn from(error: crate::config::FieldError) -> Self {
+        StoreInitError::field(error.field, error.message)
+    }
 }
 
 impl StoreInitError {
@@ -62,6 +71,9 @@ impl StoreFactory {
         Some(match type_name {
             IN_MEMORY => Ok(self.memory.clone()),
             REDIS => redis::RedisStore::connect(metadata)
+                .await
+                .map(|store| store as Arc<dyn LockStore>),
+            ETCD => etcd::EtcdStore::connect(metadata)
                 .await
                 .map(|store| store as Arc<dyn LockStore>),
             _ => return None,

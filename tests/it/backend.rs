@@ -16,6 +16,8 @@ pub enum Backend {
     /// lock.redis with `redisType: cluster` on the three-master Redis Cluster scripts/test.sh
     /// started (DLOCK_TEST_REDIS_CLUSTER).
     RedisCluster,
+    /// lock.etcd on the etcd scripts/test.sh started (DLOCK_TEST_ETCD).
+    Etcd,
 }
 
 /// A store server a test can take away and bring back (conformance item 7).
@@ -49,11 +51,21 @@ const REDIS_TIMEOUTS: [(&str, &str); 3] = [
     ("dialTimeout", "1s"),
 ];
 
+impl Outage for crate::servers::Etcd {
+    fn stop(&mut self) {
+        crate::servers::Etcd::stop(self)
+    }
+    fn resume(&mut self) {
+        crate::servers::Etcd::resume(self)
+    }
+}
+
 impl Backend {
     pub fn type_name(self) -> &'static str {
         match self {
             Backend::Memory => "lock.in-memory",
             Backend::Redis | Backend::RedisCluster => "lock.redis",
+            Backend::Etcd => "lock.etcd",
         }
     }
 
@@ -61,7 +73,7 @@ impl Backend {
     pub fn shared_between_sidecars(self) -> bool {
         match self {
             Backend::Memory => false,
-            Backend::Redis | Backend::RedisCluster => true,
+            Backend::Redis | Backend::RedisCluster | Backend::Etcd => true,
         }
     }
 
@@ -77,6 +89,7 @@ impl Backend {
                 ),
                 ("redisType", "cluster".into()),
             ],
+            Backend::Etcd => vec![("endpoints", crate::servers::shared("DLOCK_TEST_ETCD"))],
         }
     }
 
@@ -101,6 +114,20 @@ impl Backend {
                 metadata.extend(REDIS_TIMEOUTS);
                 let file = component("store", self.type_name(), &metadata);
                 Some((Box::new(cluster), file))
+            }
+            Backend::Etcd => {
+                let etcd = crate::servers::Etcd::start(&[]);
+                let address = etcd.address();
+                let file = component(
+                    "store",
+                    self.type_name(),
+                    &[
+                        ("endpoints", &address),
+                        ("requestTimeout", "1s"),
+                        ("dialTimeout", "1s"),
+                    ],
+                );
+                Some((Box::new(etcd), file))
             }
         }
     }

@@ -9,8 +9,13 @@ use rcgen::{
 
 use crate::harness::temp_dir;
 
+#[derive(Clone)]
 pub struct Certs {
-    pub dir: PathBuf,
+    pub ca: PathBuf,
+    /// Certificate and key of 127.0.0.1 / localhost.
+    pub server: (PathBuf, PathBuf),
+    /// Certificate and key of a client.
+    pub client: (PathBuf, PathBuf),
 }
 
 impl Certs {
@@ -37,12 +42,17 @@ impl Certs {
             write(&dir, &format!("{name}.pem"), &cert.pem());
             write(&dir, &format!("{name}.key"), &key.serialize_pem());
         }
-        Certs { dir }
-    }
-
-    /// The path of one of the files: ca.pem, server.pem/.key, client.pem/.key.
-    pub fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
+        let pair = |name: &str| {
+            (
+                dir.join(format!("{name}.pem")),
+                dir.join(format!("{name}.key")),
+            )
+        };
+        Certs {
+            ca: dir.join("ca.pem"),
+            server: pair("server"),
+            client: pair("client"),
+        }
     }
 }
 

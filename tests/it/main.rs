@@ -8,6 +8,7 @@ mod certs;
 mod cli;
 mod components;
 mod conformance;
+mod etcd;
 mod harness;
 mod lifecycle;
 mod locks;

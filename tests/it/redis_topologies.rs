@@ -34,6 +34,10 @@ async fn eventually<F: std::future::Future<Output = bool>>(
     }
 }
 
+fn path(file: &std::path::Path) -> String {
+    file.display().to_string()
+}
+
 fn sidecar_on(metadata: &[(&str, &str)]) -> Result<Sidecar, String> {
     let file = component("store", "lock.redis", metadata);
     Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)])).map_err(|f| f.output)
@@ -253,11 +257,11 @@ async fn tls_with_a_private_ca_a_client_certificate_or_no_verification() {
     let server = |auth_clients: &str| {
         Redis::start_tls(&[
             "--tls-cert-file",
-            &certs.path("server.pem"),
+            &path(&certs.server.0),
             "--tls-key-file",
-            &certs.path("server.key"),
+            &path(&certs.server.1),
             "--tls-ca-cert-file",
-            &certs.path("ca.pem"),
+            &path(&certs.ca),
             "--tls-auth-clients",
             auth_clients,
         ])
@@ -295,7 +299,7 @@ async fn tls_with_a_private_ca_a_client_certificate_or_no_verification() {
     };
 
     // The server's certificate is checked against the CA given…
-    works(with(&open, &[("caCert", certs.path("ca.pem"))]).unwrap()).await;
+    works(with(&open, &[("caCert", path(&certs.ca))]).unwrap()).await;
     // …and, with no CA given, against the system's roots, which don't know it.
     let refused = with(&open, &[])
         .err()
@@ -308,7 +312,7 @@ async fn tls_with_a_private_ca_a_client_certificate_or_no_verification() {
     works(with(&open, &[("insecureSkipTLSVerify", "true".into())]).unwrap()).await;
 
     // A server that asks for a client certificate gets one from clientCert/clientKey.
-    let refused = with(&mutual, &[("caCert", certs.path("ca.pem"))])
+    let refused = with(&mutual, &[("caCert", path(&certs.ca))])
         .err()
         .expect("no client certificate, no connection");
     assert!(refused.contains("'redisHost'"), "{refused}");
@@ -316,9 +320,9 @@ async fn tls_with_a_private_ca_a_client_certificate_or_no_verification() {
         with(
             &mutual,
             &[
-                ("caCert", certs.path("ca.pem")),
-                ("clientCert", certs.path("client.pem")),
-                ("clientKey", certs.path("client.key")),
+                ("caCert", path(&certs.ca)),
+                ("clientCert", path(&certs.client.0)),
+                ("clientKey", path(&certs.client.1)),
             ],
         )
         .unwrap(),

@@ -3,9 +3,11 @@
 //! come from the environment scripts/test.sh sets; a missing one fails the test.
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::certs::Certs;
 use crate::harness::temp_dir;
 
 /// The address of a store server scripts/test.sh started, from `variable`.
@@ -196,5 +198,209 @@ impl RedisCluster {
 
     pub fn resume(&mut self) {
         self.nodes.iter_mut().for_each(Redis::resume);
+    }
+}
+
+/// A private etcd member: alone (`Etcd::start`), one of a cluster (`Etcd::cluster`), or alone
+/// behind TLS (`Etcd::start_tls`). Its election timeout is short enough (600 ms) that etcd
+/// grants one-second leases, which the conformance suite's one-second expiries need (etcd's
+/// minimum lease is 1.5 election timeouts, rounded up to whole seconds).
+pub struct Etcd {
+    pub client_port: u16,
+    args: Vec<String>,
+    log: PathBuf,
+    /// The certificates when its clients talk TLS.
+    tls: Option<Certs>,
+    child: Option<Child>,
+}
+
+impl Etcd {
+    /// A single-member etcd, with extra arguments (e.g. `--auth-token-ttl`).
+    pub fn start(extra: &[&str]) -> Etcd {
+        Etcd::start_all(Etcd::configure(1, extra, None))
+            .pop()
+            .unwrap()
+    }
+
+    /// A single-member etcd that talks TLS to its clients and wants their certificates.
+    pub fn start_tls(certificates: &Certs) -> Etcd {
+        Etcd::start_all(Etcd::configure(1, &[], Some(certificates.clone())))
+            .pop()
+            .unwrap()
+    }
+
+    /// A cluster of `size` members, started together, each ready once the cluster has a
+    /// leader.
+    pub fn cluster(size: usize) -> Vec<Etcd> {
+        Etcd::start_all(Etcd::configure(size, &[], None))
+    }
+
+    fn start_all(mut members: Vec<Etcd>) -> Vec<Etcd> {
+        for member in &mut members {
+            member.spawn();
+        }
+        for member in &mut members {
+            member.wait_ready();
+        }
+        members
+    }
+
+    fn configure(size: usize, extra: &[&str], tls: Option<Certs>) -> Vec<Etcd> {
+        let dir = temp_dir("etcd");
+        let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
+        let initial_cluster: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+            .collect();
+        let initial_cluster = initial_cluster.join(",");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        ports
+            .iter()
+            .enumerate()
+            .map(|(i, (client, peer))| {
+                let client_url = format!("{scheme}://127.0.0.1:{client}");
+                let peer_url = format!("http://127.0.0.1:{peer}");
+                let data = dir.join(format!("m{i}"));
+                let mut args: Vec<String> = [
+                    "--name",
+                    &format!("m{i}"),
+                    "--data-dir",
+                    &data.display().to_string(),
+                    "--listen-client-urls",
+                    &client_url,
+                    "--advertise-client-urls",
+                    &client_url,
+                    "--listen-peer-urls",
+                    &peer_url,
+                    "--initial-advertise-peer-urls",
+                    &peer_url,
+                    "--initial-cluster",
+                    &initial_cluster,
+                    "--heartbeat-interval",
+                    "100",
+                    "--election-timeout",
+                    "600",
+                    "--logger",
+                    "zap",
+                    "--log-level",
+                    "warn",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+                if let Some(tls) = &tls {
+                    for (flag, path) in [
+                        ("--cert-file", &tls.server.0),
+                        ("--key-file", &tls.server.1),
+                        ("--trusted-ca-file", &tls.ca),
+                    ] {
+                        args.push(flag.to_string());
+                        args.push(path.display().to_string());
+                    }
+                    args.push("--client-cert-auth".to_string());
+                }
+                args.extend(extra.iter().map(|s| s.to_string()));
+                Etcd {
+                    client_port: *client,
+                    args,
+                    log: dir.join(format!("m{i}.log")),
+                    tls: tls.clone(),
+                    child: None,
+                }
+            })
+            .collect()
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(binary("DLOCK_TEST_ETCD_SERVER"))
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("etcd starts");
+        self.child = Some(child);
+    }
+
+    /// Runs etcdctl against this member: its output when it succeeds.
+    fn try_etcdctl(&self, args: &[&str]) -> Result<String, String> {
+        let mut command = Command::new(binary("DLOCK_TEST_ETCDCTL"));
+        command
+            .env("ETCDCTL_API", "3")
+            .args(["--dial-timeout", "2s", "--command-timeout", "5s"]);
+        match &self.tls {
+            None => command.arg(format!("--endpoints=http://{}", self.address())),
+            Some(tls) => command
+                .arg(format!("--endpoints=https://{}", self.address()))
+                .arg("--cacert")
+                .arg(&tls.ca)
+                .arg("--cert")
+                .arg(&tls.client.0)
+                .arg("--key")
+                .arg(&tls.client.1),
+        };
+        let output = command.args(args).output().expect("etcdctl runs");
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
+    }
+
+    /// Runs etcdctl against this member; panics unless it succeeds.
+    pub fn etcdctl(&self, args: &[&str]) -> String {
+        self.try_etcdctl(args)
+            .unwrap_or_else(|error| panic!("etcdctl {args:?}: {error}"))
+    }
+
+    /// Whether this member leads its cluster now.
+    pub fn is_leader(&self) -> bool {
+        let status: serde_json::Value =
+            serde_json::from_str(&self.etcdctl(&["endpoint", "status", "-w", "json"])).unwrap();
+        let status = &status[0]["Status"];
+        status["header"]["member_id"] == status["leader"]
+    }
+
+    /// Waits until the member reports itself healthy (it has a leader and answers).
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while let Err(error) = self.try_etcdctl(&["endpoint", "health"]) {
+            assert!(
+                Instant::now() < deadline,
+                "etcd on {} did not become healthy: {error}\n{}",
+                self.client_port,
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the member (SIGKILL: an outage, not a shutdown).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same ports with the same data.
+    pub fn resume(&mut self) {
+        self.spawn();
+        self.wait_ready();
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

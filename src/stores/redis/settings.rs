@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::config::{duration, Metadata};
+use crate::config::Metadata;
 use crate::stores::StoreInitError;
 
 /// A server address as host and port.
@@ -56,33 +56,10 @@ fn field(name: &'static str, message: impl Into<String>) -> StoreInitError {
     StoreInitError::field(name, message)
 }
 
-fn non_empty<'a>(metadata: &'a Metadata, name: &str) -> Option<&'a str> {
-    metadata.get(name).filter(|v| !v.is_empty())
-}
-
-fn duration_or(
-    metadata: &Metadata,
-    name: &'static str,
-    default: Duration,
-) -> Result<Duration, StoreInitError> {
-    match non_empty(metadata, name) {
-        None => Ok(default),
-        Some(text) => duration::parse(text).map_err(|e| field(name, e)),
-    }
-}
-
-fn flag(metadata: &Metadata, name: &'static str) -> Result<bool, StoreInitError> {
-    match non_empty(metadata, name) {
-        None => Ok(false),
-        Some(text) => text
-            .parse()
-            .map_err(|_| field(name, format!("expected true or false, found '{text}'"))),
-    }
-}
-
 /// `host:port[,host:port…]`; `[v6]:port` allowed.
 fn addresses(metadata: &Metadata) -> Result<Vec<Address>, StoreInitError> {
-    let text = non_empty(metadata, "redisHost")
+    let text = metadata
+        .non_empty("redisHost")
         .ok_or_else(|| field("redisHost", "required: the Redis server as host:port"))?;
     text.split(',')
         .map(str::trim)
@@ -98,25 +75,6 @@ fn addresses(metadata: &Metadata) -> Result<Vec<Address>, StoreInitError> {
         .collect()
 }
 
-/// A PEM value given inline (daprd's way) or as the path of a file holding it.
-fn pem(metadata: &Metadata, name: &'static str) -> Result<Option<Vec<u8>>, StoreInitError> {
-    let Some(value) = non_empty(metadata, name) else {
-        return Ok(None);
-    };
-    if value.contains("-----BEGIN") {
-        return Ok(Some(value.as_bytes().to_vec()));
-    }
-    std::fs::read(value)
-        .map(Some)
-        // The value is not shown: it may be a key pasted in the wrong form.
-        .map_err(|e| {
-            field(
-                name,
-                format!("neither PEM text nor the path of a readable file: {e}"),
-            )
-        })
-}
-
 impl Settings {
     pub fn from_metadata(metadata: &Metadata) -> Result<Self, StoreInitError> {
         let mut hosts = addresses(metadata)?;
@@ -130,7 +88,7 @@ impl Settings {
                 ))
             }
         };
-        let failover = flag(metadata, "failover")?;
+        let failover = metadata.flag("failover")?;
         let topology = match (cluster, failover) {
             (true, true) => {
                 return Err(field(
@@ -142,7 +100,8 @@ impl Settings {
             (true, false) => Topology::Cluster(hosts),
             (false, true) => Topology::Sentinel {
                 sentinels: hosts,
-                master_name: non_empty(metadata, "sentinelMasterName")
+                master_name: metadata
+                    .non_empty("sentinelMasterName")
                     .ok_or_else(|| {
                         field(
                             "sentinelMasterName",
@@ -150,8 +109,8 @@ impl Settings {
                         )
                     })?
                     .to_string(),
-                username: non_empty(metadata, "sentinelUsername").map(str::to_string),
-                password: non_empty(metadata, "sentinelPassword").map(str::to_string),
+                username: metadata.non_empty("sentinelUsername").map(str::to_string),
+                password: metadata.non_empty("sentinelPassword").map(str::to_string),
             },
             (false, false) if hosts.len() == 1 => Topology::Node(hosts.remove(0)),
             (false, false) => {
@@ -162,24 +121,24 @@ impl Settings {
             }
         };
 
-        let tls = if flag(metadata, "enableTLS")? {
-            let client_identity = match (pem(metadata, "clientCert")?, pem(metadata, "clientKey")?)
-            {
+        let tls = if metadata.flag("enableTLS")? {
+            let pem = |name| Ok::<_, StoreInitError>(metadata.pem(name)?.map(String::into_bytes));
+            let client_identity = match (pem("clientCert")?, pem("clientKey")?) {
                 (Some(cert), Some(key)) => Some((cert, key)),
                 (None, None) => None,
                 (Some(_), None) => return Err(field("clientKey", "required with clientCert")),
                 (None, Some(_)) => return Err(field("clientCert", "required with clientKey")),
             };
             Some(Tls {
-                skip_verify: flag(metadata, "insecureSkipTLSVerify")?,
+                skip_verify: metadata.flag("insecureSkipTLSVerify")?,
                 client_identity,
-                ca: pem(metadata, "caCert")?,
+                ca: pem("caCert")?,
             })
         } else {
             None
         };
 
-        let db = match non_empty(metadata, "redisDB") {
+        let db = match metadata.non_empty("redisDB") {
             None => 0,
             Some(text) => text
                 .parse()
@@ -188,7 +147,7 @@ impl Settings {
         if db != 0 && matches!(topology, Topology::Cluster(_)) {
             return Err(field("redisDB", "a Redis Cluster has database 0 only"));
         }
-        let max_retries = match non_empty(metadata, "redisMaxRetries") {
+        let max_retries = match metadata.non_empty("redisMaxRetries") {
             None => 3,
             Some(text) => text
                 .parse()
@@ -196,26 +155,20 @@ impl Settings {
         };
         Ok(Settings {
             topology,
-            username: non_empty(metadata, "redisUsername").map(str::to_string),
-            password: non_empty(metadata, "redisPassword").map(str::to_string),
+            username: metadata.non_empty("redisUsername").map(str::to_string),
+            password: metadata.non_empty("redisPassword").map(str::to_string),
             db,
             tls,
-            dial_timeout: duration_or(metadata, "dialTimeout", Duration::from_secs(5))?,
+            dial_timeout: metadata.duration_or("dialTimeout", Duration::from_secs(5))?,
             // Writes and reads share one deadline on a multiplexed connection; take the longer.
-            read_timeout: duration_or(metadata, "readTimeout", Duration::from_secs(3))?.max(
-                duration_or(metadata, "writeTimeout", Duration::from_secs(3))?,
-            ),
+            read_timeout: metadata
+                .duration_or("readTimeout", Duration::from_secs(3))?
+                .max(metadata.duration_or("writeTimeout", Duration::from_secs(3))?),
             max_retries,
-            min_retry_interval: duration_or(
-                metadata,
-                "redisMinRetryInterval",
-                Duration::from_millis(8),
-            )?,
-            max_retry_interval: duration_or(
-                metadata,
-                "redisMaxRetryInterval",
-                Duration::from_millis(512),
-            )?,
+            min_retry_interval: metadata
+                .duration_or("redisMinRetryInterval", Duration::from_millis(8))?,
+            max_retry_interval: metadata
+                .duration_or("redisMaxRetryInterval", Duration::from_millis(512))?,
         })
     }
 }

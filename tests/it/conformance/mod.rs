@@ -94,3 +94,4 @@ macro_rules! conformance_suite {
 conformance_suite!(memory, Backend::Memory);
 conformance_suite!(redis, Backend::Redis);
 conformance_suite!(redis_cluster, Backend::RedisCluster);
+conformance_suite!(etcd, Backend::Etcd);

@@ -1,0 +1,475 @@
+//! `lock.etcd`: locks in an etcd cluster (v3 API), each a key `<keyPrefixPath>/<store key>`
+//! holding the raw owner, attached to a lease of its own whose TTL is the lock's expiry, so
+//! etcd deletes it on time by itself when the holder's sidecar is gone.
+//!
+//! Every change to a key is one etcd transaction guarded by a comparison: a grant puts the key
+//! only if it does not exist (create revision 0); a release deletes it only if it holds the
+//! owner; a renewal to another TTL puts a new lease on it, again only if it holds the owner. A
+//! renewal to the same TTL writes nothing: it restarts the lease of the owner's grant, which no
+//! other grant shares, so it can extend nothing but that lock. The revision that created the
+//! key is the fencing token: etcd's revisions rise across the whole cluster, so a later holder
+//! always has a larger one. Deletions, by release or by an expired lease, reach waiters through
+//! one watch (`watch.rs`).
+//!
+//! etcd leases are whole seconds, and etcd grants no lease shorter than its minimum (one and a
+//! half election timeouts, rounded up: 2 s with etcd's defaults). The store learns that minimum
+//! at start-up and says so in the log when it is above one second: a lock asked for less lasts
+//! the minimum.
+
+mod client;
+mod settings;
+mod watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use crate::config::Metadata;
+use crate::lock::{
+    Capabilities, Grant, LockInfo, LockStore, ReleaseOutcome, StoreError, TryLockOutcome,
+};
+use crate::proto::etcd::etcdserverpb::{
+    compare::{CompareResult, CompareTarget, TargetUnion},
+    request_op::Request as Op,
+    response_op::Response as OpAnswer,
+    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, TxnResponse,
+};
+use crate::proto::etcd::mvccpb::KeyValue;
+use crate::stores::StoreInitError;
+use client::{AuthFailure, Client};
+use settings::Settings;
+
+pub struct EtcdStore {
+    client: Arc<Client>,
+    /// `<keyPrefixPath>/`: every lock key starts with it.
+    prefix: String,
+    /// The shortest lease etcd grants, in seconds.
+    min_ttl: i64,
+    /// Deleted lock keys, from the watch.
+    released: broadcast::Sender<Vec<u8>>,
+}
+
+impl EtcdStore {
+    /// Connects as a `lock.etcd` component's metadata says: authenticates when a user is given
+    /// (bad credentials fail start-up, naming the field), checks the prefix can be read, learns
+    /// etcd's minimum lease, and starts the release watch.
+    pub async fn connect(metadata: &Metadata) -> Result<Arc<EtcdStore>, StoreInitError> {
+        let settings = Settings::from_metadata(metadata)?;
+        let client = Arc::new(Client::new(&settings)?);
+        let unreachable = |reason: String| {
+            StoreInitError::new(format!(
+                "can't reach etcd at {}: {reason}",
+                client.addresses()
+            ))
+        };
+        if let Some(credentials) = &settings.credentials {
+            match client.authenticate().await {
+                Ok(()) => {}
+                Err(AuthFailure::Refused(reason)) if reason.contains("not enabled") => {
+                    return Err(StoreInitError::field(
+                        "username",
+                        format!(
+                            "etcd at {} has authentication turned off: remove username and \
+                             password, or turn it on (etcdctl auth enable)",
+                            client.addresses()
+                        ),
+                    ))
+                }
+                Err(AuthFailure::Refused(reason)) => {
+                    return Err(StoreInitError::field(
+                        "password",
+                        format!(
+                            "etcd refused user '{}' with this password: {reason}",
+                            credentials.username
+                        ),
+                    ))
+                }
+                Err(AuthFailure::Unreachable(reason)) => return Err(unreachable(reason)),
+            }
+        }
+        let prefix = format!("{}/", settings.key_prefix);
+        let range_end = prefix_end(prefix.as_bytes());
+        client
+            .range(RangeRequest {
+                key: prefix.clone().into_bytes(),
+                range_end: range_end.clone(),
+                count_only: true,
+                ..RangeRequest::default()
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Unavailable(reason) => unreachable(reason),
+                other => StoreInitError::field(
+                    "keyPrefixPath",
+                    format!("can't read the keys under '{prefix}': {other}"),
+                ),
+            })?;
+        // The shortest lease etcd grants: ask for one second and see what comes back.
+        let probe = client
+            .grant(1)
+            .await
+            .map_err(|e| StoreInitError::new(format!("etcd refused a lease: {e}")))?;
+        let _ = client.revoke(probe.id).await;
+        if probe.ttl > 1 {
+            tracing::warn!(
+                "etcd at {} grants no lease shorter than {}s (1.5 election timeouts): locks \
+                 asked for less last {}s",
+                client.addresses(),
+                probe.ttl,
+                probe.ttl
+            );
+        }
+
+        let (released, _) = broadcast::channel(1024);
+        tokio::spawn(watch::relay_releases(
+            Arc::downgrade(&client),
+            prefix.clone().into_bytes(),
+            range_end,
+            released.clone(),
+        ));
+        Ok(Arc::new(EtcdStore {
+            client,
+            prefix,
+            min_ttl: probe.ttl,
+            released,
+        }))
+    }
+
+    fn path(&self, key: &str) -> Vec<u8> {
+        format!("{}{key}", self.prefix).into_bytes()
+    }
+
+    /// The whole seconds to ask etcd for: Dapr's expiries are whole seconds already.
+    fn lease_seconds(ttl: Duration) -> i64 {
+        let seconds = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+        seconds.clamp(1, i64::MAX as u64) as i64
+    }
+
+    /// The key's record, if it exists.
+    async fn get(&self, path: &[u8]) -> Result<Option<KeyValue>, StoreError> {
+        let answer = self
+            .client
+            .range(RangeRequest {
+                key: path.to_vec(),
+                ..RangeRequest::default()
+            })
+            .await?;
+        Ok(answer.kvs.into_iter().next())
+    }
+
+    /// Whether the key exists: a read, no write.
+    async fn exists(&self, path: &[u8]) -> Result<bool, StoreError> {
+        let answer = self
+            .client
+            .range(RangeRequest {
+                key: path.to_vec(),
+                count_only: true,
+                ..RangeRequest::default()
+            })
+            .await?;
+        Ok(answer.count > 0)
+    }
+
+    /// Revokes a lease that no key needs any more, in the background: nothing waits on it,
+    /// and a lease left behind expires by itself.
+    fn discard(&self, lease: i64) {
+        if lease == 0 {
+            return;
+        }
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            if let Err(error) = client.revoke(lease).await {
+                tracing::debug!("lease {lease:x} left to expire: {error}");
+            }
+        });
+    }
+
+    /// A held key as the core sees it, with the time left on its lease; `None` when the lease
+    /// is already gone (the key goes with it).
+    async fn info(&self, kv: KeyValue) -> Result<Option<LockInfo>, StoreError> {
+        let seconds_left = if kv.lease == 0 {
+            0 // put by hand, without a lease: shown as no time left rather than forever
+        } else {
+            self.client.time_to_live(kv.lease).await?
+        };
+        if seconds_left < 0 {
+            return Ok(None);
+        }
+        let key = String::from_utf8_lossy(&kv.key);
+        Ok(Some(LockInfo {
+            key: key.strip_prefix(&self.prefix).unwrap_or(&key).to_string(),
+            owner: String::from_utf8_lossy(&kv.value).into_owned(),
+            expires_in: Duration::from_secs(seconds_left as u64),
+            fencing_token: Some(kv.create_revision as u64),
+        }))
+    }
+}
+
+fn compare(path: &[u8], target: CompareTarget, value: TargetUnion) -> Compare {
+    Compare {
+        result: CompareResult::Equal as i32,
+        target: target as i32,
+        key: path.to_vec(),
+        target_union: Some(value),
+    }
+}
+
+/// The key does not exist.
+fn absent(path: &[u8]) -> Compare {
+    compare(path, CompareTarget::Create, TargetUnion::CreateRevision(0))
+}
+
+/// The key holds `owner` (false when it does not exist).
+fn held_by(path: &[u8], owner: &str) -> Compare {
+    compare(
+        path,
+        CompareTarget::Value,
+        TargetUnion::Value(owner.as_bytes().to_vec()),
+    )
+}
+
+fn put(path: &[u8], owner: &str, lease: i64) -> RequestOp {
+    RequestOp {
+        request: Some(Op::RequestPut(PutRequest {
+            key: path.to_vec(),
+            value: owner.as_bytes().to_vec(),
+            lease,
+            prev_kv: true,
+        })),
+    }
+}
+
+fn read(path: &[u8]) -> RequestOp {
+    RequestOp {
+        request: Some(Op::RequestRange(RangeRequest {
+            key: path.to_vec(),
+            ..RangeRequest::default()
+        })),
+    }
+}
+
+fn delete(path: &[u8]) -> DeleteRangeRequest {
+    DeleteRangeRequest {
+        key: path.to_vec(),
+        range_end: Vec::new(),
+        prev_kv: true,
+    }
+}
+
+/// The first record an operation of a transaction returned: the key as it was before a put
+/// or delete, or as it is for a read.
+fn first_record(answer: TxnResponse) -> Option<KeyValue> {
+    match answer.responses.into_iter().next()?.response? {
+        OpAnswer::ResponseRange(range) => range.kvs.into_iter().next(),
+        OpAnswer::ResponsePut(put) => put.prev_kv,
+        OpAnswer::ResponseDeleteRange(deleted) => deleted.prev_kvs.into_iter().next(),
+    }
+}
+
+/// Why an owner-checked transaction failed, from the key as the transaction read it.
+fn refusal(current: Option<KeyValue>) -> ReleaseOutcome {
+    match current {
+        None => ReleaseOutcome::NotHeld,
+        Some(_) => ReleaseOutcome::HeldByOther,
+    }
+}
+
+/// The end of the range of keys starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0] // all keys from the prefix on
+}
+
+#[async_trait]
+impl LockStore for EtcdStore {
+    async fn try_lock(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<TryLockOutcome, StoreError> {
+        let path = self.path(key);
+        // A held key is refused by a read alone: a waiter retrying costs etcd no writes (the
+        // lease and the transaction below are two), and the answer comes sooner.
+        if self.exists(&path).await? {
+            return Ok(TryLockOutcome::Held);
+        }
+        let lease = self.client.grant(Self::lease_seconds(ttl)).await?;
+        let answer = self
+            .client
+            .txn(TxnRequest {
+                compare: vec![absent(&path)],
+                success: vec![put(&path, owner, lease.id)],
+                failure: Vec::new(),
+            })
+            .await?;
+        if !answer.succeeded {
+            self.discard(lease.id);
+            return Ok(TryLockOutcome::Held);
+        }
+        // The transaction's revision is the put's, which created the key.
+        let revision = answer.header.map_or(0, |h| h.revision);
+        Ok(TryLockOutcome::Granted(Grant {
+            fencing_token: Some(revision as u64),
+        }))
+    }
+
+    async fn unlock(&self, key: &str, owner: &str) -> Result<ReleaseOutcome, StoreError> {
+        let path = self.path(key);
+        let answer = self
+            .client
+            .txn(TxnRequest {
+                compare: vec![held_by(&path, owner)],
+                success: vec![RequestOp {
+                    request: Some(Op::RequestDeleteRange(delete(&path))),
+                }],
+                failure: vec![read(&path)],
+            })
+            .await?;
+        let succeeded = answer.succeeded;
+        let record = first_record(answer);
+        if !succeeded {
+            return Ok(refusal(record));
+        }
+        self.discard(record.map_or(0, |kv| kv.lease));
+        Ok(ReleaseOutcome::Done)
+    }
+
+    async fn renew(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<ReleaseOutcome, StoreError> {
+        let path = self.path(key);
+        let Some(current) = self.get(&path).await? else {
+            return Ok(ReleaseOutcome::NotHeld);
+        };
+        if current.value != owner.as_bytes() {
+            return Ok(ReleaseOutcome::HeldByOther);
+        }
+        let seconds = Self::lease_seconds(ttl);
+        if current.lease != 0 {
+            // The lease names this grant alone, so restarting it extends this holder's lock
+            // and nothing else. Exact when the lease already has the TTL asked for.
+            let now = self.client.keep_alive(current.lease).await?;
+            if now <= 0 {
+                return Ok(ReleaseOutcome::NotHeld); // expired since the read
+            }
+            if now == seconds.max(self.min_ttl) {
+                return Ok(ReleaseOutcome::Done);
+            }
+        }
+        // Another TTL: a new lease, swapped in only while the owner still holds the key.
+        let lease = self.client.grant(seconds).await?;
+        let answer = self
+            .client
+            .txn(TxnRequest {
+                compare: vec![held_by(&path, owner)],
+                success: vec![put(&path, owner, lease.id)],
+                failure: vec![read(&path)],
+            })
+            .await?;
+        let succeeded = answer.succeeded;
+        let record = first_record(answer);
+        if !succeeded {
+            self.discard(lease.id);
+            return Ok(refusal(record));
+        }
+        self.discard(record.map_or(0, |kv| kv.lease));
+        Ok(ReleaseOutcome::Done)
+    }
+
+    async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
+        match self.get(&self.path(key)).await? {
+            Some(kv) => self.info(kv).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<LockInfo>, StoreError> {
+        let start = self.path(prefix);
+        let answer = self
+            .client
+            .range(RangeRequest {
+                range_end: prefix_end(&start),
+                key: start,
+                ..RangeRequest::default()
+            })
+            .await?;
+        let mut found = Vec::with_capacity(answer.kvs.len());
+        for kv in answer.kvs {
+            if let Some(info) = self.info(kv).await? {
+                found.push(info);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
+        let answer = self.client.delete(delete(&self.path(key))).await?;
+        for kv in &answer.prev_kvs {
+            self.discard(kv.lease);
+        }
+        Ok(answer.deleted > 0)
+    }
+
+    async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
+        // Listening before looking: a deletion after the look is on its way to us.
+        let mut released = self.released.subscribe();
+        let path = self.path(key);
+        let released = async {
+            if !self.exists(&path).await? {
+                return Ok(());
+            }
+            loop {
+                match released.recv().await {
+                    Ok(deleted) if deleted == path => return Ok(()),
+                    Ok(_) => {}
+                    // Some deletions were dropped: ours may be among them.
+                    Err(broadcast::error::RecvError::Lagged(_)) => return Ok(()),
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+                }
+            }
+        };
+        // The look counts against the wait too: the caller's deadline is the caller's.
+        tokio::time::timeout(max_wait, released)
+            .await
+            .unwrap_or(Ok(()))
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            fencing: true,
+            listing: true,
+            release_signal: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ranges() {
+        assert_eq!(prefix_end(b"dlock/"), b"dlock0");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff\xff"), [0]);
+    }
+
+    #[test]
+    fn leases_are_whole_seconds() {
+        assert_eq!(EtcdStore::lease_seconds(Duration::from_secs(3)), 3);
+        assert_eq!(EtcdStore::lease_seconds(Duration::from_millis(1500)), 2);
+        assert_eq!(EtcdStore::lease_seconds(Duration::from_millis(10)), 1);
+    }
+}

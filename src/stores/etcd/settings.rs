@@ -1,0 +1,241 @@
+//! The metadata of a `lock.etcd` component. The names are those of Dapr's etcd state store
+//! (`endpoints`, `keyPrefixPath`, `tlsEnable`, `ca`, `cert`, `key`) plus `username` /
+//! `password` for etcd's own authentication and two timeouts.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::config::Metadata;
+use crate::stores::StoreInitError;
+
+/// Where locks live when `keyPrefixPath` is unset.
+pub const DEFAULT_PREFIX: &str = "dlock";
+
+#[derive(Clone)]
+pub struct Settings {
+    /// `host:port` of each member, as given.
+    pub endpoints: Vec<String>,
+    /// Keys are `<key_prefix>/<store key>`.
+    pub key_prefix: String,
+    pub credentials: Option<Credentials>,
+    pub tls: Option<Tls>,
+    pub dial_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+/// A user name and password for etcd's Authenticate call. The password never shows in
+/// `Debug`.
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// PEM text for TLS: the CA that signed the members' certificates, and optionally a client
+/// certificate with its key.
+#[derive(Clone)]
+pub struct Tls {
+    pub ca: String,
+    pub identity: Option<(String, String)>,
+}
+
+fn field(name: &'static str, message: impl Into<String>) -> StoreInitError {
+    StoreInitError::field(name, message)
+}
+
+/// PEM text given inline (as Dapr's etcd component takes it) or the path of a file holding it.
+/// The value itself never appears in an error: it may be a private key.
+impl Settings {
+    pub fn from_metadata(metadata: &Metadata) -> Result<Self, StoreInitError> {
+        let listed = metadata.non_empty("endpoints").ok_or_else(|| {
+            field(
+                "endpoints",
+                "required: the etcd members as host:port, separated by commas",
+            )
+        })?;
+        let tls_enabled = metadata.flag("tlsEnable")?;
+        let mut endpoints = Vec::new();
+        for endpoint in listed.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let address = if let Some(rest) = endpoint.strip_prefix("https://") {
+                if !tls_enabled {
+                    return Err(field(
+                        "tlsEnable",
+                        format!("endpoint '{endpoint}' is https: set tlsEnable to true"),
+                    ));
+                }
+                rest
+            } else {
+                endpoint.strip_prefix("http://").unwrap_or(endpoint)
+            };
+            let address = address.trim_end_matches('/');
+            let port_ok = address
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !port_ok {
+                return Err(field("endpoints", format!("'{endpoint}' is not host:port")));
+            }
+            endpoints.push(address.to_string());
+        }
+        if endpoints.is_empty() {
+            return Err(field("endpoints", "no endpoint listed"));
+        }
+
+        let key_prefix = metadata
+            .get("keyPrefixPath")
+            .unwrap_or(DEFAULT_PREFIX)
+            .trim_end_matches('/')
+            .to_string();
+
+        let credentials = match (
+            metadata.non_empty("username"),
+            metadata.non_empty("password"),
+        ) {
+            (None, None) => None,
+            (Some(username), Some(password)) => Some(Credentials {
+                username: username.to_string(),
+                password: password.to_string(),
+            }),
+            (None, Some(_)) => return Err(field("username", "required with a password")),
+            (Some(_), None) => return Err(field("password", "required with a username")),
+        };
+
+        let tls = if tls_enabled {
+            let ca = metadata.pem("ca")?.ok_or_else(|| {
+                field(
+                    "ca",
+                    "required with tlsEnable: the CA certificate (PEM text or a file path)",
+                )
+            })?;
+            let identity = match (metadata.pem("cert")?, metadata.pem("key")?) {
+                (None, None) => None,
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, Some(_)) => return Err(field("cert", "required with a client key")),
+                (Some(_), None) => return Err(field("key", "required with a client cert")),
+            };
+            Some(Tls { ca, identity })
+        } else {
+            None
+        };
+
+        Ok(Settings {
+            endpoints,
+            key_prefix,
+            credentials,
+            tls,
+            dial_timeout: metadata.duration_or("dialTimeout", Duration::from_secs(5))?,
+            request_timeout: metadata.duration_or("requestTimeout", Duration::from_secs(3))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata(items: &[(&str, &str)]) -> Metadata {
+        let mut m = Metadata::default();
+        for (k, v) in items {
+            m.insert(*k, *v);
+        }
+        m
+    }
+
+    #[test]
+    fn names_and_defaults() {
+        let s = Settings::from_metadata(&metadata(&[(
+            "endpoints",
+            "http://10.0.0.1:2379, 10.0.0.2:2379,",
+        )]))
+        .unwrap();
+        assert_eq!(s.endpoints, ["10.0.0.1:2379", "10.0.0.2:2379"]);
+        assert_eq!(s.key_prefix, "dlock");
+        assert!(s.credentials.is_none() && s.tls.is_none());
+        assert_eq!(s.request_timeout, Duration::from_secs(3));
+        let s = Settings::from_metadata(&metadata(&[
+            ("endpoints", "h:1"),
+            ("keyPrefixPath", "/apps/locks/"),
+            ("username", "bpm"),
+            ("password", "s3cr3t"),
+            ("requestTimeout", "1s"),
+        ]))
+        .unwrap();
+        assert_eq!(s.key_prefix, "/apps/locks");
+        assert_eq!(s.request_timeout, Duration::from_secs(1));
+        let credentials = s.credentials.unwrap();
+        assert_eq!(credentials.username, "bpm");
+        assert!(!format!("{credentials:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn pem_inline_or_from_a_file() {
+        let ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let dir = std::env::temp_dir().join(format!("dlock-etcd-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ca.pem");
+        std::fs::write(&path, ca).unwrap();
+        for value in [ca, path.to_str().unwrap()] {
+            let s = Settings::from_metadata(&metadata(&[
+                ("endpoints", "h:1"),
+                ("tlsEnable", "true"),
+                ("ca", value),
+            ]))
+            .unwrap();
+            assert_eq!(s.tls.unwrap().ca, ca);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_field_and_hide_secrets() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "endpoints"),
+            (&[("endpoints", "nohost")], "endpoints"),
+            (&[("endpoints", " , ")], "endpoints"),
+            (&[("endpoints", "https://h:1")], "tlsEnable"),
+            (
+                &[("endpoints", "h:1"), ("tlsEnable", "yes please")],
+                "tlsEnable",
+            ),
+            (&[("endpoints", "h:1"), ("tlsEnable", "true")], "ca"),
+            (
+                &[
+                    ("endpoints", "h:1"),
+                    ("tlsEnable", "true"),
+                    ("ca", "/no/such/ca.pem"),
+                ],
+                "ca",
+            ),
+            (
+                &[
+                    ("endpoints", "h:1"),
+                    ("tlsEnable", "true"),
+                    ("ca", "-----BEGIN CERTIFICATE-----"),
+                    ("key", "hunter2-private-key"),
+                ],
+                "key",
+            ),
+            (
+                &[("endpoints", "h:1"), ("password", "hunter2-secret")],
+                "username",
+            ),
+            (&[("endpoints", "h:1"), ("username", "bpm")], "password"),
+            (
+                &[("endpoints", "h:1"), ("requestTimeout", "3")],
+                "requestTimeout",
+            ),
+        ];
+        for (items, name) in cases {
+            let err = Settings::from_metadata(&metadata(items)).err().unwrap();
+            assert_eq!(err.field, Some(*name), "{items:?}: {}", err.message);
+            assert!(!err.message.contains("hunter2"), "{}", err.message);
+        }
+    }
+}

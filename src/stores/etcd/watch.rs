@@ -1,0 +1,88 @@
+//! The release signal: one watch per store on the whole lock prefix, reporting deletions only,
+//! relayed to this sidecar's waiters. An unlock, a forced release and an expired lease all
+//! delete the key, so all three wake waiters at once. After a broken stream the watch resumes
+//! from the revision after the last one it saw, so no release in between is missed; if etcd has
+//! compacted that history away it resumes from now, and waiters poll meanwhile.
+//!
+//! One stream per store, not one per waiting key: waiters come and go every few milliseconds
+//! under contention, and a deletion event costs a sidecar nothing when nobody waits.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use super::client::Client;
+use crate::proto::etcd::etcdserverpb::{
+    watch_create_request::FilterType, watch_request::RequestUnion, WatchCreateRequest, WatchRequest,
+};
+use crate::proto::etcd::mvccpb::event::EventType;
+
+/// Watches `[prefix, range_end)` for deletions and sends each deleted key on `released`. Ends
+/// when the store that owns `client` is gone.
+pub async fn relay_releases(
+    client: Weak<Client>,
+    prefix: Vec<u8>,
+    range_end: Vec<u8>,
+    released: broadcast::Sender<Vec<u8>>,
+) {
+    let mut next_revision = 0; // 0: from now
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let Some(etcd) = client.upgrade() else {
+            return;
+        };
+        let create = WatchCreateRequest {
+            key: prefix.clone(),
+            range_end: range_end.clone(),
+            start_revision: next_revision,
+            filters: vec![FilterType::Noput as i32],
+        };
+        let opened = etcd
+            .watch(WatchRequest {
+                request_union: Some(RequestUnion::CreateRequest(create)),
+            })
+            .await;
+        // Holding the client while the stream is open would keep the store alive forever.
+        drop(etcd);
+        match opened {
+            Ok(mut stream) => loop {
+                let answer = match stream.message().await {
+                    Ok(Some(answer)) => answer,
+                    Ok(None) => break,
+                    Err(status) => {
+                        tracing::debug!("release watch ended, waiters poll: {status}");
+                        break;
+                    }
+                };
+                if answer.created {
+                    backoff = Duration::from_millis(100);
+                    if next_revision == 0 {
+                        // Watching from now: what comes after the revision of the answer.
+                        next_revision = answer.header.map_or(0, |h| h.revision + 1);
+                    }
+                }
+                if answer.canceled {
+                    if answer.compact_revision > 0 {
+                        next_revision = 0; // history gone: from now on
+                    }
+                    tracing::debug!("release watch cancelled: {}", answer.cancel_reason);
+                    break;
+                }
+                for event in answer.events {
+                    let Some(kv) = event.kv else { continue };
+                    next_revision = next_revision.max(kv.mod_revision + 1);
+                    if event.r#type == EventType::Delete as i32 {
+                        let _ = released.send(kv.key);
+                    }
+                }
+                if client.strong_count() == 0 {
+                    return;
+                }
+            },
+            Err(error) => tracing::debug!("release signal unavailable, waiters poll: {error}"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}

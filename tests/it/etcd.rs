@@ -1,0 +1,458 @@
+//! lock.etcd beyond the conformance suite: what it writes in etcd and what that costs, a
+//! three-member cluster that loses a member, authentication (a wrong password, a token that
+//! expires), etcd's minimum lease, and metadata errors.
+
+use std::time::{Duration, Instant};
+
+use dlock::proto::etcd::etcdserverpb::{
+    kv_client::KvClient, lease_client::LeaseClient, LeaseTimeToLiveRequest, RangeRequest,
+};
+use tonic::transport::Channel;
+
+use crate::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, SUCCESS};
+use crate::backend::{unique, Backend};
+use crate::harness::{component, Options, Sidecar};
+use crate::locks::{acquire, inspect};
+use crate::servers::Etcd;
+
+async fn channel(address: &str) -> Channel {
+    Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// The store's current revision.
+async fn revision(kv: &mut KvClient<Channel>) -> i64 {
+    kv.range(RangeRequest {
+        key: b"dlock/".to_vec(),
+        count_only: true,
+        ..RangeRequest::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .header
+    .unwrap()
+    .revision
+}
+
+#[tokio::test]
+async fn a_lock_is_a_key_on_a_lease_of_its_own() {
+    // A private etcd, so the revisions counted are this test's alone.
+    let etcd = Etcd::start(&[]);
+    let channel = channel(&etcd.address()).await;
+    let mut kv = KvClient::new(channel.clone());
+    let mut leases = LeaseClient::new(channel);
+    let file = component("store", "lock.etcd", &[("endpoints", &etcd.address())]);
+    let sidecar = Sidecar::start(Options::with_files("bpm", &[("store.yaml", file)]));
+    let locks = sidecar.locks().await;
+    let api = Api::new(&sidecar).await;
+    let resource = unique("layout");
+    let path = format!("dlock/lock||bpm||{resource}").into_bytes();
+
+    let before = revision(&mut kv).await;
+    let token = acquire(&locks, &resource, "server-1", 30, Duration::ZERO)
+        .await
+        .unwrap()
+        .expect("granted");
+    let record = kv
+        .range(RangeRequest {
+            key: path.clone(),
+            ..RangeRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .kvs
+        .pop()
+        .expect("the key exists");
+    // The raw owner, on a lease of the lock's expiry; the creating revision is the token.
+    assert_eq!(record.value, b"server-1");
+    assert_eq!(record.create_revision as u64, token);
+    let lease = leases
+        .lease_time_to_live(LeaseTimeToLiveRequest {
+            id: record.lease,
+            keys: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(lease.granted_ttl, 30);
+    assert!((29..=30).contains(&lease.ttl), "{}", lease.ttl);
+    assert_eq!(
+        inspect(&locks, &resource).await.unwrap().fencing_token,
+        token
+    );
+
+    // A renewal to the same expiry restarts the lease: no write at all.
+    assert_eq!(
+        crate::locks::renew(&locks, &resource, "server-1", 30).await,
+        SUCCESS
+    );
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &resource, "server-1")
+            .await,
+        Ok(SUCCESS)
+    );
+    // One lock and unlock pair: two revisions (the put, the delete).
+    assert_eq!(revision(&mut kv).await - before, 2);
+    // The lease goes with the lock (revoked in the background).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let left = leases
+            .lease_time_to_live(LeaseTimeToLiveRequest {
+                id: record.lease,
+                keys: false,
+            })
+            .await
+            .map(|answer| answer.into_inner().ttl)
+            .unwrap_or(-1);
+        if left < 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lease outlived its lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_release_on_another_sidecar_wakes_a_waiter_at_once() {
+    let holder = Backend::Etcd.sidecar("app", &[("store", None)]);
+    let waiter = Backend::Etcd.sidecar("app", &[("store", None)]);
+    let api = Api::new(&holder).await;
+    let locks = waiter.locks().await;
+    let key = unique("watch");
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &key, "holder", 60).await,
+        Ok(true)
+    );
+    let waiting = {
+        let key = key.clone();
+        tokio::spawn(async move {
+            let granted = acquire(&locks, &key, "waiter", 60, Duration::from_secs(10)).await;
+            (granted.unwrap().is_some(), Instant::now())
+        })
+    };
+    // Long enough for the waiter's polls to have backed off to 200 ms apart.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let released = Instant::now();
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &key, "holder").await,
+        Ok(SUCCESS)
+    );
+    let (granted, at) = waiting.await.unwrap();
+    assert!(granted);
+    // The watch's deletion event, not the next poll, woke it.
+    assert!(
+        at - released < Duration::from_millis(100),
+        "{:?}",
+        at - released
+    );
+}
+
+#[tokio::test]
+async fn locks_keep_working_when_a_cluster_member_stops() {
+    let mut members = Etcd::cluster(3);
+    let endpoints: Vec<String> = members.iter().map(Etcd::address).collect();
+    let file = component(
+        "store",
+        "lock.etcd",
+        &[("endpoints", &endpoints.join(",")), ("dialTimeout", "1s")],
+    );
+    let sidecar = Sidecar::start(Options::with_files("app", &[("store.yaml", file)]));
+    let locks = sidecar.locks().await;
+    let api = Api::new(&sidecar).await;
+    let held = unique("cluster");
+    let first = acquire(&locks, &held, "a", 60, Duration::ZERO)
+        .await
+        .unwrap()
+        .expect("granted");
+
+    // The member listed first, which the sidecar talks to, goes away.
+    members[0].stop();
+    let started = Instant::now();
+    let key = unique("cluster");
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &key, "b", 60).await,
+        Ok(true)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // The lock taken before is still held, and still only its owner's to release.
+    assert_eq!(
+        api.lock(Protocol::Http, "store", &held, "b", 60).await,
+        Ok(false)
+    );
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &held, "b").await,
+        Ok(LOCK_BELONGS_TO_OTHERS)
+    );
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &held, "a").await,
+        Ok(SUCCESS)
+    );
+    // The next holder's token is larger, and a waiter is woken by a release.
+    let next = acquire(&locks, &held, "c", 1, Duration::ZERO)
+        .await
+        .unwrap()
+        .expect("granted");
+    assert!(next > first);
+    let waited = Instant::now();
+    assert!(acquire(&locks, &held, "d", 60, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .is_some());
+    assert!(
+        waited.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        waited.elapsed()
+    );
+
+    // The member comes back, and the leader goes: the election is ridden out.
+    members[0].resume();
+    let leader = members.iter().position(Etcd::is_leader).expect("a leader");
+    members[leader].stop();
+    let key = unique("cluster");
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &key, "e", 60).await,
+        Ok(true)
+    );
+    assert_eq!(
+        api.unlock(Protocol::Http, "store", &key, "e").await,
+        Ok(SUCCESS)
+    );
+}
+
+const PASSWORD: &str = "hunter2-correct-horse";
+
+/// A private etcd with authentication on: user `bpm` may read and write under `dlock/`.
+fn etcd_with_auth(extra: &[&str]) -> Etcd {
+    let etcd = Etcd::start(extra);
+    etcd.etcdctl(&["user", "add", "root:root-secret"]);
+    etcd.etcdctl(&["user", "add", &format!("bpm:{PASSWORD}")]);
+    etcd.etcdctl(&["role", "add", "locks"]);
+    etcd.etcdctl(&[
+        "role",
+        "grant-permission",
+        "locks",
+        "readwrite",
+        "dlock/",
+        "--prefix=true",
+    ]);
+    etcd.etcdctl(&["user", "grant-role", "bpm", "locks"]);
+    etcd.etcdctl(&["auth", "enable"]);
+    etcd
+}
+
+fn auth_component(etcd: &Etcd, password: &str) -> String {
+    component(
+        "store",
+        "lock.etcd",
+        &[
+            ("endpoints", &etcd.address()),
+            ("username", "bpm"),
+            ("password", password),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn authentication_names_the_field_and_hides_the_password() {
+    // Simple tokens expire after one idle second here (five minutes by default).
+    let etcd = etcd_with_auth(&["--auth-token-ttl", "1"]);
+
+    let wrong = auth_component(&etcd, "hunter2-wrong-guess");
+    let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", wrong)]))
+        .err()
+        .expect("a wrong password stops start-up")
+        .output;
+    assert!(
+        failed.contains("field spec.metadata 'password'"),
+        "{failed}"
+    );
+    assert!(failed.contains("etcd refused user 'bpm'"), "{failed}");
+    assert!(!failed.contains("hunter2"), "{failed}");
+
+    let right = auth_component(&etcd, PASSWORD);
+    let sidecar = Sidecar::start(Options::with_files("app", &[("store.yaml", right)]));
+    let api = Api::new(&sidecar).await;
+    let key = unique("auth");
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &key, "a", 60).await,
+        Ok(true)
+    );
+    // Idle past the token's life: the next call authenticates again by itself.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        api.lock(Protocol::Http, "store", &key, "b", 60).await,
+        Ok(false)
+    );
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &key, "a").await,
+        Ok(SUCCESS)
+    );
+    let (_, logs) = sidecar.terminate();
+    assert!(!logs.contains("hunter2"), "{logs}");
+}
+
+#[tokio::test]
+async fn etcds_minimum_lease_is_reported() {
+    // etcd's default election timeout (1 s) makes its shortest lease 2 s.
+    let etcd = Etcd::start(&["--election-timeout", "1000"]);
+    let file = component("store", "lock.etcd", &[("endpoints", &etcd.address())]);
+    let sidecar = Sidecar::start(Options::with_files("app", &[("store.yaml", file)]));
+    let locks = sidecar.locks().await;
+    let key = unique("min-lease");
+    assert!(acquire(&locks, &key, "a", 1, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_some());
+    // Asked for one second, held for etcd's two: still held after one and a half.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        acquire(&locks, &key, "b", 30, Duration::ZERO)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        sidecar.logs().contains("grants no lease shorter than 2s"),
+        "{}",
+        sidecar.logs()
+    );
+}
+
+#[tokio::test]
+async fn metadata_errors_name_the_field() {
+    let cases = [
+        (vec![("keyPrefixPath", "locks")], "endpoints"),
+        (vec![("endpoints", "127.0.0.1")], "endpoints"),
+        (
+            vec![("endpoints", "127.0.0.1:1"), ("tlsEnable", "true")],
+            "ca",
+        ),
+        (
+            vec![
+                ("endpoints", "127.0.0.1:1"),
+                ("requestTimeout", "3 seconds"),
+            ],
+            "requestTimeout",
+        ),
+        (
+            vec![("endpoints", "127.0.0.1:1"), ("password", PASSWORD)],
+            "username",
+        ),
+    ];
+    for (metadata, field) in cases {
+        let file = component("store", "lock.etcd", &metadata);
+        let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
+            .err()
+            .expect("a bad component stops start-up")
+            .output;
+        assert!(
+            failed.contains(&format!("field spec.metadata '{field}'")),
+            "{field}: {failed}"
+        );
+        assert!(!failed.contains("hunter2"), "{failed}");
+    }
+    // A user name for an etcd without authentication.
+    let file = component(
+        "store",
+        "lock.etcd",
+        &[
+            ("endpoints", &crate::servers::shared("DLOCK_TEST_ETCD")),
+            ("username", "bpm"),
+            ("password", PASSWORD),
+        ],
+    );
+    let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
+        .err()
+        .expect("credentials for an etcd without authentication stop start-up")
+        .output;
+    assert!(
+        failed.contains("field spec.metadata 'username'"),
+        "{failed}"
+    );
+    assert!(failed.contains("authentication turned off"), "{failed}");
+    assert!(!failed.contains("hunter2"), "{failed}");
+    // Unreachable etcd: a clear error naming the address, within the request timeout.
+    let file = component(
+        "store",
+        "lock.etcd",
+        &[
+            ("endpoints", "127.0.0.1:1"),
+            ("username", "bpm"),
+            ("password", PASSWORD),
+            ("requestTimeout", "500ms"),
+        ],
+    );
+    let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
+        .err()
+        .unwrap()
+        .output;
+    assert!(
+        failed.contains("can't reach etcd at 127.0.0.1:1"),
+        "{failed}"
+    );
+    assert!(!failed.contains("hunter2"), "{failed}");
+}
+
+#[tokio::test]
+async fn tls_with_a_client_certificate() {
+    let certificates = crate::certs::Certs::new();
+    let etcd = Etcd::start_tls(&certificates);
+    let ca = std::fs::read_to_string(&certificates.ca).unwrap();
+    let (cert, key) = &certificates.client;
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    // The CA inline as PEM text (as Dapr's etcd component takes it, here with its line breaks
+    // escaped for YAML), the client certificate and key as file paths.
+    let ca_inline = ca.replace('\n', "\\n");
+    let file = component(
+        "store",
+        "lock.etcd",
+        &[
+            ("endpoints", &etcd.address()),
+            ("tlsEnable", "true"),
+            ("ca", &ca_inline),
+            ("cert", &cert),
+            ("key", &key),
+        ],
+    );
+    let sidecar = Sidecar::start(Options::with_files("app", &[("store.yaml", file)]));
+    let api = Api::new(&sidecar).await;
+    let key_name = unique("tls");
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &key_name, "a", 60).await,
+        Ok(true)
+    );
+    assert_eq!(
+        api.lock(Protocol::Http, "store", &key_name, "b", 60).await,
+        Ok(false)
+    );
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &key_name, "a").await,
+        Ok(SUCCESS)
+    );
+
+    // Without a client certificate etcd refuses the connection: start-up says so.
+    let file = component(
+        "store",
+        "lock.etcd",
+        &[
+            ("endpoints", &etcd.address()),
+            ("tlsEnable", "true"),
+            ("ca", &certificates.ca.display().to_string()),
+            ("requestTimeout", "1s"),
+        ],
+    );
+    let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
+        .err()
+        .expect("no client certificate, no connection")
+        .output;
+    assert!(failed.contains("can't reach etcd at"), "{failed}");
+}
