@@ -349,16 +349,7 @@ async fn metadata_errors_name_the_field() {
         ),
     ];
     for (metadata, field) in cases {
-        let file = component("store", "lock.etcd", &metadata);
-        let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
-            .err()
-            .expect("a bad component stops start-up")
-            .output;
-        assert!(
-            failed.contains(&format!("field spec.metadata '{field}'")),
-            "{field}: {failed}"
-        );
-        assert!(!failed.contains("hunter2"), "{failed}");
+        crate::harness::refused_component("lock.etcd", &metadata, field, "hunter2");
     }
     // A user name for an etcd without authentication.
     let file = component(

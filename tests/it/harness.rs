@@ -41,6 +41,21 @@ pub fn component(name: &str, type_name: &str, metadata: &[(&str, &str)]) -> Stri
     yaml
 }
 
+/// Starts a sidecar on one component of `type_name` that must stop start-up, and checks that
+/// the error names the metadata `field` and does not show `secret`.
+pub fn refused_component(type_name: &str, metadata: &[(&str, &str)], field: &str, secret: &str) {
+    let file = component("store", type_name, metadata);
+    let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
+        .err()
+        .expect("a bad component stops start-up")
+        .output;
+    assert!(
+        failed.contains(&format!("field spec.metadata '{field}'")),
+        "{field}: {failed}"
+    );
+    assert!(!failed.contains(secret), "{failed}");
+}
+
 /// How to start a sidecar.
 #[derive(Default, Clone)]
 pub struct Options {
