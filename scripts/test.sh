@@ -16,6 +16,7 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
+[[ -e /usr/share/java/zookeeper.jar ]] || need_apt+=(zookeeper)
 if ((${#need_apt[@]})); then
   say "apt-get install ${need_apt[*]}"
   apt-get update -q >&2
@@ -34,9 +35,10 @@ cargo clippy --locked --all-targets -- -D warnings
 # Tests that stop a server mid-test start a private one instead (they find the binaries
 # through the DLOCK_TEST_*_SERVER variables).
 servers="$root/target/test-servers"
-rm -rf "$servers" && mkdir -p "$servers/redis"
+rm -rf "$servers" && mkdir -p "$servers/redis" "$servers/zookeeper/data"
 stop_servers() {
   if [[ -f "$servers/redis/redis.pid" ]]; then kill "$(cat "$servers/redis/redis.pid")" 2>/dev/null || true; fi
+  if [[ -f "$servers/zookeeper/zookeeper.pid" ]]; then kill "$(cat "$servers/zookeeper/zookeeper.pid")" 2>/dev/null || true; fi
 }
 trap stop_servers EXIT
 redis_port=16379
@@ -52,6 +54,35 @@ redis-cli -p "$redis_port" ping >/dev/null || { say "redis-server did not start"
 export DLOCK_TEST_REDIS="127.0.0.1:$redis_port"
 DLOCK_TEST_REDIS_SERVER="$(command -v redis-server)"
 export DLOCK_TEST_REDIS_SERVER
+
+# ZooKeeper, standalone, from Debian's package; a tick of 500 ms allows sessions down to 1 s.
+zookeeper_port=12181
+say "zookeeper on 127.0.0.1:$zookeeper_port"
+cat >"$servers/zookeeper/zoo.cfg" <<EOF
+tickTime=500
+dataDir=$servers/zookeeper/data
+clientPort=$zookeeper_port
+clientPortAddress=127.0.0.1
+admin.enableServer=false
+4lw.commands.whitelist=srvr
+EOF
+scripts/zookeeper-server.sh "$servers/zookeeper" >/dev/null 2>&1 &
+echo $! >"$servers/zookeeper/zookeeper.pid"
+zookeeper_serving() { # the server answers srvr with its mode once it serves
+  { exec 3<>"/dev/tcp/127.0.0.1/$zookeeper_port"; } 2>/dev/null || return 1
+  printf srvr >&3
+  local answer
+  answer="$(cat <&3)"
+  exec 3<&-
+  [[ "$answer" == *"Mode: "* ]]
+}
+for _ in $(seq 300); do
+  zookeeper_serving && break
+  sleep 0.1
+done
+zookeeper_serving || { say "zookeeper did not start"; cat "$servers/zookeeper/zookeeper.log" >&2; exit 1; }
+export DLOCK_TEST_ZOOKEEPER="127.0.0.1:$zookeeper_port"
+export DLOCK_TEST_ZOOKEEPER_SERVER="$root/scripts/zookeeper-server.sh"
 
 # --- Tests ---------------------------------------------------------------------------
 # The SDK tests find the venv's Python here; a missing SDK fails them, never skips them.

@@ -13,4 +13,4 @@ pub mod size;
 
 pub use error::ConfigError;
 pub use loader::{load_components, Loaded};
-pub use metadata::Metadata;
+pub use metadata::{FieldError, Metadata};

@@ -3,6 +3,7 @@
 
 pub mod memory;
 pub mod redis;
+pub mod zookeeper;
 
 use std::sync::Arc;
 
@@ -12,15 +13,23 @@ use crate::lock::LockStore;
 pub const IN_MEMORY: &str = "lock.in-memory";
 /// The `spec.type` of the Redis store.
 pub const REDIS: &str = "lock.redis";
+/// The `spec.type` of the ZooKeeper store.
+pub const ZOOKEEPER: &str = "lock.zookeeper";
 
 /// The lock-store types this build supports, for error messages and the README.
-pub const SUPPORTED_TYPES: &[&str] = &[IN_MEMORY, REDIS];
+pub const SUPPORTED_TYPES: &[&str] = &[IN_MEMORY, REDIS, ZOOKEEPER];
 
 /// Why a store could not start, naming the metadata field at fault when there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreInitError {
     pub field: Option<&'static str>,
     pub message: String,
+}
+
+impl From<crate::config::FieldError> for StoreInitError {
+    fn from(error: crate::config::FieldError) -> Self {
+        StoreInitError::field(error.field, error.message)
+    }
 }
 
 impl StoreInitError {
@@ -62,6 +71,9 @@ impl StoreFactory {
         Some(match type_name {
             IN_MEMORY => Ok(self.memory.clone()),
             REDIS => redis::RedisStore::connect(metadata)
+                .await
+                .map(|store| store as Arc<dyn LockStore>),
+            ZOOKEEPER => zookeeper::ZookeeperStore::connect(metadata)
                 .await
                 .map(|store| store as Arc<dyn LockStore>),
             _ => return None,

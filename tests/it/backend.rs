@@ -13,7 +13,13 @@ pub enum Backend {
     Memory,
     /// lock.redis on the redis-server scripts/test.sh started (DLOCK_TEST_REDIS).
     Redis,
+    /// lock.zookeeper on the ZooKeeper server scripts/test.sh started (DLOCK_TEST_ZOOKEEPER).
+    Zookeeper,
 }
+
+/// The session timeout of the ZooKeeper test components: short, so a crashed sidecar's
+/// session ends soon, yet long enough not to expire on a busy 2-core machine.
+pub const ZOOKEEPER_SESSION: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// A store server a test can take away and bring back (conformance item 7).
 pub trait Outage {
@@ -30,11 +36,32 @@ impl Outage for crate::servers::Redis {
     }
 }
 
+impl Outage for crate::servers::Zookeeper {
+    fn stop(&mut self) {
+        crate::servers::Zookeeper::stop(self)
+    }
+    fn resume(&mut self) {
+        crate::servers::Zookeeper::resume(self)
+    }
+}
+
+/// The metadata of a component on the ZooKeeper servers at `servers`.
+pub fn zookeeper_metadata(servers: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("servers", servers.to_string()),
+        (
+            "sessionTimeout",
+            format!("{}ms", ZOOKEEPER_SESSION.as_millis()),
+        ),
+    ]
+}
+
 impl Backend {
     pub fn type_name(self) -> &'static str {
         match self {
             Backend::Memory => "lock.in-memory",
             Backend::Redis => "lock.redis",
+            Backend::Zookeeper => "lock.zookeeper",
         }
     }
 
@@ -42,7 +69,17 @@ impl Backend {
     pub fn shared_between_sidecars(self) -> bool {
         match self {
             Backend::Memory => false,
-            Backend::Redis => true,
+            Backend::Redis | Backend::Zookeeper => true,
+        }
+    }
+
+    /// How soon the store itself frees the locks of a sidecar that died, whatever their
+    /// expiry: ZooKeeper deletes a dead session's ephemeral nodes when the session times out.
+    /// `None` where only the expiry frees them.
+    pub fn frees_a_dead_sidecars_locks_within(self) -> Option<std::time::Duration> {
+        match self {
+            Backend::Memory | Backend::Redis => None,
+            Backend::Zookeeper => Some(ZOOKEEPER_SESSION),
         }
     }
 
@@ -51,6 +88,9 @@ impl Backend {
         match self {
             Backend::Memory => Vec::new(),
             Backend::Redis => vec![("redisHost", crate::servers::shared("DLOCK_TEST_REDIS"))],
+            Backend::Zookeeper => {
+                zookeeper_metadata(&crate::servers::shared("DLOCK_TEST_ZOOKEEPER"))
+            }
         }
     }
 
@@ -71,6 +111,15 @@ impl Backend {
                     timeouts.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 let file = component("store", self.type_name(), &pairs);
                 Some((Box::new(redis), file))
+            }
+            Backend::Zookeeper => {
+                let zookeeper = crate::servers::Zookeeper::start();
+                let mut metadata = zookeeper_metadata(&zookeeper.address());
+                metadata.push(("requestTimeout", "1s".into()));
+                let pairs: Vec<(&str, &str)> =
+                    metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let file = component("store", self.type_name(), &pairs);
+                Some((Box::new(zookeeper), file))
             }
         }
     }

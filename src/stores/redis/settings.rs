@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::config::{duration, Metadata};
+use crate::config::Metadata;
 use crate::stores::StoreInitError;
 
 #[derive(Debug, Clone)]
@@ -23,31 +23,10 @@ fn field(name: &'static str, message: impl Into<String>) -> StoreInitError {
     StoreInitError::field(name, message)
 }
 
-fn duration_or(
-    metadata: &Metadata,
-    name: &'static str,
-    default: Duration,
-) -> Result<Duration, StoreInitError> {
-    match metadata.get(name).filter(|v| !v.is_empty()) {
-        None => Ok(default),
-        Some(text) => duration::parse(text).map_err(|e| field(name, e)),
-    }
-}
-
-fn flag(metadata: &Metadata, name: &'static str) -> Result<bool, StoreInitError> {
-    match metadata.get(name).filter(|v| !v.is_empty()) {
-        None => Ok(false),
-        Some(text) => text
-            .parse()
-            .map_err(|_| field(name, format!("expected true or false, found '{text}'"))),
-    }
-}
-
 impl Settings {
     pub fn from_metadata(metadata: &Metadata) -> Result<Self, StoreInitError> {
         let address = metadata
-            .get("redisHost")
-            .filter(|v| !v.is_empty())
+            .non_empty("redisHost")
             .ok_or_else(|| field("redisHost", "required: the Redis server as host:port"))?;
         let (host, port) = address
             .rsplit_once(':')
@@ -69,59 +48,48 @@ impl Settings {
                 ))
             }
         }
-        if flag(metadata, "failover")? {
+        if metadata.flag("failover")? {
             return Err(field(
                 "failover",
                 "Redis Sentinel is not supported by this build yet",
             ));
         }
-        if flag(metadata, "enableTLS")? {
+        if metadata.flag("enableTLS")? {
             return Err(field(
                 "enableTLS",
                 "TLS to Redis is not supported by this build yet",
             ));
         }
 
-        let db = match metadata.get("redisDB").filter(|v| !v.is_empty()) {
+        let db = match metadata.non_empty("redisDB") {
             None => 0,
             Some(text) => text
                 .parse()
                 .map_err(|_| field("redisDB", format!("'{text}' is not a database number")))?,
         };
-        let max_retries = match metadata.get("redisMaxRetries").filter(|v| !v.is_empty()) {
+        let max_retries = match metadata.non_empty("redisMaxRetries") {
             None => 3,
             Some(text) => text
                 .parse()
                 .map_err(|_| field("redisMaxRetries", format!("'{text}' is not a number")))?,
         };
-        let non_empty = |name: &str| {
-            metadata
-                .get(name)
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-        };
+        let non_empty = |name: &str| metadata.non_empty(name).map(str::to_string);
         Ok(Settings {
             host: host.to_string(),
             port,
             username: non_empty("redisUsername"),
             password: non_empty("redisPassword"),
             db,
-            dial_timeout: duration_or(metadata, "dialTimeout", Duration::from_secs(5))?,
+            dial_timeout: metadata.duration_or("dialTimeout", Duration::from_secs(5))?,
             // Writes and reads share one deadline on a multiplexed connection; take the longer.
-            read_timeout: duration_or(metadata, "readTimeout", Duration::from_secs(3))?.max(
-                duration_or(metadata, "writeTimeout", Duration::from_secs(3))?,
-            ),
+            read_timeout: metadata
+                .duration_or("readTimeout", Duration::from_secs(3))?
+                .max(metadata.duration_or("writeTimeout", Duration::from_secs(3))?),
             max_retries,
-            min_retry_interval: duration_or(
-                metadata,
-                "redisMinRetryInterval",
-                Duration::from_millis(8),
-            )?,
-            max_retry_interval: duration_or(
-                metadata,
-                "redisMaxRetryInterval",
-                Duration::from_millis(512),
-            )?,
+            min_retry_interval: metadata
+                .duration_or("redisMinRetryInterval", Duration::from_millis(8))?,
+            max_retry_interval: metadata
+                .duration_or("redisMaxRetryInterval", Duration::from_millis(512))?,
         })
     }
 }

@@ -89,3 +89,4 @@ macro_rules! conformance_suite {
 
 conformance_suite!(memory, Backend::Memory);
 conformance_suite!(redis, Backend::Redis);
+conformance_suite!(zookeeper, Backend::Zookeeper);

@@ -1,0 +1,501 @@
+//! `lock.zookeeper`: locks in a ZooKeeper ensemble.
+//!
+//! Layout: under the root (`keyPrefixPath`, default `/dlock`) each store key has a container
+//! node named by `names::encode`; whoever wants the lock creates an ephemeral sequential node
+//! `lock-<sequence>` under it holding its owner and expiry (`record.rs`), and the contender
+//! with the lowest sequence holds the lock. A contender that is not first withdraws its node
+//! at once (a try-lock never waits), unless the first one's expiry has passed: then it deletes
+//! that node, conditionally on the version it read, and looks again.
+//!
+//! Why this shape:
+//! - Ephemeral: a sidecar that dies loses its locks when its session expires, whatever their
+//!   expiry; a lock's own expiry is enforced besides, by the holder's timer (`expiry.rs`) and
+//!   by contenders, so it holds while the holder's sidecar lives, and even if it is hung.
+//! - Sequential names: every lock node ever created under a key has a name of its own, so a
+//!   conditional delete (read the node, check it, delete with the version read) can never hit
+//!   a newer lock that reused the path, which a single fixed node per key could not promise:
+//!   ZooKeeper's delete checks the data version only, and every new node starts at version 0.
+//! - Container key nodes: ZooKeeper deletes them by itself once empty, so keys used once don't
+//!   pile up.
+//! - Fencing token: the lock node's czxid, the zxid of its creation, which rises with every
+//!   write anywhere in the ensemble.
+//! - Release signal: a data watch on the holder's node fires when it is deleted (released,
+//!   expired, its session gone) or renewed.
+//!
+//! A lock + unlock pair costs two ZooKeeper writes (create, delete; a key's container node is
+//! one more the first time, or after ZooKeeper reaped it) and four reads. A refused try-lock
+//! costs two reads and no write.
+
+mod expiry;
+mod names;
+mod record;
+mod session;
+mod settings;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use zookeeper_client::{Acls, CreateMode, Error, MultiReadResult};
+
+use crate::config::Metadata;
+use crate::lock::{
+    Capabilities, Grant, LockInfo, LockStore, ReleaseOutcome, StoreError, TryLockOutcome,
+};
+use crate::stores::StoreInitError;
+use expiry::Expiries;
+use record::Holder;
+use session::{store_error, Sessions};
+use settings::Settings;
+
+/// How many times one call reads a key again after its nodes changed under it, before it
+/// reports the key as too busy to read.
+const MAX_LOOKS: usize = 16;
+
+/// How many nodes one multi-read asks for while listing.
+const LIST_BATCH: usize = 256;
+
+pub struct ZookeeperStore {
+    tree: Arc<Tree>,
+}
+
+/// The lock tree: the session, the root, and this sidecar's expiry timers.
+struct Tree {
+    sessions: Arc<Sessions>,
+    root: String,
+    acls: Acls<'static>,
+    expiries: Arc<Expiries>,
+}
+
+/// A key's first contender: its node's path and sequence, and what the node says.
+struct Held {
+    path: String,
+    sequence: i64,
+    holder: Holder,
+}
+
+fn busy(key: &str) -> StoreError {
+    StoreError::Unavailable(format!("the lock {key} changed hands too often to be read"))
+}
+
+impl ZookeeperStore {
+    /// Connects as a `lock.zookeeper` component's metadata says and creates the root if it is
+    /// missing; fails if the ensemble can't be reached within the session timeout.
+    pub async fn connect(metadata: &Metadata) -> Result<Arc<ZookeeperStore>, StoreInitError> {
+        let settings = Settings::from_metadata(metadata)?;
+        let sessions = Sessions::open(&settings).await.map_err(|e| {
+            StoreInitError::new(format!(
+                "can't open a ZooKeeper session with {}: {e}",
+                settings.servers
+            ))
+        })?;
+        // With credentials, the nodes dlock creates are the identity's alone.
+        let acls = if settings.digest.is_some() {
+            Acls::creator_all()
+        } else {
+            Acls::anyone_all()
+        };
+        let root = settings.root.clone();
+        let created = sessions
+            .run(|c| {
+                let root = root.as_str();
+                async move {
+                    c.mkdir(root, &CreateMode::Persistent.with_acls(acls))
+                        .await?;
+                    c.list_children(root).await
+                }
+            })
+            .await;
+        if let Err(e) = created {
+            return Err(StoreInitError::field(
+                "keyPrefixPath",
+                format!("can't create or read {root}: {e}"),
+            ));
+        }
+        Ok(Arc::new(ZookeeperStore {
+            tree: Arc::new(Tree {
+                sessions: Arc::new(sessions),
+                root,
+                acls,
+                expiries: Arc::default(),
+            }),
+        }))
+    }
+}
+
+impl Tree {
+    fn key_node(&self, key: &str) -> String {
+        format!("{}/{}", self.root, names::encode(key))
+    }
+
+    async fn list_children(&self, path: &str) -> Result<Option<Vec<String>>, StoreError> {
+        match self
+            .sessions
+            .run(|c| async move { c.list_children(path).await })
+            .await
+        {
+            Ok(children) => Ok(Some(children)),
+            Err(Error::NoNode) => Ok(None),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    /// The first contender under `key_node`, expired or not; `None` when there is none.
+    async fn first(&self, key: &str, key_node: &str) -> Result<Option<Held>, StoreError> {
+        for _ in 0..MAX_LOOKS {
+            let Some(children) = self.list_children(key_node).await? else {
+                return Ok(None);
+            };
+            let Some((sequence, name)) = names::first_contender(&children) else {
+                return Ok(None);
+            };
+            let path = format!("{key_node}/{name}");
+            let read = {
+                let path = path.as_str();
+                self.sessions
+                    .run(|c| async move { c.get_data(path).await })
+                    .await
+            };
+            match read {
+                Ok((data, stat)) => {
+                    let holder = Holder::parse(&path, &data, stat)?;
+                    return Ok(Some(Held {
+                        path,
+                        sequence,
+                        holder,
+                    }));
+                }
+                Err(Error::NoNode) => continue, // gone meanwhile: look again
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        Err(busy(key))
+    }
+
+    /// The key's holder; an expired one counts as none.
+    async fn holder(&self, key: &str) -> Result<Option<Held>, StoreError> {
+        let first = self.first(key, &self.key_node(key)).await?;
+        Ok(first.filter(|held| !held.holder.expired()))
+    }
+
+    /// Deletes `path` if its version is still `version` (any version: `None`); false when it
+    /// changed or is gone.
+    async fn delete(&self, path: &str, version: Option<i32>) -> Result<bool, StoreError> {
+        match self
+            .sessions
+            .run(|c| async move { c.delete(path, version).await })
+            .await
+        {
+            Ok(()) => {
+                self.expiries.cancel(path);
+                Ok(true)
+            }
+            Err(Error::NoNode | Error::BadVersion) => Ok(false),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    /// Creates this contender's node under `key_node` (creating the key's container node when
+    /// it is missing); answers the node's sequence number and creation zxid.
+    async fn enter(&self, key_node: &str, data: &[u8]) -> Result<(i64, i64), StoreError> {
+        let prefix = names::contender_prefix(key_node);
+        let contender = CreateMode::EphemeralSequential.with_acls(self.acls);
+        let container = CreateMode::Container.with_acls(self.acls);
+        for _ in 0..MAX_LOOKS {
+            let created = {
+                let (prefix, contender) = (prefix.as_str(), &contender);
+                self.sessions
+                    .run(|c| async move { c.create(prefix, data, contender).await })
+                    .await
+            };
+            match created {
+                Ok((stat, sequence)) => return Ok((sequence.into_i64(), stat.czxid)),
+                Err(Error::NoNode) => {}
+                Err(e) => return Err(store_error(e)),
+            }
+            // The key's node is missing (never made, or reaped by ZooKeeper when it emptied).
+            let made = self
+                .sessions
+                .run(|c| {
+                    let container = &container;
+                    async move { c.create(key_node, &[], container).await }
+                })
+                .await;
+            match made {
+                Ok(_) | Err(Error::NodeExists) => {}
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        Err(busy(key_node))
+    }
+
+    /// Dapr's try-lock: enter, then hold the lock if first, else withdraw. A key with a live
+    /// holder is refused on reads alone, so waiters polling a held key write nothing.
+    async fn try_lock(
+        self: Arc<Self>,
+        key: String,
+        owner: String,
+        ttl: Duration,
+    ) -> Result<TryLockOutcome, StoreError> {
+        let key_node = self.key_node(&key);
+        if let Some(first) = self.first(&key, &key_node).await? {
+            if !first.holder.expired() {
+                return Ok(TryLockOutcome::Held);
+            }
+        }
+        let (sequence, czxid) = self.enter(&key_node, &record::data(&owner, ttl)).await?;
+        let mine = format!("{key_node}/{}", names::contender(sequence));
+        let decided = self.contend(&key, &key_node, sequence).await;
+        if let Ok(true) = decided {
+            self.expiries.schedule(self.sessions.clone(), mine, ttl);
+            return Ok(TryLockOutcome::Granted(Grant {
+                fencing_token: Some(czxid as u64),
+            }));
+        }
+        // Not first, or no answer: withdraw, so this node never holds the lock later (its name
+        // is this attempt's alone, so any version is ours). If even that fails, the node goes
+        // with this sidecar's session or at its expiry.
+        if let Err(error) = self.delete(&mine, None).await {
+            tracing::debug!(node = %mine, "could not withdraw a contender: {error}");
+        }
+        decided.map(|_| TryLockOutcome::Held)
+    }
+
+    /// Whether the contender `sequence` is first under `key_node`, after removing expired
+    /// holders ahead of it.
+    async fn contend(&self, key: &str, key_node: &str, sequence: i64) -> Result<bool, StoreError> {
+        for _ in 0..MAX_LOOKS {
+            let Some(first) = self.first(key, key_node).await? else {
+                return Ok(false); // even ours is gone: its session ended
+            };
+            if first.sequence == sequence {
+                return Ok(true);
+            }
+            if !first.holder.expired() {
+                return Ok(false);
+            }
+            // The holder's expiry passed and its sidecar has not deleted it (hung, cut off, or
+            // just slower than us): delete it unless it was renewed meanwhile, and look again.
+            self.delete(&first.path, Some(first.holder.stat.version))
+                .await?;
+        }
+        Err(busy(key))
+    }
+
+    /// Runs an owner-checked change (release or renewal) on the key's live holder.
+    async fn owner_checked<F, Fut>(
+        &self,
+        key: &str,
+        owner: &str,
+        change: F,
+    ) -> Result<ReleaseOutcome, StoreError>
+    where
+        F: Fn(Held) -> Fut,
+        Fut: std::future::Future<Output = Result<bool, StoreError>>,
+    {
+        for _ in 0..MAX_LOOKS {
+            let Some(held) = self.holder(key).await? else {
+                return Ok(ReleaseOutcome::NotHeld);
+            };
+            if held.holder.owner != owner {
+                return Ok(ReleaseOutcome::HeldByOther);
+            }
+            if change(held).await? {
+                return Ok(ReleaseOutcome::Done);
+            }
+            // The node changed between the read and the write: read it again.
+        }
+        Err(busy(key))
+    }
+}
+
+#[async_trait]
+impl LockStore for ZookeeperStore {
+    async fn try_lock(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<TryLockOutcome, StoreError> {
+        // In a task of its own, so a caller that gives up half-way (a cancelled blocking
+        // acquire) can't leave a contender node behind that would later hold the lock.
+        let attempt = tokio::spawn(self.tree.clone().try_lock(
+            key.to_string(),
+            owner.to_string(),
+            ttl,
+        ));
+        attempt
+            .await
+            .map_err(|e| StoreError::Failed(format!("the lock attempt failed: {e}")))?
+    }
+
+    async fn unlock(&self, key: &str, owner: &str) -> Result<ReleaseOutcome, StoreError> {
+        let tree = &self.tree;
+        tree.owner_checked(key, owner, |held| async move {
+            tree.delete(&held.path, Some(held.holder.stat.version))
+                .await
+        })
+        .await
+    }
+
+    async fn renew(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<ReleaseOutcome, StoreError> {
+        let tree = &self.tree;
+        let data = record::data(owner, ttl);
+        tree.owner_checked(key, owner, |held| {
+            let data = data.as_slice();
+            async move {
+                let path = held.path.as_str();
+                let version = Some(held.holder.stat.version);
+                match tree
+                    .sessions
+                    .run(|c| async move { c.set_data(path, data, version).await })
+                    .await
+                {
+                    Ok(_) => Ok(true),
+                    Err(Error::NoNode | Error::BadVersion) => Ok(false),
+                    Err(e) => Err(store_error(e)),
+                }
+            }
+        })
+        .await
+    }
+
+    async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
+        Ok(self.tree.holder(key).await?.map(|held| LockInfo {
+            key: key.to_string(),
+            owner: held.holder.owner.clone(),
+            expires_in: held.holder.time_left(),
+            fencing_token: Some(held.holder.fencing_token()),
+        }))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<LockInfo>, StoreError> {
+        let tree = &self.tree;
+        let Some(names) = tree.list_children(&tree.root).await? else {
+            return Ok(Vec::new());
+        };
+        let mut keys: Vec<(String, String)> = names
+            .iter()
+            .filter_map(|name| {
+                let key = names::decode(name)?;
+                key.starts_with(prefix)
+                    .then(|| (key, format!("{}/{name}", tree.root)))
+            })
+            .collect();
+        keys.sort();
+        let mut found = Vec::new();
+        for batch in keys.chunks(LIST_BATCH) {
+            // One multi-read for the batch's children, one for their first contenders' data.
+            let children =
+                read_many(tree, batch.iter().map(|(_, node)| node.clone()), true).await?;
+            let firsts: Vec<(&str, String)> = batch
+                .iter()
+                .zip(children)
+                .filter_map(|((key, node), result)| match result {
+                    MultiReadResult::Children { children } => {
+                        let (_, name) = names::first_contender(&children)?;
+                        Some((key.as_str(), format!("{node}/{name}")))
+                    }
+                    _ => None, // the key's node is gone: nothing held
+                })
+                .collect();
+            let data = read_many(tree, firsts.iter().map(|(_, path)| path.clone()), false).await?;
+            for ((key, path), result) in firsts.into_iter().zip(data) {
+                if let MultiReadResult::Data { data, stat } = result {
+                    let holder = Holder::parse(&path, &data, stat)?;
+                    if !holder.expired() {
+                        found.push(LockInfo {
+                            key: key.to_string(),
+                            owner: holder.owner.clone(),
+                            expires_in: holder.time_left(),
+                            fencing_token: Some(holder.fencing_token()),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
+        let tree = &self.tree;
+        let key_node = tree.key_node(key);
+        for _ in 0..MAX_LOOKS {
+            let Some(first) = tree.first(key, &key_node).await? else {
+                return Ok(false);
+            };
+            if tree
+                .delete(&first.path, Some(first.holder.stat.version))
+                .await?
+            {
+                return Ok(!first.holder.expired());
+            }
+        }
+        Err(busy(key))
+    }
+
+    async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + max_wait;
+        let tree = &self.tree;
+        let Some(held) = tree.holder(key).await? else {
+            return Ok(()); // free already
+        };
+        let path = held.path.as_str();
+        let watched = tree
+            .sessions
+            .run(|c| async move { c.get_and_watch_data(path).await })
+            .await;
+        let watcher = match watched {
+            Ok((_, stat, watcher)) if stat.version == held.holder.stat.version => watcher,
+            Ok(_) | Err(Error::NoNode) => return Ok(()), // changed meanwhile: look again
+            Err(e) => return Err(store_error(e)),
+        };
+        // The node's deletion (release, expiry by its holder's timer, end of its session) or
+        // renewal fires the watch; the expiry bounds the wait in case nobody deletes it, and
+        // the reads above count against max_wait.
+        let wait = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .min(held.holder.time_left());
+        let _ = tokio::time::timeout(wait, watcher.changed()).await;
+        Ok(())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            fencing: true,
+            listing: true,
+            release_signal: true,
+        }
+    }
+}
+
+/// One multi-read of `paths`: their children, or their data.
+async fn read_many(
+    tree: &Tree,
+    paths: impl Iterator<Item = String>,
+    children: bool,
+) -> Result<Vec<MultiReadResult>, StoreError> {
+    let paths: Vec<String> = paths.collect();
+    tree.sessions
+        .run(|c| {
+            let paths = &paths;
+            async move {
+                let mut reader = c.new_multi_reader();
+                for path in paths {
+                    if children {
+                        reader.add_get_children(path)?;
+                    } else {
+                        reader.add_get_data(path)?;
+                    }
+                }
+                reader.commit().await
+            }
+        })
+        .await
+        .map_err(store_error)
+}
