@@ -14,3 +14,4 @@ mod locks_api;
 mod redis;
 mod sdk;
 mod servers;
+mod zookeeper;

@@ -192,19 +192,23 @@ impl Zookeeper {
         self.child = Some(child);
     }
 
-    /// Waits until the server answers `srvr` with its mode (standalone, leader, follower).
-    fn wait_serving(&self) {
+    /// What the server says it is (`standalone`, `leader`, `follower`), once it serves.
+    pub fn mode(&self) -> Option<String> {
         use std::io::{Read, Write};
+        let mut answer = String::new();
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        conn.write_all(b"srvr").ok()?;
+        let _ = conn.read_to_string(&mut answer);
+        let mode = answer.lines().find_map(|l| l.strip_prefix("Mode: "))?;
+        Some(mode.trim().to_string())
+    }
+
+    /// Waits until the server answers `srvr` with its mode.
+    fn wait_serving(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let mut answer = String::new();
-            if let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-                if conn.write_all(b"srvr").is_ok() {
-                    let _ = conn.read_to_string(&mut answer);
-                }
-            }
-            if answer.contains("Mode: ") {
+            if self.mode().is_some() {
                 return;
             }
             assert!(

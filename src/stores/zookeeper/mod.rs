@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use zookeeper_client::{Acls, CreateMode, Error, MultiReadResult};
+use zookeeper_client::{Acls, CreateMode, Error, MultiReadResult, OneshotWatcher};
 
 use crate::config::Metadata;
 use crate::lock::{
@@ -67,11 +67,13 @@ struct Tree {
     expiries: Arc<Expiries>,
 }
 
-/// A key's first contender: its node's path and sequence, and what the node says.
+/// A key's first contender: its node's path and sequence, what the node says, and a watch
+/// on it when one was asked for.
 struct Held {
     path: String,
     sequence: i64,
     holder: Holder,
+    watcher: Option<OneshotWatcher>,
 }
 
 fn busy(key: &str) -> StoreError {
@@ -140,8 +142,14 @@ impl Tree {
         }
     }
 
-    /// The first contender under `key_node`, expired or not; `None` when there is none.
-    async fn first(&self, key: &str, key_node: &str) -> Result<Option<Held>, StoreError> {
+    /// The first contender under `key_node`, expired or not; `None` when there is none. With
+    /// `watch`, its node is watched from the read on.
+    async fn first(
+        &self,
+        key: &str,
+        key_node: &str,
+        watch: bool,
+    ) -> Result<Option<Held>, StoreError> {
         for _ in 0..MAX_LOOKS {
             let Some(children) = self.list_children(key_node).await? else {
                 return Ok(None);
@@ -153,16 +161,25 @@ impl Tree {
             let read = {
                 let path = path.as_str();
                 self.sessions
-                    .run(|c| async move { c.get_data(path).await })
+                    .run(|c| async move {
+                        if watch {
+                            let (data, stat, watcher) = c.get_and_watch_data(path).await?;
+                            Ok((data, stat, Some(watcher)))
+                        } else {
+                            let (data, stat) = c.get_data(path).await?;
+                            Ok((data, stat, None))
+                        }
+                    })
                     .await
             };
             match read {
-                Ok((data, stat)) => {
+                Ok((data, stat, watcher)) => {
                     let holder = Holder::parse(&path, &data, stat)?;
                     return Ok(Some(Held {
                         path,
                         sequence,
                         holder,
+                        watcher,
                     }));
                 }
                 Err(Error::NoNode) => continue, // gone meanwhile: look again
@@ -173,8 +190,8 @@ impl Tree {
     }
 
     /// The key's holder; an expired one counts as none.
-    async fn holder(&self, key: &str) -> Result<Option<Held>, StoreError> {
-        let first = self.first(key, &self.key_node(key)).await?;
+    async fn holder(&self, key: &str, watch: bool) -> Result<Option<Held>, StoreError> {
+        let first = self.first(key, &self.key_node(key), watch).await?;
         Ok(first.filter(|held| !held.holder.expired()))
     }
 
@@ -238,7 +255,7 @@ impl Tree {
         ttl: Duration,
     ) -> Result<TryLockOutcome, StoreError> {
         let key_node = self.key_node(&key);
-        if let Some(first) = self.first(&key, &key_node).await? {
+        if let Some(first) = self.first(&key, &key_node, false).await? {
             if !first.holder.expired() {
                 return Ok(TryLockOutcome::Held);
             }
@@ -265,7 +282,7 @@ impl Tree {
     /// holders ahead of it.
     async fn contend(&self, key: &str, key_node: &str, sequence: i64) -> Result<bool, StoreError> {
         for _ in 0..MAX_LOOKS {
-            let Some(first) = self.first(key, key_node).await? else {
+            let Some(first) = self.first(key, key_node, false).await? else {
                 return Ok(false); // even ours is gone: its session ended
             };
             if first.sequence == sequence {
@@ -294,7 +311,7 @@ impl Tree {
         Fut: std::future::Future<Output = Result<bool, StoreError>>,
     {
         for _ in 0..MAX_LOOKS {
-            let Some(held) = self.holder(key).await? else {
+            let Some(held) = self.holder(key, false).await? else {
                 return Ok(ReleaseOutcome::NotHeld);
             };
             if held.holder.owner != owner {
@@ -366,7 +383,7 @@ impl LockStore for ZookeeperStore {
     }
 
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
-        Ok(self.tree.holder(key).await?.map(|held| LockInfo {
+        Ok(self.tree.holder(key, false).await?.map(|held| LockInfo {
             key: key.to_string(),
             owner: held.holder.owner.clone(),
             expires_in: held.holder.time_left(),
@@ -426,7 +443,7 @@ impl LockStore for ZookeeperStore {
         let tree = &self.tree;
         let key_node = tree.key_node(key);
         for _ in 0..MAX_LOOKS {
-            let Some(first) = tree.first(key, &key_node).await? else {
+            let Some(first) = tree.first(key, &key_node, false).await? else {
                 return Ok(false);
             };
             if tree
@@ -441,19 +458,8 @@ impl LockStore for ZookeeperStore {
 
     async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
         let deadline = tokio::time::Instant::now() + max_wait;
-        let tree = &self.tree;
-        let Some(held) = tree.holder(key).await? else {
+        let Some(held) = self.tree.holder(key, true).await? else {
             return Ok(()); // free already
-        };
-        let path = held.path.as_str();
-        let watched = tree
-            .sessions
-            .run(|c| async move { c.get_and_watch_data(path).await })
-            .await;
-        let watcher = match watched {
-            Ok((_, stat, watcher)) if stat.version == held.holder.stat.version => watcher,
-            Ok(_) | Err(Error::NoNode) => return Ok(()), // changed meanwhile: look again
-            Err(e) => return Err(store_error(e)),
         };
         // The node's deletion (release, expiry by its holder's timer, end of its session) or
         // renewal fires the watch; the expiry bounds the wait in case nobody deletes it, and
@@ -461,7 +467,9 @@ impl LockStore for ZookeeperStore {
         let wait = deadline
             .saturating_duration_since(tokio::time::Instant::now())
             .min(held.holder.time_left());
-        let _ = tokio::time::timeout(wait, watcher.changed()).await;
+        if let Some(watcher) = held.watcher {
+            let _ = tokio::time::timeout(wait, watcher.changed()).await;
+        }
         Ok(())
     }
 
