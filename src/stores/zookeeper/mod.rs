@@ -3,7 +3,8 @@
 //! Layout: under the root (`keyPrefixPath`, default `/dlock`) each store key has a container
 //! node named by `names::encode`; whoever wants the lock creates an ephemeral sequential node
 //! `lock-<sequence>` under it holding its owner and expiry (`record.rs`), and the contender
-//! with the lowest sequence holds the lock. A contender that is not first withdraws its node
+//! with the lowest sequence holds the lock. A try-lock that sees a live holder answers "held"
+//! from reads alone; otherwise it enters, and a contender that is not first withdraws its node
 //! at once (a try-lock never waits), unless the first one's expiry has passed: then it deletes
 //! that node, conditionally on the version it read, and looks again.
 //!
@@ -67,11 +68,10 @@ struct Tree {
     expiries: Arc<Expiries>,
 }
 
-/// A key's first contender: its node's path and sequence, what the node says, and a watch
-/// on it when one was asked for.
+/// A contender's node as read: its path, what it says, and a watch on it when one was asked
+/// for.
 struct Held {
     path: String,
-    sequence: i64,
     holder: Holder,
     watcher: Option<OneshotWatcher>,
 }
@@ -142,8 +142,45 @@ impl Tree {
         }
     }
 
-    /// The first contender under `key_node`, expired or not; `None` when there is none. With
-    /// `watch`, its node is watched from the read on.
+    /// The first contender under `key_node`: its sequence and path; `None` when there is none.
+    async fn first_name(&self, key_node: &str) -> Result<Option<(i64, String)>, StoreError> {
+        let children = self.list_children(key_node).await?.unwrap_or_default();
+        Ok(names::first_contender(&children)
+            .map(|(sequence, name)| (sequence, format!("{key_node}/{name}"))))
+    }
+
+    /// What the contender node at `path` says; `None` when it is gone. With `watch`, the node
+    /// is watched from the read on.
+    async fn read(&self, path: String, watch: bool) -> Result<Option<Held>, StoreError> {
+        let read = {
+            let path = path.as_str();
+            self.sessions
+                .run(|c| async move {
+                    if watch {
+                        let (data, stat, watcher) = c.get_and_watch_data(path).await?;
+                        Ok((data, stat, Some(watcher)))
+                    } else {
+                        let (data, stat) = c.get_data(path).await?;
+                        Ok((data, stat, None))
+                    }
+                })
+                .await
+        };
+        match read {
+            Ok((data, stat, watcher)) => {
+                let holder = Holder::parse(&path, &data, stat)?;
+                Ok(Some(Held {
+                    path,
+                    holder,
+                    watcher,
+                }))
+            }
+            Err(Error::NoNode) => Ok(None),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    /// The first contender under `key_node`, expired or not; `None` when there is none.
     async fn first(
         &self,
         key: &str,
@@ -151,40 +188,13 @@ impl Tree {
         watch: bool,
     ) -> Result<Option<Held>, StoreError> {
         for _ in 0..MAX_LOOKS {
-            let Some(children) = self.list_children(key_node).await? else {
+            let Some((_, path)) = self.first_name(key_node).await? else {
                 return Ok(None);
             };
-            let Some((sequence, name)) = names::first_contender(&children) else {
-                return Ok(None);
-            };
-            let path = format!("{key_node}/{name}");
-            let read = {
-                let path = path.as_str();
-                self.sessions
-                    .run(|c| async move {
-                        if watch {
-                            let (data, stat, watcher) = c.get_and_watch_data(path).await?;
-                            Ok((data, stat, Some(watcher)))
-                        } else {
-                            let (data, stat) = c.get_data(path).await?;
-                            Ok((data, stat, None))
-                        }
-                    })
-                    .await
-            };
-            match read {
-                Ok((data, stat, watcher)) => {
-                    let holder = Holder::parse(&path, &data, stat)?;
-                    return Ok(Some(Held {
-                        path,
-                        sequence,
-                        holder,
-                        watcher,
-                    }));
-                }
-                Err(Error::NoNode) => continue, // gone meanwhile: look again
-                Err(e) => return Err(store_error(e)),
+            if let Some(held) = self.read(path, watch).await? {
+                return Ok(Some(held));
             }
+            // Gone between the listing and the read: look again.
         }
         Err(busy(key))
     }
@@ -278,16 +288,19 @@ impl Tree {
         decided.map(|_| TryLockOutcome::Held)
     }
 
-    /// Whether the contender `sequence` is first under `key_node`, after removing expired
-    /// holders ahead of it.
-    async fn contend(&self, key: &str, key_node: &str, sequence: i64) -> Result<bool, StoreError> {
+    /// Whether the contender `mine` is first under `key_node`, after removing expired holders
+    /// ahead of it.
+    async fn contend(&self, key: &str, key_node: &str, mine: i64) -> Result<bool, StoreError> {
         for _ in 0..MAX_LOOKS {
-            let Some(first) = self.first(key, key_node, false).await? else {
+            let Some((sequence, path)) = self.first_name(key_node).await? else {
                 return Ok(false); // even ours is gone: its session ended
             };
-            if first.sequence == sequence {
+            if sequence == mine {
                 return Ok(true);
             }
+            let Some(first) = self.read(path, false).await? else {
+                continue;
+            };
             if !first.holder.expired() {
                 return Ok(false);
             }
