@@ -1,7 +1,8 @@
 //! lock.zookeeper beyond the conformance suite: the nodes a lock is made of, an expiry that
 //! holds while the holder's sidecar hangs, a session that expires (its locks reported lost,
 //! never assumed held, and a new session opened), an ensemble that loses its leader, digest
-//! credentials, and metadata errors.
+//! credentials, metadata errors, and a granting sidecar's shortcut meeting changes made
+//! elsewhere.
 
 use std::time::{Duration, Instant};
 
@@ -9,9 +10,9 @@ use dlock::proto::dlock::hold_event::Event;
 use zookeeper_client::Client;
 
 use crate::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, LOCK_DOES_NOT_EXIST, SUCCESS};
-use crate::backend::{unique, zookeeper_metadata, Backend, ZOOKEEPER_SESSION};
+use crate::backend::{unique, zookeeper_metadata, Backend, ADMIN_TOKEN, ZOOKEEPER_SESSION};
 use crate::harness::{component, Options, Sidecar};
-use crate::locks::{acquire, inspect, request, Session};
+use crate::locks::{acquire, force_release, inspect, renew, request, Session};
 use crate::servers::{shared, Zookeeper};
 
 async fn raw() -> Client {
@@ -353,4 +354,59 @@ async fn metadata_errors_name_the_field_and_hide_the_password() {
     );
     assert!(!failed.contains("hunter2-secret"));
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn the_granting_sidecar_sees_what_other_sidecars_did_to_its_lock() {
+    // The granting sidecar releases and renews its own grants without reading them first; a
+    // change made through another sidecar must send it back to reading.
+    let granting = Backend::Zookeeper.sidecar("app", &[("store", None)]);
+    let other = Backend::Zookeeper.sidecar("app", &[("store", None)]);
+    let (granting_locks, other_locks) = (granting.locks().await, other.locks().await);
+    let granting_api = Api::new(&granting).await;
+
+    // Renewed elsewhere: still released here.
+    let key = unique("elsewhere");
+    assert!(acquire(&granting_locks, &key, "a", 30, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(renew(&other_locks, &key, "a", 60).await, SUCCESS);
+    assert_eq!(renew(&granting_locks, &key, "a", 90).await, SUCCESS);
+    let left = inspect(&other_locks, &key).await.unwrap().expires_in_ms;
+    assert!(left > 60_000, "the last renewal counts: {left} ms left");
+    assert_eq!(
+        granting_api
+            .unlock(Protocol::Grpc, "store", &key, "a")
+            .await,
+        Ok(SUCCESS)
+    );
+
+    // Released by force elsewhere and taken by someone else: not the first owner's any more.
+    let key = unique("elsewhere");
+    assert!(acquire(&granting_locks, &key, "a", 30, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(force_release(&other_locks, &key, Some(ADMIN_TOKEN))
+        .await
+        .unwrap());
+    assert!(acquire(&other_locks, &key, "b", 30, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        renew(&granting_locks, &key, "a", 30).await,
+        LOCK_BELONGS_TO_OTHERS
+    );
+    assert_eq!(
+        granting_api
+            .unlock(Protocol::Grpc, "store", &key, "a")
+            .await,
+        Ok(LOCK_BELONGS_TO_OTHERS)
+    );
+    assert_eq!(
+        inspect(&granting_locks, &key).await.map(|l| l.lock_owner),
+        Some("b".to_string())
+    );
 }

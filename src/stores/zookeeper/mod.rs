@@ -10,7 +10,7 @@
 //!
 //! Why this shape:
 //! - Ephemeral: a sidecar that dies loses its locks when its session expires, whatever their
-//!   expiry; a lock's own expiry is enforced besides, by the holder's timer (`expiry.rs`) and
+//!   expiry; a lock's own expiry is enforced besides, by the holder's timer (`grants.rs`) and
 //!   by contenders, so it holds while the holder's sidecar lives, and even if it is hung.
 //! - Sequential names: every lock node ever created under a key has a name of its own, so a
 //!   conditional delete (read the node, check it, delete with the version read) can never hit
@@ -23,11 +23,12 @@
 //! - Release signal: a data watch on the holder's node fires when it is deleted (released,
 //!   expired, its session gone) or renewed.
 //!
-//! A lock + unlock pair costs two ZooKeeper writes (create, delete; a key's container node is
-//! one more the first time, or after ZooKeeper reaped it) and four reads. A refused try-lock
-//! costs two reads and no write.
+//! A lock + unlock pair through one sidecar costs two ZooKeeper writes (create, delete; a key's
+//! container node is one more the first time, or after ZooKeeper reaped it) and two reads (the
+//! key's children before and after the create). A refused try-lock costs two reads and no
+//! write.
 
-mod expiry;
+mod grants;
 mod names;
 mod record;
 mod session;
@@ -37,14 +38,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use zookeeper_client::{Acls, CreateMode, Error, MultiReadResult, OneshotWatcher};
+use zookeeper_client::{Acls, CreateMode, Error, MultiReadResult, OneshotWatcher, Stat};
 
 use crate::config::Metadata;
 use crate::lock::{
     Capabilities, Grant, LockInfo, LockStore, ReleaseOutcome, StoreError, TryLockOutcome,
 };
 use crate::stores::StoreInitError;
-use expiry::Expiries;
+use grants::Grants;
 use record::Holder;
 use session::{store_error, Sessions};
 use settings::Settings;
@@ -60,20 +61,12 @@ pub struct ZookeeperStore {
     tree: Arc<Tree>,
 }
 
-/// The lock tree: the session, the root, and this sidecar's expiry timers.
+/// The lock tree: the session, the root, and this sidecar's grants.
 struct Tree {
     sessions: Arc<Sessions>,
     root: String,
     acls: Acls<'static>,
-    expiries: Arc<Expiries>,
-}
-
-/// A contender's node as read: its path, what it says, and a watch on it when one was asked
-/// for.
-struct Held {
-    path: String,
-    holder: Holder,
-    watcher: Option<OneshotWatcher>,
+    grants: Arc<Grants>,
 }
 
 fn busy(key: &str) -> StoreError {
@@ -119,7 +112,7 @@ impl ZookeeperStore {
                 sessions: Arc::new(sessions),
                 root,
                 acls,
-                expiries: Arc::default(),
+                grants: Arc::default(),
             }),
         }))
     }
@@ -151,48 +144,43 @@ impl Tree {
 
     /// What the contender node at `path` says; `None` when it is gone. With `watch`, the node
     /// is watched from the read on.
-    async fn read(&self, path: String, watch: bool) -> Result<Option<Held>, StoreError> {
-        let read = {
-            let path = path.as_str();
-            self.sessions
-                .run(|c| async move {
-                    if watch {
-                        let (data, stat, watcher) = c.get_and_watch_data(path).await?;
-                        Ok((data, stat, Some(watcher)))
-                    } else {
-                        let (data, stat) = c.get_data(path).await?;
-                        Ok((data, stat, None))
-                    }
-                })
-                .await
-        };
+    async fn read(
+        &self,
+        path: &str,
+        watch: bool,
+    ) -> Result<Option<(Holder, Option<OneshotWatcher>)>, StoreError> {
+        let read = self
+            .sessions
+            .run(|c| async move {
+                if watch {
+                    let (data, stat, watcher) = c.get_and_watch_data(path).await?;
+                    Ok((data, stat, Some(watcher)))
+                } else {
+                    let (data, stat) = c.get_data(path).await?;
+                    Ok((data, stat, None))
+                }
+            })
+            .await;
         match read {
-            Ok((data, stat, watcher)) => {
-                let holder = Holder::parse(&path, &data, stat)?;
-                Ok(Some(Held {
-                    path,
-                    holder,
-                    watcher,
-                }))
-            }
+            Ok((data, stat, watcher)) => Ok(Some((Holder::parse(path, &data, stat)?, watcher))),
             Err(Error::NoNode) => Ok(None),
             Err(e) => Err(store_error(e)),
         }
     }
 
-    /// The first contender under `key_node`, expired or not; `None` when there is none.
+    /// The first contender of `key`, expired or not; `None` when there is none.
     async fn first(
         &self,
         key: &str,
-        key_node: &str,
         watch: bool,
-    ) -> Result<Option<Held>, StoreError> {
+    ) -> Result<Option<(Holder, Option<OneshotWatcher>)>, StoreError> {
+        let key_node = self.key_node(key);
         for _ in 0..MAX_LOOKS {
-            let Some((_, path)) = self.first_name(key_node).await? else {
+            let Some((_, path)) = self.first_name(&key_node).await? else {
                 return Ok(None);
             };
-            if let Some(held) = self.read(path, watch).await? {
-                return Ok(Some(held));
+            if let Some(found) = self.read(&path, watch).await? {
+                return Ok(Some(found));
             }
             // Gone between the listing and the read: look again.
         }
@@ -200,31 +188,67 @@ impl Tree {
     }
 
     /// The key's holder; an expired one counts as none.
-    async fn holder(&self, key: &str, watch: bool) -> Result<Option<Held>, StoreError> {
-        let first = self.first(key, &self.key_node(key), watch).await?;
-        Ok(first.filter(|held| !held.holder.expired()))
+    async fn holder(&self, key: &str) -> Result<Option<Holder>, StoreError> {
+        let first = self.first(key, false).await?;
+        Ok(first
+            .map(|(holder, _)| holder)
+            .filter(|holder| !holder.expired()))
     }
 
-    /// Deletes `path` if its version is still `version` (any version: `None`); false when it
-    /// changed or is gone.
-    async fn delete(&self, path: &str, version: Option<i32>) -> Result<bool, StoreError> {
+    /// Deletes `key`'s node at `path` if its version is still `version` (any version: `None`);
+    /// false when it changed or is gone.
+    async fn delete(
+        &self,
+        key: &str,
+        path: &str,
+        version: Option<i32>,
+    ) -> Result<bool, StoreError> {
         match self
             .sessions
             .run(|c| async move { c.delete(path, version).await })
             .await
         {
             Ok(()) => {
-                self.expiries.cancel(path);
+                self.grants.ended(key, path);
                 Ok(true)
             }
-            Err(Error::NoNode | Error::BadVersion) => Ok(false),
+            Err(Error::NoNode) => {
+                self.grants.ended(key, path);
+                Ok(false)
+            }
+            Err(Error::BadVersion) => Ok(false),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    /// Renews `key`'s lock `node` for `ttl` if the node's version is still the one read; false
+    /// when it changed or is gone.
+    async fn rewrite(&self, key: &str, node: &Holder, ttl: Duration) -> Result<bool, StoreError> {
+        let (path, version) = (node.path.as_str(), Some(node.stat.version));
+        let data = record::data(&node.owner, ttl);
+        let data = data.as_slice();
+        match self
+            .sessions
+            .run(|c| async move { c.set_data(path, data, version).await })
+            .await
+        {
+            Ok(stat) => {
+                let rewritten = Holder::written(path, &node.owner, ttl, stat);
+                self.grants.rewritten(key, rewritten);
+                Ok(true)
+            }
+            Err(Error::NoNode) => {
+                self.grants.ended(key, path);
+                Ok(false)
+            }
+            Err(Error::BadVersion) => Ok(false),
             Err(e) => Err(store_error(e)),
         }
     }
 
     /// Creates this contender's node under `key_node` (creating the key's container node when
-    /// it is missing); answers the node's sequence number and creation zxid.
-    async fn enter(&self, key_node: &str, data: &[u8]) -> Result<(i64, i64), StoreError> {
+    /// it is missing); answers the node's sequence number and stat.
+    async fn enter(&self, key_node: &str, data: &[u8]) -> Result<(i64, Stat), StoreError> {
         let prefix = names::contender_prefix(key_node);
         let contender = CreateMode::EphemeralSequential.with_acls(self.acls);
         let container = CreateMode::Container.with_acls(self.acls);
@@ -236,7 +260,7 @@ impl Tree {
                     .await
             };
             match created {
-                Ok((stat, sequence)) => return Ok((sequence.into_i64(), stat.czxid)),
+                Ok((stat, sequence)) => return Ok((sequence.into_i64(), stat)),
                 Err(Error::NoNode) => {}
                 Err(e) => return Err(store_error(e)),
             }
@@ -264,25 +288,24 @@ impl Tree {
         owner: String,
         ttl: Duration,
     ) -> Result<TryLockOutcome, StoreError> {
-        let key_node = self.key_node(&key);
-        if let Some(first) = self.first(&key, &key_node, false).await? {
-            if !first.holder.expired() {
-                return Ok(TryLockOutcome::Held);
-            }
+        if self.holder(&key).await?.is_some() {
+            return Ok(TryLockOutcome::Held);
         }
-        let (sequence, czxid) = self.enter(&key_node, &record::data(&owner, ttl)).await?;
+        let key_node = self.key_node(&key);
+        let (sequence, stat) = self.enter(&key_node, &record::data(&owner, ttl)).await?;
         let mine = format!("{key_node}/{}", names::contender(sequence));
         let decided = self.contend(&key, &key_node, sequence).await;
         if let Ok(true) = decided {
-            self.expiries.schedule(self.sessions.clone(), mine, ttl);
+            let node = Holder::written(&mine, &owner, ttl, stat);
+            self.grants.granted(self.sessions.clone(), &key, node);
             return Ok(TryLockOutcome::Granted(Grant {
-                fencing_token: Some(czxid as u64),
+                fencing_token: Some(stat.czxid as u64),
             }));
         }
         // Not first, or no answer: withdraw, so this node never holds the lock later (its name
         // is this attempt's alone, so any version is ours). If even that fails, the node goes
         // with this sidecar's session or at its expiry.
-        if let Err(error) = self.delete(&mine, None).await {
+        if let Err(error) = self.delete(&key, &mine, None).await {
             tracing::debug!(node = %mine, "could not withdraw a contender: {error}");
         }
         decided.map(|_| TryLockOutcome::Held)
@@ -298,21 +321,23 @@ impl Tree {
             if sequence == mine {
                 return Ok(true);
             }
-            let Some(first) = self.read(path, false).await? else {
+            let Some((first, _)) = self.read(&path, false).await? else {
                 continue;
             };
-            if !first.holder.expired() {
+            if !first.expired() {
                 return Ok(false);
             }
             // The holder's expiry passed and its sidecar has not deleted it (hung, cut off, or
             // just slower than us): delete it unless it was renewed meanwhile, and look again.
-            self.delete(&first.path, Some(first.holder.stat.version))
+            self.delete(key, &first.path, Some(first.stat.version))
                 .await?;
         }
         Err(busy(key))
     }
 
-    /// Runs an owner-checked change (release or renewal) on the key's live holder.
+    /// Runs an owner-checked change (release or renewal) on the key's live holder: first on the
+    /// node as this sidecar last wrote it, when it granted the lock, without reading it; then,
+    /// or else, on the node as read.
     async fn owner_checked<F, Fut>(
         &self,
         key: &str,
@@ -320,17 +345,22 @@ impl Tree {
         change: F,
     ) -> Result<ReleaseOutcome, StoreError>
     where
-        F: Fn(Held) -> Fut,
+        F: Fn(Holder) -> Fut,
         Fut: std::future::Future<Output = Result<bool, StoreError>>,
     {
+        if let Some(granted) = self.grants.of(key, owner) {
+            if change(granted).await? {
+                return Ok(ReleaseOutcome::Done);
+            }
+        }
         for _ in 0..MAX_LOOKS {
-            let Some(held) = self.holder(key, false).await? else {
+            let Some(holder) = self.holder(key).await? else {
                 return Ok(ReleaseOutcome::NotHeld);
             };
-            if held.holder.owner != owner {
+            if holder.owner != owner {
                 return Ok(ReleaseOutcome::HeldByOther);
             }
-            if change(held).await? {
+            if change(holder).await? {
                 return Ok(ReleaseOutcome::Done);
             }
             // The node changed between the read and the write: read it again.
@@ -361,9 +391,8 @@ impl LockStore for ZookeeperStore {
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<ReleaseOutcome, StoreError> {
         let tree = &self.tree;
-        tree.owner_checked(key, owner, |held| async move {
-            tree.delete(&held.path, Some(held.holder.stat.version))
-                .await
+        tree.owner_checked(key, owner, |node| async move {
+            tree.delete(key, &node.path, Some(node.stat.version)).await
         })
         .await
     }
@@ -375,32 +404,18 @@ impl LockStore for ZookeeperStore {
         ttl: Duration,
     ) -> Result<ReleaseOutcome, StoreError> {
         let tree = &self.tree;
-        let data = record::data(owner, ttl);
-        tree.owner_checked(key, owner, |held| {
-            let data = data.as_slice();
-            async move {
-                let path = held.path.as_str();
-                let version = Some(held.holder.stat.version);
-                match tree
-                    .sessions
-                    .run(|c| async move { c.set_data(path, data, version).await })
-                    .await
-                {
-                    Ok(_) => Ok(true),
-                    Err(Error::NoNode | Error::BadVersion) => Ok(false),
-                    Err(e) => Err(store_error(e)),
-                }
-            }
+        tree.owner_checked(key, owner, |node| async move {
+            tree.rewrite(key, &node, ttl).await
         })
         .await
     }
 
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
-        Ok(self.tree.holder(key, false).await?.map(|held| LockInfo {
+        Ok(self.tree.holder(key).await?.map(|holder| LockInfo {
             key: key.to_string(),
-            owner: held.holder.owner.clone(),
-            expires_in: held.holder.time_left(),
-            fencing_token: Some(held.holder.fencing_token()),
+            owner: holder.owner.clone(),
+            expires_in: holder.time_left(),
+            fencing_token: Some(holder.fencing_token()),
         }))
     }
 
@@ -454,16 +469,15 @@ impl LockStore for ZookeeperStore {
 
     async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
         let tree = &self.tree;
-        let key_node = tree.key_node(key);
         for _ in 0..MAX_LOOKS {
-            let Some(first) = tree.first(key, &key_node, false).await? else {
+            let Some((first, _)) = tree.first(key, false).await? else {
                 return Ok(false);
             };
             if tree
-                .delete(&first.path, Some(first.holder.stat.version))
+                .delete(key, &first.path, Some(first.stat.version))
                 .await?
             {
-                return Ok(!first.holder.expired());
+                return Ok(!first.expired());
             }
         }
         Err(busy(key))
@@ -471,7 +485,7 @@ impl LockStore for ZookeeperStore {
 
     async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
         let deadline = tokio::time::Instant::now() + max_wait;
-        let Some(held) = self.tree.holder(key, true).await? else {
+        let Some((holder, Some(watcher))) = self.tree.first(key, true).await? else {
             return Ok(()); // free already
         };
         // The node's deletion (release, expiry by its holder's timer, end of its session) or
@@ -479,10 +493,8 @@ impl LockStore for ZookeeperStore {
         // the reads above count against max_wait.
         let wait = deadline
             .saturating_duration_since(tokio::time::Instant::now())
-            .min(held.holder.time_left());
-        if let Some(watcher) = held.watcher {
-            let _ = tokio::time::timeout(wait, watcher.changed()).await;
-        }
+            .min(holder.time_left());
+        let _ = tokio::time::timeout(wait, watcher.changed()).await;
         Ok(())
     }
 

@@ -22,16 +22,21 @@ struct Data<'a> {
     expiry_ms: u64,
 }
 
+fn expiry_ms(ttl: Duration) -> u64 {
+    ttl.as_millis().clamp(1, u128::from(u64::MAX)) as u64
+}
+
 /// The data of a node for `owner`, expiring `ttl` after it is written.
 pub fn data(owner: &str, ttl: Duration) -> Vec<u8> {
-    let expiry_ms = ttl.as_millis().clamp(1, u128::from(u64::MAX)) as u64;
     let owner = Cow::Borrowed(owner);
+    let expiry_ms = expiry_ms(ttl);
     serde_json::to_vec(&Data { owner, expiry_ms }).expect("plain JSON")
 }
 
-/// A contender's node as read: whose it is, and its stat.
+/// A contender's node as read or written: where it is, whose it is, and its stat.
 #[derive(Debug, Clone)]
 pub struct Holder {
+    pub path: String,
     pub owner: String,
     expiry_ms: u64,
     pub stat: Stat,
@@ -45,10 +50,21 @@ impl Holder {
             ))
         })?;
         Ok(Holder {
+            path: path.to_string(),
             owner: parsed.owner.into_owned(),
             expiry_ms: parsed.expiry_ms,
             stat,
         })
+    }
+
+    /// The node at `path` as just written with `data(owner, ttl)`, whose write answered `stat`.
+    pub fn written(path: &str, owner: &str, ttl: Duration, stat: Stat) -> Holder {
+        Holder {
+            path: path.to_string(),
+            owner: owner.to_string(),
+            expiry_ms: expiry_ms(ttl),
+            stat,
+        }
     }
 
     /// The time left before the lock expires; zero once it has.
@@ -103,11 +119,14 @@ mod tests {
         let data = data("owner \"x\"\n", Duration::from_secs(10));
         let fresh = Holder::parse("/n", &data, stat(now_ms())).unwrap();
         assert_eq!(fresh.owner, "owner \"x\"\n");
+        assert_eq!(fresh.path, "/n");
         assert!(fresh.time_left() > Duration::from_secs(9));
         assert!(!fresh.expired());
         assert_eq!(fresh.fencing_token(), 42);
         let old = Holder::parse("/n", &data, stat(now_ms() - 10_001)).unwrap();
         assert!(old.expired());
+        let written = Holder::written("/n", "o", Duration::from_secs(10), stat(now_ms()));
+        assert!(written.time_left() > Duration::from_secs(9));
     }
 
     #[test]
