@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 use zookeeper_client::Error;
 
+use super::names::key_node_of;
 use super::record::Holder;
 use super::session::Sessions;
 
@@ -110,7 +111,7 @@ async fn expire(sessions: &Sessions, path: &str, mut wait: Duration) {
     loop {
         tokio::time::sleep(wait).await;
         let read = sessions
-            .run(|c| async move { c.get_data(path).await })
+            .run(key_node_of(path), |c| async move { c.get_data(path).await })
             .await;
         let (data, stat) = match read {
             Ok(found) => found,
@@ -129,7 +130,9 @@ async fn expire(sessions: &Sessions, path: &str, mut wait: Duration) {
         }
         let version = Some(stat.version);
         match sessions
-            .run(|c| async move { c.delete(path, version).await })
+            .run(key_node_of(path), |c| async move {
+                c.delete(path, version).await
+            })
             .await
         {
             Ok(()) | Err(Error::NoNode) => return,

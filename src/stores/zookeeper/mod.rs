@@ -46,6 +46,7 @@ use crate::lock::{
 };
 use crate::stores::StoreInitError;
 use grants::Grants;
+use names::key_node_of;
 use record::Holder;
 use session::{store_error, Sessions};
 use settings::Settings;
@@ -92,7 +93,7 @@ impl ZookeeperStore {
         };
         let root = settings.root.clone();
         let created = sessions
-            .run(|c| {
+            .run(&root, |c| {
                 let root = root.as_str();
                 async move {
                     c.mkdir(root, &CreateMode::Persistent.with_acls(acls))
@@ -126,7 +127,7 @@ impl Tree {
     async fn list_children(&self, path: &str) -> Result<Option<Vec<String>>, StoreError> {
         match self
             .sessions
-            .run(|c| async move { c.list_children(path).await })
+            .run(path, |c| async move { c.list_children(path).await })
             .await
         {
             Ok(children) => Ok(Some(children)),
@@ -151,7 +152,7 @@ impl Tree {
     ) -> Result<Option<(Holder, Option<OneshotWatcher>)>, StoreError> {
         let read = self
             .sessions
-            .run(|c| async move {
+            .run(key_node_of(path), |c| async move {
                 if watch {
                     let (data, stat, watcher) = c.get_and_watch_data(path).await?;
                     Ok((data, stat, Some(watcher)))
@@ -205,7 +206,9 @@ impl Tree {
     ) -> Result<bool, StoreError> {
         match self
             .sessions
-            .run(|c| async move { c.delete(path, version).await })
+            .run(key_node_of(path), |c| async move {
+                c.delete(path, version).await
+            })
             .await
         {
             Ok(()) => {
@@ -229,7 +232,9 @@ impl Tree {
         let data = data.as_slice();
         match self
             .sessions
-            .run(|c| async move { c.set_data(path, data, version).await })
+            .run(key_node_of(path), |c| async move {
+                c.set_data(path, data, version).await
+            })
             .await
         {
             Ok(stat) => {
@@ -256,7 +261,9 @@ impl Tree {
             let created = {
                 let (prefix, contender) = (prefix.as_str(), &contender);
                 self.sessions
-                    .run(|c| async move { c.create(prefix, data, contender).await })
+                    .run(key_node, |c| async move {
+                        c.create(prefix, data, contender).await
+                    })
                     .await
             };
             match created {
@@ -267,7 +274,7 @@ impl Tree {
             // The key's node is missing (never made, or reaped by ZooKeeper when it emptied).
             let made = self
                 .sessions
-                .run(|c| {
+                .run(key_node, |c| {
                     let container = &container;
                     async move { c.create(key_node, &[], container).await }
                 })
@@ -515,7 +522,7 @@ async fn read_many(
 ) -> Result<Vec<MultiReadResult>, StoreError> {
     let paths: Vec<String> = paths.collect();
     tree.sessions
-        .run(|c| {
+        .run(&tree.root, |c| {
             let paths = &paths;
             async move {
                 let mut reader = c.new_multi_reader();

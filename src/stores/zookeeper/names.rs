@@ -79,6 +79,11 @@ pub fn sequence(name: &str) -> Option<i64> {
     name.strip_prefix(CONTENDER)?.parse().ok()
 }
 
+/// The key node a contender node at `path` is under.
+pub fn key_node_of(path: &str) -> &str {
+    path.rsplit_once('/').map_or(path, |(parent, _)| parent)
+}
+
 /// The contender with the lowest sequence number among `children`: the holder, if any.
 pub fn first_contender(children: &[String]) -> Option<(i64, &str)> {
     children
@@ -134,5 +139,6 @@ mod tests {
         assert_eq!(first_contender(&children), Some((9, "lock-0000000009")));
         assert_eq!(first_contender(&[]), None);
         assert_eq!(contender_prefix("/dlock/k"), "/dlock/k/lock-");
+        assert_eq!(key_node_of("/dlock/k/lock-0000000007"), "/dlock/k");
     }
 }
