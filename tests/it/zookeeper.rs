@@ -1,8 +1,8 @@
 //! lock.zookeeper beyond the conformance suite: the nodes a lock is made of, an expiry that
 //! holds while the holder's sidecar hangs, a session that expires (its locks reported lost,
 //! never assumed held, and a new session opened), an ensemble that loses its leader, digest
-//! credentials, metadata errors, and a granting sidecar's shortcut meeting changes made
-//! elsewhere.
+//! credentials, metadata errors, a granting sidecar's shortcut meeting changes made
+//! elsewhere, and listing.
 
 use std::time::{Duration, Instant};
 
@@ -408,5 +408,61 @@ async fn the_granting_sidecar_sees_what_other_sidecars_did_to_its_lock() {
     assert_eq!(
         inspect(&granting_locks, &key).await.map(|l| l.lock_owner),
         Some("b".to_string())
+    );
+}
+
+#[tokio::test]
+async fn listing_decodes_the_key_nodes_and_skips_free_keys() {
+    let sidecar = Backend::Zookeeper.sidecar("lister", &[("store", None)]);
+    let locks = sidecar.locks().await;
+    let api = Api::new(&sidecar).await;
+    let prefix = unique("list");
+    let resources = [
+        format!("{prefix}/a"),
+        format!("{prefix}/b é"),
+        format!("{prefix}/c"),
+    ];
+    let mut tokens = Vec::new();
+    for (i, resource) in resources.iter().enumerate() {
+        let owner = format!("owner-{i}");
+        tokens.push(
+            acquire(&locks, resource, &owner, 30, Duration::ZERO)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let elsewhere = unique("other");
+    assert!(acquire(&locks, &elsewhere, "x", 30, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_some());
+    // Released: its key node may linger (ZooKeeper reaps it later) but holds no lock.
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &resources[2], "owner-2")
+            .await,
+        Ok(SUCCESS)
+    );
+
+    let listed = locks
+        .clone()
+        .list(dlock::proto::dlock::ListRequest {
+            store_name: "store".into(),
+            prefix: prefix.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .locks;
+    let seen: Vec<(String, String, u64)> = listed
+        .into_iter()
+        .map(|l| (l.resource_id, l.lock_owner, l.fencing_token))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (resources[0].clone(), "owner-0".to_string(), tokens[0]),
+            (resources[1].clone(), "owner-1".to_string(), tokens[1]),
+        ]
     );
 }

@@ -62,7 +62,7 @@ pub struct ZookeeperStore {
     tree: Arc<Tree>,
 }
 
-/// The lock tree: the session, the root, and this sidecar's grants.
+/// The lock tree: the sessions, the root, and this sidecar's grants.
 struct Tree {
     sessions: Arc<Sessions>,
     root: String,
@@ -443,8 +443,8 @@ impl LockStore for ZookeeperStore {
         let mut found = Vec::new();
         for batch in keys.chunks(LIST_BATCH) {
             // One multi-read for the batch's children, one for their first contenders' data.
-            let children =
-                read_many(tree, batch.iter().map(|(_, node)| node.clone()), true).await?;
+            let nodes = batch.iter().map(|(_, node)| node.clone()).collect();
+            let children = read_many(tree, nodes, true).await?;
             let firsts: Vec<(&str, String)> = batch
                 .iter()
                 .zip(children)
@@ -456,7 +456,8 @@ impl LockStore for ZookeeperStore {
                     _ => None, // the key's node is gone: nothing held
                 })
                 .collect();
-            let data = read_many(tree, firsts.iter().map(|(_, path)| path.clone()), false).await?;
+            let paths = firsts.iter().map(|(_, path)| path.clone()).collect();
+            let data = read_many(tree, paths, false).await?;
             for ((key, path), result) in firsts.into_iter().zip(data) {
                 if let MultiReadResult::Data { data, stat } = result {
                     let holder = Holder::parse(&path, &data, stat)?;
@@ -517,10 +518,9 @@ impl LockStore for ZookeeperStore {
 /// One multi-read of `paths`: their children, or their data.
 async fn read_many(
     tree: &Tree,
-    paths: impl Iterator<Item = String>,
+    paths: Vec<String>,
     children: bool,
 ) -> Result<Vec<MultiReadResult>, StoreError> {
-    let paths: Vec<String> = paths.collect();
     tree.sessions
         .run(&tree.root, |c| {
             let paths = &paths;
