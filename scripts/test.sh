@@ -18,6 +18,7 @@ command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
+[[ -e /usr/share/java/zookeeper.jar ]] || need_apt+=(zookeeper)
 if ((${#need_apt[@]})); then
   say "apt-get install ${need_apt[*]}"
   apt-get update -q >&2
@@ -121,6 +122,37 @@ export DLOCK_TEST_ETCD="127.0.0.1:$etcd_port"
 DLOCK_TEST_ETCD_SERVER="$(command -v etcd)"
 DLOCK_TEST_ETCDCTL="$(command -v etcdctl)"
 export DLOCK_TEST_ETCD_SERVER DLOCK_TEST_ETCDCTL
+
+# ZooKeeper, standalone, from Debian's package; a tick of 500 ms allows sessions down to 1 s.
+zookeeper_port=12181
+say "zookeeper on 127.0.0.1:$zookeeper_port"
+mkdir -p "$servers/zookeeper/data"
+pids+=("$servers/zookeeper/zookeeper.pid")
+cat >"$servers/zookeeper/zoo.cfg" <<EOF
+tickTime=500
+dataDir=$servers/zookeeper/data
+clientPort=$zookeeper_port
+clientPortAddress=127.0.0.1
+admin.enableServer=false
+4lw.commands.whitelist=srvr
+EOF
+scripts/zookeeper-server.sh "$servers/zookeeper" >/dev/null 2>&1 &
+echo $! >"$servers/zookeeper/zookeeper.pid"
+zookeeper_serving() { # the server answers srvr with its mode once it serves
+  { exec 3<>"/dev/tcp/127.0.0.1/$zookeeper_port"; } 2>/dev/null || return 1
+  printf srvr >&3
+  local answer
+  answer="$(cat <&3)"
+  exec 3<&-
+  [[ "$answer" == *"Mode: "* ]]
+}
+for _ in $(seq 300); do
+  zookeeper_serving && break
+  sleep 0.1
+done
+zookeeper_serving || { say "zookeeper did not start"; cat "$servers/zookeeper/zookeeper.log" >&2; exit 1; }
+export DLOCK_TEST_ZOOKEEPER="127.0.0.1:$zookeeper_port"
+export DLOCK_TEST_ZOOKEEPER_SERVER="$root/scripts/zookeeper-server.sh"
 
 # --- Tests ---------------------------------------------------------------------------
 # The SDK tests find the venv's Python here; a missing SDK fails them, never skips them.

@@ -4,6 +4,7 @@
 pub mod etcd;
 pub mod memory;
 pub mod redis;
+pub mod zookeeper;
 
 use std::sync::Arc;
 
@@ -15,9 +16,11 @@ pub const IN_MEMORY: &str = "lock.in-memory";
 pub const REDIS: &str = "lock.redis";
 /// The `spec.type` of the etcd store.
 pub const ETCD: &str = "lock.etcd";
+/// The `spec.type` of the ZooKeeper store.
+pub const ZOOKEEPER: &str = "lock.zookeeper";
 
 /// The lock-store types this build supports, for error messages and the README.
-pub const SUPPORTED_TYPES: &[&str] = &[IN_MEMORY, REDIS, ETCD];
+pub const SUPPORTED_TYPES: &[&str] = &[IN_MEMORY, REDIS, ETCD, ZOOKEEPER];
 
 /// Why a store could not start, naming the metadata field at fault when there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +77,9 @@ impl StoreFactory {
                 .await
                 .map(|store| store as Arc<dyn LockStore>),
             ETCD => etcd::EtcdStore::connect(metadata)
+                .await
+                .map(|store| store as Arc<dyn LockStore>),
+            ZOOKEEPER => zookeeper::ZookeeperStore::connect(metadata)
                 .await
                 .map(|store| store as Arc<dyn LockStore>),
             _ => return None,

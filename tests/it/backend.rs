@@ -18,7 +18,13 @@ pub enum Backend {
     RedisCluster,
     /// lock.etcd on the etcd scripts/test.sh started (DLOCK_TEST_ETCD).
     Etcd,
+    /// lock.zookeeper on the ZooKeeper server scripts/test.sh started (DLOCK_TEST_ZOOKEEPER).
+    Zookeeper,
 }
+
+/// The session timeout of the ZooKeeper test components: short, so a crashed sidecar's
+/// session ends soon, yet long enough not to expire on a busy 2-core machine.
+pub const ZOOKEEPER_SESSION: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// A store server a test can take away and bring back (conformance item 7).
 pub trait Outage {
@@ -60,12 +66,33 @@ impl Outage for crate::servers::Etcd {
     }
 }
 
+impl Outage for crate::servers::Zookeeper {
+    fn stop(&mut self) {
+        crate::servers::Zookeeper::stop(self)
+    }
+    fn resume(&mut self) {
+        crate::servers::Zookeeper::resume(self)
+    }
+}
+
+/// The metadata of a component on the ZooKeeper servers at `servers`.
+pub fn zookeeper_metadata(servers: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("servers", servers.to_string()),
+        (
+            "sessionTimeout",
+            format!("{}ms", ZOOKEEPER_SESSION.as_millis()),
+        ),
+    ]
+}
+
 impl Backend {
     pub fn type_name(self) -> &'static str {
         match self {
             Backend::Memory => "lock.in-memory",
             Backend::Redis | Backend::RedisCluster => "lock.redis",
             Backend::Etcd => "lock.etcd",
+            Backend::Zookeeper => "lock.zookeeper",
         }
     }
 
@@ -73,7 +100,17 @@ impl Backend {
     pub fn shared_between_sidecars(self) -> bool {
         match self {
             Backend::Memory => false,
-            Backend::Redis | Backend::RedisCluster | Backend::Etcd => true,
+            Backend::Redis | Backend::RedisCluster | Backend::Etcd | Backend::Zookeeper => true,
+        }
+    }
+
+    /// How soon the store itself frees the locks of a sidecar that died, whatever their
+    /// expiry: ZooKeeper deletes a dead session's ephemeral nodes when the session times out.
+    /// `None` where only the expiry frees them.
+    pub fn frees_a_dead_sidecars_locks_within(self) -> Option<std::time::Duration> {
+        match self {
+            Backend::Memory | Backend::Redis | Backend::RedisCluster | Backend::Etcd => None,
+            Backend::Zookeeper => Some(ZOOKEEPER_SESSION),
         }
     }
 
@@ -90,6 +127,9 @@ impl Backend {
                 ("redisType", "cluster".into()),
             ],
             Backend::Etcd => vec![("endpoints", crate::servers::shared("DLOCK_TEST_ETCD"))],
+            Backend::Zookeeper => {
+                zookeeper_metadata(&crate::servers::shared("DLOCK_TEST_ZOOKEEPER"))
+            }
         }
     }
 
@@ -128,6 +168,15 @@ impl Backend {
                     ],
                 );
                 Some((Box::new(etcd), file))
+            }
+            Backend::Zookeeper => {
+                let zookeeper = crate::servers::Zookeeper::start();
+                let mut metadata = zookeeper_metadata(&zookeeper.address());
+                metadata.push(("requestTimeout", "1s".into()));
+                let pairs: Vec<(&str, &str)> =
+                    metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let file = component("store", self.type_name(), &pairs);
+                Some((Box::new(zookeeper), file))
             }
         }
     }

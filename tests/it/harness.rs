@@ -201,6 +201,19 @@ impl Sidecar {
         let _ = self.child.wait();
     }
 
+    /// Freezes the sidecar with SIGSTOP, as a hung process or a long pause would: it answers
+    /// nothing and renews nothing until thawed.
+    pub fn freeze(&self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGSTOP) };
+    }
+
+    /// Lets a frozen sidecar run again (SIGCONT).
+    pub fn thaw(&self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGCONT) };
+    }
+
     /// Sends SIGTERM and waits for the exit; returns the status and everything it printed.
     pub fn terminate(mut self) -> (ExitStatus, String) {
         // SAFETY: kill(2) on our own child's pid.

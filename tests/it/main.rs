@@ -17,3 +17,4 @@ mod redis;
 mod redis_topologies;
 mod sdk;
 mod servers;
+mod zookeeper;

@@ -95,3 +95,4 @@ conformance_suite!(memory, Backend::Memory);
 conformance_suite!(redis, Backend::Redis);
 conformance_suite!(redis_cluster, Backend::RedisCluster);
 conformance_suite!(etcd, Backend::Etcd);
+conformance_suite!(zookeeper, Backend::Zookeeper);

@@ -1,0 +1,143 @@
+//! This sidecar's grants: for each lock it granted and has not yet seen end, a timer that
+//! deletes the lock's node at its deadline, and the node as this sidecar last wrote it.
+//!
+//! The timer makes the lock free on time and wakes the waiters of every sidecar through their
+//! watches. ZooKeeper has no per-node expiry that fits (TTL nodes are reaped by a periodic
+//! sweep, not on time, and can't be ephemeral); contenders check the deadline too, so an expiry
+//! holds even when this sidecar is hung or cut off.
+//!
+//! The node as last written lets the owner's release or renewal through this sidecar be one
+//! conditional write (a delete or `setData` with the version written), without reading the node
+//! first: the write succeeds only if the node is still that node, unchanged since, which is
+//! what reading it would have checked. Anything else falls back to reading.
+//!
+//! Every deletion here is conditional on the version read, so a renewal that lands in between
+//! wins, and node names are unique (sequential), so a later lock is never deleted instead.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use tokio::task::AbortHandle;
+use zookeeper_client::Error;
+
+use super::names::key_node_of;
+use super::record::Holder;
+use super::session::Sessions;
+
+/// The pause before trying again when ZooKeeper did not answer.
+const RETRY: Duration = Duration::from_millis(250);
+
+#[derive(Default)]
+pub struct Grants {
+    by_key: Mutex<HashMap<String, Grant>>,
+}
+
+struct Grant {
+    node: Holder,
+    timer: AbortHandle,
+}
+
+impl Grants {
+    fn by_key(&self) -> MutexGuard<'_, HashMap<String, Grant>> {
+        // Every change under this mutex is one map operation: poisoning can't leave it
+        // half-done.
+        self.by_key.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a lock this sidecar granted and starts its timer.
+    pub fn granted(self: &Arc<Self>, sessions: Arc<Sessions>, key: &str, node: Holder) {
+        let grants = Arc::downgrade(self);
+        let (owned_key, path, wait) = (key.to_string(), node.path.clone(), node.time_left());
+        let mut by_key = self.by_key();
+        let timer = tokio::spawn(async move {
+            expire(&sessions, &path, wait).await;
+            forget(grants, &owned_key, &path);
+        });
+        let replaced = by_key.insert(
+            key.to_string(),
+            Grant {
+                node,
+                timer: timer.abort_handle(),
+            },
+        );
+        // A new grant of the key means the old node is gone: its timer has nothing to do.
+        if let Some(old) = replaced {
+            old.timer.abort();
+        }
+    }
+
+    /// The live lock this sidecar granted `owner` on `key`, as last written.
+    pub fn of(&self, key: &str, owner: &str) -> Option<Holder> {
+        self.by_key()
+            .get(key)
+            .map(|grant| &grant.node)
+            .filter(|node| node.owner == owner && !node.expired())
+            .cloned()
+    }
+
+    /// Records a renewal of a lock this sidecar granted (nothing if `node` is another).
+    pub fn rewritten(&self, key: &str, node: Holder) {
+        if let Some(grant) = self.by_key().get_mut(key) {
+            if grant.node.path == node.path {
+                grant.node = node;
+            }
+        }
+    }
+
+    /// Forgets the lock at `path` once its node is gone, and stops its timer.
+    pub fn ended(&self, key: &str, path: &str) {
+        let mut by_key = self.by_key();
+        if by_key.get(key).is_some_and(|grant| grant.node.path == path) {
+            if let Some(grant) = by_key.remove(key) {
+                grant.timer.abort();
+            }
+        }
+    }
+}
+
+/// Forgets a grant whose timer has run its course.
+fn forget(grants: Weak<Grants>, key: &str, path: &str) {
+    if let Some(grants) = grants.upgrade() {
+        let mut by_key = grants.by_key();
+        if by_key.get(key).is_some_and(|grant| grant.node.path == path) {
+            by_key.remove(key);
+        }
+    }
+}
+
+/// Deletes the node at `path` once its lock has expired, first looking after `wait`.
+async fn expire(sessions: &Sessions, path: &str, mut wait: Duration) {
+    loop {
+        tokio::time::sleep(wait).await;
+        let read = sessions
+            .run(key_node_of(path), |c| async move { c.get_data(path).await })
+            .await;
+        let (data, stat) = match read {
+            Ok(found) => found,
+            Err(Error::NoNode) => return, // released, or its session ended
+            Err(_) => {
+                wait = RETRY;
+                continue;
+            }
+        };
+        let Ok(holder) = Holder::parse(path, &data, stat) else {
+            return;
+        };
+        if !holder.expired() {
+            wait = holder.time_left(); // renewed
+            continue;
+        }
+        let version = Some(stat.version);
+        match sessions
+            .run(key_node_of(path), |c| async move {
+                c.delete(path, version).await
+            })
+            .await
+        {
+            Ok(()) | Err(Error::NoNode) => return,
+            Err(Error::BadVersion) => wait = Duration::ZERO, // renewed meanwhile: read again
+            Err(_) => wait = RETRY,
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! What a contender's node holds, and when the lock it stands for expires.
+//!
+//! The node's data is JSON, readable with zkCli: `{"owner":"…","expiryMs":30000}`. The lock
+//! expires `expiryMs` after the node's `mtime`, the time the ZooKeeper leader stamped on the
+//! node's creation or last renewal (a renewal is a `setData`, which restamps it). Expiry is thus
+//! measured from the ensemble's clock; sidecars compare it with their own wall clock, so their
+//! clocks must agree with the leader's to well within a lock's expiry (NTP does).
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use zookeeper_client::Stat;
+
+use crate::lock::StoreError;
+
+#[derive(Serialize, Deserialize)]
+struct Data<'a> {
+    #[serde(borrow)]
+    owner: Cow<'a, str>,
+    #[serde(rename = "expiryMs")]
+    expiry_ms: u64,
+}
+
+fn expiry_ms(ttl: Duration) -> u64 {
+    ttl.as_millis().clamp(1, u128::from(u64::MAX)) as u64
+}
+
+/// The data of a node for `owner`, expiring `ttl` after it is written.
+pub fn data(owner: &str, ttl: Duration) -> Vec<u8> {
+    let owner = Cow::Borrowed(owner);
+    let expiry_ms = expiry_ms(ttl);
+    serde_json::to_vec(&Data { owner, expiry_ms }).expect("plain JSON")
+}
+
+/// A contender's node as read or written: where it is, whose it is, and its stat.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    pub path: String,
+    pub owner: String,
+    expiry_ms: u64,
+    pub stat: Stat,
+}
+
+impl Holder {
+    pub fn parse(path: &str, data: &[u8], stat: Stat) -> Result<Holder, StoreError> {
+        let parsed: Data = serde_json::from_slice(data).map_err(|_| {
+            StoreError::Failed(format!(
+                "the node {path} is not a dlock lock (its data is not {{\"owner\",\"expiryMs\"}})"
+            ))
+        })?;
+        Ok(Holder {
+            path: path.to_string(),
+            owner: parsed.owner.into_owned(),
+            expiry_ms: parsed.expiry_ms,
+            stat,
+        })
+    }
+
+    /// The node at `path` as just written with `data(owner, ttl)`, whose write answered `stat`.
+    pub fn written(path: &str, owner: &str, ttl: Duration, stat: Stat) -> Holder {
+        Holder {
+            path: path.to_string(),
+            owner: owner.to_string(),
+            expiry_ms: expiry_ms(ttl),
+            stat,
+        }
+    }
+
+    /// The time left before the lock expires; zero once it has.
+    pub fn time_left(&self) -> Duration {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let deadline_ms = self.stat.mtime.saturating_add_unsigned(self.expiry_ms);
+        Duration::from_millis(deadline_ms.saturating_sub(now_ms).max(0) as u64)
+    }
+
+    pub fn expired(&self) -> bool {
+        self.time_left().is_zero()
+    }
+
+    /// The zxid of the node's creation: it rises with every node created anywhere in the
+    /// ensemble, so successive holders of a key get increasing tokens.
+    pub fn fencing_token(&self) -> u64 {
+        self.stat.czxid as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat(mtime: i64) -> Stat {
+        Stat {
+            czxid: 42,
+            mzxid: 42,
+            pzxid: 42,
+            ctime: mtime,
+            mtime,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: 1,
+            data_length: 0,
+            num_children: 0,
+        }
+    }
+
+    fn now_ms() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    }
+
+    #[test]
+    fn expiry_counts_from_the_last_write() {
+        let data = data("owner \"x\"\n", Duration::from_secs(10));
+        let fresh = Holder::parse("/n", &data, stat(now_ms())).unwrap();
+        assert_eq!(fresh.owner, "owner \"x\"\n");
+        assert_eq!(fresh.path, "/n");
+        assert!(fresh.time_left() > Duration::from_secs(9));
+        assert!(!fresh.expired());
+        assert_eq!(fresh.fencing_token(), 42);
+        let old = Holder::parse("/n", &data, stat(now_ms() - 10_001)).unwrap();
+        assert!(old.expired());
+        let written = Holder::written("/n", "o", Duration::from_secs(10), stat(now_ms()));
+        assert!(written.time_left() > Duration::from_secs(9));
+    }
+
+    #[test]
+    fn foreign_data_is_an_error() {
+        assert!(matches!(
+            Holder::parse("/n", b"hello", stat(0)),
+            Err(StoreError::Failed(_))
+        ));
+    }
+}

@@ -1,0 +1,458 @@
+//! lock.zookeeper beyond the conformance suite: the nodes a lock is made of, an expiry that
+//! holds while the holder's sidecar hangs, a session that expires (its locks reported lost,
+//! never assumed held, and a new session opened), an ensemble that loses its leader, digest
+//! credentials, metadata errors, a granting sidecar's shortcut meeting changes made
+//! elsewhere, and listing.
+
+use std::time::{Duration, Instant};
+
+use dlock::proto::dlock::hold_event::Event;
+use zookeeper_client::Client;
+
+use crate::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, LOCK_DOES_NOT_EXIST, SUCCESS};
+use crate::backend::{unique, zookeeper_metadata, Backend, ADMIN_TOKEN, ZOOKEEPER_SESSION};
+use crate::harness::{component, Options, Sidecar};
+use crate::locks::{acquire, force_release, inspect, renew, request, Session};
+use crate::servers::{shared, Zookeeper};
+
+async fn raw() -> Client {
+    Client::connect(&shared("DLOCK_TEST_ZOOKEEPER"))
+        .await
+        .unwrap()
+}
+
+/// A sidecar with app id `app` and one `lock.zookeeper` component named `store` with this
+/// metadata.
+fn sidecar_with(metadata: &[(&str, String)]) -> Result<Sidecar, crate::harness::Failed> {
+    let pairs: Vec<(&str, &str)> = metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let file = component("store", "lock.zookeeper", &pairs);
+    Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
+}
+
+#[tokio::test]
+async fn a_lock_is_an_ephemeral_sequential_node_under_its_keys_node() {
+    let sidecar = Backend::Zookeeper.sidecar("bpm", &[("store", None)]);
+    let locks = sidecar.locks().await;
+    let api = Api::new(&sidecar).await;
+    let base = unique("layout");
+    let resource = format!("{base}/é x");
+    let token = acquire(&locks, &resource, "worker-1", 30, Duration::ZERO)
+        .await
+        .unwrap()
+        .expect("granted");
+    // A refused attempt leaves nothing behind.
+    assert_eq!(
+        api.lock(Protocol::Http, "store", &resource, "worker-2", 30)
+            .await,
+        Ok(false)
+    );
+
+    // The key `lock||bpm||<resource>`, percent-encoded, names the key's node under /dlock.
+    let key_node = format!("/dlock/lock||bpm||{base}%2F%C3%A9%20x");
+    let zk = raw().await;
+    let children = zk.list_children(&key_node).await.unwrap();
+    assert_eq!(children.len(), 1, "{children:?}");
+    assert!(children[0].starts_with("lock-"), "{children:?}");
+    let (data, stat) = zk
+        .get_data(&format!("{key_node}/{}", children[0]))
+        .await
+        .unwrap();
+    let data: serde_json::Value = serde_json::from_slice(&data).unwrap();
+    assert_eq!(
+        data,
+        serde_json::json!({"owner": "worker-1", "expiryMs": 30000})
+    );
+    assert_ne!(stat.ephemeral_owner, 0, "the lock node is ephemeral");
+    assert_eq!(stat.czxid as u64, token, "the fencing token is the czxid");
+
+    // The key's node lists the lock under its resource id.
+    let listed = inspect(&locks, &resource).await.unwrap();
+    assert_eq!(
+        (listed.lock_owner.as_str(), listed.fencing_token),
+        ("worker-1", token)
+    );
+
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &resource, "worker-1")
+            .await,
+        Ok(SUCCESS)
+    );
+    let left = zk.list_children(&key_node).await.unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn an_expiry_holds_while_the_holders_sidecar_hangs() {
+    let holder = Backend::Zookeeper.sidecar("app", &[("store", None)]);
+    let other = Backend::Zookeeper.sidecar("app", &[("store", None)]);
+    let (holder_api, other_locks) = (Api::new(&holder).await, other.locks().await);
+    let key = unique("hung");
+    let taken = Instant::now();
+    assert_eq!(
+        holder_api
+            .lock(Protocol::Grpc, "store", &key, "hung", 1)
+            .await,
+        Ok(true)
+    );
+    // Frozen, the holder can't delete its node at the expiry, and its session outlives the
+    // expiry: the contender deletes the expired node itself.
+    holder.freeze();
+    assert_eq!(
+        acquire(&other_locks, &key, "next", 30, Duration::ZERO)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        acquire(&other_locks, &key, "next", 30, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .is_some(),
+        "the hung holder's lock outlived its expiry"
+    );
+    let freed = taken.elapsed();
+    assert!(
+        freed >= Duration::from_millis(900) && freed < ZOOKEEPER_SESSION,
+        "freed after {freed:?}"
+    );
+
+    // Thawed, the old holder's timer finds its own node gone and leaves the new lock alone.
+    holder.thaw();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        holder_api
+            .unlock(Protocol::Grpc, "store", &key, "hung")
+            .await,
+        Ok(LOCK_BELONGS_TO_OTHERS)
+    );
+    assert_eq!(
+        inspect(&other_locks, &key).await.map(|l| l.lock_owner),
+        Some("next".to_string())
+    );
+}
+
+#[tokio::test]
+async fn an_expired_session_loses_its_locks_and_a_new_one_serves() {
+    // A sidecar with a short session, frozen for longer than it: the ensemble expires the
+    // session and deletes its ephemeral nodes, although the locks' expiry is far away.
+    let session_timeout = Duration::from_secs(2);
+    let metadata = [
+        ("servers", shared("DLOCK_TEST_ZOOKEEPER")),
+        (
+            "sessionTimeout",
+            format!("{}ms", session_timeout.as_millis()),
+        ),
+    ];
+    let holder = sidecar_with(&metadata).unwrap();
+    let observer = Backend::Zookeeper.sidecar("app", &[("store", None)]);
+    let (locks, api) = (holder.locks().await, Api::new(&holder).await);
+    let observer_locks = observer.locks().await;
+
+    let (held, plain) = (unique("session"), unique("session"));
+    let mut session = Session::open(&locks, request(&held, "keeper", 60, Duration::ZERO)).await;
+    assert!(matches!(session.next(Duration::from_secs(5)).await, Event::Acquired(a) if a.acquired));
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &plain, "plain", 60).await,
+        Ok(true)
+    );
+
+    holder.freeze();
+    let frozen = Instant::now();
+    while inspect(&observer_locks, &held).await.is_some()
+        || inspect(&observer_locks, &plain).await.is_some()
+    {
+        assert!(
+            frozen.elapsed() < session_timeout + Duration::from_secs(3),
+            "the frozen sidecar's session did not expire"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    holder.thaw();
+
+    // The held session hears that its lock is lost; an unlock answers that it is not held.
+    match session.next(Duration::from_secs(10)).await {
+        Event::Lost(lost) => assert!(!lost.reason.is_empty()),
+        other => panic!("expected the lock reported lost, got {other:?}"),
+    }
+    assert_eq!(
+        api.unlock(Protocol::Http, "store", &plain, "plain").await,
+        Ok(LOCK_DOES_NOT_EXIST)
+    );
+    // The same sidecar serves again, on a new session whose locks others see.
+    let again = unique("session");
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &again, "again", 60).await,
+        Ok(true)
+    );
+    assert_eq!(
+        inspect(&observer_locks, &again).await.map(|l| l.lock_owner),
+        Some("again".to_string())
+    );
+    assert!(
+        holder.logs().contains("opened a new one"),
+        "{}",
+        holder.logs()
+    );
+}
+
+#[tokio::test]
+async fn an_ensemble_that_loses_its_leader_keeps_its_locks() {
+    let mut members = Zookeeper::ensemble(3);
+    let servers: Vec<String> = members.iter().map(Zookeeper::address).collect();
+    // A session long enough to outlast the election of a new leader.
+    let sidecar = sidecar_with(&[
+        ("servers", servers.join(",")),
+        ("sessionTimeout", "10s".into()),
+        ("requestTimeout", "2s".into()),
+    ])
+    .unwrap();
+    let api = Api::new(&sidecar).await;
+    let held = unique("ensemble");
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &held, "survivor", 120)
+            .await,
+        Ok(true)
+    );
+
+    let leader = members
+        .iter()
+        .position(|m| m.mode().as_deref() == Some("leader"))
+        .expect("the ensemble has a leader");
+    members[leader].stop();
+
+    // Once the two others have elected a leader, locks work again.
+    let key = unique("ensemble");
+    let stopped = Instant::now();
+    while api.lock(Protocol::Grpc, "store", &key, "o", 30).await != Ok(true) {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(30),
+            "the ensemble did not serve again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &key, "o").await,
+        Ok(SUCCESS)
+    );
+    for _ in 0..10 {
+        assert_eq!(
+            api.lock(Protocol::Grpc, "store", &key, "o", 30).await,
+            Ok(true)
+        );
+        assert_eq!(
+            api.unlock(Protocol::Grpc, "store", &key, "o").await,
+            Ok(SUCCESS)
+        );
+    }
+    // The lock taken before the loss survived it: the session moved to another member.
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &held, "other", 30).await,
+        Ok(false)
+    );
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &held, "survivor").await,
+        Ok(SUCCESS)
+    );
+}
+
+#[tokio::test]
+async fn digest_credentials_keep_the_locks_to_their_identity() {
+    let root = format!("/{}", unique("dlock-acl"));
+    let with_password = |password: &str| {
+        let mut metadata = zookeeper_metadata(&shared("DLOCK_TEST_ZOOKEEPER"));
+        metadata.extend([
+            ("keyPrefixPath", root.clone()),
+            ("username", "bpm".to_string()),
+            ("password", password.to_string()),
+        ]);
+        metadata
+    };
+    let sidecar = sidecar_with(&with_password("hunter2-secret")).unwrap();
+    let api = Api::new(&sidecar).await;
+    let key = unique("acl");
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &key, "a", 30).await,
+        Ok(true)
+    );
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &key, "a").await,
+        Ok(SUCCESS)
+    );
+
+    // Nobody else can read the lock root: not an anonymous client, not another password.
+    let zk = raw().await;
+    assert_eq!(
+        zk.list_children(&root).await,
+        Err(zookeeper_client::Error::NoAuth)
+    );
+    let failed = sidecar_with(&with_password("wrong-secret"))
+        .err()
+        .expect("a sidecar with the wrong password does not start")
+        .output;
+    assert!(
+        failed.contains("field spec.metadata 'keyPrefixPath'"),
+        "{failed}"
+    );
+    assert!(!failed.contains("wrong-secret"), "{failed}");
+    assert!(!sidecar.logs().contains("hunter2-secret"));
+}
+
+#[tokio::test]
+async fn metadata_errors_name_the_field_and_hide_the_password() {
+    let cases = [
+        (vec![("password", "hunter2-secret")], "servers"),
+        (
+            vec![
+                ("servers", "127.0.0.1:notaport"),
+                ("password", "hunter2-secret"),
+            ],
+            "servers",
+        ),
+        (
+            vec![("servers", "127.0.0.1:2181"), ("sessionTimeout", "10")],
+            "sessionTimeout",
+        ),
+        (
+            vec![
+                ("servers", "127.0.0.1:2181"),
+                ("password", "hunter2-secret"),
+            ],
+            "username",
+        ),
+        (
+            vec![("servers", "127.0.0.1:2181"), ("keyPrefixPath", "/")],
+            "keyPrefixPath",
+        ),
+    ];
+    for (metadata, field) in cases {
+        crate::harness::refused_component("lock.zookeeper", &metadata, field, "hunter2-secret");
+    }
+    // No ZooKeeper there: a clear error naming the servers, within the session timeout.
+    let started = Instant::now();
+    let failed = sidecar_with(&[
+        ("servers", "127.0.0.1:1".into()),
+        ("sessionTimeout", "1s".into()),
+        ("username", "bpm".into()),
+        ("password", "hunter2-secret".into()),
+    ])
+    .err()
+    .expect("no ZooKeeper, no start")
+    .output;
+    assert!(
+        failed.contains("can't open a ZooKeeper session with 127.0.0.1:1"),
+        "{failed}"
+    );
+    assert!(!failed.contains("hunter2-secret"));
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn the_granting_sidecar_sees_what_other_sidecars_did_to_its_lock() {
+    // The granting sidecar releases and renews its own grants without reading them first; a
+    // change made through another sidecar must send it back to reading.
+    let granting = Backend::Zookeeper.sidecar("app", &[("store", None)]);
+    let other = Backend::Zookeeper.sidecar("app", &[("store", None)]);
+    let (granting_locks, other_locks) = (granting.locks().await, other.locks().await);
+    let granting_api = Api::new(&granting).await;
+
+    // Renewed elsewhere: still released here.
+    let key = unique("elsewhere");
+    assert!(acquire(&granting_locks, &key, "a", 30, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(renew(&other_locks, &key, "a", 60).await, SUCCESS);
+    assert_eq!(renew(&granting_locks, &key, "a", 90).await, SUCCESS);
+    let left = inspect(&other_locks, &key).await.unwrap().expires_in_ms;
+    assert!(left > 60_000, "the last renewal counts: {left} ms left");
+    assert_eq!(
+        granting_api
+            .unlock(Protocol::Grpc, "store", &key, "a")
+            .await,
+        Ok(SUCCESS)
+    );
+
+    // Released by force elsewhere and taken by someone else: not the first owner's any more.
+    let key = unique("elsewhere");
+    assert!(acquire(&granting_locks, &key, "a", 30, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(force_release(&other_locks, &key, Some(ADMIN_TOKEN))
+        .await
+        .unwrap());
+    assert!(acquire(&other_locks, &key, "b", 30, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        renew(&granting_locks, &key, "a", 30).await,
+        LOCK_BELONGS_TO_OTHERS
+    );
+    assert_eq!(
+        granting_api
+            .unlock(Protocol::Grpc, "store", &key, "a")
+            .await,
+        Ok(LOCK_BELONGS_TO_OTHERS)
+    );
+    assert_eq!(
+        inspect(&granting_locks, &key).await.map(|l| l.lock_owner),
+        Some("b".to_string())
+    );
+}
+
+#[tokio::test]
+async fn listing_decodes_the_key_nodes_and_skips_free_keys() {
+    let sidecar = Backend::Zookeeper.sidecar("lister", &[("store", None)]);
+    let locks = sidecar.locks().await;
+    let api = Api::new(&sidecar).await;
+    let prefix = unique("list");
+    let resources = [
+        format!("{prefix}/a"),
+        format!("{prefix}/b é"),
+        format!("{prefix}/c"),
+    ];
+    let mut tokens = Vec::new();
+    for (i, resource) in resources.iter().enumerate() {
+        let owner = format!("owner-{i}");
+        tokens.push(
+            acquire(&locks, resource, &owner, 30, Duration::ZERO)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let elsewhere = unique("other");
+    assert!(acquire(&locks, &elsewhere, "x", 30, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_some());
+    // Released: its key node may linger (ZooKeeper reaps it later) but holds no lock.
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &resources[2], "owner-2")
+            .await,
+        Ok(SUCCESS)
+    );
+
+    let listed = locks
+        .clone()
+        .list(dlock::proto::dlock::ListRequest {
+            store_name: "store".into(),
+            prefix: prefix.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .locks;
+    let seen: Vec<(String, String, u64)> = listed
+        .into_iter()
+        .map(|l| (l.resource_id, l.lock_owner, l.fencing_token))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (resources[0].clone(), "owner-0".to_string(), tokens[0]),
+            (resources[1].clone(), "owner-1".to_string(), tokens[1]),
+        ]
+    );
+}
