@@ -64,7 +64,8 @@ pub struct DaemonArgs {
 
     /// Threads serving requests (dlockd's own flag). One is the default: a lock request costs
     /// the sidecar microseconds, one thread serves tens of thousands a second, and a sidecar
-    /// should leave the host's other cores to the application beside it.
+    /// should leave the host's other cores to the application beside it. One thread means
+    /// tokio's current-thread runtime, more a multi-thread runtime.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub worker_threads: u16,
 
