@@ -95,6 +95,16 @@ impl FieldError {
     }
 }
 
+impl<'a> FromIterator<(&'a str, &'a str)> for Metadata {
+    fn from_iter<I: IntoIterator<Item = (&'a str, &'a str)>>(items: I) -> Self {
+        let mut metadata = Metadata::default();
+        for (name, value) in items {
+            metadata.insert(name, value);
+        }
+        metadata
+    }
+}
+
 impl fmt::Debug for Metadata {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()

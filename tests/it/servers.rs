@@ -21,6 +21,14 @@ fn binary(variable: &str) -> String {
     shared(variable)
 }
 
+/// Kills a server process (SIGKILL: an outage, not a shutdown) and reaps it.
+fn kill(child: &mut Option<Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -101,10 +109,7 @@ impl Redis {
 
     /// Stops the server (SIGKILL: an outage, not a shutdown).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill(&mut self.child);
     }
 
     /// Starts it again on the same port.
@@ -386,10 +391,7 @@ impl Etcd {
 
     /// Stops the member (SIGKILL: an outage, not a shutdown).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill(&mut self.child);
     }
 
     /// Starts it again on the same ports with the same data.
@@ -472,10 +474,7 @@ impl Zookeeper {
 
     /// Stops the server (SIGKILL: an outage, not a shutdown).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill(&mut self.child);
     }
 
     /// Starts it again, with the same data and port, and waits until it serves.

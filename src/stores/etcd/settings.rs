@@ -51,8 +51,6 @@ fn field(name: &'static str, message: impl Into<String>) -> StoreInitError {
     StoreInitError::field(name, message)
 }
 
-/// PEM text given inline (as Dapr's etcd component takes it) or the path of a file holding it.
-/// The value itself never appears in an error: it may be a private key.
 impl Settings {
     pub fn from_metadata(metadata: &Metadata) -> Result<Self, StoreInitError> {
         let listed = metadata.non_empty("endpoints").ok_or_else(|| {
@@ -141,11 +139,7 @@ mod tests {
     use super::*;
 
     fn metadata(items: &[(&str, &str)]) -> Metadata {
-        let mut m = Metadata::default();
-        for (k, v) in items {
-            m.insert(*k, *v);
-        }
-        m
+        items.iter().copied().collect()
     }
 
     #[test]

@@ -178,11 +178,7 @@ mod tests {
     use super::*;
 
     fn metadata(items: &[(&str, &str)]) -> Metadata {
-        let mut m = Metadata::default();
-        for (k, v) in items {
-            m.insert(*k, *v);
-        }
-        m
+        items.iter().copied().collect()
     }
 
     fn error(items: &[(&str, &str)]) -> StoreInitError {
