@@ -138,19 +138,23 @@ admin.enableServer=false
 EOF
 scripts/zookeeper-server.sh "$servers/zookeeper" >/dev/null 2>&1 &
 echo $! >"$servers/zookeeper/zookeeper.pid"
-zookeeper_serving() { # the server answers srvr with its mode once it serves
-  { exec 3<>"/dev/tcp/127.0.0.1/$zookeeper_port"; } 2>/dev/null || return 1
-  printf srvr >&3
+# The server answers srvr with its mode once it serves. Every probe is bounded: a connection
+# that is accepted but never answered (a server still starting, or a socket that connected to
+# itself) must not hang the run, as a bare `cat` on the socket once did in CI.
+zookeeper_serving() {
   local answer
-  answer="$(cat <&3)"
-  exec 3<&-
+  answer="$(timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$zookeeper_port && printf srvr >&3 && cat <&3" 2>/dev/null)" || true
   [[ "$answer" == *"Mode: "* ]]
 }
-for _ in $(seq 300); do
-  zookeeper_serving && break
+deadline=$((SECONDS + 60))
+until zookeeper_serving; do
+  if ((SECONDS >= deadline)); then
+    say "zookeeper did not start within 60 s"
+    cat "$servers/zookeeper/zookeeper.log" >&2 || true
+    exit 1
+  fi
   sleep 0.1
 done
-zookeeper_serving || { say "zookeeper did not start"; cat "$servers/zookeeper/zookeeper.log" >&2; exit 1; }
 export DLOCK_TEST_ZOOKEEPER="127.0.0.1:$zookeeper_port"
 export DLOCK_TEST_ZOOKEEPER_SERVER="$root/scripts/zookeeper-server.sh"
 
@@ -159,4 +163,5 @@ export DLOCK_TEST_ZOOKEEPER_SERVER="$root/scripts/zookeeper-server.sh"
 export DLOCK_TEST_PYTHON="$root/target/sdk/venv/bin/python"
 say "cargo test"
 # No exec: the trap above stops the servers when the tests end.
-cargo test --locked --all-targets
+# Bounded, so that a hung test fails the run with its output instead of outlasting CI's limit.
+timeout --kill-after 30s 60m cargo test --locked --all-targets
