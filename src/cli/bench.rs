@@ -226,7 +226,7 @@ fn print_report(bench: &Bench, total: &mut Tally, elapsed: Duration) {
     let percentile = |p: f64| percentile(&total.latencies, p);
     let seconds = elapsed.as_secs_f64();
     let attempts = total.latencies.len();
-    println!(
+    outln!(
         "dlock bench: {attempts} attempts, {} clients on {} connections, {}, {} keys, store '{}'",
         bench.clients,
         match bench.protocol {
@@ -243,22 +243,24 @@ fn print_report(bench: &Bench, total: &mut Tally, elapsed: Duration) {
         },
         bench.store
     );
-    println!(
+    outln!(
         "  throughput: {:.0} lock+unlock pairs/s ({:.0} attempts/s) over {seconds:.2}s",
         total.granted as f64 / seconds,
         attempts as f64 / seconds
     );
-    println!(
+    outln!(
         "  latency per attempt: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
         percentile(50.0),
         percentile(99.0),
         percentile(100.0)
     );
-    println!(
+    outln!(
         "  granted {}, refused {}, errors {}",
-        total.granted, total.refused, total.errors
+        total.granted,
+        total.refused,
+        total.errors
     );
     if let Some(error) = &total.first_error {
-        println!("  first error: {error}");
+        outln!("  first error: {error}");
     }
 }

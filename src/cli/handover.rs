@@ -77,17 +77,17 @@ pub async fn run(bench: Handover) -> Exit {
     }
     let elapsed = clock.start.elapsed().as_secs_f64();
     samples.sort_unstable();
-    println!(
+    outln!(
         "dlock bench --handover: {} hand-overs of one key among {} waiting clients, gRPC, store '{}'",
         samples.len(),
         bench.clients,
         bench.store
     );
-    println!(
+    outln!(
         "  hand-overs: {:.0}/s over {elapsed:.2}s",
         samples.len() as f64 / elapsed
     );
-    println!(
+    outln!(
         "  hand-over, release to next grant: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
         percentile(&samples, 50.0),
         percentile(&samples, 99.0),
@@ -95,7 +95,7 @@ pub async fn run(bench: Handover) -> Exit {
     );
     match first_error {
         Some(error) => {
-            println!("  first error: {error}");
+            outln!("  first error: {error}");
             Exit::Failed
         }
         None => Exit::Ok,

@@ -45,11 +45,11 @@ pub async fn inspect(endpoint: &str, store: &str, key: &str) -> Exit {
     match locks.inspect(request).await {
         Ok(answer) => match answer.into_inner().lock {
             Some(lock) => {
-                println!("{}", describe(&lock));
+                outln!("{}", describe(&lock));
                 Exit::Ok
             }
             None => {
-                println!("{key}\tfree");
+                outln!("{key}\tfree");
                 Exit::Failed
             }
         },
@@ -70,7 +70,7 @@ pub async fn list(endpoint: &str, store: &str, prefix: &str) -> Exit {
     match locks.list(request).await {
         Ok(answer) => {
             for lock in answer.into_inner().locks {
-                println!("{}", describe(&lock));
+                outln!("{}", describe(&lock));
             }
             Exit::Ok
         }
@@ -104,11 +104,11 @@ pub async fn force_release(endpoint: &str, store: &str, key: &str) -> Exit {
     }
     match locks.force_release(request).await {
         Ok(answer) if answer.get_ref().released => {
-            println!("{key}\treleased by force");
+            outln!("{key}\treleased by force");
             Exit::Ok
         }
         Ok(_) => {
-            println!("{key}\twas not held");
+            outln!("{key}\twas not held");
             Exit::Ok
         }
         Err(status) => report(endpoint, &status),

@@ -1,6 +1,13 @@
 //! The `dlock` command: a client of the sidecar's public API like any application. It shares
 //! nothing with the server but the generated protobuf types.
 
+/// `println!` for dlock's reports; see `print_line`.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::print_line(format_args!($($arg)*))
+    };
+}
+
 pub mod bench;
 pub mod connect;
 pub mod handover;
@@ -34,5 +41,21 @@ impl Exit {
             Exit::Interrupted => 130,
             Exit::Command(code) => code,
         }
+    }
+}
+
+/// Prints one line on stdout. A reader that went away (`dlock bench | head -1`) ends dlock
+/// quietly with success, as it would under SIGPIPE's default action; any other write error
+/// ends it with a message. SIGPIPE itself stays ignored (Rust's default) because dlock also
+/// writes to sockets, where a vanished peer must be an error it handles, not its death.
+pub fn print_line(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(Exit::Ok.code());
+        }
+        eprintln!("dlock: can't write to stdout: {e}");
+        std::process::exit(Exit::Failed.code());
     }
 }

@@ -368,3 +368,22 @@ async fn bench_modes_report_figures() {
         }
     }
 }
+
+/// `dlock bench | head -1`: a reader that closes the pipe early ends dlock quietly, not with
+/// a panic about a broken pipe.
+#[tokio::test]
+async fn a_closed_stdout_ends_dlock_quietly() {
+    let sidecar = Sidecar::start(Options::default());
+    let mut child = Command::new(DLOCK)
+        .args(["--endpoint", &sidecar.grpc, "bench", "-c", "2", "-n", "200"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The report comes after the run, so the pipe is closed before dlock writes to it.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+}
