@@ -114,6 +114,16 @@ impl Backend {
         }
     }
 
+    /// Where the store keeps its own line of waiters (WAIT_QUEUE), so blocking acquires are
+    /// served in arrival order across sidecars: how soon the line skips a waiter whose sidecar
+    /// died (its session or lease ends). `None` where each sidecar keeps its own line.
+    pub fn skips_a_dead_waiter_within(self) -> Option<std::time::Duration> {
+        match self {
+            Backend::Memory | Backend::Redis | Backend::RedisCluster | Backend::Etcd => None,
+            Backend::Zookeeper => Some(ZOOKEEPER_SESSION),
+        }
+    }
+
     /// The metadata connecting a component to this backend's shared test server.
     fn connection(self) -> Vec<(&'static str, String)> {
         match self {

@@ -451,6 +451,7 @@ impl LockStore for EtcdStore {
             fencing: true,
             listing: true,
             release_signal: true,
+            queue: false,
         }
     }
 }
