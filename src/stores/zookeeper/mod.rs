@@ -22,6 +22,9 @@
 //!   write anywhere in the ensemble.
 //! - Release signal: a data watch on the holder's node fires when it is deleted (released,
 //!   expired, its session gone) or renewed.
+//! - Line of waiters: a blocking acquire keeps its node, marked waiting, until it is the
+//!   lowest (`line.rs`), so ZooKeeper's sequence numbers serve waiters in arrival order across
+//!   sidecars; a try-lock behind any node withdraws, so it never jumps the line.
 //!
 //! A lock + unlock pair through one sidecar costs two ZooKeeper writes (create, delete; a key's
 //! container node is one more the first time, or after ZooKeeper reaped it) and two reads (the
