@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod key;
+pub mod line;
 pub mod registry;
 pub mod service;
 pub mod session;
@@ -15,5 +16,5 @@ pub use key::KeyPrefix;
 pub use registry::{LoadedStore, Registry};
 pub use service::{HeldLock, LockService};
 pub use store::{
-    Capabilities, Grant, LockInfo, LockStore, ReleaseOutcome, StoreError, TryLockOutcome,
+    Capabilities, Grant, LockInfo, LockStore, Place, ReleaseOutcome, StoreError, TryLockOutcome,
 };

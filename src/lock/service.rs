@@ -1,9 +1,14 @@
 //! The lock API's behaviour, shared by the HTTP and gRPC front doors: Dapr's checks in Dapr's
 //! order (SPEC.md §2), key building, the call to the store, and what we add beyond Dapr:
-//! blocking acquire through the waiting room, renewal, inspection, listing, force release.
+//! blocking acquire, renewal, inspection, listing, force release.
+//!
+//! A blocking acquire waits in a line: the store's own (`line.rs`) where the store keeps one
+//! (`Capabilities::queue`), so waiters are served in arrival order across sidecars; otherwise
+//! this sidecar's waiting room (`waiting.rs`), in arrival order among this sidecar's waiters.
 
 use std::time::{Duration, Instant};
 
+use super::line::InLine;
 use super::waiting::WaitingRoom;
 use super::{
     ApiError, ErrorKind, Grant, LoadedStore, LockInfo, Operation, Registry, ReleaseOutcome,
@@ -98,8 +103,9 @@ impl LockService {
     }
 
     /// Takes the lock, waiting up to `wait` while someone else holds it; `None` when the wait
-    /// ran out. Waiters on this sidecar are served in arrival order; dropping the future (a
-    /// client that gives up or disconnects) leaves the line.
+    /// ran out. Waiters are served in arrival order: across sidecars where the store keeps the
+    /// line, else among this sidecar's waiters. Dropping the future (a client that gives up or
+    /// disconnects) leaves the line.
     pub async fn acquire(
         &self,
         store_name: &str,
@@ -122,6 +128,11 @@ impl LockService {
         let deadline = now
             .checked_add(wait)
             .unwrap_or(now + Duration::from_secs(u32::MAX.into()));
+        if store.store.capabilities().queue {
+            return self
+                .acquire_in_store_line(store, &key, lock_owner, ttl, deadline)
+                .await;
+        }
         let ticket = self.waiting.join(&key);
         let mut poll = FIRST_POLL;
         loop {
@@ -154,6 +165,42 @@ impl LockService {
                     _ = tokio::time::sleep(left) => {}
                 }
             }
+        }
+    }
+
+    /// `acquire` on a store that keeps the line: a try first, which never jumps the line (a
+    /// queueing store refuses it while anyone waits), then a place at the end of the line, taken
+    /// up when its turn comes and left when the wait runs out or the future is dropped.
+    async fn acquire_in_store_line(
+        &self,
+        store: &LoadedStore,
+        key: &str,
+        lock_owner: &str,
+        ttl: Duration,
+        deadline: Instant,
+    ) -> Result<Option<Grant>, ApiError> {
+        let failed = |e| ApiError::failed(Operation::Acquire, e);
+        let tried = store.store.try_lock(key, lock_owner, ttl).await;
+        if let TryLockOutcome::Granted(grant) = tried.map_err(failed)? {
+            return Ok(Some(grant));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        let mut place = InLine::join(store.store.clone(), key, lock_owner, ttl)
+            .await
+            .map_err(failed)?;
+        let mut poll = FIRST_POLL;
+        loop {
+            if let Some(grant) = place.try_take().await.map_err(failed)? {
+                return Ok(Some(grant));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            place.wait_turn(poll.min(left)).await.map_err(failed)?;
+            poll = (poll * 2).min(MAX_POLL);
         }
     }
 

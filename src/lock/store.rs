@@ -56,6 +56,10 @@ pub struct Capabilities {
     pub listing: bool,
     /// The store tells waiters when a key is released; without it they poll with backoff.
     pub release_signal: bool,
+    /// The store keeps its own line of waiters per key (`LockStore::join`), so blocking
+    /// acquires are served in arrival order across sidecars; without it each sidecar keeps its
+    /// own line, and across sidecars whoever retries first after a release wins.
+    pub queue: bool,
 }
 
 impl Capabilities {
@@ -65,6 +69,7 @@ impl Capabilities {
             (self.fencing, "FENCING"),
             (self.listing, "LISTING"),
             (self.release_signal, "RELEASE_SIGNAL"),
+            (self.queue, "WAIT_QUEUE"),
         ]
         .into_iter()
         .filter(|(on, _)| *on)
@@ -128,5 +133,63 @@ pub trait LockStore: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Joins the end of the store's own line of waiters for `key`, where
+    /// `Capabilities::queue` says it has one. The core drives the place it answers (see
+    /// `Place`) and leaves the line for a waiter that gives up.
+    async fn join(
+        &self,
+        _key: &str,
+        _owner: &str,
+        _ttl: Duration,
+    ) -> Result<Box<dyn Place>, StoreError> {
+        Err(StoreError::Unsupported(
+            "a line of waiters kept in the store",
+        ))
+    }
+
     fn capabilities(&self) -> Capabilities;
+}
+
+/// A waiter's place in a store's own line for one key (`LockStore::join`): an entry in the
+/// store, ordered by the store among every sidecar's waiters, and tied to this sidecar's
+/// session or lease, so it vanishes with a sidecar that dies. The store translates each call to
+/// its primitives; the deadline, the retries and leaving on cancellation belong to the core.
+#[async_trait]
+pub trait Place: Send + Sync + 'static {
+    /// Takes the lock for `ttl` if this place is first in line and nobody holds the key:
+    /// `Held` otherwise. A granted place is used up: its entry has become the lock or is gone.
+    /// A place whose entry vanished (a session or lease the store lost) joins again at the end.
+    async fn try_take(&mut self) -> Result<TryLockOutcome, StoreError>;
+
+    /// Returns when the place may have moved up (the waiter ahead left, or the holder
+    /// released), or after `max_wait` at the latest.
+    async fn wait_turn(&mut self, max_wait: Duration) -> Result<(), StoreError>;
+
+    /// Leaves the line. Also releases a lock that a `try_take` cut short may have taken, so a
+    /// waiter that gave up never holds the lock afterwards.
+    async fn leave(self: Box<Self>);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_names_in_a_stable_order() {
+        let all = Capabilities {
+            fencing: true,
+            listing: true,
+            release_signal: true,
+            queue: true,
+        };
+        assert_eq!(
+            all.names(),
+            ["FENCING", "LISTING", "RELEASE_SIGNAL", "WAIT_QUEUE"]
+        );
+        let some = Capabilities {
+            queue: true,
+            ..Capabilities::default()
+        };
+        assert_eq!(some.names(), ["WAIT_QUEUE"]);
+    }
 }

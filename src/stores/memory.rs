@@ -259,6 +259,7 @@ impl LockStore for MemoryStore {
             fencing: true,
             listing: true,
             release_signal: true,
+            queue: false,
         }
     }
 }

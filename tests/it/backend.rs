@@ -26,6 +26,10 @@ pub enum Backend {
 /// session ends soon, yet long enough not to expire on a busy 2-core machine.
 pub const ZOOKEEPER_SESSION: std::time::Duration = std::time::Duration::from_secs(4);
 
+/// The TTL of the lease that keeps an etcd waiter's place in line (`lock.etcd`'s
+/// `WAITER_LEASE`): the line skips a dead sidecar's waiter within it.
+pub const ETCD_WAITER_LEASE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A store server a test can take away and bring back (conformance item 7).
 pub trait Outage {
     fn stop(&mut self);
@@ -110,6 +114,17 @@ impl Backend {
     pub fn frees_a_dead_sidecars_locks_within(self) -> Option<std::time::Duration> {
         match self {
             Backend::Memory | Backend::Redis | Backend::RedisCluster | Backend::Etcd => None,
+            Backend::Zookeeper => Some(ZOOKEEPER_SESSION),
+        }
+    }
+
+    /// Where the store keeps its own line of waiters (WAIT_QUEUE), so blocking acquires are
+    /// served in arrival order across sidecars: how soon the line skips a waiter whose sidecar
+    /// died (its session or lease ends). `None` where each sidecar keeps its own line.
+    pub fn skips_a_dead_waiter_within(self) -> Option<std::time::Duration> {
+        match self {
+            Backend::Memory | Backend::Redis | Backend::RedisCluster => None,
+            Backend::Etcd => Some(ETCD_WAITER_LEASE),
             Backend::Zookeeper => Some(ZOOKEEPER_SESSION),
         }
     }

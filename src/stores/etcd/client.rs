@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tonic::metadata::AsciiMetadataValue;
@@ -312,6 +312,20 @@ impl Client {
             }
         })
         .await
+    }
+
+    /// Revokes a lease that no key needs any more, in the background: nothing waits on it,
+    /// and a lease left behind expires by itself.
+    pub fn discard(self: &Arc<Self>, lease: i64) {
+        if lease == 0 {
+            return;
+        }
+        let client = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = client.revoke(lease).await {
+                tracing::debug!("lease {lease:x} left to expire: {error}");
+            }
+        });
     }
 
     /// Restarts a lease's time to live; answers the TTL it now has, 0 when the lease is gone.

@@ -11,12 +11,20 @@
 //! always has a larger one. Deletions, by release or by an expired lease, reach waiters through
 //! one watch (`watch.rs`).
 //!
+//! Blocking acquires wait in a line kept in etcd (`line.rs`): a key per waiter under
+//! `<keyPrefixPath>/\xff`, ordered by create revision. No lock key starts there (store keys
+//! are UTF-8, which never holds the byte 0xFF), yet the line stays under the lock prefix, so
+//! the one permission on `<keyPrefixPath>/` and the one release watch cover it too. A grant to the first waiter and a
+//! try-lock both put the lock key only if it is absent and nobody ahead waits, in one
+//! transaction, so a try-lock never jumps the line.
+//!
 //! etcd leases are whole seconds, and etcd grants no lease shorter than its minimum (one and a
 //! half election timeouts, rounded up: 2 s with etcd's defaults). The store learns that minimum
 //! at start-up and says so in the log when it is above one second: a lock asked for less lasts
 //! the minimum.
 
 mod client;
+mod line;
 mod settings;
 mod watch;
 
@@ -28,7 +36,7 @@ use tokio::sync::broadcast;
 
 use crate::config::Metadata;
 use crate::lock::{
-    Capabilities, Grant, LockInfo, LockStore, ReleaseOutcome, StoreError, TryLockOutcome,
+    Capabilities, Grant, LockInfo, LockStore, Place, ReleaseOutcome, StoreError, TryLockOutcome,
 };
 use crate::proto::etcd::etcdserverpb::{
     compare::{CompareResult, CompareTarget, TargetUnion},
@@ -39,12 +47,18 @@ use crate::proto::etcd::etcdserverpb::{
 use crate::proto::etcd::mvccpb::KeyValue;
 use crate::stores::StoreInitError;
 use client::{AuthFailure, Client};
+use line::Waiter;
 use settings::Settings;
+
+/// The byte after the lock prefix where the lines of waiters start: never in a UTF-8 key.
+const LINE: u8 = 0xff;
 
 pub struct EtcdStore {
     client: Arc<Client>,
     /// `<keyPrefixPath>/`: every lock key starts with it.
     prefix: String,
+    /// `<keyPrefixPath>/\xff`: every waiter's key starts with it.
+    line_prefix: Vec<u8>,
     /// The shortest lease etcd grants, in seconds.
     min_ttl: i64,
     /// Deleted lock keys, from the watch.
@@ -129,9 +143,12 @@ impl EtcdStore {
             range_end,
             released.clone(),
         ));
+        let mut line_prefix = prefix.clone().into_bytes();
+        line_prefix.push(LINE);
         Ok(Arc::new(EtcdStore {
             client,
             prefix,
+            line_prefix,
             min_ttl: probe.ttl,
             released,
         }))
@@ -159,31 +176,13 @@ impl EtcdStore {
         Ok(answer.kvs.into_iter().next())
     }
 
-    /// Whether the key exists: a read, no write.
-    async fn exists(&self, path: &[u8]) -> Result<bool, StoreError> {
-        let answer = self
-            .client
-            .range(RangeRequest {
-                key: path.to_vec(),
-                count_only: true,
-                ..RangeRequest::default()
-            })
-            .await?;
-        Ok(answer.count > 0)
-    }
-
-    /// Revokes a lease that no key needs any more, in the background: nothing waits on it,
-    /// and a lease left behind expires by itself.
-    fn discard(&self, lease: i64) {
-        if lease == 0 {
-            return;
-        }
-        let client = self.client.clone();
-        tokio::spawn(async move {
-            if let Err(error) = client.revoke(lease).await {
-                tracing::debug!("lease {lease:x} left to expire: {error}");
-            }
-        });
+    /// The range of `key`'s waiters: `<line prefix><length of key>:<key>/`. The length keeps
+    /// the line of `a/b` out of the range of `a`'s, which would otherwise include it.
+    fn line(&self, key: &str) -> (Vec<u8>, Vec<u8>) {
+        let mut start = self.line_prefix.clone();
+        start.extend_from_slice(format!("{}:{key}/", key.len()).as_bytes());
+        let end = prefix_end(&start);
+        (start, end)
     }
 
     /// A held key as the core sees it, with the time left on its lease; `None` when the lease
@@ -207,18 +206,39 @@ impl EtcdStore {
     }
 }
 
+/// Whether the key exists: a read, no write.
+async fn exists(client: &Client, path: &[u8]) -> Result<bool, StoreError> {
+    let answer = client
+        .range(RangeRequest {
+            key: path.to_vec(),
+            count_only: true,
+            ..RangeRequest::default()
+        })
+        .await?;
+    Ok(answer.count > 0)
+}
+
 fn compare(path: &[u8], target: CompareTarget, value: TargetUnion) -> Compare {
     Compare {
         result: CompareResult::Equal as i32,
         target: target as i32,
         key: path.to_vec(),
         target_union: Some(value),
+        range_end: Vec::new(),
     }
 }
 
 /// The key does not exist.
 fn absent(path: &[u8]) -> Compare {
     compare(path, CompareTarget::Create, TargetUnion::CreateRevision(0))
+}
+
+/// No key of `[start, end)` exists: etcd compares an empty range as one zero record.
+fn none_in(start: &[u8], end: &[u8]) -> Compare {
+    Compare {
+        range_end: end.to_vec(),
+        ..absent(start)
+    }
 }
 
 /// The key holds `owner` (false when it does not exist).
@@ -299,20 +319,22 @@ impl LockStore for EtcdStore {
         let path = self.path(key);
         // A held key is refused by a read alone: a waiter retrying costs etcd no writes (the
         // lease and the transaction below are two), and the answer comes sooner.
-        if self.exists(&path).await? {
+        if exists(&self.client, &path).await? {
             return Ok(TryLockOutcome::Held);
         }
         let lease = self.client.grant(Self::lease_seconds(ttl)).await?;
+        // Free, and nobody waiting for it: a try never jumps the line.
+        let (line, line_end) = self.line(key);
         let answer = self
             .client
             .txn(TxnRequest {
-                compare: vec![absent(&path)],
+                compare: vec![absent(&path), none_in(&line, &line_end)],
                 success: vec![put(&path, owner, lease.id)],
                 failure: Vec::new(),
             })
             .await?;
         if !answer.succeeded {
-            self.discard(lease.id);
+            self.client.discard(lease.id);
             return Ok(TryLockOutcome::Held);
         }
         // The transaction's revision is the put's, which created the key.
@@ -339,7 +361,7 @@ impl LockStore for EtcdStore {
         if !succeeded {
             return Ok(refusal(record));
         }
-        self.discard(record.map_or(0, |kv| kv.lease));
+        self.client.discard(record.map_or(0, |kv| kv.lease));
         Ok(ReleaseOutcome::Done)
     }
 
@@ -381,10 +403,10 @@ impl LockStore for EtcdStore {
         let succeeded = answer.succeeded;
         let record = first_record(answer);
         if !succeeded {
-            self.discard(lease.id);
+            self.client.discard(lease.id);
             return Ok(refusal(record));
         }
-        self.discard(record.map_or(0, |kv| kv.lease));
+        self.client.discard(record.map_or(0, |kv| kv.lease));
         Ok(ReleaseOutcome::Done)
     }
 
@@ -397,10 +419,12 @@ impl LockStore for EtcdStore {
 
     async fn list(&self, prefix: &str) -> Result<Vec<LockInfo>, StoreError> {
         let start = self.path(prefix);
+        // Lock keys only: the lines of waiters sort after every one of them.
+        let range_end = prefix_end(&start).min(self.line_prefix.clone());
         let answer = self
             .client
             .range(RangeRequest {
-                range_end: prefix_end(&start),
+                range_end,
                 key: start,
                 ..RangeRequest::default()
             })
@@ -417,33 +441,32 @@ impl LockStore for EtcdStore {
     async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
         let answer = self.client.delete(delete(&self.path(key))).await?;
         for kv in &answer.prev_kvs {
-            self.discard(kv.lease);
+            self.client.discard(kv.lease);
         }
         Ok(answer.deleted > 0)
     }
 
     async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
-        // Listening before looking: a deletion after the look is on its way to us.
-        let mut released = self.released.subscribe();
-        let path = self.path(key);
-        let released = async {
-            if !self.exists(&path).await? {
-                return Ok(());
-            }
-            loop {
-                match released.recv().await {
-                    Ok(deleted) if deleted == path => return Ok(()),
-                    Ok(_) => {}
-                    // Some deletions were dropped: ours may be among them.
-                    Err(broadcast::error::RecvError::Lagged(_)) => return Ok(()),
-                    Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
-                }
-            }
+        watch::deleted(&self.client, &self.released, &self.path(key), max_wait).await
+    }
+
+    async fn join(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Box<dyn Place>, StoreError> {
+        let (line, line_end) = self.line(key);
+        let waiter = Waiter {
+            client: self.client.clone(),
+            released: self.released.clone(),
+            lock: self.path(key),
+            line,
+            line_end,
+            owner: owner.to_string(),
+            lease_seconds: Self::lease_seconds(ttl),
         };
-        // The look counts against the wait too: the caller's deadline is the caller's.
-        tokio::time::timeout(max_wait, released)
-            .await
-            .unwrap_or(Ok(()))
+        Ok(Box::new(waiter.join().await?))
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -451,6 +474,7 @@ impl LockStore for EtcdStore {
             fencing: true,
             listing: true,
             release_signal: true,
+            queue: true,
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The release signal: one watch per store on the whole lock prefix, reporting deletions only,
-//! relayed to this sidecar's waiters. An unlock, a forced release and an expired lease all
+//! The release signal: one watch per store on the whole lock prefix, lines of waiters
+//! included, reporting deletions only, relayed to this sidecar's waiters. An unlock, a forced release and an expired lease all
 //! delete the key, so all three wake waiters at once. After a broken stream the watch resumes
 //! from the revision after the last one it saw, so no release in between is missed; if etcd has
 //! compacted that history away it resumes from now, and waiters poll meanwhile.
@@ -13,10 +13,41 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 use super::client::Client;
+use super::exists;
+use crate::lock::StoreError;
 use crate::proto::etcd::etcdserverpb::{
     watch_create_request::FilterType, watch_request::RequestUnion, WatchCreateRequest, WatchRequest,
 };
 use crate::proto::etcd::mvccpb::event::EventType;
+
+/// Returns when the key at `path` is deleted (at once if it does not exist), or after
+/// `max_wait`; the look counts against the wait too: the caller's deadline is the caller's.
+pub async fn deleted(
+    client: &Client,
+    released: &broadcast::Sender<Vec<u8>>,
+    path: &[u8],
+    max_wait: Duration,
+) -> Result<(), StoreError> {
+    // Listening before looking: a deletion after the look is on its way to us.
+    let mut released = released.subscribe();
+    let deleted = async {
+        if !exists(client, path).await? {
+            return Ok(());
+        }
+        loop {
+            match released.recv().await {
+                Ok(deleted) if deleted == path => return Ok(()),
+                Ok(_) => {}
+                // Some deletions were dropped: ours may be among them.
+                Err(broadcast::error::RecvError::Lagged(_)) => return Ok(()),
+                Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+            }
+        }
+    };
+    tokio::time::timeout(max_wait, deleted)
+        .await
+        .unwrap_or(Ok(()))
+}
 
 /// Watches `[prefix, range_end)` for deletions and sends each deleted key on `released`. Ends
 /// when the store that owns `client` is gone.

@@ -304,6 +304,7 @@ impl LockStore for RedisStore {
             fencing: true,
             listing: true,
             release_signal: true,
+            queue: false,
         }
     }
 }

@@ -22,6 +22,9 @@
 //!   write anywhere in the ensemble.
 //! - Release signal: a data watch on the holder's node fires when it is deleted (released,
 //!   expired, its session gone) or renewed.
+//! - Line of waiters: a blocking acquire keeps its node, marked waiting, until it is the
+//!   lowest (`line.rs`), so ZooKeeper's sequence numbers serve waiters in arrival order across
+//!   sidecars; a try-lock behind any node withdraws, so it never jumps the line.
 //!
 //! A lock + unlock pair through one sidecar costs two ZooKeeper writes (create, delete; a key's
 //! container node is one more the first time, or after ZooKeeper reaped it) and two reads (the
@@ -29,6 +32,7 @@
 //! write.
 
 mod grants;
+mod line;
 mod names;
 mod record;
 mod session;
@@ -42,10 +46,11 @@ use zookeeper_client::{Acls, CreateMode, Error, MultiReadResult, OneshotWatcher,
 
 use crate::config::Metadata;
 use crate::lock::{
-    Capabilities, Grant, LockInfo, LockStore, ReleaseOutcome, StoreError, TryLockOutcome,
+    Capabilities, Grant, LockInfo, LockStore, Place, ReleaseOutcome, StoreError, TryLockOutcome,
 };
 use crate::stores::StoreInitError;
 use grants::Grants;
+use line::Waiter;
 use names::key_node_of;
 use record::Holder;
 use session::{store_error, Sessions};
@@ -68,6 +73,16 @@ struct Tree {
     root: String,
     acls: Acls<'static>,
     grants: Arc<Grants>,
+}
+
+/// Where a contender's node stands in its key's line.
+enum Standing {
+    /// Lowest: it holds the lock, or may take it.
+    First,
+    /// A live node is ahead of it.
+    Behind,
+    /// Its node is gone: its session ended, or someone deleted it.
+    Gone,
 }
 
 fn busy(key: &str) -> StoreError {
@@ -170,17 +185,13 @@ impl Tree {
     }
 
     /// The first contender of `key`, expired or not; `None` when there is none.
-    async fn first(
-        &self,
-        key: &str,
-        watch: bool,
-    ) -> Result<Option<(Holder, Option<OneshotWatcher>)>, StoreError> {
+    async fn first(&self, key: &str) -> Result<Option<Holder>, StoreError> {
         let key_node = self.key_node(key);
         for _ in 0..MAX_LOOKS {
             let Some((_, path)) = self.first_name(&key_node).await? else {
                 return Ok(None);
             };
-            if let Some(found) = self.read(&path, watch).await? {
+            if let Some((found, _)) = self.read(&path, false).await? {
                 return Ok(Some(found));
             }
             // Gone between the listing and the read: look again.
@@ -190,10 +201,8 @@ impl Tree {
 
     /// The key's holder; an expired one counts as none.
     async fn holder(&self, key: &str) -> Result<Option<Holder>, StoreError> {
-        let first = self.first(key, false).await?;
-        Ok(first
-            .map(|(holder, _)| holder)
-            .filter(|holder| !holder.expired()))
+        let first = self.first(key).await?;
+        Ok(first.filter(|holder| !holder.expired()))
     }
 
     /// Deletes `key`'s node at `path` if its version is still `version` (any version: `None`);
@@ -302,7 +311,7 @@ impl Tree {
         let (sequence, stat) = self.enter(&key_node, &record::data(&owner, ttl)).await?;
         let mine = format!("{key_node}/{}", names::contender(sequence));
         let decided = self.contend(&key, &key_node, sequence).await;
-        if let Ok(true) = decided {
+        if let Ok(Standing::First) = decided {
             let node = Holder::written(&mine, &owner, ttl, stat);
             self.grants.granted(self.sessions.clone(), &key, node);
             return Ok(TryLockOutcome::Granted(Grant {
@@ -318,21 +327,28 @@ impl Tree {
         decided.map(|_| TryLockOutcome::Held)
     }
 
-    /// Whether the contender `mine` is first under `key_node`, after removing expired holders
-    /// ahead of it.
-    async fn contend(&self, key: &str, key_node: &str, mine: i64) -> Result<bool, StoreError> {
+    /// Where the contender `mine` stands under `key_node`, after removing expired holders ahead
+    /// of it.
+    async fn contend(&self, key: &str, key_node: &str, mine: i64) -> Result<Standing, StoreError> {
         for _ in 0..MAX_LOOKS {
-            let Some((sequence, path)) = self.first_name(key_node).await? else {
-                return Ok(false); // even ours is gone: its session ended
+            let children = self.list_children(key_node).await?.unwrap_or_default();
+            if !children
+                .iter()
+                .any(|name| names::sequence(name) == Some(mine))
+            {
+                return Ok(Standing::Gone); // its session ended, or someone deleted it
+            }
+            let Some((sequence, name)) = names::first_contender(&children) else {
+                return Ok(Standing::Gone);
             };
             if sequence == mine {
-                return Ok(true);
+                return Ok(Standing::First);
             }
-            let Some((first, _)) = self.read(&path, false).await? else {
+            let Some((first, _)) = self.read(&format!("{key_node}/{name}"), false).await? else {
                 continue;
             };
             if !first.expired() {
-                return Ok(false);
+                return Ok(Standing::Behind);
             }
             // The holder's expiry passed and its sidecar has not deleted it (hung, cut off, or
             // just slower than us): delete it unless it was renewed meanwhile, and look again.
@@ -340,6 +356,21 @@ impl Tree {
                 .await?;
         }
         Err(busy(key))
+    }
+
+    /// Waits until the node at `path` changes or goes (a release, an expiry by its holder's
+    /// timer, the end of its session, a renewal, a promotion), its expiry passes in case nobody
+    /// deletes it, or `max_wait` runs out; the reads count against `max_wait`.
+    async fn watch(&self, path: &str, max_wait: Duration) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + max_wait;
+        let Some((node, Some(watcher))) = self.read(path, true).await? else {
+            return Ok(()); // gone already
+        };
+        let wait = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .min(node.time_left());
+        let _ = tokio::time::timeout(wait, watcher.changed()).await;
+        Ok(())
     }
 
     /// Runs an owner-checked change (release or renewal) on the key's live holder: first on the
@@ -478,7 +509,7 @@ impl LockStore for ZookeeperStore {
     async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
         let tree = &self.tree;
         for _ in 0..MAX_LOOKS {
-            let Some((first, _)) = tree.first(key, false).await? else {
+            let Some(first) = tree.first(key).await? else {
                 return Ok(false);
             };
             if tree
@@ -492,18 +523,23 @@ impl LockStore for ZookeeperStore {
     }
 
     async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
-        let deadline = tokio::time::Instant::now() + max_wait;
-        let Some((holder, Some(watcher))) = self.tree.first(key, true).await? else {
+        let tree = &self.tree;
+        let started = tokio::time::Instant::now();
+        let Some((_, first)) = tree.first_name(&tree.key_node(key)).await? else {
             return Ok(()); // free already
         };
-        // The node's deletion (release, expiry by its holder's timer, end of its session) or
-        // renewal fires the watch; the expiry bounds the wait in case nobody deletes it, and
-        // the reads above count against max_wait.
-        let wait = deadline
-            .saturating_duration_since(tokio::time::Instant::now())
-            .min(holder.time_left());
-        let _ = tokio::time::timeout(wait, watcher.changed()).await;
-        Ok(())
+        tree.watch(&first, max_wait.saturating_sub(started.elapsed()))
+            .await
+    }
+
+    async fn join(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Box<dyn Place>, StoreError> {
+        let waiter = Waiter::join(self.tree.clone(), key, owner, ttl).await?;
+        Ok(Box::new(waiter))
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -511,6 +547,7 @@ impl LockStore for ZookeeperStore {
             fencing: true,
             listing: true,
             release_signal: true,
+            queue: true,
         }
     }
 }

@@ -92,6 +92,16 @@ pub fn first_contender(children: &[String]) -> Option<(i64, &str)> {
         .min()
 }
 
+/// The contender just ahead of the one with sequence `mine` among `children`: the node it
+/// waits for. `None` when it is first, or not among them.
+pub fn predecessor(children: &[String], mine: i64) -> Option<(i64, &str)> {
+    children
+        .iter()
+        .filter_map(|name| Some((sequence(name)?, name.as_str())))
+        .filter(|(sequence, _)| *sequence < mine)
+        .max()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +148,9 @@ mod tests {
             .to_vec();
         assert_eq!(first_contender(&children), Some((9, "lock-0000000009")));
         assert_eq!(first_contender(&[]), None);
+        assert_eq!(predecessor(&children, 12), Some((9, "lock-0000000009")));
+        assert_eq!(predecessor(&children, 20), Some((12, "lock-0000000012")));
+        assert_eq!(predecessor(&children, 9), None);
         assert_eq!(contender_prefix("/dlock/k"), "/dlock/k/lock-");
         assert_eq!(key_node_of("/dlock/k/lock-0000000007"), "/dlock/k");
     }

@@ -2,9 +2,16 @@
 //!
 //! The node's data is JSON, readable with zkCli: `{"owner":"…","expiryMs":30000}`. The lock
 //! expires `expiryMs` after the node's `mtime`, the time the ZooKeeper leader stamped on the
-//! node's creation or last renewal (a renewal is a `setData`, which restamps it). Expiry is thus
+//! node's creation or last write (a renewal is a `setData`, which restamps it). Expiry is thus
 //! measured from the ensemble's clock; sidecars compare it with their own wall clock, so their
 //! clocks must agree with the leader's to well within a lock's expiry (NTP does).
+//!
+//! A blocking acquire's node waits in line first, marked `"waiting":true`. A waiting node
+//! never expires (its sidecar's session bounds it): its mtime is only its arrival. Once it is
+//! the lowest node its sidecar promotes it with a conditional `setData` of the plain data, which
+//! restamps the mtime, so the lock's expiry counts from the grant. A waiting node that is the
+//! lowest stands for a grant on its way: it is reported as held by its owner, for its whole
+//! expiry, because no one else can take the lock before it and its promotion is one write away.
 
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,6 +27,8 @@ struct Data<'a> {
     owner: Cow<'a, str>,
     #[serde(rename = "expiryMs")]
     expiry_ms: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    waiting: bool,
 }
 
 fn expiry_ms(ttl: Duration) -> u64 {
@@ -28,9 +37,23 @@ fn expiry_ms(ttl: Duration) -> u64 {
 
 /// The data of a node for `owner`, expiring `ttl` after it is written.
 pub fn data(owner: &str, ttl: Duration) -> Vec<u8> {
+    encode(owner, ttl, false)
+}
+
+/// The data of a node for `owner` waiting in line, for a lock of `ttl` once granted.
+pub fn waiting(owner: &str, ttl: Duration) -> Vec<u8> {
+    encode(owner, ttl, true)
+}
+
+fn encode(owner: &str, ttl: Duration, waiting: bool) -> Vec<u8> {
     let owner = Cow::Borrowed(owner);
     let expiry_ms = expiry_ms(ttl);
-    serde_json::to_vec(&Data { owner, expiry_ms }).expect("plain JSON")
+    serde_json::to_vec(&Data {
+        owner,
+        expiry_ms,
+        waiting,
+    })
+    .expect("plain JSON")
 }
 
 /// A contender's node as read or written: where it is, whose it is, and its stat.
@@ -39,6 +62,8 @@ pub struct Holder {
     pub path: String,
     pub owner: String,
     expiry_ms: u64,
+    /// Still waiting in line: not (yet) a grant.
+    pub waiting: bool,
     pub stat: Stat,
 }
 
@@ -53,6 +78,7 @@ impl Holder {
             path: path.to_string(),
             owner: parsed.owner.into_owned(),
             expiry_ms: parsed.expiry_ms,
+            waiting: parsed.waiting,
             stat,
         })
     }
@@ -63,12 +89,17 @@ impl Holder {
             path: path.to_string(),
             owner: owner.to_string(),
             expiry_ms: expiry_ms(ttl),
+            waiting: false,
             stat,
         }
     }
 
-    /// The time left before the lock expires; zero once it has.
+    /// The time left before the lock expires; zero once it has. A waiting node's whole
+    /// expiry is ahead of it.
     pub fn time_left(&self) -> Duration {
+        if self.waiting {
+            return Duration::from_millis(self.expiry_ms);
+        }
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
@@ -127,6 +158,21 @@ mod tests {
         assert!(old.expired());
         let written = Holder::written("/n", "o", Duration::from_secs(10), stat(now_ms()));
         assert!(written.time_left() > Duration::from_secs(9));
+    }
+
+    #[test]
+    fn a_waiting_node_never_expires() {
+        let data = waiting("w", Duration::from_secs(10));
+        assert_eq!(
+            std::str::from_utf8(&data).unwrap(),
+            r#"{"owner":"w","expiryMs":10000,"waiting":true}"#
+        );
+        let old = Holder::parse("/n", &data, stat(now_ms() - 60_000)).unwrap();
+        assert!(old.waiting);
+        assert!(!old.expired());
+        assert_eq!(old.time_left(), Duration::from_secs(10));
+        let granted = Holder::parse("/n", &super::data("w", Duration::from_secs(10)), stat(0));
+        assert!(!granted.unwrap().waiting);
     }
 
     #[test]

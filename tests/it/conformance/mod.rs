@@ -8,6 +8,7 @@ pub mod failures;
 pub mod keys;
 pub mod names;
 pub mod renewal;
+pub mod store_line;
 pub mod try_unlock;
 
 /// Instantiates every conformance test for one backend, as a module of its own.
@@ -74,6 +75,18 @@ macro_rules! conformance_suite {
             #[tokio::test]
             async fn c9_release_on_another_sidecar_wakes_a_waiter() {
                 blocking::release_on_another_sidecar_wakes_a_waiter(BACKEND).await;
+            }
+            #[tokio::test]
+            async fn c9_arrival_order_across_sidecars() {
+                store_line::arrival_order_across_sidecars(BACKEND).await;
+            }
+            #[tokio::test]
+            async fn c9_waiters_that_give_up_leave_the_line() {
+                store_line::waiters_that_give_up_leave_the_line(BACKEND).await;
+            }
+            #[tokio::test]
+            async fn c9_a_dead_sidecars_waiter_is_skipped() {
+                store_line::a_dead_sidecars_waiter_is_skipped(BACKEND).await;
             }
             #[tokio::test]
             async fn c10_renewal() {

@@ -1,0 +1,219 @@
+//! A blocking acquire's place in a key's line of waiters: a key of its own under the line's
+//! range, holding the owner, ordered among every sidecar's waiters by its create revision.
+//!
+//! Each waiter's key is attached to a lease of its own (`WAITER_LEASE`) that this sidecar
+//! keeps alive while the waiter waits, so the key of a waiter whose sidecar died goes with
+//! the lease, within its TTL. The first waiter takes the lock with one transaction: put the
+//! lock key (on a lease of the lock's expiry) and delete its own waiter key, only if the lock
+//! key is absent, its waiter key is still the one it made, and no waiter key in the line is
+//! older than it. A waiter watches only the key just ahead of it, or the lock key once it is
+//! first (`watch::deleted`). Leaving revokes the waiter's lease, which deletes its key, and the
+//! lease of a grant whose answer never arrived, which deletes the lock it may have taken.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+use tokio::task::AbortHandle;
+
+use super::client::Client;
+use super::{absent, compare, exists, put, watch};
+use crate::lock::{Grant, Place, StoreError, TryLockOutcome};
+use crate::proto::etcd::etcdserverpb::{
+    compare::{CompareResult, CompareTarget, TargetUnion},
+    request_op::Request as Op,
+    Compare, DeleteRangeRequest, RangeRequest, RequestOp, TxnRequest,
+};
+
+/// The TTL of a waiter's lease, in seconds (etcd may grant more: its minimum). A dead
+/// sidecar's waiter holds up the line at most this long; the sidecar renews the lease three
+/// times per TTL while the waiter waits.
+const WAITER_LEASE: i64 = 3;
+
+/// What a waiter waits for: a key in a line.
+pub struct Waiter {
+    pub client: Arc<Client>,
+    pub released: broadcast::Sender<Vec<u8>>,
+    /// The lock key.
+    pub lock: Vec<u8>,
+    /// The range of the key's waiters.
+    pub line: Vec<u8>,
+    pub line_end: Vec<u8>,
+    pub owner: String,
+    /// The lock's expiry, as the lease a grant gets.
+    pub lease_seconds: i64,
+}
+
+/// A waiter in line.
+pub struct Waiting {
+    waiter: Waiter,
+    entry: Entry,
+    /// The waiter key just ahead, as last seen; `None` when first.
+    ahead: Option<Vec<u8>>,
+    /// The lease of a grant under way, until its transaction answered.
+    grant_lease: i64,
+}
+
+/// A waiter's key in the line, and the task keeping its lease alive.
+struct Entry {
+    key: Vec<u8>,
+    lease: i64,
+    /// The revision that created the key: the waiter's place.
+    revision: i64,
+    keeper: AbortHandle,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.keeper.abort();
+    }
+}
+
+impl Waiter {
+    /// Puts the waiter's key at the end of the line.
+    pub async fn join(self) -> Result<Waiting, StoreError> {
+        let entry = self.enter().await?;
+        Ok(Waiting {
+            waiter: self,
+            entry,
+            ahead: None,
+            grant_lease: 0,
+        })
+    }
+
+    async fn enter(&self) -> Result<Entry, StoreError> {
+        let lease = self.client.grant(WAITER_LEASE).await?;
+        let mut key = self.line.clone();
+        key.extend_from_slice(format!("{:016x}", lease.id).as_bytes());
+        let answer = self
+            .client
+            .txn(TxnRequest {
+                compare: Vec::new(),
+                success: vec![put(&key, &self.owner, lease.id)],
+                failure: Vec::new(),
+            })
+            .await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(error) => {
+                self.client.discard(lease.id);
+                return Err(error);
+            }
+        };
+        let client = self.client.clone();
+        let every = Duration::from_secs(lease.ttl.max(1) as u64) / 3;
+        let keeper = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match client.keep_alive(lease.id).await {
+                    Ok(ttl) if ttl <= 0 => return, // gone: the waiter sees its key missing
+                    Ok(_) => {}
+                    Err(error) => tracing::debug!("a waiter's lease was not renewed: {error}"),
+                }
+            }
+        });
+        Ok(Entry {
+            key,
+            lease: lease.id,
+            revision: answer.header.map_or(0, |h| h.revision),
+            keeper: keeper.abort_handle(),
+        })
+    }
+}
+
+impl Waiting {
+    /// Puts the lock key for the owner if this waiter is first and the lock is free, deleting
+    /// the waiter's key, in one transaction.
+    async fn take(&mut self) -> Result<TryLockOutcome, StoreError> {
+        let (waiter, entry) = (&self.waiter, &self.entry);
+        let lease = waiter.client.grant(waiter.lease_seconds).await?;
+        self.grant_lease = lease.id;
+        let nobody_ahead = Compare {
+            result: CompareResult::Greater as i32,
+            range_end: waiter.line_end.clone(),
+            ..compare(
+                &waiter.line,
+                CompareTarget::Create,
+                TargetUnion::CreateRevision(entry.revision - 1),
+            )
+        };
+        let still_mine = compare(
+            &entry.key,
+            CompareTarget::Create,
+            TargetUnion::CreateRevision(entry.revision),
+        );
+        let leave_line = RequestOp {
+            request: Some(Op::RequestDeleteRange(DeleteRangeRequest {
+                key: entry.key.clone(),
+                range_end: Vec::new(),
+                prev_kv: false,
+            })),
+        };
+        let answer = waiter
+            .client
+            .txn(TxnRequest {
+                compare: vec![absent(&waiter.lock), still_mine, nobody_ahead],
+                success: vec![put(&waiter.lock, &waiter.owner, lease.id), leave_line],
+                failure: Vec::new(),
+            })
+            .await?;
+        self.grant_lease = 0;
+        if !answer.succeeded {
+            waiter.client.discard(lease.id);
+            return Ok(TryLockOutcome::Held);
+        }
+        waiter.client.discard(entry.lease);
+        Ok(TryLockOutcome::Granted(Grant {
+            fencing_token: answer.header.map(|h| h.revision as u64),
+        }))
+    }
+}
+
+#[async_trait]
+impl Place for Waiting {
+    async fn try_take(&mut self) -> Result<TryLockOutcome, StoreError> {
+        let waiter = &self.waiter;
+        // Reads first: a waiter that is not first, or a held lock, costs etcd no write.
+        let line = waiter
+            .client
+            .range(RangeRequest {
+                key: waiter.line.clone(),
+                range_end: waiter.line_end.clone(),
+                keys_only: true,
+                ..RangeRequest::default()
+            })
+            .await?;
+        if !line.kvs.iter().any(|kv| kv.key == self.entry.key) {
+            tracing::warn!("a waiter's lease ended (etcd out of reach?): it joins the line again");
+            self.entry = waiter.enter().await?;
+            return Ok(TryLockOutcome::Held);
+        }
+        self.ahead = line
+            .kvs
+            .into_iter()
+            .filter(|kv| kv.create_revision < self.entry.revision)
+            .max_by_key(|kv| kv.create_revision)
+            .map(|kv| kv.key);
+        if self.ahead.is_some() || exists(&waiter.client, &waiter.lock).await? {
+            return Ok(TryLockOutcome::Held);
+        }
+        self.take().await
+    }
+
+    async fn wait_turn(&mut self, max_wait: Duration) -> Result<(), StoreError> {
+        let waiter = &self.waiter;
+        let awaited = self.ahead.as_deref().unwrap_or(&waiter.lock);
+        watch::deleted(&waiter.client, &waiter.released, awaited, max_wait).await
+    }
+
+    async fn leave(self: Box<Self>) {
+        for lease in [self.entry.lease, self.grant_lease] {
+            if lease != 0 {
+                if let Err(error) = self.waiter.client.revoke(lease).await {
+                    tracing::debug!("lease {lease:x} of a waiter left to expire: {error}");
+                }
+            }
+        }
+    }
+}
