@@ -4,6 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use dlock::cli::connect::Locks;
+use tokio::sync::mpsc::UnboundedSender;
+
 use crate::api::{Api, Protocol, SUCCESS};
 use crate::backend::{unique, Backend};
 use crate::locks::{acquire, request};
@@ -49,6 +52,28 @@ pub async fn wait_bounds(backend: Backend) {
     assert!(started.elapsed() < Duration::from_millis(400) + MARGIN);
 }
 
+/// Waiter `i` of an arrival-order test: acquires as `waiter-{i}`, reports `i` once served,
+/// holds the lock a moment and releases it.
+pub async fn served_in_turn(
+    locks: Locks,
+    api: Api,
+    key: String,
+    i: usize,
+    order: UnboundedSender<usize>,
+) {
+    let owner = format!("waiter-{i}");
+    let got = acquire(&locks, &key, &owner, 30, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert!(got.is_some(), "{owner} timed out");
+    order.send(i).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &key, &owner).await,
+        Ok(SUCCESS)
+    );
+}
+
 pub async fn first_come_first_served(backend: Backend) {
     let sidecar = backend.sidecar("app", &[("store", None)]);
     let locks = sidecar.locks().await;
@@ -64,19 +89,7 @@ pub async fn first_come_first_served(backend: Backend) {
     for i in 0..4 {
         let (locks, api, key, order_tx) =
             (locks.clone(), api.clone(), key.clone(), order_tx.clone());
-        waiters.push(tokio::spawn(async move {
-            let owner = format!("waiter-{i}");
-            let got = acquire(&locks, &key, &owner, 30, Duration::from_secs(20))
-                .await
-                .unwrap();
-            assert!(got.is_some(), "{owner} timed out");
-            order_tx.send(i).unwrap();
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            assert_eq!(
-                api.unlock(Protocol::Grpc, "store", &key, &owner).await,
-                Ok(SUCCESS)
-            );
-        }));
+        waiters.push(tokio::spawn(served_in_turn(locks, api, key, i, order_tx)));
         // Each waiter is in line before the next arrives.
         tokio::time::sleep(Duration::from_millis(150)).await;
     }

@@ -16,6 +16,8 @@ use crate::backend::{unique, Backend};
 use crate::harness::Sidecar;
 use crate::locks::acquire;
 
+use super::blocking::served_in_turn;
+
 /// How soon a line moves past a waiter that gave up: a leave is one delete, so well under
 /// any session timeout or lease.
 const PROMPTLY: Duration = Duration::from_millis(500);
@@ -77,19 +79,7 @@ pub async fn arrival_order_across_sidecars(backend: Backend) {
             key.clone(),
             order_tx.clone(),
         );
-        waiters.push(tokio::spawn(async move {
-            let owner = format!("waiter-{i}");
-            let got = acquire(&locks, &key, &owner, 30, Duration::from_secs(20))
-                .await
-                .unwrap();
-            assert!(got.is_some(), "{owner} timed out");
-            order_tx.send(i).unwrap();
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            assert_eq!(
-                api.unlock(Protocol::Grpc, "store", &key, &owner).await,
-                Ok(SUCCESS)
-            );
-        }));
+        waiters.push(tokio::spawn(served_in_turn(locks, api, key, i, order_tx)));
         tokio::time::sleep(APART).await;
     }
     // Released through the first sidecar, whose own waiters came first and fourth.
