@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use dlock::cli::connect::Locks;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::task::JoinHandle;
 
 use crate::api::{Api, Protocol, SUCCESS};
 use crate::backend::{unique, Backend};
@@ -74,6 +75,21 @@ pub async fn served_in_turn(
     );
 }
 
+/// The order in which the `served_in_turn` waiters were served, once all are done.
+pub async fn served_order(
+    waiters: Vec<JoinHandle<()>>,
+    mut order: UnboundedReceiver<usize>,
+) -> Vec<usize> {
+    for waiter in waiters {
+        waiter.await.unwrap();
+    }
+    let mut served = Vec::new();
+    while let Ok(i) = order.try_recv() {
+        served.push(i);
+    }
+    served
+}
+
 pub async fn first_come_first_served(backend: Backend) {
     let sidecar = backend.sidecar("app", &[("store", None)]);
     let locks = sidecar.locks().await;
@@ -84,7 +100,7 @@ pub async fn first_come_first_served(backend: Backend) {
         .unwrap()
         .is_some());
 
-    let (order_tx, mut order) = tokio::sync::mpsc::unbounded_channel();
+    let (order_tx, order) = tokio::sync::mpsc::unbounded_channel();
     let mut waiters = Vec::new();
     for i in 0..4 {
         let (locks, api, key, order_tx) =
@@ -97,13 +113,7 @@ pub async fn first_come_first_served(backend: Backend) {
         api.unlock(Protocol::Grpc, "store", &key, "holder").await,
         Ok(SUCCESS)
     );
-    for waiter in waiters {
-        waiter.await.unwrap();
-    }
-    let mut served = Vec::new();
-    while let Ok(i) = order.try_recv() {
-        served.push(i);
-    }
+    let served = served_order(waiters, order).await;
     assert_eq!(served, [0, 1, 2, 3]);
 }
 

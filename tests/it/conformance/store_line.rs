@@ -16,7 +16,7 @@ use crate::backend::{unique, Backend};
 use crate::harness::Sidecar;
 use crate::locks::acquire;
 
-use super::blocking::served_in_turn;
+use super::blocking::{served_in_turn, served_order};
 
 /// How soon a line moves past a waiter that gave up: a leave is one delete, so well under
 /// any session timeout or lease.
@@ -69,7 +69,7 @@ pub async fn arrival_order_across_sidecars(backend: Backend) {
 
     // Five waiters arrive in order, spread over the three sidecars; each, once served, holds
     // the lock a moment and releases it through its own sidecar.
-    let (order_tx, mut order) = tokio::sync::mpsc::unbounded_channel();
+    let (order_tx, order) = tokio::sync::mpsc::unbounded_channel();
     let mut waiters = Vec::new();
     for i in 0..5 {
         let at = i % sidecars.len();
@@ -89,13 +89,7 @@ pub async fn arrival_order_across_sidecars(backend: Backend) {
             .await,
         Ok(SUCCESS)
     );
-    for waiter in waiters {
-        waiter.await.unwrap();
-    }
-    let mut served = Vec::new();
-    while let Ok(i) = order.try_recv() {
-        served.push(i);
-    }
+    let served = served_order(waiters, order).await;
     assert_eq!(served, [0, 1, 2, 3, 4], "served out of arrival order");
 }
 
