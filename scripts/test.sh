@@ -4,6 +4,12 @@
 # formatting and lints, unit tests, and the integration suite (tests/it), which starts real
 # dlockd sidecars on loopback ports of their own and drives them with dlock and the official
 # Dapr SDKs. Anything it starts lives under target/ and is stopped when the tests end.
+#
+#   scripts/test.sh                 everything, as CI runs it
+#   scripts/test.sh FILTER…         the quick loop: the same servers, then only the
+#                                   integration tests matching FILTER (cargo test's filter,
+#                                   e.g. `contract::redis` or `conformance::etcd::c7`), without
+#                                   the fmt and clippy checks
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,16 +33,20 @@ fi
 scripts/install-sdks.sh >/dev/null
 
 # --- Checks --------------------------------------------------------------------------
-say "cargo fmt --check"
-cargo fmt --all -- --check
-say "cargo clippy"
-cargo clippy --locked --all-targets -- -D warnings
+if (($# == 0)); then
+  say "cargo fmt --check"
+  cargo fmt --all -- --check
+  say "cargo clippy"
+  cargo clippy --locked --all-targets -- -D warnings
+fi
 
 # --- Servers the tests share ------------------------------------------------------------
 # Each on a loopback port of its own, its data under target/test-servers, stopped on exit.
 # Tests that stop a server mid-test start a private one instead (they find the binaries
 # through the DLOCK_TEST_*_SERVER variables).
 servers="$root/target/test-servers"
+# Two checkouts testing at once on one machine each set a different DLOCK_TEST_PORT_OFFSET.
+offset="${DLOCK_TEST_PORT_OFFSET:-0}"
 rm -rf "$servers" && mkdir -p "$servers"
 pids=()
 stop_servers() {
@@ -64,12 +74,12 @@ start_redis() {
   exit 1
 }
 
-redis_port=16379
+redis_port=$((16379 + offset))
 say "redis-server on 127.0.0.1:$redis_port"
 start_redis redis "$redis_port"
 export DLOCK_TEST_REDIS="127.0.0.1:$redis_port"
 
-cluster_ports=(16381 16382 16383)
+cluster_ports=($((16381 + offset)) $((16382 + offset)) $((16383 + offset)))
 say "Redis Cluster on 127.0.0.1:${cluster_ports[*]}"
 cluster=()
 for port in "${cluster_ports[@]}"; do
@@ -97,8 +107,8 @@ export DLOCK_TEST_REDIS_SERVER DLOCK_TEST_REDIS_CLI
 # (1.5 election timeouts, rounded up), which the suite's one-second expiries need; with etcd's
 # default (1 s) the minimum is 2 s. The Debian package may also start a system etcd on 2379:
 # it is never used.
-etcd_port=12379
-etcd_peer_port=12380
+etcd_port=$((12379 + offset))
+etcd_peer_port=$((12380 + offset))
 say "etcd on 127.0.0.1:$etcd_port"
 mkdir -p "$servers/etcd"
 pids+=("$servers/etcd/etcd.pid")
@@ -124,7 +134,7 @@ DLOCK_TEST_ETCDCTL="$(command -v etcdctl)"
 export DLOCK_TEST_ETCD_SERVER DLOCK_TEST_ETCDCTL
 
 # ZooKeeper, standalone, from Debian's package; a tick of 500 ms allows sessions down to 1 s.
-zookeeper_port=12181
+zookeeper_port=$((12181 + offset))
 say "zookeeper on 127.0.0.1:$zookeeper_port"
 mkdir -p "$servers/zookeeper/data"
 pids+=("$servers/zookeeper/zookeeper.pid")
@@ -161,7 +171,12 @@ export DLOCK_TEST_ZOOKEEPER_SERVER="$root/scripts/zookeeper-server.sh"
 # --- Tests ---------------------------------------------------------------------------
 # The SDK tests find the venv's Python here; a missing SDK fails them, never skips them.
 export DLOCK_TEST_PYTHON="$root/target/sdk/venv/bin/python"
-say "cargo test"
 # No exec: the trap above stops the servers when the tests end.
 # Bounded, so that a hung test fails the run with its output instead of outlasting CI's limit.
-timeout --kill-after 30s 60m cargo test --locked --all-targets
+if (($# == 0)); then
+  say "cargo test"
+  timeout --kill-after 30s 60m cargo test --locked --all-targets
+else
+  say "cargo test --test it -- $*"
+  timeout --kill-after 30s 60m cargo test --locked --test it -- "$@"
+fi

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{auth, Sidecar};
 use crate::lock::session::Started;
-use crate::lock::{ApiError, ErrorKind, Grant, HeldLock, ReleaseOutcome};
+use crate::lock::{ApiError, ErrorKind, Grant, HeldLock, OwnerChecked};
 use crate::proto::dlock::hold_event::Event;
 use crate::proto::dlock::hold_request::Action;
 use crate::proto::dlock::locks_server::Locks;
@@ -76,11 +76,11 @@ pub fn acquired(grant: Option<Grant>) -> AcquireResponse {
     }
 }
 
-pub fn lock_status(outcome: ReleaseOutcome) -> LockStatus {
+pub fn lock_status(outcome: OwnerChecked) -> LockStatus {
     match outcome {
-        ReleaseOutcome::Done => LockStatus::Success,
-        ReleaseOutcome::NotHeld => LockStatus::LockDoesNotExist,
-        ReleaseOutcome::HeldByOther => LockStatus::LockBelongsToOthers,
+        OwnerChecked::Applied => LockStatus::Success,
+        OwnerChecked::NotHeld => LockStatus::LockDoesNotExist,
+        OwnerChecked::HeldByOther => LockStatus::LockBelongsToOthers,
     }
 }
 

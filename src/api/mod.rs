@@ -12,7 +12,7 @@ pub mod locks_http;
 pub mod metadata;
 pub mod server;
 
-use crate::lock::{LockService, ReleaseOutcome};
+use crate::lock::{LockService, OwnerChecked};
 use crate::proto::dapr::unlock_response::Status;
 
 /// Everything a request handler needs, shared by both front doors.
@@ -26,10 +26,10 @@ pub struct Sidecar {
 }
 
 /// Dapr's unlock status for a release outcome (both doors answer it).
-pub fn unlock_status(outcome: ReleaseOutcome) -> Status {
+pub fn unlock_status(outcome: OwnerChecked) -> Status {
     match outcome {
-        ReleaseOutcome::Done => Status::Success,
-        ReleaseOutcome::NotHeld => Status::LockDoesNotExist,
-        ReleaseOutcome::HeldByOther => Status::LockBelongsToOthers,
+        OwnerChecked::Applied => Status::Success,
+        OwnerChecked::NotHeld => Status::LockDoesNotExist,
+        OwnerChecked::HeldByOther => Status::LockBelongsToOthers,
     }
 }

@@ -1,4 +1,4 @@
-//! A blocking acquire's place in a store's own line of waiters (`Capabilities::queue`), and
+//! A blocking acquire's place in a store's own line of waiters (`Capabilities::line`), and
 //! the one rule that keeps such a line moving: a waiter that gives up leaves it at once.
 //!
 //! Giving up comes in two forms: the wait runs out, or the client disconnects and the API

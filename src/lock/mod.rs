@@ -16,5 +16,5 @@ pub use key::KeyPrefix;
 pub use registry::{LoadedStore, Registry};
 pub use service::{HeldLock, LockService};
 pub use store::{
-    Capabilities, Grant, LockInfo, LockStore, Place, ReleaseOutcome, StoreError, TryLockOutcome,
+    Capabilities, Grant, LockInfo, LockStore, OwnerChecked, Place, StoreError, TryLockOutcome,
 };

@@ -3,7 +3,7 @@
 //! blocking acquire, renewal, inspection, listing, force release.
 //!
 //! A blocking acquire waits in a line: the store's own (`line.rs`) where the store keeps one
-//! (`Capabilities::queue`), so waiters are served in arrival order across sidecars; otherwise
+//! (`Capabilities::line`), so waiters are served in arrival order across sidecars; otherwise
 //! this sidecar's waiting room (`waiting.rs`), in arrival order among this sidecar's waiters.
 
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::line::InLine;
 use super::waiting::WaitingRoom;
 use super::{
-    ApiError, ErrorKind, Grant, LoadedStore, LockInfo, Operation, Registry, ReleaseOutcome,
+    ApiError, ErrorKind, Grant, LoadedStore, LockInfo, Operation, OwnerChecked, Registry,
     TryLockOutcome,
 };
 
@@ -77,7 +77,7 @@ impl LockService {
         store_name: &str,
         resource_id: &str,
         lock_owner: &str,
-    ) -> Result<ReleaseOutcome, ApiError> {
+    ) -> Result<OwnerChecked, ApiError> {
         let op = Operation::Unlock;
         let (store, key) = self.locate(op, store_name, resource_id, Some(lock_owner))?;
         self.release(store, &key, lock_owner).await
@@ -90,13 +90,13 @@ impl LockService {
         store: &LoadedStore,
         key: &str,
         lock_owner: &str,
-    ) -> Result<ReleaseOutcome, ApiError> {
+    ) -> Result<OwnerChecked, ApiError> {
         let outcome = store
             .store
             .unlock(key, lock_owner)
             .await
             .map_err(|e| ApiError::failed(Operation::Unlock, e))?;
-        if outcome == ReleaseOutcome::Done {
+        if outcome == OwnerChecked::Applied {
             self.waiting.released(key);
         }
         Ok(outcome)
@@ -128,7 +128,7 @@ impl LockService {
         let deadline = now
             .checked_add(wait)
             .unwrap_or(now + Duration::from_secs(u32::MAX.into()));
-        if store.store.capabilities().queue {
+        if store.store.capabilities().line {
             return self
                 .acquire_in_store_line(store, &key, lock_owner, ttl, deadline)
                 .await;
@@ -211,7 +211,7 @@ impl LockService {
         resource_id: &str,
         lock_owner: &str,
         expiry_in_seconds: i32,
-    ) -> Result<ReleaseOutcome, ApiError> {
+    ) -> Result<OwnerChecked, ApiError> {
         let ttl = expiry(store_name, expiry_in_seconds)?;
         let op = Operation::Renew;
         let (store, key) = self.locate(op, store_name, resource_id, Some(lock_owner))?;

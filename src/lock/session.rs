@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{ApiError, Grant, LoadedStore, LockService, Operation, ReleaseOutcome};
+use super::{ApiError, Grant, LoadedStore, LockService, Operation, OwnerChecked};
 
 /// A lock held for a client.
 pub struct Session<'a> {
@@ -83,11 +83,11 @@ impl Session<'_> {
                 .renew(&self.key, &self.owner, self.ttl)
                 .await
             {
-                Ok(ReleaseOutcome::Done) => confirmed_until = Instant::now() + self.ttl,
-                Ok(ReleaseOutcome::NotHeld) => {
+                Ok(OwnerChecked::Applied) => confirmed_until = Instant::now() + self.ttl,
+                Ok(OwnerChecked::NotHeld) => {
                     return "the lock expired or was released by force".into();
                 }
-                Ok(ReleaseOutcome::HeldByOther) => {
+                Ok(OwnerChecked::HeldByOther) => {
                     return "the lock expired and another owner holds it".into();
                 }
                 Err(error) if Instant::now() >= confirmed_until => {
@@ -103,7 +103,7 @@ impl Session<'_> {
     }
 
     /// Releases the lock (if still ours) and ends the session.
-    pub async fn release(self) -> Result<ReleaseOutcome, ApiError> {
+    pub async fn release(self) -> Result<OwnerChecked, ApiError> {
         self.service
             .release(self.store, &self.key, &self.owner)
             .await

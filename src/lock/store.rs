@@ -25,12 +25,12 @@ pub enum TryLockOutcome {
     Held,
 }
 
-/// The answer to an owner-checked release or renewal; the numbering follows Dapr's
-/// `UnlockResponse.Status`.
+/// The answer to an owner-checked change (a release or a renewal); the numbering follows
+/// Dapr's `UnlockResponse.Status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReleaseOutcome {
-    /// The owner held the key; it is now released (or renewed).
-    Done,
+pub enum OwnerChecked {
+    /// The owner held the key, and the change was applied: it is now released, or renewed.
+    Applied,
     /// Nobody holds the key.
     NotHeld,
     /// Another owner holds the key; nothing changed.
@@ -56,10 +56,11 @@ pub struct Capabilities {
     pub listing: bool,
     /// The store tells waiters when a key is released; without it they poll with backoff.
     pub release_signal: bool,
-    /// The store keeps its own line of waiters per key (`LockStore::join`), so blocking
-    /// acquires are served in arrival order across sidecars; without it each sidecar keeps its
-    /// own line, and across sidecars whoever retries first after a release wins.
-    pub queue: bool,
+    /// The store keeps its own line of waiters per key (`LockStore::join`; `WAIT_QUEUE` on the
+    /// wire), so blocking acquires are served in arrival order across sidecars; without it each
+    /// sidecar keeps its own line, and across sidecars whoever retries first after a release
+    /// wins.
+    pub line: bool,
 }
 
 impl Capabilities {
@@ -69,7 +70,7 @@ impl Capabilities {
             (self.fencing, "FENCING"),
             (self.listing, "LISTING"),
             (self.release_signal, "RELEASE_SIGNAL"),
-            (self.queue, "WAIT_QUEUE"),
+            (self.line, "WAIT_QUEUE"),
         ]
         .into_iter()
         .filter(|(on, _)| *on)
@@ -106,7 +107,7 @@ pub trait LockStore: Send + Sync + 'static {
     ) -> Result<TryLockOutcome, StoreError>;
 
     /// Releases `key` if `owner` holds it.
-    async fn unlock(&self, key: &str, owner: &str) -> Result<ReleaseOutcome, StoreError>;
+    async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError>;
 
     /// Extends `key`'s expiry to `ttl` from now if `owner` still holds it.
     async fn renew(
@@ -114,7 +115,7 @@ pub trait LockStore: Send + Sync + 'static {
         key: &str,
         owner: &str,
         ttl: Duration,
-    ) -> Result<ReleaseOutcome, StoreError>;
+    ) -> Result<OwnerChecked, StoreError>;
 
     /// Who holds `key` now; `None` when it is free.
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError>;
@@ -134,7 +135,7 @@ pub trait LockStore: Send + Sync + 'static {
     }
 
     /// Joins the end of the store's own line of waiters for `key`, where
-    /// `Capabilities::queue` says it has one. The core drives the place it answers (see
+    /// `Capabilities::line` says it has one. The core drives the place it answers (see
     /// `Place`) and leaves the line for a waiter that gives up.
     async fn join(
         &self,
@@ -180,14 +181,14 @@ mod tests {
             fencing: true,
             listing: true,
             release_signal: true,
-            queue: true,
+            line: true,
         };
         assert_eq!(
             all.names(),
             ["FENCING", "LISTING", "RELEASE_SIGNAL", "WAIT_QUEUE"]
         );
         let some = Capabilities {
-            queue: true,
+            line: true,
             ..Capabilities::default()
         };
         assert_eq!(some.names(), ["WAIT_QUEUE"]);

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use crate::lock::{
-    Capabilities, Grant, LockInfo, LockStore, ReleaseOutcome, StoreError, TryLockOutcome,
+    Capabilities, Grant, LockInfo, LockStore, OwnerChecked, StoreError, TryLockOutcome,
 };
 
 const SHARDS: usize = 64;
@@ -116,18 +116,18 @@ impl MemoryStore {
         key: &str,
         owner: &str,
         change: impl FnOnce(&mut HashMap<String, Held>),
-    ) -> ReleaseOutcome {
+    ) -> OwnerChecked {
         let shard = self.shard(key);
         let mut locks = Self::locks(shard);
         match locks.get(key) {
             Some(held) if held.is_live(Instant::now()) => {
                 if held.owner != owner {
-                    return ReleaseOutcome::HeldByOther;
+                    return OwnerChecked::HeldByOther;
                 }
                 change(&mut locks);
-                ReleaseOutcome::Done
+                OwnerChecked::Applied
             }
-            _ => ReleaseOutcome::NotHeld,
+            _ => OwnerChecked::NotHeld,
         }
     }
 }
@@ -178,11 +178,11 @@ impl LockStore for MemoryStore {
         }))
     }
 
-    async fn unlock(&self, key: &str, owner: &str) -> Result<ReleaseOutcome, StoreError> {
+    async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
         let outcome = self.with_owned(key, owner, |locks| {
             locks.remove(key);
         });
-        if outcome == ReleaseOutcome::Done {
+        if outcome == OwnerChecked::Applied {
             self.shard(key).released.notify_waiters();
         }
         Ok(outcome)
@@ -193,7 +193,7 @@ impl LockStore for MemoryStore {
         key: &str,
         owner: &str,
         ttl: Duration,
-    ) -> Result<ReleaseOutcome, StoreError> {
+    ) -> Result<OwnerChecked, StoreError> {
         Ok(self.with_owned(key, owner, |locks| {
             if let Some(held) = locks.get_mut(key) {
                 held.deadline = Self::deadline(ttl);
@@ -259,7 +259,7 @@ impl LockStore for MemoryStore {
             fencing: true,
             listing: true,
             release_signal: true,
-            queue: false,
+            line: false,
         }
     }
 }
@@ -301,12 +301,9 @@ mod tests {
             store.try_lock("k", "b", TTL).await,
             Ok(TryLockOutcome::Held)
         );
-        assert_eq!(
-            store.unlock("k", "b").await,
-            Ok(ReleaseOutcome::HeldByOther)
-        );
-        assert_eq!(store.unlock("k", "a").await, Ok(ReleaseOutcome::Done));
-        assert_eq!(store.unlock("k", "a").await, Ok(ReleaseOutcome::NotHeld));
+        assert_eq!(store.unlock("k", "b").await, Ok(OwnerChecked::HeldByOther));
+        assert_eq!(store.unlock("k", "a").await, Ok(OwnerChecked::Applied));
+        assert_eq!(store.unlock("k", "a").await, Ok(OwnerChecked::NotHeld));
     }
 
     #[tokio::test]
@@ -320,16 +317,10 @@ mod tests {
             Ok(TryLockOutcome::Held)
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
-        assert_eq!(store.unlock("k", "a").await, Ok(ReleaseOutcome::NotHeld));
-        assert_eq!(
-            store.renew("k", "a", TTL).await,
-            Ok(ReleaseOutcome::NotHeld)
-        );
+        assert_eq!(store.unlock("k", "a").await, Ok(OwnerChecked::NotHeld));
+        assert_eq!(store.renew("k", "a", TTL).await, Ok(OwnerChecked::NotHeld));
         token(store.try_lock("k", "b", TTL).await.unwrap());
-        assert_eq!(
-            store.unlock("k", "a").await,
-            Ok(ReleaseOutcome::HeldByOther)
-        );
+        assert_eq!(store.unlock("k", "a").await, Ok(OwnerChecked::HeldByOther));
     }
 
     #[tokio::test]
@@ -358,9 +349,9 @@ mod tests {
         );
         assert_eq!(
             store.renew("k", "b", TTL).await,
-            Ok(ReleaseOutcome::HeldByOther)
+            Ok(OwnerChecked::HeldByOther)
         );
-        assert_eq!(store.renew("k", "a", TTL).await, Ok(ReleaseOutcome::Done));
+        assert_eq!(store.renew("k", "a", TTL).await, Ok(OwnerChecked::Applied));
         tokio::time::sleep(Duration::from_millis(60)).await;
         assert_eq!(
             store.try_lock("k", "b", TTL).await,

@@ -36,7 +36,7 @@ use tokio::sync::broadcast;
 
 use crate::config::Metadata;
 use crate::lock::{
-    Capabilities, Grant, LockInfo, LockStore, Place, ReleaseOutcome, StoreError, TryLockOutcome,
+    Capabilities, Grant, LockInfo, LockStore, OwnerChecked, Place, StoreError, TryLockOutcome,
 };
 use crate::proto::etcd::etcdserverpb::{
     compare::{CompareResult, CompareTarget, TargetUnion},
@@ -289,10 +289,10 @@ fn first_record(answer: TxnResponse) -> Option<KeyValue> {
 }
 
 /// Why an owner-checked transaction failed, from the key as the transaction read it.
-fn refusal(current: Option<KeyValue>) -> ReleaseOutcome {
+fn refusal(current: Option<KeyValue>) -> OwnerChecked {
     match current {
-        None => ReleaseOutcome::NotHeld,
-        Some(_) => ReleaseOutcome::HeldByOther,
+        None => OwnerChecked::NotHeld,
+        Some(_) => OwnerChecked::HeldByOther,
     }
 }
 
@@ -344,7 +344,7 @@ impl LockStore for EtcdStore {
         }))
     }
 
-    async fn unlock(&self, key: &str, owner: &str) -> Result<ReleaseOutcome, StoreError> {
+    async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
         let path = self.path(key);
         let answer = self
             .client
@@ -362,7 +362,7 @@ impl LockStore for EtcdStore {
             return Ok(refusal(record));
         }
         self.client.discard(record.map_or(0, |kv| kv.lease));
-        Ok(ReleaseOutcome::Done)
+        Ok(OwnerChecked::Applied)
     }
 
     async fn renew(
@@ -370,13 +370,13 @@ impl LockStore for EtcdStore {
         key: &str,
         owner: &str,
         ttl: Duration,
-    ) -> Result<ReleaseOutcome, StoreError> {
+    ) -> Result<OwnerChecked, StoreError> {
         let path = self.path(key);
         let Some(current) = self.get(&path).await? else {
-            return Ok(ReleaseOutcome::NotHeld);
+            return Ok(OwnerChecked::NotHeld);
         };
         if current.value != owner.as_bytes() {
-            return Ok(ReleaseOutcome::HeldByOther);
+            return Ok(OwnerChecked::HeldByOther);
         }
         let seconds = Self::lease_seconds(ttl);
         if current.lease != 0 {
@@ -384,10 +384,10 @@ impl LockStore for EtcdStore {
             // and nothing else. Exact when the lease already has the TTL asked for.
             let now = self.client.keep_alive(current.lease).await?;
             if now <= 0 {
-                return Ok(ReleaseOutcome::NotHeld); // expired since the read
+                return Ok(OwnerChecked::NotHeld); // expired since the read
             }
             if now == seconds.max(self.min_ttl) {
-                return Ok(ReleaseOutcome::Done);
+                return Ok(OwnerChecked::Applied);
             }
         }
         // Another TTL: a new lease, swapped in only while the owner still holds the key.
@@ -407,7 +407,7 @@ impl LockStore for EtcdStore {
             return Ok(refusal(record));
         }
         self.client.discard(record.map_or(0, |kv| kv.lease));
-        Ok(ReleaseOutcome::Done)
+        Ok(OwnerChecked::Applied)
     }
 
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
@@ -474,7 +474,7 @@ impl LockStore for EtcdStore {
             fencing: true,
             listing: true,
             release_signal: true,
-            queue: true,
+            line: true,
         }
     }
 }

@@ -20,7 +20,7 @@ use redis::{RedisError, Script};
 
 use crate::config::Metadata;
 use crate::lock::{
-    Capabilities, Grant, LockInfo, LockStore, ReleaseOutcome, StoreError, TryLockOutcome,
+    Capabilities, Grant, LockInfo, LockStore, OwnerChecked, StoreError, TryLockOutcome,
 };
 use crate::stores::StoreInitError;
 use connection::{Connection, Handle};
@@ -61,11 +61,11 @@ fn store_error(error: RedisError) -> StoreError {
 }
 
 /// The -1 / -2 / other answers of the release and renew scripts.
-fn outcome(answer: i64) -> ReleaseOutcome {
+fn outcome(answer: i64) -> OwnerChecked {
     match answer {
-        -1 => ReleaseOutcome::NotHeld,
-        -2 => ReleaseOutcome::HeldByOther,
-        _ => ReleaseOutcome::Done,
+        -1 => OwnerChecked::NotHeld,
+        -2 => OwnerChecked::HeldByOther,
+        _ => OwnerChecked::Applied,
     }
 }
 
@@ -107,7 +107,7 @@ impl RedisStore {
         lock: &str,
         owner: &str,
         extra: impl redis::ToRedisArgs,
-    ) -> Result<ReleaseOutcome, StoreError> {
+    ) -> Result<OwnerChecked, StoreError> {
         let answer: i64 = script
             .key(lock)
             .key(token_key(lock))
@@ -200,7 +200,7 @@ impl LockStore for RedisStore {
         })
     }
 
-    async fn unlock(&self, key: &str, owner: &str) -> Result<ReleaseOutcome, StoreError> {
+    async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
         let lock = self.layout.lock_key(key);
         self.owner_checked(&self.unlock, &lock, owner, signal::channel(&lock))
             .await
@@ -211,7 +211,7 @@ impl LockStore for RedisStore {
         key: &str,
         owner: &str,
         ttl: Duration,
-    ) -> Result<ReleaseOutcome, StoreError> {
+    ) -> Result<OwnerChecked, StoreError> {
         self.owner_checked(&self.renew, &self.layout.lock_key(key), owner, millis(ttl))
             .await
     }
@@ -304,7 +304,7 @@ impl LockStore for RedisStore {
             fencing: true,
             listing: true,
             release_signal: true,
-            queue: false,
+            line: false,
         }
     }
 }

@@ -46,7 +46,7 @@ use zookeeper_client::{Acls, CreateMode, Error, MultiReadResult, OneshotWatcher,
 
 use crate::config::Metadata;
 use crate::lock::{
-    Capabilities, Grant, LockInfo, LockStore, Place, ReleaseOutcome, StoreError, TryLockOutcome,
+    Capabilities, Grant, LockInfo, LockStore, OwnerChecked, Place, StoreError, TryLockOutcome,
 };
 use crate::stores::StoreInitError;
 use grants::Grants;
@@ -381,25 +381,25 @@ impl Tree {
         key: &str,
         owner: &str,
         change: F,
-    ) -> Result<ReleaseOutcome, StoreError>
+    ) -> Result<OwnerChecked, StoreError>
     where
         F: Fn(Holder) -> Fut,
         Fut: std::future::Future<Output = Result<bool, StoreError>>,
     {
         if let Some(granted) = self.grants.of(key, owner) {
             if change(granted).await? {
-                return Ok(ReleaseOutcome::Done);
+                return Ok(OwnerChecked::Applied);
             }
         }
         for _ in 0..MAX_LOOKS {
             let Some(holder) = self.holder(key).await? else {
-                return Ok(ReleaseOutcome::NotHeld);
+                return Ok(OwnerChecked::NotHeld);
             };
             if holder.owner != owner {
-                return Ok(ReleaseOutcome::HeldByOther);
+                return Ok(OwnerChecked::HeldByOther);
             }
             if change(holder).await? {
-                return Ok(ReleaseOutcome::Done);
+                return Ok(OwnerChecked::Applied);
             }
             // The node changed between the read and the write: read it again.
         }
@@ -427,7 +427,7 @@ impl LockStore for ZookeeperStore {
             .map_err(|e| StoreError::Failed(format!("the lock attempt failed: {e}")))?
     }
 
-    async fn unlock(&self, key: &str, owner: &str) -> Result<ReleaseOutcome, StoreError> {
+    async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
         let tree = &self.tree;
         tree.owner_checked(key, owner, |node| async move {
             tree.delete(key, &node.path, Some(node.stat.version)).await
@@ -440,7 +440,7 @@ impl LockStore for ZookeeperStore {
         key: &str,
         owner: &str,
         ttl: Duration,
-    ) -> Result<ReleaseOutcome, StoreError> {
+    ) -> Result<OwnerChecked, StoreError> {
         let tree = &self.tree;
         tree.owner_checked(key, owner, |node| async move {
             tree.rewrite(key, &node, ttl).await
@@ -547,7 +547,7 @@ impl LockStore for ZookeeperStore {
             fencing: true,
             listing: true,
             release_signal: true,
-            queue: true,
+            line: true,
         }
     }
 }
