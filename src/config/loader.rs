@@ -107,13 +107,13 @@ async fn load_folders(
         .iter()
         .filter(|c| c.type_name.starts_with("secretstores."))
     {
-        let opened = resolve_metadata(component, &HashMap::new()).and_then(|metadata| {
-            SecretStore::open(&component.type_name, &metadata).map_err(|(field, message)| {
-                let field =
-                    field.map_or("spec.type".to_string(), |f| format!("spec.metadata '{f}'"));
-                component.error(Some(&field), message)
-            })
-        });
+        let opened =
+            resolve_metadata(component, &HashMap::new()).and_then(
+                |metadata| match SecretStore::open(&component.type_name, &metadata) {
+                    None => Err(unknown_type(component)),
+                    Some(opened) => opened.map_err(|e| metadata_error(component, e)),
+                },
+            );
         match opened {
             Ok(store) => {
                 secret_stores.insert(component.name.clone(), store);
@@ -184,25 +184,8 @@ async fn load_lock_store(
                 ),
             ))
         }
-        Ok(None) => {
-            let supported: Vec<&str> = stores::SUPPORTED_TYPES
-                .iter()
-                .chain(secrets::SUPPORTED_TYPES)
-                .copied()
-                .collect();
-            return Err(component.error(
-                Some("spec.type"),
-                format!(
-                    "unknown type '{}'; this build supports {}",
-                    component.type_name,
-                    supported.join(", ")
-                ),
-            ));
-        }
-        Ok(Some(Err(error))) => {
-            let field = error.field.map(|f| format!("spec.metadata '{f}'"));
-            return Err(component.error(field.as_deref(), error.message));
-        }
+        Ok(None) => return Err(unknown_type(component)),
+        Ok(Some(Err(error))) => return Err(metadata_error(component, error)),
         Ok(Some(Ok(store))) => store,
     };
     Ok(LoadedStore {
@@ -216,6 +199,30 @@ async fn load_lock_store(
         key_prefix,
         store,
     })
+}
+
+/// A component whose `spec.type` this build does not serve, with the types it does.
+fn unknown_type(component: &Component) -> ConfigError {
+    let supported: Vec<&str> = stores::SUPPORTED_TYPES
+        .iter()
+        .chain(secrets::SUPPORTED_TYPES)
+        .copied()
+        .collect();
+    component.error(
+        Some("spec.type"),
+        format!(
+            "unknown type '{}'; this build supports {}",
+            component.type_name,
+            supported.join(", ")
+        ),
+    )
+}
+
+/// A store's or secret store's error, placed in its component: the field it names is one of
+/// the component's metadata items.
+fn metadata_error(component: &Component, error: ConfigError) -> ConfigError {
+    let field = error.field.map(|f| format!("spec.metadata '{f}'"));
+    component.error(field.as_deref(), error.message)
 }
 
 /// Resolves every metadata item's value: literal, environment variable or secret.

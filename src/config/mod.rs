@@ -6,11 +6,14 @@ pub mod component;
 pub mod duration;
 pub mod error;
 pub mod flags;
+pub mod host_port;
 pub mod loader;
 pub mod metadata;
 pub mod secrets;
+mod settings;
 pub mod size;
 
 pub use error::ConfigError;
+pub use host_port::HostPort;
 pub use loader::{load_components, Loaded};
-pub use metadata::{FieldError, Metadata};
+pub use metadata::Metadata;

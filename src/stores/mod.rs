@@ -8,6 +8,7 @@ pub mod zookeeper;
 
 use std::sync::Arc;
 
+use crate::config::ConfigError;
 use crate::lock::LockStore;
 
 /// The `spec.type` of the embedded store.
@@ -21,35 +22,6 @@ pub const ZOOKEEPER: &str = "lock.zookeeper";
 
 /// The lock-store types this build supports, for error messages and the README.
 pub const SUPPORTED_TYPES: &[&str] = &[IN_MEMORY, REDIS, ETCD, ZOOKEEPER];
-
-/// Why a store could not start, naming the metadata field at fault when there is one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreInitError {
-    pub field: Option<&'static str>,
-    pub message: String,
-}
-
-impl From<crate::config::FieldError> for StoreInitError {
-    fn from(error: crate::config::FieldError) -> Self {
-        StoreInitError::field(error.field, error.message)
-    }
-}
-
-impl StoreInitError {
-    pub fn new(message: impl Into<String>) -> Self {
-        StoreInitError {
-            field: None,
-            message: message.into(),
-        }
-    }
-
-    pub fn field(field: &'static str, message: impl Into<String>) -> Self {
-        StoreInitError {
-            field: Some(field),
-            message: message.into(),
-        }
-    }
-}
 
 /// Builds the stores of one sidecar. The embedded store is one keyspace per process, shared by
 /// every `lock.in-memory` component, so it is created once here.
@@ -70,7 +42,7 @@ impl StoreFactory {
         &self,
         type_name: &str,
         metadata: &crate::config::Metadata,
-    ) -> Option<Result<Arc<dyn LockStore>, StoreInitError>> {
+    ) -> Option<Result<Arc<dyn LockStore>, ConfigError>> {
         Some(match type_name {
             IN_MEMORY => Ok(self.memory.clone()),
             REDIS => redis::RedisStore::connect(metadata)
