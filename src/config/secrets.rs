@@ -7,9 +7,13 @@ use std::path::Path;
 
 use super::{ConfigError, Metadata};
 
-pub const LOCAL_ENV: &str = "secretstores.local.env";
-pub const LOCAL_FILE: &str = "secretstores.local.file";
-pub const SUPPORTED_TYPES: &[&str] = &[LOCAL_ENV, LOCAL_FILE];
+/// Every secret store type, and how it opens from its metadata.
+const TYPES: &[(&str, Open)] = &[
+    ("secretstores.local.env", |_| Ok(SecretStore::Env)),
+    ("secretstores.local.file", open_file),
+];
+
+type Open = fn(&Metadata) -> Result<SecretStore, ConfigError>;
 
 /// A loaded secret store.
 pub enum SecretStore {
@@ -26,11 +30,13 @@ impl SecretStore {
     /// Opens a store of type `type_name` from its metadata; `None` when this build has no
     /// such type.
     pub fn open(type_name: &str, metadata: &Metadata) -> Option<Result<Self, ConfigError>> {
-        match type_name {
-            LOCAL_ENV => Some(Ok(SecretStore::Env)),
-            LOCAL_FILE => Some(open_file(metadata)),
-            _ => None,
-        }
+        let (_, open) = TYPES.iter().find(|(name, _)| *name == type_name)?;
+        Some(open(metadata))
+    }
+
+    /// The `spec.type` of every secret store type this build serves.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        TYPES.iter().map(|(name, _)| *name)
     }
 
     /// The secret `name`, field `key` (Dapr: an empty key means the secret's own name).
