@@ -54,7 +54,7 @@ impl Component {
     }
 
     /// `error`, found in this component.
-    pub fn place(&self, error: ConfigError) -> ConfigError {
+    fn place(&self, error: ConfigError) -> ConfigError {
         error.in_file(&self.file).in_component(&self.name)
     }
 }

@@ -35,7 +35,7 @@ impl SecretStore {
     }
 
     /// The `spec.type` of every secret store type this build serves.
-    pub fn names() -> impl Iterator<Item = &'static str> {
+    pub(crate) fn names() -> impl Iterator<Item = &'static str> {
         TYPES.iter().map(|(name, _)| *name)
     }
 

@@ -56,7 +56,7 @@ impl StoreTypes {
     }
 
     /// The `spec.type` of every store type this build serves.
-    pub fn names() -> impl Iterator<Item = &'static str> {
+    pub(crate) fn names() -> impl Iterator<Item = &'static str> {
         TABLE.iter().map(|(name, _)| *name)
     }
 
