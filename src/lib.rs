@@ -6,4 +6,5 @@ pub mod cli;
 pub mod config;
 pub mod lock;
 pub mod proto;
+pub mod startup;
 pub mod stores;

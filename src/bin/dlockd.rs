@@ -7,9 +7,8 @@ use std::sync::Arc;
 use dlock::api::auth::ApiToken;
 use dlock::api::{server, Sidecar};
 use dlock::config::flags::DaemonArgs;
-use dlock::config::load_components;
 use dlock::lock::LockService;
-use dlock::stores::StoreFactory;
+use dlock::startup::load_components;
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc: measured, glibc malloc and free took a sixth of the sidecar's CPU per lock+unlock pair.
@@ -82,8 +81,7 @@ async fn run(args: DaemonArgs) -> Result<(), String> {
         );
     }
 
-    let factory = StoreFactory::new();
-    let loaded = load_components(&args.resources_paths, &args.app_id, &factory)
+    let loaded = load_components(&args.resources_paths, &args.app_id)
         .await
         .map_err(|e| format!("can't load components: {e}"))?;
     let sidecar = Arc::new(Sidecar {

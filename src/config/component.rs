@@ -1,6 +1,7 @@
 //! Reading Dapr component files (SPEC.md §5): folders read non-recursively, `.yaml`/`.yml`
 //! files of any case, several documents per file, only `dapr.io/v1alpha1` `Component`
-//! documents kept. Parsing here only checks shape; what the values mean is the loader's job.
+//! documents kept. Parsing here only checks shape; what the values mean is start-up's job
+//! (`startup::load`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -45,11 +46,16 @@ pub enum ValueSource {
 impl Component {
     /// An error about this component, optionally naming a field.
     pub fn error(&self, field: Option<&str>, message: impl Into<String>) -> ConfigError {
-        let error = ConfigError::in_file(&self.file, message).component(&self.name);
-        match field {
-            Some(field) => error.field(field),
-            None => error,
-        }
+        let error = match field {
+            Some(field) => ConfigError::field(field, message),
+            None => ConfigError::new(message),
+        };
+        self.place(error)
+    }
+
+    /// `error`, found in this component.
+    fn place(&self, error: ConfigError) -> ConfigError {
+        error.in_file(&self.file).in_component(&self.name)
     }
 }
 
@@ -59,7 +65,7 @@ pub fn read_folders(folders: &[PathBuf]) -> Result<Vec<Component>, ConfigError> 
     for folder in folders {
         for file in component_files(folder)? {
             let text = std::fs::read_to_string(&file)
-                .map_err(|e| ConfigError::in_file(&file, format!("can't read: {e}")))?;
+                .map_err(|e| ConfigError::new(format!("can't read: {e}")).in_file(&file))?;
             components.extend(parse_file(&file, &text)?);
         }
     }
@@ -72,12 +78,12 @@ fn component_files(folder: &Path) -> Result<Vec<PathBuf>, ConfigError> {
         return Ok(vec![folder.to_path_buf()]);
     }
     let entries = std::fs::read_dir(folder).map_err(|e| {
-        ConfigError::in_file(folder, format!("can't read the resources folder: {e}"))
+        ConfigError::new(format!("can't read the resources folder: {e}")).in_file(folder)
     })?;
     let mut files = Vec::new();
     for entry in entries {
         let path = entry
-            .map_err(|e| ConfigError::in_file(folder, format!("can't list: {e}")))?
+            .map_err(|e| ConfigError::new(format!("can't list: {e}")).in_file(folder))?
             .path();
         let is_yaml = path
             .extension()
@@ -96,10 +102,7 @@ pub fn parse_file(file: &Path, text: &str) -> Result<Vec<Component>, ConfigError
     let mut components = Vec::new();
     for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let value = Value::deserialize(document).map_err(|e| {
-            ConfigError::in_file(
-                file,
-                format!("document {} is not valid YAML: {e}", index + 1),
-            )
+            ConfigError::new(format!("document {} is not valid YAML: {e}", index + 1)).in_file(file)
         })?;
         let is_component = str_at(&value, &["apiVersion"]) == Some(API_VERSION)
             && str_at(&value, &["kind"]) == Some(KIND);
@@ -117,14 +120,14 @@ fn parse_component(file: &Path, doc: &Value) -> Result<Component, ConfigError> {
         Some(Value::String(name)) if !name.is_empty() => name.clone(),
         _ => {
             return Err(
-                ConfigError::in_file(file, "a component needs a name").field("metadata.name")
+                ConfigError::field("metadata.name", "a component needs a name").in_file(file),
             );
         }
     };
     let fail = |field: &str, message: String| {
-        Err(ConfigError::in_file(file, message)
-            .component(&name)
-            .field(field))
+        Err(ConfigError::field(field, message)
+            .in_file(file)
+            .in_component(&name))
     };
 
     let type_name = match at(doc, &["spec", "type"]) {

@@ -5,11 +5,15 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::Metadata;
+use super::{ConfigError, Metadata};
 
-pub const LOCAL_ENV: &str = "secretstores.local.env";
-pub const LOCAL_FILE: &str = "secretstores.local.file";
-pub const SUPPORTED_TYPES: &[&str] = &[LOCAL_ENV, LOCAL_FILE];
+/// Every secret store type, and how it opens from its metadata.
+const TYPES: &[(&str, Open)] = &[
+    ("secretstores.local.env", |_| Ok(SecretStore::Env)),
+    ("secretstores.local.file", open_file),
+];
+
+type Open = fn(&Metadata) -> Result<SecretStore, ConfigError>;
 
 /// A loaded secret store.
 pub enum SecretStore {
@@ -23,41 +27,16 @@ pub enum SecretStore {
 }
 
 impl SecretStore {
-    /// Creates a store of type `type_name` from its metadata.
-    pub fn open(
-        type_name: &str,
-        metadata: &Metadata,
-    ) -> Result<Self, (Option<&'static str>, String)> {
-        match type_name {
-            LOCAL_ENV => Ok(SecretStore::Env),
-            LOCAL_FILE => {
-                let path = metadata
-                    .get("secretsFile")
-                    .filter(|p| !p.is_empty())
-                    .ok_or((
-                        Some("secretsFile"),
-                        "the path of the secrets file is required".to_string(),
-                    ))?;
-                let separator = metadata.get("nestedSeparator").unwrap_or(":").to_string();
-                let multi_valued = match metadata.get("multiValued") {
-                    None | Some("") => false,
-                    Some(v) => v.parse().map_err(|_| {
-                        (
-                            Some("multiValued"),
-                            format!("expected true or false, found '{v}'"),
-                        )
-                    })?,
-                };
-                let values = read_json_secrets(Path::new(path), &separator)
-                    .map_err(|e| (Some("secretsFile"), e))?;
-                Ok(SecretStore::File {
-                    values,
-                    separator,
-                    multi_valued,
-                })
-            }
-            other => Err((None, format!("unsupported secret store type {other}"))),
-        }
+    /// Opens a store of type `type_name` from its metadata; `None` when this build has no
+    /// such type.
+    pub fn open(type_name: &str, metadata: &Metadata) -> Option<Result<Self, ConfigError>> {
+        let (_, open) = TYPES.iter().find(|(name, _)| *name == type_name)?;
+        Some(open(metadata))
+    }
+
+    /// The `spec.type` of every secret store type this build serves.
+    pub(crate) fn names() -> impl Iterator<Item = &'static str> {
+        TYPES.iter().map(|(name, _)| *name)
     }
 
     /// The secret `name`, field `key` (Dapr: an empty key means the secret's own name).
@@ -87,6 +66,19 @@ impl SecretStore {
             }
         }
     }
+}
+
+fn open_file(metadata: &Metadata) -> Result<SecretStore, ConfigError> {
+    let path = metadata.required("secretsFile", "the path of the secrets file is required")?;
+    let separator = metadata.get("nestedSeparator").unwrap_or(":").to_string();
+    let multi_valued = metadata.flag("multiValued")?;
+    let values = read_json_secrets(Path::new(path), &separator)
+        .map_err(|e| ConfigError::field("secretsFile", e))?;
+    Ok(SecretStore::File {
+        values,
+        separator,
+        multi_valued,
+    })
 }
 
 fn read_json_secrets(path: &Path, separator: &str) -> Result<HashMap<String, String>, String> {

@@ -15,6 +15,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use tonic::{Code, Request, Status, Streaming};
 
 use super::settings::{Credentials, Settings};
+use crate::config::ConfigError;
 use crate::lock::StoreError;
 use crate::proto::etcd::etcdserverpb::{
     auth_client::AuthClient, kv_client::KvClient, lease_client::LeaseClient,
@@ -23,7 +24,6 @@ use crate::proto::etcd::etcdserverpb::{
     LeaseTimeToLiveRequest, RangeRequest, RangeResponse, TxnRequest, TxnResponse, WatchRequest,
     WatchResponse,
 };
-use crate::stores::StoreInitError;
 
 /// The pauses between rounds of attempts on every member.
 const FIRST_PAUSE: Duration = Duration::from_millis(20);
@@ -89,7 +89,7 @@ fn stale_token(status: &Status) -> bool {
 
 impl Client {
     /// Prepares a channel per member; nothing connects until the first call.
-    pub fn new(settings: &Settings) -> Result<Client, StoreInitError> {
+    pub fn new(settings: &Settings) -> Result<Client, ConfigError> {
         let tls = match &settings.tls {
             None => None,
             Some(tls) => {
@@ -105,7 +105,7 @@ impl Client {
         let mut members = Vec::with_capacity(settings.endpoints.len());
         for address in &settings.endpoints {
             let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
-                .map_err(|e| StoreInitError::field("endpoints", format!("'{address}': {e}")))?
+                .map_err(|e| ConfigError::field("endpoints", format!("'{address}': {e}")))?
                 .connect_timeout(settings.dial_timeout)
                 .tcp_nodelay(true)
                 // A member that vanishes without closing the connection is noticed, and the
@@ -116,7 +116,7 @@ impl Client {
             if let Some(tls) = &tls {
                 endpoint = endpoint
                     .tls_config(tls.clone())
-                    .map_err(|e| StoreInitError::field("ca", format!("TLS set-up failed: {e}")))?;
+                    .map_err(|e| ConfigError::field("ca", format!("TLS set-up failed: {e}")))?;
             }
             members.push(Member {
                 address: address.clone(),

@@ -34,6 +34,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+use crate::config::ConfigError;
 use crate::config::Metadata;
 use crate::lock::{
     Capabilities, Grant, LockInfo, LockStore, OwnerChecked, Place, StoreError, TryLockOutcome,
@@ -45,7 +46,6 @@ use crate::proto::etcd::etcdserverpb::{
     Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, TxnResponse,
 };
 use crate::proto::etcd::mvccpb::KeyValue;
-use crate::stores::StoreInitError;
 use client::{AuthFailure, Client};
 use line::Waiter;
 use settings::Settings;
@@ -69,11 +69,11 @@ impl EtcdStore {
     /// Connects as a `lock.etcd` component's metadata says: authenticates when a user is given
     /// (bad credentials fail start-up, naming the field), checks the prefix can be read, learns
     /// etcd's minimum lease, and starts the release watch.
-    pub async fn connect(metadata: &Metadata) -> Result<Arc<EtcdStore>, StoreInitError> {
+    pub async fn connect(metadata: &Metadata) -> Result<Arc<EtcdStore>, ConfigError> {
         let settings = Settings::from_metadata(metadata)?;
         let client = Arc::new(Client::new(&settings)?);
         let unreachable = |reason: String| {
-            StoreInitError::new(format!(
+            ConfigError::new(format!(
                 "can't reach etcd at {}: {reason}",
                 client.addresses()
             ))
@@ -82,7 +82,7 @@ impl EtcdStore {
             match client.authenticate().await {
                 Ok(()) => {}
                 Err(AuthFailure::Refused(reason)) if reason.contains("not enabled") => {
-                    return Err(StoreInitError::field(
+                    return Err(ConfigError::field(
                         "username",
                         format!(
                             "etcd at {} has authentication turned off: remove username and \
@@ -92,7 +92,7 @@ impl EtcdStore {
                     ))
                 }
                 Err(AuthFailure::Refused(reason)) => {
-                    return Err(StoreInitError::field(
+                    return Err(ConfigError::field(
                         "password",
                         format!(
                             "etcd refused user '{}' with this password: {reason}",
@@ -115,7 +115,7 @@ impl EtcdStore {
             .await
             .map_err(|e| match e {
                 StoreError::Unavailable(reason) => unreachable(reason),
-                other => StoreInitError::field(
+                other => ConfigError::field(
                     "keyPrefixPath",
                     format!("can't read the keys under '{prefix}': {other}"),
                 ),
@@ -124,7 +124,7 @@ impl EtcdStore {
         let probe = client
             .grant(1)
             .await
-            .map_err(|e| StoreInitError::new(format!("etcd refused a lease: {e}")))?;
+            .map_err(|e| ConfigError::new(format!("etcd refused a lease: {e}")))?;
         let _ = client.revoke(probe.id).await;
         if probe.ttl > 1 {
             tracing::warn!(

@@ -5,8 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::config::Metadata;
-use crate::stores::StoreInitError;
+use crate::config::{ConfigError, HostPort, Metadata};
 
 /// Where locks live when `keyPrefixPath` is unset.
 pub const DEFAULT_PREFIX: &str = "dlock";
@@ -47,24 +46,19 @@ pub struct Tls {
     pub identity: Option<(String, String)>,
 }
 
-fn field(name: &'static str, message: impl Into<String>) -> StoreInitError {
-    StoreInitError::field(name, message)
-}
-
 impl Settings {
-    pub fn from_metadata(metadata: &Metadata) -> Result<Self, StoreInitError> {
-        let listed = metadata.non_empty("endpoints").ok_or_else(|| {
-            field(
-                "endpoints",
-                "required: the etcd members as host:port, separated by commas",
-            )
-        })?;
+    pub fn from_metadata(metadata: &Metadata) -> Result<Self, ConfigError> {
+        let listed = metadata.list(
+            "endpoints",
+            "required: the etcd members as host:port, separated by commas",
+        )?;
         let tls_enabled = metadata.flag("tlsEnable")?;
         let mut endpoints = Vec::new();
-        for endpoint in listed.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        // Dapr's etcd endpoints may be written as URLs; the scheme must agree with tlsEnable.
+        for endpoint in listed {
             let address = if let Some(rest) = endpoint.strip_prefix("https://") {
                 if !tls_enabled {
-                    return Err(field(
+                    return Err(ConfigError::field(
                         "tlsEnable",
                         format!("endpoint '{endpoint}' is https: set tlsEnable to true"),
                     ));
@@ -73,17 +67,9 @@ impl Settings {
             } else {
                 endpoint.strip_prefix("http://").unwrap_or(endpoint)
             };
-            let address = address.trim_end_matches('/');
-            let port_ok = address
-                .rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-            if !port_ok {
-                return Err(field("endpoints", format!("'{endpoint}' is not host:port")));
-            }
+            let address = HostPort::parse(address.trim_end_matches('/'), None)
+                .map_err(|e| ConfigError::field("endpoints", e))?;
             endpoints.push(address.to_string());
-        }
-        if endpoints.is_empty() {
-            return Err(field("endpoints", "no endpoint listed"));
         }
 
         let key_prefix = metadata
@@ -92,33 +78,25 @@ impl Settings {
             .trim_end_matches('/')
             .to_string();
 
-        let credentials = match (
-            metadata.non_empty("username"),
-            metadata.non_empty("password"),
-        ) {
-            (None, None) => None,
-            (Some(username), Some(password)) => Some(Credentials {
-                username: username.to_string(),
-                password: password.to_string(),
-            }),
-            (None, Some(_)) => return Err(field("username", "required with a password")),
-            (Some(_), None) => return Err(field("password", "required with a username")),
-        };
+        let credentials =
+            metadata
+                .both_or_neither("username", "password")?
+                .map(|(username, password)| Credentials {
+                    username: username.to_string(),
+                    password: password.to_string(),
+                });
 
         let tls = if tls_enabled {
             let ca = metadata.pem("ca")?.ok_or_else(|| {
-                field(
+                ConfigError::field(
                     "ca",
                     "required with tlsEnable: the CA certificate (PEM text or a file path)",
                 )
             })?;
-            let identity = match (metadata.pem("cert")?, metadata.pem("key")?) {
-                (None, None) => None,
-                (Some(cert), Some(key)) => Some((cert, key)),
-                (None, Some(_)) => return Err(field("cert", "required with a client key")),
-                (Some(_), None) => return Err(field("key", "required with a client cert")),
-            };
-            Some(Tls { ca, identity })
+            Some(Tls {
+                ca,
+                identity: metadata.pem_pair("cert", "key")?,
+            })
         } else {
             None
         };
@@ -146,7 +124,7 @@ mod tests {
     fn names_and_defaults() {
         let s = Settings::from_metadata(&metadata(&[(
             "endpoints",
-            "http://10.0.0.1:2379, 10.0.0.2:2379,",
+            "http://10.0.0.1:2379, 10.0.0.2:2379",
         )]))
         .unwrap();
         assert_eq!(s.endpoints, ["10.0.0.1:2379", "10.0.0.2:2379"]);
@@ -193,6 +171,7 @@ mod tests {
             (&[], "endpoints"),
             (&[("endpoints", "nohost")], "endpoints"),
             (&[("endpoints", " , ")], "endpoints"),
+            (&[("endpoints", "h:1,")], "endpoints"),
             (&[("endpoints", "https://h:1")], "tlsEnable"),
             (
                 &[("endpoints", "h:1"), ("tlsEnable", "yes please")],
@@ -228,7 +207,12 @@ mod tests {
         ];
         for (items, name) in cases {
             let err = Settings::from_metadata(&metadata(items)).err().unwrap();
-            assert_eq!(err.field, Some(*name), "{items:?}: {}", err.message);
+            assert_eq!(
+                err.field.as_deref(),
+                Some(*name),
+                "{items:?}: {}",
+                err.message
+            );
             assert!(!err.message.contains("hunter2"), "{}", err.message);
         }
     }

@@ -25,7 +25,7 @@ use redis::{
 };
 
 use super::settings::{Address, Settings, Tls, Topology};
-use crate::stores::StoreInitError;
+use crate::config::ConfigError;
 
 /// A handle to run commands on; cheap to clone, one per request.
 #[derive(Clone)]
@@ -87,7 +87,7 @@ pub struct SentinelMaster {
 
 impl Connection {
     /// Connects as `settings` say; the error names `redisHost` or the field at fault.
-    pub async fn open(settings: &Settings) -> Result<Connection, StoreInitError> {
+    pub async fn open(settings: &Settings) -> Result<Connection, ConfigError> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.dial_timeout))
             .set_response_timeout(Some(settings.read_timeout))
@@ -95,7 +95,7 @@ impl Connection {
             .set_min_delay(settings.min_retry_interval)
             .set_max_delay(settings.max_retry_interval);
         let unreachable = |what: String, e: RedisError| {
-            StoreInitError::field("redisHost", format!("can't connect to {what}: {e}"))
+            ConfigError::field("redisHost", format!("can't connect to {what}: {e}"))
         };
         if settings.tls.is_some() {
             install_crypto_provider();
@@ -120,7 +120,7 @@ impl Connection {
             } => {
                 let resolver =
                     sentinel_client(settings, sentinels, master_name, username, password)
-                        .map_err(|e| StoreInitError::field("redisHost", e.to_string()))?;
+                        .map_err(|e| ConfigError::field("redisHost", e.to_string()))?;
                 let resolver = tokio::sync::Mutex::new(resolver);
                 let found = find_master(&resolver, &config, settings.dial_timeout)
                     .await
@@ -149,7 +149,7 @@ impl Connection {
                     .map(|address| server_client(settings, address))
                     .collect::<Result<Vec<_>, _>>()?;
                 let connection = cluster_client(settings, nodes)
-                    .map_err(|e| StoreInitError::field("redisHost", e.to_string()))?
+                    .map_err(|e| ConfigError::field("redisHost", e.to_string()))?
                     .get_async_connection()
                     .await
                     .map_err(|e| {
@@ -346,7 +346,7 @@ fn address(settings: &Settings, (host, port): &Address) -> ConnectionAddr {
     }
 }
 
-fn server_client(settings: &Settings, server: &Address) -> Result<Client, StoreInitError> {
+fn server_client(settings: &Settings, server: &Address) -> Result<Client, ConfigError> {
     let info = address(settings, server)
         .into_connection_info()
         .map(|info| info.set_redis_settings(redis_info(settings)));
@@ -358,13 +358,13 @@ fn server_client(settings: &Settings, server: &Address) -> Result<Client, StoreI
 }
 
 /// A client-construction error: bad TLS material names its field, anything else redisHost.
-fn tls_or_host_error(settings: &Settings, error: RedisError) -> StoreInitError {
+fn tls_or_host_error(settings: &Settings, error: RedisError) -> ConfigError {
     let field = match &settings.tls {
         Some(tls) if tls.client_identity.is_some() => "clientCert",
         Some(_) => "caCert",
         None => "redisHost",
     };
-    StoreInitError::field(field, error.to_string())
+    ConfigError::field(field, error.to_string())
 }
 
 fn tls_mode(tls: &Tls) -> TlsMode {

@@ -18,11 +18,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::{RedisError, Script};
 
+use crate::config::ConfigError;
 use crate::config::Metadata;
 use crate::lock::{
     Capabilities, Grant, LockInfo, LockStore, OwnerChecked, StoreError, TryLockOutcome,
 };
-use crate::stores::StoreInitError;
 use connection::{Connection, Handle};
 use keys::{fence_key, token_key, KeyLayout};
 use settings::{Settings, Topology};
@@ -73,7 +73,7 @@ impl RedisStore {
     /// Connects as a `lock.redis` component's metadata says; on one server, fails if Redis
     /// can't be reached or is a master with replicas (a failover could lose a lock the replica
     /// never saw; Sentinel is the way to run replicas, as daprd requires).
-    pub async fn connect(metadata: &Metadata) -> Result<Arc<RedisStore>, StoreInitError> {
+    pub async fn connect(metadata: &Metadata) -> Result<Arc<RedisStore>, ConfigError> {
         let settings = Settings::from_metadata(metadata)?;
         let connection = Arc::new(Connection::open(&settings).await?);
         if let Topology::Node((host, port)) = &settings.topology {
@@ -147,19 +147,19 @@ impl RedisStore {
 }
 
 /// daprd's start-up check: a lone master with replicas can lose a granted lock on failover.
-async fn refuse_replicated_master(mut handle: Handle, address: &str) -> Result<(), StoreInitError> {
+async fn refuse_replicated_master(mut handle: Handle, address: &str) -> Result<(), ConfigError> {
     let replication: String = redis::cmd("INFO")
         .arg("replication")
         .query_async(&mut handle)
         .await
-        .map_err(|e| StoreInitError::new(format!("Redis at {address} did not answer INFO: {e}")))?;
+        .map_err(|e| ConfigError::new(format!("Redis at {address} did not answer INFO: {e}")))?;
     let replicas = replication
         .lines()
         .find_map(|l| l.strip_prefix("connected_slaves:"))
         .and_then(|n| n.trim().parse::<u32>().ok())
         .unwrap_or(0);
     if replicas > 0 {
-        return Err(StoreInitError::field(
+        return Err(ConfigError::field(
             "redisHost",
             format!(
                 "Redis at {address} is a master with {replicas} replica(s): a lock written to \

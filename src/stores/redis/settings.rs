@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use crate::config::Metadata;
-use crate::stores::StoreInitError;
+use crate::config::{ConfigError, Metadata};
 
 /// A server address as host and port.
 pub type Address = (String, u16);
@@ -52,37 +51,18 @@ pub struct Settings {
     pub max_retry_interval: Duration,
 }
 
-fn field(name: &'static str, message: impl Into<String>) -> StoreInitError {
-    StoreInitError::field(name, message)
-}
-
-/// `host:port[,host:port…]`; `[v6]:port` allowed.
-fn addresses(metadata: &Metadata) -> Result<Vec<Address>, StoreInitError> {
-    let text = metadata
-        .non_empty("redisHost")
-        .ok_or_else(|| field("redisHost", "required: the Redis server as host:port"))?;
-    text.split(',')
-        .map(str::trim)
-        .map(|address| {
-            address
-                .rsplit_once(':')
-                .and_then(|(host, port)| {
-                    let host = host.trim_matches(['[', ']']);
-                    (!host.is_empty()).then_some((host.to_string(), port.parse().ok()?))
-                })
-                .ok_or_else(|| field("redisHost", format!("'{address}' is not host:port")))
-        })
-        .collect()
-}
-
 impl Settings {
-    pub fn from_metadata(metadata: &Metadata) -> Result<Self, StoreInitError> {
-        let mut hosts = addresses(metadata)?;
+    pub fn from_metadata(metadata: &Metadata) -> Result<Self, ConfigError> {
+        let mut hosts: Vec<Address> = metadata
+            .host_ports("redisHost", "required: the Redis server as host:port", None)?
+            .into_iter()
+            .map(|address| (address.host, address.port))
+            .collect();
         let cluster = match metadata.get("redisType").map(str::to_lowercase).as_deref() {
             None | Some("") | Some("node") => false,
             Some("cluster") => true,
             Some(other) => {
-                return Err(field(
+                return Err(ConfigError::field(
                     "redisType",
                     format!("'{other}' is not node or cluster"),
                 ))
@@ -91,7 +71,7 @@ impl Settings {
         let failover = metadata.flag("failover")?;
         let topology = match (cluster, failover) {
             (true, true) => {
-                return Err(field(
+                return Err(ConfigError::field(
                     "failover",
                     "Sentinel (failover: true) and redisType: cluster exclude each other: a \
                      Redis Cluster fails over by itself",
@@ -101,20 +81,17 @@ impl Settings {
             (false, true) => Topology::Sentinel {
                 sentinels: hosts,
                 master_name: metadata
-                    .non_empty("sentinelMasterName")
-                    .ok_or_else(|| {
-                        field(
-                            "sentinelMasterName",
-                            "required with failover: true: the master's name in Sentinel",
-                        )
-                    })?
+                    .required(
+                        "sentinelMasterName",
+                        "required with failover: true: the master's name in Sentinel",
+                    )?
                     .to_string(),
                 username: metadata.non_empty("sentinelUsername").map(str::to_string),
                 password: metadata.non_empty("sentinelPassword").map(str::to_string),
             },
             (false, false) if hosts.len() == 1 => Topology::Node(hosts.remove(0)),
             (false, false) => {
-                return Err(field(
+                return Err(ConfigError::field(
                     "redisHost",
                     "several addresses need redisType: cluster or failover: true (Sentinel)",
                 ))
@@ -122,37 +99,24 @@ impl Settings {
         };
 
         let tls = if metadata.flag("enableTLS")? {
-            let pem = |name| Ok::<_, StoreInitError>(metadata.pem(name)?.map(String::into_bytes));
-            let client_identity = match (pem("clientCert")?, pem("clientKey")?) {
-                (Some(cert), Some(key)) => Some((cert, key)),
-                (None, None) => None,
-                (Some(_), None) => return Err(field("clientKey", "required with clientCert")),
-                (None, Some(_)) => return Err(field("clientCert", "required with clientKey")),
-            };
             Some(Tls {
                 skip_verify: metadata.flag("insecureSkipTLSVerify")?,
-                client_identity,
-                ca: pem("caCert")?,
+                client_identity: metadata
+                    .pem_pair("clientCert", "clientKey")?
+                    .map(|(cert, key)| (cert.into_bytes(), key.into_bytes())),
+                ca: metadata.pem("caCert")?.map(String::into_bytes),
             })
         } else {
             None
         };
 
-        let db = match metadata.non_empty("redisDB") {
-            None => 0,
-            Some(text) => text
-                .parse()
-                .map_err(|_| field("redisDB", format!("'{text}' is not a database number")))?,
-        };
+        let db = metadata.number_or("redisDB", 0)?;
         if db != 0 && matches!(topology, Topology::Cluster(_)) {
-            return Err(field("redisDB", "a Redis Cluster has database 0 only"));
+            return Err(ConfigError::field(
+                "redisDB",
+                "a Redis Cluster has database 0 only",
+            ));
         }
-        let max_retries = match metadata.non_empty("redisMaxRetries") {
-            None => 3,
-            Some(text) => text
-                .parse()
-                .map_err(|_| field("redisMaxRetries", format!("'{text}' is not a number")))?,
-        };
         Ok(Settings {
             topology,
             username: metadata.non_empty("redisUsername").map(str::to_string),
@@ -164,7 +128,7 @@ impl Settings {
             read_timeout: metadata
                 .duration_or("readTimeout", Duration::from_secs(3))?
                 .max(metadata.duration_or("writeTimeout", Duration::from_secs(3))?),
-            max_retries,
+            max_retries: metadata.number_or("redisMaxRetries", 3)?,
             min_retry_interval: metadata
                 .duration_or("redisMinRetryInterval", Duration::from_millis(8))?,
             max_retry_interval: metadata
@@ -181,7 +145,7 @@ mod tests {
         items.iter().copied().collect()
     }
 
-    fn error(items: &[(&str, &str)]) -> StoreInitError {
+    fn error(items: &[(&str, &str)]) -> ConfigError {
         Settings::from_metadata(&metadata(items)).unwrap_err()
     }
 
@@ -232,17 +196,14 @@ mod tests {
     }
 
     #[test]
-    fn tls_material_inline_or_from_a_file() {
-        let dir = std::env::temp_dir().join(format!("dlock-settings-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let key = dir.join("client.key");
-        std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nx\n").unwrap();
+    fn tls_material() {
+        // PEM read from a file is the settings kit's, tested there.
         let s = Settings::from_metadata(&metadata(&[
             ("redisHost", "h:1"),
             ("enableTLS", "true"),
             ("insecureSkipTLSVerify", "true"),
             ("clientCert", "-----BEGIN CERTIFICATE-----\ny\n"),
-            ("clientKey", key.to_str().unwrap()),
+            ("clientKey", "-----BEGIN PRIVATE KEY-----\nx\n"),
         ]))
         .unwrap();
         let tls = s.tls.unwrap();
@@ -250,7 +211,6 @@ mod tests {
         let (cert, key) = tls.client_identity.unwrap();
         assert!(cert.starts_with(b"-----BEGIN CERTIFICATE"));
         assert!(key.starts_with(b"-----BEGIN PRIVATE KEY"));
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -296,7 +256,7 @@ mod tests {
             ),
         ];
         for (items, expected) in cases {
-            assert_eq!(error(items).field, Some(*expected), "{items:?}");
+            assert_eq!(error(items).field.as_deref(), Some(*expected), "{items:?}");
         }
         let err = error(&[
             ("redisHost", "h:1"),

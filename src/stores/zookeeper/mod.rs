@@ -44,11 +44,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use zookeeper_client::{Acls, CreateMode, Error, MultiReadResult, OneshotWatcher, Stat};
 
+use crate::config::ConfigError;
 use crate::config::Metadata;
 use crate::lock::{
     Capabilities, Grant, LockInfo, LockStore, OwnerChecked, Place, StoreError, TryLockOutcome,
 };
-use crate::stores::StoreInitError;
 use grants::Grants;
 use line::Waiter;
 use names::key_node_of;
@@ -92,10 +92,10 @@ fn busy(key: &str) -> StoreError {
 impl ZookeeperStore {
     /// Connects as a `lock.zookeeper` component's metadata says and creates the root if it is
     /// missing; fails if the ensemble can't be reached within the session timeout.
-    pub async fn connect(metadata: &Metadata) -> Result<Arc<ZookeeperStore>, StoreInitError> {
+    pub async fn connect(metadata: &Metadata) -> Result<Arc<ZookeeperStore>, ConfigError> {
         let settings = Settings::from_metadata(metadata)?;
         let sessions = Sessions::open(&settings).await.map_err(|e| {
-            StoreInitError::new(format!(
+            ConfigError::new(format!(
                 "can't open a ZooKeeper session with {}: {e}",
                 settings.servers
             ))
@@ -118,7 +118,7 @@ impl ZookeeperStore {
             })
             .await;
         if let Err(e) = created {
-            return Err(StoreInitError::field(
+            return Err(ConfigError::field(
                 "keyPrefixPath",
                 format!("can't create or read {root}: {e}"),
             ));

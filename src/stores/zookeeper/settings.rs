@@ -4,8 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::config::Metadata;
-use crate::stores::StoreInitError;
+use crate::config::{ConfigError, Metadata};
 
 /// ZooKeeper's own default client port, used when an entry of `servers` names none.
 const DEFAULT_PORT: u16 = 2181;
@@ -35,48 +34,46 @@ impl fmt::Debug for Settings {
     }
 }
 
-fn field(name: &'static str, message: impl Into<String>) -> StoreInitError {
-    StoreInitError::field(name, message)
-}
-
 impl Settings {
-    pub fn from_metadata(metadata: &Metadata) -> Result<Self, StoreInitError> {
-        let servers = metadata.non_empty("servers").ok_or_else(|| {
-            field(
+    pub fn from_metadata(metadata: &Metadata) -> Result<Self, ConfigError> {
+        // A connect string may end in a chroot path; here the lock root is keyPrefixPath.
+        if let Some(servers) = metadata.non_empty("servers").filter(|s| s.contains('/')) {
+            return Err(ConfigError::field(
+                "servers",
+                format!("'{servers}': no path here: the lock root is keyPrefixPath"),
+            ));
+        }
+        let servers = metadata
+            .host_ports(
                 "servers",
                 "required: the ensemble as a comma-separated list of host:port",
-            )
-        })?;
-        let servers = servers
-            .split(',')
-            .map(|entry| server(entry.trim()))
-            .collect::<Result<Vec<_>, _>>()?
+                Some(DEFAULT_PORT),
+            )?
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
             .join(",");
 
         let session_timeout = metadata.duration_or("sessionTimeout", Duration::from_secs(10))?;
         if session_timeout < Duration::from_millis(1) {
-            return Err(field("sessionTimeout", "must be at least 1ms"));
+            return Err(ConfigError::field("sessionTimeout", "must be at least 1ms"));
         }
         let request_timeout = metadata.duration_or("requestTimeout", Duration::from_secs(3))?;
         if request_timeout < Duration::from_millis(1) {
-            return Err(field("requestTimeout", "must be at least 1ms"));
+            return Err(ConfigError::field("requestTimeout", "must be at least 1ms"));
         }
 
         let root = root_path(metadata.non_empty("keyPrefixPath").unwrap_or("/dlock"))?;
 
-        let digest = match (
-            metadata.non_empty("username"),
-            metadata.non_empty("password"),
-        ) {
-            (None, None) => None,
-            (Some(user), Some(password)) if !user.contains(':') => {
-                Some(format!("{user}:{password}"))
+        let digest = match metadata.both_or_neither("username", "password")? {
+            None => None,
+            Some((user, _)) if user.contains(':') => {
+                return Err(ConfigError::field(
+                    "username",
+                    "a digest user name can't contain ':'",
+                ))
             }
-            (Some(_), Some(_)) => {
-                return Err(field("username", "a digest user name can't contain ':'"))
-            }
-            (Some(_), None) => return Err(field("password", "required with username")),
-            (None, Some(_)) => return Err(field("username", "required with password")),
+            Some((user, password)) => Some(format!("{user}:{password}")),
         };
 
         Ok(Settings {
@@ -89,44 +86,10 @@ impl Settings {
     }
 }
 
-/// One `host:port` (or `host`, or `[v6]:port`) entry of `servers`, normalised.
-fn server(entry: &str) -> Result<String, StoreInitError> {
-    let bad = |why: &str| field("servers", format!("'{entry}': {why}"));
-    if entry.is_empty() {
-        return Err(bad("empty entry"));
-    }
-    if entry.contains('/') {
-        return Err(bad("no path here: the lock root is keyPrefixPath"));
-    }
-    let (host, port) = match entry.strip_prefix('[') {
-        Some(rest) => {
-            let (host, after) = rest.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
-            (format!("[{host}]"), after.strip_prefix(':'))
-        }
-        None => match entry.rsplit_once(':') {
-            Some((host, port)) if !host.contains(':') => (host.to_string(), Some(port)),
-            Some(_) => return Err(bad("write an IPv6 address as [address]:port")),
-            None => (entry.to_string(), None),
-        },
-    };
-    if host.is_empty() || host == "[]" {
-        return Err(bad("no host"));
-    }
-    let port = match port {
-        None => DEFAULT_PORT,
-        Some(port) => port
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?,
-    };
-    Ok(format!("{host}:{port}"))
-}
-
 /// The lock root as an absolute ZooKeeper path (Dapr's samples write it without the leading
 /// slash). It must be below `/`, outside ZooKeeper's own `/zookeeper`, and valid node names.
-fn root_path(text: &str) -> Result<String, StoreInitError> {
-    let bad = |why: &str| field("keyPrefixPath", format!("'{text}': {why}"));
+fn root_path(text: &str) -> Result<String, ConfigError> {
+    let bad = |why: &str| ConfigError::field("keyPrefixPath", format!("'{text}': {why}"));
     let path = format!("/{}", text.trim_start_matches('/'));
     let path = path.trim_end_matches('/');
     if path.is_empty() {
@@ -160,7 +123,7 @@ mod tests {
         items.iter().copied().collect()
     }
 
-    fn settings(items: &[(&str, &str)]) -> Result<Settings, StoreInitError> {
+    fn settings(items: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         Settings::from_metadata(&metadata(items))
     }
 
@@ -191,8 +154,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let at_fault = |items: &[(&str, &str)]| settings(items).unwrap_err().field;
-        assert_eq!(at_fault(&[]), Some("servers"));
+        let at_fault = |items: &[(&str, &str)]| settings(items).unwrap_err().field.unwrap();
+        assert_eq!(at_fault(&[]), "servers");
         for servers in [
             "zk:port",
             "zk:0",
@@ -201,28 +164,24 @@ mod tests {
             "::1:2181",
             ":2181",
         ] {
-            assert_eq!(
-                at_fault(&[("servers", servers)]),
-                Some("servers"),
-                "{servers}"
-            );
+            assert_eq!(at_fault(&[("servers", servers)]), "servers", "{servers}");
         }
         let with = |name, value| at_fault(&[("servers", "zk"), (name, value)]);
-        assert_eq!(with("sessionTimeout", "10"), Some("sessionTimeout"));
-        assert_eq!(with("sessionTimeout", "0"), Some("sessionTimeout"));
-        assert_eq!(with("requestTimeout", "soon"), Some("requestTimeout"));
+        assert_eq!(with("sessionTimeout", "10"), "sessionTimeout");
+        assert_eq!(with("sessionTimeout", "0"), "sessionTimeout");
+        assert_eq!(with("requestTimeout", "soon"), "requestTimeout");
         for root in ["/", "a//b", "a/../b", "zookeeper/x", "a\u{1}b"] {
-            assert_eq!(with("keyPrefixPath", root), Some("keyPrefixPath"), "{root}");
+            assert_eq!(with("keyPrefixPath", root), "keyPrefixPath", "{root}");
         }
-        assert_eq!(with("username", "u"), Some("password"));
-        assert_eq!(with("password", "s3cr3t"), Some("username"));
+        assert_eq!(with("username", "u"), "password");
+        assert_eq!(with("password", "s3cr3t"), "username");
         let err = settings(&[
             ("servers", "zk"),
             ("username", "a:b"),
             ("password", "s3cr3t"),
         ])
         .unwrap_err();
-        assert_eq!(err.field, Some("username"));
+        assert_eq!(err.field.as_deref(), Some("username"));
         assert!(!err.message.contains("s3cr3t"));
     }
 }

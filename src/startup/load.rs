@@ -4,14 +4,14 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use super::component::{self, Component, ValueSource};
-use super::secrets::{self, SecretStore};
-use super::{ConfigError, Metadata};
+use super::store_types::{StoreTypes, IN_MEMORY};
+use crate::config::component::{self, Component, ValueSource};
+use crate::config::secrets::SecretStore;
+use crate::config::{ConfigError, Metadata};
 use crate::lock::{KeyPrefix, LoadedStore, Registry};
-use crate::stores::{self, StoreFactory};
 
 /// The name of the store served when no component files are given.
-pub const DEFAULT_STORE_NAME: &str = "lockstore";
+const DEFAULT_STORE_NAME: &str = "lockstore";
 
 /// Building-block categories of Dapr that dlockd does not serve. Their components are skipped
 /// with a note, so a Dapr app's existing components folder can be given as it is.
@@ -40,28 +40,25 @@ pub struct Loaded {
 /// `lockstore`. Unlike an earlier version, `./components` is not read by default: this
 /// repository's `components/` holds a sample per store, and a sample for a server that is not
 /// running must not stop a plain `dlockd` from starting (daprd has no such default either).
-pub async fn load_components(
-    folders: &[PathBuf],
-    app_id: &str,
-    factory: &StoreFactory,
-) -> Result<Loaded, ConfigError> {
+pub async fn load_components(folders: &[PathBuf], app_id: &str) -> Result<Loaded, ConfigError> {
+    let store_types = StoreTypes::new();
     if folders.is_empty() {
-        return Ok(embedded_default(factory).await);
+        return Ok(embedded_default(&store_types).await);
     }
-    load_folders(folders, app_id, factory).await
+    load_folders(folders, app_id, &store_types).await
 }
 
-async fn embedded_default(factory: &StoreFactory) -> Loaded {
+async fn embedded_default(store_types: &StoreTypes) -> Loaded {
     let mut registry = Registry::default();
-    let store = factory
-        .build(stores::IN_MEMORY, &Metadata::default())
+    let store = store_types
+        .build(IN_MEMORY, &Metadata::default())
         .await
         .and_then(Result::ok)
         .expect("the embedded store always builds");
     registry
         .insert(LoadedStore {
             name: DEFAULT_STORE_NAME.into(),
-            type_name: stores::IN_MEMORY.into(),
+            type_name: IN_MEMORY.into(),
             version: "v1".into(),
             key_prefix: KeyPrefix::AppId,
             store,
@@ -77,7 +74,7 @@ async fn embedded_default(factory: &StoreFactory) -> Loaded {
 async fn load_folders(
     folders: &[PathBuf],
     app_id: &str,
-    factory: &StoreFactory,
+    store_types: &StoreTypes,
 ) -> Result<Loaded, ConfigError> {
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     let mut in_scope = Vec::new();
@@ -107,13 +104,13 @@ async fn load_folders(
         .iter()
         .filter(|c| c.type_name.starts_with("secretstores."))
     {
-        let opened = resolve_metadata(component, &HashMap::new()).and_then(|metadata| {
-            SecretStore::open(&component.type_name, &metadata).map_err(|(field, message)| {
-                let field =
-                    field.map_or("spec.type".to_string(), |f| format!("spec.metadata '{f}'"));
-                component.error(Some(&field), message)
-            })
-        });
+        let opened =
+            resolve_metadata(component, &HashMap::new()).and_then(
+                |metadata| match SecretStore::open(&component.type_name, &metadata) {
+                    None => Err(unknown_type(component)),
+                    Some(opened) => opened.map_err(|e| metadata_error(component, e)),
+                },
+            );
         match opened {
             Ok(store) => {
                 secret_stores.insert(component.name.clone(), store);
@@ -134,7 +131,7 @@ async fn load_folders(
                 "type {type_name} is not a lock store, skipped");
             continue;
         }
-        match load_lock_store(component, &secret_stores, factory).await {
+        match load_lock_store(component, &secret_stores, store_types).await {
             Ok(store) => {
                 registry
                     .insert(store)
@@ -168,12 +165,12 @@ fn skip_or_fail(component: &Component, error: ConfigError) -> Result<(), ConfigE
 async fn load_lock_store(
     component: &Component,
     secret_stores: &HashMap<String, SecretStore>,
-    factory: &StoreFactory,
+    store_types: &StoreTypes,
 ) -> Result<LoadedStore, ConfigError> {
     let metadata = resolve_metadata(component, secret_stores)?;
     let key_prefix = KeyPrefix::parse(metadata.get("keyPrefix"))
         .map_err(|e| component.error(Some("spec.metadata 'keyPrefix'"), e.to_string()))?;
-    let build = factory.build(&component.type_name, &metadata);
+    let build = store_types.build(&component.type_name, &metadata);
     let store = match tokio::time::timeout(component.init_timeout, build).await {
         Err(_) => {
             return Err(component.error(
@@ -184,25 +181,8 @@ async fn load_lock_store(
                 ),
             ))
         }
-        Ok(None) => {
-            let supported: Vec<&str> = stores::SUPPORTED_TYPES
-                .iter()
-                .chain(secrets::SUPPORTED_TYPES)
-                .copied()
-                .collect();
-            return Err(component.error(
-                Some("spec.type"),
-                format!(
-                    "unknown type '{}'; this build supports {}",
-                    component.type_name,
-                    supported.join(", ")
-                ),
-            ));
-        }
-        Ok(Some(Err(error))) => {
-            let field = error.field.map(|f| format!("spec.metadata '{f}'"));
-            return Err(component.error(field.as_deref(), error.message));
-        }
+        Ok(None) => return Err(unknown_type(component)),
+        Ok(Some(Err(error))) => return Err(metadata_error(component, error)),
         Ok(Some(Ok(store))) => store,
     };
     Ok(LoadedStore {
@@ -216,6 +196,26 @@ async fn load_lock_store(
         key_prefix,
         store,
     })
+}
+
+/// A component whose `spec.type` this build does not serve, with the types it does.
+fn unknown_type(component: &Component) -> ConfigError {
+    let supported: Vec<&str> = StoreTypes::names().chain(SecretStore::names()).collect();
+    component.error(
+        Some("spec.type"),
+        format!(
+            "unknown type '{}'; this build supports {}",
+            component.type_name,
+            supported.join(", ")
+        ),
+    )
+}
+
+/// A store's or secret store's error, placed in its component: the field it names is one of
+/// the component's metadata items.
+fn metadata_error(component: &Component, error: ConfigError) -> ConfigError {
+    let field = error.field.map(|f| format!("spec.metadata '{f}'"));
+    component.error(field.as_deref(), error.message)
 }
 
 /// Resolves every metadata item's value: literal, environment variable or secret.

@@ -1,0 +1,82 @@
+//! The store types this build serves: one row per `spec.type`, saying how its store is built.
+//! The same table builds a component's store and, when a type is unknown, lists the types
+//! there are. Adding a store is adding its row.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::config::{ConfigError, Metadata};
+use crate::lock::LockStore;
+use crate::stores::{etcd, memory, redis, zookeeper};
+
+/// The `spec.type` of the embedded store, which is also served when no component files are
+/// given.
+pub(super) const IN_MEMORY: &str = "lock.in-memory";
+
+/// Every store type, in the order the "this build supports" message lists them; one row each
+/// (kept as a table, so rustfmt leaves it be).
+#[rustfmt::skip]
+const TABLE: &[(&str, Build)] = &[
+    (IN_MEMORY, Build::Embedded),
+    ("lock.redis", Build::Connect(|m| connected(redis::RedisStore::connect(m)))),
+    ("lock.etcd", Build::Connect(|m| connected(etcd::EtcdStore::connect(m)))),
+    ("lock.zookeeper", Build::Connect(|m| connected(zookeeper::ZookeeperStore::connect(m)))),
+];
+
+/// How a type's store comes to be.
+enum Build {
+    /// The process's one in-memory keyspace, shared by every component of the type.
+    Embedded,
+    /// A connection made as the component's metadata says.
+    Connect(for<'a> fn(&'a Metadata) -> Connecting<'a>),
+}
+
+/// A store on its way: connecting takes time, and may fail naming a metadata field.
+type Connecting<'a> =
+    Pin<Box<dyn Future<Output = Result<Arc<dyn LockStore>, ConfigError>> + Send + 'a>>;
+
+fn connected<'a, S: LockStore + 'static>(
+    connect: impl Future<Output = Result<Arc<S>, ConfigError>> + Send + 'a,
+) -> Connecting<'a> {
+    Box::pin(async move { Ok(connect.await? as Arc<dyn LockStore>) })
+}
+
+/// Builds the stores of one sidecar. It holds the embedded keyspace, so that every
+/// `lock.in-memory` component of the sidecar shares it.
+pub struct StoreTypes {
+    memory: Arc<memory::MemoryStore>,
+}
+
+impl StoreTypes {
+    pub fn new() -> Self {
+        StoreTypes {
+            memory: memory::MemoryStore::new(),
+        }
+    }
+
+    /// The `spec.type` of every store type this build serves.
+    pub(crate) fn names() -> impl Iterator<Item = &'static str> {
+        TABLE.iter().map(|(name, _)| *name)
+    }
+
+    /// The store of type `type_name`, built from its (resolved) metadata; `None` when this
+    /// build has no such type. An error names the metadata field at fault, if one is.
+    pub async fn build(
+        &self,
+        type_name: &str,
+        metadata: &Metadata,
+    ) -> Option<Result<Arc<dyn LockStore>, ConfigError>> {
+        let (_, build) = TABLE.iter().find(|(name, _)| *name == type_name)?;
+        Some(match build {
+            Build::Embedded => Ok(self.memory.clone()),
+            Build::Connect(connect) => connect(metadata).await,
+        })
+    }
+}
+
+impl Default for StoreTypes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
