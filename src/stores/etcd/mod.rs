@@ -2,21 +2,21 @@
 //! holding the raw owner, attached to a lease of its own whose TTL is the lock's expiry, so
 //! etcd deletes it on time by itself when the holder's sidecar is gone.
 //!
-//! Every change to a key is one etcd transaction guarded by a comparison: a grant puts the key
-//! only if it does not exist (create revision 0); a release deletes it only if it holds the
-//! owner; a renewal to another TTL puts a new lease on it, again only if it holds the owner. A
-//! renewal to the same TTL writes nothing: it restarts the lease of the owner's grant, which no
-//! other grant shares, so it can extend nothing but that lock. The revision that created the
-//! key is the fencing token: etcd's revisions rise across the whole cluster, so a later holder
-//! always has a larger one. Deletions, by release or by an expired lease, reach waiters through
+//! Every change to a key is one etcd transaction guarded by a comparison (`requests.rs` builds
+//! them): a grant puts the key only if it does not exist (create revision 0); a release deletes
+//! it only if it holds the owner; a renewal to another TTL puts a new lease on it, again only if
+//! it holds the owner. A renewal to the same TTL writes nothing: it restarts the lease of the
+//! owner's grant, which no other grant shares, so it can extend nothing but that lock. The
+//! revision that created the key is the fencing token: etcd's revisions rise across the whole
+//! cluster, so a later holder always has a larger one. Deletions, by release or by an expired lease, reach waiters through
 //! one watch (`watch.rs`).
 //!
-//! Blocking acquires wait in a line kept in etcd (`line.rs`): a key per waiter under
+//! Blocking acquires wait in a line kept in etcd (`place.rs`): a key per waiter under
 //! `<keyPrefixPath>/\xff`, ordered by create revision. No lock key starts there (store keys
 //! are UTF-8, which never holds the byte 0xFF), yet the line stays under the lock prefix, so
-//! the one permission on `<keyPrefixPath>/` and the one release watch cover it too. A grant to the first waiter and a
-//! try-lock both put the lock key only if it is absent and nobody ahead waits, in one
-//! transaction, so a try-lock never jumps the line.
+//! the one permission on `<keyPrefixPath>/` and the one release watch cover it too. A grant to
+//! the first waiter and a try-lock both put the lock key only if it is absent and nobody ahead
+//! waits, in one transaction, so a try-lock never jumps the line.
 //!
 //! etcd leases are whole seconds, and etcd grants no lease shorter than its minimum (one and a
 //! half election timeouts, rounded up: 2 s with etcd's defaults). The store learns that minimum
@@ -24,7 +24,8 @@
 //! the minimum.
 
 mod client;
-mod line;
+mod place;
+mod requests;
 mod settings;
 mod watch;
 
@@ -40,14 +41,12 @@ use crate::lock::{
     Capabilities, Grant, LockInfo, LockStore, OwnerChecked, Place, StoreError, TryLockOutcome,
 };
 use crate::proto::etcd::etcdserverpb::{
-    compare::{CompareResult, CompareTarget, TargetUnion},
-    request_op::Request as Op,
-    response_op::Response as OpAnswer,
-    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, TxnResponse,
+    request_op::Request as Op, RangeRequest, RequestOp, TxnRequest,
 };
 use crate::proto::etcd::mvccpb::KeyValue;
 use client::{AuthFailure, Client};
-use line::Waiter;
+use place::Waiter;
+use requests::{absent, delete, exists, first_record, held_by, none_in, prefix_end, put, read};
 use settings::Settings;
 
 /// The byte after the lock prefix where the lines of waiters start: never in a UTF-8 key.
@@ -204,108 +203,36 @@ impl EtcdStore {
             fencing_token: Some(kv.create_revision as u64),
         }))
     }
-}
 
-/// Whether the key exists: a read, no write.
-async fn exists(client: &Client, path: &[u8]) -> Result<bool, StoreError> {
-    let answer = client
-        .range(RangeRequest {
-            key: path.to_vec(),
-            count_only: true,
-            ..RangeRequest::default()
-        })
-        .await?;
-    Ok(answer.count > 0)
-}
-
-fn compare(path: &[u8], target: CompareTarget, value: TargetUnion) -> Compare {
-    Compare {
-        result: CompareResult::Equal as i32,
-        target: target as i32,
-        key: path.to_vec(),
-        target_union: Some(value),
-        range_end: Vec::new(),
-    }
-}
-
-/// The key does not exist.
-fn absent(path: &[u8]) -> Compare {
-    compare(path, CompareTarget::Create, TargetUnion::CreateRevision(0))
-}
-
-/// No key of `[start, end)` exists: etcd compares an empty range as one zero record.
-fn none_in(start: &[u8], end: &[u8]) -> Compare {
-    Compare {
-        range_end: end.to_vec(),
-        ..absent(start)
-    }
-}
-
-/// The key holds `owner` (false when it does not exist).
-fn held_by(path: &[u8], owner: &str) -> Compare {
-    compare(
-        path,
-        CompareTarget::Value,
-        TargetUnion::Value(owner.as_bytes().to_vec()),
-    )
-}
-
-fn put(path: &[u8], owner: &str, lease: i64) -> RequestOp {
-    RequestOp {
-        request: Some(Op::RequestPut(PutRequest {
-            key: path.to_vec(),
-            value: owner.as_bytes().to_vec(),
-            lease,
-            prev_kv: true,
-        })),
-    }
-}
-
-fn read(path: &[u8]) -> RequestOp {
-    RequestOp {
-        request: Some(Op::RequestRange(RangeRequest {
-            key: path.to_vec(),
-            ..RangeRequest::default()
-        })),
-    }
-}
-
-fn delete(path: &[u8]) -> DeleteRangeRequest {
-    DeleteRangeRequest {
-        key: path.to_vec(),
-        range_end: Vec::new(),
-        prev_kv: true,
-    }
-}
-
-/// The first record an operation of a transaction returned: the key as it was before a put
-/// or delete, or as it is for a read.
-fn first_record(answer: TxnResponse) -> Option<KeyValue> {
-    match answer.responses.into_iter().next()?.response? {
-        OpAnswer::ResponseRange(range) => range.kvs.into_iter().next(),
-        OpAnswer::ResponsePut(put) => put.prev_kv,
-        OpAnswer::ResponseDeleteRange(deleted) => deleted.prev_kvs.into_iter().next(),
-    }
-}
-
-/// Why an owner-checked transaction failed, from the key as the transaction read it.
-fn refusal(current: Option<KeyValue>) -> OwnerChecked {
-    match current {
-        None => OwnerChecked::NotHeld,
-        Some(_) => OwnerChecked::HeldByOther,
-    }
-}
-
-/// The end of the range of keys starting with `prefix`.
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return end;
+    /// Runs `change` on the key at `path` in one transaction, only while the key holds
+    /// `owner`. Once it ran, the key's old lease names no lock any more (the change deleted the
+    /// key or put it on another lease), so it is discarded.
+    async fn owner_checked(
+        &self,
+        path: &[u8],
+        owner: &str,
+        change: RequestOp,
+    ) -> Result<OwnerChecked, StoreError> {
+        let answer = self
+            .client
+            .txn(TxnRequest {
+                compare: vec![held_by(path, owner)],
+                success: vec![change],
+                failure: vec![read(path)],
+            })
+            .await?;
+        let succeeded = answer.succeeded;
+        let record = first_record(answer);
+        if !succeeded {
+            // Why it failed, from the key as the transaction read it.
+            return Ok(match record {
+                None => OwnerChecked::NotHeld,
+                Some(_) => OwnerChecked::HeldByOther,
+            });
         }
+        self.client.discard(record.map_or(0, |kv| kv.lease));
+        Ok(OwnerChecked::Applied)
     }
-    vec![0] // all keys from the prefix on
 }
 
 #[async_trait]
@@ -346,23 +273,10 @@ impl LockStore for EtcdStore {
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
         let path = self.path(key);
-        let answer = self
-            .client
-            .txn(TxnRequest {
-                compare: vec![held_by(&path, owner)],
-                success: vec![RequestOp {
-                    request: Some(Op::RequestDeleteRange(delete(&path))),
-                }],
-                failure: vec![read(&path)],
-            })
-            .await?;
-        let succeeded = answer.succeeded;
-        let record = first_record(answer);
-        if !succeeded {
-            return Ok(refusal(record));
-        }
-        self.client.discard(record.map_or(0, |kv| kv.lease));
-        Ok(OwnerChecked::Applied)
+        let release = RequestOp {
+            request: Some(Op::RequestDeleteRange(delete(&path))),
+        };
+        self.owner_checked(&path, owner, release).await
     }
 
     async fn renew(
@@ -392,22 +306,13 @@ impl LockStore for EtcdStore {
         }
         // Another TTL: a new lease, swapped in only while the owner still holds the key.
         let lease = self.client.grant(seconds).await?;
-        let answer = self
-            .client
-            .txn(TxnRequest {
-                compare: vec![held_by(&path, owner)],
-                success: vec![put(&path, owner, lease.id)],
-                failure: vec![read(&path)],
-            })
+        let checked = self
+            .owner_checked(&path, owner, put(&path, owner, lease.id))
             .await?;
-        let succeeded = answer.succeeded;
-        let record = first_record(answer);
-        if !succeeded {
+        if checked != OwnerChecked::Applied {
             self.client.discard(lease.id);
-            return Ok(refusal(record));
         }
-        self.client.discard(record.map_or(0, |kv| kv.lease));
-        Ok(OwnerChecked::Applied)
+        Ok(checked)
     }
 
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
@@ -482,13 +387,6 @@ impl LockStore for EtcdStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefix_ranges() {
-        assert_eq!(prefix_end(b"dlock/"), b"dlock0");
-        assert_eq!(prefix_end(b"a\xff"), b"b");
-        assert_eq!(prefix_end(b"\xff\xff"), [0]);
-    }
 
     #[test]
     fn leases_are_whole_seconds() {

@@ -1,8 +1,9 @@
 //! The release signal: one watch per store on the whole lock prefix, lines of waiters
-//! included, reporting deletions only, relayed to this sidecar's waiters. An unlock, a forced release and an expired lease all
-//! delete the key, so all three wake waiters at once. After a broken stream the watch resumes
-//! from the revision after the last one it saw, so no release in between is missed; if etcd has
-//! compacted that history away it resumes from now, and waiters poll meanwhile.
+//! included, reporting deletions only, relayed to this sidecar's waiters. An unlock, a forced
+//! release and an expired lease all delete the key, so all three wake waiters at once. After a
+//! broken stream the watch resumes from the revision after the last one it saw, so no release
+//! in between is missed; if etcd has compacted that history away it resumes from now, and
+//! waiters poll meanwhile.
 //!
 //! One stream per store, not one per waiting key: waiters come and go every few milliseconds
 //! under contention, and a deletion event costs a sidecar nothing when nobody waits.
@@ -13,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 use super::client::Client;
-use super::exists;
+use super::requests::exists;
 use crate::lock::StoreError;
 use crate::proto::etcd::etcdserverpb::{
     watch_create_request::FilterType, watch_request::RequestUnion, WatchCreateRequest, WatchRequest,

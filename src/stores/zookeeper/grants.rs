@@ -22,7 +22,7 @@ use tokio::task::AbortHandle;
 use zookeeper_client::Error;
 
 use super::names::key_node_of;
-use super::record::Holder;
+use super::record::Contender;
 use super::session::Sessions;
 
 /// The pause before trying again when ZooKeeper did not answer.
@@ -34,7 +34,7 @@ pub struct Grants {
 }
 
 struct Grant {
-    node: Holder,
+    node: Contender,
     timer: AbortHandle,
 }
 
@@ -46,7 +46,7 @@ impl Grants {
     }
 
     /// Records a lock this sidecar granted and starts its timer.
-    pub fn granted(self: &Arc<Self>, sessions: Arc<Sessions>, key: &str, node: Holder) {
+    pub fn granted(self: &Arc<Self>, sessions: Arc<Sessions>, key: &str, node: Contender) {
         let grants = Arc::downgrade(self);
         let (owned_key, path, wait) = (key.to_string(), node.path.clone(), node.time_left());
         let mut by_key = self.by_key();
@@ -68,7 +68,7 @@ impl Grants {
     }
 
     /// The live lock this sidecar granted `owner` on `key`, as last written.
-    pub fn of(&self, key: &str, owner: &str) -> Option<Holder> {
+    pub fn of(&self, key: &str, owner: &str) -> Option<Contender> {
         self.by_key()
             .get(key)
             .map(|grant| &grant.node)
@@ -77,7 +77,7 @@ impl Grants {
     }
 
     /// Records a renewal of a lock this sidecar granted (nothing if `node` is another).
-    pub fn rewritten(&self, key: &str, node: Holder) {
+    pub fn rewritten(&self, key: &str, node: Contender) {
         if let Some(grant) = self.by_key().get_mut(key) {
             if grant.node.path == node.path {
                 grant.node = node;
@@ -121,7 +121,7 @@ async fn expire(sessions: &Sessions, path: &str, mut wait: Duration) {
                 continue;
             }
         };
-        let Ok(holder) = Holder::parse(path, &data, stat) else {
+        let Ok(holder) = Contender::parse(path, &data, stat) else {
             return;
         };
         if !holder.expired() {

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use zookeeper_client::Stat;
 
-use crate::lock::StoreError;
+use crate::lock::{LockInfo, StoreError};
 
 #[derive(Serialize, Deserialize)]
 struct Data<'a> {
@@ -58,7 +58,7 @@ fn encode(owner: &str, ttl: Duration, waiting: bool) -> Vec<u8> {
 
 /// A contender's node as read or written: where it is, whose it is, and its stat.
 #[derive(Debug, Clone)]
-pub struct Holder {
+pub struct Contender {
     pub path: String,
     pub owner: String,
     expiry_ms: u64,
@@ -67,14 +67,14 @@ pub struct Holder {
     pub stat: Stat,
 }
 
-impl Holder {
-    pub fn parse(path: &str, data: &[u8], stat: Stat) -> Result<Holder, StoreError> {
+impl Contender {
+    pub fn parse(path: &str, data: &[u8], stat: Stat) -> Result<Contender, StoreError> {
         let parsed: Data = serde_json::from_slice(data).map_err(|_| {
             StoreError::Failed(format!(
                 "the node {path} is not a dlock lock (its data is not {{\"owner\",\"expiryMs\"}})"
             ))
         })?;
-        Ok(Holder {
+        Ok(Contender {
             path: path.to_string(),
             owner: parsed.owner.into_owned(),
             expiry_ms: parsed.expiry_ms,
@@ -84,8 +84,8 @@ impl Holder {
     }
 
     /// The node at `path` as just written with `data(owner, ttl)`, whose write answered `stat`.
-    pub fn written(path: &str, owner: &str, ttl: Duration, stat: Stat) -> Holder {
-        Holder {
+    pub fn written(path: &str, owner: &str, ttl: Duration, stat: Stat) -> Contender {
+        Contender {
             path: path.to_string(),
             owner: owner.to_string(),
             expiry_ms: expiry_ms(ttl),
@@ -115,6 +115,16 @@ impl Holder {
     /// ensemble, so successive holders of a key get increasing tokens.
     pub fn fencing_token(&self) -> u64 {
         self.stat.czxid as u64
+    }
+
+    /// The lock this node stands for, as the core reports it under the store key `key`.
+    pub fn info(&self, key: &str) -> LockInfo {
+        LockInfo {
+            key: key.to_string(),
+            owner: self.owner.clone(),
+            expires_in: self.time_left(),
+            fencing_token: Some(self.fencing_token()),
+        }
     }
 }
 
@@ -148,15 +158,15 @@ mod tests {
     #[test]
     fn expiry_counts_from_the_last_write() {
         let data = data("owner \"x\"\n", Duration::from_secs(10));
-        let fresh = Holder::parse("/n", &data, stat(now_ms())).unwrap();
+        let fresh = Contender::parse("/n", &data, stat(now_ms())).unwrap();
         assert_eq!(fresh.owner, "owner \"x\"\n");
         assert_eq!(fresh.path, "/n");
         assert!(fresh.time_left() > Duration::from_secs(9));
         assert!(!fresh.expired());
         assert_eq!(fresh.fencing_token(), 42);
-        let old = Holder::parse("/n", &data, stat(now_ms() - 10_001)).unwrap();
+        let old = Contender::parse("/n", &data, stat(now_ms() - 10_001)).unwrap();
         assert!(old.expired());
-        let written = Holder::written("/n", "o", Duration::from_secs(10), stat(now_ms()));
+        let written = Contender::written("/n", "o", Duration::from_secs(10), stat(now_ms()));
         assert!(written.time_left() > Duration::from_secs(9));
     }
 
@@ -167,18 +177,18 @@ mod tests {
             std::str::from_utf8(&data).unwrap(),
             r#"{"owner":"w","expiryMs":10000,"waiting":true}"#
         );
-        let old = Holder::parse("/n", &data, stat(now_ms() - 60_000)).unwrap();
+        let old = Contender::parse("/n", &data, stat(now_ms() - 60_000)).unwrap();
         assert!(old.waiting);
         assert!(!old.expired());
         assert_eq!(old.time_left(), Duration::from_secs(10));
-        let granted = Holder::parse("/n", &super::data("w", Duration::from_secs(10)), stat(0));
+        let granted = Contender::parse("/n", &super::data("w", Duration::from_secs(10)), stat(0));
         assert!(!granted.unwrap().waiting);
     }
 
     #[test]
     fn foreign_data_is_an_error() {
         assert!(matches!(
-            Holder::parse("/n", b"hello", stat(0)),
+            Contender::parse("/n", b"hello", stat(0)),
             Err(StoreError::Failed(_))
         ));
     }

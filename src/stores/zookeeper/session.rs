@@ -10,7 +10,7 @@
 //! A store keeps a few sessions, and every request about one key goes through the same one
 //! (chosen by a hash of the key's node). ZooKeeper answers a session's requests in order, so a
 //! read waits for every write sent before it on that session; over several sessions, unrelated
-//! keys don't queue behind each other. One key on one session keeps ZooKeeper's per-session
+//! keys don't wait behind each other. One key on one session keeps ZooKeeper's per-session
 //! guarantee where it matters: a sidecar reads its own writes on a key.
 //!
 //! Requests are bounded by `requestTimeout` (connecting included) and fail as unavailable

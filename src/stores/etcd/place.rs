@@ -1,5 +1,5 @@
-//! A blocking acquire's place in a key's line of waiters: a key of its own under the line's
-//! range, holding the owner, ordered among every sidecar's waiters by its create revision.
+//! A waiter's place in a key's line of waiters: a key of its own under the line's range,
+//! holding the owner, ordered among every sidecar's waiters by its create revision.
 //!
 //! Each waiter's key is attached to a lease of its own (`WAITER_LEASE`) that this sidecar
 //! keeps alive while the waiter waits, so the key of a waiter whose sidecar died goes with
@@ -18,7 +18,8 @@ use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 
 use super::client::Client;
-use super::{absent, compare, exists, put, watch};
+use super::requests::{absent, compare, exists, put};
+use super::watch;
 use crate::lock::{Grant, Place, StoreError, TryLockOutcome};
 use crate::proto::etcd::etcdserverpb::{
     compare::{CompareResult, CompareTarget, TargetUnion},
@@ -31,7 +32,7 @@ use crate::proto::etcd::etcdserverpb::{
 /// times per TTL while the waiter waits.
 const WAITER_LEASE: i64 = 3;
 
-/// What a waiter waits for: a key in a line.
+/// A waiter: whose it is, the lease its grant gets, and the lock and line it waits in.
 pub struct Waiter {
     pub client: Arc<Client>,
     pub released: broadcast::Sender<Vec<u8>>,
@@ -45,8 +46,8 @@ pub struct Waiter {
     pub lease_seconds: i64,
 }
 
-/// A waiter in line.
-pub struct Waiting {
+/// A waiter's place in the line: the store's `Place`.
+pub struct EtcdPlace {
     waiter: Waiter,
     entry: Entry,
     /// The waiter key just ahead, as last seen; `None` when first.
@@ -59,7 +60,7 @@ pub struct Waiting {
 struct Entry {
     key: Vec<u8>,
     lease: i64,
-    /// The revision that created the key: the waiter's place.
+    /// The revision that created the key: it orders the waiter in the line.
     revision: i64,
     keeper: AbortHandle,
 }
@@ -72,9 +73,9 @@ impl Drop for Entry {
 
 impl Waiter {
     /// Puts the waiter's key at the end of the line.
-    pub async fn join(self) -> Result<Waiting, StoreError> {
+    pub async fn join(self) -> Result<EtcdPlace, StoreError> {
         let entry = self.enter().await?;
-        Ok(Waiting {
+        Ok(EtcdPlace {
             waiter: self,
             entry,
             ahead: None,
@@ -122,7 +123,7 @@ impl Waiter {
     }
 }
 
-impl Waiting {
+impl EtcdPlace {
     /// Puts the lock key for the owner if this waiter is first and the lock is free, deleting
     /// the waiter's key, in one transaction.
     async fn take(&mut self) -> Result<TryLockOutcome, StoreError> {
@@ -171,7 +172,7 @@ impl Waiting {
 }
 
 #[async_trait]
-impl Place for Waiting {
+impl Place for EtcdPlace {
     async fn try_take(&mut self) -> Result<TryLockOutcome, StoreError> {
         let waiter = &self.waiter;
         // Reads first: a waiter that is not first, or a held lock, costs etcd no write.

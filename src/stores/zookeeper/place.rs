@@ -1,6 +1,6 @@
-//! A blocking acquire's place in a key's line: its own ephemeral sequential node, created
-//! marked waiting (`record.rs`), so ZooKeeper orders every sidecar's waiters by sequence number
-//! and the lowest node is served first.
+//! A waiter's place in a key's line: its own ephemeral sequential node, created marked waiting
+//! (`record.rs`), so ZooKeeper orders every sidecar's waiters by sequence number and the lowest
+//! node is served first.
 //!
 //! A waiter watches only the node just ahead of it, not the whole key: a release wakes one
 //! sidecar, not the herd. When its node is the lowest, a `setData` of the plain data promotes
@@ -15,12 +15,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use zookeeper_client::Error;
 
-use super::record::{self, Holder};
+use super::holding::{self, Standing};
+use super::names;
+use super::record::{self, Contender};
 use super::session::store_error;
-use super::{names, Standing, Tree};
+use super::tree::Tree;
 use crate::lock::{Grant, Place, StoreError, TryLockOutcome};
 
-pub struct Waiter {
+/// A waiter's place: the node it made in `key`'s line, found by its sequence number.
+pub struct ZookeeperPlace {
     tree: Arc<Tree>,
     key: String,
     key_node: String,
@@ -30,17 +33,17 @@ pub struct Waiter {
     sequence: i64,
 }
 
-impl Waiter {
+impl ZookeeperPlace {
     /// Creates the waiter's node at the end of `key`'s line.
     pub async fn join(
         tree: Arc<Tree>,
         key: &str,
         owner: &str,
         ttl: Duration,
-    ) -> Result<Waiter, StoreError> {
+    ) -> Result<ZookeeperPlace, StoreError> {
         let key_node = tree.key_node(key);
         let (sequence, _) = tree.enter(&key_node, &record::waiting(owner, ttl)).await?;
-        Ok(Waiter {
+        Ok(ZookeeperPlace {
             tree,
             key: key.to_string(),
             key_node,
@@ -69,7 +72,7 @@ impl Waiter {
             .await;
         match written {
             Ok(stat) => {
-                let node = Holder::written(&path, &self.owner, self.ttl, stat);
+                let node = Contender::written(&path, &self.owner, self.ttl, stat);
                 let token = node.fencing_token();
                 let sessions = self.tree.sessions.clone();
                 self.tree.grants.granted(sessions, &self.key, node);
@@ -95,12 +98,10 @@ impl Waiter {
 }
 
 #[async_trait]
-impl Place for Waiter {
+impl Place for ZookeeperPlace {
     async fn try_take(&mut self) -> Result<TryLockOutcome, StoreError> {
-        let standing = self
-            .tree
-            .contend(&self.key, &self.key_node, self.sequence)
-            .await?;
+        let standing =
+            holding::standing(&self.tree, &self.key, &self.key_node, self.sequence).await?;
         let granted = match standing {
             Standing::Behind => return Ok(TryLockOutcome::Held),
             Standing::First => self.promote().await?,

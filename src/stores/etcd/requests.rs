@@ -1,0 +1,120 @@
+//! The pieces of the etcd requests the store and its places send: the comparisons that guard a
+//! transaction, the operations inside it, the record its answer carries, key ranges, and the
+//! read that tells whether a key exists. They live apart from the store so that the release
+//! watch and the places build the same requests the store does.
+
+use super::client::Client;
+use crate::lock::StoreError;
+use crate::proto::etcd::etcdserverpb::{
+    compare::{CompareResult, CompareTarget, TargetUnion},
+    request_op::Request as Op,
+    response_op::Response as OpAnswer,
+    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnResponse,
+};
+use crate::proto::etcd::mvccpb::KeyValue;
+
+/// Whether the key exists: a read, no write.
+pub(crate) async fn exists(client: &Client, path: &[u8]) -> Result<bool, StoreError> {
+    let answer = client
+        .range(RangeRequest {
+            key: path.to_vec(),
+            count_only: true,
+            ..RangeRequest::default()
+        })
+        .await?;
+    Ok(answer.count > 0)
+}
+
+pub(crate) fn compare(path: &[u8], target: CompareTarget, value: TargetUnion) -> Compare {
+    Compare {
+        result: CompareResult::Equal as i32,
+        target: target as i32,
+        key: path.to_vec(),
+        target_union: Some(value),
+        range_end: Vec::new(),
+    }
+}
+
+/// The key does not exist.
+pub(crate) fn absent(path: &[u8]) -> Compare {
+    compare(path, CompareTarget::Create, TargetUnion::CreateRevision(0))
+}
+
+/// No key of `[start, end)` exists: etcd compares an empty range as one zero record.
+pub(crate) fn none_in(start: &[u8], end: &[u8]) -> Compare {
+    Compare {
+        range_end: end.to_vec(),
+        ..absent(start)
+    }
+}
+
+/// The key holds `owner` (false when it does not exist).
+pub(crate) fn held_by(path: &[u8], owner: &str) -> Compare {
+    compare(
+        path,
+        CompareTarget::Value,
+        TargetUnion::Value(owner.as_bytes().to_vec()),
+    )
+}
+
+pub(crate) fn put(path: &[u8], owner: &str, lease: i64) -> RequestOp {
+    RequestOp {
+        request: Some(Op::RequestPut(PutRequest {
+            key: path.to_vec(),
+            value: owner.as_bytes().to_vec(),
+            lease,
+            prev_kv: true,
+        })),
+    }
+}
+
+pub(crate) fn read(path: &[u8]) -> RequestOp {
+    RequestOp {
+        request: Some(Op::RequestRange(RangeRequest {
+            key: path.to_vec(),
+            ..RangeRequest::default()
+        })),
+    }
+}
+
+pub(crate) fn delete(path: &[u8]) -> DeleteRangeRequest {
+    DeleteRangeRequest {
+        key: path.to_vec(),
+        range_end: Vec::new(),
+        prev_kv: true,
+    }
+}
+
+/// The first record an operation of a transaction returned: the key as it was before a put
+/// or delete, or as it is for a read.
+pub(crate) fn first_record(answer: TxnResponse) -> Option<KeyValue> {
+    match answer.responses.into_iter().next()?.response? {
+        OpAnswer::ResponseRange(range) => range.kvs.into_iter().next(),
+        OpAnswer::ResponsePut(put) => put.prev_kv,
+        OpAnswer::ResponseDeleteRange(deleted) => deleted.prev_kvs.into_iter().next(),
+    }
+}
+
+/// The end of the range of keys starting with `prefix`.
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0] // all keys from the prefix on
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ranges() {
+        assert_eq!(prefix_end(b"dlock/"), b"dlock0");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff\xff"), [0]);
+    }
+}

@@ -1,0 +1,128 @@
+//! Who holds a key, and how it changes hands. A key's contender nodes form its line in
+//! sequence order, and the first one holds the lock until it expires or goes. A try-lock passes
+//! through the line without waiting in it: it enters, keeps its node only if first, and
+//! withdraws otherwise. A release or a renewal changes the holder's node only while it is the
+//! owner's, with a write conditional on the version read.
+//!
+//! Whoever finds an expired holder ahead of its own node deletes it: that is how an expiry
+//! holds even when the holder's sidecar is hung or cut off.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::names;
+use super::record::{self, Contender};
+use super::tree::{busy, Tree, MAX_LOOKS};
+use crate::lock::{Grant, OwnerChecked, StoreError, TryLockOutcome};
+
+/// Where a contender's node stands in its key's line of waiters; for a waiter's node, the
+/// position of its place.
+pub(crate) enum Standing {
+    /// Lowest: it holds the lock, or may take it.
+    First,
+    /// A live node is ahead of it.
+    Behind,
+    /// Its node is gone: its session ended, or someone deleted it.
+    Gone,
+}
+
+/// Where the contender `mine` stands under `key_node`, after removing expired holders ahead
+/// of it.
+pub(crate) async fn standing(
+    tree: &Tree,
+    key: &str,
+    key_node: &str,
+    mine: i64,
+) -> Result<Standing, StoreError> {
+    for _ in 0..MAX_LOOKS {
+        let children = tree.list_children(key_node).await?.unwrap_or_default();
+        if !children
+            .iter()
+            .any(|name| names::sequence(name) == Some(mine))
+        {
+            return Ok(Standing::Gone); // its session ended, or someone deleted it
+        }
+        let Some((sequence, name)) = names::first_contender(&children) else {
+            return Ok(Standing::Gone);
+        };
+        if sequence == mine {
+            return Ok(Standing::First);
+        }
+        let Some((first, _)) = tree.read(&format!("{key_node}/{name}"), false).await? else {
+            continue;
+        };
+        if !first.expired() {
+            return Ok(Standing::Behind);
+        }
+        // The holder's expiry passed and its sidecar has not deleted it (hung, cut off, or
+        // just slower than us): delete it unless it was renewed meanwhile, and look again.
+        tree.delete(key, &first.path, Some(first.stat.version))
+            .await?;
+    }
+    Err(busy(key))
+}
+
+/// Dapr's try-lock: enter, then hold the lock if first, else withdraw. A key with a live
+/// holder is refused on reads alone, so waiters polling a held key write nothing.
+pub(crate) async fn try_lock(
+    tree: Arc<Tree>,
+    key: String,
+    owner: String,
+    ttl: Duration,
+) -> Result<TryLockOutcome, StoreError> {
+    if tree.holder(&key).await?.is_some() {
+        return Ok(TryLockOutcome::Held);
+    }
+    let key_node = tree.key_node(&key);
+    let (sequence, stat) = tree.enter(&key_node, &record::data(&owner, ttl)).await?;
+    let mine = format!("{key_node}/{}", names::contender(sequence));
+    let decided = standing(&tree, &key, &key_node, sequence).await;
+    if let Ok(Standing::First) = decided {
+        let node = Contender::written(&mine, &owner, ttl, stat);
+        tree.grants.granted(tree.sessions.clone(), &key, node);
+        return Ok(TryLockOutcome::Granted(Grant {
+            fencing_token: Some(stat.czxid as u64),
+        }));
+    }
+    // Not first, or no answer: withdraw, so this node never holds the lock later (its name
+    // is this attempt's alone, so any version is ours). If even that fails, the node goes
+    // with this sidecar's session or at its expiry.
+    if let Err(error) = tree.delete(&key, &mine, None).await {
+        tracing::debug!(node = %mine, "could not withdraw a contender: {error}");
+    }
+    decided.map(|_| TryLockOutcome::Held)
+}
+
+/// Runs an owner-checked change (release or renewal) on the key's live holder: first on the
+/// node as this sidecar last wrote it, when it granted the lock, without reading it; then,
+/// or else, on the node as read.
+pub(crate) async fn owner_checked<F, Fut>(
+    tree: &Tree,
+    key: &str,
+    owner: &str,
+    change: F,
+) -> Result<OwnerChecked, StoreError>
+where
+    F: Fn(Contender) -> Fut,
+    Fut: Future<Output = Result<bool, StoreError>>,
+{
+    if let Some(granted) = tree.grants.of(key, owner) {
+        if change(granted).await? {
+            return Ok(OwnerChecked::Applied);
+        }
+    }
+    for _ in 0..MAX_LOOKS {
+        let Some(holder) = tree.holder(key).await? else {
+            return Ok(OwnerChecked::NotHeld);
+        };
+        if holder.owner != owner {
+            return Ok(OwnerChecked::HeldByOther);
+        }
+        if change(holder).await? {
+            return Ok(OwnerChecked::Applied);
+        }
+        // The node changed between the read and the write: read it again.
+    }
+    Err(busy(key))
+}
