@@ -399,3 +399,13 @@ mod tests {
         assert!(waiter.await.unwrap() < Duration::from_secs(1));
     }
 }
+
+// The store contract (`lock::contract`), in-process. The store keeps time to the millisecond,
+// so its expiry checks take locks of a tenth of a second.
+#[cfg(test)]
+crate::store_contract!(
+    contract,
+    store: async { MemoryStore::new() },
+    short_ttl: Duration::from_millis(100),
+    capabilities: [fencing, listing, release_signal],
+);
