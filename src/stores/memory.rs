@@ -400,12 +400,13 @@ mod tests {
     }
 }
 
-// The store contract (`lock::contract`), in-process. The store keeps time to the millisecond,
-// so its expiry checks take locks of a tenth of a second.
+// The store contract (`lock::contract`), in-process. The store keeps time to the millisecond;
+// its expiry checks take locks of a fifth of a second, so that a pause of a busy machine does
+// not expire a lock a check still needs.
 #[cfg(test)]
 crate::store_contract!(
     contract,
     store: async { MemoryStore::new() },
-    short_ttl: Duration::from_millis(100),
+    short_ttl: Duration::from_millis(200),
     capabilities: [fencing, listing, release_signal],
 );

@@ -12,6 +12,15 @@ use dlock::lock::LockStore;
 use crate::backend::zookeeper_metadata;
 use crate::servers::shared;
 
+/// The TTL of the expiry checks for stores that keep time to the millisecond (Redis,
+/// ZooKeeper): short, yet long enough that a pause of a busy machine or a slow round trip does
+/// not expire a lock a check still needs.
+const SHORT_TTL: Duration = Duration::from_millis(300);
+
+/// etcd's leases are whole seconds, and the test server grants one second at the least (see
+/// scripts/test.sh).
+const ETCD_SHORT_TTL: Duration = Duration::from_secs(1);
+
 /// Builds a store of `type_name` as a component with `metadata` would get it.
 async fn store(type_name: &str, metadata: Vec<(&str, String)>) -> Arc<dyn LockStore> {
     let metadata: Metadata = metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -22,11 +31,10 @@ async fn store(type_name: &str, metadata: Vec<(&str, String)>) -> Arc<dyn LockSt
         .unwrap_or_else(|e| panic!("{type_name} did not start: {e:?}"))
 }
 
-// Redis keeps time to the millisecond: its expiry checks take locks of 300 ms.
 dlock::store_contract!(
     redis,
     store: store("lock.redis", vec![("redisHost", shared("DLOCK_TEST_REDIS"))]),
-    short_ttl: Duration::from_millis(300),
+    short_ttl: SHORT_TTL,
     capabilities: [fencing, listing, release_signal],
 );
 
@@ -39,22 +47,20 @@ dlock::store_contract!(
             ("redisType", "cluster".into()),
         ],
     ),
-    short_ttl: Duration::from_millis(300),
+    short_ttl: SHORT_TTL,
     capabilities: [fencing, listing, release_signal],
 );
 
-// etcd's leases are whole seconds, and the test server grants one second at the least.
 dlock::store_contract!(
     etcd,
     store: store("lock.etcd", vec![("endpoints", shared("DLOCK_TEST_ETCD"))]),
-    short_ttl: Duration::from_secs(1),
+    short_ttl: ETCD_SHORT_TTL,
     capabilities: [fencing, listing, release_signal, line],
 );
 
-// ZooKeeper's lock records expire to the millisecond of the server's clock.
 dlock::store_contract!(
     zookeeper,
     store: store("lock.zookeeper", zookeeper_metadata(&shared("DLOCK_TEST_ZOOKEEPER"))),
-    short_ttl: Duration::from_millis(300),
+    short_ttl: SHORT_TTL,
     capabilities: [fencing, listing, release_signal, line],
 );

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::subject::{Subject, LONG};
+use super::subject::{Subject, LONG, POLL};
 use crate::lock::{Grant, LockInfo, OwnerChecked};
 
 /// `list` answers the held keys starting with the prefix, each with its owner, time left and
@@ -13,12 +13,22 @@ pub async fn list(s: &Subject) {
     let beside = format!("{}-beside||", prefix.trim_end_matches("||"));
     assert_eq!(s.store.list(&prefix).await, Ok(Vec::new()));
 
+    let short = format!("{prefix}short");
     let taken = Instant::now();
-    s.grant(&format!("{prefix}short"), "d", s.short_ttl).await;
+    s.grant(&short, "d", s.short_ttl).await;
     let one = s.grant(&format!("{prefix}one"), "a", LONG).await;
     let two = s.grant(&format!("{prefix}two"), "b", LONG).await;
     s.grant(&format!("{beside}one"), "c", LONG).await;
-    tokio::time::sleep_until(s.freed_by(taken, s.short_ttl).into()).await;
+    // Listed the moment it is no longer held, before any clean-up could remove it.
+    let freed_by = s.freed_by(taken, s.short_ttl);
+    while s.store.inspect(&short).await.unwrap().is_some() {
+        assert!(
+            Instant::now() < freed_by,
+            "a {:?} lock outlived its expiry",
+            s.short_ttl
+        );
+        tokio::time::sleep(POLL).await;
+    }
     assert_eq!(
         held(s, &prefix).await,
         [

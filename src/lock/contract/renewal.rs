@@ -6,10 +6,6 @@ use std::time::Instant;
 use super::subject::{Subject, LATE, LONG};
 use crate::lock::OwnerChecked;
 
-/// How many renewals `renewals_keep_a_lock` makes, a third of the TTL apart: together they
-/// outlast the lock's first expiry by more than a store may be late to free it.
-const RENEWALS: u32 = 9;
-
 /// A renewal to a longer TTL keeps the lock past its first expiry, with the new time left.
 pub async fn renew_extends(s: &Subject) {
     let key = s.key("renew");
@@ -23,19 +19,21 @@ pub async fn renew_extends(s: &Subject) {
     let info = s.store.inspect(&key).await.unwrap().expect("still held");
     assert_eq!(info.owner, "a");
     assert!(
-        info.expires_in > LONG / 2,
+        info.expires_in > LONG / 2 && info.expires_in <= LONG,
         "{:?} left after a renewal to {LONG:?}",
         info.expires_in
     );
     assert_eq!(s.store.unlock(&key, "a").await, Ok(OwnerChecked::Applied));
 }
 
-/// Renewals to the same TTL, as a session makes them, keep the lock for as long as they come,
-/// and it expires one TTL after they stop.
+/// Renewals to the same TTL, as a session makes them, a third of the TTL apart, keep the
+/// lock past the time by which the store would have freed it unrenewed; each counts from
+/// now, and the lock expires one TTL after the last.
 pub async fn renewals_keep_a_lock(s: &Subject) {
     let key = s.key("renewals");
+    let taken = Instant::now();
     s.grant(&key, "a", s.short_ttl).await;
-    for _ in 0..RENEWALS {
+    while Instant::now() < s.freed_by(taken, s.short_ttl) {
         tokio::time::sleep(s.short_ttl / 3).await;
         assert_eq!(
             s.store.renew(&key, "a", s.short_ttl).await,
@@ -44,6 +42,13 @@ pub async fn renewals_keep_a_lock(s: &Subject) {
     }
     let renewed = Instant::now();
     s.refused(&key, "b").await;
+    let info = s.store.inspect(&key).await.unwrap().expect("still held");
+    assert!(
+        info.expires_in <= s.short_ttl,
+        "{:?} left after a renewal to {:?}: renewing counts from now",
+        info.expires_in,
+        s.short_ttl
+    );
     s.grant_once_free(&key, "b", LONG, s.freed_by(renewed, s.short_ttl))
         .await;
 }

@@ -26,7 +26,7 @@ pub const SHORT_WAIT: Duration = Duration::from_millis(300);
 pub const SETTLE: Duration = Duration::from_millis(200);
 
 /// How often a check that waits for a key to come free asks again.
-const POLL: Duration = Duration::from_millis(25);
+pub const POLL: Duration = Duration::from_millis(25);
 
 /// A lock store under test, with the TTL its expiry checks use.
 pub struct Subject {
@@ -65,8 +65,7 @@ impl Subject {
         self.store.capabilities()
     }
 
-    /// Takes `key` for `owner`, which must be granted; the grant carries a fencing token
-    /// exactly when the store has `Capabilities::fencing`.
+    /// Takes `key` for `owner`, which must be granted.
     pub async fn grant(&self, key: &str, owner: &str, ttl: Duration) -> Grant {
         match self.store.try_lock(key, owner, ttl).await {
             Ok(TryLockOutcome::Granted(grant)) => self.checked(grant),
@@ -136,6 +135,7 @@ impl Subject {
         );
     }
 
+    /// The grant, once checked to carry a fencing token exactly when the store has FENCING.
     fn checked(&self, grant: Grant) -> Grant {
         assert_eq!(
             grant.fencing_token.is_some(),
