@@ -2,6 +2,7 @@
 //! store key (`key`), the stores this sidecar loaded (`registry`), and the request checks and
 //! dispatch that both front doors share (`service`), so HTTP and gRPC can never disagree.
 
+pub mod contract;
 pub mod error;
 pub mod key;
 pub mod line;

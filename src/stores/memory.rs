@@ -399,3 +399,14 @@ mod tests {
         assert!(waiter.await.unwrap() < Duration::from_secs(1));
     }
 }
+
+// The store contract (`lock::contract`), in-process. The store keeps time to the millisecond;
+// its expiry checks take locks of a fifth of a second, so that a pause of a busy machine does
+// not expire a lock a check still needs.
+#[cfg(test)]
+crate::store_contract!(
+    contract,
+    store: async { MemoryStore::new() },
+    short_ttl: Duration::from_millis(200),
+    capabilities: [fencing, listing, release_signal],
+);

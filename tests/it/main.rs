@@ -8,6 +8,7 @@ mod certs;
 mod cli;
 mod components;
 mod conformance;
+mod contract;
 mod etcd;
 mod harness;
 mod lifecycle;

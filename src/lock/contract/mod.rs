@@ -1,0 +1,101 @@
+//! The store contract as a test suite: what `LockStore` promises (see `store.rs`), checked
+//! against a store in-process, before any sidecar starts, so a store's contract is checked in
+//! seconds. Public because the integration tests (tests/it/contract.rs) run it against every
+//! real store; the in-memory store runs it in its unit tests.
+//!
+//! Every store runs the checks of what every store does; a check of a capability (listing,
+//! fencing, the release signal, a line of waiters) is instantiated only for a store that
+//! declares it, and each instantiation checks that the store's capabilities are exactly the
+//! ones it declares, so a store that loses or gains a capability fails instead of silently
+//! skipping checks. One line instantiates the suite for a store:
+//!
+//! ```ignore
+//! dlock::store_contract!(redis, store: build_redis(), short_ttl: Duration::from_millis(300),
+//!     capabilities: [fencing, listing, release_signal]);
+//! ```
+//!
+//! This makes a module `redis` of tests, one per check. `store` is an expression whose
+//! `.await` is a fresh `Arc<impl LockStore>` (each test builds its own: a store's background
+//! tasks live on the test's runtime); `short_ttl` is the shortest lock the expiry checks take
+//! (see `Subject::short_ttl`). Each check takes keys of its own, so checks and test runs can
+//! share one store server.
+
+pub mod exclusion;
+pub mod expiry;
+pub mod fencing;
+pub mod force;
+pub mod inspect;
+pub mod line;
+pub mod listing;
+pub mod release;
+pub mod renewal;
+pub mod signal;
+pub mod subject;
+
+pub use subject::Subject;
+
+/// Instantiates the store contract for one store, as a module of tests (see the module's
+/// documentation). The checks each capability brings are listed here, once.
+#[macro_export]
+macro_rules! store_contract {
+    (@fencing) => {
+        $crate::store_contract!(@checks
+            fencing::fencing_through_release,
+            fencing::fencing_through_expiry,
+        );
+    };
+    (@listing) => {
+        $crate::store_contract!(@checks listing::list);
+    };
+    (@release_signal) => {
+        $crate::store_contract!(@checks signal::release_wakes_a_waiter);
+    };
+    (@line) => {
+        $crate::store_contract!(@checks line::line_order, line::leave, line::wait_turn);
+    };
+    (@checks $($module:ident::$check:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                $crate::lock::contract::$module::$check(&subject().await).await;
+            }
+        )*
+    };
+    (
+        $suite:ident,
+        store: $store:expr,
+        short_ttl: $short_ttl:expr,
+        capabilities: [$($capability:ident),* $(,)?] $(,)?
+    ) => {
+        mod $suite {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn subject() -> $crate::lock::contract::Subject {
+                $crate::lock::contract::Subject::new($store.await, $short_ttl)
+            }
+
+            #[tokio::test]
+            async fn capabilities() {
+                #[allow(unused_mut)]
+                let mut declared = $crate::lock::Capabilities::default();
+                $(declared.$capability = true;)*
+                subject().await.assert_capabilities(declared);
+            }
+
+            $crate::store_contract!(@checks
+                exclusion::grant,
+                exclusion::refuse,
+                release::release,
+                renewal::renew_extends,
+                renewal::renewals_keep_a_lock,
+                renewal::renewal_is_owner_checked,
+                expiry::expiry,
+                inspect::inspect,
+                force::force_release,
+                signal::wait_is_bounded,
+            );
+            $($crate::store_contract!(@$capability);)*
+        }
+    };
+}

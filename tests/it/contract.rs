@@ -1,0 +1,66 @@
+//! The store contract (`dlock::lock::contract`) against every real store, in-process: each
+//! store is built from a component's metadata, as dlockd builds it, but no sidecar starts, so
+//! a store's contract is checked in seconds (`scripts/test.sh contract::etcd`). The servers
+//! are the shared ones scripts/test.sh starts; a missing one fails the tests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dlock::config::Metadata;
+use dlock::lock::LockStore;
+
+use crate::backend::zookeeper_metadata;
+use crate::servers::shared;
+
+/// The TTL of the expiry checks for stores that keep time to the millisecond (Redis,
+/// ZooKeeper): short, yet long enough that a pause of a busy machine or a slow round trip does
+/// not expire a lock a check still needs.
+const SHORT_TTL: Duration = Duration::from_millis(300);
+
+/// etcd's leases are whole seconds, and the test server grants one second at the least (see
+/// scripts/test.sh).
+const ETCD_SHORT_TTL: Duration = Duration::from_secs(1);
+
+/// Builds a store of `type_name` as a component with `metadata` would get it.
+async fn store(type_name: &str, metadata: Vec<(&str, String)>) -> Arc<dyn LockStore> {
+    let metadata: Metadata = metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    dlock::stores::StoreFactory::new()
+        .build(type_name, &metadata)
+        .await
+        .unwrap_or_else(|| panic!("this build has no {type_name}"))
+        .unwrap_or_else(|e| panic!("{type_name} did not start: {e:?}"))
+}
+
+dlock::store_contract!(
+    redis,
+    store: store("lock.redis", vec![("redisHost", shared("DLOCK_TEST_REDIS"))]),
+    short_ttl: SHORT_TTL,
+    capabilities: [fencing, listing, release_signal],
+);
+
+dlock::store_contract!(
+    redis_cluster,
+    store: store(
+        "lock.redis",
+        vec![
+            ("redisHost", shared("DLOCK_TEST_REDIS_CLUSTER")),
+            ("redisType", "cluster".into()),
+        ],
+    ),
+    short_ttl: SHORT_TTL,
+    capabilities: [fencing, listing, release_signal],
+);
+
+dlock::store_contract!(
+    etcd,
+    store: store("lock.etcd", vec![("endpoints", shared("DLOCK_TEST_ETCD"))]),
+    short_ttl: ETCD_SHORT_TTL,
+    capabilities: [fencing, listing, release_signal, line],
+);
+
+dlock::store_contract!(
+    zookeeper,
+    store: store("lock.zookeeper", zookeeper_metadata(&shared("DLOCK_TEST_ZOOKEEPER"))),
+    short_ttl: SHORT_TTL,
+    capabilities: [fencing, listing, release_signal, line],
+);
