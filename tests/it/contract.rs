@@ -24,11 +24,11 @@ const ETCD_SHORT_TTL: Duration = Duration::from_secs(1);
 /// Builds a store of `type_name` as a component with `metadata` would get it.
 async fn store(type_name: &str, metadata: Vec<(&str, String)>) -> Arc<dyn LockStore> {
     let metadata: Metadata = metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    dlock::stores::StoreFactory::new()
+    dlock::startup::StoreTypes::new()
         .build(type_name, &metadata)
         .await
         .unwrap_or_else(|| panic!("this build has no {type_name}"))
-        .unwrap_or_else(|e| panic!("{type_name} did not start: {e:?}"))
+        .unwrap_or_else(|e| panic!("{type_name} did not start: {e}"))
 }
 
 dlock::store_contract!(
