@@ -4,12 +4,12 @@
 
 pub mod error;
 pub mod key;
-pub mod line;
 pub mod registry;
 pub mod service;
 pub mod session;
+pub mod sidecar_line;
 pub mod store;
-pub mod waiting;
+pub mod store_line;
 
 pub use error::{ApiError, ErrorKind, Operation};
 pub use key::KeyPrefix;

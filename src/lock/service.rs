@@ -2,14 +2,14 @@
 //! order (SPEC.md §2), key building, the call to the store, and what we add beyond Dapr:
 //! blocking acquire, renewal, inspection, listing, force release.
 //!
-//! A blocking acquire waits in a line: the store's own (`line.rs`) where the store keeps one
-//! (`Capabilities::line`), so waiters are served in arrival order across sidecars; otherwise
-//! this sidecar's waiting room (`waiting.rs`), in arrival order among this sidecar's waiters.
+//! A blocking acquire waits in a line: the store's own (`store_line.rs`) where the store keeps
+//! one (`Capabilities::line`), so waiters are served in arrival order across sidecars;
+//! otherwise this sidecar's (`sidecar_line.rs`), in arrival order among this sidecar's waiters.
 
 use std::time::{Duration, Instant};
 
-use super::line::InLine;
-use super::waiting::WaitingRoom;
+use super::sidecar_line::SidecarLines;
+use super::store_line::StorePlace;
 use super::{
     ApiError, ErrorKind, Grant, LoadedStore, LockInfo, Operation, OwnerChecked, Registry,
     TryLockOutcome,
@@ -33,7 +33,7 @@ pub struct HeldLock {
 pub struct LockService {
     app_id: String,
     registry: Registry,
-    waiting: WaitingRoom,
+    lines: SidecarLines,
 }
 
 impl LockService {
@@ -41,7 +41,7 @@ impl LockService {
         LockService {
             app_id: app_id.into(),
             registry,
-            waiting: WaitingRoom::default(),
+            lines: SidecarLines::default(),
         }
     }
 
@@ -97,7 +97,7 @@ impl LockService {
             .await
             .map_err(|e| ApiError::failed(Operation::Unlock, e))?;
         if outcome == OwnerChecked::Applied {
-            self.waiting.released(key);
+            self.lines.released(key);
         }
         Ok(outcome)
     }
@@ -133,12 +133,12 @@ impl LockService {
                 .acquire_in_store_line(store, &key, lock_owner, ttl, deadline)
                 .await;
         }
-        let ticket = self.waiting.join(&key);
+        let place = self.lines.join(&key);
         let mut poll = FIRST_POLL;
         loop {
             // Listening before looking: a release in between still wakes us.
-            let changed = ticket.changed();
-            let first = ticket.is_first();
+            let changed = place.changed();
+            let first = place.is_first();
             if first {
                 let outcome = store.store.try_lock(&key, lock_owner, ttl).await;
                 if let TryLockOutcome::Granted(grant) =
@@ -168,9 +168,9 @@ impl LockService {
         }
     }
 
-    /// `acquire` on a store that keeps the line: a try first, which never jumps the line (a
-    /// queueing store refuses it while anyone waits), then a place at the end of the line, taken
-    /// up when its turn comes and left when the wait runs out or the future is dropped.
+    /// `acquire` on a store that keeps the line: a try first, which never jumps the line (such
+    /// a store refuses it while anyone waits), then a place at the end of the line, taken up
+    /// when its turn comes and left when the wait runs out or the future is dropped.
     async fn acquire_in_store_line(
         &self,
         store: &LoadedStore,
@@ -187,7 +187,7 @@ impl LockService {
         if Instant::now() >= deadline {
             return Ok(None);
         }
-        let mut place = InLine::join(store.store.clone(), key, lock_owner, ttl)
+        let mut place = StorePlace::join(store.store.clone(), key, lock_owner, ttl)
             .await
             .map_err(failed)?;
         let mut poll = FIRST_POLL;
@@ -288,7 +288,7 @@ impl LockService {
                 resource = resource_id,
                 "lock released by force"
             );
-            self.waiting.released(&key);
+            self.lines.released(&key);
         }
         Ok(released)
     }

@@ -13,26 +13,27 @@ use std::time::Duration;
 
 use super::{Grant, LockStore, Place, StoreError, TryLockOutcome};
 
-/// A place in a store's line, left when dropped before it took the lock.
-pub struct InLine {
+/// A waiter's place in a store's line (the store's `Place`, driven by the core), left when
+/// dropped before it took the lock.
+pub struct StorePlace {
     /// `None` once the place took the lock.
     place: Option<Box<dyn Place>>,
 }
 
-impl InLine {
+impl StorePlace {
     /// Joins the end of `key`'s line in `store`.
     pub async fn join(
         store: Arc<dyn LockStore>,
         key: &str,
         owner: &str,
         ttl: Duration,
-    ) -> Result<InLine, StoreError> {
+    ) -> Result<StorePlace, StoreError> {
         let (key, owner) = (key.to_string(), owner.to_string());
         // The place is wrapped inside the task: if nobody awaits it any more, the task's
         // answer is dropped there, and the place leaves the line.
         let joining = tokio::spawn(async move {
             let place = store.join(&key, &owner, ttl).await?;
-            Ok(InLine { place: Some(place) })
+            Ok(StorePlace { place: Some(place) })
         });
         joining
             .await
@@ -63,7 +64,7 @@ impl InLine {
     }
 }
 
-impl Drop for InLine {
+impl Drop for StorePlace {
     fn drop(&mut self) {
         if let Some(place) = self.place.take() {
             tokio::spawn(place.leave());

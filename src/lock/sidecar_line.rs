@@ -1,0 +1,108 @@
+//! This sidecar's own line of waiters per key, for stores that keep none
+//! (`Capabilities::line` off): blocking acquires for one key on this sidecar are served first
+//! come, first served, and a release made through this sidecar wakes the first in line at once,
+//! without waiting for the store's signal or a poll.
+//!
+//! Only the first waiter of a key asks the store; the others wait their turn, so a crowd of
+//! waiters costs the store one request per attempt, not one per waiter. A place is left when
+//! dropped: a waiter that gives up, times out or disconnects leaves no trace.
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::futures::Notified;
+use tokio::sync::Notify;
+
+/// The lines of this sidecar, one per key that has waiters.
+#[derive(Default)]
+pub struct SidecarLines {
+    lines: Mutex<HashMap<String, Line>>,
+}
+
+struct Line {
+    next_id: u64,
+    waiting: VecDeque<u64>,
+    /// Wakes every waiter of the key: on a release through this sidecar, and when the line
+    /// moves.
+    changed: Arc<Notify>,
+}
+
+/// A waiter's place in this sidecar's line for one key; dropping it leaves the line.
+pub struct SidecarPlace<'a> {
+    lines: &'a SidecarLines,
+    key: String,
+    id: u64,
+    changed: Arc<Notify>,
+}
+
+impl SidecarLines {
+    fn lines(&self) -> MutexGuard<'_, HashMap<String, Line>> {
+        // Every change under this mutex is a single operation on one line: poisoning can't
+        // leave a line half-changed.
+        self.lines.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Joins the end of `key`'s line.
+    pub fn join(&self, key: &str) -> SidecarPlace<'_> {
+        let mut lines = self.lines();
+        let line = lines.entry(key.to_string()).or_insert_with(|| Line {
+            next_id: 0,
+            waiting: VecDeque::new(),
+            changed: Arc::new(Notify::new()),
+        });
+        let id = line.next_id;
+        line.next_id += 1;
+        line.waiting.push_back(id);
+        SidecarPlace {
+            lines: self,
+            key: key.to_string(),
+            id,
+            changed: line.changed.clone(),
+        }
+    }
+
+    /// Says that `key` was released through this sidecar: its waiters look again.
+    pub fn released(&self, key: &str) {
+        if let Some(line) = self.lines().get(key) {
+            line.changed.notify_waiters();
+        }
+    }
+
+    /// How many wait for `key` (for tests and inspection).
+    pub fn waiting(&self, key: &str) -> usize {
+        self.lines().get(key).map_or(0, |l| l.waiting.len())
+    }
+}
+
+impl SidecarPlace<'_> {
+    /// Whether this place is first in line.
+    pub fn is_first(&self) -> bool {
+        self.lines
+            .lines()
+            .get(&self.key)
+            .is_some_and(|l| l.waiting.front() == Some(&self.id))
+    }
+
+    /// A future that completes on the key's next release through this sidecar or move of the
+    /// line. Create it before looking at the store, so nothing in between is missed.
+    pub fn changed(&self) -> Pin<Box<Notified<'_>>> {
+        let mut notified = Box::pin(self.changed.notified());
+        notified.as_mut().enable();
+        notified
+    }
+}
+
+impl Drop for SidecarPlace<'_> {
+    fn drop(&mut self) {
+        let mut lines = self.lines.lines();
+        if let Some(line) = lines.get_mut(&self.key) {
+            line.waiting.retain(|id| *id != self.id);
+            if line.waiting.is_empty() {
+                lines.remove(&self.key);
+            } else {
+                line.changed.notify_waiters();
+            }
+        }
+    }
+}
