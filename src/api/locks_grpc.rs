@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{auth, Sidecar};
+use super::{auth, ApiState};
 use crate::lock::session::Started;
 use crate::lock::{ApiError, ErrorKind, Grant, HeldLock, OwnerChecked};
 use crate::proto::dlock::hold_event::Event;
@@ -26,13 +26,13 @@ use crate::proto::dlock::{
 /// milliseconds when the disk is busy.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
 
-pub struct LocksService {
-    sidecar: Arc<Sidecar>,
+pub struct LocksGrpc {
+    state: Arc<ApiState>,
 }
 
-impl LocksService {
-    pub fn new(sidecar: Arc<Sidecar>) -> Self {
-        LocksService { sidecar }
+impl LocksGrpc {
+    pub fn new(state: Arc<ApiState>) -> Self {
+        LocksGrpc { state }
     }
 }
 
@@ -101,13 +101,13 @@ fn event(event: Event) -> Result<HoldEvent, Status> {
 
 /// One held session, from acquisition to release or loss.
 async fn run_session(
-    sidecar: Arc<Sidecar>,
+    state: Arc<ApiState>,
     acquire: AcquireRequest,
     wait: Duration,
     mut inbound: Streaming<HoldRequest>,
     events: Events,
 ) {
-    let starting = sidecar.locks.start_session(
+    let starting = state.locks.start_session(
         &acquire.store_name,
         &acquire.resource_id,
         &acquire.lock_owner,
@@ -171,7 +171,7 @@ async fn run_session(
 }
 
 #[tonic::async_trait]
-impl Locks for LocksService {
+impl Locks for LocksGrpc {
     async fn acquire(
         &self,
         request: Request<AcquireRequest>,
@@ -179,7 +179,7 @@ impl Locks for LocksService {
         let wait = wait_of(&request, request.get_ref().wait_timeout_ms)?;
         let r = request.into_inner();
         let grant = self
-            .sidecar
+            .state
             .locks
             .acquire(
                 &r.store_name,
@@ -199,7 +199,7 @@ impl Locks for LocksService {
     ) -> Result<Response<RenewResponse>, Status> {
         let r = request.into_inner();
         let outcome = self
-            .sidecar
+            .state
             .locks
             .renew(
                 &r.store_name,
@@ -234,7 +234,7 @@ impl Locks for LocksService {
         let wait = wait_of(&probe, acquire.wait_timeout_ms)?;
         let (events, stream) = mpsc::channel(4);
         tokio::spawn(run_session(
-            self.sidecar.clone(),
+            self.state.clone(),
             acquire,
             wait,
             inbound,
@@ -249,7 +249,7 @@ impl Locks for LocksService {
     ) -> Result<Response<InspectResponse>, Status> {
         let r = request.into_inner();
         let held = self
-            .sidecar
+            .state
             .locks
             .inspect(&r.store_name, &r.resource_id)
             .await?;
@@ -261,7 +261,7 @@ impl Locks for LocksService {
 
     async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
         let r = request.into_inner();
-        let locks = self.sidecar.locks.list(&r.store_name, &r.prefix).await?;
+        let locks = self.state.locks.list(&r.store_name, &r.prefix).await?;
         Ok(Response::new(ListResponse {
             locks: locks.into_iter().map(lock_info).collect(),
         }))
@@ -275,10 +275,10 @@ impl Locks for LocksService {
             .metadata()
             .get(auth::ADMIN_HEADER)
             .map(|v| v.as_bytes());
-        auth::admin(&self.sidecar.admin_token, given)?;
+        auth::admin(&self.state.admin_token, given)?;
         let r = request.into_inner();
         let released = self
-            .sidecar
+            .state
             .locks
             .force_release(&r.store_name, &r.resource_id)
             .await?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::metadata::describe;
-use super::{unlock_status, Sidecar};
+use super::{unlock_status, ApiState};
 use crate::lock::TryLockOutcome;
 use crate::proto::dapr::dapr_server::Dapr;
 use crate::proto::dapr::{
@@ -14,25 +14,25 @@ use crate::proto::dapr::{
     UnlockResponse,
 };
 
-pub struct DaprService {
-    sidecar: Arc<Sidecar>,
+pub struct DaprGrpc {
+    state: Arc<ApiState>,
 }
 
-impl DaprService {
-    pub fn new(sidecar: Arc<Sidecar>) -> Self {
-        DaprService { sidecar }
+impl DaprGrpc {
+    pub fn new(state: Arc<ApiState>) -> Self {
+        DaprGrpc { state }
     }
 }
 
 #[tonic::async_trait]
-impl Dapr for DaprService {
+impl Dapr for DaprGrpc {
     async fn try_lock_alpha1(
         &self,
         request: Request<TryLockRequest>,
     ) -> Result<Response<TryLockResponse>, Status> {
         let r = request.into_inner();
         let outcome = self
-            .sidecar
+            .state
             .locks
             .try_lock(
                 &r.store_name,
@@ -52,7 +52,7 @@ impl Dapr for DaprService {
     ) -> Result<Response<UnlockResponse>, Status> {
         let r = request.into_inner();
         let outcome = self
-            .sidecar
+            .state
             .locks
             .unlock(&r.store_name, &r.resource_id, &r.lock_owner)
             .await?;
@@ -65,6 +65,6 @@ impl Dapr for DaprService {
         &self,
         _request: Request<GetMetadataRequest>,
     ) -> Result<Response<GetMetadataResponse>, Status> {
-        Ok(Response::new(describe(&self.sidecar)))
+        Ok(Response::new(describe(&self.state)))
     }
 }
