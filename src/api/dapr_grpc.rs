@@ -6,8 +6,8 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::metadata::describe;
-use super::{unlock_status, ApiState};
-use crate::lock::TryLockOutcome;
+use super::{status, ApiState};
+use crate::lock::{self, LockRequest, TryLockOutcome};
 use crate::proto::dapr::dapr_server::Dapr;
 use crate::proto::dapr::{
     GetMetadataRequest, GetMetadataResponse, TryLockRequest, TryLockResponse, UnlockRequest,
@@ -31,16 +31,13 @@ impl Dapr for DaprGrpc {
         request: Request<TryLockRequest>,
     ) -> Result<Response<TryLockResponse>, Status> {
         let r = request.into_inner();
-        let outcome = self
-            .state
-            .locks
-            .try_lock(
-                &r.store_name,
-                &r.resource_id,
-                &r.lock_owner,
-                r.expiry_in_seconds,
-            )
-            .await?;
+        let request = LockRequest {
+            store: r.store_name,
+            resource_id: r.resource_id,
+            owner: r.lock_owner,
+            expiry_in_seconds: r.expiry_in_seconds,
+        };
+        let outcome = self.state.locks.try_lock(request).await?;
         Ok(Response::new(TryLockResponse {
             success: matches!(outcome, TryLockOutcome::Granted(_)),
         }))
@@ -51,13 +48,14 @@ impl Dapr for DaprGrpc {
         request: Request<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
         let r = request.into_inner();
-        let outcome = self
-            .state
-            .locks
-            .unlock(&r.store_name, &r.resource_id, &r.lock_owner)
-            .await?;
+        let request = lock::UnlockRequest {
+            store: r.store_name,
+            resource_id: r.resource_id,
+            owner: r.lock_owner,
+        };
+        let outcome = self.state.locks.unlock(request).await?;
         Ok(Response::new(UnlockResponse {
-            status: unlock_status(outcome) as i32,
+            status: status(outcome),
         }))
     }
 

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::body::{self, TryLockBody, UnlockBody};
 use super::metadata::{describe, MetadataJson};
-use super::{auth, locks_http, unlock_status, ApiState};
+use super::{auth, locks_http, status, ApiState};
 use crate::lock::{ApiError, TryLockOutcome};
 
 /// The HTTP routes of one sidecar.
@@ -38,15 +38,7 @@ async fn try_lock(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let body: TryLockBody = body::parse(&bytes)?;
-    let outcome = state
-        .locks
-        .try_lock(
-            &store,
-            &body.resource_id,
-            &body.lock_owner,
-            body.expiry_in_seconds,
-        )
-        .await?;
+    let outcome = state.locks.try_lock(body.request(store)).await?;
     let success = matches!(outcome, TryLockOutcome::Granted(_));
     Ok(Json(json!({ "success": success })).into_response())
 }
@@ -57,11 +49,8 @@ async fn unlock(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let body: UnlockBody = body::parse(&bytes)?;
-    let outcome = state
-        .locks
-        .unlock(&store, &body.resource_id, &body.lock_owner)
-        .await?;
-    Ok(Json(json!({ "status": unlock_status(outcome) as i32 })).into_response())
+    let outcome = state.locks.unlock(body.request(store)).await?;
+    Ok(Json(json!({ "status": status(outcome) })).into_response())
 }
 
 /// The sidecar binds its ports only once every component has loaded, so whenever it answers

@@ -3,7 +3,6 @@
 //! strings, as protobuf's JSON mapping does, so JavaScript clients keep every digit.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -13,9 +12,9 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::body::{self, AcquireBody, ListBody, ResourceBody, TryLockBody};
-use super::locks_grpc::{acquired, lock_info, lock_status};
-use super::{auth, ApiState};
-use crate::lock::{ApiError, ErrorKind, HeldLock};
+use super::locks_grpc::{acquired, lock_info};
+use super::{auth, status, ApiState};
+use crate::lock::{ApiError, HeldLock};
 
 /// The routes, to be merged into the sidecar's router.
 pub fn routes() -> Router<Arc<ApiState>> {
@@ -33,19 +32,7 @@ async fn acquire(
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let b: AcquireBody = body::parse(&bytes)?;
-    let wait = u64::try_from(b.wait_timeout_ms)
-        .map_err(|_| ApiError::new(ErrorKind::MalformedRequest, "WaitTimeoutMs is negative"))?;
-    let grant = state
-        .locks
-        .acquire(
-            &store,
-            &b.resource_id,
-            &b.lock_owner,
-            b.expiry_in_seconds,
-            Duration::from_millis(wait),
-            b.require_fencing,
-        )
-        .await?;
+    let grant = state.locks.acquire(b.request(store)?).await?;
     let answer = acquired(grant);
     Ok(Json(json!({
         "acquired": answer.acquired,
@@ -60,11 +47,8 @@ async fn renew(
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let b: TryLockBody = body::parse(&bytes)?;
-    let outcome = state
-        .locks
-        .renew(&store, &b.resource_id, &b.lock_owner, b.expiry_in_seconds)
-        .await?;
-    Ok(Json(json!({ "status": lock_status(outcome) as i32 })))
+    let outcome = state.locks.renew(b.request(store)).await?;
+    Ok(Json(json!({ "status": status(outcome) })))
 }
 
 fn lock_json(held: HeldLock) -> Value {

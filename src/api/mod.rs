@@ -1,7 +1,7 @@
 //! The front doors: Dapr's API (`dapr_http.rs`, `dapr_grpc.rs`) and dlock's own
 //! (`locks_http.rs`, `locks_grpc.rs`), each over HTTP (axum) and gRPC (tonic). All of them call
 //! the one core, `lock::LockService`, so the protocols can never disagree; errors map to Dapr's
-//! codes in `error.rs` only.
+//! codes in `error.rs` only, owner-checked outcomes to status numbers in `status` only.
 
 pub mod auth;
 pub mod body;
@@ -26,11 +26,31 @@ pub struct ApiState {
     pub admin_token: auth::ApiToken,
 }
 
-/// Dapr's unlock status for a release outcome (both doors answer it).
-pub fn unlock_status(outcome: OwnerChecked) -> Status {
-    match outcome {
+/// The status number answered for an unlock or a renewal, on every door: Dapr's
+/// `UnlockResponse.Status`, which dlock's `LockStatus` numbers alike.
+pub fn status(outcome: OwnerChecked) -> i32 {
+    let status = match outcome {
         OwnerChecked::Applied => Status::Success,
         OwnerChecked::NotHeld => Status::LockDoesNotExist,
         OwnerChecked::HeldByOther => Status::LockBelongsToOthers,
+    };
+    status as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::dlock::LockStatus;
+
+    #[test]
+    fn dlock_numbers_the_statuses_as_dapr_does() {
+        let pairs = [
+            (OwnerChecked::Applied, LockStatus::Success),
+            (OwnerChecked::NotHeld, LockStatus::LockDoesNotExist),
+            (OwnerChecked::HeldByOther, LockStatus::LockBelongsToOthers),
+        ];
+        for (outcome, dlock) in pairs {
+            assert_eq!(status(outcome), dlock as i32, "{outcome:?}");
+        }
     }
 }

@@ -5,6 +5,7 @@
 pub mod error;
 pub mod key;
 pub mod registry;
+pub mod request;
 pub mod service;
 pub mod session;
 pub mod sidecar_line;
@@ -14,6 +15,7 @@ pub mod store_line;
 pub use error::{ApiError, ErrorKind, Operation};
 pub use key::KeyPrefix;
 pub use registry::{LoadedStore, Registry};
+pub use request::{wait_timeout, AcquireRequest, LockRequest, UnlockRequest};
 pub use service::{HeldLock, LockService};
 pub use store::{
     Capabilities, Grant, LockInfo, LockStore, OwnerChecked, Place, StoreError, TryLockOutcome,
