@@ -6,8 +6,8 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::metadata::describe;
-use super::{status, ApiState};
-use crate::lock::{self, LockRequest, TryLockOutcome};
+use super::{lock_request, status, ApiState};
+use crate::lock::{self, TryLockOutcome};
 use crate::proto::dapr::dapr_server::Dapr;
 use crate::proto::dapr::{
     GetMetadataRequest, GetMetadataResponse, TryLockRequest, TryLockResponse, UnlockRequest,
@@ -31,12 +31,7 @@ impl Dapr for DaprGrpc {
         request: Request<TryLockRequest>,
     ) -> Result<Response<TryLockResponse>, Status> {
         let r = request.into_inner();
-        let request = LockRequest {
-            store: r.store_name,
-            resource_id: r.resource_id,
-            owner: r.lock_owner,
-            expiry_in_seconds: r.expiry_in_seconds,
-        };
+        let request = lock_request!(r);
         let outcome = self.state.locks.try_lock(request).await?;
         Ok(Response::new(TryLockResponse {
             success: matches!(outcome, TryLockOutcome::Granted(_)),

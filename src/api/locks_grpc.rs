@@ -9,9 +9,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{auth, status, ApiState};
+use super::{auth, lock_request, status, ApiState};
 use crate::lock::session::Started;
-use crate::lock::{self, ApiError, Grant, HeldLock, LockRequest};
+use crate::lock::{self, ApiError, Grant, HeldLock};
 use crate::proto::dlock::hold_event::Event;
 use crate::proto::dlock::hold_request::Action;
 use crate::proto::dlock::locks_server::Locks;
@@ -44,12 +44,7 @@ fn acquire_request(
 ) -> Result<lock::AcquireRequest, ApiError> {
     let asked = lock::wait_timeout(r.wait_timeout_ms)?;
     Ok(lock::AcquireRequest {
-        lock: LockRequest {
-            store: r.store_name,
-            resource_id: r.resource_id,
-            owner: r.lock_owner,
-            expiry_in_seconds: r.expiry_in_seconds,
-        },
+        lock: lock_request!(r),
         wait: match deadline {
             Some(deadline) => asked.min(deadline.saturating_sub(DEADLINE_MARGIN)),
             None => asked,
@@ -185,12 +180,7 @@ impl Locks for LocksGrpc {
         request: Request<RenewRequest>,
     ) -> Result<Response<RenewResponse>, Status> {
         let r = request.into_inner();
-        let request = LockRequest {
-            store: r.store_name,
-            resource_id: r.resource_id,
-            owner: r.lock_owner,
-            expiry_in_seconds: r.expiry_in_seconds,
-        };
+        let request = lock_request!(r);
         let outcome = self.state.locks.renew(request).await?;
         Ok(Response::new(RenewResponse {
             status: status(outcome),

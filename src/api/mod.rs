@@ -26,6 +26,21 @@ pub struct ApiState {
     pub admin_token: auth::ApiToken,
 }
 
+/// The core's `LockRequest` from a gRPC message that names a lock and its time to live:
+/// Dapr's `TryLockRequest` and dlock's `RenewRequest` and `AcquireRequest` spell the four
+/// fields alike, in types of their own.
+macro_rules! lock_request {
+    ($message:ident) => {
+        crate::lock::LockRequest {
+            store: $message.store_name,
+            resource_id: $message.resource_id,
+            owner: $message.lock_owner,
+            expiry_in_seconds: $message.expiry_in_seconds,
+        }
+    };
+}
+pub(crate) use lock_request;
+
 /// The status number answered for an unlock or a renewal, on every door: Dapr's
 /// `UnlockResponse.Status`, which dlock's `LockStatus` numbers alike.
 pub fn status(outcome: OwnerChecked) -> i32 {
