@@ -33,6 +33,8 @@ pub mod session;
 pub mod sidecar_line;
 pub mod store;
 pub mod store_line;
+#[cfg(test)]
+mod test_double;
 
 pub use error::{ApiError, ErrorKind, Operation};
 pub use key::KeyPrefix;

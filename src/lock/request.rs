@@ -165,3 +165,153 @@ fn not_configured() -> ApiError {
         "lock store is not configured",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_double::DoubleStore;
+    use super::super::{Registry, UnlockRequest};
+    use super::*;
+
+    /// The rows of the error table, in order.
+    #[derive(Debug, Clone, Copy)]
+    enum Row {
+        Expiry,
+        NotConfigured,
+        NoResource,
+        NoOwner,
+        UnknownStore,
+        Separator,
+    }
+
+    fn error(row: Row, op: Operation, store: &str) -> ApiError {
+        let malformed = |what: &str| {
+            ApiError::new(
+                ErrorKind::MalformedRequest,
+                format!("{what} in lock store {store}"),
+            )
+        };
+        match row {
+            Row::Expiry => malformed("ExpiryInSeconds is not positive"),
+            Row::NotConfigured => not_configured(),
+            Row::NoResource => malformed("ResourceId is empty"),
+            Row::NoOwner => malformed("LockOwner is empty"),
+            Row::UnknownStore => ApiError::new(
+                ErrorKind::StoreNotFound,
+                format!("lock store {store} not found"),
+            ),
+            Row::Separator => ApiError::failed(op, "input key/keyPrefix 'a||b' can't contain '||'"),
+        }
+    }
+
+    /// Makes `op`'s call with the request's fields; only the error matters.
+    async fn call(
+        service: &LockService,
+        op: Operation,
+        (store, resource, owner, expiry): (&str, &str, &str, i32),
+    ) -> Result<(), ApiError> {
+        let lock = LockRequest {
+            store: store.into(),
+            resource_id: resource.into(),
+            owner: owner.into(),
+            expiry_in_seconds: expiry,
+        };
+        let acquire = |lock| AcquireRequest {
+            lock,
+            wait: Duration::ZERO,
+            require_fencing: false,
+        };
+        let unlock = UnlockRequest {
+            store: store.into(),
+            resource_id: resource.into(),
+            owner: owner.into(),
+        };
+        match op {
+            Operation::TryLock => service.try_lock(lock).await.map(drop),
+            Operation::Acquire => service.acquire(acquire(lock)).await.map(drop),
+            Operation::Renew => service.renew(lock).await.map(drop),
+            Operation::Unlock => service.unlock(unlock).await.map(drop),
+            Operation::Inspect => service.inspect(store, resource).await.map(drop),
+            Operation::ForceRelease => service.force_release(store, resource).await.map(drop),
+            Operation::List => unreachable!("a list names no resource"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_wrong_in_several_ways_gets_the_earliest_rows_error() {
+        use Operation::*;
+        let configured = DoubleStore::default().service();
+        let empty = LockService::new("app", Registry::default());
+        const TIMED: &[Operation] = &[TryLock, Acquire, Renew];
+        const OWNED: &[Operation] = &[TryLock, Acquire, Renew, Unlock];
+        const ALL: &[Operation] = &[TryLock, Acquire, Renew, Unlock, Inspect, ForceRelease];
+        // Each request is wrong from its row on, in every way the fields allow.
+        let cases = [
+            (&empty, ("nope", "", "", 0), Row::Expiry, TIMED),
+            (&empty, ("nope", "", "", -5), Row::Expiry, TIMED),
+            (&empty, ("nope", "", "", 5), Row::NotConfigured, ALL),
+            (&configured, ("nope", "", "", 5), Row::NoResource, ALL),
+            (&configured, ("nope", "r", "", 5), Row::NoOwner, OWNED),
+            // Inspect and force release name no owner: the owner's row is skipped.
+            (
+                &configured,
+                ("nope", "r", "", 5),
+                Row::UnknownStore,
+                &[Inspect, ForceRelease],
+            ),
+            (
+                &configured,
+                ("nope", "a||b", "o", 5),
+                Row::UnknownStore,
+                ALL,
+            ),
+            (&configured, ("store", "a||b", "o", 5), Row::Separator, ALL),
+        ];
+        for (service, request, row, ops) in cases {
+            for &op in ops {
+                let expected = error(row, op, request.0);
+                assert_eq!(
+                    call(service, op, request).await,
+                    Err(expected),
+                    "{op:?} {request:?}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_calls_own_rows_come_after_the_table() {
+        let service = DoubleStore::default().service();
+        let fenced = |resource: &str| AcquireRequest {
+            lock: LockRequest {
+                store: "store".into(),
+                resource_id: resource.into(),
+                owner: "o".into(),
+                expiry_in_seconds: 5,
+            },
+            wait: Duration::ZERO,
+            require_fencing: true,
+        };
+        let answer = service.acquire(fenced("a||b")).await;
+        assert_eq!(
+            answer,
+            Err(error(Row::Separator, Operation::Acquire, "store"))
+        );
+        let answer = service.acquire(fenced("r")).await;
+        assert_eq!(answer.unwrap_err().kind, ErrorKind::Unsupported);
+
+        let empty = LockService::new("app", Registry::default());
+        assert_eq!(empty.list("nope", "").await, Err(not_configured()));
+        let unknown = error(Row::UnknownStore, Operation::List, "nope");
+        assert_eq!(service.list("nope", "").await, Err(unknown));
+        let answer = service.list("store", "").await;
+        assert_eq!(answer.unwrap_err().kind, ErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn a_negative_wait_is_refused() {
+        assert_eq!(wait_timeout(0), Ok(Duration::ZERO));
+        assert_eq!(wait_timeout(1500), Ok(Duration::from_millis(1500)));
+        let refused = ApiError::new(ErrorKind::MalformedRequest, "WaitTimeoutMs is negative");
+        assert_eq!(wait_timeout(-1), Err(refused));
+    }
+}

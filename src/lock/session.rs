@@ -81,3 +81,82 @@ impl Session<'_> {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::{sleep, timeout};
+
+    use super::super::test_double::{acquire, DoubleStore, KEY};
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    /// `owner`'s session on resource `r`, for a three-second expiry.
+    async fn start(service: &LockService) -> Session<'_> {
+        let started = service.start_session(acquire("owner", 3, Duration::ZERO));
+        match started.await {
+            Ok(Started::Held(session)) => session,
+            _ => panic!("the session did not start"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn renewed_at_a_third_of_its_expiry() {
+        let double = DoubleStore::default();
+        let service = double.service();
+        let session = start(&service).await;
+        let start = Instant::now();
+        let kept = timeout(SECOND * 7 / 2, session.keep()).await;
+        assert!(kept.is_err(), "the session ended: {kept:?}");
+        let renewed: Vec<Duration> = double.renewals().iter().map(|at| *at - start).collect();
+        assert_eq!(renewed, [SECOND, SECOND * 2, SECOND * 3]);
+        assert_eq!(double.holder(KEY).as_deref(), Some("owner"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_lock_ends_the_session_with_the_reason() {
+        let double = DoubleStore::default();
+        let service = double.service();
+        let session = start(&service).await;
+        double.lose(KEY);
+        let reason = timeout(SECOND * 10, session.keep()).await;
+        let vanished = "the lock expired or was released by force";
+        assert_eq!(reason.as_deref(), Ok(vanished));
+
+        let session = start(&service).await;
+        double.set_refuse_renewal(true);
+        let reason = timeout(SECOND * 10, session.keep()).await;
+        let taken = "the lock expired and another owner holds it";
+        assert_eq!(reason.as_deref(), Ok(taken));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_unavailable_for_a_whole_expiry_ends_the_session() {
+        let double = DoubleStore::default();
+        let service = double.service();
+        let session = start(&service).await;
+        let start = Instant::now();
+        double.set_unavailable(true);
+        let reason = timeout(SECOND * 10, session.keep()).await.unwrap();
+        let expected = "the store could not renew the lock before it expired: ";
+        assert!(reason.starts_with(expected), "{reason}");
+        assert_eq!(Instant::now() - start, SECOND * 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shorter_outage_is_ridden_out() {
+        let double = DoubleStore::default();
+        let service = double.service();
+        let session = start(&service).await;
+        double.set_unavailable(true);
+        let back = async {
+            sleep(SECOND * 3 / 2).await;
+            double.set_unavailable(false);
+        };
+        let kept = timeout(SECOND * 10, async { tokio::join!(session.keep(), back) }).await;
+        assert!(kept.is_err(), "the session ended: {kept:?}");
+        assert_eq!(double.holder(KEY).as_deref(), Some("owner"));
+    }
+}

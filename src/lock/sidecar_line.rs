@@ -68,11 +68,6 @@ impl SidecarLines {
             line.changed.notify_waiters();
         }
     }
-
-    /// How many wait for `key` (for tests and inspection).
-    pub fn waiting(&self, key: &str) -> usize {
-        self.lines().get(key).map_or(0, |l| l.waiting.len())
-    }
 }
 
 impl SidecarPlace<'_> {
@@ -104,5 +99,82 @@ impl Drop for SidecarPlace<'_> {
                 line.changed.notify_waiters();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::sync::mpsc::{self, UnboundedSender};
+    use tokio::time::{sleep, timeout, Instant};
+
+    use super::super::test_double::{acquire, unlock, DoubleStore};
+    use super::super::{LockService, OwnerChecked, TryLockOutcome};
+
+    const LONG: Duration = Duration::from_secs(60);
+    /// Long enough for a first waiter's polls to back off to their longest pause, and not a
+    /// multiple of it: a waiter that takes the lock at the instant of a release was woken by it.
+    const SETTLE: Duration = Duration::from_millis(1234);
+
+    type Taken = UnboundedSender<(&'static str, Instant)>;
+
+    /// Starts `owner`'s blocking acquire, which reports when it took the lock.
+    fn waiter(service: &Arc<LockService>, owner: &'static str, taken: &Taken) {
+        let (service, taken) = (service.clone(), taken.clone());
+        tokio::spawn(async move {
+            let grant = service.acquire(acquire(owner, 60, LONG)).await.unwrap();
+            assert!(grant.is_some(), "{owner} never took the lock");
+            taken.send((owner, Instant::now())).unwrap();
+        });
+    }
+
+    async fn hold(service: &LockService, owner: &str) {
+        let tried = service.try_lock(acquire(owner, 60, LONG).lock).await;
+        assert!(matches!(tried, Ok(TryLockOutcome::Granted(_))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn first_come_first_served_each_woken_at_once_by_a_release_here() {
+        let service = Arc::new(DoubleStore::default().service());
+        hold(&service, "holder").await;
+        let (taken, mut took) = mpsc::unbounded_channel();
+        for owner in ["w1", "w2", "w3"] {
+            waiter(&service, owner, &taken);
+            sleep(Duration::from_millis(1)).await;
+        }
+        let mut holder = "holder";
+        for expected in ["w1", "w2", "w3"] {
+            sleep(SETTLE).await;
+            let released_at = Instant::now();
+            let released = service.unlock(unlock(holder)).await;
+            assert_eq!(released, Ok(OwnerChecked::Applied));
+            let (owner, at) = took.recv().await.unwrap();
+            assert_eq!(owner, expected);
+            assert_eq!(at, released_at, "{owner} was not woken by the release");
+            holder = owner;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_acquire_leaves_the_line() {
+        let service = Arc::new(DoubleStore::default().service());
+        hold(&service, "holder").await;
+        let mut quitter = Box::pin(service.acquire(acquire("quitter", 60, LONG)));
+        // Driven a little, so it stands first in line.
+        assert!(timeout(Duration::from_millis(1), &mut quitter)
+            .await
+            .is_err());
+        let (taken, mut took) = mpsc::unbounded_channel();
+        waiter(&service, "patient", &taken);
+        sleep(SETTLE).await;
+        // The client disconnects: the API drops its acquire.
+        drop(quitter);
+        let released_at = Instant::now();
+        let released = service.unlock(unlock("holder")).await;
+        assert_eq!(released, Ok(OwnerChecked::Applied));
+        let (owner, at) = took.recv().await.unwrap();
+        assert_eq!((owner, at), ("patient", released_at));
     }
 }

@@ -71,3 +71,74 @@ impl Drop for StorePlace {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::{sleep, timeout};
+
+    use super::super::test_double::{acquire, unlock, DoubleStore, JOIN_TIME, KEY};
+    use super::super::{LockService, OwnerChecked, TryLockOutcome};
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    /// A core on a double that keeps a line, with `r` held by `holder`.
+    async fn held() -> (DoubleStore, LockService) {
+        let double = DoubleStore::keeping_a_line();
+        let service = double.service();
+        let tried = service.try_lock(acquire("holder", 60, LONG).lock).await;
+        assert!(matches!(tried, Ok(TryLockOutcome::Granted(_))));
+        (double, service)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_that_gives_up_leaves_the_stores_line() {
+        let (double, service) = held().await;
+        // The wait runs out.
+        let answer = service
+            .acquire(acquire("timed-out", 60, JOIN_TIME * 5))
+            .await;
+        assert_eq!(answer, Ok(None));
+        // The client disconnects: the API drops its acquire.
+        let dropped = timeout(LONG / 2, service.acquire(acquire("dropped", 60, LONG))).await;
+        assert!(dropped.is_err());
+        // Leaving runs in a task of its own.
+        sleep(JOIN_TIME).await;
+        assert_eq!(
+            double.line_events(),
+            [
+                "join timed-out",
+                "leave timed-out",
+                "join dropped",
+                "leave dropped"
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_acquire_dropped_while_joining_still_leaves() {
+        let (double, service) = held().await;
+        let dropped = timeout(JOIN_TIME / 2, service.acquire(acquire("w", 60, LONG))).await;
+        assert!(dropped.is_err());
+        sleep(JOIN_TIME * 2).await;
+        assert_eq!(double.line_events(), ["join w", "leave w"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_that_takes_the_lock_keeps_it() {
+        let (double, service) = held().await;
+        let waiting = service.acquire(acquire("w", 60, LONG));
+        let releasing = async {
+            sleep(JOIN_TIME * 5).await;
+            service.unlock(unlock("holder")).await
+        };
+        let (answer, released) = tokio::join!(waiting, releasing);
+        assert_eq!(released, Ok(OwnerChecked::Applied));
+        assert!(answer.unwrap().is_some());
+        sleep(JOIN_TIME).await;
+        // Leaving would release the lock the place took.
+        assert_eq!(double.line_events(), ["join w"]);
+        assert_eq!(double.holder(KEY).as_deref(), Some("w"));
+    }
+}
