@@ -144,6 +144,8 @@ mod tests {
             waiter(&service, owner, &taken);
             sleep(Duration::from_millis(1)).await;
         }
+        // Only the waiters report: if they all fail, the channel closes.
+        drop(taken);
         let mut holder = "holder";
         for expected in ["w1", "w2", "w3"] {
             sleep(SETTLE).await;
@@ -168,6 +170,7 @@ mod tests {
             .is_err());
         let (taken, mut took) = mpsc::unbounded_channel();
         waiter(&service, "patient", &taken);
+        drop(taken);
         sleep(SETTLE).await;
         // The client disconnects: the API drops its acquire.
         drop(quitter);
