@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::Sidecar;
+use super::ApiState;
 use crate::lock::{ApiError, ErrorKind};
 
 /// The header and metadata name carrying the API token.
@@ -77,14 +77,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The HTTP check: 401 with plain text `invalid api token`, as daprd answers.
 pub async fn http_middleware(
-    State(sidecar): State<Arc<Sidecar>>,
+    State(state): State<Arc<ApiState>>,
     request: Request,
     next: Next,
 ) -> Response {
     let path = request.uri().path();
     let exempt = path == "/v1.0/healthz" || path == "/v1.0/healthz/outbound";
     let given = request.headers().get(HEADER).map(|v| v.as_bytes());
-    if exempt || sidecar.api_token.admits(given) {
+    if exempt || state.api_token.admits(given) {
         next.run(request).await
     } else {
         (StatusCode::UNAUTHORIZED, "invalid api token").into_response()

@@ -5,72 +5,56 @@
 use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::Deserialize;
 
-use crate::lock::{ApiError, ErrorKind};
+use crate::lock::{wait_timeout, AcquireRequest, ApiError, ErrorKind, LockRequest, UnlockRequest};
 
-/// `POST /v1.0-alpha1/lock/{store}`.
+/// `POST /dlock/v1/inspect/{store}` and `/dlock/v1/force-release/{store}`; its one field
+/// opens every other lock body too.
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(default)]
-pub struct TryLockBody {
+pub struct ResourceBody {
     #[serde(
         rename = "resourceId",
         alias = "resource_id",
         deserialize_with = "string"
     )]
     pub resource_id: String,
+}
+
+/// `POST /v1.0-alpha1/unlock/{store}`: a resource and the owner that releases it.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct UnlockBody {
+    #[serde(flatten)]
+    pub resource: ResourceBody,
     #[serde(
         rename = "lockOwner",
         alias = "lock_owner",
         deserialize_with = "string"
     )]
     pub lock_owner: String,
+}
+
+/// `POST /v1.0-alpha1/lock/{store}` and `/dlock/v1/renew/{store}`: an owner's lock, and for
+/// how long.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct TryLockBody {
+    #[serde(flatten)]
+    pub unlock: UnlockBody,
     #[serde(
         rename = "expiryInSeconds",
         alias = "expiry_in_seconds",
         deserialize_with = "int32"
     )]
     pub expiry_in_seconds: i32,
-}
-
-/// `POST /v1.0-alpha1/unlock/{store}`.
-#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(default)]
-pub struct UnlockBody {
-    #[serde(
-        rename = "resourceId",
-        alias = "resource_id",
-        deserialize_with = "string"
-    )]
-    pub resource_id: String,
-    #[serde(
-        rename = "lockOwner",
-        alias = "lock_owner",
-        deserialize_with = "string"
-    )]
-    pub lock_owner: String,
 }
 
 /// `POST /dlock/v1/acquire/{store}`.
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(default)]
 pub struct AcquireBody {
-    #[serde(
-        rename = "resourceId",
-        alias = "resource_id",
-        deserialize_with = "string"
-    )]
-    pub resource_id: String,
-    #[serde(
-        rename = "lockOwner",
-        alias = "lock_owner",
-        deserialize_with = "string"
-    )]
-    pub lock_owner: String,
-    #[serde(
-        rename = "expiryInSeconds",
-        alias = "expiry_in_seconds",
-        deserialize_with = "int32"
-    )]
-    pub expiry_in_seconds: i32,
+    #[serde(flatten)]
+    pub try_lock: TryLockBody,
     #[serde(
         rename = "waitTimeoutMs",
         alias = "wait_timeout_ms",
@@ -85,16 +69,38 @@ pub struct AcquireBody {
     pub require_fencing: bool,
 }
 
-/// `POST /dlock/v1/inspect/{store}` and `/dlock/v1/force-release/{store}`.
-#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(default)]
-pub struct ResourceBody {
-    #[serde(
-        rename = "resourceId",
-        alias = "resource_id",
-        deserialize_with = "string"
-    )]
-    pub resource_id: String,
+impl UnlockBody {
+    /// The core's request, for the store named in the path.
+    pub fn request(self, store: String) -> UnlockRequest {
+        UnlockRequest {
+            store,
+            resource_id: self.resource.resource_id,
+            owner: self.lock_owner,
+        }
+    }
+}
+
+impl TryLockBody {
+    /// The core's request, for the store named in the path.
+    pub fn request(self, store: String) -> LockRequest {
+        LockRequest {
+            store,
+            resource_id: self.unlock.resource.resource_id,
+            owner: self.unlock.lock_owner,
+            expiry_in_seconds: self.expiry_in_seconds,
+        }
+    }
+}
+
+impl AcquireBody {
+    /// The core's request, for the store named in the path.
+    pub fn request(self, store: String) -> Result<AcquireRequest, ApiError> {
+        Ok(AcquireRequest {
+            wait: wait_timeout(self.wait_timeout_ms)?,
+            lock: self.try_lock.request(store),
+            require_fencing: self.require_fencing,
+        })
+    }
 }
 
 /// `POST /dlock/v1/list/{store}`.
@@ -175,15 +181,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            body,
-            TryLockBody {
+            body.request("s".into()),
+            LockRequest {
+                store: "s".into(),
                 resource_id: "r".into(),
-                lock_owner: "o".into(),
+                owner: "o".into(),
                 expiry_in_seconds: 10
             }
         );
         let body: TryLockBody = parse(br#"{"expiry_in_seconds":7.0,"resourceId":null}"#).unwrap();
-        assert_eq!((body.expiry_in_seconds, body.resource_id.as_str()), (7, ""));
+        let request = body.request("s".into());
+        assert_eq!(
+            (request.expiry_in_seconds, request.resource_id.as_str()),
+            (7, "")
+        );
         assert_eq!(parse::<UnlockBody>(b"").unwrap(), UnlockBody::default());
         let body: AcquireBody =
             parse(br#"{"waitTimeoutMs":"9000000000","require_fencing":true}"#).unwrap();
@@ -205,5 +216,7 @@ mod tests {
         assert!(parse::<TryLockBody>(br#"{"resourceId":"a","resource_id":"b"}"#).is_err());
         assert!(parse::<AcquireBody>(br#"{"requireFencing":"yes"}"#).is_err());
         assert!(parse::<AcquireBody>(br#"{"waitTimeoutMs":"1.5"}"#).is_err());
+        assert!(parse::<AcquireBody>(br#"{"lockOwner":"a","lock_owner":"b"}"#).is_err());
+        assert!(parse::<AcquireBody>(br#"{"resourceId":"a","resource_id":"b"}"#).is_err());
     }
 }

@@ -6,18 +6,19 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{auth, Sidecar};
+use super::{auth, lock_request, status, ApiState};
 use crate::lock::session::Started;
-use crate::lock::{ApiError, ErrorKind, Grant, HeldLock, OwnerChecked};
+use crate::lock::{self, ApiError, Grant, HeldLock};
 use crate::proto::dlock::hold_event::Event;
 use crate::proto::dlock::hold_request::Action;
 use crate::proto::dlock::locks_server::Locks;
 use crate::proto::dlock::{
     AcquireRequest, AcquireResponse, ForceReleaseRequest, ForceReleaseResponse, HoldEvent,
-    HoldRequest, InspectRequest, InspectResponse, ListRequest, ListResponse, LockInfo, LockStatus,
-    Lost, Released, RenewRequest, RenewResponse, TimedOut,
+    HoldRequest, InspectRequest, InspectResponse, ListRequest, ListResponse, LockInfo, Lost,
+    Released, RenewRequest, RenewResponse, TimedOut,
 };
 
 /// Answers a little before the caller's deadline, so it hears "not acquired" rather than
@@ -26,30 +27,38 @@ use crate::proto::dlock::{
 /// milliseconds when the disk is busy.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
 
-pub struct LocksService {
-    sidecar: Arc<Sidecar>,
+pub struct LocksGrpc {
+    state: Arc<ApiState>,
 }
 
-impl LocksService {
-    pub fn new(sidecar: Arc<Sidecar>) -> Self {
-        LocksService { sidecar }
+impl LocksGrpc {
+    pub fn new(state: Arc<ApiState>) -> Self {
+        LocksGrpc { state }
     }
 }
 
-/// The wait an acquire asked for, bounded by the call's `grpc-timeout`.
-fn wait_of<T>(request: &Request<T>, wait_timeout_ms: i64) -> Result<Duration, ApiError> {
-    let asked = u64::try_from(wait_timeout_ms)
-        .map_err(|_| ApiError::new(ErrorKind::MalformedRequest, "WaitTimeoutMs is negative"))?;
-    let asked = Duration::from_millis(asked);
-    let deadline = request
-        .metadata()
+/// The core's request for an acquire, its wait bounded by the call's `deadline`.
+fn acquire_request(
+    r: AcquireRequest,
+    deadline: Option<Duration>,
+) -> Result<lock::AcquireRequest, ApiError> {
+    let asked = lock::wait_timeout(r.wait_timeout_ms)?;
+    Ok(lock::AcquireRequest {
+        lock: lock_request!(r),
+        wait: match deadline {
+            Some(deadline) => asked.min(deadline.saturating_sub(DEADLINE_MARGIN)),
+            None => asked,
+        },
+        require_fencing: r.require_fencing,
+    })
+}
+
+/// The call's deadline, from its `grpc-timeout` header.
+fn call_deadline(metadata: &MetadataMap) -> Option<Duration> {
+    metadata
         .get("grpc-timeout")
         .and_then(|v| v.to_str().ok())
-        .and_then(grpc_timeout);
-    Ok(match deadline {
-        Some(deadline) => asked.min(deadline.saturating_sub(DEADLINE_MARGIN)),
-        None => asked,
-    })
+        .and_then(grpc_timeout)
 }
 
 /// Parses gRPC's `grpc-timeout` header: digits and a unit (H, M, S, m, u, n).
@@ -76,14 +85,6 @@ pub fn acquired(grant: Option<Grant>) -> AcquireResponse {
     }
 }
 
-pub fn lock_status(outcome: OwnerChecked) -> LockStatus {
-    match outcome {
-        OwnerChecked::Applied => LockStatus::Success,
-        OwnerChecked::NotHeld => LockStatus::LockDoesNotExist,
-        OwnerChecked::HeldByOther => LockStatus::LockBelongsToOthers,
-    }
-}
-
 pub fn lock_info(held: HeldLock) -> LockInfo {
     LockInfo {
         resource_id: held.resource_id,
@@ -101,20 +102,12 @@ fn event(event: Event) -> Result<HoldEvent, Status> {
 
 /// One held session, from acquisition to release or loss.
 async fn run_session(
-    sidecar: Arc<Sidecar>,
-    acquire: AcquireRequest,
-    wait: Duration,
+    state: Arc<ApiState>,
+    acquire: lock::AcquireRequest,
     mut inbound: Streaming<HoldRequest>,
     events: Events,
 ) {
-    let starting = sidecar.locks.start_session(
-        &acquire.store_name,
-        &acquire.resource_id,
-        &acquire.lock_owner,
-        acquire.expiry_in_seconds,
-        wait,
-        acquire.require_fencing,
-    );
+    let starting = state.locks.start_session(acquire);
     // A client that goes away while waiting leaves the line.
     let started = tokio::select! {
         started = starting => started,
@@ -171,25 +164,14 @@ async fn run_session(
 }
 
 #[tonic::async_trait]
-impl Locks for LocksService {
+impl Locks for LocksGrpc {
     async fn acquire(
         &self,
         request: Request<AcquireRequest>,
     ) -> Result<Response<AcquireResponse>, Status> {
-        let wait = wait_of(&request, request.get_ref().wait_timeout_ms)?;
-        let r = request.into_inner();
-        let grant = self
-            .sidecar
-            .locks
-            .acquire(
-                &r.store_name,
-                &r.resource_id,
-                &r.lock_owner,
-                r.expiry_in_seconds,
-                wait,
-                r.require_fencing,
-            )
-            .await?;
+        let deadline = call_deadline(request.metadata());
+        let request = acquire_request(request.into_inner(), deadline)?;
+        let grant = self.state.locks.acquire(request).await?;
         Ok(Response::new(acquired(grant)))
     }
 
@@ -198,18 +180,10 @@ impl Locks for LocksService {
         request: Request<RenewRequest>,
     ) -> Result<Response<RenewResponse>, Status> {
         let r = request.into_inner();
-        let outcome = self
-            .sidecar
-            .locks
-            .renew(
-                &r.store_name,
-                &r.resource_id,
-                &r.lock_owner,
-                r.expiry_in_seconds,
-            )
-            .await?;
+        let request = lock_request!(r);
+        let outcome = self.state.locks.renew(request).await?;
         Ok(Response::new(RenewResponse {
-            status: lock_status(outcome) as i32,
+            status: status(outcome),
         }))
     }
 
@@ -219,7 +193,7 @@ impl Locks for LocksService {
         &self,
         request: Request<Streaming<HoldRequest>>,
     ) -> Result<Response<Self::HoldStream>, Status> {
-        let timeout = request.metadata().get("grpc-timeout").cloned();
+        let deadline = call_deadline(request.metadata());
         let mut inbound = request.into_inner();
         let acquire = match inbound.message().await? {
             Some(HoldRequest {
@@ -227,19 +201,9 @@ impl Locks for LocksService {
             }) => acquire,
             _ => return Err(Status::invalid_argument("a session starts with an acquire")),
         };
-        let mut probe = Request::new(());
-        if let Some(timeout) = timeout {
-            probe.metadata_mut().insert("grpc-timeout", timeout);
-        }
-        let wait = wait_of(&probe, acquire.wait_timeout_ms)?;
+        let acquire = acquire_request(acquire, deadline)?;
         let (events, stream) = mpsc::channel(4);
-        tokio::spawn(run_session(
-            self.sidecar.clone(),
-            acquire,
-            wait,
-            inbound,
-            events,
-        ));
+        tokio::spawn(run_session(self.state.clone(), acquire, inbound, events));
         Ok(Response::new(ReceiverStream::new(stream)))
     }
 
@@ -249,7 +213,7 @@ impl Locks for LocksService {
     ) -> Result<Response<InspectResponse>, Status> {
         let r = request.into_inner();
         let held = self
-            .sidecar
+            .state
             .locks
             .inspect(&r.store_name, &r.resource_id)
             .await?;
@@ -261,7 +225,7 @@ impl Locks for LocksService {
 
     async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
         let r = request.into_inner();
-        let locks = self.sidecar.locks.list(&r.store_name, &r.prefix).await?;
+        let locks = self.state.locks.list(&r.store_name, &r.prefix).await?;
         Ok(Response::new(ListResponse {
             locks: locks.into_iter().map(lock_info).collect(),
         }))
@@ -275,10 +239,10 @@ impl Locks for LocksService {
             .metadata()
             .get(auth::ADMIN_HEADER)
             .map(|v| v.as_bytes());
-        auth::admin(&self.sidecar.admin_token, given)?;
+        auth::admin(&self.state.admin_token, given)?;
         let r = request.into_inner();
         let released = self
-            .sidecar
+            .state
             .locks
             .force_release(&r.store_name, &r.resource_id)
             .await?;

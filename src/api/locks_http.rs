@@ -3,7 +3,6 @@
 //! strings, as protobuf's JSON mapping does, so JavaScript clients keep every digit.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -13,12 +12,12 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::body::{self, AcquireBody, ListBody, ResourceBody, TryLockBody};
-use super::locks_grpc::{acquired, lock_info, lock_status};
-use super::{auth, Sidecar};
-use crate::lock::{ApiError, ErrorKind, HeldLock};
+use super::locks_grpc::{acquired, lock_info};
+use super::{auth, status, ApiState};
+use crate::lock::{ApiError, HeldLock};
 
 /// The routes, to be merged into the sidecar's router.
-pub fn routes() -> Router<Arc<Sidecar>> {
+pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
         .route("/dlock/v1/acquire/{store}", post(acquire))
         .route("/dlock/v1/renew/{store}", post(renew))
@@ -28,24 +27,12 @@ pub fn routes() -> Router<Arc<Sidecar>> {
 }
 
 async fn acquire(
-    State(sidecar): State<Arc<Sidecar>>,
+    State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let b: AcquireBody = body::parse(&bytes)?;
-    let wait = u64::try_from(b.wait_timeout_ms)
-        .map_err(|_| ApiError::new(ErrorKind::MalformedRequest, "WaitTimeoutMs is negative"))?;
-    let grant = sidecar
-        .locks
-        .acquire(
-            &store,
-            &b.resource_id,
-            &b.lock_owner,
-            b.expiry_in_seconds,
-            Duration::from_millis(wait),
-            b.require_fencing,
-        )
-        .await?;
+    let grant = state.locks.acquire(b.request(store)?).await?;
     let answer = acquired(grant);
     Ok(Json(json!({
         "acquired": answer.acquired,
@@ -55,16 +42,13 @@ async fn acquire(
 }
 
 async fn renew(
-    State(sidecar): State<Arc<Sidecar>>,
+    State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let b: TryLockBody = body::parse(&bytes)?;
-    let outcome = sidecar
-        .locks
-        .renew(&store, &b.resource_id, &b.lock_owner, b.expiry_in_seconds)
-        .await?;
-    Ok(Json(json!({ "status": lock_status(outcome) as i32 })))
+    let outcome = state.locks.renew(b.request(store)).await?;
+    Ok(Json(json!({ "status": status(outcome) })))
 }
 
 fn lock_json(held: HeldLock) -> Value {
@@ -78,13 +62,13 @@ fn lock_json(held: HeldLock) -> Value {
 }
 
 async fn inspect(
-    State(sidecar): State<Arc<Sidecar>>,
+    State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let b: ResourceBody = body::parse(&bytes)?;
     Ok(Json(
-        match sidecar.locks.inspect(&store, &b.resource_id).await? {
+        match state.locks.inspect(&store, &b.resource_id).await? {
             Some(held) => json!({ "held": true, "lock": lock_json(held) }),
             None => json!({ "held": false }),
         },
@@ -92,26 +76,26 @@ async fn inspect(
 }
 
 async fn list(
-    State(sidecar): State<Arc<Sidecar>>,
+    State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let b: ListBody = body::parse(&bytes)?;
-    let locks = sidecar.locks.list(&store, &b.prefix).await?;
+    let locks = state.locks.list(&store, &b.prefix).await?;
     Ok(Json(
         json!({ "locks": locks.into_iter().map(lock_json).collect::<Vec<_>>() }),
     ))
 }
 
 async fn force_release(
-    State(sidecar): State<Arc<Sidecar>>,
+    State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let given = headers.get(auth::ADMIN_HEADER).map(|v| v.as_bytes());
-    auth::admin(&sidecar.admin_token, given)?;
+    auth::admin(&state.admin_token, given)?;
     let b: ResourceBody = body::parse(&bytes)?;
-    let released = sidecar.locks.force_release(&store, &b.resource_id).await?;
+    let released = state.locks.force_release(&store, &b.resource_id).await?;
     Ok(Json(json!({ "released": released })))
 }

@@ -4,15 +4,15 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::Sidecar;
+use super::ApiState;
 use crate::proto::dapr::{GetMetadataResponse, RegisteredComponents};
 
 /// The version reported as `runtimeVersion`.
 pub const RUNTIME_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-dlock");
 
 /// The gRPC answer; the HTTP one is the same content in Dapr's JSON shape.
-pub fn describe(sidecar: &Sidecar) -> GetMetadataResponse {
-    let locks = sidecar
+pub fn describe(state: &ApiState) -> GetMetadataResponse {
+    let locks = state
         .locks
         .registry()
         .iter()
@@ -22,7 +22,7 @@ pub fn describe(sidecar: &Sidecar) -> GetMetadataResponse {
             version: store.version.clone(),
             capabilities: store.store.capabilities().names(),
         });
-    let secrets = sidecar
+    let secrets = state
         .secret_stores
         .iter()
         .map(|(name, type_name)| RegisteredComponents {
@@ -32,7 +32,7 @@ pub fn describe(sidecar: &Sidecar) -> GetMetadataResponse {
             capabilities: Vec::new(),
         });
     GetMetadataResponse {
-        id: sidecar.locks.app_id().to_string(),
+        id: state.locks.app_id().to_string(),
         registered_components: locks.chain(secrets).collect(),
         extended_metadata: HashMap::from([(
             "dlockVersion".to_string(),

@@ -14,9 +14,9 @@ use tokio::task::JoinSet;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 
-use super::grpc::DaprService;
-use super::locks_grpc::LocksService;
-use super::{auth, http, Sidecar};
+use super::dapr_grpc::DaprGrpc;
+use super::locks_grpc::LocksGrpc;
+use super::{auth, dapr_http, ApiState};
 use crate::proto::dapr::dapr_server::DaprServer;
 use crate::proto::dlock::locks_server::LocksServer;
 
@@ -50,7 +50,7 @@ pub async fn bind(addresses: &[IpAddr], port: u16, defaults: bool) -> io::Result
 
 /// Serves Dapr's API on the listeners until `shutdown` completes.
 pub async fn serve(
-    sidecar: Arc<Sidecar>,
+    state: Arc<ApiState>,
     http_listeners: Vec<TcpListener>,
     grpc_listeners: Vec<TcpListener>,
     max_body_size: usize,
@@ -65,7 +65,7 @@ pub async fn serve(
     };
     let mut servers = JoinSet::new();
 
-    let router = http::router(sidecar.clone(), max_body_size);
+    let router = dapr_http::router(state.clone(), max_body_size);
     for listener in http_listeners {
         let router = router.clone();
         let stopped = stopped();
@@ -82,14 +82,13 @@ pub async fn serve(
         });
     }
 
-    let interceptor = auth::grpc_interceptor(sidecar.api_token.clone());
+    let interceptor = auth::grpc_interceptor(state.api_token.clone());
     let dapr = InterceptedService::new(
-        DaprServer::new(DaprService::new(sidecar.clone())).max_decoding_message_size(max_body_size),
+        DaprServer::new(DaprGrpc::new(state.clone())).max_decoding_message_size(max_body_size),
         interceptor.clone(),
     );
     let locks = InterceptedService::new(
-        LocksServer::new(LocksService::new(sidecar.clone()))
-            .max_decoding_message_size(max_body_size),
+        LocksServer::new(LocksGrpc::new(state.clone())).max_decoding_message_size(max_body_size),
         interceptor,
     );
     for listener in grpc_listeners {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use dlock::api::auth::ApiToken;
-use dlock::api::{server, Sidecar};
+use dlock::api::{server, ApiState};
 use dlock::config::flags::DaemonArgs;
 use dlock::lock::LockService;
 use dlock::startup::load_components;
@@ -84,7 +84,7 @@ async fn run(args: DaemonArgs) -> Result<(), String> {
     let loaded = load_components(&args.resources_paths, &args.app_id)
         .await
         .map_err(|e| format!("can't load components: {e}"))?;
-    let sidecar = Arc::new(Sidecar {
+    let sidecar = Arc::new(ApiState {
         locks: LockService::new(args.app_id.clone(), loaded.registry),
         secret_stores: loaded.secret_stores,
         api_token: ApiToken::from_env("DAPR_API_TOKEN"),
@@ -107,7 +107,7 @@ async fn run(args: DaemonArgs) -> Result<(), String> {
 }
 
 fn ready_line(
-    sidecar: &Sidecar,
+    sidecar: &ApiState,
     http: &[tokio::net::TcpListener],
     grpc: &[tokio::net::TcpListener],
     source: &str,

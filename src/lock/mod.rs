@@ -1,20 +1,46 @@
 //! The core of the sidecar: what a lock store must do (`store`), how a resource id becomes a
-//! store key (`key`), the stores this sidecar loaded (`registry`), and the request checks and
-//! dispatch that both front doors share (`service`), so HTTP and gRPC can never disagree.
+//! store key (`key`), the stores this sidecar loaded (`registry`), the requests and their
+//! checks (`request`), and the dispatch that every front door shares (`service`), so HTTP and
+//! gRPC can never disagree; then the lines of waiters and sessions.
+//!
+//! One word, one meaning, here and in every layer above:
+//!
+//! - **lock**: a named resource held by at most one owner at a time, until it is released or
+//!   its expiry runs out. Dapr's locks are not reentrant.
+//! - **owner**: the id a client gives to say who holds a lock (`lockOwner` on the wire); only
+//!   the owner may release or renew it (`OwnerChecked`).
+//! - **key**: the store's name for a lock, built from the resource id by the component's
+//!   `keyPrefix` (`key.rs`). Stores see keys only, never resource ids.
+//! - **grant**: a lock handed to an owner (`Grant`), with its fencing token where there is one.
+//! - **fencing token**: a number that strictly increases across successive holders of one key,
+//!   so a resource can refuse a late writer (`Capabilities::fencing`).
+//! - **line of waiters**: the blocking acquires waiting for one key, served in arrival order.
+//!   The store keeps it where it can (`Capabilities::line`, `store_line.rs`), else this sidecar
+//!   keeps its own (`sidecar_line.rs`).
+//! - **place**: one waiter's position in a line (`Place` in the store, `StorePlace`,
+//!   `SidecarPlace`); a waiter that gives up leaves its place at once.
+//! - **session**: a held lock that the sidecar renews for a client as long as it stays
+//!   connected (`session.rs`).
+//! - **store**: a lock backend (`LockStore`), loaded from a component file under a name that
+//!   requests give.
 
 pub mod contract;
 pub mod error;
 pub mod key;
-pub mod line;
 pub mod registry;
+pub mod request;
 pub mod service;
 pub mod session;
+pub mod sidecar_line;
 pub mod store;
-pub mod waiting;
+pub mod store_line;
+#[cfg(test)]
+mod test_double;
 
 pub use error::{ApiError, ErrorKind, Operation};
 pub use key::KeyPrefix;
 pub use registry::{LoadedStore, Registry};
+pub use request::{wait_timeout, AcquireRequest, LockRequest, UnlockRequest};
 pub use service::{HeldLock, LockService};
 pub use store::{
     Capabilities, Grant, LockInfo, LockStore, OwnerChecked, Place, StoreError, TryLockOutcome,

@@ -1,18 +1,21 @@
-//! The lock API's behaviour, shared by the HTTP and gRPC front doors: Dapr's checks in Dapr's
-//! order (SPEC.md §2), key building, the call to the store, and what we add beyond Dapr:
-//! blocking acquire, renewal, inspection, listing, force release.
+//! The lock API's behaviour, shared by the HTTP and gRPC front doors: the checks of each
+//! request (`request.rs`), the call to the store, and what we add beyond Dapr: blocking
+//! acquire, renewal, inspection, listing, force release.
 //!
-//! A blocking acquire waits in a line: the store's own (`line.rs`) where the store keeps one
-//! (`Capabilities::line`), so waiters are served in arrival order across sidecars; otherwise
-//! this sidecar's waiting room (`waiting.rs`), in arrival order among this sidecar's waiters.
+//! A blocking acquire waits in a line: the store's own (`store_line.rs`) where the store keeps
+//! one (`Capabilities::line`), so waiters are served in arrival order across sidecars;
+//! otherwise this sidecar's (`sidecar_line.rs`), in arrival order among this sidecar's waiters.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::line::InLine;
-use super::waiting::WaitingRoom;
+use tokio::time::Instant;
+
+use super::request::CheckedLock;
+use super::sidecar_line::SidecarLines;
+use super::store_line::StorePlace;
 use super::{
-    ApiError, ErrorKind, Grant, LoadedStore, LockInfo, Operation, OwnerChecked, Registry,
-    TryLockOutcome,
+    AcquireRequest, ApiError, Grant, LoadedStore, LockInfo, LockRequest, Operation, OwnerChecked,
+    Registry, TryLockOutcome, UnlockRequest,
 };
 
 /// The first and the longest pause between a first-in-line waiter's attempts, when the
@@ -33,7 +36,7 @@ pub struct HeldLock {
 pub struct LockService {
     app_id: String,
     registry: Registry,
-    waiting: WaitingRoom,
+    lines: SidecarLines,
 }
 
 impl LockService {
@@ -41,7 +44,7 @@ impl LockService {
         LockService {
             app_id: app_id.into(),
             registry,
-            waiting: WaitingRoom::default(),
+            lines: SidecarLines::default(),
         }
     }
 
@@ -54,33 +57,25 @@ impl LockService {
     }
 
     /// Dapr's TryLockAlpha1.
-    pub async fn try_lock(
-        &self,
-        store_name: &str,
-        resource_id: &str,
-        lock_owner: &str,
-        expiry_in_seconds: i32,
-    ) -> Result<TryLockOutcome, ApiError> {
-        let ttl = expiry(store_name, expiry_in_seconds)?;
+    pub async fn try_lock(&self, request: LockRequest) -> Result<TryLockOutcome, ApiError> {
         let op = Operation::TryLock;
-        let (store, key) = self.locate(op, store_name, resource_id, Some(lock_owner))?;
-        store
+        let lock = self.check(op, request)?;
+        lock.store
             .store
-            .try_lock(&key, lock_owner, ttl)
+            .try_lock(&lock.key, &lock.owner, lock.ttl)
             .await
             .map_err(|e| ApiError::failed(op, e))
     }
 
     /// Dapr's UnlockAlpha1. A release wakes this sidecar's first waiter for the key at once.
-    pub async fn unlock(
-        &self,
-        store_name: &str,
-        resource_id: &str,
-        lock_owner: &str,
-    ) -> Result<OwnerChecked, ApiError> {
-        let op = Operation::Unlock;
-        let (store, key) = self.locate(op, store_name, resource_id, Some(lock_owner))?;
-        self.release(store, &key, lock_owner).await
+    pub async fn unlock(&self, request: UnlockRequest) -> Result<OwnerChecked, ApiError> {
+        let (store, key) = self.locate(
+            Operation::Unlock,
+            &request.store,
+            &request.resource_id,
+            Some(&request.owner),
+        )?;
+        self.release(store, &key, &request.owner).await
     }
 
     /// The owner-checked release behind unlock and the end of a session; a release wakes this
@@ -89,15 +84,15 @@ impl LockService {
         &self,
         store: &LoadedStore,
         key: &str,
-        lock_owner: &str,
+        owner: &str,
     ) -> Result<OwnerChecked, ApiError> {
         let outcome = store
             .store
-            .unlock(key, lock_owner)
+            .unlock(key, owner)
             .await
             .map_err(|e| ApiError::failed(Operation::Unlock, e))?;
         if outcome == OwnerChecked::Applied {
-            self.waiting.released(key);
+            self.lines.released(key);
         }
         Ok(outcome)
     }
@@ -106,44 +101,47 @@ impl LockService {
     /// ran out. Waiters are served in arrival order: across sidecars where the store keeps the
     /// line, else among this sidecar's waiters. Dropping the future (a client that gives up or
     /// disconnects) leaves the line.
-    pub async fn acquire(
+    pub async fn acquire(&self, request: AcquireRequest) -> Result<Option<Grant>, ApiError> {
+        Ok(self.take(request).await?.map(|(_, grant)| grant))
+    }
+
+    /// `acquire`, answering with the grant the lock it checked, for a session to keep.
+    pub(crate) async fn take(
         &self,
-        store_name: &str,
-        resource_id: &str,
-        lock_owner: &str,
-        expiry_in_seconds: i32,
-        wait: Duration,
-        require_fencing: bool,
-    ) -> Result<Option<Grant>, ApiError> {
-        let ttl = expiry(store_name, expiry_in_seconds)?;
-        let op = Operation::Acquire;
-        let (store, key) = self.locate(op, store_name, resource_id, Some(lock_owner))?;
-        if require_fencing && !store.store.capabilities().fencing {
-            return Err(ApiError::new(
-                ErrorKind::Unsupported,
-                format!("lock store {store_name} can't issue fencing tokens"),
-            ));
-        }
+        request: AcquireRequest,
+    ) -> Result<Option<(CheckedLock<'_>, Grant)>, ApiError> {
+        let wait = request.wait;
+        let lock = self.check_acquire(request)?;
         let now = Instant::now();
         let deadline = now
             .checked_add(wait)
             .unwrap_or(now + Duration::from_secs(u32::MAX.into()));
-        if store.store.capabilities().line {
-            return self
-                .acquire_in_store_line(store, &key, lock_owner, ttl, deadline)
-                .await;
-        }
-        let ticket = self.waiting.join(&key);
+        let grant = if lock.store.store.capabilities().line {
+            self.wait_in_store_line(&lock, deadline).await?
+        } else {
+            self.wait_in_sidecar_line(&lock, deadline).await?
+        };
+        Ok(grant.map(|grant| (lock, grant)))
+    }
+
+    /// `acquire` on a store that keeps no line: this sidecar's line, whose first waiter alone
+    /// asks the store, on every release through this sidecar and at a backing-off poll.
+    async fn wait_in_sidecar_line(
+        &self,
+        lock: &CheckedLock<'_>,
+        deadline: Instant,
+    ) -> Result<Option<Grant>, ApiError> {
+        let failed = |e| ApiError::failed(Operation::Acquire, e);
+        let store = &lock.store.store;
+        let place = self.lines.join(&lock.key);
         let mut poll = FIRST_POLL;
         loop {
             // Listening before looking: a release in between still wakes us.
-            let changed = ticket.changed();
-            let first = ticket.is_first();
+            let changed = place.changed();
+            let first = place.is_first();
             if first {
-                let outcome = store.store.try_lock(&key, lock_owner, ttl).await;
-                if let TryLockOutcome::Granted(grant) =
-                    outcome.map_err(|e| ApiError::failed(op, e))?
-                {
+                let tried = store.try_lock(&lock.key, &lock.owner, lock.ttl).await;
+                if let TryLockOutcome::Granted(grant) = tried.map_err(failed)? {
                     return Ok(Some(grant));
                 }
             }
@@ -154,8 +152,8 @@ impl LockService {
             if first {
                 tokio::select! {
                     _ = changed => {}
-                    signal = store.store.wait_for_release(&key, poll.min(left)) => {
-                        signal.map_err(|e| ApiError::failed(op, e))?;
+                    signal = store.wait_for_release(&lock.key, poll.min(left)) => {
+                        signal.map_err(failed)?;
                     }
                 }
                 poll = (poll * 2).min(MAX_POLL);
@@ -168,26 +166,24 @@ impl LockService {
         }
     }
 
-    /// `acquire` on a store that keeps the line: a try first, which never jumps the line (a
-    /// queueing store refuses it while anyone waits), then a place at the end of the line, taken
-    /// up when its turn comes and left when the wait runs out or the future is dropped.
-    async fn acquire_in_store_line(
+    /// `acquire` on a store that keeps the line: a try first, which never jumps the line (such
+    /// a store refuses it while anyone waits), then a place at the end of the line, taken up
+    /// when its turn comes and left when the wait runs out or the future is dropped.
+    async fn wait_in_store_line(
         &self,
-        store: &LoadedStore,
-        key: &str,
-        lock_owner: &str,
-        ttl: Duration,
+        lock: &CheckedLock<'_>,
         deadline: Instant,
     ) -> Result<Option<Grant>, ApiError> {
         let failed = |e| ApiError::failed(Operation::Acquire, e);
-        let tried = store.store.try_lock(key, lock_owner, ttl).await;
+        let store = &lock.store.store;
+        let tried = store.try_lock(&lock.key, &lock.owner, lock.ttl).await;
         if let TryLockOutcome::Granted(grant) = tried.map_err(failed)? {
             return Ok(Some(grant));
         }
         if Instant::now() >= deadline {
             return Ok(None);
         }
-        let mut place = InLine::join(store.store.clone(), key, lock_owner, ttl)
+        let mut place = StorePlace::join(store.clone(), &lock.key, &lock.owner, lock.ttl)
             .await
             .map_err(failed)?;
         let mut poll = FIRST_POLL;
@@ -204,20 +200,13 @@ impl LockService {
         }
     }
 
-    /// Extends the lock's expiry to `expiry_in_seconds` from now if `lock_owner` holds it.
-    pub async fn renew(
-        &self,
-        store_name: &str,
-        resource_id: &str,
-        lock_owner: &str,
-        expiry_in_seconds: i32,
-    ) -> Result<OwnerChecked, ApiError> {
-        let ttl = expiry(store_name, expiry_in_seconds)?;
+    /// Extends the lock's expiry to `expiry_in_seconds` from now if its owner holds it.
+    pub async fn renew(&self, request: LockRequest) -> Result<OwnerChecked, ApiError> {
         let op = Operation::Renew;
-        let (store, key) = self.locate(op, store_name, resource_id, Some(lock_owner))?;
-        store
+        let lock = self.check(op, request)?;
+        lock.store
             .store
-            .renew(&key, lock_owner, ttl)
+            .renew(&lock.key, &lock.owner, lock.ttl)
             .await
             .map_err(|e| ApiError::failed(op, e))
     }
@@ -242,13 +231,7 @@ impl LockService {
     /// `prefix`, sorted by resource id.
     pub async fn list(&self, store_name: &str, prefix: &str) -> Result<Vec<HeldLock>, ApiError> {
         let op = Operation::List;
-        let store = self.store(store_name)?;
-        if !store.store.capabilities().listing {
-            return Err(ApiError::new(
-                ErrorKind::Unsupported,
-                format!("lock store {store_name} can't list its locks"),
-            ));
-        }
+        let store = self.check_list(store_name)?;
         let base = store.key_prefix.base(&self.app_id, &store.name);
         let found = store
             .store
@@ -288,72 +271,10 @@ impl LockService {
                 resource = resource_id,
                 "lock released by force"
             );
-            self.waiting.released(&key);
+            self.lines.released(&key);
         }
         Ok(released)
     }
-
-    /// Checks 2 to 6 of SPEC.md's table, in order, and builds the store key. Calls without an
-    /// owner (inspect, force release) skip the owner check.
-    pub(crate) fn locate(
-        &self,
-        op: Operation,
-        store_name: &str,
-        resource_id: &str,
-        lock_owner: Option<&str>,
-    ) -> Result<(&LoadedStore, String), ApiError> {
-        if self.registry.is_empty() {
-            return Err(not_configured());
-        }
-        if resource_id.is_empty() {
-            return Err(ApiError::new(
-                ErrorKind::MalformedRequest,
-                format!("ResourceId is empty in lock store {store_name}"),
-            ));
-        }
-        if lock_owner.is_some_and(str::is_empty) {
-            return Err(ApiError::new(
-                ErrorKind::MalformedRequest,
-                format!("LockOwner is empty in lock store {store_name}"),
-            ));
-        }
-        let store = self.store(store_name)?;
-        let key = store
-            .key_prefix
-            .store_key(&self.app_id, &store.name, resource_id)
-            .map_err(|detail| ApiError::failed(op, detail))?;
-        Ok((store, key))
-    }
-
-    fn store(&self, store_name: &str) -> Result<&LoadedStore, ApiError> {
-        if self.registry.is_empty() {
-            return Err(not_configured());
-        }
-        self.registry.get(store_name).ok_or_else(|| {
-            ApiError::new(
-                ErrorKind::StoreNotFound,
-                format!("lock store {store_name} not found"),
-            )
-        })
-    }
-}
-
-/// Check 1 of SPEC.md's table.
-fn expiry(store_name: &str, expiry_in_seconds: i32) -> Result<Duration, ApiError> {
-    if expiry_in_seconds <= 0 {
-        return Err(ApiError::new(
-            ErrorKind::MalformedRequest,
-            format!("ExpiryInSeconds is not positive in lock store {store_name}"),
-        ));
-    }
-    Ok(Duration::from_secs(expiry_in_seconds as u64))
-}
-
-fn not_configured() -> ApiError {
-    ApiError::new(
-        ErrorKind::StoreNotConfigured,
-        "lock store is not configured",
-    )
 }
 
 fn held(resource_id: String, info: LockInfo) -> HeldLock {

@@ -3,17 +3,15 @@
 //! deleted by force is noticed at once, and gives up only when the store says the lock is gone
 //! or could not confirm it for a whole expiry. Releasing is the caller's last step.
 
-use std::time::{Duration, Instant};
+use tokio::time::Instant;
 
-use super::{ApiError, Grant, LoadedStore, LockService, Operation, OwnerChecked};
+use super::request::CheckedLock;
+use super::{AcquireRequest, ApiError, Grant, LockService, OwnerChecked};
 
-/// A lock held for a client.
+/// A lock held for a client: the lock its acquire checked, and the grant.
 pub struct Session<'a> {
     service: &'a LockService,
-    store: &'a LoadedStore,
-    key: String,
-    owner: String,
-    ttl: Duration,
+    lock: CheckedLock<'a>,
     pub grant: Grant,
 }
 
@@ -25,65 +23,38 @@ pub enum Started<'a> {
 
 impl LockService {
     /// Acquires as `acquire` does and, when granted, returns the session that keeps the lock.
-    pub async fn start_session(
-        &self,
-        store_name: &str,
-        resource_id: &str,
-        lock_owner: &str,
-        expiry_in_seconds: i32,
-        wait: Duration,
-        require_fencing: bool,
-    ) -> Result<Started<'_>, ApiError> {
-        let granted = self
-            .acquire(
-                store_name,
-                resource_id,
-                lock_owner,
-                expiry_in_seconds,
-                wait,
-                require_fencing,
-            )
-            .await?;
-        let Some(grant) = granted else {
-            return Ok(Started::TimedOut);
-        };
-        // acquire() has checked all of this already; locate only rebuilds the key.
-        let (store, key) = self.locate(
-            Operation::Acquire,
-            store_name,
-            resource_id,
-            Some(lock_owner),
-        )?;
-        Ok(Started::Held(Session {
-            service: self,
-            store,
-            key,
-            owner: lock_owner.to_string(),
-            ttl: Duration::from_secs(expiry_in_seconds as u64),
-            grant,
-        }))
+    pub async fn start_session(&self, request: AcquireRequest) -> Result<Started<'_>, ApiError> {
+        Ok(match self.take(request).await? {
+            Some((lock, grant)) => Started::Held(Session {
+                service: self,
+                lock,
+                grant,
+            }),
+            None => Started::TimedOut,
+        })
     }
 }
 
 impl Session<'_> {
     /// Keeps the lock until it is lost, and says why. Runs until dropped otherwise.
     pub async fn keep(&self) -> String {
-        let period = self.ttl / 3;
-        let mut confirmed_until = Instant::now() + self.ttl;
+        let CheckedLock {
+            store,
+            key,
+            owner,
+            ttl,
+        } = &self.lock;
+        let period = *ttl / 3;
+        let mut confirmed_until = Instant::now() + *ttl;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(period) => {}
                 // A release of this key (by force, or an expiry we missed) wakes us early; the
                 // renewal below then finds out whether the lock is still ours.
-                _ = self.store.store.wait_for_release(&self.key, period) => {}
+                _ = store.store.wait_for_release(key, period) => {}
             }
-            match self
-                .store
-                .store
-                .renew(&self.key, &self.owner, self.ttl)
-                .await
-            {
-                Ok(OwnerChecked::Applied) => confirmed_until = Instant::now() + self.ttl,
+            match store.store.renew(key, owner, *ttl).await {
+                Ok(OwnerChecked::Applied) => confirmed_until = Instant::now() + *ttl,
                 Ok(OwnerChecked::NotHeld) => {
                     return "the lock expired or was released by force".into();
                 }
@@ -96,7 +67,7 @@ impl Session<'_> {
                     );
                 }
                 Err(error) => {
-                    tracing::warn!(key = %self.key, "renewal failed, retrying: {error}");
+                    tracing::warn!(key = %key, "renewal failed, retrying: {error}");
                 }
             }
         }
@@ -104,8 +75,93 @@ impl Session<'_> {
 
     /// Releases the lock (if still ours) and ends the session.
     pub async fn release(self) -> Result<OwnerChecked, ApiError> {
+        let lock = &self.lock;
         self.service
-            .release(self.store, &self.key, &self.owner)
+            .release(lock.store, &lock.key, &lock.owner)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::{sleep, timeout};
+
+    use super::super::test_double::{acquire, DoubleStore, KEY};
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    /// `owner`'s session on resource `r`, for a three-second expiry.
+    async fn start(service: &LockService) -> Session<'_> {
+        let started = service.start_session(acquire("owner", 3, Duration::ZERO));
+        match started.await {
+            Ok(Started::Held(session)) => session,
+            _ => panic!("the session did not start"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn renewed_at_a_third_of_its_expiry() {
+        let double = DoubleStore::default();
+        let service = double.service();
+        let session = start(&service).await;
+        let start = Instant::now();
+        let kept = timeout(SECOND * 7 / 2, session.keep()).await;
+        assert!(kept.is_err(), "the session ended: {kept:?}");
+        let renewed: Vec<Duration> = double.renewals().iter().map(|at| *at - start).collect();
+        assert_eq!(renewed, [SECOND, SECOND * 2, SECOND * 3]);
+        assert_eq!(double.holder(KEY).as_deref(), Some("owner"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_lock_ends_the_session_with_the_reason() {
+        let double = DoubleStore::default();
+        let service = double.service();
+        let session = start(&service).await;
+        double.lose(KEY);
+        let reason = timeout(SECOND * 10, session.keep()).await;
+        let vanished = "the lock expired or was released by force";
+        assert_eq!(reason.as_deref(), Ok(vanished));
+
+        let session = start(&service).await;
+        double.set_refuse_renewal(true);
+        let reason = timeout(SECOND * 10, session.keep()).await;
+        let taken = "the lock expired and another owner holds it";
+        assert_eq!(reason.as_deref(), Ok(taken));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_unavailable_for_a_whole_expiry_ends_the_session() {
+        let double = DoubleStore::default();
+        let service = double.service();
+        let session = start(&service).await;
+        let start = Instant::now();
+        let outage = async {
+            sleep(SECOND * 3 / 2).await;
+            double.set_unavailable(true);
+        };
+        let (reason, ()) = tokio::join!(timeout(SECOND * 10, session.keep()), outage);
+        let reason = reason.unwrap();
+        let expected = "the store could not renew the lock before it expired: ";
+        assert!(reason.starts_with(expected), "{reason}");
+        // The store last confirmed the lock at 1s: the session gives up one expiry later.
+        assert_eq!(Instant::now() - start, SECOND * 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shorter_outage_is_ridden_out() {
+        let double = DoubleStore::default();
+        let service = double.service();
+        let session = start(&service).await;
+        double.set_unavailable(true);
+        let back = async {
+            sleep(SECOND * 3 / 2).await;
+            double.set_unavailable(false);
+        };
+        let kept = timeout(SECOND * 10, async { tokio::join!(session.keep(), back) }).await;
+        assert!(kept.is_err(), "the session ended: {kept:?}");
+        assert_eq!(double.holder(KEY).as_deref(), Some("owner"));
     }
 }

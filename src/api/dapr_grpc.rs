@@ -6,41 +6,33 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::metadata::describe;
-use super::{unlock_status, Sidecar};
-use crate::lock::TryLockOutcome;
+use super::{lock_request, status, ApiState};
+use crate::lock::{self, TryLockOutcome};
 use crate::proto::dapr::dapr_server::Dapr;
 use crate::proto::dapr::{
     GetMetadataRequest, GetMetadataResponse, TryLockRequest, TryLockResponse, UnlockRequest,
     UnlockResponse,
 };
 
-pub struct DaprService {
-    sidecar: Arc<Sidecar>,
+pub struct DaprGrpc {
+    state: Arc<ApiState>,
 }
 
-impl DaprService {
-    pub fn new(sidecar: Arc<Sidecar>) -> Self {
-        DaprService { sidecar }
+impl DaprGrpc {
+    pub fn new(state: Arc<ApiState>) -> Self {
+        DaprGrpc { state }
     }
 }
 
 #[tonic::async_trait]
-impl Dapr for DaprService {
+impl Dapr for DaprGrpc {
     async fn try_lock_alpha1(
         &self,
         request: Request<TryLockRequest>,
     ) -> Result<Response<TryLockResponse>, Status> {
         let r = request.into_inner();
-        let outcome = self
-            .sidecar
-            .locks
-            .try_lock(
-                &r.store_name,
-                &r.resource_id,
-                &r.lock_owner,
-                r.expiry_in_seconds,
-            )
-            .await?;
+        let request = lock_request!(r);
+        let outcome = self.state.locks.try_lock(request).await?;
         Ok(Response::new(TryLockResponse {
             success: matches!(outcome, TryLockOutcome::Granted(_)),
         }))
@@ -51,13 +43,14 @@ impl Dapr for DaprService {
         request: Request<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
         let r = request.into_inner();
-        let outcome = self
-            .sidecar
-            .locks
-            .unlock(&r.store_name, &r.resource_id, &r.lock_owner)
-            .await?;
+        let request = lock::UnlockRequest {
+            store: r.store_name,
+            resource_id: r.resource_id,
+            owner: r.lock_owner,
+        };
+        let outcome = self.state.locks.unlock(request).await?;
         Ok(Response::new(UnlockResponse {
-            status: unlock_status(outcome) as i32,
+            status: status(outcome),
         }))
     }
 
@@ -65,6 +58,6 @@ impl Dapr for DaprService {
         &self,
         _request: Request<GetMetadataRequest>,
     ) -> Result<Response<GetMetadataResponse>, Status> {
-        Ok(Response::new(describe(&self.sidecar)))
+        Ok(Response::new(describe(&self.state)))
     }
 }

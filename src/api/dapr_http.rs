@@ -12,11 +12,11 @@ use serde_json::json;
 
 use super::body::{self, TryLockBody, UnlockBody};
 use super::metadata::{describe, MetadataJson};
-use super::{auth, locks_http, unlock_status, Sidecar};
+use super::{auth, locks_http, status, ApiState};
 use crate::lock::{ApiError, TryLockOutcome};
 
 /// The HTTP routes of one sidecar.
-pub fn router(sidecar: Arc<Sidecar>, max_body_size: usize) -> Router {
+pub fn router(state: Arc<ApiState>, max_body_size: usize) -> Router {
     Router::new()
         .route("/v1.0-alpha1/lock/{store}", post(try_lock))
         .route("/v1.0-alpha1/unlock/{store}", post(unlock))
@@ -25,43 +25,32 @@ pub fn router(sidecar: Arc<Sidecar>, max_body_size: usize) -> Router {
         .route("/v1.0/metadata", get(metadata))
         .merge(locks_http::routes())
         .layer(middleware::from_fn_with_state(
-            sidecar.clone(),
+            state.clone(),
             auth::http_middleware,
         ))
         .layer(DefaultBodyLimit::max(max_body_size))
-        .with_state(sidecar)
+        .with_state(state)
 }
 
 async fn try_lock(
-    State(sidecar): State<Arc<Sidecar>>,
+    State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let body: TryLockBody = body::parse(&bytes)?;
-    let outcome = sidecar
-        .locks
-        .try_lock(
-            &store,
-            &body.resource_id,
-            &body.lock_owner,
-            body.expiry_in_seconds,
-        )
-        .await?;
+    let outcome = state.locks.try_lock(body.request(store)).await?;
     let success = matches!(outcome, TryLockOutcome::Granted(_));
     Ok(Json(json!({ "success": success })).into_response())
 }
 
 async fn unlock(
-    State(sidecar): State<Arc<Sidecar>>,
+    State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let body: UnlockBody = body::parse(&bytes)?;
-    let outcome = sidecar
-        .locks
-        .unlock(&store, &body.resource_id, &body.lock_owner)
-        .await?;
-    Ok(Json(json!({ "status": unlock_status(outcome) as i32 })).into_response())
+    let outcome = state.locks.unlock(body.request(store)).await?;
+    Ok(Json(json!({ "status": status(outcome) })).into_response())
 }
 
 /// The sidecar binds its ports only once every component has loaded, so whenever it answers
@@ -70,6 +59,6 @@ async fn healthy() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-async fn metadata(State(sidecar): State<Arc<Sidecar>>) -> Json<MetadataJson> {
-    Json(describe(&sidecar).into())
+async fn metadata(State(state): State<Arc<ApiState>>) -> Json<MetadataJson> {
+    Json(describe(&state).into())
 }

@@ -1,0 +1,317 @@
+//! What the front doors ask of the core, as typed requests, and every check of a request, in
+//! the order of the error table (docs/contract.md §2): a request wrong in two ways gets the
+//! earlier row's error. The doors only parse their protocol; a check written here is never
+//! written again in a door, so HTTP and gRPC answer a bad request alike.
+
+use std::time::Duration;
+
+use super::{ApiError, ErrorKind, LoadedStore, LockService, Operation};
+
+/// A lock as a request names it, with the time it is asked for: Dapr's TryLock, and renew.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockRequest {
+    /// The lock store's component name.
+    pub store: String,
+    pub resource_id: String,
+    pub owner: String,
+    pub expiry_in_seconds: i32,
+}
+
+/// Dapr's Unlock: a resource and the owner that releases it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnlockRequest {
+    pub store: String,
+    pub resource_id: String,
+    pub owner: String,
+}
+
+/// A blocking acquire, and the start of a held session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcquireRequest {
+    pub lock: LockRequest,
+    /// How long to wait while someone else holds the lock (see `wait_timeout`).
+    pub wait: Duration,
+    /// Refuses a store that can't issue fencing tokens.
+    pub require_fencing: bool,
+}
+
+/// A request that passed the checks: the store it names, the key it built, the owner and the
+/// time to live. A session keeps it, so what it renews is what was checked.
+pub(crate) struct CheckedLock<'s> {
+    pub store: &'s LoadedStore,
+    pub key: String,
+    pub owner: String,
+    pub ttl: Duration,
+}
+
+/// The wait a blocking acquire asks for, from the wire's milliseconds. A negative wait is
+/// refused before every row of the table: a door checks it while it reads the request.
+pub fn wait_timeout(wait_timeout_ms: i64) -> Result<Duration, ApiError> {
+    let millis = u64::try_from(wait_timeout_ms)
+        .map_err(|_| ApiError::new(ErrorKind::MalformedRequest, "WaitTimeoutMs is negative"))?;
+    Ok(Duration::from_millis(millis))
+}
+
+impl LockService {
+    /// Rows 1 to 6 for a request that names a lock and its time to live.
+    pub(crate) fn check(
+        &self,
+        op: Operation,
+        request: LockRequest,
+    ) -> Result<CheckedLock<'_>, ApiError> {
+        let ttl = expiry(&request.store, request.expiry_in_seconds)?;
+        let (store, key) = self.locate(
+            op,
+            &request.store,
+            &request.resource_id,
+            Some(&request.owner),
+        )?;
+        Ok(CheckedLock {
+            store,
+            key,
+            owner: request.owner,
+            ttl,
+        })
+    }
+
+    /// Rows 1 to 6, then the acquire's own: fencing from a store that can't give it.
+    pub(crate) fn check_acquire(
+        &self,
+        request: AcquireRequest,
+    ) -> Result<CheckedLock<'_>, ApiError> {
+        let lock = self.check(Operation::Acquire, request.lock)?;
+        if request.require_fencing && !lock.store.store.capabilities().fencing {
+            return Err(ApiError::new(
+                ErrorKind::Unsupported,
+                format!("lock store {} can't issue fencing tokens", lock.store.name),
+            ));
+        }
+        Ok(lock)
+    }
+
+    /// Rows 2 to 6, and the store key. Calls without an owner (inspect, force release) skip
+    /// the owner's row.
+    pub(crate) fn locate(
+        &self,
+        op: Operation,
+        store_name: &str,
+        resource_id: &str,
+        owner: Option<&str>,
+    ) -> Result<(&LoadedStore, String), ApiError> {
+        if self.registry().is_empty() {
+            return Err(not_configured());
+        }
+        if resource_id.is_empty() {
+            return Err(ApiError::new(
+                ErrorKind::MalformedRequest,
+                format!("ResourceId is empty in lock store {store_name}"),
+            ));
+        }
+        if owner.is_some_and(str::is_empty) {
+            return Err(ApiError::new(
+                ErrorKind::MalformedRequest,
+                format!("LockOwner is empty in lock store {store_name}"),
+            ));
+        }
+        let store = self.store(store_name)?;
+        let key = store
+            .key_prefix
+            .store_key(self.app_id(), &store.name, resource_id)
+            .map_err(|detail| ApiError::failed(op, detail))?;
+        Ok((store, key))
+    }
+
+    /// Rows 2 and 5 for a list, which names no resource, then its own: a store that can't
+    /// list.
+    pub(crate) fn check_list(&self, store_name: &str) -> Result<&LoadedStore, ApiError> {
+        let store = self.store(store_name)?;
+        if !store.store.capabilities().listing {
+            return Err(ApiError::new(
+                ErrorKind::Unsupported,
+                format!("lock store {store_name} can't list its locks"),
+            ));
+        }
+        Ok(store)
+    }
+
+    /// Rows 2 and 5: the named store.
+    fn store(&self, store_name: &str) -> Result<&LoadedStore, ApiError> {
+        if self.registry().is_empty() {
+            return Err(not_configured());
+        }
+        self.registry().get(store_name).ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::StoreNotFound,
+                format!("lock store {store_name} not found"),
+            )
+        })
+    }
+}
+
+/// Row 1.
+fn expiry(store_name: &str, expiry_in_seconds: i32) -> Result<Duration, ApiError> {
+    if expiry_in_seconds <= 0 {
+        return Err(ApiError::new(
+            ErrorKind::MalformedRequest,
+            format!("ExpiryInSeconds is not positive in lock store {store_name}"),
+        ));
+    }
+    Ok(Duration::from_secs(expiry_in_seconds as u64))
+}
+
+fn not_configured() -> ApiError {
+    ApiError::new(
+        ErrorKind::StoreNotConfigured,
+        "lock store is not configured",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_double::DoubleStore;
+    use super::super::{Registry, UnlockRequest};
+    use super::*;
+
+    /// The rows of the error table, in order.
+    #[derive(Debug, Clone, Copy)]
+    enum Row {
+        Expiry,
+        NotConfigured,
+        NoResource,
+        NoOwner,
+        UnknownStore,
+        Separator,
+    }
+
+    fn error(row: Row, op: Operation, store: &str) -> ApiError {
+        let malformed = |what: &str| {
+            ApiError::new(
+                ErrorKind::MalformedRequest,
+                format!("{what} in lock store {store}"),
+            )
+        };
+        match row {
+            Row::Expiry => malformed("ExpiryInSeconds is not positive"),
+            Row::NotConfigured => not_configured(),
+            Row::NoResource => malformed("ResourceId is empty"),
+            Row::NoOwner => malformed("LockOwner is empty"),
+            Row::UnknownStore => ApiError::new(
+                ErrorKind::StoreNotFound,
+                format!("lock store {store} not found"),
+            ),
+            Row::Separator => ApiError::failed(op, "input key/keyPrefix 'a||b' can't contain '||'"),
+        }
+    }
+
+    /// Makes `op`'s call with the request's fields; only the error matters.
+    async fn call(
+        service: &LockService,
+        op: Operation,
+        (store, resource, owner, expiry): (&str, &str, &str, i32),
+    ) -> Result<(), ApiError> {
+        let lock = LockRequest {
+            store: store.into(),
+            resource_id: resource.into(),
+            owner: owner.into(),
+            expiry_in_seconds: expiry,
+        };
+        let acquire = |lock| AcquireRequest {
+            lock,
+            wait: Duration::ZERO,
+            require_fencing: false,
+        };
+        let unlock = UnlockRequest {
+            store: store.into(),
+            resource_id: resource.into(),
+            owner: owner.into(),
+        };
+        match op {
+            Operation::TryLock => service.try_lock(lock).await.map(drop),
+            Operation::Acquire => service.acquire(acquire(lock)).await.map(drop),
+            Operation::Renew => service.renew(lock).await.map(drop),
+            Operation::Unlock => service.unlock(unlock).await.map(drop),
+            Operation::Inspect => service.inspect(store, resource).await.map(drop),
+            Operation::ForceRelease => service.force_release(store, resource).await.map(drop),
+            Operation::List => unreachable!("a list names no resource"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_wrong_in_several_ways_gets_the_earliest_rows_error() {
+        use Operation::*;
+        let configured = DoubleStore::default().service();
+        let empty = LockService::new("app", Registry::default());
+        const TIMED: &[Operation] = &[TryLock, Acquire, Renew];
+        const OWNED: &[Operation] = &[TryLock, Acquire, Renew, Unlock];
+        const ALL: &[Operation] = &[TryLock, Acquire, Renew, Unlock, Inspect, ForceRelease];
+        // Each request is wrong from its row on, in every way the fields allow.
+        let cases = [
+            (&empty, ("nope", "", "", 0), Row::Expiry, TIMED),
+            (&empty, ("nope", "", "", -5), Row::Expiry, TIMED),
+            (&empty, ("nope", "", "", 5), Row::NotConfigured, ALL),
+            (&configured, ("nope", "", "", 5), Row::NoResource, ALL),
+            (&configured, ("nope", "r", "", 5), Row::NoOwner, OWNED),
+            // Inspect and force release name no owner: the owner's row is skipped.
+            (
+                &configured,
+                ("nope", "r", "", 5),
+                Row::UnknownStore,
+                &[Inspect, ForceRelease],
+            ),
+            (
+                &configured,
+                ("nope", "a||b", "o", 5),
+                Row::UnknownStore,
+                ALL,
+            ),
+            (&configured, ("store", "a||b", "o", 5), Row::Separator, ALL),
+        ];
+        for (service, request, row, ops) in cases {
+            for &op in ops {
+                let expected = error(row, op, request.0);
+                assert_eq!(
+                    call(service, op, request).await,
+                    Err(expected),
+                    "{op:?} {request:?}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_calls_own_rows_come_after_the_table() {
+        let service = DoubleStore::default().service();
+        let fenced = |resource: &str| AcquireRequest {
+            lock: LockRequest {
+                store: "store".into(),
+                resource_id: resource.into(),
+                owner: "o".into(),
+                expiry_in_seconds: 5,
+            },
+            wait: Duration::ZERO,
+            require_fencing: true,
+        };
+        let answer = service.acquire(fenced("a||b")).await;
+        assert_eq!(
+            answer,
+            Err(error(Row::Separator, Operation::Acquire, "store"))
+        );
+        let answer = service.acquire(fenced("r")).await;
+        assert_eq!(answer.unwrap_err().kind, ErrorKind::Unsupported);
+
+        let empty = LockService::new("app", Registry::default());
+        assert_eq!(empty.list("nope", "").await, Err(not_configured()));
+        let unknown = error(Row::UnknownStore, Operation::List, "nope");
+        assert_eq!(service.list("nope", "").await, Err(unknown));
+        let answer = service.list("store", "").await;
+        assert_eq!(answer.unwrap_err().kind, ErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn a_negative_wait_is_refused() {
+        assert_eq!(wait_timeout(0), Ok(Duration::ZERO));
+        assert_eq!(wait_timeout(1500), Ok(Duration::from_millis(1500)));
+        let refused = ApiError::new(ErrorKind::MalformedRequest, "WaitTimeoutMs is negative");
+        assert_eq!(wait_timeout(-1), Err(refused));
+    }
+}

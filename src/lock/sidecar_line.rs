@@ -1,0 +1,183 @@
+//! This sidecar's own line of waiters per key, for stores that keep none
+//! (`Capabilities::line` off): blocking acquires for one key on this sidecar are served first
+//! come, first served, and a release made through this sidecar wakes the first in line at once,
+//! without waiting for the store's signal or a poll.
+//!
+//! Only the first waiter of a key asks the store; the others wait their turn, so a crowd of
+//! waiters costs the store one request per attempt, not one per waiter. A place is left when
+//! dropped: a waiter that gives up, times out or disconnects leaves no trace.
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::futures::Notified;
+use tokio::sync::Notify;
+
+/// The lines of this sidecar, one per key that has waiters.
+#[derive(Default)]
+pub struct SidecarLines {
+    lines: Mutex<HashMap<String, Line>>,
+}
+
+struct Line {
+    next_id: u64,
+    waiting: VecDeque<u64>,
+    /// Wakes every waiter of the key: on a release through this sidecar, and when the line
+    /// moves.
+    changed: Arc<Notify>,
+}
+
+/// A waiter's place in this sidecar's line for one key; dropping it leaves the line.
+pub struct SidecarPlace<'a> {
+    lines: &'a SidecarLines,
+    key: String,
+    id: u64,
+    changed: Arc<Notify>,
+}
+
+impl SidecarLines {
+    fn lines(&self) -> MutexGuard<'_, HashMap<String, Line>> {
+        // Every change under this mutex is a single operation on one line: poisoning can't
+        // leave a line half-changed.
+        self.lines.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Joins the end of `key`'s line.
+    pub fn join(&self, key: &str) -> SidecarPlace<'_> {
+        let mut lines = self.lines();
+        let line = lines.entry(key.to_string()).or_insert_with(|| Line {
+            next_id: 0,
+            waiting: VecDeque::new(),
+            changed: Arc::new(Notify::new()),
+        });
+        let id = line.next_id;
+        line.next_id += 1;
+        line.waiting.push_back(id);
+        SidecarPlace {
+            lines: self,
+            key: key.to_string(),
+            id,
+            changed: line.changed.clone(),
+        }
+    }
+
+    /// Says that `key` was released through this sidecar: its waiters look again.
+    pub fn released(&self, key: &str) {
+        if let Some(line) = self.lines().get(key) {
+            line.changed.notify_waiters();
+        }
+    }
+}
+
+impl SidecarPlace<'_> {
+    /// Whether this place is first in line.
+    pub fn is_first(&self) -> bool {
+        self.lines
+            .lines()
+            .get(&self.key)
+            .is_some_and(|l| l.waiting.front() == Some(&self.id))
+    }
+
+    /// A future that completes on the key's next release through this sidecar or move of the
+    /// line. Create it before looking at the store, so nothing in between is missed.
+    pub fn changed(&self) -> Pin<Box<Notified<'_>>> {
+        let mut notified = Box::pin(self.changed.notified());
+        notified.as_mut().enable();
+        notified
+    }
+}
+
+impl Drop for SidecarPlace<'_> {
+    fn drop(&mut self) {
+        let mut lines = self.lines.lines();
+        if let Some(line) = lines.get_mut(&self.key) {
+            line.waiting.retain(|id| *id != self.id);
+            if line.waiting.is_empty() {
+                lines.remove(&self.key);
+            } else {
+                line.changed.notify_waiters();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::sync::mpsc::{self, UnboundedSender};
+    use tokio::time::{sleep, timeout, Instant};
+
+    use super::super::test_double::{acquire, unlock, DoubleStore};
+    use super::super::{LockService, OwnerChecked, TryLockOutcome};
+
+    const LONG: Duration = Duration::from_secs(60);
+    /// Long enough for a first waiter's polls to back off to their longest pause, and not a
+    /// multiple of it: a waiter that takes the lock at the instant of a release was woken by it.
+    const SETTLE: Duration = Duration::from_millis(1234);
+
+    type Taken = UnboundedSender<(&'static str, Instant)>;
+
+    /// Starts `owner`'s blocking acquire, which reports when it took the lock.
+    fn waiter(service: &Arc<LockService>, owner: &'static str, taken: &Taken) {
+        let (service, taken) = (service.clone(), taken.clone());
+        tokio::spawn(async move {
+            let grant = service.acquire(acquire(owner, 60, LONG)).await.unwrap();
+            assert!(grant.is_some(), "{owner} never took the lock");
+            taken.send((owner, Instant::now())).unwrap();
+        });
+    }
+
+    async fn hold(service: &LockService, owner: &str) {
+        let tried = service.try_lock(acquire(owner, 60, LONG).lock).await;
+        assert!(matches!(tried, Ok(TryLockOutcome::Granted(_))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn first_come_first_served_each_woken_at_once_by_a_release_here() {
+        let service = Arc::new(DoubleStore::default().service());
+        hold(&service, "holder").await;
+        let (taken, mut took) = mpsc::unbounded_channel();
+        for owner in ["w1", "w2", "w3"] {
+            waiter(&service, owner, &taken);
+            sleep(Duration::from_millis(1)).await;
+        }
+        // Only the waiters report: if they all fail, the channel closes.
+        drop(taken);
+        let mut holder = "holder";
+        for expected in ["w1", "w2", "w3"] {
+            sleep(SETTLE).await;
+            let released_at = Instant::now();
+            let released = service.unlock(unlock(holder)).await;
+            assert_eq!(released, Ok(OwnerChecked::Applied));
+            let (owner, at) = took.recv().await.unwrap();
+            assert_eq!(owner, expected);
+            assert_eq!(at, released_at, "{owner} was not woken by the release");
+            holder = owner;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_acquire_leaves_the_line() {
+        let service = Arc::new(DoubleStore::default().service());
+        hold(&service, "holder").await;
+        let mut quitter = Box::pin(service.acquire(acquire("quitter", 60, LONG)));
+        // Driven a little, so it stands first in line.
+        assert!(timeout(Duration::from_millis(1), &mut quitter)
+            .await
+            .is_err());
+        let (taken, mut took) = mpsc::unbounded_channel();
+        waiter(&service, "patient", &taken);
+        drop(taken);
+        sleep(SETTLE).await;
+        // The client disconnects: the API drops its acquire.
+        drop(quitter);
+        let released_at = Instant::now();
+        let released = service.unlock(unlock("holder")).await;
+        assert_eq!(released, Ok(OwnerChecked::Applied));
+        let (owner, at) = took.recv().await.unwrap();
+        assert_eq!((owner, at), ("patient", released_at));
+    }
+}
