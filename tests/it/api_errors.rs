@@ -4,8 +4,8 @@
 use serde_json::json;
 use tonic::Code;
 
-use crate::api::{Api, Failure, Protocol, BOTH};
-use crate::harness::{component, Options, Sidecar};
+use crate::support::api::{Api, Failure, Protocol, BOTH};
+use crate::support::dlockd::{component, Dlockd, Options};
 
 /// What a row of the table answers.
 struct Expected {
@@ -56,7 +56,7 @@ fn one_store() -> Options {
 
 #[tokio::test]
 async fn error_table_rows_in_order_on_both_protocols() {
-    let sidecar = Sidecar::start(one_store());
+    let sidecar = Dlockd::start(one_store());
     let api = Api::new(&sidecar).await;
     let malformed = |m: &str| expected(400, "ERR_MALFORMED_REQUEST", Code::InvalidArgument, m);
     for protocol in BOTH {
@@ -151,7 +151,7 @@ async fn error_table_rows_in_order_on_both_protocols() {
 async fn no_lock_store_configured() {
     // Components given, but none of them a lock store.
     let secrets = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: env}\nspec: {type: secretstores.local.env, version: v1}\n";
-    let sidecar = Sidecar::start(Options::with_files("app", &[("env.yaml", secrets.into())]));
+    let sidecar = Dlockd::start(Options::with_files("app", &[("env.yaml", secrets.into())]));
     let api = Api::new(&sidecar).await;
     let want = expected(
         500,
@@ -190,7 +190,7 @@ async fn no_lock_store_configured() {
 
 #[tokio::test]
 async fn http_bodies_are_read_the_protobuf_json_way() {
-    let sidecar = Sidecar::start(one_store());
+    let sidecar = Dlockd::start(one_store());
     let api = Api::new(&sidecar).await;
     let lock = |body: &str| api.post("/v1.0-alpha1/lock/store", body.to_string());
 
@@ -258,7 +258,7 @@ async fn http_bodies_are_read_the_protobuf_json_way() {
 
 #[tokio::test]
 async fn health_metadata_and_unknown_rpcs() {
-    let sidecar = Sidecar::start(Options {
+    let sidecar = Dlockd::start(Options {
         app_id: "bpm".into(),
         ..one_store()
     });
@@ -309,7 +309,7 @@ async fn health_metadata_and_unknown_rpcs() {
 
 #[tokio::test]
 async fn api_token_is_enforced_on_both_protocols() {
-    let sidecar = Sidecar::start(Options {
+    let sidecar = Dlockd::start(Options {
         env: vec![("DAPR_API_TOKEN".into(), "s3cret-token".into())],
         ..one_store()
     });
@@ -382,7 +382,7 @@ async fn api_token_is_enforced_on_both_protocols() {
 
 #[tokio::test]
 async fn body_size_limit() {
-    let sidecar = Sidecar::start(Options {
+    let sidecar = Dlockd::start(Options {
         extra_args: vec!["--max-body-size".into(), "64Ki".into()],
         ..one_store()
     });

@@ -1,14 +1,14 @@
 //! Component files as SPEC.md §5 says: what loads, what is skipped, and errors that name the
 //! file, the component and the field, stopping start-up.
 
-use crate::api::{Api, Failure, Protocol};
-use crate::backend::unique;
-use crate::harness::{component, temp_dir, Failed, Options, Sidecar};
+use crate::support::api::{Api, Failure, Protocol};
+use crate::support::backend::unique;
+use crate::support::dlockd::{component, temp_dir, Dlockd, Failed, Options};
 
 const MEMORY: &str = "lock.in-memory";
 
 fn fails(options: Options) -> Failed {
-    match Sidecar::try_start(options) {
+    match Dlockd::try_start(options) {
         Ok(sidecar) => panic!("dlockd started but should not have:\n{}", sidecar.logs()),
         Err(failed) => {
             assert!(failed.status.is_some_and(|s| !s.success()), "{failed:?}");
@@ -36,7 +36,7 @@ async fn folders_files_documents_and_kinds() {
         component("multi-a", MEMORY, &[]),
         component("multi-b", MEMORY, &[]),
     );
-    let sidecar = Sidecar::start(Options::with_files(
+    let sidecar = Dlockd::start(Options::with_files(
         "app",
         &[
             ("many.yaml", many),
@@ -65,7 +65,7 @@ async fn several_paths_and_the_old_flag_name() {
     std::fs::write(two.join("b.yaml"), component("from-two", MEMORY, &[])).unwrap();
     std::fs::create_dir_all(two.join("sub")).unwrap();
     std::fs::write(two.join("sub/c.yaml"), component("nested", MEMORY, &[])).unwrap();
-    let sidecar = Sidecar::start(Options {
+    let sidecar = Dlockd::start(Options {
         extra_args: vec![
             "--resources-path".into(),
             one.display().to_string(),
@@ -84,7 +84,7 @@ async fn several_paths_and_the_old_flag_name() {
 #[tokio::test]
 async fn defaults_without_a_resources_path() {
     // No ./components: the embedded store `lockstore`, and the sidecar says so.
-    let sidecar = Sidecar::start(Options::default());
+    let sidecar = Dlockd::start(Options::default());
     assert!(serves(&Api::new(&sidecar).await, "lockstore").await);
     assert!(sidecar.logs().contains("embedded default"));
 
@@ -96,7 +96,7 @@ async fn defaults_without_a_resources_path() {
         component("from-cwd", MEMORY, &[]),
     )
     .unwrap();
-    let sidecar = Sidecar::start(Options {
+    let sidecar = Dlockd::start(Options {
         cwd: Some(cwd),
         ..Options::default()
     });
@@ -110,7 +110,7 @@ async fn a_resources_path_may_name_one_file() {
     let dir = temp_dir("one-file");
     std::fs::write(dir.join("a.yaml"), component("chosen", MEMORY, &[])).unwrap();
     std::fs::write(dir.join("b.yaml"), component("sibling", MEMORY, &[])).unwrap();
-    let sidecar = Sidecar::start(Options {
+    let sidecar = Dlockd::start(Options {
         extra_args: vec![
             "--resources-path".into(),
             dir.join("a.yaml").display().to_string(),
@@ -131,7 +131,7 @@ async fn scopes_limit_components_to_app_ids() {
         ("a.yaml", scoped("mine", "bpm")),
         ("b.yaml", scoped("theirs", "other")),
     ];
-    let sidecar = Sidecar::start(Options::with_files("bpm", &files));
+    let sidecar = Dlockd::start(Options::with_files("bpm", &files));
     let api = Api::new(&sidecar).await;
     assert!(serves(&api, "mine").await);
     assert!(!serves(&api, "theirs").await);
@@ -174,7 +174,7 @@ async fn env_and_secret_references() {
         ),
         ("from-envref.yaml", with_items("from-envref", "  - name: keyPrefix\n    envRef: DLOCK_T_PREFIX\n", "")),
     ];
-    let sidecar = Sidecar::start(Options {
+    let sidecar = Dlockd::start(Options {
         env: vec![("DLOCK_T_PREFIX".into(), "SHARED-from-secret".into())],
         ..Options::with_files("app", &files)
     });
@@ -287,7 +287,7 @@ async fn bad_files_name_the_file_component_and_field() {
 async fn ignore_errors_lets_the_sidecar_start() {
     let broken = component("broken", "lock.nonexistent", &[])
         .replace("spec:\n", "spec:\n  ignoreErrors: true\n");
-    let sidecar = Sidecar::start(Options::with_files(
+    let sidecar = Dlockd::start(Options::with_files(
         "app",
         &[
             ("broken.yaml", broken),

@@ -9,11 +9,11 @@ use dlock::proto::etcd::etcdserverpb::{
 };
 use tonic::transport::Channel;
 
-use crate::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, SUCCESS};
-use crate::backend::{unique, Backend};
-use crate::harness::{component, Options, Sidecar};
-use crate::locks::{acquire, inspect};
-use crate::servers::Etcd;
+use crate::support::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, SUCCESS};
+use crate::support::backend::{unique, Backend};
+use crate::support::dlockd::{component, Dlockd, Options};
+use crate::support::locks::{acquire, inspect};
+use crate::support::servers::Etcd;
 
 async fn channel(address: &str) -> Channel {
     Channel::from_shared(format!("http://{address}"))
@@ -46,7 +46,7 @@ async fn a_lock_is_a_key_on_a_lease_of_its_own() {
     let mut kv = KvClient::new(channel.clone());
     let mut leases = LeaseClient::new(channel);
     let file = component("store", "lock.etcd", &[("endpoints", &etcd.address())]);
-    let sidecar = Sidecar::start(Options::with_files("bpm", &[("store.yaml", file)]));
+    let sidecar = Dlockd::start(Options::with_files("bpm", &[("store.yaml", file)]));
     let locks = sidecar.locks().await;
     let api = Api::new(&sidecar).await;
     let resource = unique("layout");
@@ -88,7 +88,7 @@ async fn a_lock_is_a_key_on_a_lease_of_its_own() {
 
     // A renewal to the same expiry restarts the lease: no write at all.
     assert_eq!(
-        crate::locks::renew(&locks, &resource, "server-1", 30).await,
+        crate::support::locks::renew(&locks, &resource, "server-1", 30).await,
         SUCCESS
     );
     assert_eq!(
@@ -161,7 +161,7 @@ async fn locks_keep_working_when_a_cluster_member_stops() {
         "lock.etcd",
         &[("endpoints", &endpoints.join(",")), ("dialTimeout", "1s")],
     );
-    let sidecar = Sidecar::start(Options::with_files("app", &[("store.yaml", file)]));
+    let sidecar = Dlockd::start(Options::with_files("app", &[("store.yaml", file)]));
     let locks = sidecar.locks().await;
     let api = Api::new(&sidecar).await;
     let held = unique("cluster");
@@ -267,7 +267,7 @@ async fn authentication_names_the_field_and_hides_the_password() {
     let etcd = etcd_with_auth(&["--auth-token-ttl", "1"]);
 
     let wrong = auth_component(&etcd, "hunter2-wrong-guess");
-    let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", wrong)]))
+    let failed = Dlockd::try_start(Options::with_files("app", &[("store.yaml", wrong)]))
         .err()
         .expect("a wrong password stops start-up")
         .output;
@@ -279,7 +279,7 @@ async fn authentication_names_the_field_and_hides_the_password() {
     assert!(!failed.contains("hunter2"), "{failed}");
 
     let right = auth_component(&etcd, PASSWORD);
-    let sidecar = Sidecar::start(Options::with_files("app", &[("store.yaml", right)]));
+    let sidecar = Dlockd::start(Options::with_files("app", &[("store.yaml", right)]));
     let api = Api::new(&sidecar).await;
     let key = unique("auth");
     assert_eq!(
@@ -305,7 +305,7 @@ async fn etcds_minimum_lease_is_reported() {
     // etcd's default election timeout (1 s) makes its shortest lease 2 s.
     let etcd = Etcd::start(&["--election-timeout", "1000"]);
     let file = component("store", "lock.etcd", &[("endpoints", &etcd.address())]);
-    let sidecar = Sidecar::start(Options::with_files("app", &[("store.yaml", file)]));
+    let sidecar = Dlockd::start(Options::with_files("app", &[("store.yaml", file)]));
     let locks = sidecar.locks().await;
     let key = unique("min-lease");
     assert!(acquire(&locks, &key, "a", 1, Duration::ZERO)
@@ -349,19 +349,22 @@ async fn metadata_errors_name_the_field() {
         ),
     ];
     for (metadata, field) in cases {
-        crate::harness::refused_component("lock.etcd", &metadata, field, "hunter2");
+        crate::support::dlockd::refused_component("lock.etcd", &metadata, field, "hunter2");
     }
     // A user name for an etcd without authentication.
     let file = component(
         "store",
         "lock.etcd",
         &[
-            ("endpoints", &crate::servers::shared("DLOCK_TEST_ETCD")),
+            (
+                "endpoints",
+                &crate::support::servers::shared("DLOCK_TEST_ETCD"),
+            ),
             ("username", "bpm"),
             ("password", PASSWORD),
         ],
     );
-    let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
+    let failed = Dlockd::try_start(Options::with_files("app", &[("store.yaml", file)]))
         .err()
         .expect("credentials for an etcd without authentication stop start-up")
         .output;
@@ -382,7 +385,7 @@ async fn metadata_errors_name_the_field() {
             ("requestTimeout", "500ms"),
         ],
     );
-    let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
+    let failed = Dlockd::try_start(Options::with_files("app", &[("store.yaml", file)]))
         .err()
         .unwrap()
         .output;
@@ -395,7 +398,7 @@ async fn metadata_errors_name_the_field() {
 
 #[tokio::test]
 async fn tls_with_a_client_certificate() {
-    let certificates = crate::certs::Certs::new();
+    let certificates = crate::support::certs::Certs::new();
     let etcd = Etcd::start_tls(&certificates);
     let ca = std::fs::read_to_string(&certificates.ca).unwrap();
     let (cert, key) = &certificates.client;
@@ -414,7 +417,7 @@ async fn tls_with_a_client_certificate() {
             ("key", &key),
         ],
     );
-    let sidecar = Sidecar::start(Options::with_files("app", &[("store.yaml", file)]));
+    let sidecar = Dlockd::start(Options::with_files("app", &[("store.yaml", file)]));
     let api = Api::new(&sidecar).await;
     let key_name = unique("tls");
     assert_eq!(
@@ -441,7 +444,7 @@ async fn tls_with_a_client_certificate() {
             ("requestTimeout", "1s"),
         ],
     );
-    let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
+    let failed = Dlockd::try_start(Options::with_files("app", &[("store.yaml", file)]))
         .err()
         .expect("no client certificate, no connection")
         .output;

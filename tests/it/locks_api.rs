@@ -15,10 +15,12 @@ use hyper::body::Bytes;
 use serde_json::{json, Value};
 use tonic::Code;
 
-use crate::api::{Api, Failure, Protocol, LOCK_BELONGS_TO_OTHERS, LOCK_DOES_NOT_EXIST, SUCCESS};
-use crate::backend::unique;
-use crate::harness::{component, Options, Sidecar};
-use crate::locks;
+use crate::support::api::{
+    Api, Failure, Protocol, LOCK_BELONGS_TO_OTHERS, LOCK_DOES_NOT_EXIST, SUCCESS,
+};
+use crate::support::backend::unique;
+use crate::support::dlockd::{component, Dlockd, Options};
+use crate::support::locks;
 
 /// An admin token distinctive enough that finding it in the logs means it leaked.
 const ADMIN: &str = "adm-7f3c9e1b-force";
@@ -326,7 +328,7 @@ fn same_lock(http: &LockInfo, grpc: &LockInfo) {
 
 #[tokio::test]
 async fn http_and_grpc_agree() {
-    let sidecar = Sidecar::start(one_store());
+    let sidecar = Dlockd::start(one_store());
     let api = Api::new(&sidecar).await;
     let locks = sidecar.locks().await;
     let on_http = unique("agree-http");
@@ -629,7 +631,7 @@ fn check_both(
 
 #[tokio::test]
 async fn errors_match_on_both_protocols() {
-    let sidecar = Sidecar::start(with_admin());
+    let sidecar = Dlockd::start(with_admin());
     let api = Api::new(&sidecar).await;
     let locks = sidecar.locks().await;
 
@@ -838,7 +840,7 @@ async fn errors_match_on_both_protocols() {
 async fn force_release_needs_the_admin_token() {
     // Without DLOCK_ADMIN_TOKEN in the sidecar's environment, force release is refused even
     // to a caller presenting a token.
-    let closed = Sidecar::start(one_store());
+    let closed = Dlockd::start(one_store());
     let locks = closed.locks().await;
     let api = Api::new(&closed).await;
     let resource = unique("force-closed");
@@ -874,7 +876,7 @@ async fn force_release_needs_the_admin_token() {
     assert!(!refused.acquired, "{refused:?}");
 
     // With it: a missing or wrong token is refused, and the lock stays held.
-    let open = Sidecar::start(with_admin());
+    let open = Dlockd::start(with_admin());
     let locks = open.locks().await;
     let api = Api::new(&open).await;
     let resource = unique("force-open");
@@ -952,7 +954,7 @@ async fn force_release_needs_the_admin_token() {
 
 #[tokio::test]
 async fn dapr_api_token_covers_our_routes_too() {
-    let sidecar = Sidecar::start(Options {
+    let sidecar = Dlockd::start(Options {
         env: vec![("DAPR_API_TOKEN".into(), "t".into())],
         ..one_store()
     });
@@ -1035,7 +1037,7 @@ const PROMPT: Duration = Duration::from_millis(100);
 
 #[tokio::test]
 async fn locks_taken_through_dapr_are_the_same_locks() {
-    let sidecar = Sidecar::start(one_store());
+    let sidecar = Dlockd::start(one_store());
     let api = Api::new(&sidecar).await;
     let locks = sidecar.locks().await;
 

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use crate::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, LOCK_DOES_NOT_EXIST, SUCCESS};
-use crate::backend::{unique, Backend};
-use crate::harness::{component, Options, Sidecar};
-use crate::servers::{shared, Redis};
+use crate::support::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, LOCK_DOES_NOT_EXIST, SUCCESS};
+use crate::support::backend::{unique, Backend};
+use crate::support::dlockd::{component, Dlockd, Options};
+use crate::support::servers::{shared, Redis};
 
 /// daprd's release: read the key; missing → -1, another owner → -2, else delete it.
 const DAPRD_UNLOCK: &str = r"
@@ -142,7 +142,7 @@ async fn a_waiter_notices_a_release_by_daprd() {
         .await
         .unwrap();
     let waiter = tokio::spawn(async move {
-        crate::locks::acquire(
+        crate::support::locks::acquire(
             &locks,
             &resource,
             "dlockd-waiter",
@@ -207,7 +207,7 @@ async fn a_master_with_replicas_is_refused_as_daprd_does() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let file = component("store", "lock.redis", &[("redisHost", &master.address())]);
-    let failed = match Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)])) {
+    let failed = match Dlockd::try_start(Options::with_files("app", &[("store.yaml", file)])) {
         Ok(sidecar) => panic!("started on a master with replicas:\n{}", sidecar.logs()),
         Err(failed) => failed.output,
     };
@@ -243,7 +243,7 @@ async fn metadata_errors_name_the_field_and_hide_the_password() {
         ),
     ];
     for (metadata, field) in cases {
-        crate::harness::refused_component("lock.redis", &metadata, field, "hunter2-secret");
+        crate::support::dlockd::refused_component("lock.redis", &metadata, field, "hunter2-secret");
     }
     // Unreachable Redis: a clear error naming the address, and the password nowhere.
     let file = component(
@@ -255,7 +255,7 @@ async fn metadata_errors_name_the_field_and_hide_the_password() {
             ("dialTimeout", "500ms"),
         ],
     );
-    let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
+    let failed = Dlockd::try_start(Options::with_files("app", &[("store.yaml", file)]))
         .err()
         .unwrap()
         .output;

@@ -3,12 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::api::{Api, Protocol, SUCCESS};
-use crate::backend::{unique, Backend};
-use crate::certs::Certs;
-use crate::harness::{component, Options, Sidecar};
-use crate::locks;
-use crate::servers::{Redis, RedisCluster};
+use crate::support::api::{Api, Protocol, SUCCESS};
+use crate::support::backend::{unique, Backend};
+use crate::support::certs::Certs;
+use crate::support::dlockd::{component, Dlockd, Options};
+use crate::support::locks;
+use crate::support::servers::{Redis, RedisCluster};
 
 async fn connect(address: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(format!("redis://{address}"))
@@ -38,9 +38,9 @@ fn path(file: &std::path::Path) -> String {
     file.display().to_string()
 }
 
-fn sidecar_on(metadata: &[(&str, &str)]) -> Result<Sidecar, String> {
+fn sidecar_on(metadata: &[(&str, &str)]) -> Result<Dlockd, String> {
     let file = component("store", "lock.redis", metadata);
-    Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)])).map_err(|f| f.output)
+    Dlockd::try_start(Options::with_files("app", &[("store.yaml", file)])).map_err(|f| f.output)
 }
 
 #[tokio::test]
@@ -140,7 +140,7 @@ async fn sentinel_failover_keeps_locks_working() {
 
 #[tokio::test]
 async fn a_cluster_is_one_store_across_its_masters() {
-    let addresses = crate::servers::shared("DLOCK_TEST_REDIS_CLUSTER");
+    let addresses = crate::support::servers::shared("DLOCK_TEST_REDIS_CLUSTER");
     let holder = Backend::RedisCluster.sidecar("app", &[("store", None)]);
     let waiter = Backend::RedisCluster.sidecar("app", &[("store", None)]);
     let holder_locks = holder.locks().await;
@@ -166,7 +166,7 @@ async fn a_cluster_is_one_store_across_its_masters() {
             .unwrap();
         assert!(!keys.is_empty(), "no lock on the master at {address}");
     }
-    let listed = crate::locks::list(&waiter_locks, &prefix).await;
+    let listed = crate::support::locks::list(&waiter_locks, &prefix).await;
     assert_eq!(listed.len(), 40, "{listed:?}");
     assert!(listed
         .iter()
@@ -268,7 +268,7 @@ async fn tls_with_a_private_ca_a_client_certificate_or_no_verification() {
     };
     let open = server("no");
     let mutual = server("yes");
-    let works = |sidecar: Sidecar| async move {
+    let works = |sidecar: Dlockd| async move {
         let api = Api::new(&sidecar).await;
         let key = unique("tls");
         assert_eq!(

@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 use dlock::proto::dlock::hold_event::Event;
 use zookeeper_client::Client;
 
-use crate::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, LOCK_DOES_NOT_EXIST, SUCCESS};
-use crate::backend::{unique, zookeeper_metadata, Backend, ADMIN_TOKEN, ZOOKEEPER_SESSION};
-use crate::harness::{component, Options, Sidecar};
-use crate::locks::{acquire, force_release, inspect, renew, request, Session};
-use crate::servers::{shared, Zookeeper};
+use crate::support::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, LOCK_DOES_NOT_EXIST, SUCCESS};
+use crate::support::backend::{
+    unique, zookeeper_metadata, Backend, ADMIN_TOKEN, ZOOKEEPER_SESSION,
+};
+use crate::support::dlockd::{component, Dlockd, Options};
+use crate::support::locks::{acquire, force_release, inspect, renew, request, Session};
+use crate::support::servers::{shared, Zookeeper};
 
 async fn raw() -> Client {
     Client::connect(&shared("DLOCK_TEST_ZOOKEEPER"))
@@ -23,10 +25,10 @@ async fn raw() -> Client {
 
 /// A sidecar with app id `app` and one `lock.zookeeper` component named `store` with this
 /// metadata.
-fn sidecar_with(metadata: &[(&str, String)]) -> Result<Sidecar, crate::harness::Failed> {
+fn sidecar_with(metadata: &[(&str, String)]) -> Result<Dlockd, crate::support::dlockd::Failed> {
     let pairs: Vec<(&str, &str)> = metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let file = component("store", "lock.zookeeper", &pairs);
-    Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
+    Dlockd::try_start(Options::with_files("app", &[("store.yaml", file)]))
 }
 
 #[tokio::test]
@@ -325,7 +327,12 @@ async fn metadata_errors_name_the_field_and_hide_the_password() {
         ),
     ];
     for (metadata, field) in cases {
-        crate::harness::refused_component("lock.zookeeper", &metadata, field, "hunter2-secret");
+        crate::support::dlockd::refused_component(
+            "lock.zookeeper",
+            &metadata,
+            field,
+            "hunter2-secret",
+        );
     }
     // No ZooKeeper there: a clear error naming the servers, within the session timeout.
     let started = Instant::now();

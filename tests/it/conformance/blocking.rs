@@ -8,9 +8,9 @@ use dlock::cli::connect::Locks;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 
-use crate::api::{Api, Protocol, SUCCESS};
-use crate::backend::{unique, Backend};
-use crate::locks::{acquire, request};
+use crate::support::api::{Api, Protocol, SUCCESS};
+use crate::support::backend::{unique, Backend};
+use crate::support::locks::{acquire, request};
 
 const MARGIN: Duration = Duration::from_millis(300);
 
@@ -147,7 +147,7 @@ pub async fn cancelled_waiter_leaves_no_trace(backend: Backend) {
         .is_some());
     assert_eq!(
         api.unlock(Protocol::Grpc, "store", &key, "quitter").await,
-        Ok(crate::api::LOCK_BELONGS_TO_OTHERS)
+        Ok(crate::support::api::LOCK_BELONGS_TO_OTHERS)
     );
 }
 
@@ -215,7 +215,7 @@ pub async fn release_on_another_sidecar_wakes_a_waiter(backend: Backend) {
     let waiter = backend.sidecar("app", &[("store", None)]);
     let holder_api = Api::new(&holder).await;
     let waiter_locks = waiter.locks().await;
-    let capabilities = crate::api::capabilities(&waiter, "store").await;
+    let capabilities = crate::support::api::capabilities(&waiter, "store").await;
     assert!(
         capabilities.iter().any(|c| c == "RELEASE_SIGNAL"),
         "{capabilities:?}"

@@ -1,8 +1,8 @@
 //! Item 4: the keyPrefix strategies share or separate keys as SPEC.md §3 says, and sidecars
 //! with the same app id contend for the same keys.
 
-use crate::api::{Api, Protocol, SUCCESS};
-use crate::backend::{unique, Backend};
+use crate::support::api::{Api, Protocol, SUCCESS};
+use crate::support::backend::{unique, Backend};
 
 /// Whether a lock taken through store `a` blocks the same resource through store `b`.
 async fn shared(api_a: &Api, a: &str, api_b: &Api, b: &str) -> bool {

@@ -15,8 +15,8 @@ pub mod try_unlock;
 macro_rules! conformance_suite {
     ($name:ident, $backend:expr) => {
         mod $name {
-            use crate::backend::Backend;
             use crate::conformance::*;
+            use crate::support::backend::Backend;
 
             const BACKEND: Backend = $backend;
 

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use dlock::proto::dlock::hold_event::Event;
 
-use crate::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, LOCK_DOES_NOT_EXIST, SUCCESS};
-use crate::backend::{unique, Backend, ADMIN_TOKEN};
-use crate::locks::{acquire, force_release, inspect, renew, request, Session};
+use crate::support::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, LOCK_DOES_NOT_EXIST, SUCCESS};
+use crate::support::backend::{unique, Backend, ADMIN_TOKEN};
+use crate::support::locks::{acquire, force_release, inspect, renew, request, Session};
 
 pub async fn renewal(backend: Backend) {
     let sidecar = backend.sidecar("app", &[("store", None)]);
@@ -110,7 +110,7 @@ pub async fn fencing(backend: Backend) {
     );
 }
 
-async fn inspect_capabilities(sidecar: &crate::harness::Sidecar) -> Vec<String> {
+async fn inspect_capabilities(sidecar: &crate::support::dlockd::Dlockd) -> Vec<String> {
     let metadata = sidecar
         .client()
         .await

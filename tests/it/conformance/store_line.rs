@@ -11,10 +11,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, SUCCESS};
-use crate::backend::{unique, Backend};
-use crate::harness::Sidecar;
-use crate::locks::acquire;
+use crate::support::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, SUCCESS};
+use crate::support::backend::{unique, Backend};
+use crate::support::dlockd::Dlockd;
+use crate::support::locks::acquire;
 
 use super::blocking::{served_in_turn, served_order};
 
@@ -26,8 +26,8 @@ const PROMPTLY: Duration = Duration::from_millis(500);
 const APART: Duration = Duration::from_millis(100);
 
 /// Whether `backend` keeps the line, after checking that its capabilities say so.
-async fn keeps_a_line(backend: Backend, sidecar: &Sidecar) -> bool {
-    let capabilities = crate::api::capabilities(sidecar, "store").await;
+async fn keeps_a_line(backend: Backend, sidecar: &Dlockd) -> bool {
+    let capabilities = crate::support::api::capabilities(sidecar, "store").await;
     let queue = capabilities.iter().any(|c| c == "WAIT_QUEUE");
     assert_eq!(
         queue,
@@ -38,7 +38,7 @@ async fn keeps_a_line(backend: Backend, sidecar: &Sidecar) -> bool {
 }
 
 /// A blocking acquire on its own task; it answers when it was granted.
-async fn waiter(sidecar: &Sidecar, key: &str, owner: &str, wait: Duration) -> Waiter {
+async fn waiter(sidecar: &Dlockd, key: &str, owner: &str, wait: Duration) -> Waiter {
     let (key, owner, locks) = (key.to_string(), owner.to_string(), sidecar.locks().await);
     tokio::spawn(async move {
         let got = acquire(&locks, &key, &owner, 30, wait).await;
@@ -49,7 +49,7 @@ async fn waiter(sidecar: &Sidecar, key: &str, owner: &str, wait: Duration) -> Wa
 type Waiter = tokio::task::JoinHandle<Option<Instant>>;
 
 pub async fn arrival_order_across_sidecars(backend: Backend) {
-    let sidecars: Vec<Sidecar> = (0..3)
+    let sidecars: Vec<Dlockd> = (0..3)
         .map(|_| backend.sidecar("app", &[("store", None)]))
         .collect();
     if !keeps_a_line(backend, &sidecars[0]).await {
@@ -94,7 +94,7 @@ pub async fn arrival_order_across_sidecars(backend: Backend) {
 }
 
 pub async fn waiters_that_give_up_leave_the_line(backend: Backend) {
-    let sidecars: Vec<Sidecar> = (0..3)
+    let sidecars: Vec<Dlockd> = (0..3)
         .map(|_| backend.sidecar("app", &[("store", None)]))
         .collect();
     if !keeps_a_line(backend, &sidecars[0]).await {

@@ -2,7 +2,7 @@
 //! new store adds a variant here (reading its server's address from the environment that
 //! scripts/test.sh sets) and one `conformance_suite!` line in conformance/mod.rs.
 
-use crate::harness::{component, Options, Sidecar};
+use crate::support::dlockd::{component, Dlockd, Options};
 
 /// The admin token every conformance sidecar has, for force release.
 pub const ADMIN_TOKEN: &str = "conformance-admin";
@@ -36,21 +36,21 @@ pub trait Outage {
     fn resume(&mut self);
 }
 
-impl Outage for crate::servers::Redis {
+impl Outage for crate::support::servers::Redis {
     fn stop(&mut self) {
-        crate::servers::Redis::stop(self)
+        crate::support::servers::Redis::stop(self)
     }
     fn resume(&mut self) {
-        crate::servers::Redis::resume(self)
+        crate::support::servers::Redis::resume(self)
     }
 }
 
-impl Outage for crate::servers::RedisCluster {
+impl Outage for crate::support::servers::RedisCluster {
     fn stop(&mut self) {
-        crate::servers::RedisCluster::stop(self)
+        crate::support::servers::RedisCluster::stop(self)
     }
     fn resume(&mut self) {
-        crate::servers::RedisCluster::resume(self)
+        crate::support::servers::RedisCluster::resume(self)
     }
 }
 
@@ -61,21 +61,21 @@ const REDIS_TIMEOUTS: [(&str, &str); 3] = [
     ("dialTimeout", "1s"),
 ];
 
-impl Outage for crate::servers::Etcd {
+impl Outage for crate::support::servers::Etcd {
     fn stop(&mut self) {
-        crate::servers::Etcd::stop(self)
+        crate::support::servers::Etcd::stop(self)
     }
     fn resume(&mut self) {
-        crate::servers::Etcd::resume(self)
+        crate::support::servers::Etcd::resume(self)
     }
 }
 
-impl Outage for crate::servers::Zookeeper {
+impl Outage for crate::support::servers::Zookeeper {
     fn stop(&mut self) {
-        crate::servers::Zookeeper::stop(self)
+        crate::support::servers::Zookeeper::stop(self)
     }
     fn resume(&mut self) {
-        crate::servers::Zookeeper::resume(self)
+        crate::support::servers::Zookeeper::resume(self)
     }
 }
 
@@ -133,17 +133,23 @@ impl Backend {
     fn connection(self) -> Vec<(&'static str, String)> {
         match self {
             Backend::Memory => Vec::new(),
-            Backend::Redis => vec![("redisHost", crate::servers::shared("DLOCK_TEST_REDIS"))],
+            Backend::Redis => vec![(
+                "redisHost",
+                crate::support::servers::shared("DLOCK_TEST_REDIS"),
+            )],
             Backend::RedisCluster => vec![
                 (
                     "redisHost",
-                    crate::servers::shared("DLOCK_TEST_REDIS_CLUSTER"),
+                    crate::support::servers::shared("DLOCK_TEST_REDIS_CLUSTER"),
                 ),
                 ("redisType", "cluster".into()),
             ],
-            Backend::Etcd => vec![("endpoints", crate::servers::shared("DLOCK_TEST_ETCD"))],
+            Backend::Etcd => vec![(
+                "endpoints",
+                crate::support::servers::shared("DLOCK_TEST_ETCD"),
+            )],
             Backend::Zookeeper => {
-                zookeeper_metadata(&crate::servers::shared("DLOCK_TEST_ZOOKEEPER"))
+                zookeeper_metadata(&crate::support::servers::shared("DLOCK_TEST_ZOOKEEPER"))
             }
         }
     }
@@ -154,7 +160,7 @@ impl Backend {
         match self {
             Backend::Memory => None,
             Backend::Redis => {
-                let redis = crate::servers::Redis::start(&[]);
+                let redis = crate::support::servers::Redis::start(&[]);
                 let address = redis.address();
                 let mut metadata = vec![("redisHost", address.as_str())];
                 metadata.extend(REDIS_TIMEOUTS);
@@ -162,7 +168,7 @@ impl Backend {
                 Some((Box::new(redis), file))
             }
             Backend::RedisCluster => {
-                let cluster = crate::servers::RedisCluster::start();
+                let cluster = crate::support::servers::RedisCluster::start();
                 let addresses = cluster.addresses();
                 let mut metadata =
                     vec![("redisHost", addresses.as_str()), ("redisType", "cluster")];
@@ -171,7 +177,7 @@ impl Backend {
                 Some((Box::new(cluster), file))
             }
             Backend::Etcd => {
-                let etcd = crate::servers::Etcd::start(&[]);
+                let etcd = crate::support::servers::Etcd::start(&[]);
                 let address = etcd.address();
                 let file = component(
                     "store",
@@ -185,7 +191,7 @@ impl Backend {
                 Some((Box::new(etcd), file))
             }
             Backend::Zookeeper => {
-                let zookeeper = crate::servers::Zookeeper::start();
+                let zookeeper = crate::support::servers::Zookeeper::start();
                 let mut metadata = zookeeper_metadata(&zookeeper.address());
                 metadata.push(("requestTimeout", "1s".into()));
                 let pairs: Vec<(&str, &str)> =
@@ -207,12 +213,12 @@ impl Backend {
     }
 
     /// A sidecar with app id `app_id` serving the given (store name, keyPrefix) components.
-    pub fn sidecar(self, app_id: &str, stores: &[(&str, Option<&str>)]) -> Sidecar {
+    pub fn sidecar(self, app_id: &str, stores: &[(&str, Option<&str>)]) -> Dlockd {
         let files: Vec<(String, String)> = stores
             .iter()
             .map(|(name, prefix)| (format!("{name}.yaml"), self.component(name, *prefix)))
             .collect();
-        Sidecar::start(Options {
+        Dlockd::start(Options {
             app_id: app_id.into(),
             files: Some(files),
             env: vec![("DLOCK_ADMIN_TOKEN".into(), ADMIN_TOKEN.into())],

@@ -6,7 +6,7 @@ use dlock::cli::http_client::HttpClient;
 use dlock::proto::dapr::{TryLockRequest, UnlockRequest};
 use serde_json::json;
 
-use crate::harness::Sidecar;
+use crate::support::dlockd::Dlockd;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -45,7 +45,7 @@ pub struct Api {
 }
 
 impl Api {
-    pub async fn new(sidecar: &Sidecar) -> Api {
+    pub async fn new(sidecar: &Dlockd) -> Api {
         Api {
             grpc: sidecar.client().await,
             http: sidecar.http_client(),
@@ -154,7 +154,7 @@ pub const LOCK_DOES_NOT_EXIST: i32 = 1;
 pub const LOCK_BELONGS_TO_OTHERS: i32 = 2;
 
 /// The capabilities the metadata API reports for the component named `store`.
-pub async fn capabilities(sidecar: &Sidecar, store: &str) -> Vec<String> {
+pub async fn capabilities(sidecar: &Dlockd, store: &str) -> Vec<String> {
     let metadata = sidecar
         .http_client()
         .get("/v1.0/metadata")

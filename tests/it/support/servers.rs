@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::certs::Certs;
-use crate::harness::temp_dir;
+use crate::support::certs::Certs;
+use crate::support::dlockd::temp_dir;
 
 /// The address of a store server scripts/test.sh started, from `variable`.
 pub fn shared(variable: &str) -> String {
