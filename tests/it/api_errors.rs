@@ -5,60 +5,13 @@ use serde_json::json;
 use tonic::Code;
 
 use crate::support::api::{Api, Failure, Protocol, BOTH};
-use crate::support::dlockd::{component, Dlockd, Options};
-
-/// What a row of the table answers.
-struct Expected {
-    http_status: u16,
-    error_code: &'static str,
-    grpc: Code,
-    message: String,
-}
-
-fn expected(http_status: u16, error_code: &'static str, grpc: Code, message: &str) -> Expected {
-    Expected {
-        http_status,
-        error_code,
-        grpc,
-        message: message.to_string(),
-    }
-}
-
-fn check(
-    protocol: Protocol,
-    case: &str,
-    got: Result<impl std::fmt::Debug, Failure>,
-    want: &Expected,
-) {
-    let failure = got
-        .err()
-        .unwrap_or_else(|| panic!("{case} over {protocol:?}: expected an error"));
-    let wanted = match protocol {
-        Protocol::Http => Failure::Http {
-            status: want.http_status,
-            error_code: want.error_code.into(),
-            message: want.message.clone(),
-        },
-        Protocol::Grpc => Failure::Grpc {
-            code: want.grpc,
-            message: want.message.clone(),
-        },
-    };
-    assert_eq!(failure, wanted, "{case} over {protocol:?}");
-}
-
-fn one_store() -> Options {
-    Options::with_files(
-        "app",
-        &[("s.yaml", component("store", "lock.in-memory", &[]))],
-    )
-}
+use crate::support::dlockd::{Dlockd, Options};
+use crate::support::expected::{check, Expected};
 
 #[tokio::test]
 async fn error_table_rows_in_order_on_both_protocols() {
-    let sidecar = Dlockd::start(one_store());
+    let sidecar = Dlockd::start(Options::in_memory());
     let api = Api::new(&sidecar).await;
-    let malformed = |m: &str| expected(400, "ERR_MALFORMED_REQUEST", Code::InvalidArgument, m);
     for protocol in BOTH {
         // Row 1 comes before every other check: here the store is missing and ids are empty.
         for expiry in [0, -5] {
@@ -66,7 +19,7 @@ async fn error_table_rows_in_order_on_both_protocols() {
                 protocol,
                 "expiry",
                 api.lock(protocol, "nope", "", "", expiry).await,
-                &malformed("ExpiryInSeconds is not positive in lock store nope"),
+                &Expected::malformed("ExpiryInSeconds is not positive in lock store nope"),
             );
         }
         // Row 3 before rows 4 and 5.
@@ -74,34 +27,29 @@ async fn error_table_rows_in_order_on_both_protocols() {
             protocol,
             "resource",
             api.lock(protocol, "nope", "", "", 5).await,
-            &malformed("ResourceId is empty in lock store nope"),
+            &Expected::malformed("ResourceId is empty in lock store nope"),
         );
         check(
             protocol,
             "resource (unlock)",
             api.unlock(protocol, "nope", "", "").await,
-            &malformed("ResourceId is empty in lock store nope"),
+            &Expected::malformed("ResourceId is empty in lock store nope"),
         );
         // Row 4 before row 5.
         check(
             protocol,
             "owner",
             api.lock(protocol, "nope", "r", "", 5).await,
-            &malformed("LockOwner is empty in lock store nope"),
+            &Expected::malformed("LockOwner is empty in lock store nope"),
         );
         check(
             protocol,
             "owner (unlock)",
             api.unlock(protocol, "nope", "r", "").await,
-            &malformed("LockOwner is empty in lock store nope"),
+            &Expected::malformed("LockOwner is empty in lock store nope"),
         );
         // Row 5 before row 6.
-        let not_found = expected(
-            400,
-            "ERR_LOCK_STORE_NOT_FOUND",
-            Code::InvalidArgument,
-            "lock store nope not found",
-        );
+        let not_found = Expected::store_not_found("nope");
         check(
             protocol,
             "store",
@@ -119,23 +67,13 @@ async fn error_table_rows_in_order_on_both_protocols() {
             protocol,
             "key",
             api.lock(protocol, "store", "a||b", "o", 5).await,
-            &expected(
-                500,
-                "ERR_TRY_LOCK",
-                Code::Internal,
-                "failed to try acquiring lock: input key/keyPrefix 'a||b' can't contain '||'",
-            ),
+            &Expected::key_with_pipes("ERR_TRY_LOCK", "failed to try acquiring lock", "a||b"),
         );
         check(
             protocol,
             "key (unlock)",
             api.unlock(protocol, "store", "x||", "o").await,
-            &expected(
-                500,
-                "ERR_UNLOCK",
-                Code::Internal,
-                "failed to release lock: input key/keyPrefix 'x||' can't contain '||'",
-            ),
+            &Expected::key_with_pipes("ERR_UNLOCK", "failed to release lock", "x||"),
         );
     }
     // Nothing above was granted by mistake.
@@ -153,7 +91,7 @@ async fn no_lock_store_configured() {
     let secrets = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: env}\nspec: {type: secretstores.local.env, version: v1}\n";
     let sidecar = Dlockd::start(Options::with_files("app", &[("env.yaml", secrets.into())]));
     let api = Api::new(&sidecar).await;
-    let want = expected(
+    let want = Expected::new(
         500,
         "ERR_LOCK_STORE_NOT_CONFIGURED",
         Code::FailedPrecondition,
@@ -165,12 +103,7 @@ async fn no_lock_store_configured() {
             protocol,
             "expiry",
             api.lock(protocol, "s", "r", "o", 0).await,
-            &expected(
-                400,
-                "ERR_MALFORMED_REQUEST",
-                Code::InvalidArgument,
-                "ExpiryInSeconds is not positive in lock store s",
-            ),
+            &Expected::malformed("ExpiryInSeconds is not positive in lock store s"),
         );
         // Row 2 comes before rows 3 to 5.
         check(
@@ -190,7 +123,7 @@ async fn no_lock_store_configured() {
 
 #[tokio::test]
 async fn http_bodies_are_read_the_protobuf_json_way() {
-    let sidecar = Dlockd::start(one_store());
+    let sidecar = Dlockd::start(Options::in_memory());
     let api = Api::new(&sidecar).await;
     let lock = |body: &str| api.post("/v1.0-alpha1/lock/store", body.to_string());
 
@@ -260,7 +193,7 @@ async fn http_bodies_are_read_the_protobuf_json_way() {
 async fn health_metadata_and_unknown_rpcs() {
     let sidecar = Dlockd::start(Options {
         app_id: "bpm".into(),
-        ..one_store()
+        ..Options::in_memory()
     });
     let http = sidecar.http_client();
     for path in ["/v1.0/healthz", "/v1.0/healthz/outbound"] {
@@ -311,7 +244,7 @@ async fn health_metadata_and_unknown_rpcs() {
 async fn api_token_is_enforced_on_both_protocols() {
     let sidecar = Dlockd::start(Options {
         env: vec![("DAPR_API_TOKEN".into(), "s3cret-token".into())],
-        ..one_store()
+        ..Options::in_memory()
     });
     // HTTP: health is open, everything else needs the header.
     let anonymous = sidecar.http_client();
@@ -384,7 +317,7 @@ async fn api_token_is_enforced_on_both_protocols() {
 async fn body_size_limit() {
     let sidecar = Dlockd::start(Options {
         extra_args: vec!["--max-body-size".into(), "64Ki".into()],
-        ..one_store()
+        ..Options::in_memory()
     });
     let api = Api::new(&sidecar).await;
     let big = "x".repeat(70 * 1024);

@@ -30,6 +30,15 @@ pub enum Failure {
     },
 }
 
+impl From<tonic::Status> for Failure {
+    fn from(status: tonic::Status) -> Failure {
+        Failure::Grpc {
+            code: status.code(),
+            message: status.message().to_string(),
+        }
+    }
+}
+
 impl Failure {
     pub fn message(&self) -> &str {
         match self {
@@ -73,7 +82,7 @@ impl Api {
                 })
                 .await
                 .map(|r| r.into_inner().success)
-                .map_err(grpc_failure),
+                .map_err(Failure::from),
             Protocol::Http => {
                 let body =
                     json!({"resourceId": resource, "lockOwner": owner, "expiryInSeconds": expiry});
@@ -106,7 +115,7 @@ impl Api {
                 })
                 .await
                 .map(|r| r.into_inner().status)
-                .map_err(grpc_failure),
+                .map_err(Failure::from),
             Protocol::Http => {
                 let body = json!({"resourceId": resource, "lockOwner": owner});
                 let answer = self
@@ -123,13 +132,29 @@ impl Api {
 
     /// POSTs a raw body; the JSON answer on 200, a Failure otherwise.
     pub async fn post(&self, path: &str, body: String) -> Result<serde_json::Value, Failure> {
-        let answer = self.http.post(path, body).await.expect("HTTP answers");
+        self.post_with(path, body, &[]).await
+    }
+
+    /// POSTs a raw body with extra headers; the JSON answer on 200, a Failure otherwise. Every
+    /// answer must be JSON, and say so.
+    pub async fn post_with(
+        &self,
+        path: &str,
+        body: String,
+        headers: &[(&str, &str)],
+    ) -> Result<serde_json::Value, Failure> {
+        let answer = self
+            .http
+            .post_with(path, body, headers)
+            .await
+            .expect("HTTP answers");
         assert_eq!(
             answer.content_type.as_deref(),
             Some("application/json"),
             "content type of {path}"
         );
-        let json = answer.json();
+        let json: serde_json::Value = serde_json::from_slice(&answer.body)
+            .unwrap_or_else(|e| panic!("{path} answered non-JSON ({e}): {:?}", answer.body));
         if answer.status == 200 {
             return Ok(json);
         }
@@ -138,13 +163,6 @@ impl Api {
             error_code: json["errorCode"].as_str().unwrap_or_default().to_string(),
             message: json["message"].as_str().unwrap_or_default().to_string(),
         })
-    }
-}
-
-fn grpc_failure(status: tonic::Status) -> Failure {
-    Failure::Grpc {
-        code: status.code(),
-        message: status.message().to_string(),
     }
 }
 

@@ -69,6 +69,14 @@ pub struct Options {
 }
 
 impl Options {
+    /// App id `app` with one in-memory store named `store`.
+    pub fn in_memory() -> Self {
+        Options::with_files(
+            "app",
+            &[("s.yaml", component("store", "lock.in-memory", &[]))],
+        )
+    }
+
     pub fn with_files(app_id: &str, files: &[(&str, String)]) -> Self {
         Options {
             app_id: app_id.into(),

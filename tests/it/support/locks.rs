@@ -1,5 +1,7 @@
-//! A small client of dlock's own API (`dlock.v1.Locks`) for the tests: acquire, renew,
-//! inspect, force release, and held sessions driven message by message.
+//! A small client of dlock's own API over gRPC (`dlock.v1.Locks`) for the tests: acquire,
+//! renew, inspect, list, force release, and held sessions driven message by message. The
+//! `_grpc` calls take any store and answer as the door does, for tests that compare with HTTP
+//! or expect an error; the short ones work on the store named `store`.
 
 use std::time::Duration;
 
@@ -7,86 +9,77 @@ use dlock::cli::connect::Locks;
 use dlock::proto::dlock::hold_event::Event;
 use dlock::proto::dlock::hold_request::Action;
 use dlock::proto::dlock::{
-    AcquireRequest, ForceReleaseRequest, HoldEvent, HoldRequest, InspectRequest, ListRequest,
-    LockInfo, Release, RenewRequest,
+    AcquireRequest, AcquireResponse, ForceReleaseRequest, HoldEvent, HoldRequest, InspectRequest,
+    ListRequest, LockInfo, Release, RenewRequest,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-/// Acquire with a wait; Ok(Some(token or 0)) when granted, Ok(None) when the wait ran out.
-pub async fn acquire(
+use super::api::Failure;
+
+/// Acquire with a wait on the store named `store`; the answer as the door gives it. The wait
+/// is in milliseconds, so a test can send a negative one.
+pub async fn acquire_grpc(
     locks: &Locks,
+    store: &str,
     resource: &str,
     owner: &str,
     expiry: i32,
-    wait: Duration,
-) -> Result<Option<u64>, tonic::Status> {
-    let answer = locks
-        .clone()
-        .acquire(request(resource, owner, expiry, wait))
-        .await?
-        .into_inner();
-    Ok(answer.acquired.then_some(answer.fencing_token))
+    wait_ms: i64,
+) -> Result<AcquireResponse, Failure> {
+    let request = request_on(store, resource, owner, expiry, wait_ms);
+    let answer = locks.clone().acquire(request).await?;
+    Ok(answer.into_inner())
 }
 
-pub fn request(resource: &str, owner: &str, expiry: i32, wait: Duration) -> AcquireRequest {
-    AcquireRequest {
-        store_name: "store".into(),
-        resource_id: resource.into(),
-        lock_owner: owner.into(),
-        expiry_in_seconds: expiry,
-        wait_timeout_ms: wait.as_millis() as i64,
-        require_fencing: false,
-    }
-}
-
-pub async fn renew(locks: &Locks, resource: &str, owner: &str, expiry: i32) -> i32 {
+pub async fn renew_grpc(
+    locks: &Locks,
+    store: &str,
+    resource: &str,
+    owner: &str,
+    expiry: i32,
+) -> Result<i32, Failure> {
     let request = RenewRequest {
-        store_name: "store".into(),
+        store_name: store.into(),
         resource_id: resource.into(),
         lock_owner: owner.into(),
         expiry_in_seconds: expiry,
     };
-    locks
-        .clone()
-        .renew(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .status
+    Ok(locks.clone().renew(request).await?.into_inner().status)
 }
 
-pub async fn inspect(locks: &Locks, resource: &str) -> Option<LockInfo> {
+/// Inspect; Ok(None) for a free lock, after checking that `held` says the same.
+pub async fn inspect_grpc(
+    locks: &Locks,
+    store: &str,
+    resource: &str,
+) -> Result<Option<LockInfo>, Failure> {
     let request = InspectRequest {
-        store_name: "store".into(),
+        store_name: store.into(),
         resource_id: resource.into(),
     };
-    let answer = locks.clone().inspect(request).await.unwrap().into_inner();
-    assert_eq!(answer.held, answer.lock.is_some());
-    answer.lock
+    let answer = locks.clone().inspect(request).await?.into_inner();
+    assert_eq!(answer.held, answer.lock.is_some(), "{answer:?}");
+    Ok(answer.lock)
 }
 
-pub async fn list(locks: &Locks, prefix: &str) -> Vec<LockInfo> {
+pub async fn list_grpc(locks: &Locks, store: &str, prefix: &str) -> Result<Vec<LockInfo>, Failure> {
     let request = ListRequest {
-        store_name: "store".into(),
+        store_name: store.into(),
         prefix: prefix.into(),
     };
-    locks
-        .clone()
-        .list(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .locks
+    Ok(locks.clone().list(request).await?.into_inner().locks)
 }
 
-pub async fn force_release(
+/// Force release, with the admin token in the call's metadata when `admin` is given.
+pub async fn force_release_grpc(
     locks: &Locks,
+    store: &str,
     resource: &str,
     admin: Option<&str>,
-) -> Result<bool, tonic::Status> {
+) -> Result<bool, Failure> {
     let mut request = tonic::Request::new(ForceReleaseRequest {
-        store_name: "store".into(),
+        store_name: store.into(),
         resource_id: resource.into(),
     });
     if let Some(token) = admin {
@@ -100,6 +93,64 @@ pub async fn force_release(
         .await?
         .into_inner()
         .released)
+}
+
+// ---- The same on the store named `store`, as most tests want them ----
+
+/// Acquire with a wait; Ok(Some(token or 0)) when granted, Ok(None) when the wait ran out.
+pub async fn acquire(
+    locks: &Locks,
+    resource: &str,
+    owner: &str,
+    expiry: i32,
+    wait: Duration,
+) -> Result<Option<u64>, Failure> {
+    let wait_ms = wait.as_millis() as i64;
+    let answer = acquire_grpc(locks, "store", resource, owner, expiry, wait_ms).await?;
+    Ok(answer.acquired.then_some(answer.fencing_token))
+}
+
+pub fn request(resource: &str, owner: &str, expiry: i32, wait: Duration) -> AcquireRequest {
+    request_on("store", resource, owner, expiry, wait.as_millis() as i64)
+}
+
+fn request_on(
+    store: &str,
+    resource: &str,
+    owner: &str,
+    expiry: i32,
+    wait_ms: i64,
+) -> AcquireRequest {
+    AcquireRequest {
+        store_name: store.into(),
+        resource_id: resource.into(),
+        lock_owner: owner.into(),
+        expiry_in_seconds: expiry,
+        wait_timeout_ms: wait_ms,
+        require_fencing: false,
+    }
+}
+
+pub async fn renew(locks: &Locks, resource: &str, owner: &str, expiry: i32) -> i32 {
+    renew_grpc(locks, "store", resource, owner, expiry)
+        .await
+        .unwrap()
+}
+
+pub async fn inspect(locks: &Locks, resource: &str) -> Option<LockInfo> {
+    inspect_grpc(locks, "store", resource).await.unwrap()
+}
+
+pub async fn list(locks: &Locks, prefix: &str) -> Vec<LockInfo> {
+    list_grpc(locks, "store", prefix).await.unwrap()
+}
+
+pub async fn force_release(
+    locks: &Locks,
+    resource: &str,
+    admin: Option<&str>,
+) -> Result<bool, Failure> {
+    force_release_grpc(locks, "store", resource, admin).await
 }
 
 /// A held session seen from the client.

@@ -6,5 +6,7 @@ pub mod api;
 pub mod backend;
 pub mod certs;
 pub mod dlockd;
+pub mod expected;
 pub mod locks;
+pub mod locks_http;
 pub mod servers;
