@@ -208,9 +208,6 @@ pub async fn release_wakes_a_waiter(backend: Backend) {
 /// waiter's poll schedule (its polls fall 10, 30, 70, 150, 310, 510, 710, 910… ms after it
 /// starts), so a waiter that only polled would be late for at least two of them.
 pub async fn release_on_another_sidecar_wakes_a_waiter(backend: Backend) {
-    if !backend.shared_between_sidecars() {
-        return; // one process, one keyspace: nothing to signal across
-    }
     let holder = backend.sidecar("app", &[("store", None)]);
     let waiter = backend.sidecar("app", &[("store", None)]);
     let holder_api = Api::new(&holder).await;

@@ -73,9 +73,9 @@ pub async fn holder_crash(backend: Backend) {
 }
 
 pub async fn store_outage(backend: Backend) {
-    let Some((mut server, file)) = backend.private_server() else {
-        return; // an embedded store has no server to lose
-    };
+    let (mut server, file) = backend
+        .private_server()
+        .expect("item 7 runs for stores with a server");
     let sidecar = Dlockd::start(Options::with_files("app", &[("store.yaml", file)]));
     let api = Api::new(&sidecar).await;
     let held = unique("c7");
