@@ -12,8 +12,8 @@ use tonic::transport::Channel;
 use crate::support::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, SUCCESS};
 use crate::support::backend::{unique, Backend};
 use crate::support::dlockd::{component, Dlockd, Options};
-use crate::support::locks::{acquire, inspect};
-use crate::support::servers::Etcd;
+use crate::support::locks::{acquire, inspect, try_acquire};
+use crate::support::servers::{Etcd, Outage};
 
 async fn channel(address: &str) -> Channel {
     Channel::from_shared(format!("http://{address}"))
@@ -53,9 +53,8 @@ async fn a_lock_is_a_key_on_a_lease_of_its_own() {
     let path = format!("dlock/lock||bpm||{resource}").into_bytes();
 
     let before = revision(&mut kv).await;
-    let token = acquire(&locks, &resource, "server-1", 30, Duration::ZERO)
+    let token = try_acquire(&locks, &resource, "server-1", 30)
         .await
-        .unwrap()
         .expect("granted");
     let record = kv
         .range(RangeRequest {
@@ -165,10 +164,7 @@ async fn locks_keep_working_when_a_cluster_member_stops() {
     let locks = sidecar.locks().await;
     let api = Api::new(&sidecar).await;
     let held = unique("cluster");
-    let first = acquire(&locks, &held, "a", 60, Duration::ZERO)
-        .await
-        .unwrap()
-        .expect("granted");
+    let first = try_acquire(&locks, &held, "a", 60).await.expect("granted");
 
     // The member listed first, which the sidecar talks to, goes away.
     members[0].stop();
@@ -197,10 +193,7 @@ async fn locks_keep_working_when_a_cluster_member_stops() {
         Ok(SUCCESS)
     );
     // The next holder's token is larger, and a waiter is woken by a release.
-    let next = acquire(&locks, &held, "c", 1, Duration::ZERO)
-        .await
-        .unwrap()
-        .expect("granted");
+    let next = try_acquire(&locks, &held, "c", 1).await.expect("granted");
     assert!(next > first);
     let waited = Instant::now();
     assert!(acquire(&locks, &held, "d", 60, Duration::from_secs(5))
@@ -217,15 +210,7 @@ async fn locks_keep_working_when_a_cluster_member_stops() {
     members[0].resume();
     let leader = members.iter().position(Etcd::is_leader).expect("a leader");
     members[leader].stop();
-    let key = unique("cluster");
-    assert_eq!(
-        api.lock(Protocol::Grpc, "store", &key, "e", 60).await,
-        Ok(true)
-    );
-    assert_eq!(
-        api.unlock(Protocol::Http, "store", &key, "e").await,
-        Ok(SUCCESS)
-    );
+    api.smoke("store").await;
 }
 
 const PASSWORD: &str = "hunter2-correct-horse";
@@ -308,18 +293,10 @@ async fn etcds_minimum_lease_is_reported() {
     let sidecar = Dlockd::start(Options::with_files("app", &[("store.yaml", file)]));
     let locks = sidecar.locks().await;
     let key = unique("min-lease");
-    assert!(acquire(&locks, &key, "a", 1, Duration::ZERO)
-        .await
-        .unwrap()
-        .is_some());
+    assert!(try_acquire(&locks, &key, "a", 1).await.is_some());
     // Asked for one second, held for etcd's two: still held after one and a half.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        acquire(&locks, &key, "b", 30, Duration::ZERO)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(try_acquire(&locks, &key, "b", 30).await, None);
     assert!(
         sidecar.logs().contains("grants no lease shorter than 2s"),
         "{}",
@@ -419,19 +396,7 @@ async fn tls_with_a_client_certificate() {
     );
     let sidecar = Dlockd::start(Options::with_files("app", &[("store.yaml", file)]));
     let api = Api::new(&sidecar).await;
-    let key_name = unique("tls");
-    assert_eq!(
-        api.lock(Protocol::Grpc, "store", &key_name, "a", 60).await,
-        Ok(true)
-    );
-    assert_eq!(
-        api.lock(Protocol::Http, "store", &key_name, "b", 60).await,
-        Ok(false)
-    );
-    assert_eq!(
-        api.unlock(Protocol::Grpc, "store", &key_name, "a").await,
-        Ok(SUCCESS)
-    );
+    api.smoke("store").await;
 
     // Without a client certificate etcd refuses the connection: start-up says so.
     let file = component(

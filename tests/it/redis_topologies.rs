@@ -8,7 +8,7 @@ use crate::support::backend::{unique, Backend};
 use crate::support::certs::Certs;
 use crate::support::dlockd::{component, Dlockd, Options};
 use crate::support::locks;
-use crate::support::servers::{Redis, RedisCluster};
+use crate::support::servers::{Outage, Redis, RedisCluster};
 
 async fn connect(address: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(format!("redis://{address}"))
@@ -150,12 +150,9 @@ async fn a_cluster_is_one_store_across_its_masters() {
     let prefix = unique("spread");
     for i in 0..40 {
         let resource = format!("{prefix}/{i}");
-        assert!(
-            locks::acquire(&holder_locks, &resource, "o", 60, Duration::ZERO)
-                .await
-                .unwrap()
-                .is_some()
-        );
+        assert!(locks::try_acquire(&holder_locks, &resource, "o", 60)
+            .await
+            .is_some());
     }
     for address in addresses.split(',') {
         let mut node = connect(address).await;
@@ -268,22 +265,7 @@ async fn tls_with_a_private_ca_a_client_certificate_or_no_verification() {
     };
     let open = server("no");
     let mutual = server("yes");
-    let works = |sidecar: Dlockd| async move {
-        let api = Api::new(&sidecar).await;
-        let key = unique("tls");
-        assert_eq!(
-            api.lock(Protocol::Grpc, "store", &key, "a", 30).await,
-            Ok(true)
-        );
-        assert_eq!(
-            api.lock(Protocol::Http, "store", &key, "b", 30).await,
-            Ok(false)
-        );
-        assert_eq!(
-            api.unlock(Protocol::Grpc, "store", &key, "a").await,
-            Ok(SUCCESS)
-        );
-    };
+    let works = |sidecar: Dlockd| async move { Api::new(&sidecar).await.smoke("store").await };
     let base = |server: &Redis| {
         vec![
             ("redisHost", server.address()),

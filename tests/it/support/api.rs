@@ -6,7 +6,8 @@ use dlock::cli::http_client::HttpClient;
 use dlock::proto::dapr::{TryLockRequest, UnlockRequest};
 use serde_json::json;
 
-use crate::support::dlockd::Dlockd;
+use super::backend::unique;
+use super::dlockd::Dlockd;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -128,6 +129,34 @@ impl Api {
                 )
             }
         }
+    }
+
+    /// The short proof that a store works through this sidecar: a lock on a fresh key is
+    /// granted, refused to another owner, released by its owner and granted again, over gRPC
+    /// and HTTP in turn.
+    pub async fn smoke(&self, store: &str) {
+        let key = unique("smoke");
+        let (grpc, http) = (Protocol::Grpc, Protocol::Http);
+        assert_eq!(
+            self.lock(grpc, store, &key, "a", 30).await,
+            Ok(true),
+            "{store}: granted"
+        );
+        assert_eq!(
+            self.lock(http, store, &key, "b", 30).await,
+            Ok(false),
+            "{store}: refused to another owner"
+        );
+        assert_eq!(
+            self.unlock(grpc, store, &key, "a").await,
+            Ok(SUCCESS),
+            "{store}"
+        );
+        assert_eq!(
+            self.lock(http, store, &key, "b", 30).await,
+            Ok(true),
+            "{store}: granted again"
+        );
     }
 
     /// POSTs a raw body; the JSON answer on 200, a Failure otherwise.

@@ -2,7 +2,8 @@
 //! new store adds a variant here (reading its server's address from the environment that
 //! scripts/test.sh sets) and one `conformance_suite!` line in conformance/mod.rs.
 
-use crate::support::dlockd::{component, Dlockd, Options};
+use super::dlockd::{component, Dlockd, Options};
+use super::servers::Outage;
 
 /// The admin token every conformance sidecar has, for force release.
 pub const ADMIN_TOKEN: &str = "conformance-admin";
@@ -30,54 +31,12 @@ pub const ZOOKEEPER_SESSION: std::time::Duration = std::time::Duration::from_sec
 /// `WAITER_LEASE`): the line skips a dead sidecar's waiter within it.
 pub const ETCD_WAITER_LEASE: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// A store server a test can take away and bring back (conformance item 7).
-pub trait Outage {
-    fn stop(&mut self);
-    fn resume(&mut self);
-}
-
-impl Outage for crate::support::servers::Redis {
-    fn stop(&mut self) {
-        crate::support::servers::Redis::stop(self)
-    }
-    fn resume(&mut self) {
-        crate::support::servers::Redis::resume(self)
-    }
-}
-
-impl Outage for crate::support::servers::RedisCluster {
-    fn stop(&mut self) {
-        crate::support::servers::RedisCluster::stop(self)
-    }
-    fn resume(&mut self) {
-        crate::support::servers::RedisCluster::resume(self)
-    }
-}
-
 /// Short timeouts, so outage tests fail fast.
 const REDIS_TIMEOUTS: [(&str, &str); 3] = [
     ("readTimeout", "1s"),
     ("writeTimeout", "1s"),
     ("dialTimeout", "1s"),
 ];
-
-impl Outage for crate::support::servers::Etcd {
-    fn stop(&mut self) {
-        crate::support::servers::Etcd::stop(self)
-    }
-    fn resume(&mut self) {
-        crate::support::servers::Etcd::resume(self)
-    }
-}
-
-impl Outage for crate::support::servers::Zookeeper {
-    fn stop(&mut self) {
-        crate::support::servers::Zookeeper::stop(self)
-    }
-    fn resume(&mut self) {
-        crate::support::servers::Zookeeper::resume(self)
-    }
-}
 
 /// The metadata of a component on the ZooKeeper servers at `servers`.
 pub fn zookeeper_metadata(servers: &str) -> Vec<(&'static str, String)> {
@@ -133,23 +92,17 @@ impl Backend {
     fn connection(self) -> Vec<(&'static str, String)> {
         match self {
             Backend::Memory => Vec::new(),
-            Backend::Redis => vec![(
-                "redisHost",
-                crate::support::servers::shared("DLOCK_TEST_REDIS"),
-            )],
+            Backend::Redis => vec![("redisHost", super::servers::shared("DLOCK_TEST_REDIS"))],
             Backend::RedisCluster => vec![
                 (
                     "redisHost",
-                    crate::support::servers::shared("DLOCK_TEST_REDIS_CLUSTER"),
+                    super::servers::shared("DLOCK_TEST_REDIS_CLUSTER"),
                 ),
                 ("redisType", "cluster".into()),
             ],
-            Backend::Etcd => vec![(
-                "endpoints",
-                crate::support::servers::shared("DLOCK_TEST_ETCD"),
-            )],
+            Backend::Etcd => vec![("endpoints", super::servers::shared("DLOCK_TEST_ETCD"))],
             Backend::Zookeeper => {
-                zookeeper_metadata(&crate::support::servers::shared("DLOCK_TEST_ZOOKEEPER"))
+                zookeeper_metadata(&super::servers::shared("DLOCK_TEST_ZOOKEEPER"))
             }
         }
     }
@@ -160,7 +113,7 @@ impl Backend {
         match self {
             Backend::Memory => None,
             Backend::Redis => {
-                let redis = crate::support::servers::Redis::start(&[]);
+                let redis = super::servers::Redis::start(&[]);
                 let address = redis.address();
                 let mut metadata = vec![("redisHost", address.as_str())];
                 metadata.extend(REDIS_TIMEOUTS);
@@ -168,7 +121,7 @@ impl Backend {
                 Some((Box::new(redis), file))
             }
             Backend::RedisCluster => {
-                let cluster = crate::support::servers::RedisCluster::start();
+                let cluster = super::servers::RedisCluster::start();
                 let addresses = cluster.addresses();
                 let mut metadata =
                     vec![("redisHost", addresses.as_str()), ("redisType", "cluster")];
@@ -177,7 +130,7 @@ impl Backend {
                 Some((Box::new(cluster), file))
             }
             Backend::Etcd => {
-                let etcd = crate::support::servers::Etcd::start(&[]);
+                let etcd = super::servers::Etcd::start(&[]);
                 let address = etcd.address();
                 let file = component(
                     "store",
@@ -191,7 +144,7 @@ impl Backend {
                 Some((Box::new(etcd), file))
             }
             Backend::Zookeeper => {
-                let zookeeper = crate::support::servers::Zookeeper::start();
+                let zookeeper = super::servers::Zookeeper::start();
                 let mut metadata = zookeeper_metadata(&zookeeper.address());
                 metadata.push(("requestTimeout", "1s".into()));
                 let pairs: Vec<(&str, &str)> =

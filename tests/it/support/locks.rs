@@ -110,6 +110,13 @@ pub async fn acquire(
     Ok(answer.acquired.then_some(answer.fencing_token))
 }
 
+/// A try (no wait); Some(token or 0) when granted, None when held by another owner.
+pub async fn try_acquire(locks: &Locks, resource: &str, owner: &str, expiry: i32) -> Option<u64> {
+    acquire(locks, resource, owner, expiry, Duration::ZERO)
+        .await
+        .unwrap()
+}
+
 pub fn request(resource: &str, owner: &str, expiry: i32, wait: Duration) -> AcquireRequest {
     request_on("store", resource, owner, expiry, wait.as_millis() as i64)
 }
