@@ -6,75 +6,57 @@ use tonic::Code;
 
 use crate::support::api::{Api, Failure, Protocol, BOTH};
 use crate::support::dlockd::{Dlockd, Options};
-use crate::support::expected::{check, Expected};
+use crate::support::expected::{check, check_unreadable_body, Expected};
 
 #[tokio::test]
 async fn error_table_rows_in_order_on_both_protocols() {
     let sidecar = Dlockd::start(Options::in_memory());
     let api = Api::new(&sidecar).await;
-    for protocol in BOTH {
-        // Row 1 comes before every other check: here the store is missing and ids are empty.
-        for expiry in [0, -5] {
-            check(
-                protocol,
-                "expiry",
-                api.lock(protocol, "nope", "", "", expiry).await,
-                &Expected::malformed("ExpiryInSeconds is not positive in lock store nope"),
-            );
-        }
-        // Row 3 before rows 4 and 5.
-        check(
-            protocol,
-            "resource",
-            api.lock(protocol, "nope", "", "", 5).await,
-            &Expected::malformed("ResourceId is empty in lock store nope"),
-        );
-        check(
-            protocol,
-            "resource (unlock)",
-            api.unlock(protocol, "nope", "", "").await,
-            &Expected::malformed("ResourceId is empty in lock store nope"),
-        );
-        // Row 4 before row 5.
-        check(
-            protocol,
-            "owner",
-            api.lock(protocol, "nope", "r", "", 5).await,
-            &Expected::malformed("LockOwner is empty in lock store nope"),
-        );
-        check(
-            protocol,
-            "owner (unlock)",
-            api.unlock(protocol, "nope", "r", "").await,
-            &Expected::malformed("LockOwner is empty in lock store nope"),
-        );
-        // Row 5 before row 6.
-        let not_found = Expected::store_not_found("nope");
-        check(
-            protocol,
-            "store",
-            api.lock(protocol, "nope", "a||b", "o", 5).await,
-            &not_found,
-        );
-        check(
-            protocol,
-            "store (unlock)",
-            api.unlock(protocol, "nope", "a||b", "o").await,
-            &not_found,
-        );
-        // Row 6: the key check.
-        check(
-            protocol,
+    // Each case also fails the checks of the rows after its own, which must not answer first:
+    // row 1 comes before every other check (here the store is missing and ids are empty), row
+    // 3 before rows 4 and 5, row 4 before row 5, row 5 before row 6 (the key check).
+    let expiry = || Expected::expiry_not_positive("nope");
+    let resource = || Expected::no_resource("nope");
+    let owner = || Expected::no_owner("nope");
+    let store = || Expected::store_not_found("nope");
+    // (case, store, resource, owner, expiry, the answer)
+    let locks = [
+        ("expiry", "nope", "", "", 0, expiry()),
+        ("expiry", "nope", "", "", -5, expiry()),
+        ("resource", "nope", "", "", 5, resource()),
+        ("owner", "nope", "r", "", 5, owner()),
+        ("store", "nope", "a||b", "o", 5, store()),
+        (
             "key",
-            api.lock(protocol, "store", "a||b", "o", 5).await,
-            &Expected::key_with_pipes("ERR_TRY_LOCK", "failed to try acquiring lock", "a||b"),
-        );
-        check(
-            protocol,
-            "key (unlock)",
-            api.unlock(protocol, "store", "x||", "o").await,
-            &Expected::key_with_pipes("ERR_UNLOCK", "failed to release lock", "x||"),
-        );
+            "store",
+            "a||b",
+            "o",
+            5,
+            Expected::key_with_pipes("ERR_TRY_LOCK", "failed to try acquiring lock", "a||b"),
+        ),
+    ];
+    // (case, store, resource, owner, the answer)
+    let unlocks = [
+        ("resource", "nope", "", "", resource()),
+        ("owner", "nope", "r", "", owner()),
+        ("store", "nope", "a||b", "o", store()),
+        (
+            "key",
+            "store",
+            "x||",
+            "o",
+            Expected::key_with_pipes("ERR_UNLOCK", "failed to release lock", "x||"),
+        ),
+    ];
+    for protocol in BOTH {
+        for (case, store, resource, owner, expiry, want) in &locks {
+            let got = api.lock(protocol, store, resource, owner, *expiry).await;
+            check(protocol, &format!("lock: {case}"), got, want);
+        }
+        for (case, store, resource, owner, want) in &unlocks {
+            let got = api.unlock(protocol, store, resource, owner).await;
+            check(protocol, &format!("unlock: {case}"), got, want);
+        }
     }
     // Nothing above was granted by mistake.
     for protocol in BOTH {
@@ -103,7 +85,7 @@ async fn no_lock_store_configured() {
             protocol,
             "expiry",
             api.lock(protocol, "s", "r", "o", 0).await,
-            &Expected::malformed("ExpiryInSeconds is not positive in lock store s"),
+            &Expected::expiry_not_positive("s"),
         );
         // Row 2 comes before rows 3 to 5.
         check(
@@ -134,20 +116,7 @@ async fn http_bodies_are_read_the_protobuf_json_way() {
         r#"{"resourceId": 5}"#,
         r#"{"expiryInSeconds": "soon"}"#,
     ] {
-        match lock(body).await {
-            Err(Failure::Http {
-                status: 400,
-                error_code,
-                message,
-            }) => {
-                assert_eq!(error_code, "ERR_MALFORMED_REQUEST", "{body}");
-                assert!(
-                    message.starts_with("failed deserializing HTTP body: "),
-                    "{body}: {message}"
-                );
-            }
-            other => panic!("{body}: {other:?}"),
-        }
+        check_unreadable_body(body, lock(body).await);
     }
     // snake_case, a numeric string, unknown fields, a storeName in the body (the URL wins).
     let body = r#"{"resource_id":"r1","lock_owner":"o","expiry_in_seconds":"30","storeName":"other","x":{}}"#;

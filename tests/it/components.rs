@@ -7,14 +7,11 @@ use crate::support::dlockd::{component, temp_dir, Dlockd, Failed, Options};
 
 const MEMORY: &str = "lock.in-memory";
 
+/// Starts a dlockd that must exit with an error status, not merely fail to become ready.
 fn fails(options: Options) -> Failed {
-    match Dlockd::try_start(options) {
-        Ok(sidecar) => panic!("dlockd started but should not have:\n{}", sidecar.logs()),
-        Err(failed) => {
-            assert!(failed.status.is_some_and(|s| !s.success()), "{failed:?}");
-            failed
-        }
-    }
+    let failed = Dlockd::start_fails(options);
+    assert!(failed.status.is_some_and(|s| !s.success()), "{failed:?}");
+    failed
 }
 
 /// Whether `store` is loaded: a lock call on it is served rather than refused as not found.

@@ -46,7 +46,7 @@ async fn a_lock_is_a_key_on_a_lease_of_its_own() {
     let mut kv = KvClient::new(channel.clone());
     let mut leases = LeaseClient::new(channel);
     let file = component("store", "lock.etcd", &[("endpoints", &etcd.address())]);
-    let sidecar = Dlockd::start(Options::with_files("bpm", &[("store.yaml", file)]));
+    let sidecar = Dlockd::start(Options::with_component("bpm", file));
     let locks = sidecar.locks().await;
     let api = Api::new(&sidecar).await;
     let resource = unique("layout");
@@ -160,7 +160,7 @@ async fn locks_keep_working_when_a_cluster_member_stops() {
         "lock.etcd",
         &[("endpoints", &endpoints.join(",")), ("dialTimeout", "1s")],
     );
-    let sidecar = Dlockd::start(Options::with_files("app", &[("store.yaml", file)]));
+    let sidecar = Dlockd::start(Options::with_component("app", file));
     let locks = sidecar.locks().await;
     let api = Api::new(&sidecar).await;
     let held = unique("cluster");
@@ -252,10 +252,7 @@ async fn authentication_names_the_field_and_hides_the_password() {
     let etcd = etcd_with_auth(&["--auth-token-ttl", "1"]);
 
     let wrong = auth_component(&etcd, "hunter2-wrong-guess");
-    let failed = Dlockd::try_start(Options::with_files("app", &[("store.yaml", wrong)]))
-        .err()
-        .expect("a wrong password stops start-up")
-        .output;
+    let failed = Dlockd::start_fails(Options::with_component("app", wrong)).output;
     assert!(
         failed.contains("field spec.metadata 'password'"),
         "{failed}"
@@ -264,7 +261,7 @@ async fn authentication_names_the_field_and_hides_the_password() {
     assert!(!failed.contains("hunter2"), "{failed}");
 
     let right = auth_component(&etcd, PASSWORD);
-    let sidecar = Dlockd::start(Options::with_files("app", &[("store.yaml", right)]));
+    let sidecar = Dlockd::start(Options::with_component("app", right));
     let api = Api::new(&sidecar).await;
     let key = unique("auth");
     assert_eq!(
@@ -290,7 +287,7 @@ async fn etcds_minimum_lease_is_reported() {
     // etcd's default election timeout (1 s) makes its shortest lease 2 s.
     let etcd = Etcd::start(&["--election-timeout", "1000"]);
     let file = component("store", "lock.etcd", &[("endpoints", &etcd.address())]);
-    let sidecar = Dlockd::start(Options::with_files("app", &[("store.yaml", file)]));
+    let sidecar = Dlockd::start(Options::with_component("app", file));
     let locks = sidecar.locks().await;
     let key = unique("min-lease");
     assert!(try_acquire(&locks, &key, "a", 1).await.is_some());
@@ -341,10 +338,7 @@ async fn metadata_errors_name_the_field() {
             ("password", PASSWORD),
         ],
     );
-    let failed = Dlockd::try_start(Options::with_files("app", &[("store.yaml", file)]))
-        .err()
-        .expect("credentials for an etcd without authentication stop start-up")
-        .output;
+    let failed = Dlockd::start_fails(Options::with_component("app", file)).output;
     assert!(
         failed.contains("field spec.metadata 'username'"),
         "{failed}"
@@ -362,10 +356,7 @@ async fn metadata_errors_name_the_field() {
             ("requestTimeout", "500ms"),
         ],
     );
-    let failed = Dlockd::try_start(Options::with_files("app", &[("store.yaml", file)]))
-        .err()
-        .unwrap()
-        .output;
+    let failed = Dlockd::start_fails(Options::with_component("app", file)).output;
     assert!(
         failed.contains("can't reach etcd at 127.0.0.1:1"),
         "{failed}"
@@ -394,7 +385,7 @@ async fn tls_with_a_client_certificate() {
             ("key", &key),
         ],
     );
-    let sidecar = Dlockd::start(Options::with_files("app", &[("store.yaml", file)]));
+    let sidecar = Dlockd::start(Options::with_component("app", file));
     let api = Api::new(&sidecar).await;
     api.smoke("store").await;
 
@@ -409,9 +400,6 @@ async fn tls_with_a_client_certificate() {
             ("requestTimeout", "1s"),
         ],
     );
-    let failed = Dlockd::try_start(Options::with_files("app", &[("store.yaml", file)]))
-        .err()
-        .expect("no client certificate, no connection")
-        .output;
+    let failed = Dlockd::start_fails(Options::with_component("app", file)).output;
     assert!(failed.contains("can't reach etcd at"), "{failed}");
 }

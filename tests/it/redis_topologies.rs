@@ -40,7 +40,7 @@ fn path(file: &std::path::Path) -> String {
 
 fn sidecar_on(metadata: &[(&str, &str)]) -> Result<Dlockd, String> {
     let file = component("store", "lock.redis", metadata);
-    Dlockd::try_start(Options::with_files("app", &[("store.yaml", file)])).map_err(|f| f.output)
+    Dlockd::try_start(Options::with_component("app", file)).map_err(|f| f.output)
 }
 
 #[tokio::test]

@@ -30,7 +30,7 @@ async fn raw() -> Client {
 fn sidecar_with(metadata: &[(&str, String)]) -> Result<Dlockd, crate::support::dlockd::Failed> {
     let pairs: Vec<(&str, &str)> = metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let file = component("store", "lock.zookeeper", &pairs);
-    Dlockd::try_start(Options::with_files("app", &[("store.yaml", file)]))
+    Dlockd::try_start(Options::with_component("app", file))
 }
 
 #[tokio::test]

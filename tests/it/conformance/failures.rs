@@ -76,7 +76,7 @@ pub async fn store_outage(backend: Backend) {
     let (mut server, file) = backend
         .private_server()
         .expect("item 7 runs for stores with a server");
-    let sidecar = Dlockd::start(Options::with_files("app", &[("store.yaml", file)]));
+    let sidecar = Dlockd::start(Options::with_component("app", file));
     let api = Api::new(&sidecar).await;
     let held = unique("c7");
     assert_eq!(

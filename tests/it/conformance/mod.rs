@@ -37,50 +37,34 @@ macro_rules! conformance_suite {
             $(conformance_suite!(@$group);)*
         }
     };
+    // One test a line: its name, and the item it runs on BACKEND.
+    (@tests $($test:ident => $item:path),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $test() {
+                $item(BACKEND).await;
+            }
+        )*
+    };
     (@every_store) => {
-        #[tokio::test]
-        async fn c1_try_lock() {
-            try_unlock::try_lock(BACKEND).await;
-        }
-        #[tokio::test]
-        async fn c2_unlock() {
-            try_unlock::unlock(BACKEND).await;
-        }
-        #[tokio::test]
-        async fn c3_expiry() {
-            expiry::expiry(BACKEND).await;
-        }
-        #[tokio::test]
-        async fn c4_key_prefixes() {
-            keys::key_prefixes(BACKEND).await;
-        }
+        conformance_suite!(@tests
+            c1_try_lock => try_unlock::try_lock,
+            c2_unlock => try_unlock::unlock,
+            c3_expiry => expiry::expiry,
+            c4_key_prefixes => keys::key_prefixes,
+            c6_holder_crash => failures::holder_crash,
+            c8_names => names::names,
+            c9_wait_bounds => blocking::wait_bounds,
+            c9_first_come_first_served => blocking::first_come_first_served,
+            c9_cancelled_waiter_leaves_no_trace => blocking::cancelled_waiter_leaves_no_trace,
+            c9_release_wakes_a_waiter => blocking::release_wakes_a_waiter,
+            c10_renewal => renewal::renewal,
+            c10_fencing => renewal::fencing,
+            c10_sessions => renewal::sessions,
+        );
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn c5_mutual_exclusion() {
             exclusion::mutual_exclusion(BACKEND).await;
-        }
-        #[tokio::test]
-        async fn c6_holder_crash() {
-            failures::holder_crash(BACKEND).await;
-        }
-        #[tokio::test]
-        async fn c8_names() {
-            names::names(BACKEND).await;
-        }
-        #[tokio::test]
-        async fn c9_wait_bounds() {
-            blocking::wait_bounds(BACKEND).await;
-        }
-        #[tokio::test]
-        async fn c9_first_come_first_served() {
-            blocking::first_come_first_served(BACKEND).await;
-        }
-        #[tokio::test]
-        async fn c9_cancelled_waiter_leaves_no_trace() {
-            blocking::cancelled_waiter_leaves_no_trace(BACKEND).await;
-        }
-        #[tokio::test]
-        async fn c9_release_wakes_a_waiter() {
-            blocking::release_wakes_a_waiter(BACKEND).await;
         }
         #[tokio::test]
         async fn c9_reports_a_line_exactly_where_it_keeps_one() {
@@ -88,54 +72,27 @@ macro_rules! conformance_suite {
             store_line::reports_a_line_exactly_where_it_keeps_one(BACKEND, runs_the_line_items)
                 .await;
         }
-        #[tokio::test]
-        async fn c10_renewal() {
-            renewal::renewal(BACKEND).await;
-        }
-        #[tokio::test]
-        async fn c10_fencing() {
-            renewal::fencing(BACKEND).await;
-        }
-        #[tokio::test]
-        async fn c10_sessions() {
-            renewal::sessions(BACKEND).await;
-        }
     };
     (@shared) => {
-        #[tokio::test]
-        async fn c4_sidecars_share_keys_by_app_id() {
-            keys::sidecars_share_keys_by_app_id(BACKEND).await;
-        }
-        #[tokio::test]
-        async fn c9_release_on_another_sidecar_wakes_a_waiter() {
-            blocking::release_on_another_sidecar_wakes_a_waiter(BACKEND).await;
-        }
+        conformance_suite!(@tests
+            c4_sidecars_share_keys_by_app_id => keys::sidecars_share_keys_by_app_id,
+            c9_release_on_another_sidecar_wakes_a_waiter =>
+                blocking::release_on_another_sidecar_wakes_a_waiter,
+        );
     };
     (@per_process) => {
-        #[tokio::test]
-        async fn c4_sidecars_never_share_keys() {
-            keys::sidecars_never_share_keys(BACKEND).await;
-        }
+        conformance_suite!(@tests c4_sidecars_never_share_keys => keys::sidecars_never_share_keys);
     };
     (@outage) => {
-        #[tokio::test]
-        async fn c7_store_outage() {
-            failures::store_outage(BACKEND).await;
-        }
+        conformance_suite!(@tests c7_store_outage => failures::store_outage);
     };
     (@store_line) => {
-        #[tokio::test]
-        async fn c9_arrival_order_across_sidecars() {
-            store_line::arrival_order_across_sidecars(BACKEND).await;
-        }
-        #[tokio::test]
-        async fn c9_waiters_that_give_up_leave_the_line() {
-            store_line::waiters_that_give_up_leave_the_line(BACKEND).await;
-        }
-        #[tokio::test]
-        async fn c9_a_dead_sidecars_waiter_is_skipped() {
-            store_line::a_dead_sidecars_waiter_is_skipped(BACKEND).await;
-        }
+        conformance_suite!(@tests
+            c9_arrival_order_across_sidecars => store_line::arrival_order_across_sidecars,
+            c9_waiters_that_give_up_leave_the_line =>
+                store_line::waiters_that_give_up_leave_the_line,
+            c9_a_dead_sidecars_waiter_is_skipped => store_line::a_dead_sidecars_waiter_is_skipped,
+        );
     };
 }
 

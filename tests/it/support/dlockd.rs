@@ -45,10 +45,7 @@ pub fn component(name: &str, type_name: &str, metadata: &[(&str, &str)]) -> Stri
 /// the error names the metadata `field` and does not show `secret`.
 pub fn refused_component(type_name: &str, metadata: &[(&str, &str)], field: &str, secret: &str) {
     let file = component("store", type_name, metadata);
-    let failed = Dlockd::try_start(Options::with_files("app", &[("store.yaml", file)]))
-        .err()
-        .expect("a bad component stops start-up")
-        .output;
+    let failed = Dlockd::start_fails(Options::with_component("app", file)).output;
     assert!(
         failed.contains(&format!("field spec.metadata '{field}'")),
         "{field}: {failed}"
@@ -75,6 +72,11 @@ impl Options {
             "app",
             &[("s.yaml", component("store", "lock.in-memory", &[]))],
         )
+    }
+
+    /// App id `app_id` with one component file.
+    pub fn with_component(app_id: &str, file: String) -> Self {
+        Options::with_files(app_id, &[("store.yaml", file)])
     }
 
     pub fn with_files(app_id: &str, files: &[(&str, String)]) -> Self {
@@ -115,6 +117,14 @@ impl Dlockd {
                 "dlockd did not start ({:?}):\n{}",
                 failed.status, failed.output
             ),
+        }
+    }
+
+    /// Starts a dlockd that must stop instead of becoming ready; how it stopped.
+    pub fn start_fails(options: Options) -> Failed {
+        match Self::try_start(options) {
+            Ok(sidecar) => panic!("dlockd started but should not have:\n{}", sidecar.logs()),
+            Err(failed) => failed,
         }
     }
 

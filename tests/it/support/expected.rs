@@ -25,12 +25,29 @@ impl Expected {
         }
     }
 
-    /// A request that fails a check of its own fields (an expiry, an empty id).
+    /// A request that fails a check of its own fields.
     pub fn malformed(message: &str) -> Expected {
         Expected::new(400, "ERR_MALFORMED_REQUEST", Code::InvalidArgument, message)
     }
 
-    /// A request naming a store that is not loaded.
+    /// Row 1: an expiry of zero or less, on a request to `store`.
+    pub fn expiry_not_positive(store: &str) -> Expected {
+        Expected::malformed(&format!(
+            "ExpiryInSeconds is not positive in lock store {store}"
+        ))
+    }
+
+    /// Row 3: an empty resource id.
+    pub fn no_resource(store: &str) -> Expected {
+        Expected::malformed(&format!("ResourceId is empty in lock store {store}"))
+    }
+
+    /// Row 4: an empty owner.
+    pub fn no_owner(store: &str) -> Expected {
+        Expected::malformed(&format!("LockOwner is empty in lock store {store}"))
+    }
+
+    /// Row 5: a request naming a store that is not loaded.
     pub fn store_not_found(store: &str) -> Expected {
         Expected::new(
             400,
@@ -40,7 +57,7 @@ impl Expected {
         )
     }
 
-    /// A resource id with `||`, refused by the store call whose error code is `error_code`
+    /// Row 6: a resource id with `||`, refused by the store call whose error code is `error_code`
     /// and whose messages start with `prefix`.
     pub fn key_with_pipes(error_code: &'static str, prefix: &str, key: &str) -> Expected {
         Expected::new(
@@ -89,4 +106,23 @@ pub fn check_both(
 ) {
     check(Protocol::Http, case, http, want);
     check(Protocol::Grpc, case, grpc, want);
+}
+
+/// Asserts that `got` is the HTTP door's refusal of a body that is not JSON, or not the
+/// route's message (row 0): 400 ERR_MALFORMED_REQUEST, with the parser's complaint.
+pub fn check_unreadable_body(case: &str, got: Result<impl std::fmt::Debug, Failure>) {
+    match got {
+        Err(Failure::Http {
+            status: 400,
+            error_code,
+            message,
+        }) => {
+            assert_eq!(error_code, "ERR_MALFORMED_REQUEST", "{case}");
+            assert!(
+                message.starts_with("failed deserializing HTTP body: "),
+                "{case}: {message}"
+            );
+        }
+        other => panic!("{case}: {other:?}"),
+    }
 }
