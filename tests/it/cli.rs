@@ -242,7 +242,7 @@ async fn a_lost_lock_stops_the_command() {
 }
 
 #[tokio::test]
-async fn no_wait_and_bounded_waits() {
+async fn no_wait_fails_at_once_and_a_bounded_wait_gives_up_on_time() {
     let sidecar = Dlockd::start(Options::default());
     let api = Api::new(&sidecar).await;
     let key = unique("nowait");
@@ -267,7 +267,7 @@ async fn no_wait_and_bounded_waits() {
 }
 
 #[tokio::test]
-async fn inspect_list_and_force_release() {
+async fn inspect_list_and_force_release_commands_work_and_force_needs_the_token() {
     let sidecar = Dlockd::start(Options {
         env: vec![("DLOCK_ADMIN_TOKEN".into(), "adm1n".into())],
         ..Options::default()

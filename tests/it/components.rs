@@ -27,7 +27,7 @@ async fn serves(api: &Api, store: &str) -> bool {
 }
 
 #[tokio::test]
-async fn folders_files_documents_and_kinds() {
+async fn every_lock_document_of_a_yaml_file_loads_and_the_rest_is_skipped() {
     let many = format!(
         "{}---\napiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {{name: cfg}}\nspec: {{}}\n---\n{}",
         component("multi-a", MEMORY, &[]),
@@ -56,7 +56,7 @@ async fn folders_files_documents_and_kinds() {
 }
 
 #[tokio::test]
-async fn several_paths_and_the_old_flag_name() {
+async fn several_paths_load_without_recursion_and_the_old_flag_name_works() {
     let (one, two) = (temp_dir("res"), temp_dir("res"));
     std::fs::write(one.join("a.yaml"), component("from-one", MEMORY, &[])).unwrap();
     std::fs::write(two.join("b.yaml"), component("from-two", MEMORY, &[])).unwrap();
@@ -79,7 +79,7 @@ async fn several_paths_and_the_old_flag_name() {
 }
 
 #[tokio::test]
-async fn defaults_without_a_resources_path() {
+async fn without_a_resources_path_the_embedded_store_serves() {
     // No ./components: the embedded store `lockstore`, and the sidecar says so.
     let sidecar = Dlockd::start(Options::default());
     assert!(serves(&Api::new(&sidecar).await, "lockstore").await);
@@ -135,7 +135,7 @@ async fn scopes_limit_components_to_app_ids() {
 }
 
 #[tokio::test]
-async fn env_and_secret_references() {
+async fn metadata_values_resolve_env_and_secret_references() {
     let dir = temp_dir("secrets");
     let secrets_file = dir.join("secrets.json");
     std::fs::write(

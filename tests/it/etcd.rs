@@ -283,7 +283,7 @@ async fn authentication_names_the_field_and_hides_the_password() {
 }
 
 #[tokio::test]
-async fn etcds_minimum_lease_is_reported() {
+async fn a_lease_under_etcds_minimum_is_lengthened_and_reported() {
     // etcd's default election timeout (1 s) makes its shortest lease 2 s.
     let etcd = Etcd::start(&["--election-timeout", "1000"]);
     let file = component("store", "lock.etcd", &[("endpoints", &etcd.address())]);
@@ -302,7 +302,7 @@ async fn etcds_minimum_lease_is_reported() {
 }
 
 #[tokio::test]
-async fn metadata_errors_name_the_field() {
+async fn metadata_errors_name_the_field_and_hide_the_password() {
     let cases = [
         (vec![("keyPrefixPath", "locks")], "endpoints"),
         (vec![("endpoints", "127.0.0.1")], "endpoints"),
@@ -365,7 +365,7 @@ async fn metadata_errors_name_the_field() {
 }
 
 #[tokio::test]
-async fn tls_with_a_client_certificate() {
+async fn tls_works_with_an_inline_ca_and_needs_a_client_certificate() {
     let certificates = crate::support::certs::Certs::new();
     let etcd = Etcd::start_tls(&certificates);
     let ca = std::fs::read_to_string(&certificates.ca).unwrap();

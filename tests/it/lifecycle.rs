@@ -3,7 +3,7 @@
 use crate::support::dlockd::{Dlockd, Options};
 
 #[tokio::test]
-async fn ready_line_and_graceful_sigterm() {
+async fn prints_a_ready_line_and_exits_cleanly_on_sigterm() {
     let sidecar = Dlockd::start(Options {
         app_id: "bpm-server".into(),
         ..Options::default()

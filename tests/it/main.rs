@@ -2,10 +2,10 @@
 //! processes (dlockd, dlock, the Dapr SDKs) through their public interfaces; what the tests
 //! share lives in `support`.
 
-mod api_errors;
 mod cli;
 mod components;
 mod conformance;
+mod dapr_api;
 mod etcd;
 mod lifecycle;
 mod locks_api;

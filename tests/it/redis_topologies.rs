@@ -200,7 +200,7 @@ async fn a_cluster_is_one_store_across_its_masters() {
 }
 
 #[tokio::test]
-async fn a_cluster_node_lost_and_back() {
+async fn a_lost_cluster_master_fails_only_its_keys_until_it_returns() {
     // One master of three stopped: its keys fail (never granted), the others' keys still work,
     // and when it returns everything works again.
     let mut cluster = RedisCluster::start();

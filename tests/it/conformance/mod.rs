@@ -48,19 +48,19 @@ macro_rules! conformance_suite {
     };
     (@every_store) => {
         conformance_suite!(@tests
-            c1_try_lock => try_unlock::try_lock,
-            c2_unlock => try_unlock::unlock,
-            c3_expiry => expiry::expiry,
-            c4_key_prefixes => keys::key_prefixes,
-            c6_holder_crash => failures::holder_crash,
-            c8_names => names::names,
-            c9_wait_bounds => blocking::wait_bounds,
+            c1_try_lock_is_immediate_and_not_reentrant => try_unlock::try_lock,
+            c2_unlock_is_owner_checked => try_unlock::unlock,
+            c3_a_lock_expires_on_time => expiry::expiry,
+            c4_key_prefixes_share_or_separate_keys => keys::key_prefixes,
+            c6_a_crashed_holders_locks_are_freed => failures::holder_crash,
+            c8_resource_ids_are_opaque => names::names,
+            c9_a_wait_is_bounded => blocking::wait_bounds,
             c9_first_come_first_served => blocking::first_come_first_served,
             c9_cancelled_waiter_leaves_no_trace => blocking::cancelled_waiter_leaves_no_trace,
             c9_release_wakes_a_waiter => blocking::release_wakes_a_waiter,
-            c10_renewal => renewal::renewal,
-            c10_fencing => renewal::fencing,
-            c10_sessions => renewal::sessions,
+            c10_renewal_extends_only_the_holders_lock => renewal::renewal,
+            c10_fencing_tokens_increase_across_holders => renewal::fencing,
+            c10_sessions_keep_their_lock_and_report_its_loss => renewal::sessions,
         );
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn c5_mutual_exclusion() {
@@ -84,7 +84,9 @@ macro_rules! conformance_suite {
         conformance_suite!(@tests c4_sidecars_never_share_keys => keys::sidecars_never_share_keys);
     };
     (@outage) => {
-        conformance_suite!(@tests c7_store_outage => failures::store_outage);
+        conformance_suite!(@tests
+            c7_an_outage_fails_requests_fast_and_the_sidecar_recovers => failures::store_outage,
+        );
     };
     (@store_line) => {
         conformance_suite!(@tests

@@ -1,6 +1,7 @@
 //! The stores the conformance suite runs against, and how to write a component for each. A
 //! new store adds a variant here (reading its server's address from the environment that
-//! scripts/test.sh sets) and one `conformance_suite!` line in conformance/mod.rs.
+//! scripts/test.sh sets) and one `conformance_suite!` line in conformance/mod.rs, naming the
+//! groups of items that fit it.
 
 use super::dlockd::{component, Dlockd, Options};
 use super::servers::Outage;

@@ -1,5 +1,6 @@
-//! SPEC.md §2 to the letter: every row of the error table, in its order, answered the same on
-//! HTTP and gRPC; the HTTP body rules; health, metadata, the API token and the body limit.
+//! Dapr's API (TryLockAlpha1/UnlockAlpha1 over gRPC, `/v1.0-alpha1/…` over HTTP) as SPEC.md §2
+//! says, to the letter: every row of the error table, in its order, answered the same on HTTP
+//! and gRPC; the HTTP body rules; health, metadata, the API token and the body limit.
 
 use serde_json::json;
 use tonic::Code;
@@ -68,7 +69,7 @@ async fn error_table_rows_in_order_on_both_protocols() {
 }
 
 #[tokio::test]
-async fn no_lock_store_configured() {
+async fn without_a_lock_store_every_call_says_not_configured() {
     // Components given, but none of them a lock store.
     let secrets = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: env}\nspec: {type: secretstores.local.env, version: v1}\n";
     let sidecar = Dlockd::start(Options::with_files("app", &[("env.yaml", secrets.into())]));
@@ -159,7 +160,7 @@ async fn http_bodies_are_read_the_protobuf_json_way() {
 }
 
 #[tokio::test]
-async fn health_metadata_and_unknown_rpcs() {
+async fn health_and_metadata_answer_and_unserved_rpcs_are_unimplemented() {
     let sidecar = Dlockd::start(Options {
         app_id: "bpm".into(),
         ..Options::in_memory()
@@ -283,7 +284,7 @@ async fn api_token_is_enforced_on_both_protocols() {
 }
 
 #[tokio::test]
-async fn body_size_limit() {
+async fn bodies_over_the_size_limit_are_refused() {
     let sidecar = Dlockd::start(Options {
         extra_args: vec!["--max-body-size".into(), "64Ki".into()],
         ..Options::in_memory()
