@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs one ZooKeeper server in the foreground, from Debian's `zookeeper` package, for the tests
-# (scripts/test.sh and tests/it/servers.rs). DIR holds its zoo.cfg, written by the caller (data
-# directory, client port, ensemble members); the server logs to DIR/zookeeper.log, never to the
-# terminal. The script becomes the java process (exec), so the caller's pid is the server's.
+# (scripts/test.sh and tests/it/support/servers.rs). DIR holds its zoo.cfg, written by the
+# caller (data directory, client port, ensemble members); the server logs to DIR/zookeeper.log,
+# never to the terminal. The script becomes the java process (exec), so the caller's pid is the
+# server's.
 set -euo pipefail
 dir="${1:?usage: zookeeper-server.sh DIR (a folder holding zoo.cfg)}"
 exec java -Xms32m -Xmx256m -XX:+UseSerialGC \

@@ -6,9 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::api::{Api, Protocol, SUCCESS};
-use crate::backend::unique;
-use crate::harness::{temp_dir, Options, Sidecar, DLOCK};
+use crate::support::api::{Api, Protocol, SUCCESS};
+use crate::support::backend::unique;
+use crate::support::dlockd::{temp_dir, Dlockd, Options, DLOCK};
 
 /// A running `dlock`, its stderr lines collected with the time each arrived.
 struct Run {
@@ -17,11 +17,11 @@ struct Run {
 }
 
 impl Run {
-    fn start(sidecar: &Sidecar, args: &[&str]) -> Run {
+    fn start(sidecar: &Dlockd, args: &[&str]) -> Run {
         Run::start_with(sidecar, args, &[])
     }
 
-    fn start_with(sidecar: &Sidecar, args: &[&str], env: &[(&str, &str)]) -> Run {
+    fn start_with(sidecar: &Dlockd, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut child = Command::new(DLOCK)
             .arg("--endpoint")
             .arg(&sidecar.grpc)
@@ -84,7 +84,7 @@ impl Run {
 
 #[tokio::test]
 async fn the_second_run_waits_for_the_first() {
-    let sidecar = Sidecar::start(Options::default());
+    let sidecar = Dlockd::start(Options::default());
     let key = unique("cli");
     let first = Run::start(&sidecar, &[&key, "2"]);
     let first_acquired = first.wait_for("acquired");
@@ -106,7 +106,7 @@ async fn the_second_run_waits_for_the_first() {
 
 #[tokio::test]
 async fn a_command_runs_under_the_lock_and_gives_its_exit_code() {
-    let sidecar = Sidecar::start(Options::default());
+    let sidecar = Dlockd::start(Options::default());
     let api = Api::new(&sidecar).await;
     let key = unique("cmd");
     let out = temp_dir("cmd").join("seen");
@@ -144,7 +144,7 @@ async fn a_command_runs_under_the_lock_and_gives_its_exit_code() {
 
 #[tokio::test]
 async fn ctrl_c_releases_the_lock() {
-    let sidecar = Sidecar::start(Options::default());
+    let sidecar = Dlockd::start(Options::default());
     let api = Api::new(&sidecar).await;
     let key = unique("int");
     let run = Run::start(&sidecar, &[&key, "60"]);
@@ -161,7 +161,7 @@ async fn ctrl_c_releases_the_lock() {
 
 #[tokio::test]
 async fn failures_have_distinct_exit_codes() {
-    let sidecar = Sidecar::start(Options::default());
+    let sidecar = Dlockd::start(Options::default());
     // Unreachable sidecar: 3.
     let run = Command::new(DLOCK)
         .args(["--endpoint", "127.0.0.1:1", "k", "1"])
@@ -183,7 +183,7 @@ async fn failures_have_distinct_exit_codes() {
 
 #[tokio::test]
 async fn a_command_keeps_the_lock_past_seconds_and_gets_its_token() {
-    let sidecar = Sidecar::start(Options::default());
+    let sidecar = Dlockd::start(Options::default());
     let api = Api::new(&sidecar).await;
     let key = unique("long");
     let out = temp_dir("cmd").join("env");
@@ -216,7 +216,7 @@ async fn a_command_keeps_the_lock_past_seconds_and_gets_its_token() {
 
 #[tokio::test]
 async fn a_lost_lock_stops_the_command() {
-    let sidecar = Sidecar::start(Options {
+    let sidecar = Dlockd::start(Options {
         env: vec![("DLOCK_ADMIN_TOKEN".into(), "adm1n".into())],
         ..Options::default()
     });
@@ -242,8 +242,8 @@ async fn a_lost_lock_stops_the_command() {
 }
 
 #[tokio::test]
-async fn no_wait_and_bounded_waits() {
-    let sidecar = Sidecar::start(Options::default());
+async fn no_wait_fails_at_once_and_a_bounded_wait_gives_up_on_time() {
+    let sidecar = Dlockd::start(Options::default());
     let api = Api::new(&sidecar).await;
     let key = unique("nowait");
     assert_eq!(
@@ -267,8 +267,8 @@ async fn no_wait_and_bounded_waits() {
 }
 
 #[tokio::test]
-async fn inspect_list_and_force_release() {
-    let sidecar = Sidecar::start(Options {
+async fn inspect_list_and_force_release_commands_work_and_force_needs_the_token() {
+    let sidecar = Dlockd::start(Options {
         env: vec![("DLOCK_ADMIN_TOKEN".into(), "adm1n".into())],
         ..Options::default()
     });
@@ -331,7 +331,7 @@ async fn inspect_list_and_force_release() {
 
 #[tokio::test]
 async fn bench_modes_report_figures() {
-    let sidecar = Sidecar::start(Options::default());
+    let sidecar = Dlockd::start(Options::default());
     let port = sidecar.http.rsplit(':').next().unwrap().to_string();
     let http = format!("127.0.0.1:{port}");
     for args in [
@@ -373,7 +373,7 @@ async fn bench_modes_report_figures() {
 /// a panic about a broken pipe.
 #[tokio::test]
 async fn a_closed_stdout_ends_dlock_quietly() {
-    let sidecar = Sidecar::start(Options::default());
+    let sidecar = Dlockd::start(Options::default());
     let mut child = Command::new(DLOCK)
         .args(["--endpoint", &sidecar.grpc, "bench", "-c", "2", "-n", "200"])
         .stdout(Stdio::piped())

@@ -1,20 +1,17 @@
 //! Component files as SPEC.md §5 says: what loads, what is skipped, and errors that name the
 //! file, the component and the field, stopping start-up.
 
-use crate::api::{Api, Failure, Protocol};
-use crate::backend::unique;
-use crate::harness::{component, temp_dir, Failed, Options, Sidecar};
+use crate::support::api::{Api, Failure, Protocol};
+use crate::support::backend::unique;
+use crate::support::dlockd::{component, temp_dir, Dlockd, Failed, Options};
 
 const MEMORY: &str = "lock.in-memory";
 
+/// Starts a dlockd that must exit with an error status, not merely fail to become ready.
 fn fails(options: Options) -> Failed {
-    match Sidecar::try_start(options) {
-        Ok(sidecar) => panic!("dlockd started but should not have:\n{}", sidecar.logs()),
-        Err(failed) => {
-            assert!(failed.status.is_some_and(|s| !s.success()), "{failed:?}");
-            failed
-        }
-    }
+    let failed = Dlockd::start_fails(options);
+    assert!(failed.status.is_some_and(|s| !s.success()), "{failed:?}");
+    failed
 }
 
 /// Whether `store` is loaded: a lock call on it is served rather than refused as not found.
@@ -30,13 +27,13 @@ async fn serves(api: &Api, store: &str) -> bool {
 }
 
 #[tokio::test]
-async fn folders_files_documents_and_kinds() {
+async fn every_lock_document_of_a_yaml_file_loads_and_the_rest_is_skipped() {
     let many = format!(
         "{}---\napiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {{name: cfg}}\nspec: {{}}\n---\n{}",
         component("multi-a", MEMORY, &[]),
         component("multi-b", MEMORY, &[]),
     );
-    let sidecar = Sidecar::start(Options::with_files(
+    let sidecar = Dlockd::start(Options::with_files(
         "app",
         &[
             ("many.yaml", many),
@@ -59,13 +56,13 @@ async fn folders_files_documents_and_kinds() {
 }
 
 #[tokio::test]
-async fn several_paths_and_the_old_flag_name() {
+async fn several_paths_load_without_recursion_and_the_old_flag_name_works() {
     let (one, two) = (temp_dir("res"), temp_dir("res"));
     std::fs::write(one.join("a.yaml"), component("from-one", MEMORY, &[])).unwrap();
     std::fs::write(two.join("b.yaml"), component("from-two", MEMORY, &[])).unwrap();
     std::fs::create_dir_all(two.join("sub")).unwrap();
     std::fs::write(two.join("sub/c.yaml"), component("nested", MEMORY, &[])).unwrap();
-    let sidecar = Sidecar::start(Options {
+    let sidecar = Dlockd::start(Options {
         extra_args: vec![
             "--resources-path".into(),
             one.display().to_string(),
@@ -82,9 +79,9 @@ async fn several_paths_and_the_old_flag_name() {
 }
 
 #[tokio::test]
-async fn defaults_without_a_resources_path() {
+async fn without_a_resources_path_the_embedded_store_serves() {
     // No ./components: the embedded store `lockstore`, and the sidecar says so.
-    let sidecar = Sidecar::start(Options::default());
+    let sidecar = Dlockd::start(Options::default());
     assert!(serves(&Api::new(&sidecar).await, "lockstore").await);
     assert!(sidecar.logs().contains("embedded default"));
 
@@ -96,7 +93,7 @@ async fn defaults_without_a_resources_path() {
         component("from-cwd", MEMORY, &[]),
     )
     .unwrap();
-    let sidecar = Sidecar::start(Options {
+    let sidecar = Dlockd::start(Options {
         cwd: Some(cwd),
         ..Options::default()
     });
@@ -110,7 +107,7 @@ async fn a_resources_path_may_name_one_file() {
     let dir = temp_dir("one-file");
     std::fs::write(dir.join("a.yaml"), component("chosen", MEMORY, &[])).unwrap();
     std::fs::write(dir.join("b.yaml"), component("sibling", MEMORY, &[])).unwrap();
-    let sidecar = Sidecar::start(Options {
+    let sidecar = Dlockd::start(Options {
         extra_args: vec![
             "--resources-path".into(),
             dir.join("a.yaml").display().to_string(),
@@ -131,14 +128,14 @@ async fn scopes_limit_components_to_app_ids() {
         ("a.yaml", scoped("mine", "bpm")),
         ("b.yaml", scoped("theirs", "other")),
     ];
-    let sidecar = Sidecar::start(Options::with_files("bpm", &files));
+    let sidecar = Dlockd::start(Options::with_files("bpm", &files));
     let api = Api::new(&sidecar).await;
     assert!(serves(&api, "mine").await);
     assert!(!serves(&api, "theirs").await);
 }
 
 #[tokio::test]
-async fn env_and_secret_references() {
+async fn metadata_values_resolve_env_and_secret_references() {
     let dir = temp_dir("secrets");
     let secrets_file = dir.join("secrets.json");
     std::fs::write(
@@ -174,7 +171,7 @@ async fn env_and_secret_references() {
         ),
         ("from-envref.yaml", with_items("from-envref", "  - name: keyPrefix\n    envRef: DLOCK_T_PREFIX\n", "")),
     ];
-    let sidecar = Sidecar::start(Options {
+    let sidecar = Dlockd::start(Options {
         env: vec![("DLOCK_T_PREFIX".into(), "SHARED-from-secret".into())],
         ..Options::with_files("app", &files)
     });
@@ -287,7 +284,7 @@ async fn bad_files_name_the_file_component_and_field() {
 async fn ignore_errors_lets_the_sidecar_start() {
     let broken = component("broken", "lock.nonexistent", &[])
         .replace("spec:\n", "spec:\n  ignoreErrors: true\n");
-    let sidecar = Sidecar::start(Options::with_files(
+    let sidecar = Dlockd::start(Options::with_files(
         "app",
         &[
             ("broken.yaml", broken),

@@ -9,8 +9,7 @@ use std::time::Duration;
 use dlock::config::Metadata;
 use dlock::lock::LockStore;
 
-use crate::backend::zookeeper_metadata;
-use crate::servers::shared;
+use crate::support::backend::Backend;
 
 /// The TTL of the expiry checks for stores that keep time to the millisecond (Redis,
 /// ZooKeeper): short, yet long enough that a pause of a busy machine or a slow round trip does
@@ -21,9 +20,11 @@ const SHORT_TTL: Duration = Duration::from_millis(300);
 /// scripts/test.sh).
 const ETCD_SHORT_TTL: Duration = Duration::from_secs(1);
 
-/// Builds a store of `type_name` as a component with `metadata` would get it.
-async fn store(type_name: &str, metadata: Vec<(&str, String)>) -> Arc<dyn LockStore> {
+/// Builds `backend`'s store, connected to its shared test server, as a component would get it.
+async fn store(backend: Backend) -> Arc<dyn LockStore> {
+    let metadata = backend.connection();
     let metadata: Metadata = metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let type_name = backend.type_name();
     dlock::startup::StoreTypes::new()
         .build(type_name, &metadata)
         .await
@@ -33,34 +34,28 @@ async fn store(type_name: &str, metadata: Vec<(&str, String)>) -> Arc<dyn LockSt
 
 dlock::store_contract!(
     redis,
-    store: store("lock.redis", vec![("redisHost", shared("DLOCK_TEST_REDIS"))]),
+    store: store(Backend::Redis),
     short_ttl: SHORT_TTL,
     capabilities: [fencing, listing, release_signal],
 );
 
 dlock::store_contract!(
     redis_cluster,
-    store: store(
-        "lock.redis",
-        vec![
-            ("redisHost", shared("DLOCK_TEST_REDIS_CLUSTER")),
-            ("redisType", "cluster".into()),
-        ],
-    ),
+    store: store(Backend::RedisCluster),
     short_ttl: SHORT_TTL,
     capabilities: [fencing, listing, release_signal],
 );
 
 dlock::store_contract!(
     etcd,
-    store: store("lock.etcd", vec![("endpoints", shared("DLOCK_TEST_ETCD"))]),
+    store: store(Backend::Etcd),
     short_ttl: ETCD_SHORT_TTL,
     capabilities: [fencing, listing, release_signal, line],
 );
 
 dlock::store_contract!(
     zookeeper,
-    store: store("lock.zookeeper", zookeeper_metadata(&shared("DLOCK_TEST_ZOOKEEPER"))),
+    store: store(Backend::Zookeeper),
     short_ttl: SHORT_TTL,
     capabilities: [fencing, listing, release_signal, line],
 );

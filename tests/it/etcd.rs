@@ -9,11 +9,11 @@ use dlock::proto::etcd::etcdserverpb::{
 };
 use tonic::transport::Channel;
 
-use crate::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, SUCCESS};
-use crate::backend::{unique, Backend};
-use crate::harness::{component, Options, Sidecar};
-use crate::locks::{acquire, inspect};
-use crate::servers::Etcd;
+use crate::support::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, SUCCESS};
+use crate::support::backend::{unique, Backend};
+use crate::support::dlockd::{component, Dlockd, Options};
+use crate::support::locks::{acquire, inspect, try_acquire};
+use crate::support::servers::{Etcd, Outage};
 
 async fn channel(address: &str) -> Channel {
     Channel::from_shared(format!("http://{address}"))
@@ -46,16 +46,15 @@ async fn a_lock_is_a_key_on_a_lease_of_its_own() {
     let mut kv = KvClient::new(channel.clone());
     let mut leases = LeaseClient::new(channel);
     let file = component("store", "lock.etcd", &[("endpoints", &etcd.address())]);
-    let sidecar = Sidecar::start(Options::with_files("bpm", &[("store.yaml", file)]));
+    let sidecar = Dlockd::start(Options::with_component("bpm", file));
     let locks = sidecar.locks().await;
     let api = Api::new(&sidecar).await;
     let resource = unique("layout");
     let path = format!("dlock/lock||bpm||{resource}").into_bytes();
 
     let before = revision(&mut kv).await;
-    let token = acquire(&locks, &resource, "server-1", 30, Duration::ZERO)
+    let token = try_acquire(&locks, &resource, "server-1", 30)
         .await
-        .unwrap()
         .expect("granted");
     let record = kv
         .range(RangeRequest {
@@ -88,7 +87,7 @@ async fn a_lock_is_a_key_on_a_lease_of_its_own() {
 
     // A renewal to the same expiry restarts the lease: no write at all.
     assert_eq!(
-        crate::locks::renew(&locks, &resource, "server-1", 30).await,
+        crate::support::locks::renew(&locks, &resource, "server-1", 30).await,
         SUCCESS
     );
     assert_eq!(
@@ -161,14 +160,11 @@ async fn locks_keep_working_when_a_cluster_member_stops() {
         "lock.etcd",
         &[("endpoints", &endpoints.join(",")), ("dialTimeout", "1s")],
     );
-    let sidecar = Sidecar::start(Options::with_files("app", &[("store.yaml", file)]));
+    let sidecar = Dlockd::start(Options::with_component("app", file));
     let locks = sidecar.locks().await;
     let api = Api::new(&sidecar).await;
     let held = unique("cluster");
-    let first = acquire(&locks, &held, "a", 60, Duration::ZERO)
-        .await
-        .unwrap()
-        .expect("granted");
+    let first = try_acquire(&locks, &held, "a", 60).await.expect("granted");
 
     // The member listed first, which the sidecar talks to, goes away.
     members[0].stop();
@@ -197,10 +193,7 @@ async fn locks_keep_working_when_a_cluster_member_stops() {
         Ok(SUCCESS)
     );
     // The next holder's token is larger, and a waiter is woken by a release.
-    let next = acquire(&locks, &held, "c", 1, Duration::ZERO)
-        .await
-        .unwrap()
-        .expect("granted");
+    let next = try_acquire(&locks, &held, "c", 1).await.expect("granted");
     assert!(next > first);
     let waited = Instant::now();
     assert!(acquire(&locks, &held, "d", 60, Duration::from_secs(5))
@@ -217,15 +210,7 @@ async fn locks_keep_working_when_a_cluster_member_stops() {
     members[0].resume();
     let leader = members.iter().position(Etcd::is_leader).expect("a leader");
     members[leader].stop();
-    let key = unique("cluster");
-    assert_eq!(
-        api.lock(Protocol::Grpc, "store", &key, "e", 60).await,
-        Ok(true)
-    );
-    assert_eq!(
-        api.unlock(Protocol::Http, "store", &key, "e").await,
-        Ok(SUCCESS)
-    );
+    api.smoke("store").await;
 }
 
 const PASSWORD: &str = "hunter2-correct-horse";
@@ -267,10 +252,7 @@ async fn authentication_names_the_field_and_hides_the_password() {
     let etcd = etcd_with_auth(&["--auth-token-ttl", "1"]);
 
     let wrong = auth_component(&etcd, "hunter2-wrong-guess");
-    let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", wrong)]))
-        .err()
-        .expect("a wrong password stops start-up")
-        .output;
+    let failed = Dlockd::start_fails(Options::with_component("app", wrong)).output;
     assert!(
         failed.contains("field spec.metadata 'password'"),
         "{failed}"
@@ -279,7 +261,7 @@ async fn authentication_names_the_field_and_hides_the_password() {
     assert!(!failed.contains("hunter2"), "{failed}");
 
     let right = auth_component(&etcd, PASSWORD);
-    let sidecar = Sidecar::start(Options::with_files("app", &[("store.yaml", right)]));
+    let sidecar = Dlockd::start(Options::with_component("app", right));
     let api = Api::new(&sidecar).await;
     let key = unique("auth");
     assert_eq!(
@@ -301,25 +283,17 @@ async fn authentication_names_the_field_and_hides_the_password() {
 }
 
 #[tokio::test]
-async fn etcds_minimum_lease_is_reported() {
+async fn a_lease_under_etcds_minimum_is_lengthened_and_reported() {
     // etcd's default election timeout (1 s) makes its shortest lease 2 s.
     let etcd = Etcd::start(&["--election-timeout", "1000"]);
     let file = component("store", "lock.etcd", &[("endpoints", &etcd.address())]);
-    let sidecar = Sidecar::start(Options::with_files("app", &[("store.yaml", file)]));
+    let sidecar = Dlockd::start(Options::with_component("app", file));
     let locks = sidecar.locks().await;
     let key = unique("min-lease");
-    assert!(acquire(&locks, &key, "a", 1, Duration::ZERO)
-        .await
-        .unwrap()
-        .is_some());
+    assert!(try_acquire(&locks, &key, "a", 1).await.is_some());
     // Asked for one second, held for etcd's two: still held after one and a half.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        acquire(&locks, &key, "b", 30, Duration::ZERO)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(try_acquire(&locks, &key, "b", 30).await, None);
     assert!(
         sidecar.logs().contains("grants no lease shorter than 2s"),
         "{}",
@@ -328,7 +302,7 @@ async fn etcds_minimum_lease_is_reported() {
 }
 
 #[tokio::test]
-async fn metadata_errors_name_the_field() {
+async fn metadata_errors_name_the_field_and_hide_the_password() {
     let cases = [
         (vec![("keyPrefixPath", "locks")], "endpoints"),
         (vec![("endpoints", "127.0.0.1")], "endpoints"),
@@ -349,22 +323,22 @@ async fn metadata_errors_name_the_field() {
         ),
     ];
     for (metadata, field) in cases {
-        crate::harness::refused_component("lock.etcd", &metadata, field, "hunter2");
+        crate::support::dlockd::refused_component("lock.etcd", &metadata, field, "hunter2");
     }
     // A user name for an etcd without authentication.
     let file = component(
         "store",
         "lock.etcd",
         &[
-            ("endpoints", &crate::servers::shared("DLOCK_TEST_ETCD")),
+            (
+                "endpoints",
+                &crate::support::servers::shared("DLOCK_TEST_ETCD"),
+            ),
             ("username", "bpm"),
             ("password", PASSWORD),
         ],
     );
-    let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
-        .err()
-        .expect("credentials for an etcd without authentication stop start-up")
-        .output;
+    let failed = Dlockd::start_fails(Options::with_component("app", file)).output;
     assert!(
         failed.contains("field spec.metadata 'username'"),
         "{failed}"
@@ -382,10 +356,7 @@ async fn metadata_errors_name_the_field() {
             ("requestTimeout", "500ms"),
         ],
     );
-    let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
-        .err()
-        .unwrap()
-        .output;
+    let failed = Dlockd::start_fails(Options::with_component("app", file)).output;
     assert!(
         failed.contains("can't reach etcd at 127.0.0.1:1"),
         "{failed}"
@@ -394,8 +365,8 @@ async fn metadata_errors_name_the_field() {
 }
 
 #[tokio::test]
-async fn tls_with_a_client_certificate() {
-    let certificates = crate::certs::Certs::new();
+async fn tls_works_with_an_inline_ca_and_needs_a_client_certificate() {
+    let certificates = crate::support::certs::Certs::new();
     let etcd = Etcd::start_tls(&certificates);
     let ca = std::fs::read_to_string(&certificates.ca).unwrap();
     let (cert, key) = &certificates.client;
@@ -414,21 +385,9 @@ async fn tls_with_a_client_certificate() {
             ("key", &key),
         ],
     );
-    let sidecar = Sidecar::start(Options::with_files("app", &[("store.yaml", file)]));
+    let sidecar = Dlockd::start(Options::with_component("app", file));
     let api = Api::new(&sidecar).await;
-    let key_name = unique("tls");
-    assert_eq!(
-        api.lock(Protocol::Grpc, "store", &key_name, "a", 60).await,
-        Ok(true)
-    );
-    assert_eq!(
-        api.lock(Protocol::Http, "store", &key_name, "b", 60).await,
-        Ok(false)
-    );
-    assert_eq!(
-        api.unlock(Protocol::Grpc, "store", &key_name, "a").await,
-        Ok(SUCCESS)
-    );
+    api.smoke("store").await;
 
     // Without a client certificate etcd refuses the connection: start-up says so.
     let file = component(
@@ -441,9 +400,6 @@ async fn tls_with_a_client_certificate() {
             ("requestTimeout", "1s"),
         ],
     );
-    let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
-        .err()
-        .expect("no client certificate, no connection")
-        .output;
+    let failed = Dlockd::start_fails(Options::with_component("app", file)).output;
     assert!(failed.contains("can't reach etcd at"), "{failed}");
 }

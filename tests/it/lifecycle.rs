@@ -1,10 +1,10 @@
 //! Start-up and shutdown as an operator sees them: the ready line, and a clean exit on SIGTERM.
 
-use crate::harness::{Options, Sidecar};
+use crate::support::dlockd::{Dlockd, Options};
 
 #[tokio::test]
-async fn ready_line_and_graceful_sigterm() {
-    let sidecar = Sidecar::start(Options {
+async fn prints_a_ready_line_and_exits_cleanly_on_sigterm() {
+    let sidecar = Dlockd::start(Options {
         app_id: "bpm-server".into(),
         ..Options::default()
     });

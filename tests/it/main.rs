@@ -1,21 +1,17 @@
 //! The integration tests: one crate, so the suite links once. Every test talks to real
-//! processes (dlockd, dlock, the Dapr SDKs) through their public interfaces.
+//! processes (dlockd, dlock, the Dapr SDKs) through their public interfaces; what the tests
+//! share lives in `support`.
 
-mod api;
-mod api_errors;
-mod backend;
-mod certs;
 mod cli;
 mod components;
 mod conformance;
 mod contract;
+mod dapr_api;
 mod etcd;
-mod harness;
 mod lifecycle;
-mod locks;
 mod locks_api;
 mod redis;
 mod redis_topologies;
 mod sdk;
-mod servers;
+mod support;
 mod zookeeper;

@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
-use crate::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, LOCK_DOES_NOT_EXIST, SUCCESS};
-use crate::backend::{unique, Backend};
-use crate::harness::{component, Options, Sidecar};
-use crate::servers::{shared, Redis};
+use redis::aio::MultiplexedConnection as Connection;
+
+use crate::support::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, LOCK_DOES_NOT_EXIST, SUCCESS};
+use crate::support::backend::{unique, Backend};
+use crate::support::dlockd::{component, Dlockd, Options};
+use crate::support::servers::{shared, Redis};
 
 /// daprd's release: read the key; missing → -1, another owner → -2, else delete it.
 const DAPRD_UNLOCK: &str = r"
@@ -16,7 +18,30 @@ if v ~= ARGV[1] then return -2 end
 return redis.call('del', KEYS[1])
 ";
 
-async fn raw() -> redis::aio::MultiplexedConnection {
+/// daprd's try-lock, SET key owner EX 30 NX: Some("OK") when set.
+async fn daprd_lock(redis: &mut Connection, key: &str, owner: &str) -> Option<String> {
+    redis::cmd("SET")
+        .arg(key)
+        .arg(owner)
+        .arg("EX")
+        .arg(30)
+        .arg("NX")
+        .query_async(redis)
+        .await
+        .unwrap()
+}
+
+/// daprd's release, by its script: -1 for a missing key, -2 for another owner's.
+async fn daprd_unlock(redis: &mut Connection, key: &str, owner: &str) -> i64 {
+    redis::Script::new(DAPRD_UNLOCK)
+        .key(key)
+        .arg(owner)
+        .invoke_async(redis)
+        .await
+        .unwrap()
+}
+
+async fn raw() -> Connection {
     let client = redis::Client::open(format!("redis://{}", shared("DLOCK_TEST_REDIS"))).unwrap();
     client.get_multiplexed_async_connection().await.unwrap()
 }
@@ -30,16 +55,12 @@ async fn daprd_and_dlockd_share_locks_both_ways() {
         // daprd takes a lock: SET key owner EX n NX on the key SPEC §3 builds.
         let resource = unique("interop");
         let key = format!("lock||bpm||{resource}");
-        let set: Option<String> = redis::cmd("SET")
-            .arg(&key)
-            .arg("daprd-server")
-            .arg("EX")
-            .arg(30)
-            .arg("NX")
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-        assert_eq!(set.as_deref(), Some("OK"));
+        assert_eq!(
+            daprd_lock(&mut redis, &key, "daprd-server")
+                .await
+                .as_deref(),
+            Some("OK")
+        );
         // dlockd sees it held, by anyone else and by daprd's owner too (not reentrant).
         assert_eq!(
             api.lock(protocol, "store", &resource, "dlockd-server", 30)
@@ -88,31 +109,9 @@ async fn daprd_and_dlockd_share_locks_both_ways() {
             .unwrap();
         assert!((28..=30).contains(&ttl), "{ttl}");
         // daprd's SET NX is refused, and daprd's release script answers as daprd expects.
-        let set: Option<String> = redis::cmd("SET")
-            .arg(&key)
-            .arg("daprd-server")
-            .arg("EX")
-            .arg(30)
-            .arg("NX")
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-        assert_eq!(set, None);
-        let script = redis::Script::new(DAPRD_UNLOCK);
-        let other: i64 = script
-            .key(&key)
-            .arg("daprd-server")
-            .invoke_async(&mut redis)
-            .await
-            .unwrap();
-        assert_eq!(other, -2);
-        let released: i64 = script
-            .key(&key)
-            .arg("dlockd-server")
-            .invoke_async(&mut redis)
-            .await
-            .unwrap();
-        assert!(released >= 0);
+        assert_eq!(daprd_lock(&mut redis, &key, "daprd-server").await, None);
+        assert_eq!(daprd_unlock(&mut redis, &key, "daprd-server").await, -2);
+        assert!(daprd_unlock(&mut redis, &key, "dlockd-server").await >= 0);
         assert_eq!(
             api.unlock(protocol, "store", &resource, "dlockd-server")
                 .await,
@@ -142,7 +141,7 @@ async fn a_waiter_notices_a_release_by_daprd() {
         .await
         .unwrap();
     let waiter = tokio::spawn(async move {
-        crate::locks::acquire(
+        crate::support::locks::acquire(
             &locks,
             &resource,
             "dlockd-waiter",
@@ -156,12 +155,7 @@ async fn a_waiter_notices_a_release_by_daprd() {
     let channel = format!("dlock||released||{key}");
     assert_eq!(subscribers(&mut redis, &channel).await, 1);
     // daprd's release publishes nothing; the waiter still notices by polling, within 200 ms.
-    let _: i64 = redis::Script::new(DAPRD_UNLOCK)
-        .key(&key)
-        .arg("daprd-server")
-        .invoke_async(&mut redis)
-        .await
-        .unwrap();
+    daprd_unlock(&mut redis, &key, "daprd-server").await;
     let released = std::time::Instant::now();
     assert!(waiter.await.unwrap().unwrap().is_some());
     assert!(
@@ -178,7 +172,7 @@ async fn a_waiter_notices_a_release_by_daprd() {
     panic!("the sidecar still listens on {channel} after its waiter was served");
 }
 
-async fn subscribers(redis: &mut redis::aio::MultiplexedConnection, channel: &str) -> i64 {
+async fn subscribers(redis: &mut Connection, channel: &str) -> i64 {
     let counts: (String, i64) = redis::cmd("PUBSUB")
         .arg("NUMSUB")
         .arg(channel)
@@ -207,10 +201,7 @@ async fn a_master_with_replicas_is_refused_as_daprd_does() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let file = component("store", "lock.redis", &[("redisHost", &master.address())]);
-    let failed = match Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)])) {
-        Ok(sidecar) => panic!("started on a master with replicas:\n{}", sidecar.logs()),
-        Err(failed) => failed.output,
-    };
+    let failed = Dlockd::start_fails(Options::with_component("app", file)).output;
     assert!(
         failed.contains("field spec.metadata 'redisHost'"),
         "{failed}"
@@ -243,7 +234,7 @@ async fn metadata_errors_name_the_field_and_hide_the_password() {
         ),
     ];
     for (metadata, field) in cases {
-        crate::harness::refused_component("lock.redis", &metadata, field, "hunter2-secret");
+        crate::support::dlockd::refused_component("lock.redis", &metadata, field, "hunter2-secret");
     }
     // Unreachable Redis: a clear error naming the address, and the password nowhere.
     let file = component(
@@ -255,10 +246,7 @@ async fn metadata_errors_name_the_field_and_hide_the_password() {
             ("dialTimeout", "500ms"),
         ],
     );
-    let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
-        .err()
-        .unwrap()
-        .output;
+    let failed = Dlockd::start_fails(Options::with_component("app", file)).output;
     assert!(
         failed.contains("can't connect to Redis at 127.0.0.1:1"),
         "{failed}"

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::{Options, Sidecar};
+use crate::support::dlockd::{Dlockd, Options};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -33,7 +33,7 @@ fn node_modules_ready() {
     );
 }
 
-fn run(sidecar: &Sidecar, program: &Path, script: &str, env: &[(&str, &str)]) {
+fn run(sidecar: &Dlockd, program: &Path, script: &str, env: &[(&str, &str)]) {
     let port = |url: &str| url.rsplit(':').next().unwrap().to_string();
     let output = Command::new(program)
         .arg(root().join(script))
@@ -60,14 +60,14 @@ fn run(sidecar: &Sidecar, program: &Path, script: &str, env: &[(&str, &str)]) {
 
 #[tokio::test]
 async fn python_sdk_locks_and_unlocks() {
-    let sidecar = Sidecar::start(Options::default());
+    let sidecar = Dlockd::start(Options::default());
     run(&sidecar, &python(), "tests/sdk/python/sdk_lock.py", &[]);
 }
 
 #[tokio::test]
 async fn python_sdk_with_an_api_token() {
     let token = [("DAPR_API_TOKEN", "sdk-token-123")];
-    let sidecar = Sidecar::start(Options {
+    let sidecar = Dlockd::start(Options {
         env: vec![("DAPR_API_TOKEN".into(), "sdk-token-123".into())],
         ..Options::default()
     });
@@ -77,7 +77,7 @@ async fn python_sdk_with_an_api_token() {
 #[tokio::test]
 async fn javascript_sdk_locks_and_unlocks_over_http_and_grpc() {
     node_modules_ready();
-    let sidecar = Sidecar::start(Options::default());
+    let sidecar = Dlockd::start(Options::default());
     run(
         &sidecar,
         Path::new("node"),

@@ -9,11 +9,15 @@ use std::time::{Duration, Instant};
 use dlock::proto::dlock::hold_event::Event;
 use zookeeper_client::Client;
 
-use crate::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, LOCK_DOES_NOT_EXIST, SUCCESS};
-use crate::backend::{unique, zookeeper_metadata, Backend, ADMIN_TOKEN, ZOOKEEPER_SESSION};
-use crate::harness::{component, Options, Sidecar};
-use crate::locks::{acquire, force_release, inspect, renew, request, Session};
-use crate::servers::{shared, Zookeeper};
+use crate::support::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, LOCK_DOES_NOT_EXIST, SUCCESS};
+use crate::support::backend::{
+    unique, zookeeper_metadata, Backend, ADMIN_TOKEN, ZOOKEEPER_SESSION,
+};
+use crate::support::dlockd::{component, Dlockd, Options};
+use crate::support::locks::{
+    acquire, force_release, inspect, renew, request, try_acquire, Session,
+};
+use crate::support::servers::{shared, Outage, Zookeeper};
 
 async fn raw() -> Client {
     Client::connect(&shared("DLOCK_TEST_ZOOKEEPER"))
@@ -23,10 +27,10 @@ async fn raw() -> Client {
 
 /// A sidecar with app id `app` and one `lock.zookeeper` component named `store` with this
 /// metadata.
-fn sidecar_with(metadata: &[(&str, String)]) -> Result<Sidecar, crate::harness::Failed> {
+fn sidecar_with(metadata: &[(&str, String)]) -> Result<Dlockd, crate::support::dlockd::Failed> {
     let pairs: Vec<(&str, &str)> = metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let file = component("store", "lock.zookeeper", &pairs);
-    Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
+    Dlockd::try_start(Options::with_component("app", file))
 }
 
 #[tokio::test]
@@ -36,9 +40,8 @@ async fn a_lock_is_an_ephemeral_sequential_node_under_its_keys_node() {
     let api = Api::new(&sidecar).await;
     let base = unique("layout");
     let resource = format!("{base}/é x");
-    let token = acquire(&locks, &resource, "worker-1", 30, Duration::ZERO)
+    let token = try_acquire(&locks, &resource, "worker-1", 30)
         .await
-        .unwrap()
         .expect("granted");
     // A refused attempt leaves nothing behind.
     assert_eq!(
@@ -97,12 +100,7 @@ async fn an_expiry_holds_while_the_holders_sidecar_hangs() {
     // Frozen, the holder can't delete its node at the expiry, and its session outlives the
     // expiry: the contender deletes the expired node itself.
     holder.freeze();
-    assert_eq!(
-        acquire(&other_locks, &key, "next", 30, Duration::ZERO)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(try_acquire(&other_locks, &key, "next", 30).await, None);
     assert!(
         acquire(&other_locks, &key, "next", 30, Duration::from_secs(5))
             .await
@@ -268,16 +266,7 @@ async fn digest_credentials_keep_the_locks_to_their_identity() {
         metadata
     };
     let sidecar = sidecar_with(&with_password("hunter2-secret")).unwrap();
-    let api = Api::new(&sidecar).await;
-    let key = unique("acl");
-    assert_eq!(
-        api.lock(Protocol::Grpc, "store", &key, "a", 30).await,
-        Ok(true)
-    );
-    assert_eq!(
-        api.unlock(Protocol::Grpc, "store", &key, "a").await,
-        Ok(SUCCESS)
-    );
+    Api::new(&sidecar).await.smoke("store").await;
 
     // Nobody else can read the lock root: not an anonymous client, not another password.
     let zk = raw().await;
@@ -325,7 +314,12 @@ async fn metadata_errors_name_the_field_and_hide_the_password() {
         ),
     ];
     for (metadata, field) in cases {
-        crate::harness::refused_component("lock.zookeeper", &metadata, field, "hunter2-secret");
+        crate::support::dlockd::refused_component(
+            "lock.zookeeper",
+            &metadata,
+            field,
+            "hunter2-secret",
+        );
     }
     // No ZooKeeper there: a clear error naming the servers, within the session timeout.
     let started = Instant::now();
@@ -357,10 +351,7 @@ async fn the_granting_sidecar_sees_what_other_sidecars_did_to_its_lock() {
 
     // Renewed elsewhere: still released here.
     let key = unique("elsewhere");
-    assert!(acquire(&granting_locks, &key, "a", 30, Duration::ZERO)
-        .await
-        .unwrap()
-        .is_some());
+    assert!(try_acquire(&granting_locks, &key, "a", 30).await.is_some());
     assert_eq!(renew(&other_locks, &key, "a", 60).await, SUCCESS);
     assert_eq!(renew(&granting_locks, &key, "a", 90).await, SUCCESS);
     let left = inspect(&other_locks, &key).await.unwrap().expires_in_ms;
@@ -374,17 +365,11 @@ async fn the_granting_sidecar_sees_what_other_sidecars_did_to_its_lock() {
 
     // Released by force elsewhere and taken by someone else: not the first owner's any more.
     let key = unique("elsewhere");
-    assert!(acquire(&granting_locks, &key, "a", 30, Duration::ZERO)
-        .await
-        .unwrap()
-        .is_some());
+    assert!(try_acquire(&granting_locks, &key, "a", 30).await.is_some());
     assert!(force_release(&other_locks, &key, Some(ADMIN_TOKEN))
         .await
         .unwrap());
-    assert!(acquire(&other_locks, &key, "b", 30, Duration::ZERO)
-        .await
-        .unwrap()
-        .is_some());
+    assert!(try_acquire(&other_locks, &key, "b", 30).await.is_some());
     assert_eq!(
         renew(&granting_locks, &key, "a", 30).await,
         LOCK_BELONGS_TO_OTHERS
@@ -415,18 +400,10 @@ async fn listing_decodes_the_key_nodes_and_skips_free_keys() {
     let mut tokens = Vec::new();
     for (i, resource) in resources.iter().enumerate() {
         let owner = format!("owner-{i}");
-        tokens.push(
-            acquire(&locks, resource, &owner, 30, Duration::ZERO)
-                .await
-                .unwrap()
-                .unwrap(),
-        );
+        tokens.push(try_acquire(&locks, resource, &owner, 30).await.unwrap());
     }
     let elsewhere = unique("other");
-    assert!(acquire(&locks, &elsewhere, "x", 30, Duration::ZERO)
-        .await
-        .unwrap()
-        .is_some());
+    assert!(try_acquire(&locks, &elsewhere, "x", 30).await.is_some());
     // Released: its key node may linger (ZooKeeper reaps it later) but holds no lock.
     assert_eq!(
         api.unlock(Protocol::Grpc, "store", &resources[2], "owner-2")

@@ -8,9 +8,9 @@ use dlock::cli::connect::Locks;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 
-use crate::api::{Api, Protocol, SUCCESS};
-use crate::backend::{unique, Backend};
-use crate::locks::{acquire, request};
+use crate::support::api::{Api, Protocol, SUCCESS};
+use crate::support::backend::{unique, Backend};
+use crate::support::locks::{acquire, request, try_acquire};
 
 const MARGIN: Duration = Duration::from_millis(300);
 
@@ -18,18 +18,10 @@ pub async fn wait_bounds(backend: Backend) {
     let sidecar = backend.sidecar("app", &[("store", None)]);
     let locks = sidecar.locks().await;
     let key = unique("c9");
-    assert!(acquire(&locks, &key, "a", 30, Duration::ZERO)
-        .await
-        .unwrap()
-        .is_some());
+    assert!(try_acquire(&locks, &key, "a", 30).await.is_some());
 
     // A wait of 0 is a try; a wait of 500 ms returns after 500 ms.
-    assert_eq!(
-        acquire(&locks, &key, "b", 30, Duration::ZERO)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(try_acquire(&locks, &key, "b", 30).await, None);
     let started = Instant::now();
     assert_eq!(
         acquire(&locks, &key, "b", 30, Duration::from_millis(500))
@@ -95,10 +87,7 @@ pub async fn first_come_first_served(backend: Backend) {
     let locks = sidecar.locks().await;
     let api = Api::new(&sidecar).await;
     let key = unique("c9");
-    assert!(acquire(&locks, &key, "holder", 30, Duration::ZERO)
-        .await
-        .unwrap()
-        .is_some());
+    assert!(try_acquire(&locks, &key, "holder", 30).await.is_some());
 
     let (order_tx, order) = tokio::sync::mpsc::unbounded_channel();
     let mut waiters = Vec::new();
@@ -122,10 +111,7 @@ pub async fn cancelled_waiter_leaves_no_trace(backend: Backend) {
     let locks = sidecar.locks().await;
     let api = Api::new(&sidecar).await;
     let key = unique("c9");
-    assert!(acquire(&locks, &key, "holder", 30, Duration::ZERO)
-        .await
-        .unwrap()
-        .is_some());
+    assert!(try_acquire(&locks, &key, "holder", 30).await.is_some());
     // A waiter that gives up (its task and call dropped) ahead of everyone else.
     let quitter = {
         let (locks, key) = (locks.clone(), key.clone());
@@ -141,13 +127,10 @@ pub async fn cancelled_waiter_leaves_no_trace(backend: Backend) {
         Ok(SUCCESS)
     );
     // Nobody is left in line: a try gets the lock, and the quitter holds nothing.
-    assert!(acquire(&locks, &key, "next", 30, Duration::ZERO)
-        .await
-        .unwrap()
-        .is_some());
+    assert!(try_acquire(&locks, &key, "next", 30).await.is_some());
     assert_eq!(
         api.unlock(Protocol::Grpc, "store", &key, "quitter").await,
-        Ok(crate::api::LOCK_BELONGS_TO_OTHERS)
+        Ok(crate::support::api::LOCK_BELONGS_TO_OTHERS)
     );
 }
 
@@ -158,10 +141,7 @@ pub async fn release_wakes_a_waiter(backend: Backend) {
 
     // An unlock hands the lock over within a few milliseconds.
     let key = unique("c9");
-    assert!(acquire(&locks, &key, "holder", 30, Duration::ZERO)
-        .await
-        .unwrap()
-        .is_some());
+    assert!(try_acquire(&locks, &key, "holder", 30).await.is_some());
     let waiter = {
         let (locks, key) = (locks.clone(), key.clone());
         tokio::spawn(async move {
@@ -187,10 +167,7 @@ pub async fn release_wakes_a_waiter(backend: Backend) {
     // An expiry hands it over on time too.
     let key = unique("c9");
     let taken = Instant::now();
-    assert!(acquire(&locks, &key, "holder", 1, Duration::ZERO)
-        .await
-        .unwrap()
-        .is_some());
+    assert!(try_acquire(&locks, &key, "holder", 1).await.is_some());
     assert!(acquire(&locks, &key, "waiter", 30, Duration::from_secs(10))
         .await
         .unwrap()
@@ -208,14 +185,11 @@ pub async fn release_wakes_a_waiter(backend: Backend) {
 /// waiter's poll schedule (its polls fall 10, 30, 70, 150, 310, 510, 710, 910… ms after it
 /// starts), so a waiter that only polled would be late for at least two of them.
 pub async fn release_on_another_sidecar_wakes_a_waiter(backend: Backend) {
-    if !backend.shared_between_sidecars() {
-        return; // one process, one keyspace: nothing to signal across
-    }
     let holder = backend.sidecar("app", &[("store", None)]);
     let waiter = backend.sidecar("app", &[("store", None)]);
     let holder_api = Api::new(&holder).await;
     let waiter_locks = waiter.locks().await;
-    let capabilities = crate::api::capabilities(&waiter, "store").await;
+    let capabilities = crate::support::api::capabilities(&waiter, "store").await;
     assert!(
         capabilities.iter().any(|c| c == "RELEASE_SIGNAL"),
         "{capabilities:?}"

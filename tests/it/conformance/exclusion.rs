@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::{Api, Protocol, SUCCESS};
-use crate::backend::{unique, Backend};
+use crate::support::api::{Api, Protocol, SUCCESS};
+use crate::support::backend::{unique, Backend};
 
 const OWNERS: usize = 50;
 const ROUNDS: usize = 10;

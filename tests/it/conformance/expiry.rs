@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, LOCK_DOES_NOT_EXIST};
-use crate::backend::{unique, Backend};
+use crate::support::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, LOCK_DOES_NOT_EXIST};
+use crate::support::backend::{unique, Backend};
 
 const BEFORE: Duration = Duration::from_millis(300);
 const AFTER: Duration = Duration::from_secs(1);

@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::api::{Api, Failure, Protocol, BOTH};
-use crate::backend::{unique, Backend};
-use crate::harness::{Options, Sidecar};
+use crate::support::api::{Api, Failure, Protocol, BOTH};
+use crate::support::backend::{unique, Backend};
+use crate::support::dlockd::{Dlockd, Options};
 
 pub async fn holder_crash(backend: Backend) {
     let holder = backend.sidecar("app", &[("store", None)]);
@@ -73,10 +73,10 @@ pub async fn holder_crash(backend: Backend) {
 }
 
 pub async fn store_outage(backend: Backend) {
-    let Some((mut server, file)) = backend.private_server() else {
-        return; // an embedded store has no server to lose
-    };
-    let sidecar = Sidecar::start(Options::with_files("app", &[("store.yaml", file)]));
+    let (mut server, file) = backend
+        .private_server()
+        .expect("item 7 runs for stores with a server");
+    let sidecar = Dlockd::start(Options::with_component("app", file));
     let api = Api::new(&sidecar).await;
     let held = unique("c7");
     assert_eq!(

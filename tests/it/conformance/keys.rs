@@ -1,8 +1,8 @@
 //! Item 4: the keyPrefix strategies share or separate keys as SPEC.md §3 says, and sidecars
 //! with the same app id contend for the same keys.
 
-use crate::api::{Api, Protocol, SUCCESS};
-use crate::backend::{unique, Backend};
+use crate::support::api::{Api, Protocol, SUCCESS};
+use crate::support::backend::{unique, Backend};
 
 /// Whether a lock taken through store `a` blocks the same resource through store `b`.
 async fn shared(api_a: &Api, a: &str, api_b: &Api, b: &str) -> bool {
@@ -62,16 +62,9 @@ pub async fn key_prefixes(backend: Backend) {
     assert!(shared(&api, "by-appid", &api, "by-none").await);
 }
 
-/// Two sidecars on one backend: same app id contends, different app ids don't, `none` does.
-pub async fn two_sidecars(backend: Backend) {
-    if !backend.shared_between_sidecars() {
-        // Each process has its own keyspace: two sidecars never share, whatever the prefix.
-        let one = backend.sidecar("app", &[("s", Some("none"))]);
-        let two = backend.sidecar("app", &[("s", Some("none"))]);
-        let (a, b) = (Api::new(&one).await, Api::new(&two).await);
-        assert!(!shared(&a, "s", &b, "s").await);
-        return;
-    }
+/// Two sidecars on a store they share: same app id contends, different app ids don't, `none`
+/// does.
+pub async fn sidecars_share_keys_by_app_id(backend: Backend) {
     let stores = [("s", None), ("open", Some("none"))];
     let one = backend.sidecar("bpm", &stores);
     let two = backend.sidecar("bpm", &stores);
@@ -84,4 +77,13 @@ pub async fn two_sidecars(backend: Backend) {
     assert!(shared(&a, "s", &b, "s").await);
     assert!(!shared(&a, "s", &c, "s").await);
     assert!(shared(&a, "open", &c, "open").await);
+}
+
+/// Two sidecars on a store embedded in each: each process has its own keyspace, so they never
+/// share, whatever the prefix.
+pub async fn sidecars_never_share_keys(backend: Backend) {
+    let one = backend.sidecar("app", &[("s", Some("none"))]);
+    let two = backend.sidecar("app", &[("s", Some("none"))]);
+    let (a, b) = (Api::new(&one).await, Api::new(&two).await);
+    assert!(!shared(&a, "s", &b, "s").await);
 }

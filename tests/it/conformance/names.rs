@@ -1,8 +1,8 @@
 //! Item 8: resource ids are opaque: spaces, slashes, non-ASCII, case and length all work, and
 //! only `||` is refused.
 
-use crate::api::{Api, Failure, BOTH, SUCCESS};
-use crate::backend::{unique, Backend};
+use crate::support::api::{Api, Failure, BOTH, SUCCESS};
+use crate::support::backend::{unique, Backend};
 
 pub async fn names(backend: Backend) {
     let sidecar = backend.sidecar("app", &[("store", None)]);

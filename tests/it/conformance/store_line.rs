@@ -3,18 +3,19 @@
 //! runs out, or its client goes away) leaves the line at once; a waiter whose sidecar dies is
 //! skipped once its session or lease ends.
 //!
-//! Instantiated for every backend, and each test first checks that the store reports WAIT_QUEUE
-//! exactly when `Backend::skips_a_dead_waiter_within` says it keeps a line: a store that lost
-//! the capability fails here rather than skipping silently. Stores without a line keep one per
-//! sidecar (items in blocking.rs), where whoever retries first after a release wins across
-//! sidecars, so there is nothing more to check for them.
+//! The three line items run for the backends whose suite names the `store_line` group. The
+//! capability check runs for every backend: a store reports WAIT_QUEUE exactly when
+//! `Backend::skips_a_dead_waiter_within` says it keeps a line and its suite runs the line
+//! items, so a store that lost the capability, or a suite that left the items out, fails
+//! rather than skipping silently. Stores without a line keep one per sidecar (items in
+//! blocking.rs), where whoever retries first after a release wins across sidecars.
 
 use std::time::{Duration, Instant};
 
-use crate::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, SUCCESS};
-use crate::backend::{unique, Backend};
-use crate::harness::Sidecar;
-use crate::locks::acquire;
+use crate::support::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, SUCCESS};
+use crate::support::backend::{unique, Backend};
+use crate::support::dlockd::Dlockd;
+use crate::support::locks::acquire;
 
 use super::blocking::{served_in_turn, served_order};
 
@@ -25,20 +26,28 @@ const PROMPTLY: Duration = Duration::from_millis(500);
 /// How long a test waits between two arrivals, so that each is in line before the next.
 const APART: Duration = Duration::from_millis(100);
 
-/// Whether `backend` keeps the line, after checking that its capabilities say so.
-async fn keeps_a_line(backend: Backend, sidecar: &Sidecar) -> bool {
-    let capabilities = crate::api::capabilities(sidecar, "store").await;
-    let queue = capabilities.iter().any(|c| c == "WAIT_QUEUE");
+/// The store reports WAIT_QUEUE exactly where the backend keeps a line of waiters, and where
+/// its suite runs the line items (`runs_the_line_items`).
+pub async fn reports_a_line_exactly_where_it_keeps_one(
+    backend: Backend,
+    runs_the_line_items: bool,
+) {
+    let sidecar = backend.sidecar("app", &[("store", None)]);
+    let capabilities = crate::support::api::capabilities(&sidecar, "store").await;
+    let line = capabilities.iter().any(|c| c == "WAIT_QUEUE");
     assert_eq!(
-        queue,
+        line,
         backend.skips_a_dead_waiter_within().is_some(),
         "{capabilities:?}"
     );
-    queue
+    assert_eq!(
+        line, runs_the_line_items,
+        "a store that keeps a line runs the store_line items: {capabilities:?}"
+    );
 }
 
 /// A blocking acquire on its own task; it answers when it was granted.
-async fn waiter(sidecar: &Sidecar, key: &str, owner: &str, wait: Duration) -> Waiter {
+async fn waiter(sidecar: &Dlockd, key: &str, owner: &str, wait: Duration) -> Waiter {
     let (key, owner, locks) = (key.to_string(), owner.to_string(), sidecar.locks().await);
     tokio::spawn(async move {
         let got = acquire(&locks, &key, &owner, 30, wait).await;
@@ -49,12 +58,9 @@ async fn waiter(sidecar: &Sidecar, key: &str, owner: &str, wait: Duration) -> Wa
 type Waiter = tokio::task::JoinHandle<Option<Instant>>;
 
 pub async fn arrival_order_across_sidecars(backend: Backend) {
-    let sidecars: Vec<Sidecar> = (0..3)
+    let sidecars: Vec<Dlockd> = (0..3)
         .map(|_| backend.sidecar("app", &[("store", None)]))
         .collect();
-    if !keeps_a_line(backend, &sidecars[0]).await {
-        return;
-    }
     let mut apis = Vec::new();
     for sidecar in &sidecars {
         apis.push(Api::new(sidecar).await);
@@ -94,12 +100,9 @@ pub async fn arrival_order_across_sidecars(backend: Backend) {
 }
 
 pub async fn waiters_that_give_up_leave_the_line(backend: Backend) {
-    let sidecars: Vec<Sidecar> = (0..3)
+    let sidecars: Vec<Dlockd> = (0..3)
         .map(|_| backend.sidecar("app", &[("store", None)]))
         .collect();
-    if !keeps_a_line(backend, &sidecars[0]).await {
-        return;
-    }
     let api = Api::new(&sidecars[0]).await;
     let key = unique("c9");
     assert_eq!(
@@ -141,12 +144,10 @@ pub async fn waiters_that_give_up_leave_the_line(backend: Backend) {
 }
 
 pub async fn a_dead_sidecars_waiter_is_skipped(backend: Backend) {
+    let within = backend
+        .skips_a_dead_waiter_within()
+        .expect("a store that keeps a line skips a dead sidecar's waiter");
     let holder = backend.sidecar("app", &[("store", None)]);
-    let Some(within) = backend.skips_a_dead_waiter_within() else {
-        assert!(!keeps_a_line(backend, &holder).await);
-        return;
-    };
-    assert!(keeps_a_line(backend, &holder).await);
     let doomed = backend.sidecar("app", &[("store", None)]);
     let survivor = backend.sidecar("app", &[("store", None)]);
     let api = Api::new(&holder).await;

@@ -1,7 +1,7 @@
 //! Items 1 and 2: try-lock is immediate and not reentrant; unlock is owner-checked.
 
-use crate::api::{Api, BOTH, LOCK_BELONGS_TO_OTHERS, LOCK_DOES_NOT_EXIST, SUCCESS};
-use crate::backend::{unique, Backend};
+use crate::support::api::{Api, BOTH, LOCK_BELONGS_TO_OTHERS, LOCK_DOES_NOT_EXIST, SUCCESS};
+use crate::support::backend::{unique, Backend};
 
 pub async fn try_lock(backend: Backend) {
     let sidecar = backend.sidecar("app", &[("store", None)]);

@@ -6,7 +6,8 @@ use dlock::cli::http_client::HttpClient;
 use dlock::proto::dapr::{TryLockRequest, UnlockRequest};
 use serde_json::json;
 
-use crate::harness::Sidecar;
+use super::backend::unique;
+use super::dlockd::Dlockd;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -30,6 +31,15 @@ pub enum Failure {
     },
 }
 
+impl From<tonic::Status> for Failure {
+    fn from(status: tonic::Status) -> Failure {
+        Failure::Grpc {
+            code: status.code(),
+            message: status.message().to_string(),
+        }
+    }
+}
+
 impl Failure {
     pub fn message(&self) -> &str {
         match self {
@@ -45,7 +55,7 @@ pub struct Api {
 }
 
 impl Api {
-    pub async fn new(sidecar: &Sidecar) -> Api {
+    pub async fn new(sidecar: &Dlockd) -> Api {
         Api {
             grpc: sidecar.client().await,
             http: sidecar.http_client(),
@@ -73,7 +83,7 @@ impl Api {
                 })
                 .await
                 .map(|r| r.into_inner().success)
-                .map_err(grpc_failure),
+                .map_err(Failure::from),
             Protocol::Http => {
                 let body =
                     json!({"resourceId": resource, "lockOwner": owner, "expiryInSeconds": expiry});
@@ -106,7 +116,7 @@ impl Api {
                 })
                 .await
                 .map(|r| r.into_inner().status)
-                .map_err(grpc_failure),
+                .map_err(Failure::from),
             Protocol::Http => {
                 let body = json!({"resourceId": resource, "lockOwner": owner});
                 let answer = self
@@ -121,15 +131,59 @@ impl Api {
         }
     }
 
+    /// The short proof that a store works through this sidecar: a lock on a fresh key is
+    /// granted, refused to another owner, released by its owner and granted again, over gRPC
+    /// and HTTP in turn.
+    pub async fn smoke(&self, store: &str) {
+        let key = unique("smoke");
+        let (grpc, http) = (Protocol::Grpc, Protocol::Http);
+        assert_eq!(
+            self.lock(grpc, store, &key, "a", 30).await,
+            Ok(true),
+            "{store}: granted"
+        );
+        assert_eq!(
+            self.lock(http, store, &key, "b", 30).await,
+            Ok(false),
+            "{store}: refused to another owner"
+        );
+        assert_eq!(
+            self.unlock(grpc, store, &key, "a").await,
+            Ok(SUCCESS),
+            "{store}"
+        );
+        assert_eq!(
+            self.lock(http, store, &key, "b", 30).await,
+            Ok(true),
+            "{store}: granted again"
+        );
+    }
+
     /// POSTs a raw body; the JSON answer on 200, a Failure otherwise.
     pub async fn post(&self, path: &str, body: String) -> Result<serde_json::Value, Failure> {
-        let answer = self.http.post(path, body).await.expect("HTTP answers");
+        self.post_with(path, body, &[]).await
+    }
+
+    /// POSTs a raw body with extra headers; the JSON answer on 200, a Failure otherwise. Every
+    /// answer must be JSON, and say so.
+    pub async fn post_with(
+        &self,
+        path: &str,
+        body: String,
+        headers: &[(&str, &str)],
+    ) -> Result<serde_json::Value, Failure> {
+        let answer = self
+            .http
+            .post_with(path, body, headers)
+            .await
+            .expect("HTTP answers");
         assert_eq!(
             answer.content_type.as_deref(),
             Some("application/json"),
             "content type of {path}"
         );
-        let json = answer.json();
+        let json: serde_json::Value = serde_json::from_slice(&answer.body)
+            .unwrap_or_else(|e| panic!("{path} answered non-JSON ({e}): {:?}", answer.body));
         if answer.status == 200 {
             return Ok(json);
         }
@@ -141,20 +195,13 @@ impl Api {
     }
 }
 
-fn grpc_failure(status: tonic::Status) -> Failure {
-    Failure::Grpc {
-        code: status.code(),
-        message: status.message().to_string(),
-    }
-}
-
 /// Dapr's unlock statuses.
 pub const SUCCESS: i32 = 0;
 pub const LOCK_DOES_NOT_EXIST: i32 = 1;
 pub const LOCK_BELONGS_TO_OTHERS: i32 = 2;
 
 /// The capabilities the metadata API reports for the component named `store`.
-pub async fn capabilities(sidecar: &Sidecar, store: &str) -> Vec<String> {
+pub async fn capabilities(sidecar: &Dlockd, store: &str) -> Vec<String> {
     let metadata = sidecar
         .http_client()
         .get("/v1.0/metadata")

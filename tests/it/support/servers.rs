@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::certs::Certs;
-use crate::harness::temp_dir;
+use super::certs::Certs;
+use super::dlockd::temp_dir;
 
 /// The address of a store server scripts/test.sh started, from `variable`.
 pub fn shared(variable: &str) -> String {
@@ -35,6 +35,15 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A store server a test can take away and bring back, for outages (conformance item 7 and
+/// the stores' own tests).
+pub trait Outage {
+    /// Stops the server with SIGKILL: an outage, not a shutdown.
+    fn stop(&mut self);
+    /// Starts it again on the same ports with the same data, and waits until it serves.
+    fn resume(&mut self);
 }
 
 /// A private redis-server (or a Sentinel, which is redis-server in another mode).
@@ -106,14 +115,14 @@ impl Redis {
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+}
 
-    /// Stops the server (SIGKILL: an outage, not a shutdown).
-    pub fn stop(&mut self) {
+impl Outage for Redis {
+    fn stop(&mut self) {
         kill(&mut self.child);
     }
 
-    /// Starts it again on the same port.
-    pub fn resume(&mut self) {
+    fn resume(&mut self) {
         let child = Command::new(binary("DLOCK_TEST_REDIS_SERVER"))
             .args(&self.args)
             .stdout(Stdio::null())
@@ -196,12 +205,14 @@ impl RedisCluster {
             }
         }
     }
+}
 
-    pub fn stop(&mut self) {
+impl Outage for RedisCluster {
+    fn stop(&mut self) {
         self.nodes.iter_mut().for_each(Redis::stop);
     }
 
-    pub fn resume(&mut self) {
+    fn resume(&mut self) {
         self.nodes.iter_mut().for_each(Redis::resume);
     }
 }
@@ -388,14 +399,14 @@ impl Etcd {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
 
-    /// Stops the member (SIGKILL: an outage, not a shutdown).
-    pub fn stop(&mut self) {
+impl Outage for Etcd {
+    fn stop(&mut self) {
         kill(&mut self.child);
     }
 
-    /// Starts it again on the same ports with the same data.
-    pub fn resume(&mut self) {
+    fn resume(&mut self) {
         self.spawn();
         self.wait_ready();
     }
@@ -472,17 +483,6 @@ impl Zookeeper {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Stops the server (SIGKILL: an outage, not a shutdown).
-    pub fn stop(&mut self) {
-        kill(&mut self.child);
-    }
-
-    /// Starts it again, with the same data and port, and waits until it serves.
-    pub fn resume(&mut self) {
-        self.spawn();
-        self.wait_serving();
-    }
-
     fn spawn(&mut self) {
         let child = Command::new(binary("DLOCK_TEST_ZOOKEEPER_SERVER"))
             .arg(&self.dir)
@@ -520,6 +520,17 @@ impl Zookeeper {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+}
+
+impl Outage for Zookeeper {
+    fn stop(&mut self) {
+        kill(&mut self.child);
+    }
+
+    fn resume(&mut self) {
+        self.spawn();
+        self.wait_serving();
     }
 }
 

@@ -1,8 +1,10 @@
 //! The stores the conformance suite runs against, and how to write a component for each. A
 //! new store adds a variant here (reading its server's address from the environment that
-//! scripts/test.sh sets) and one `conformance_suite!` line in conformance/mod.rs.
+//! scripts/test.sh sets) and one `conformance_suite!` line in conformance/mod.rs, naming the
+//! groups of items that fit it.
 
-use crate::harness::{component, Options, Sidecar};
+use super::dlockd::{component, Dlockd, Options};
+use super::servers::Outage;
 
 /// The admin token every conformance sidecar has, for force release.
 pub const ADMIN_TOKEN: &str = "conformance-admin";
@@ -30,54 +32,12 @@ pub const ZOOKEEPER_SESSION: std::time::Duration = std::time::Duration::from_sec
 /// `WAITER_LEASE`): the line skips a dead sidecar's waiter within it.
 pub const ETCD_WAITER_LEASE: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// A store server a test can take away and bring back (conformance item 7).
-pub trait Outage {
-    fn stop(&mut self);
-    fn resume(&mut self);
-}
-
-impl Outage for crate::servers::Redis {
-    fn stop(&mut self) {
-        crate::servers::Redis::stop(self)
-    }
-    fn resume(&mut self) {
-        crate::servers::Redis::resume(self)
-    }
-}
-
-impl Outage for crate::servers::RedisCluster {
-    fn stop(&mut self) {
-        crate::servers::RedisCluster::stop(self)
-    }
-    fn resume(&mut self) {
-        crate::servers::RedisCluster::resume(self)
-    }
-}
-
 /// Short timeouts, so outage tests fail fast.
 const REDIS_TIMEOUTS: [(&str, &str); 3] = [
     ("readTimeout", "1s"),
     ("writeTimeout", "1s"),
     ("dialTimeout", "1s"),
 ];
-
-impl Outage for crate::servers::Etcd {
-    fn stop(&mut self) {
-        crate::servers::Etcd::stop(self)
-    }
-    fn resume(&mut self) {
-        crate::servers::Etcd::resume(self)
-    }
-}
-
-impl Outage for crate::servers::Zookeeper {
-    fn stop(&mut self) {
-        crate::servers::Zookeeper::stop(self)
-    }
-    fn resume(&mut self) {
-        crate::servers::Zookeeper::resume(self)
-    }
-}
 
 /// The metadata of a component on the ZooKeeper servers at `servers`.
 pub fn zookeeper_metadata(servers: &str) -> Vec<(&'static str, String)> {
@@ -130,20 +90,20 @@ impl Backend {
     }
 
     /// The metadata connecting a component to this backend's shared test server.
-    fn connection(self) -> Vec<(&'static str, String)> {
+    pub fn connection(self) -> Vec<(&'static str, String)> {
         match self {
             Backend::Memory => Vec::new(),
-            Backend::Redis => vec![("redisHost", crate::servers::shared("DLOCK_TEST_REDIS"))],
+            Backend::Redis => vec![("redisHost", super::servers::shared("DLOCK_TEST_REDIS"))],
             Backend::RedisCluster => vec![
                 (
                     "redisHost",
-                    crate::servers::shared("DLOCK_TEST_REDIS_CLUSTER"),
+                    super::servers::shared("DLOCK_TEST_REDIS_CLUSTER"),
                 ),
                 ("redisType", "cluster".into()),
             ],
-            Backend::Etcd => vec![("endpoints", crate::servers::shared("DLOCK_TEST_ETCD"))],
+            Backend::Etcd => vec![("endpoints", super::servers::shared("DLOCK_TEST_ETCD"))],
             Backend::Zookeeper => {
-                zookeeper_metadata(&crate::servers::shared("DLOCK_TEST_ZOOKEEPER"))
+                zookeeper_metadata(&super::servers::shared("DLOCK_TEST_ZOOKEEPER"))
             }
         }
     }
@@ -154,7 +114,7 @@ impl Backend {
         match self {
             Backend::Memory => None,
             Backend::Redis => {
-                let redis = crate::servers::Redis::start(&[]);
+                let redis = super::servers::Redis::start(&[]);
                 let address = redis.address();
                 let mut metadata = vec![("redisHost", address.as_str())];
                 metadata.extend(REDIS_TIMEOUTS);
@@ -162,7 +122,7 @@ impl Backend {
                 Some((Box::new(redis), file))
             }
             Backend::RedisCluster => {
-                let cluster = crate::servers::RedisCluster::start();
+                let cluster = super::servers::RedisCluster::start();
                 let addresses = cluster.addresses();
                 let mut metadata =
                     vec![("redisHost", addresses.as_str()), ("redisType", "cluster")];
@@ -171,7 +131,7 @@ impl Backend {
                 Some((Box::new(cluster), file))
             }
             Backend::Etcd => {
-                let etcd = crate::servers::Etcd::start(&[]);
+                let etcd = super::servers::Etcd::start(&[]);
                 let address = etcd.address();
                 let file = component(
                     "store",
@@ -185,7 +145,7 @@ impl Backend {
                 Some((Box::new(etcd), file))
             }
             Backend::Zookeeper => {
-                let zookeeper = crate::servers::Zookeeper::start();
+                let zookeeper = super::servers::Zookeeper::start();
                 let mut metadata = zookeeper_metadata(&zookeeper.address());
                 metadata.push(("requestTimeout", "1s".into()));
                 let pairs: Vec<(&str, &str)> =
@@ -207,12 +167,12 @@ impl Backend {
     }
 
     /// A sidecar with app id `app_id` serving the given (store name, keyPrefix) components.
-    pub fn sidecar(self, app_id: &str, stores: &[(&str, Option<&str>)]) -> Sidecar {
+    pub fn sidecar(self, app_id: &str, stores: &[(&str, Option<&str>)]) -> Dlockd {
         let files: Vec<(String, String)> = stores
             .iter()
             .map(|(name, prefix)| (format!("{name}.yaml"), self.component(name, *prefix)))
             .collect();
-        Sidecar::start(Options {
+        Dlockd::start(Options {
             app_id: app_id.into(),
             files: Some(files),
             env: vec![("DLOCK_ADMIN_TOKEN".into(), ADMIN_TOKEN.into())],

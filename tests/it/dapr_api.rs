@@ -1,142 +1,63 @@
-//! SPEC.md §2 to the letter: every row of the error table, in its order, answered the same on
-//! HTTP and gRPC; the HTTP body rules; health, metadata, the API token and the body limit.
+//! Dapr's API (TryLockAlpha1/UnlockAlpha1 over gRPC, `/v1.0-alpha1/…` over HTTP) as SPEC.md §2
+//! says, to the letter: every row of the error table, in its order, answered the same on HTTP
+//! and gRPC; the HTTP body rules; health, metadata, the API token and the body limit.
 
 use serde_json::json;
 use tonic::Code;
 
-use crate::api::{Api, Failure, Protocol, BOTH};
-use crate::harness::{component, Options, Sidecar};
-
-/// What a row of the table answers.
-struct Expected {
-    http_status: u16,
-    error_code: &'static str,
-    grpc: Code,
-    message: String,
-}
-
-fn expected(http_status: u16, error_code: &'static str, grpc: Code, message: &str) -> Expected {
-    Expected {
-        http_status,
-        error_code,
-        grpc,
-        message: message.to_string(),
-    }
-}
-
-fn check(
-    protocol: Protocol,
-    case: &str,
-    got: Result<impl std::fmt::Debug, Failure>,
-    want: &Expected,
-) {
-    let failure = got
-        .err()
-        .unwrap_or_else(|| panic!("{case} over {protocol:?}: expected an error"));
-    let wanted = match protocol {
-        Protocol::Http => Failure::Http {
-            status: want.http_status,
-            error_code: want.error_code.into(),
-            message: want.message.clone(),
-        },
-        Protocol::Grpc => Failure::Grpc {
-            code: want.grpc,
-            message: want.message.clone(),
-        },
-    };
-    assert_eq!(failure, wanted, "{case} over {protocol:?}");
-}
-
-fn one_store() -> Options {
-    Options::with_files(
-        "app",
-        &[("s.yaml", component("store", "lock.in-memory", &[]))],
-    )
-}
+use crate::support::api::{Api, Failure, Protocol, BOTH};
+use crate::support::dlockd::{Dlockd, Options};
+use crate::support::expected::{check, check_unreadable_body, Expected};
 
 #[tokio::test]
 async fn error_table_rows_in_order_on_both_protocols() {
-    let sidecar = Sidecar::start(one_store());
+    let sidecar = Dlockd::start(Options::in_memory());
     let api = Api::new(&sidecar).await;
-    let malformed = |m: &str| expected(400, "ERR_MALFORMED_REQUEST", Code::InvalidArgument, m);
-    for protocol in BOTH {
-        // Row 1 comes before every other check: here the store is missing and ids are empty.
-        for expiry in [0, -5] {
-            check(
-                protocol,
-                "expiry",
-                api.lock(protocol, "nope", "", "", expiry).await,
-                &malformed("ExpiryInSeconds is not positive in lock store nope"),
-            );
-        }
-        // Row 3 before rows 4 and 5.
-        check(
-            protocol,
-            "resource",
-            api.lock(protocol, "nope", "", "", 5).await,
-            &malformed("ResourceId is empty in lock store nope"),
-        );
-        check(
-            protocol,
-            "resource (unlock)",
-            api.unlock(protocol, "nope", "", "").await,
-            &malformed("ResourceId is empty in lock store nope"),
-        );
-        // Row 4 before row 5.
-        check(
-            protocol,
-            "owner",
-            api.lock(protocol, "nope", "r", "", 5).await,
-            &malformed("LockOwner is empty in lock store nope"),
-        );
-        check(
-            protocol,
-            "owner (unlock)",
-            api.unlock(protocol, "nope", "r", "").await,
-            &malformed("LockOwner is empty in lock store nope"),
-        );
-        // Row 5 before row 6.
-        let not_found = expected(
-            400,
-            "ERR_LOCK_STORE_NOT_FOUND",
-            Code::InvalidArgument,
-            "lock store nope not found",
-        );
-        check(
-            protocol,
-            "store",
-            api.lock(protocol, "nope", "a||b", "o", 5).await,
-            &not_found,
-        );
-        check(
-            protocol,
-            "store (unlock)",
-            api.unlock(protocol, "nope", "a||b", "o").await,
-            &not_found,
-        );
-        // Row 6: the key check.
-        check(
-            protocol,
+    // Each case also fails the checks of the rows after its own, which must not answer first:
+    // row 1 comes before every other check (here the store is missing and ids are empty), row
+    // 3 before rows 4 and 5, row 4 before row 5, row 5 before row 6 (the key check).
+    let expiry = || Expected::expiry_not_positive("nope");
+    let resource = || Expected::no_resource("nope");
+    let owner = || Expected::no_owner("nope");
+    let store = || Expected::store_not_found("nope");
+    // (case, store, resource, owner, expiry, the answer)
+    let locks = [
+        ("expiry", "nope", "", "", 0, expiry()),
+        ("expiry", "nope", "", "", -5, expiry()),
+        ("resource", "nope", "", "", 5, resource()),
+        ("owner", "nope", "r", "", 5, owner()),
+        ("store", "nope", "a||b", "o", 5, store()),
+        (
             "key",
-            api.lock(protocol, "store", "a||b", "o", 5).await,
-            &expected(
-                500,
-                "ERR_TRY_LOCK",
-                Code::Internal,
-                "failed to try acquiring lock: input key/keyPrefix 'a||b' can't contain '||'",
-            ),
-        );
-        check(
-            protocol,
-            "key (unlock)",
-            api.unlock(protocol, "store", "x||", "o").await,
-            &expected(
-                500,
-                "ERR_UNLOCK",
-                Code::Internal,
-                "failed to release lock: input key/keyPrefix 'x||' can't contain '||'",
-            ),
-        );
+            "store",
+            "a||b",
+            "o",
+            5,
+            Expected::key_with_pipes("ERR_TRY_LOCK", "failed to try acquiring lock", "a||b"),
+        ),
+    ];
+    // (case, store, resource, owner, the answer)
+    let unlocks = [
+        ("resource", "nope", "", "", resource()),
+        ("owner", "nope", "r", "", owner()),
+        ("store", "nope", "a||b", "o", store()),
+        (
+            "key",
+            "store",
+            "x||",
+            "o",
+            Expected::key_with_pipes("ERR_UNLOCK", "failed to release lock", "x||"),
+        ),
+    ];
+    for protocol in BOTH {
+        for (case, store, resource, owner, expiry, want) in &locks {
+            let got = api.lock(protocol, store, resource, owner, *expiry).await;
+            check(protocol, &format!("lock: {case}"), got, want);
+        }
+        for (case, store, resource, owner, want) in &unlocks {
+            let got = api.unlock(protocol, store, resource, owner).await;
+            check(protocol, &format!("unlock: {case}"), got, want);
+        }
     }
     // Nothing above was granted by mistake.
     for protocol in BOTH {
@@ -148,12 +69,12 @@ async fn error_table_rows_in_order_on_both_protocols() {
 }
 
 #[tokio::test]
-async fn no_lock_store_configured() {
+async fn without_a_lock_store_every_call_says_not_configured() {
     // Components given, but none of them a lock store.
     let secrets = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: env}\nspec: {type: secretstores.local.env, version: v1}\n";
-    let sidecar = Sidecar::start(Options::with_files("app", &[("env.yaml", secrets.into())]));
+    let sidecar = Dlockd::start(Options::with_files("app", &[("env.yaml", secrets.into())]));
     let api = Api::new(&sidecar).await;
-    let want = expected(
+    let want = Expected::new(
         500,
         "ERR_LOCK_STORE_NOT_CONFIGURED",
         Code::FailedPrecondition,
@@ -165,12 +86,7 @@ async fn no_lock_store_configured() {
             protocol,
             "expiry",
             api.lock(protocol, "s", "r", "o", 0).await,
-            &expected(
-                400,
-                "ERR_MALFORMED_REQUEST",
-                Code::InvalidArgument,
-                "ExpiryInSeconds is not positive in lock store s",
-            ),
+            &Expected::expiry_not_positive("s"),
         );
         // Row 2 comes before rows 3 to 5.
         check(
@@ -190,7 +106,7 @@ async fn no_lock_store_configured() {
 
 #[tokio::test]
 async fn http_bodies_are_read_the_protobuf_json_way() {
-    let sidecar = Sidecar::start(one_store());
+    let sidecar = Dlockd::start(Options::in_memory());
     let api = Api::new(&sidecar).await;
     let lock = |body: &str| api.post("/v1.0-alpha1/lock/store", body.to_string());
 
@@ -201,20 +117,7 @@ async fn http_bodies_are_read_the_protobuf_json_way() {
         r#"{"resourceId": 5}"#,
         r#"{"expiryInSeconds": "soon"}"#,
     ] {
-        match lock(body).await {
-            Err(Failure::Http {
-                status: 400,
-                error_code,
-                message,
-            }) => {
-                assert_eq!(error_code, "ERR_MALFORMED_REQUEST", "{body}");
-                assert!(
-                    message.starts_with("failed deserializing HTTP body: "),
-                    "{body}: {message}"
-                );
-            }
-            other => panic!("{body}: {other:?}"),
-        }
+        check_unreadable_body(body, lock(body).await);
     }
     // snake_case, a numeric string, unknown fields, a storeName in the body (the URL wins).
     let body = r#"{"resource_id":"r1","lock_owner":"o","expiry_in_seconds":"30","storeName":"other","x":{}}"#;
@@ -257,10 +160,10 @@ async fn http_bodies_are_read_the_protobuf_json_way() {
 }
 
 #[tokio::test]
-async fn health_metadata_and_unknown_rpcs() {
-    let sidecar = Sidecar::start(Options {
+async fn health_and_metadata_answer_and_unserved_rpcs_are_unimplemented() {
+    let sidecar = Dlockd::start(Options {
         app_id: "bpm".into(),
-        ..one_store()
+        ..Options::in_memory()
     });
     let http = sidecar.http_client();
     for path in ["/v1.0/healthz", "/v1.0/healthz/outbound"] {
@@ -309,9 +212,9 @@ async fn health_metadata_and_unknown_rpcs() {
 
 #[tokio::test]
 async fn api_token_is_enforced_on_both_protocols() {
-    let sidecar = Sidecar::start(Options {
+    let sidecar = Dlockd::start(Options {
         env: vec![("DAPR_API_TOKEN".into(), "s3cret-token".into())],
-        ..one_store()
+        ..Options::in_memory()
     });
     // HTTP: health is open, everything else needs the header.
     let anonymous = sidecar.http_client();
@@ -381,10 +284,10 @@ async fn api_token_is_enforced_on_both_protocols() {
 }
 
 #[tokio::test]
-async fn body_size_limit() {
-    let sidecar = Sidecar::start(Options {
+async fn bodies_over_the_size_limit_are_refused() {
+    let sidecar = Dlockd::start(Options {
         extra_args: vec!["--max-body-size".into(), "64Ki".into()],
-        ..one_store()
+        ..Options::in_memory()
     });
     let api = Api::new(&sidecar).await;
     let big = "x".repeat(70 * 1024);

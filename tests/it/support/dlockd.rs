@@ -1,6 +1,6 @@
-//! Running real sidecars for the tests: a `dlockd` process per `Sidecar`, on free loopback
+//! Running real sidecars for the tests: a `Dlockd` is one dlockd process, on free loopback
 //! ports it picks itself (port 0, read back from its ready line), with component files written
-//! to a folder of its own under Cargo's test temp dir. Dropping a `Sidecar` kills it.
+//! to a folder of its own under Cargo's test temp dir. Dropping a `Dlockd` kills it.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -45,10 +45,7 @@ pub fn component(name: &str, type_name: &str, metadata: &[(&str, &str)]) -> Stri
 /// the error names the metadata `field` and does not show `secret`.
 pub fn refused_component(type_name: &str, metadata: &[(&str, &str)], field: &str, secret: &str) {
     let file = component("store", type_name, metadata);
-    let failed = Sidecar::try_start(Options::with_files("app", &[("store.yaml", file)]))
-        .err()
-        .expect("a bad component stops start-up")
-        .output;
+    let failed = Dlockd::start_fails(Options::with_component("app", file)).output;
     assert!(
         failed.contains(&format!("field spec.metadata '{field}'")),
         "{field}: {failed}"
@@ -69,6 +66,19 @@ pub struct Options {
 }
 
 impl Options {
+    /// App id `app` with one in-memory store named `store`.
+    pub fn in_memory() -> Self {
+        Options::with_files(
+            "app",
+            &[("s.yaml", component("store", "lock.in-memory", &[]))],
+        )
+    }
+
+    /// App id `app_id` with one component file.
+    pub fn with_component(app_id: &str, file: String) -> Self {
+        Options::with_files(app_id, &[("store.yaml", file)])
+    }
+
     pub fn with_files(app_id: &str, files: &[(&str, String)]) -> Self {
         Options {
             app_id: app_id.into(),
@@ -83,7 +93,8 @@ impl Options {
     }
 }
 
-pub struct Sidecar {
+/// A running dlockd process (a sidecar), and the addresses of its two front doors.
+pub struct Dlockd {
     child: Child,
     readers: Vec<std::thread::JoinHandle<()>>,
     pub grpc: String,
@@ -98,8 +109,8 @@ pub struct Failed {
     pub output: String,
 }
 
-impl Sidecar {
-    pub fn start(options: Options) -> Sidecar {
+impl Dlockd {
+    pub fn start(options: Options) -> Dlockd {
         match Self::try_start(options) {
             Ok(sidecar) => sidecar,
             Err(failed) => panic!(
@@ -109,7 +120,15 @@ impl Sidecar {
         }
     }
 
-    pub fn try_start(options: Options) -> Result<Sidecar, Failed> {
+    /// Starts a dlockd that must stop instead of becoming ready; how it stopped.
+    pub fn start_fails(options: Options) -> Failed {
+        match Self::try_start(options) {
+            Ok(sidecar) => panic!("dlockd started but should not have:\n{}", sidecar.logs()),
+            Err(failed) => failed,
+        }
+    }
+
+    pub fn try_start(options: Options) -> Result<Dlockd, Failed> {
         let dir = temp_dir("sidecar");
         let mut command = Command::new(DLOCKD);
         command
@@ -155,7 +174,7 @@ impl Sidecar {
         let started = Instant::now();
         loop {
             if let Ok(line) = ready_rx.recv_timeout(Duration::from_millis(20)) {
-                return Ok(Sidecar {
+                return Ok(Dlockd {
                     child,
                     readers,
                     grpc: format!("http://{}", address_after(&line, "gRPC on ")),
@@ -226,7 +245,7 @@ impl Sidecar {
     }
 }
 
-impl Drop for Sidecar {
+impl Drop for Dlockd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

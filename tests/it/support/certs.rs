@@ -7,7 +7,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair,
 };
 
-use crate::harness::temp_dir;
+use super::dlockd::temp_dir;
 
 #[derive(Clone)]
 pub struct Certs {

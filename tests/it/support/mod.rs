@@ -1,0 +1,12 @@
+//! What the tests share and nothing tests itself: the dlockd processes and store servers a
+//! test starts, the clients that talk to them, and the answers the tests expect. Every test
+//! file sits one level up.
+
+pub mod api;
+pub mod backend;
+pub mod certs;
+pub mod dlockd;
+pub mod expected;
+pub mod locks;
+pub mod locks_http;
+pub mod servers;
