@@ -7,4 +7,4 @@ pub mod config;
 pub mod lock;
 pub mod proto;
 pub mod startup;
-pub mod stores;
+pub(crate) mod stores;

@@ -14,9 +14,9 @@ use super::ApiState;
 use crate::lock::{ApiError, ErrorKind};
 
 /// The header and metadata name carrying the API token.
-pub const HEADER: &str = "dapr-api-token";
+pub(crate) const HEADER: &str = "dapr-api-token";
 /// The header and metadata name carrying the admin token.
-pub const ADMIN_HEADER: &str = "dlock-admin-token";
+pub(crate) const ADMIN_HEADER: &str = "dlock-admin-token";
 
 /// The token requests must present, if any. `Debug` never shows it.
 #[derive(Clone, Default)]
@@ -44,7 +44,7 @@ impl ApiToken {
     }
 
     /// Whether a request presenting `given` may pass.
-    pub fn admits(&self, given: Option<&[u8]>) -> bool {
+    pub(crate) fn admits(&self, given: Option<&[u8]>) -> bool {
         match &self.0 {
             None => true,
             Some(expected) => {
@@ -55,7 +55,7 @@ impl ApiToken {
 }
 
 /// The check before a force release: the admin token must be configured and presented.
-pub fn admin(token: &ApiToken, given: Option<&[u8]>) -> Result<(), ApiError> {
+pub(crate) fn admin(token: &ApiToken, given: Option<&[u8]>) -> Result<(), ApiError> {
     if !token.is_set() {
         return Err(ApiError::new(
             ErrorKind::Forbidden,
@@ -76,7 +76,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The HTTP check: 401 with plain text `invalid api token`, as daprd answers.
-pub async fn http_middleware(
+pub(crate) async fn http_middleware(
     State(state): State<Arc<ApiState>>,
     request: Request,
     next: Next,
@@ -92,7 +92,7 @@ pub async fn http_middleware(
 }
 
 /// The gRPC check, as a tonic interceptor.
-pub fn grpc_interceptor(
+pub(crate) fn grpc_interceptor(
     token: ApiToken,
 ) -> impl Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
     move |request: tonic::Request<()>| {

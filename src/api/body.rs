@@ -11,67 +11,67 @@ use crate::lock::{wait_timeout, AcquireRequest, ApiError, ErrorKind, LockRequest
 /// opens every other lock body too.
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(default)]
-pub struct ResourceBody {
+pub(crate) struct ResourceBody {
     #[serde(
         rename = "resourceId",
         alias = "resource_id",
         deserialize_with = "string"
     )]
-    pub resource_id: String,
+    pub(crate) resource_id: String,
 }
 
 /// `POST /v1.0-alpha1/unlock/{store}`: a resource and the owner that releases it.
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(default)]
-pub struct UnlockBody {
+pub(crate) struct UnlockBody {
     #[serde(flatten)]
-    pub resource: ResourceBody,
+    pub(crate) resource: ResourceBody,
     #[serde(
         rename = "lockOwner",
         alias = "lock_owner",
         deserialize_with = "string"
     )]
-    pub lock_owner: String,
+    pub(crate) lock_owner: String,
 }
 
 /// `POST /v1.0-alpha1/lock/{store}` and `/dlock/v1/renew/{store}`: an owner's lock, and for
 /// how long.
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(default)]
-pub struct TryLockBody {
+pub(crate) struct TryLockBody {
     #[serde(flatten)]
-    pub unlock: UnlockBody,
+    pub(crate) unlock: UnlockBody,
     #[serde(
         rename = "expiryInSeconds",
         alias = "expiry_in_seconds",
         deserialize_with = "int32"
     )]
-    pub expiry_in_seconds: i32,
+    pub(crate) expiry_in_seconds: i32,
 }
 
 /// `POST /dlock/v1/acquire/{store}`.
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(default)]
-pub struct AcquireBody {
+pub(crate) struct AcquireBody {
     #[serde(flatten)]
-    pub try_lock: TryLockBody,
+    pub(crate) try_lock: TryLockBody,
     #[serde(
         rename = "waitTimeoutMs",
         alias = "wait_timeout_ms",
         deserialize_with = "int64"
     )]
-    pub wait_timeout_ms: i64,
+    pub(crate) wait_timeout_ms: i64,
     #[serde(
         rename = "requireFencing",
         alias = "require_fencing",
         deserialize_with = "boolean"
     )]
-    pub require_fencing: bool,
+    pub(crate) require_fencing: bool,
 }
 
 impl UnlockBody {
     /// The core's request, for the store named in the path.
-    pub fn request(self, store: String) -> UnlockRequest {
+    pub(crate) fn request(self, store: String) -> UnlockRequest {
         UnlockRequest {
             store,
             resource_id: self.resource.resource_id,
@@ -82,7 +82,7 @@ impl UnlockBody {
 
 impl TryLockBody {
     /// The core's request, for the store named in the path.
-    pub fn request(self, store: String) -> LockRequest {
+    pub(crate) fn request(self, store: String) -> LockRequest {
         LockRequest {
             store,
             resource_id: self.unlock.resource.resource_id,
@@ -94,7 +94,7 @@ impl TryLockBody {
 
 impl AcquireBody {
     /// The core's request, for the store named in the path.
-    pub fn request(self, store: String) -> Result<AcquireRequest, ApiError> {
+    pub(crate) fn request(self, store: String) -> Result<AcquireRequest, ApiError> {
         Ok(AcquireRequest {
             wait: wait_timeout(self.wait_timeout_ms)?,
             lock: self.try_lock.request(store),
@@ -106,13 +106,13 @@ impl AcquireBody {
 /// `POST /dlock/v1/list/{store}`.
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(default)]
-pub struct ListBody {
+pub(crate) struct ListBody {
     #[serde(deserialize_with = "string")]
-    pub prefix: String,
+    pub(crate) prefix: String,
 }
 
 /// Parses a body; a bad one is Dapr's ERR_MALFORMED_REQUEST, `failed deserializing HTTP body`.
-pub fn parse<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
     let malformed = |detail: String| {
         ApiError::new(
             ErrorKind::MalformedRequest,

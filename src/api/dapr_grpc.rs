@@ -14,12 +14,12 @@ use crate::proto::dapr::{
     UnlockResponse,
 };
 
-pub struct DaprGrpc {
+pub(crate) struct DaprGrpc {
     state: Arc<ApiState>,
 }
 
 impl DaprGrpc {
-    pub fn new(state: Arc<ApiState>) -> Self {
+    pub(crate) fn new(state: Arc<ApiState>) -> Self {
         DaprGrpc { state }
     }
 }

@@ -16,7 +16,7 @@ use super::{auth, locks_http, status, ApiState};
 use crate::lock::{ApiError, TryLockOutcome};
 
 /// The HTTP routes of one sidecar.
-pub fn router(state: Arc<ApiState>, max_body_size: usize) -> Router {
+pub(crate) fn router(state: Arc<ApiState>, max_body_size: usize) -> Router {
     Router::new()
         .route("/v1.0-alpha1/lock/{store}", post(try_lock))
         .route("/v1.0-alpha1/unlock/{store}", post(unlock))

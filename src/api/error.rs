@@ -10,14 +10,14 @@ use crate::lock::{ApiError, ErrorKind, Operation};
 
 /// Dapr's HTTP error body.
 #[derive(Debug, Serialize)]
-pub struct ErrorBody<'a> {
+pub(crate) struct ErrorBody<'a> {
     #[serde(rename = "errorCode")]
-    pub error_code: &'a str,
-    pub message: &'a str,
+    pub(crate) error_code: &'a str,
+    pub(crate) message: &'a str,
 }
 
 /// The HTTP status and Dapr `errorCode` of an error kind.
-pub fn http_status(kind: ErrorKind) -> (StatusCode, &'static str) {
+pub(crate) fn http_status(kind: ErrorKind) -> (StatusCode, &'static str) {
     match kind {
         ErrorKind::MalformedRequest => (StatusCode::BAD_REQUEST, "ERR_MALFORMED_REQUEST"),
         ErrorKind::StoreNotConfigured => (
@@ -42,7 +42,7 @@ pub fn http_status(kind: ErrorKind) -> (StatusCode, &'static str) {
     }
 }
 
-pub fn grpc_code(kind: ErrorKind) -> tonic::Code {
+pub(crate) fn grpc_code(kind: ErrorKind) -> tonic::Code {
     match kind {
         ErrorKind::MalformedRequest | ErrorKind::StoreNotFound => tonic::Code::InvalidArgument,
         ErrorKind::StoreNotConfigured | ErrorKind::Unsupported => tonic::Code::FailedPrecondition,

@@ -27,12 +27,12 @@ use crate::proto::dlock::{
 /// milliseconds when the disk is busy.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
 
-pub struct LocksGrpc {
+pub(crate) struct LocksGrpc {
     state: Arc<ApiState>,
 }
 
 impl LocksGrpc {
-    pub fn new(state: Arc<ApiState>) -> Self {
+    pub(crate) fn new(state: Arc<ApiState>) -> Self {
         LocksGrpc { state }
     }
 }
@@ -76,7 +76,7 @@ fn grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
-pub fn acquired(grant: Option<Grant>) -> AcquireResponse {
+pub(crate) fn acquired(grant: Option<Grant>) -> AcquireResponse {
     let token = grant.and_then(|g| g.fencing_token);
     AcquireResponse {
         acquired: grant.is_some(),
@@ -85,7 +85,7 @@ pub fn acquired(grant: Option<Grant>) -> AcquireResponse {
     }
 }
 
-pub fn lock_info(held: HeldLock) -> LockInfo {
+pub(crate) fn lock_info(held: HeldLock) -> LockInfo {
     LockInfo {
         resource_id: held.resource_id,
         lock_owner: held.owner,

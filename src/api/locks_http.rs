@@ -17,7 +17,7 @@ use super::{auth, status, ApiState};
 use crate::lock::{ApiError, HeldLock};
 
 /// The routes, to be merged into the sidecar's router.
-pub fn routes() -> Router<Arc<ApiState>> {
+pub(crate) fn routes() -> Router<Arc<ApiState>> {
     Router::new()
         .route("/dlock/v1/acquire/{store}", post(acquire))
         .route("/dlock/v1/renew/{store}", post(renew))

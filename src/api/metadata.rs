@@ -8,10 +8,10 @@ use super::ApiState;
 use crate::proto::dapr::{GetMetadataResponse, RegisteredComponents};
 
 /// The version reported as `runtimeVersion`.
-pub const RUNTIME_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-dlock");
+pub(crate) const RUNTIME_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-dlock");
 
 /// The gRPC answer; the HTTP one is the same content in Dapr's JSON shape.
-pub fn describe(state: &ApiState) -> GetMetadataResponse {
+pub(crate) fn describe(state: &ApiState) -> GetMetadataResponse {
     let locks = state
         .locks
         .registry()
@@ -46,7 +46,7 @@ pub fn describe(state: &ApiState) -> GetMetadataResponse {
 /// `GET /v1.0/metadata`'s body.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MetadataJson {
+pub(crate) struct MetadataJson {
     id: String,
     runtime_version: String,
     enabled_features: Vec<String>,
@@ -55,7 +55,7 @@ pub struct MetadataJson {
 }
 
 #[derive(Serialize)]
-pub struct ComponentJson {
+pub(crate) struct ComponentJson {
     name: String,
     #[serde(rename = "type")]
     type_name: String,

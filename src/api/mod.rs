@@ -4,13 +4,13 @@
 //! codes in `error.rs` only, owner-checked outcomes to status numbers in `status` only.
 
 pub mod auth;
-pub mod body;
-pub mod dapr_grpc;
-pub mod dapr_http;
-pub mod error;
-pub mod locks_grpc;
-pub mod locks_http;
-pub mod metadata;
+pub(crate) mod body;
+pub(crate) mod dapr_grpc;
+pub(crate) mod dapr_http;
+pub(crate) mod error;
+pub(crate) mod locks_grpc;
+pub(crate) mod locks_http;
+pub(crate) mod metadata;
 pub mod server;
 
 use crate::lock::{LockService, OwnerChecked};
@@ -43,7 +43,7 @@ pub(crate) use lock_request;
 
 /// The status number answered for an unlock or a renewal, on every door: Dapr's
 /// `UnlockResponse.Status`, which dlock's `LockStatus` numbers alike.
-pub fn status(outcome: OwnerChecked) -> i32 {
+pub(crate) fn status(outcome: OwnerChecked) -> i32 {
     let status = match outcome {
         OwnerChecked::Applied => Status::Success,
         OwnerChecked::NotHeld => Status::LockDoesNotExist,

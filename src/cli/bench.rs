@@ -213,7 +213,7 @@ async fn pair(bench: &Bench, conn: &mut Conn, key: &str, owner: &str) -> Result<
 }
 
 /// The `p`th percentile of sorted microsecond samples, in milliseconds (nearest rank).
-pub fn percentile(sorted: &[u32], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

@@ -12,8 +12,8 @@ use tonic::transport::{Channel, Endpoint};
 use crate::proto::dapr::dapr_client::DaprClient;
 use crate::proto::dlock::locks_client::LocksClient;
 
-pub const DEFAULT_GRPC: &str = "127.0.0.1:50001";
-pub const DEFAULT_HTTP: &str = "127.0.0.1:3500";
+pub(crate) const DEFAULT_GRPC: &str = "127.0.0.1:50001";
+pub(crate) const DEFAULT_HTTP: &str = "127.0.0.1:3500";
 
 /// A gRPC client of Dapr's service that presents the API token, if any.
 pub type Client = DaprClient<InterceptedService<Channel, TokenInterceptor>>;
@@ -26,7 +26,7 @@ pub type Locks = LocksClient<InterceptedService<Channel, TokenInterceptor>>;
 pub struct TokenInterceptor(Option<AsciiMetadataValue>);
 
 impl TokenInterceptor {
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         TokenInterceptor(
             std::env::var("DAPR_API_TOKEN")
                 .ok()
@@ -35,7 +35,7 @@ impl TokenInterceptor {
         )
     }
 
-    pub fn token(&self) -> Option<&str> {
+    pub(crate) fn token(&self) -> Option<&str> {
         self.0.as_ref().and_then(|t| t.to_str().ok())
     }
 }
@@ -80,7 +80,7 @@ fn endpoint(flag: Option<&str>, endpoint_var: &str, port_var: &str, default: &st
 }
 
 /// Connects to the sidecar's gRPC port, failing within `timeout` if nobody answers.
-pub async fn channel(endpoint: &str, timeout: Duration) -> Result<Channel, String> {
+pub(crate) async fn channel(endpoint: &str, timeout: Duration) -> Result<Channel, String> {
     Endpoint::from_shared(endpoint.to_string())
         .map_err(|e| format!("'{endpoint}' is not a valid endpoint: {e}"))?
         .connect_timeout(timeout)
@@ -101,17 +101,17 @@ pub async fn locks(endpoint: &str, timeout: Duration) -> Result<Locks, String> {
 }
 
 /// A client of Dapr's service on an open channel.
-pub fn dapr_on(channel: Channel) -> Client {
+pub(crate) fn dapr_on(channel: Channel) -> Client {
     DaprClient::with_interceptor(channel, TokenInterceptor::from_env())
 }
 
 /// A client of dlock's own service on an open channel.
-pub fn locks_on(channel: Channel) -> Locks {
+pub(crate) fn locks_on(channel: Channel) -> Locks {
     LocksClient::with_interceptor(channel, TokenInterceptor::from_env())
 }
 
 /// The innermost cause of an error, which is the useful part of a transport error.
-pub fn source_text(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn source_text(error: &(dyn std::error::Error + 'static)) -> String {
     let mut inner = error;
     while let Some(source) = inner.source() {
         inner = source;

@@ -367,7 +367,7 @@ async fn release(client: &mut Client, hold: &Hold) -> Exit {
 }
 
 /// Says what went wrong with a call and picks the exit.
-pub fn report(endpoint: &str, status: &tonic::Status) -> Exit {
+pub(crate) fn report(endpoint: &str, status: &tonic::Status) -> Exit {
     match status.code() {
         Code::Unavailable => {
             eprintln!(

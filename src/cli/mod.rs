@@ -48,7 +48,7 @@ impl Exit {
 /// quietly with success, as it would under SIGPIPE's default action; any other write error
 /// ends it with a message. SIGPIPE itself stays ignored (Rust's default) because dlock also
 /// writes to sockets, where a vanished peer must be an error it handles, not its death.
-pub fn print_line(line: std::fmt::Arguments) {
+pub(crate) fn print_line(line: std::fmt::Arguments) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {

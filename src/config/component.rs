@@ -18,26 +18,26 @@ const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// One component document, shape-checked.
 #[derive(Debug, Clone)]
 pub struct Component {
-    pub file: PathBuf,
-    pub name: String,
-    pub type_name: String,
-    pub version: String,
-    pub ignore_errors: bool,
-    pub init_timeout: Duration,
-    pub metadata: Vec<MetadataItem>,
+    pub(crate) file: PathBuf,
+    pub(crate) name: String,
+    pub(crate) type_name: String,
+    pub(crate) version: String,
+    pub(crate) ignore_errors: bool,
+    pub(crate) init_timeout: Duration,
+    pub(crate) metadata: Vec<MetadataItem>,
     /// `auth.secretStore`: where `secretKeyRef`s are resolved.
-    pub secret_store: Option<String>,
-    pub scopes: Vec<String>,
+    pub(crate) secret_store: Option<String>,
+    pub(crate) scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
-pub struct MetadataItem {
-    pub name: String,
-    pub source: ValueSource,
+pub(crate) struct MetadataItem {
+    pub(crate) name: String,
+    pub(crate) source: ValueSource,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ValueSource {
+pub(crate) enum ValueSource {
     Value(String),
     SecretKeyRef { name: String, key: String },
     EnvRef(String),
@@ -45,7 +45,7 @@ pub enum ValueSource {
 
 impl Component {
     /// An error about this component, optionally naming a field.
-    pub fn error(&self, field: Option<&str>, message: impl Into<String>) -> ConfigError {
+    pub(crate) fn error(&self, field: Option<&str>, message: impl Into<String>) -> ConfigError {
         let error = match field {
             Some(field) => ConfigError::field(field, message),
             None => ConfigError::new(message),
@@ -60,7 +60,7 @@ impl Component {
 }
 
 /// Reads every component of the folders, in folder order, files sorted by name.
-pub fn read_folders(folders: &[PathBuf]) -> Result<Vec<Component>, ConfigError> {
+pub(crate) fn read_folders(folders: &[PathBuf]) -> Result<Vec<Component>, ConfigError> {
     let mut components = Vec::new();
     for folder in folders {
         for file in component_files(folder)? {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Parses a Go duration: a sequence of decimal numbers each with a unit (ns, us, µs, ms, s, m,
 /// h). Negative durations are refused; a bare `0` is zero.
-pub fn parse(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse(text: &str) -> Result<Duration, String> {
     let bad = || format!("'{text}' is not a duration (examples: 5s, 1m30s, 250ms)");
     let text = text.trim();
     if text == "0" {

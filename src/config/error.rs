@@ -9,17 +9,17 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// The component file, once the error is placed in one.
-    pub file: Option<PathBuf>,
-    pub component: Option<String>,
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) component: Option<String>,
     /// A store's metadata item by its name (`redisHost`), or a place in a component file
     /// (`spec.type`).
-    pub field: Option<String>,
-    pub message: String,
+    pub(crate) field: Option<String>,
+    pub(crate) message: String,
 }
 
 impl ConfigError {
     /// A mistake that no single field is at fault for.
-    pub fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         ConfigError {
             file: None,
             component: None,
@@ -29,7 +29,7 @@ impl ConfigError {
     }
 
     /// A mistake in `field`.
-    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
             field: Some(field.into()),
             ..ConfigError::new(message)
@@ -37,13 +37,13 @@ impl ConfigError {
     }
 
     /// The same mistake, found in `file`.
-    pub fn in_file(mut self, file: impl Into<PathBuf>) -> Self {
+    pub(crate) fn in_file(mut self, file: impl Into<PathBuf>) -> Self {
         self.file = Some(file.into());
         self
     }
 
     /// The same mistake, found in the component `name`.
-    pub fn in_component(mut self, name: impl Into<String>) -> Self {
+    pub(crate) fn in_component(mut self, name: impl Into<String>) -> Self {
         self.component = Some(name.into());
         self
     }

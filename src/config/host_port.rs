@@ -6,10 +6,10 @@ use std::fmt;
 use std::net::Ipv6Addr;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostPort {
+pub(crate) struct HostPort {
     /// A name or an address, IPv6 without its brackets.
-    pub host: String,
-    pub port: u16,
+    pub(crate) host: String,
+    pub(crate) port: u16,
 }
 
 impl HostPort {
@@ -17,7 +17,7 @@ impl HostPort {
     /// takes a port only in brackets (`[::1]:2181`). Bare, it is taken only when it can't be
     /// read as an address and a port: `::1` is the address `::1`, but `::1:2181` is refused,
     /// since it is also the address `::1:2181`.
-    pub fn parse(entry: &str, default_port: Option<u16>) -> Result<HostPort, String> {
+    pub(crate) fn parse(entry: &str, default_port: Option<u16>) -> Result<HostPort, String> {
         let bad = |why: &str| format!("'{entry}': {why}");
         let not_host_port = || format!("'{entry}' is not host:port");
         let (host, port) = match entry.strip_prefix('[') {

@@ -10,12 +10,12 @@ pub struct Metadata {
 }
 
 impl Metadata {
-    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
+    pub(crate) fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
         self.items.push((name.into(), value.into()));
     }
 
     /// The value of `name` (case-insensitive); the last one wins if a name is repeated.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.items
             .iter()
             .rev()
@@ -24,7 +24,7 @@ impl Metadata {
     }
 
     /// The value of `name` when it is set and not empty.
-    pub fn non_empty(&self, name: &str) -> Option<&str> {
+    pub(crate) fn non_empty(&self, name: &str) -> Option<&str> {
         self.get(name).filter(|v| !v.is_empty())
     }
 }

@@ -5,15 +5,15 @@
 //! Turning the parsed components into stores is start-up's work, above this layer.
 
 pub mod component;
-pub mod duration;
-pub mod error;
+pub(crate) mod duration;
+pub(crate) mod error;
 pub mod flags;
-pub mod host_port;
-pub mod metadata;
-pub mod secrets;
+pub(crate) mod host_port;
+pub(crate) mod metadata;
+pub(crate) mod secrets;
 mod settings;
-pub mod size;
+pub(crate) mod size;
 
-pub use error::ConfigError;
-pub use host_port::HostPort;
+pub(crate) use error::ConfigError;
+pub(crate) use host_port::HostPort;
 pub use metadata::Metadata;

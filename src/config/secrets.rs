@@ -16,7 +16,7 @@ const TYPES: &[(&str, Open)] = &[
 type Open = fn(&Metadata) -> Result<SecretStore, ConfigError>;
 
 /// A loaded secret store.
-pub enum SecretStore {
+pub(crate) enum SecretStore {
     Env,
     File {
         /// Every leaf of the JSON file, its path joined by the separator.
@@ -29,7 +29,7 @@ pub enum SecretStore {
 impl SecretStore {
     /// Opens a store of type `type_name` from its metadata; `None` when this build has no
     /// such type.
-    pub fn open(type_name: &str, metadata: &Metadata) -> Option<Result<Self, ConfigError>> {
+    pub(crate) fn open(type_name: &str, metadata: &Metadata) -> Option<Result<Self, ConfigError>> {
         let (_, open) = TYPES.iter().find(|(name, _)| *name == type_name)?;
         Some(open(metadata))
     }
@@ -40,7 +40,7 @@ impl SecretStore {
     }
 
     /// The secret `name`, field `key` (Dapr: an empty key means the secret's own name).
-    pub fn get(&self, name: &str, key: &str) -> Result<String, String> {
+    pub(crate) fn get(&self, name: &str, key: &str) -> Result<String, String> {
         let key = if key.is_empty() { name } else { key };
         let missing = || format!("secret '{name}' has no key '{key}'");
         match self {

@@ -10,14 +10,14 @@ use super::{duration, ConfigError, HostPort, Metadata};
 
 impl Metadata {
     /// The value of `name`, which must be set; `missing` says what it should hold.
-    pub fn required(&self, name: &str, missing: &str) -> Result<&str, ConfigError> {
+    pub(crate) fn required(&self, name: &str, missing: &str) -> Result<&str, ConfigError> {
         self.non_empty(name)
             .ok_or_else(|| ConfigError::field(name, missing))
     }
 
     /// The entries of the comma-separated list `name`, trimmed; `missing` says what it should
     /// hold. An empty entry is refused: a stray comma often marks a server left out.
-    pub fn list(&self, name: &str, missing: &str) -> Result<Vec<&str>, ConfigError> {
+    pub(crate) fn list(&self, name: &str, missing: &str) -> Result<Vec<&str>, ConfigError> {
         let text = self.required(name, missing)?;
         let entries: Vec<&str> = text.split(',').map(str::trim).collect();
         if entries.contains(&"") {
@@ -30,7 +30,7 @@ impl Metadata {
     }
 
     /// The comma-separated list of addresses `name` (see [`HostPort::parse`]).
-    pub fn host_ports(
+    pub(crate) fn host_ports(
         &self,
         name: &str,
         missing: &str,
@@ -45,7 +45,7 @@ impl Metadata {
     }
 
     /// `true` or `false`; false when unset.
-    pub fn flag(&self, name: &str) -> Result<bool, ConfigError> {
+    pub(crate) fn flag(&self, name: &str) -> Result<bool, ConfigError> {
         match self.non_empty(name) {
             None => Ok(false),
             Some(text) => text.parse().map_err(|_| {
@@ -55,7 +55,11 @@ impl Metadata {
     }
 
     /// A Go duration (`5s`, `250ms`), or `default` when unset.
-    pub fn duration_or(&self, name: &str, default: Duration) -> Result<Duration, ConfigError> {
+    pub(crate) fn duration_or(
+        &self,
+        name: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
         match self.non_empty(name) {
             None => Ok(default),
             Some(text) => duration::parse(text).map_err(|e| ConfigError::field(name, e)),
@@ -63,7 +67,7 @@ impl Metadata {
     }
 
     /// A whole number, or `default` when unset.
-    pub fn number_or<T: FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError> {
+    pub(crate) fn number_or<T: FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError> {
         match self.non_empty(name) {
             None => Ok(default),
             Some(text) => text
@@ -75,7 +79,7 @@ impl Metadata {
     /// PEM text (a certificate or key), given inline as Dapr components do or as the path of a
     /// file holding it; `None` when unset. The value itself never appears in an error: it may
     /// be a key pasted in the wrong form.
-    pub fn pem(&self, name: &str) -> Result<Option<String>, ConfigError> {
+    pub(crate) fn pem(&self, name: &str) -> Result<Option<String>, ConfigError> {
         let Some(value) = self.non_empty(name) else {
             return Ok(None);
         };
@@ -99,7 +103,7 @@ impl Metadata {
 
     /// Two values that only work together, such as a user name and its password: both, or
     /// neither.
-    pub fn both_or_neither(
+    pub(crate) fn both_or_neither(
         &self,
         first: &str,
         second: &str,
@@ -111,7 +115,11 @@ impl Metadata {
     }
 
     /// A certificate and its key, as [`Metadata::pem`] reads them: both, or neither.
-    pub fn pem_pair(&self, cert: &str, key: &str) -> Result<Option<(String, String)>, ConfigError> {
+    pub(crate) fn pem_pair(
+        &self,
+        cert: &str,
+        key: &str,
+    ) -> Result<Option<(String, String)>, ConfigError> {
         pair((cert, self.pem(cert)?), (key, self.pem(key)?))
     }
 }

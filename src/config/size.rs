@@ -2,7 +2,7 @@
 //! `10M`, or a plain number of bytes.
 
 /// Parses a size into bytes.
-pub fn parse(text: &str) -> Result<usize, String> {
+pub(crate) fn parse(text: &str) -> Result<usize, String> {
     let bad = || format!("'{text}' is not a size (examples: 4Mi, 512Ki, 10M, 1048576)");
     let text = text.trim();
     let digits = text

@@ -3,7 +3,7 @@
 
 /// The operation a request asked for; store failures are reported per operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
+pub(crate) enum Operation {
     /// Dapr's TryLockAlpha1.
     TryLock,
     /// Dapr's UnlockAlpha1.
@@ -17,7 +17,7 @@ pub enum Operation {
 
 impl Operation {
     /// Dapr's wording for its calls, ours in the same style for the others.
-    pub fn failure_prefix(self) -> &'static str {
+    pub(crate) fn failure_prefix(self) -> &'static str {
         match self {
             Operation::TryLock => "failed to try acquiring lock",
             Operation::Unlock => "failed to release lock",
@@ -32,7 +32,7 @@ impl Operation {
 
 /// Which error this is (SPEC.md §2's table, and ours beyond it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
+pub(crate) enum ErrorKind {
     /// Bad input: 400 ERR_MALFORMED_REQUEST, gRPC InvalidArgument.
     MalformedRequest,
     /// No lock store loaded at all: 500 ERR_LOCK_STORE_NOT_CONFIGURED, gRPC FailedPrecondition.
@@ -52,13 +52,13 @@ pub enum ErrorKind {
 /// An error answered to a client of the lock API.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
-pub struct ApiError {
-    pub kind: ErrorKind,
-    pub message: String,
+pub(crate) struct ApiError {
+    pub(crate) kind: ErrorKind,
+    pub(crate) message: String,
 }
 
 impl ApiError {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         ApiError {
             kind,
             message: message.into(),
@@ -66,7 +66,7 @@ impl ApiError {
     }
 
     /// A store failure (or refused key) during `operation`.
-    pub fn failed(operation: Operation, detail: impl std::fmt::Display) -> Self {
+    pub(crate) fn failed(operation: Operation, detail: impl std::fmt::Display) -> Self {
         ApiError::new(
             ErrorKind::Failed(operation),
             format!("{}: {detail}", operation.failure_prefix()),

@@ -2,11 +2,11 @@
 //! dlockd and daprd sharing one store agree on every key.
 
 /// The separator Dapr puts between the parts of a key; it may not appear in the parts.
-pub const SEPARATOR: &str = "||";
+pub(crate) const SEPARATOR: &str = "||";
 
 /// The strategy named by a component's `keyPrefix` metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyPrefix {
+pub(crate) enum KeyPrefix {
     /// `lock||<app-id>||<resource>` (`lock||<resource>` when the app id is empty). The default.
     AppId,
     /// `lock||<component name>||<resource>`.
@@ -20,11 +20,11 @@ pub enum KeyPrefix {
 /// A `keyPrefix` value that can't be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("keyPrefix '{0}' can't contain '||'")]
-pub struct InvalidKeyPrefix(pub String);
+pub(crate) struct InvalidKeyPrefix(pub String);
 
 impl KeyPrefix {
     /// Reads a `keyPrefix` value: unset or empty means `appid`; the value is lowercased first.
-    pub fn parse(value: Option<&str>) -> Result<Self, InvalidKeyPrefix> {
+    pub(crate) fn parse(value: Option<&str>) -> Result<Self, InvalidKeyPrefix> {
         let value = value.unwrap_or("").to_lowercase();
         if value.contains(SEPARATOR) {
             return Err(InvalidKeyPrefix(value));
@@ -39,7 +39,7 @@ impl KeyPrefix {
 
     /// The store key for `resource_id`, or the detail of Dapr's error when the resource id
     /// contains the separator.
-    pub fn store_key(
+    pub(crate) fn store_key(
         &self,
         app_id: &str,
         component_name: &str,
@@ -54,7 +54,7 @@ impl KeyPrefix {
     }
 
     /// What every key of this component starts with, e.g. `lock||app1||`.
-    pub fn base(&self, app_id: &str, component_name: &str) -> String {
+    pub(crate) fn base(&self, app_id: &str, component_name: &str) -> String {
         let middle = match self {
             KeyPrefix::AppId => app_id,
             KeyPrefix::ComponentName => component_name,
@@ -70,7 +70,7 @@ impl KeyPrefix {
 
     /// The resource id of a store key built by this component, or `None` for a key of
     /// another prefix.
-    pub fn resource_id<'k>(
+    pub(crate) fn resource_id<'k>(
         &self,
         app_id: &str,
         component_name: &str,

@@ -25,22 +25,22 @@
 //!   requests give.
 
 pub mod contract;
-pub mod error;
-pub mod key;
-pub mod registry;
-pub mod request;
-pub mod service;
-pub mod session;
-pub mod sidecar_line;
-pub mod store;
-pub mod store_line;
+pub(crate) mod error;
+pub(crate) mod key;
+pub(crate) mod registry;
+pub(crate) mod request;
+pub(crate) mod service;
+pub(crate) mod session;
+pub(crate) mod sidecar_line;
+pub(crate) mod store;
+pub(crate) mod store_line;
 #[cfg(test)]
 mod test_double;
 
-pub use error::{ApiError, ErrorKind, Operation};
-pub use key::KeyPrefix;
-pub use registry::{LoadedStore, Registry};
-pub use request::{wait_timeout, AcquireRequest, LockRequest, UnlockRequest};
+pub(crate) use error::{ApiError, ErrorKind, Operation};
+pub(crate) use key::KeyPrefix;
+pub(crate) use registry::{LoadedStore, Registry};
+pub(crate) use request::{wait_timeout, AcquireRequest, LockRequest, UnlockRequest};
 pub use service::{HeldLock, LockService};
 pub use store::{
     Capabilities, Grant, LockInfo, LockStore, OwnerChecked, Place, StoreError, TryLockOutcome,

@@ -13,9 +13,9 @@ pub struct LoadedStore {
     /// The component's `spec.type`, e.g. `lock.in-memory`.
     pub type_name: String,
     /// The component's `spec.version` as written (`v1` when empty).
-    pub version: String,
-    pub key_prefix: KeyPrefix,
-    pub store: Arc<dyn LockStore>,
+    pub(crate) version: String,
+    pub(crate) key_prefix: KeyPrefix,
+    pub(crate) store: Arc<dyn LockStore>,
 }
 
 /// The loaded lock stores. Read-only once the sidecar serves.
@@ -26,7 +26,7 @@ pub struct Registry {
 
 impl Registry {
     /// Adds a store; a second store of the same name is refused (the loader reports it first).
-    pub fn insert(&mut self, store: LoadedStore) -> Result<(), String> {
+    pub(crate) fn insert(&mut self, store: LoadedStore) -> Result<(), String> {
         if self.stores.contains_key(&store.name) {
             return Err(format!("duplicate lock store name '{}'", store.name));
         }
@@ -34,11 +34,11 @@ impl Registry {
         Ok(())
     }
 
-    pub fn get(&self, name: &str) -> Option<&LoadedStore> {
+    pub(crate) fn get(&self, name: &str) -> Option<&LoadedStore> {
         self.stores.get(name)
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.stores.is_empty()
     }
 

@@ -9,44 +9,44 @@ use super::{ApiError, ErrorKind, LoadedStore, LockService, Operation};
 
 /// A lock as a request names it, with the time it is asked for: Dapr's TryLock, and renew.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LockRequest {
+pub(crate) struct LockRequest {
     /// The lock store's component name.
-    pub store: String,
-    pub resource_id: String,
-    pub owner: String,
-    pub expiry_in_seconds: i32,
+    pub(crate) store: String,
+    pub(crate) resource_id: String,
+    pub(crate) owner: String,
+    pub(crate) expiry_in_seconds: i32,
 }
 
 /// Dapr's Unlock: a resource and the owner that releases it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnlockRequest {
-    pub store: String,
-    pub resource_id: String,
-    pub owner: String,
+pub(crate) struct UnlockRequest {
+    pub(crate) store: String,
+    pub(crate) resource_id: String,
+    pub(crate) owner: String,
 }
 
 /// A blocking acquire, and the start of a held session.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AcquireRequest {
-    pub lock: LockRequest,
+pub(crate) struct AcquireRequest {
+    pub(crate) lock: LockRequest,
     /// How long to wait while someone else holds the lock (see `wait_timeout`).
-    pub wait: Duration,
+    pub(crate) wait: Duration,
     /// Refuses a store that can't issue fencing tokens.
-    pub require_fencing: bool,
+    pub(crate) require_fencing: bool,
 }
 
 /// A request that passed the checks: the store it names, the key it built, the owner and the
 /// time to live. A session keeps it, so what it renews is what was checked.
 pub(crate) struct CheckedLock<'s> {
-    pub store: &'s LoadedStore,
-    pub key: String,
-    pub owner: String,
-    pub ttl: Duration,
+    pub(crate) store: &'s LoadedStore,
+    pub(crate) key: String,
+    pub(crate) owner: String,
+    pub(crate) ttl: Duration,
 }
 
 /// The wait a blocking acquire asks for, from the wire's milliseconds. A negative wait is
 /// refused before every row of the table: a door checks it while it reads the request.
-pub fn wait_timeout(wait_timeout_ms: i64) -> Result<Duration, ApiError> {
+pub(crate) fn wait_timeout(wait_timeout_ms: i64) -> Result<Duration, ApiError> {
     let millis = u64::try_from(wait_timeout_ms)
         .map_err(|_| ApiError::new(ErrorKind::MalformedRequest, "WaitTimeoutMs is negative"))?;
     Ok(Duration::from_millis(millis))

@@ -26,10 +26,10 @@ const MAX_POLL: Duration = Duration::from_millis(200);
 /// A held lock as a client sees it: by resource id, not store key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldLock {
-    pub resource_id: String,
-    pub owner: String,
-    pub expires_in: Duration,
-    pub fencing_token: Option<u64>,
+    pub(crate) resource_id: String,
+    pub(crate) owner: String,
+    pub(crate) expires_in: Duration,
+    pub(crate) fencing_token: Option<u64>,
 }
 
 /// Serves lock requests for one sidecar.
@@ -57,7 +57,7 @@ impl LockService {
     }
 
     /// Dapr's TryLockAlpha1.
-    pub async fn try_lock(&self, request: LockRequest) -> Result<TryLockOutcome, ApiError> {
+    pub(crate) async fn try_lock(&self, request: LockRequest) -> Result<TryLockOutcome, ApiError> {
         let op = Operation::TryLock;
         let lock = self.check(op, request)?;
         lock.store
@@ -68,7 +68,7 @@ impl LockService {
     }
 
     /// Dapr's UnlockAlpha1. A release wakes this sidecar's first waiter for the key at once.
-    pub async fn unlock(&self, request: UnlockRequest) -> Result<OwnerChecked, ApiError> {
+    pub(crate) async fn unlock(&self, request: UnlockRequest) -> Result<OwnerChecked, ApiError> {
         let (store, key) = self.locate(
             Operation::Unlock,
             &request.store,
@@ -101,7 +101,7 @@ impl LockService {
     /// ran out. Waiters are served in arrival order: across sidecars where the store keeps the
     /// line, else among this sidecar's waiters. Dropping the future (a client that gives up or
     /// disconnects) leaves the line.
-    pub async fn acquire(&self, request: AcquireRequest) -> Result<Option<Grant>, ApiError> {
+    pub(crate) async fn acquire(&self, request: AcquireRequest) -> Result<Option<Grant>, ApiError> {
         Ok(self.take(request).await?.map(|(_, grant)| grant))
     }
 
@@ -201,7 +201,7 @@ impl LockService {
     }
 
     /// Extends the lock's expiry to `expiry_in_seconds` from now if its owner holds it.
-    pub async fn renew(&self, request: LockRequest) -> Result<OwnerChecked, ApiError> {
+    pub(crate) async fn renew(&self, request: LockRequest) -> Result<OwnerChecked, ApiError> {
         let op = Operation::Renew;
         let lock = self.check(op, request)?;
         lock.store
@@ -212,7 +212,7 @@ impl LockService {
     }
 
     /// Who holds the lock now.
-    pub async fn inspect(
+    pub(crate) async fn inspect(
         &self,
         store_name: &str,
         resource_id: &str,
@@ -229,7 +229,11 @@ impl LockService {
 
     /// The held locks of this sidecar's view of the store whose resource ids start with
     /// `prefix`, sorted by resource id.
-    pub async fn list(&self, store_name: &str, prefix: &str) -> Result<Vec<HeldLock>, ApiError> {
+    pub(crate) async fn list(
+        &self,
+        store_name: &str,
+        prefix: &str,
+    ) -> Result<Vec<HeldLock>, ApiError> {
         let op = Operation::List;
         let store = self.check_list(store_name)?;
         let base = store.key_prefix.base(&self.app_id, &store.name);
@@ -253,7 +257,7 @@ impl LockService {
     }
 
     /// Releases the lock whoever holds it. The caller has checked the admin token.
-    pub async fn force_release(
+    pub(crate) async fn force_release(
         &self,
         store_name: &str,
         resource_id: &str,

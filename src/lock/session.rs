@@ -9,21 +9,24 @@ use super::request::CheckedLock;
 use super::{AcquireRequest, ApiError, Grant, LockService, OwnerChecked};
 
 /// A lock held for a client: the lock its acquire checked, and the grant.
-pub struct Session<'a> {
+pub(crate) struct Session<'a> {
     service: &'a LockService,
     lock: CheckedLock<'a>,
-    pub grant: Grant,
+    pub(crate) grant: Grant,
 }
 
 /// How a session's acquisition ended.
-pub enum Started<'a> {
+pub(crate) enum Started<'a> {
     Held(Session<'a>),
     TimedOut,
 }
 
 impl LockService {
     /// Acquires as `acquire` does and, when granted, returns the session that keeps the lock.
-    pub async fn start_session(&self, request: AcquireRequest) -> Result<Started<'_>, ApiError> {
+    pub(crate) async fn start_session(
+        &self,
+        request: AcquireRequest,
+    ) -> Result<Started<'_>, ApiError> {
         Ok(match self.take(request).await? {
             Some((lock, grant)) => Started::Held(Session {
                 service: self,
@@ -37,7 +40,7 @@ impl LockService {
 
 impl Session<'_> {
     /// Keeps the lock until it is lost, and says why. Runs until dropped otherwise.
-    pub async fn keep(&self) -> String {
+    pub(crate) async fn keep(&self) -> String {
         let CheckedLock {
             store,
             key,
@@ -74,7 +77,7 @@ impl Session<'_> {
     }
 
     /// Releases the lock (if still ours) and ends the session.
-    pub async fn release(self) -> Result<OwnerChecked, ApiError> {
+    pub(crate) async fn release(self) -> Result<OwnerChecked, ApiError> {
         let lock = &self.lock;
         self.service
             .release(lock.store, &lock.key, &lock.owner)

@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 
 /// The lines of this sidecar, one per key that has waiters.
 #[derive(Default)]
-pub struct SidecarLines {
+pub(crate) struct SidecarLines {
     lines: Mutex<HashMap<String, Line>>,
 }
 
@@ -29,7 +29,7 @@ struct Line {
 }
 
 /// A waiter's place in this sidecar's line for one key; dropping it leaves the line.
-pub struct SidecarPlace<'a> {
+pub(crate) struct SidecarPlace<'a> {
     lines: &'a SidecarLines,
     key: String,
     id: u64,
@@ -44,7 +44,7 @@ impl SidecarLines {
     }
 
     /// Joins the end of `key`'s line.
-    pub fn join(&self, key: &str) -> SidecarPlace<'_> {
+    pub(crate) fn join(&self, key: &str) -> SidecarPlace<'_> {
         let mut lines = self.lines();
         let line = lines.entry(key.to_string()).or_insert_with(|| Line {
             next_id: 0,
@@ -63,7 +63,7 @@ impl SidecarLines {
     }
 
     /// Says that `key` was released through this sidecar: its waiters look again.
-    pub fn released(&self, key: &str) {
+    pub(crate) fn released(&self, key: &str) {
         if let Some(line) = self.lines().get(key) {
             line.changed.notify_waiters();
         }
@@ -72,7 +72,7 @@ impl SidecarLines {
 
 impl SidecarPlace<'_> {
     /// Whether this place is first in line.
-    pub fn is_first(&self) -> bool {
+    pub(crate) fn is_first(&self) -> bool {
         self.lines
             .lines()
             .get(&self.key)
@@ -81,7 +81,7 @@ impl SidecarPlace<'_> {
 
     /// A future that completes on the key's next release through this sidecar or move of the
     /// line. Create it before looking at the store, so nothing in between is missed.
-    pub fn changed(&self) -> Pin<Box<Notified<'_>>> {
+    pub(crate) fn changed(&self) -> Pin<Box<Notified<'_>>> {
         let mut notified = Box::pin(self.changed.notified());
         notified.as_mut().enable();
         notified

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 pub struct Grant {
     /// A number that strictly increases across successive holders of the same key, where the
     /// store can guarantee it (`Capabilities::fencing`); `None` where it cannot.
-    pub fencing_token: Option<u64>,
+    pub(crate) fencing_token: Option<u64>,
 }
 
 /// The answer to a try-lock.
@@ -40,11 +40,11 @@ pub enum OwnerChecked {
 /// Who holds a key now, and until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockInfo {
-    pub key: String,
-    pub owner: String,
+    pub(crate) key: String,
+    pub(crate) owner: String,
     /// Time left before the lock expires, by the store's clock.
-    pub expires_in: Duration,
-    pub fencing_token: Option<u64>,
+    pub(crate) expires_in: Duration,
+    pub(crate) fencing_token: Option<u64>,
 }
 
 /// What a store can do beyond try-lock, unlock, renew and inspect, which every store does.
@@ -65,7 +65,7 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// The names reported in the metadata API, in a stable order.
-    pub fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         [
             (self.fencing, "FENCING"),
             (self.listing, "LISTING"),

@@ -15,14 +15,14 @@ use super::{Grant, LockStore, Place, StoreError, TryLockOutcome};
 
 /// A waiter's place in a store's line (the store's `Place`, driven by the core), left when
 /// dropped before it took the lock.
-pub struct StorePlace {
+pub(crate) struct StorePlace {
     /// `None` once the place took the lock.
     place: Option<Box<dyn Place>>,
 }
 
 impl StorePlace {
     /// Joins the end of `key`'s line in `store`.
-    pub async fn join(
+    pub(crate) async fn join(
         store: Arc<dyn LockStore>,
         key: &str,
         owner: &str,
@@ -41,7 +41,7 @@ impl StorePlace {
     }
 
     /// Takes the lock if this place's turn has come; `None` while others are ahead or hold it.
-    pub async fn try_take(&mut self) -> Result<Option<Grant>, StoreError> {
+    pub(crate) async fn try_take(&mut self) -> Result<Option<Grant>, StoreError> {
         match self.place().try_take().await? {
             TryLockOutcome::Granted(grant) => {
                 self.place = None;
@@ -52,7 +52,7 @@ impl StorePlace {
     }
 
     /// Returns when the place may have moved up, or after `max_wait`.
-    pub async fn wait_turn(&mut self, max_wait: Duration) -> Result<(), StoreError> {
+    pub(crate) async fn wait_turn(&mut self, max_wait: Duration) -> Result<(), StoreError> {
         self.place().wait_turn(max_wait).await
     }
 

@@ -44,7 +44,7 @@ struct Shard {
 }
 
 /// The embedded lock store.
-pub struct MemoryStore {
+pub(crate) struct MemoryStore {
     shards: Box<[Shard]>,
     hasher: RandomState,
     /// The last fencing token handed out, for any key. Seeded from the wall clock in
@@ -56,7 +56,7 @@ pub struct MemoryStore {
 impl MemoryStore {
     /// Creates the store and, inside a tokio runtime, its background sweep, which ends when
     /// the store is dropped.
-    pub fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)

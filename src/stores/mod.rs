@@ -1,7 +1,7 @@
 //! The lock-store backends, one module each. Which `spec.type` builds which is start-up's
 //! table (`startup::StoreTypes`).
 
-pub mod etcd;
-pub mod memory;
-pub mod redis;
-pub mod zookeeper;
+pub(crate) mod etcd;
+pub(crate) mod memory;
+pub(crate) mod redis;
+pub(crate) mod zookeeper;

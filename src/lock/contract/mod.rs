@@ -30,7 +30,7 @@ pub mod listing;
 pub mod release;
 pub mod renewal;
 pub mod signal;
-pub mod subject;
+pub(crate) mod subject;
 
 pub use subject::Subject;
 

@@ -10,31 +10,31 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::lock::{Capabilities, Grant, LockStore, TryLockOutcome};
 
 /// A lock that outlives any check: whatever frees it, its expiry did not.
-pub const LONG: Duration = Duration::from_secs(30);
+pub(crate) const LONG: Duration = Duration::from_secs(30);
 
 /// How long after its expiry a store may take to free a lock: etcd revokes expired leases on
 /// a tick of its own, up to a second late.
-pub const LATE: Duration = Duration::from_secs(1);
+pub(crate) const LATE: Duration = Duration::from_secs(1);
 
 /// How soon a release reaches a waiter that the store tells.
-pub const PROMPTLY: Duration = Duration::from_secs(1);
+pub(crate) const PROMPTLY: Duration = Duration::from_secs(1);
 
 /// A wait a check expects to run out.
-pub const SHORT_WAIT: Duration = Duration::from_millis(300);
+pub(crate) const SHORT_WAIT: Duration = Duration::from_millis(300);
 
 /// How long a check leaves a waiter waiting before a release, to show that it does wait.
-pub const SETTLE: Duration = Duration::from_millis(200);
+pub(crate) const SETTLE: Duration = Duration::from_millis(200);
 
 /// How often a check that waits for a key to come free asks again.
-pub const POLL: Duration = Duration::from_millis(25);
+pub(crate) const POLL: Duration = Duration::from_millis(25);
 
 /// A lock store under test, with the TTL its expiry checks use.
 pub struct Subject {
-    pub store: Arc<dyn LockStore>,
+    pub(crate) store: Arc<dyn LockStore>,
     /// A short TTL the store honours exactly enough for "held at half of it, free soon after
     /// it": the checks that wait for an expiry take locks of this TTL, so the smallest one the
     /// store supports keeps the suite fast.
-    pub short_ttl: Duration,
+    pub(crate) short_ttl: Duration,
 }
 
 impl Subject {
@@ -44,7 +44,7 @@ impl Subject {
 
     /// A namespace no other check or test run uses: `lock||contract-<unique>||`, followed by
     /// a resource id it is a key.
-    pub fn namespace(&self) -> String {
+    pub(crate) fn namespace(&self) -> String {
         static RUN: OnceLock<u128> = OnceLock::new();
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let run = RUN.get_or_init(|| {
@@ -57,16 +57,16 @@ impl Subject {
     }
 
     /// A key no other check or test run uses.
-    pub fn key(&self, label: &str) -> String {
+    pub(crate) fn key(&self, label: &str) -> String {
         self.namespace() + label
     }
 
-    pub fn capabilities(&self) -> Capabilities {
+    pub(crate) fn capabilities(&self) -> Capabilities {
         self.store.capabilities()
     }
 
     /// Takes `key` for `owner`, which must be granted.
-    pub async fn grant(&self, key: &str, owner: &str, ttl: Duration) -> Grant {
+    pub(crate) async fn grant(&self, key: &str, owner: &str, ttl: Duration) -> Grant {
         match self.store.try_lock(key, owner, ttl).await {
             Ok(TryLockOutcome::Granted(grant)) => self.checked(grant),
             other => panic!("{key} should be granted to {owner}: {other:?}"),
@@ -74,7 +74,7 @@ impl Subject {
     }
 
     /// Tries `key` for `owner`, which must be refused.
-    pub async fn refused(&self, key: &str, owner: &str) {
+    pub(crate) async fn refused(&self, key: &str, owner: &str) {
         assert_eq!(
             self.store.try_lock(key, owner, LONG).await,
             Ok(TryLockOutcome::Held),
@@ -83,7 +83,7 @@ impl Subject {
     }
 
     /// Takes `key` for `owner` as soon as it comes free, which must be before `deadline`.
-    pub async fn grant_once_free(
+    pub(crate) async fn grant_once_free(
         &self,
         key: &str,
         owner: &str,
@@ -106,13 +106,13 @@ impl Subject {
     }
 
     /// The latest moment a lock of `ttl` taken at `taken` may still be held.
-    pub fn freed_by(&self, taken: Instant, ttl: Duration) -> Instant {
+    pub(crate) fn freed_by(&self, taken: Instant, ttl: Duration) -> Instant {
         taken + ttl + LATE
     }
 
     /// Checks that `later`, granted after `earlier` on the same key, is fenced after it: a
     /// larger token where the store has `Capabilities::fencing`, no tokens where it has not.
-    pub fn assert_fenced_after(&self, earlier: Grant, later: Grant) {
+    pub(crate) fn assert_fenced_after(&self, earlier: Grant, later: Grant) {
         if self.capabilities().fencing {
             assert!(
                 later.fencing_token > earlier.fencing_token,

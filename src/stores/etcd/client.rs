@@ -29,7 +29,7 @@ use crate::proto::etcd::etcdserverpb::{
 const FIRST_PAUSE: Duration = Duration::from_millis(20);
 const MAX_PAUSE: Duration = Duration::from_millis(500);
 
-pub struct Client {
+pub(crate) struct Client {
     members: Vec<Member>,
     /// The member to ask first: the next one after the last that failed.
     preferred: AtomicUsize,
@@ -44,7 +44,7 @@ struct Member {
 }
 
 /// What every request carries: the time left and the auth token.
-pub struct Stamp {
+pub(crate) struct Stamp {
     timeout: Duration,
     token: Option<AsciiMetadataValue>,
 }
@@ -89,7 +89,7 @@ fn stale_token(status: &Status) -> bool {
 
 impl Client {
     /// Prepares a channel per member; nothing connects until the first call.
-    pub fn new(settings: &Settings) -> Result<Client, ConfigError> {
+    pub(crate) fn new(settings: &Settings) -> Result<Client, ConfigError> {
         let tls = match &settings.tls {
             None => None,
             Some(tls) => {
@@ -133,7 +133,7 @@ impl Client {
     }
 
     /// The members, for messages.
-    pub fn addresses(&self) -> String {
+    pub(crate) fn addresses(&self) -> String {
         let addresses: Vec<&str> = self.members.iter().map(|m| m.address.as_str()).collect();
         addresses.join(",")
     }
@@ -229,7 +229,7 @@ impl Client {
 
     /// Authenticates before the first call, so start-up reports bad credentials at once.
     /// Answers the member's status when etcd refused, for the caller to word.
-    pub async fn authenticate(&self) -> Result<(), AuthFailure> {
+    pub(crate) async fn authenticate(&self) -> Result<(), AuthFailure> {
         let mut last = None;
         for member in &self.members {
             match self.authenticate_on(member, self.timeout).await {
@@ -243,7 +243,7 @@ impl Client {
         Err(AuthFailure::Unreachable(last.unwrap_or_default()))
     }
 
-    pub async fn range(&self, request: RangeRequest) -> Result<RangeResponse, StoreError> {
+    pub(crate) async fn range(&self, request: RangeRequest) -> Result<RangeResponse, StoreError> {
         self.call(|channel, stamp| {
             let request = stamp.request(request.clone());
             async move { Ok(KvClient::new(channel).range(request).await?.into_inner()) }
@@ -251,7 +251,7 @@ impl Client {
         .await
     }
 
-    pub async fn txn(&self, request: TxnRequest) -> Result<TxnResponse, StoreError> {
+    pub(crate) async fn txn(&self, request: TxnRequest) -> Result<TxnResponse, StoreError> {
         self.call(|channel, stamp| {
             let request = stamp.request(request.clone());
             async move { Ok(KvClient::new(channel).txn(request).await?.into_inner()) }
@@ -259,7 +259,7 @@ impl Client {
         .await
     }
 
-    pub async fn delete(
+    pub(crate) async fn delete(
         &self,
         request: DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, StoreError> {
@@ -276,7 +276,7 @@ impl Client {
     }
 
     /// A new lease of `seconds`; etcd may grant more (its minimum), and says so in the answer.
-    pub async fn grant(&self, seconds: i64) -> Result<LeaseGrantResponse, StoreError> {
+    pub(crate) async fn grant(&self, seconds: i64) -> Result<LeaseGrantResponse, StoreError> {
         let request = LeaseGrantRequest {
             ttl: seconds,
             id: 0,
@@ -303,7 +303,7 @@ impl Client {
     }
 
     /// Revokes a lease, deleting whatever key is still attached to it.
-    pub async fn revoke(&self, id: i64) -> Result<(), StoreError> {
+    pub(crate) async fn revoke(&self, id: i64) -> Result<(), StoreError> {
         self.call(|channel, stamp| {
             let request = stamp.request(LeaseRevokeRequest { id });
             async move {
@@ -316,7 +316,7 @@ impl Client {
 
     /// Revokes a lease that no key needs any more, in the background: nothing waits on it,
     /// and a lease left behind expires by itself.
-    pub fn discard(self: &Arc<Self>, lease: i64) {
+    pub(crate) fn discard(self: &Arc<Self>, lease: i64) {
         if lease == 0 {
             return;
         }
@@ -329,7 +329,7 @@ impl Client {
     }
 
     /// Restarts a lease's time to live; answers the TTL it now has, 0 when the lease is gone.
-    pub async fn keep_alive(&self, id: i64) -> Result<i64, StoreError> {
+    pub(crate) async fn keep_alive(&self, id: i64) -> Result<i64, StoreError> {
         self.call(|channel, stamp| {
             let once = tokio_stream::once(LeaseKeepAliveRequest { id });
             let request = stamp.request(once);
@@ -350,7 +350,7 @@ impl Client {
     }
 
     /// Whole seconds left on a lease; negative when it is gone.
-    pub async fn time_to_live(&self, id: i64) -> Result<i64, StoreError> {
+    pub(crate) async fn time_to_live(&self, id: i64) -> Result<i64, StoreError> {
         self.call(|channel, stamp| {
             let request = stamp.request(LeaseTimeToLiveRequest { id, keys: false });
             async move {
@@ -366,7 +366,7 @@ impl Client {
 
     /// Opens a watch stream with one watcher; the stream stays open until etcd or the
     /// connection ends it.
-    pub async fn watch(
+    pub(crate) async fn watch(
         &self,
         request: WatchRequest,
     ) -> Result<Streaming<WatchResponse>, StoreError> {
@@ -384,7 +384,7 @@ impl Client {
 }
 
 /// Why authentication failed at start-up.
-pub enum AuthFailure {
+pub(crate) enum AuthFailure {
     /// etcd answered and said no (wrong user name or password, auth not enabled).
     Refused(String),
     /// No member answered.

@@ -52,7 +52,7 @@ use settings::Settings;
 /// The byte after the lock prefix where the lines of waiters start: never in a UTF-8 key.
 const LINE: u8 = 0xff;
 
-pub struct EtcdStore {
+pub(crate) struct EtcdStore {
     client: Arc<Client>,
     /// `<keyPrefixPath>/`: every lock key starts with it.
     prefix: String,
@@ -68,7 +68,7 @@ impl EtcdStore {
     /// Connects as a `lock.etcd` component's metadata says: authenticates when a user is given
     /// (bad credentials fail start-up, naming the field), checks the prefix can be read, learns
     /// etcd's minimum lease, and starts the release watch.
-    pub async fn connect(metadata: &Metadata) -> Result<Arc<EtcdStore>, ConfigError> {
+    pub(crate) async fn connect(metadata: &Metadata) -> Result<Arc<EtcdStore>, ConfigError> {
         let settings = Settings::from_metadata(metadata)?;
         let client = Arc::new(Client::new(&settings)?);
         let unreachable = |reason: String| {

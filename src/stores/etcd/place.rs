@@ -33,21 +33,21 @@ use crate::proto::etcd::etcdserverpb::{
 const WAITER_LEASE: i64 = 3;
 
 /// A waiter: whose it is, the lease its grant gets, and the lock and line it waits in.
-pub struct Waiter {
-    pub client: Arc<Client>,
-    pub released: broadcast::Sender<Vec<u8>>,
+pub(crate) struct Waiter {
+    pub(crate) client: Arc<Client>,
+    pub(crate) released: broadcast::Sender<Vec<u8>>,
     /// The lock key.
-    pub lock: Vec<u8>,
+    pub(crate) lock: Vec<u8>,
     /// The range of the key's waiters.
-    pub line: Vec<u8>,
-    pub line_end: Vec<u8>,
-    pub owner: String,
+    pub(crate) line: Vec<u8>,
+    pub(crate) line_end: Vec<u8>,
+    pub(crate) owner: String,
     /// The lock's expiry, as the lease a grant gets.
-    pub lease_seconds: i64,
+    pub(crate) lease_seconds: i64,
 }
 
 /// A waiter's place in the line: the store's `Place`.
-pub struct EtcdPlace {
+pub(crate) struct EtcdPlace {
     waiter: Waiter,
     entry: Entry,
     /// The waiter key just ahead, as last seen; `None` when first.
@@ -73,7 +73,7 @@ impl Drop for Entry {
 
 impl Waiter {
     /// Puts the waiter's key at the end of the line.
-    pub async fn join(self) -> Result<EtcdPlace, StoreError> {
+    pub(crate) async fn join(self) -> Result<EtcdPlace, StoreError> {
         let entry = self.enter().await?;
         Ok(EtcdPlace {
             waiter: self,

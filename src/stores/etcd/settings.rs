@@ -8,26 +8,26 @@ use std::time::Duration;
 use crate::config::{ConfigError, HostPort, Metadata};
 
 /// Where locks live when `keyPrefixPath` is unset.
-pub const DEFAULT_PREFIX: &str = "dlock";
+pub(crate) const DEFAULT_PREFIX: &str = "dlock";
 
 #[derive(Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// `host:port` of each member, as given.
-    pub endpoints: Vec<String>,
+    pub(crate) endpoints: Vec<String>,
     /// Keys are `<key_prefix>/<store key>`.
-    pub key_prefix: String,
-    pub credentials: Option<Credentials>,
-    pub tls: Option<Tls>,
-    pub dial_timeout: Duration,
-    pub request_timeout: Duration,
+    pub(crate) key_prefix: String,
+    pub(crate) credentials: Option<Credentials>,
+    pub(crate) tls: Option<Tls>,
+    pub(crate) dial_timeout: Duration,
+    pub(crate) request_timeout: Duration,
 }
 
 /// A user name and password for etcd's Authenticate call. The password never shows in
 /// `Debug`.
 #[derive(Clone)]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
+pub(crate) struct Credentials {
+    pub(crate) username: String,
+    pub(crate) password: String,
 }
 
 impl fmt::Debug for Credentials {
@@ -41,13 +41,13 @@ impl fmt::Debug for Credentials {
 /// PEM text for TLS: the CA that signed the members' certificates, and optionally a client
 /// certificate with its key.
 #[derive(Clone)]
-pub struct Tls {
-    pub ca: String,
-    pub identity: Option<(String, String)>,
+pub(crate) struct Tls {
+    pub(crate) ca: String,
+    pub(crate) identity: Option<(String, String)>,
 }
 
 impl Settings {
-    pub fn from_metadata(metadata: &Metadata) -> Result<Self, ConfigError> {
+    pub(crate) fn from_metadata(metadata: &Metadata) -> Result<Self, ConfigError> {
         let listed = metadata.list(
             "endpoints",
             "required: the etcd members as host:port, separated by commas",

@@ -23,7 +23,7 @@ use crate::proto::etcd::mvccpb::event::EventType;
 
 /// Returns when the key at `path` is deleted (at once if it does not exist), or after
 /// `max_wait`; the look counts against the wait too: the caller's deadline is the caller's.
-pub async fn deleted(
+pub(crate) async fn deleted(
     client: &Client,
     released: &broadcast::Sender<Vec<u8>>,
     path: &[u8],
@@ -52,7 +52,7 @@ pub async fn deleted(
 
 /// Watches `[prefix, range_end)` for deletions and sends each deleted key on `released`. Ends
 /// when the store that owns `client` is gone.
-pub async fn relay_releases(
+pub(crate) async fn relay_releases(
     client: Weak<Client>,
     prefix: Vec<u8>,
     range_end: Vec<u8>,

@@ -29,7 +29,7 @@ use crate::config::ConfigError;
 
 /// A handle to run commands on; cheap to clone, one per request.
 #[derive(Clone)]
-pub enum Handle {
+pub(crate) enum Handle {
     Server(ConnectionManager),
     Cluster(ClusterConnection),
 }
@@ -63,7 +63,7 @@ impl ConnectionLike for Handle {
 }
 
 /// The connection of one store.
-pub enum Connection {
+pub(crate) enum Connection {
     Server {
         manager: ConnectionManager,
         client: Box<Client>,
@@ -77,7 +77,7 @@ pub enum Connection {
 }
 
 /// The master behind Sentinel, and how to find it again.
-pub struct SentinelMaster {
+pub(crate) struct SentinelMaster {
     resolver: tokio::sync::Mutex<SentinelClient>,
     current: RwLock<(ConnectionManager, Client)>,
     config: ConnectionManagerConfig,
@@ -87,7 +87,7 @@ pub struct SentinelMaster {
 
 impl Connection {
     /// Connects as `settings` say; the error names `redisHost` or the field at fault.
-    pub async fn open(settings: &Settings) -> Result<Connection, ConfigError> {
+    pub(crate) async fn open(settings: &Settings) -> Result<Connection, ConfigError> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.dial_timeout))
             .set_response_timeout(Some(settings.read_timeout))
@@ -161,7 +161,7 @@ impl Connection {
         }
     }
 
-    pub fn handle(&self) -> Handle {
+    pub(crate) fn handle(&self) -> Handle {
         match self {
             Connection::Server { manager, .. } => Handle::Server(manager.clone()),
             Connection::Sentinel(master) => Handle::Server(master.current().0),
@@ -170,7 +170,7 @@ impl Connection {
     }
 
     /// Tells the connection a request failed, so a Sentinel set-up looks for a new master.
-    pub fn failed(&self, error: &RedisError) {
+    pub(crate) fn failed(&self, error: &RedisError) {
         if let Connection::Sentinel(master) = self {
             let moved = error.code() == Some("READONLY")
                 || error.is_io_error()
@@ -192,7 +192,7 @@ impl Connection {
 
     /// Clients to subscribe to the release channel through, in order of preference. A
     /// publication reaches every node of a cluster and every replica of a master.
-    pub fn subscribers(&self) -> Vec<Client> {
+    pub(crate) fn subscribers(&self) -> Vec<Client> {
         match self {
             Connection::Server { client, .. } => vec![(**client).clone()],
             Connection::Sentinel(master) => vec![master.current().1],
@@ -201,7 +201,7 @@ impl Connection {
     }
 
     /// Handles that together see every key once, for SCAN: the server, or each cluster master.
-    pub async fn scan_targets(&self) -> RedisResult<Vec<ScanTarget>> {
+    pub(crate) async fn scan_targets(&self) -> RedisResult<Vec<ScanTarget>> {
         let Connection::Cluster { connection, .. } = self else {
             return Ok(vec![ScanTarget {
                 handle: self.handle(),
@@ -247,14 +247,14 @@ impl Connection {
 }
 
 /// Where one SCAN runs: the server, or one cluster master by address.
-pub struct ScanTarget {
+pub(crate) struct ScanTarget {
     handle: Handle,
     node: Option<(String, u16)>,
 }
 
 impl ScanTarget {
     /// Runs `cmd` (a SCAN step) on this target.
-    pub async fn run<T: redis::FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
+    pub(crate) async fn run<T: redis::FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
         match (&mut self.handle, &self.node) {
             (Handle::Cluster(connection), Some((host, port))) => {
                 let value = connection

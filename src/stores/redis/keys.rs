@@ -10,7 +10,7 @@
 
 /// Lock keys of one store; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyLayout {
+pub(crate) struct KeyLayout {
     hash_tagged: bool,
 }
 
@@ -18,12 +18,12 @@ pub struct KeyLayout {
 const TAG_LEN: usize = 18;
 
 impl KeyLayout {
-    pub fn new(hash_tagged: bool) -> Self {
+    pub(crate) fn new(hash_tagged: bool) -> Self {
         KeyLayout { hash_tagged }
     }
 
     /// The Redis key of the lock on `store_key`.
-    pub fn lock_key(self, store_key: &str) -> String {
+    pub(crate) fn lock_key(self, store_key: &str) -> String {
         if self.hash_tagged {
             format!("{{{:016x}}}{store_key}", fnv1a(store_key))
         } else {
@@ -33,7 +33,7 @@ impl KeyLayout {
 
     /// The store key of a lock key found by a scan; `None` for a key that is not a lock key of
     /// this layout.
-    pub fn store_key(self, lock_key: &str) -> Option<&str> {
+    pub(crate) fn store_key(self, lock_key: &str) -> Option<&str> {
         if !self.hash_tagged {
             return Some(lock_key);
         }
@@ -42,7 +42,7 @@ impl KeyLayout {
     }
 
     /// A SCAN MATCH pattern for the lock keys whose store key starts with `prefix`.
-    pub fn scan_pattern(self, prefix: &str) -> String {
+    pub(crate) fn scan_pattern(self, prefix: &str) -> String {
         let tag = if self.hash_tagged {
             format!("{{{}}}", "?".repeat(TAG_LEN - 2))
         } else {
@@ -53,12 +53,12 @@ impl KeyLayout {
 }
 
 /// The fencing counter of a lock key, kept after release so tokens keep rising.
-pub fn fence_key(lock_key: &str) -> String {
+pub(crate) fn fence_key(lock_key: &str) -> String {
     format!("dlock||fence||{lock_key}")
 }
 
 /// `<owner>|<token>` of the current holder, expiring with the lock.
-pub fn token_key(lock_key: &str) -> String {
+pub(crate) fn token_key(lock_key: &str) -> String {
     format!("dlock||token||{lock_key}")
 }
 

@@ -31,7 +31,7 @@ use signal::ReleaseSignal;
 /// How many keys one SCAN step asks for.
 const SCAN_COUNT: usize = 500;
 
-pub struct RedisStore {
+pub(crate) struct RedisStore {
     connection: Arc<Connection>,
     layout: KeyLayout,
     signal: ReleaseSignal,
@@ -73,7 +73,7 @@ impl RedisStore {
     /// Connects as a `lock.redis` component's metadata says; on one server, fails if Redis
     /// can't be reached or is a master with replicas (a failover could lose a lock the replica
     /// never saw; Sentinel is the way to run replicas, as daprd requires).
-    pub async fn connect(metadata: &Metadata) -> Result<Arc<RedisStore>, ConfigError> {
+    pub(crate) async fn connect(metadata: &Metadata) -> Result<Arc<RedisStore>, ConfigError> {
         let settings = Settings::from_metadata(metadata)?;
         let connection = Arc::new(Connection::open(&settings).await?);
         if let Topology::Node((host, port)) = &settings.topology {

@@ -10,7 +10,7 @@
 use redis::Script;
 
 /// KEYS: lock, fence, token. ARGV: owner, ttl ms. Returns the fencing token, or 0 when held.
-pub fn acquire() -> Script {
+pub(crate) fn acquire() -> Script {
     Script::new(
         r"
         if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
@@ -25,7 +25,7 @@ pub fn acquire() -> Script {
 
 /// daprd's release, with the same answers: -1 not held, -2 held by another, >= 0 released.
 /// KEYS: lock, token. ARGV: owner, channel.
-pub fn unlock() -> Script {
+pub(crate) fn unlock() -> Script {
     Script::new(
         r"
         local holder = redis.call('GET', KEYS[1])
@@ -40,7 +40,7 @@ pub fn unlock() -> Script {
 }
 
 /// KEYS: lock, token. ARGV: owner, ttl ms. Answers as unlock: -1, -2, or 1 renewed.
-pub fn renew() -> Script {
+pub(crate) fn renew() -> Script {
     Script::new(
         r"
         local holder = redis.call('GET', KEYS[1])
@@ -54,7 +54,7 @@ pub fn renew() -> Script {
 }
 
 /// KEYS: lock, token. Returns false when free, else {owner, pttl ms, token record or ''}.
-pub fn inspect() -> Script {
+pub(crate) fn inspect() -> Script {
     Script::new(
         r"
         local holder = redis.call('GET', KEYS[1])
@@ -65,7 +65,7 @@ pub fn inspect() -> Script {
 }
 
 /// KEYS: lock, token. ARGV: channel. Returns 1 when something was held.
-pub fn force_release() -> Script {
+pub(crate) fn force_release() -> Script {
     Script::new(
         r"
         redis.call('DEL', KEYS[2])

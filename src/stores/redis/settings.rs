@@ -6,11 +6,11 @@ use std::time::Duration;
 use crate::config::{ConfigError, Metadata};
 
 /// A server address as host and port.
-pub type Address = (String, u16);
+pub(crate) type Address = (String, u16);
 
 /// How the Redis servers are laid out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Topology {
+pub(crate) enum Topology {
     /// One server (`redisHost`).
     Node(Address),
     /// A Redis Cluster, found through any of the `redisHost` addresses (comma-separated).
@@ -26,33 +26,33 @@ pub enum Topology {
 
 /// TLS to Redis (`enableTLS`).
 #[derive(Debug, Clone, Default)]
-pub struct Tls {
+pub(crate) struct Tls {
     /// Accept any server certificate (`insecureSkipTLSVerify`): encryption without
     /// authentication of the server.
-    pub skip_verify: bool,
+    pub(crate) skip_verify: bool,
     /// PEM client certificate and key (`clientCert`, `clientKey`) for servers that ask for one.
-    pub client_identity: Option<(Vec<u8>, Vec<u8>)>,
+    pub(crate) client_identity: Option<(Vec<u8>, Vec<u8>)>,
     /// PEM certificate authority to trust instead of the system's roots (`caCert`, dlock's
     /// own: daprd trusts the system roots only).
-    pub ca: Option<Vec<u8>>,
+    pub(crate) ca: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Settings {
-    pub topology: Topology,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub db: i64,
-    pub tls: Option<Tls>,
-    pub dial_timeout: Duration,
-    pub read_timeout: Duration,
-    pub max_retries: usize,
-    pub min_retry_interval: Duration,
-    pub max_retry_interval: Duration,
+pub(crate) struct Settings {
+    pub(crate) topology: Topology,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) db: i64,
+    pub(crate) tls: Option<Tls>,
+    pub(crate) dial_timeout: Duration,
+    pub(crate) read_timeout: Duration,
+    pub(crate) max_retries: usize,
+    pub(crate) min_retry_interval: Duration,
+    pub(crate) max_retry_interval: Duration,
 }
 
 impl Settings {
-    pub fn from_metadata(metadata: &Metadata) -> Result<Self, ConfigError> {
+    pub(crate) fn from_metadata(metadata: &Metadata) -> Result<Self, ConfigError> {
         let mut hosts: Vec<Address> = metadata
             .host_ports("redisHost", "required: the Redis server as host:port", None)?
             .into_iter()

@@ -20,11 +20,11 @@ use tokio::sync::watch;
 use super::connection::Connection;
 
 /// The channel a release of `lock_key` is published on.
-pub fn channel(lock_key: &str) -> String {
+pub(crate) fn channel(lock_key: &str) -> String {
     format!("dlock||released||{lock_key}")
 }
 
-pub struct ReleaseSignal {
+pub(crate) struct ReleaseSignal {
     shared: Arc<Shared>,
 }
 
@@ -39,7 +39,7 @@ struct Shared {
 }
 
 /// A waiter's interest in one channel; dropping it gives the interest up.
-pub struct Interest {
+pub(crate) struct Interest {
     shared: Arc<Shared>,
     channel: String,
     released: watch::Receiver<()>,
@@ -47,7 +47,7 @@ pub struct Interest {
 
 impl ReleaseSignal {
     /// Starts the subscription connection's task, which ends when the store is dropped.
-    pub fn start(connection: Weak<Connection>, timeout: Duration) -> ReleaseSignal {
+    pub(crate) fn start(connection: Weak<Connection>, timeout: Duration) -> ReleaseSignal {
         let shared = Arc::new(Shared {
             wanted: Mutex::new(HashMap::new()),
             live: tokio::sync::Mutex::new(None),
@@ -59,7 +59,7 @@ impl ReleaseSignal {
 
     /// Registers interest in `channel`, subscribed (or given up on) before it returns, so a
     /// release published after this is seen.
-    pub async fn watch(&self, channel: String) -> Interest {
+    pub(crate) async fn watch(&self, channel: String) -> Interest {
         let released = {
             let mut wanted = self.shared.wanted.lock().expect("not poisoned");
             let (count, sender) = wanted
@@ -79,7 +79,7 @@ impl ReleaseSignal {
 
 impl Interest {
     /// Returns when a release is published on the channel (never, if none is).
-    pub async fn released(&mut self) {
+    pub(crate) async fn released(&mut self) {
         if self.released.changed().await.is_err() {
             std::future::pending::<()>().await;
         }

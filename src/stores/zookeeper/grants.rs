@@ -29,7 +29,7 @@ use super::session::Sessions;
 const RETRY: Duration = Duration::from_millis(250);
 
 #[derive(Default)]
-pub struct Grants {
+pub(crate) struct Grants {
     by_key: Mutex<HashMap<String, Grant>>,
 }
 
@@ -46,7 +46,7 @@ impl Grants {
     }
 
     /// Records a lock this sidecar granted and starts its timer.
-    pub fn granted(self: &Arc<Self>, sessions: Arc<Sessions>, key: &str, node: Contender) {
+    pub(crate) fn granted(self: &Arc<Self>, sessions: Arc<Sessions>, key: &str, node: Contender) {
         let grants = Arc::downgrade(self);
         let (owned_key, path, wait) = (key.to_string(), node.path.clone(), node.time_left());
         let mut by_key = self.by_key();
@@ -68,7 +68,7 @@ impl Grants {
     }
 
     /// The live lock this sidecar granted `owner` on `key`, as last written.
-    pub fn of(&self, key: &str, owner: &str) -> Option<Contender> {
+    pub(crate) fn of(&self, key: &str, owner: &str) -> Option<Contender> {
         self.by_key()
             .get(key)
             .map(|grant| &grant.node)
@@ -77,7 +77,7 @@ impl Grants {
     }
 
     /// Records a renewal of a lock this sidecar granted (nothing if `node` is another).
-    pub fn rewritten(&self, key: &str, node: Contender) {
+    pub(crate) fn rewritten(&self, key: &str, node: Contender) {
         if let Some(grant) = self.by_key().get_mut(key) {
             if grant.node.path == node.path {
                 grant.node = node;
@@ -86,7 +86,7 @@ impl Grants {
     }
 
     /// Forgets the lock at `path` once its node is gone, and stops its timer.
-    pub fn ended(&self, key: &str, path: &str) {
+    pub(crate) fn ended(&self, key: &str, path: &str) {
         let mut by_key = self.by_key();
         if by_key.get(key).is_some_and(|grant| grant.node.path == path) {
             if let Some(grant) = by_key.remove(key) {

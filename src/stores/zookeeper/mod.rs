@@ -66,14 +66,14 @@ use tree::{busy, Tree, MAX_LOOKS};
 /// How many nodes one multi-read asks for while listing.
 const LIST_BATCH: usize = 256;
 
-pub struct ZookeeperStore {
+pub(crate) struct ZookeeperStore {
     tree: Arc<Tree>,
 }
 
 impl ZookeeperStore {
     /// Connects as a `lock.zookeeper` component's metadata says and creates the root if it is
     /// missing; fails if the ensemble can't be reached within the session timeout.
-    pub async fn connect(metadata: &Metadata) -> Result<Arc<ZookeeperStore>, ConfigError> {
+    pub(crate) async fn connect(metadata: &Metadata) -> Result<Arc<ZookeeperStore>, ConfigError> {
         let settings = Settings::from_metadata(metadata)?;
         let sessions = Sessions::open(&settings).await.map_err(|e| {
             ConfigError::new(format!(

@@ -16,7 +16,7 @@ fn kept(byte: u8) -> bool {
 }
 
 /// The node name of a store key.
-pub fn encode(key: &str) -> String {
+pub(crate) fn encode(key: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut name = String::with_capacity(key.len());
     for &byte in key.as_bytes() {
@@ -32,7 +32,7 @@ pub fn encode(key: &str) -> String {
 }
 
 /// The store key a node name stands for; `None` for a name `encode` never produces.
-pub fn decode(name: &str) -> Option<String> {
+pub(crate) fn decode(name: &str) -> Option<String> {
     fn hex(digit: u8) -> Option<u8> {
         match digit {
             b'0'..=b'9' => Some(digit - b'0'),
@@ -64,28 +64,28 @@ pub fn decode(name: &str) -> Option<String> {
 }
 
 /// The path prefix a contender creates its sequential node with, under a key's node.
-pub fn contender_prefix(key_node: &str) -> String {
+pub(crate) fn contender_prefix(key_node: &str) -> String {
     format!("{key_node}/{CONTENDER}")
 }
 
 /// The name of the contender node ZooKeeper created with `sequence`.
-pub fn contender(sequence: i64) -> String {
+pub(crate) fn contender(sequence: i64) -> String {
     // ZooKeeper formats the sequence as %010d.
     format!("{CONTENDER}{sequence:010}")
 }
 
 /// The sequence number of a contender node's name; `None` for other names.
-pub fn sequence(name: &str) -> Option<i64> {
+pub(crate) fn sequence(name: &str) -> Option<i64> {
     name.strip_prefix(CONTENDER)?.parse().ok()
 }
 
 /// The key node a contender node at `path` is under.
-pub fn key_node_of(path: &str) -> &str {
+pub(crate) fn key_node_of(path: &str) -> &str {
     path.rsplit_once('/').map_or(path, |(parent, _)| parent)
 }
 
 /// The contender with the lowest sequence number among `children`: the holder, if any.
-pub fn first_contender(children: &[String]) -> Option<(i64, &str)> {
+pub(crate) fn first_contender(children: &[String]) -> Option<(i64, &str)> {
     children
         .iter()
         .filter_map(|name| Some((sequence(name)?, name.as_str())))
@@ -94,7 +94,7 @@ pub fn first_contender(children: &[String]) -> Option<(i64, &str)> {
 
 /// The contender just ahead of the one with sequence `mine` among `children`: the node it
 /// waits for. `None` when it is first, or not among them.
-pub fn predecessor(children: &[String], mine: i64) -> Option<(i64, &str)> {
+pub(crate) fn predecessor(children: &[String], mine: i64) -> Option<(i64, &str)> {
     children
         .iter()
         .filter_map(|name| Some((sequence(name)?, name.as_str())))

@@ -23,7 +23,7 @@ use super::tree::Tree;
 use crate::lock::{Grant, Place, StoreError, TryLockOutcome};
 
 /// A waiter's place: the node it made in `key`'s line, found by its sequence number.
-pub struct ZookeeperPlace {
+pub(crate) struct ZookeeperPlace {
     tree: Arc<Tree>,
     key: String,
     key_node: String,
@@ -35,7 +35,7 @@ pub struct ZookeeperPlace {
 
 impl ZookeeperPlace {
     /// Creates the waiter's node at the end of `key`'s line.
-    pub async fn join(
+    pub(crate) async fn join(
         tree: Arc<Tree>,
         key: &str,
         owner: &str,

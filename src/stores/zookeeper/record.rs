@@ -36,12 +36,12 @@ fn expiry_ms(ttl: Duration) -> u64 {
 }
 
 /// The data of a node for `owner`, expiring `ttl` after it is written.
-pub fn data(owner: &str, ttl: Duration) -> Vec<u8> {
+pub(crate) fn data(owner: &str, ttl: Duration) -> Vec<u8> {
     encode(owner, ttl, false)
 }
 
 /// The data of a node for `owner` waiting in line, for a lock of `ttl` once granted.
-pub fn waiting(owner: &str, ttl: Duration) -> Vec<u8> {
+pub(crate) fn waiting(owner: &str, ttl: Duration) -> Vec<u8> {
     encode(owner, ttl, true)
 }
 
@@ -58,17 +58,17 @@ fn encode(owner: &str, ttl: Duration, waiting: bool) -> Vec<u8> {
 
 /// A contender's node as read or written: where it is, whose it is, and its stat.
 #[derive(Debug, Clone)]
-pub struct Contender {
-    pub path: String,
-    pub owner: String,
+pub(crate) struct Contender {
+    pub(crate) path: String,
+    pub(crate) owner: String,
     expiry_ms: u64,
     /// Still waiting in line: not (yet) a grant.
-    pub waiting: bool,
-    pub stat: Stat,
+    pub(crate) waiting: bool,
+    pub(crate) stat: Stat,
 }
 
 impl Contender {
-    pub fn parse(path: &str, data: &[u8], stat: Stat) -> Result<Contender, StoreError> {
+    pub(crate) fn parse(path: &str, data: &[u8], stat: Stat) -> Result<Contender, StoreError> {
         let parsed: Data = serde_json::from_slice(data).map_err(|_| {
             StoreError::Failed(format!(
                 "the node {path} is not a dlock lock (its data is not {{\"owner\",\"expiryMs\"}})"
@@ -84,7 +84,7 @@ impl Contender {
     }
 
     /// The node at `path` as just written with `data(owner, ttl)`, whose write answered `stat`.
-    pub fn written(path: &str, owner: &str, ttl: Duration, stat: Stat) -> Contender {
+    pub(crate) fn written(path: &str, owner: &str, ttl: Duration, stat: Stat) -> Contender {
         Contender {
             path: path.to_string(),
             owner: owner.to_string(),
@@ -96,7 +96,7 @@ impl Contender {
 
     /// The time left before the lock expires; zero once it has. A waiting node's whole
     /// expiry is ahead of it.
-    pub fn time_left(&self) -> Duration {
+    pub(crate) fn time_left(&self) -> Duration {
         if self.waiting {
             return Duration::from_millis(self.expiry_ms);
         }
@@ -107,18 +107,18 @@ impl Contender {
         Duration::from_millis(deadline_ms.saturating_sub(now_ms).max(0) as u64)
     }
 
-    pub fn expired(&self) -> bool {
+    pub(crate) fn expired(&self) -> bool {
         self.time_left().is_zero()
     }
 
     /// The zxid of the node's creation: it rises with every node created anywhere in the
     /// ensemble, so successive holders of a key get increasing tokens.
-    pub fn fencing_token(&self) -> u64 {
+    pub(crate) fn fencing_token(&self) -> u64 {
         self.stat.czxid as u64
     }
 
     /// The lock this node stands for, as the core reports it under the store key `key`.
-    pub fn info(&self, key: &str) -> LockInfo {
+    pub(crate) fn info(&self, key: &str) -> LockInfo {
         LockInfo {
             key: key.to_string(),
             owner: self.owner.clone(),

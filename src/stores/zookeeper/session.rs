@@ -29,7 +29,7 @@ use crate::lock::StoreError;
 /// How many sessions a store keeps.
 const SESSIONS: usize = 4;
 
-pub struct Sessions {
+pub(crate) struct Sessions {
     servers: String,
     connector: Connector,
     request_timeout: Duration,
@@ -46,7 +46,7 @@ struct Slot {
 
 impl Sessions {
     /// Opens the sessions, waiting at most the session timeout for the ensemble.
-    pub async fn open(settings: &Settings) -> Result<Sessions, Error> {
+    pub(crate) async fn open(settings: &Settings) -> Result<Sessions, Error> {
         let mut connector = Client::connector().with_session_timeout(settings.session_timeout);
         if let Some(digest) = &settings.digest {
             connector = connector.with_auth("digest", digest.as_bytes());
@@ -96,7 +96,7 @@ impl Sessions {
     /// Runs one request, about the key whose node is `key_node` (or about the root), on that
     /// key's session, within the request timeout. A request refused because the session had
     /// just ended never reached the ensemble: it runs once more on a new session.
-    pub async fn run<T, F, Fut>(&self, key_node: &str, request: F) -> Result<T, Error>
+    pub(crate) async fn run<T, F, Fut>(&self, key_node: &str, request: F) -> Result<T, Error>
     where
         F: Fn(Client) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
@@ -154,7 +154,7 @@ fn ended(error: &Error) -> bool {
 }
 
 /// A ZooKeeper failure as the core sees it: an outage the caller may retry, or a wrong answer.
-pub fn store_error(error: Error) -> StoreError {
+pub(crate) fn store_error(error: Error) -> StoreError {
     match error {
         Error::Timeout => {
             StoreError::Unavailable("ZooKeeper did not answer within requestTimeout".into())

@@ -9,16 +9,16 @@ use crate::config::{ConfigError, Metadata};
 /// ZooKeeper's own default client port, used when an entry of `servers` names none.
 const DEFAULT_PORT: u16 = 2181;
 
-pub struct Settings {
+pub(crate) struct Settings {
     /// The ensemble as the client's connect string: `host:port,host:port`.
-    pub servers: String,
-    pub session_timeout: Duration,
+    pub(crate) servers: String,
+    pub(crate) session_timeout: Duration,
     /// How long one request may take, connecting included, before it fails as unavailable.
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     /// The root node under which every lock lives, e.g. `/dlock`.
-    pub root: String,
+    pub(crate) root: String,
     /// `user:password` for ZooKeeper's digest scheme.
-    pub digest: Option<String>,
+    pub(crate) digest: Option<String>,
 }
 
 /// Credentials stay out of logs and errors.
@@ -35,7 +35,7 @@ impl fmt::Debug for Settings {
 }
 
 impl Settings {
-    pub fn from_metadata(metadata: &Metadata) -> Result<Self, ConfigError> {
+    pub(crate) fn from_metadata(metadata: &Metadata) -> Result<Self, ConfigError> {
         // A connect string may end in a chroot path; here the lock root is keyPrefixPath.
         if let Some(servers) = metadata.non_empty("servers").filter(|s| s.contains('/')) {
             return Err(ConfigError::field(
