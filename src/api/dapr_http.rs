@@ -1,4 +1,4 @@
-//! Dapr's HTTP API for locks, health and metadata (SPEC.md §2).
+//! Dapr's HTTP API for locks, health and metadata (docs/contract.md §2).
 
 use std::sync::Arc;
 

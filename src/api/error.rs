@@ -1,5 +1,5 @@
 //! The one place where the lock API's errors become HTTP statuses, Dapr error codes and gRPC
-//! codes (SPEC.md §2's table).
+//! codes (docs/contract.md §2's table).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -1,4 +1,4 @@
-//! Reading Dapr component files (SPEC.md §5): folders read non-recursively, `.yaml`/`.yml`
+//! Reading Dapr component files (docs/contract.md §5): folders read non-recursively, `.yaml`/`.yml`
 //! files of any case, several documents per file, only `dapr.io/v1alpha1` `Component`
 //! documents kept. Parsing here only checks shape; what the values mean is start-up's job
 //! (`startup::load`).

@@ -30,7 +30,7 @@ impl Operation {
     }
 }
 
-/// Which error this is (SPEC.md §2's table, and ours beyond it).
+/// Which error this is (docs/contract.md §2's table, and ours beyond it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ErrorKind {
     /// Bad input: 400 ERR_MALFORMED_REQUEST, gRPC InvalidArgument.

@@ -1,5 +1,6 @@
 //! Turns component files into loaded stores: scopes, duplicate names, secret and environment
-//! references, keyPrefix, `ignoreErrors` and `initTimeout`, as daprd applies them (SPEC.md §5).
+//! references, keyPrefix, `ignoreErrors` and `initTimeout`, as daprd applies them
+//! (docs/contract.md §5).
 
 use std::collections::HashMap;
 use std::path::PathBuf;

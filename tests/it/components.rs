@@ -1,5 +1,5 @@
-//! Component files as SPEC.md §5 says: what loads, what is skipped, and errors that name the
-//! file, the component and the field, stopping start-up.
+//! Component files as docs/contract.md §5 says: what loads, what is skipped, and errors that name
+//! the file, the component and the field, stopping start-up.
 
 use crate::support::api::{Api, Failure, Protocol};
 use crate::support::backend::unique;

@@ -1,6 +1,7 @@
-//! Dapr's API (TryLockAlpha1/UnlockAlpha1 over gRPC, `/v1.0-alpha1/…` over HTTP) as SPEC.md §2
-//! says, to the letter: every row of the error table, in its order, answered the same on HTTP
-//! and gRPC; the HTTP body rules; health, metadata, the API token and the body limit.
+//! Dapr's API (TryLockAlpha1/UnlockAlpha1 over gRPC, `/v1.0-alpha1/…` over HTTP) as
+//! docs/contract.md §2 says, to the letter: every row of the error table, in its order, answered
+//! the same on HTTP and gRPC; the HTTP body rules; health, metadata, the API token and the body
+//! limit.
 
 use serde_json::json;
 use tonic::Code;

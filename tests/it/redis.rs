@@ -52,7 +52,7 @@ async fn daprd_and_dlockd_share_locks_both_ways() {
     let api = Api::new(&sidecar).await;
     let mut redis = raw().await;
     for protocol in [Protocol::Grpc, Protocol::Http] {
-        // daprd takes a lock: SET key owner EX n NX on the key SPEC §3 builds.
+        // daprd takes a lock: SET key owner EX n NX on the key docs/contract.md §3 builds.
         let resource = unique("interop");
         let key = format!("lock||bpm||{resource}");
         assert_eq!(

@@ -1,5 +1,5 @@
-//! The metadata of a `lock.redis` component, with daprd's names and defaults (SPEC.md §4), plus
-//! `redisType: cluster`, which daprd refuses and dlock serves.
+//! The metadata of a `lock.redis` component, with daprd's names and defaults (docs/contract.md §4),
+//! plus `redisType: cluster`, which daprd refuses and dlock serves.
 
 use std::time::Duration;
 

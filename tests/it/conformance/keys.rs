@@ -1,5 +1,5 @@
-//! Item 4: the keyPrefix strategies share or separate keys as SPEC.md §3 says, and sidecars
-//! with the same app id contend for the same keys.
+//! Item 4: the keyPrefix strategies share or separate keys as docs/contract.md §3 says, and
+//! sidecars with the same app id contend for the same keys.
 
 use crate::support::api::{Api, Protocol, SUCCESS};
 use crate::support::backend::{unique, Backend};

@@ -1,4 +1,4 @@
-//! CONFORMANCE.md's suite, written once against the sidecar's public API and run for every
+//! docs/conformance.md's suite, written once against the sidecar's public API and run for every
 //! backend by `conformance_suite!`.
 //!
 //! Each backend runs the items every store can, and names the groups of further items that fit

@@ -1,5 +1,5 @@
 //! Every route of dlock's own API refuses a bad request with the same answer on both doors:
-//! each check of the error table (SPEC.md §2) for acquire, renew, inspect, list and force
+//! each check of the error table (docs/contract.md §2) for acquire, renew, inspect, list and force
 //! release, and bodies that are not JSON or not the route's message.
 
 use serde_json::json;

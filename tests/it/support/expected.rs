@@ -1,5 +1,5 @@
-//! The error answer a test expects, written once for both front doors. Dapr's routes and
-//! dlock's own answer errors from one table (SPEC.md §2): an HTTP status and errorCode, a gRPC
+//! The error answer a test expects, written once for both front doors. Dapr's routes and dlock's
+//! own answer errors from one table (docs/contract.md §2): an HTTP status and errorCode, a gRPC
 //! code, and the same message on both. A test names the row it expects and checks each door's
 //! answer against it.
 

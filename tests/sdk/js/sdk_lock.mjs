@@ -1,9 +1,9 @@
 // Real-SDK end-to-end check of dlockd with the official Dapr JavaScript SDK (@dapr/dapr).
 //
-// Why it exists: SPEC.md promises that an unmodified Dapr SDK cannot tell dlockd from daprd
-// for the lock building block. This script runs the same checks as
-// tests/sdk/python/sdk_lock.py through `client.lock.lock/unlock`, once over HTTP and once
-// over gRPC (the SDK first waits for GET /v1.0/metadata resp. gRPC GetMetadata to answer).
+// Why it exists: docs/contract.md promises that an unmodified Dapr SDK cannot tell dlockd from
+// daprd for the lock building block. This script runs the same checks as
+// tests/sdk/python/sdk_lock.py through `client.lock.lock/unlock`, once over HTTP and once over gRPC
+// (the SDK first waits for GET /v1.0/metadata resp. gRPC GetMetadata to answer).
 //
 // Environment: DAPR_HTTP_PORT, DAPR_GRPC_PORT (sidecar on 127.0.0.1), DLOCK_STORE.
 // Run:   (cd tests/sdk/js && node sdk_lock.mjs)     after scripts/install-sdks.sh
@@ -18,9 +18,9 @@ setTimeout(() => {
   process.exit(2);
 }, HARD_TIMEOUT_MS); // not unref'd: every normal path ends in process.exit()
 
-// Values of LockStatus in @dapr/dapr/types/lock/UnlockResponse (not exported from the package root).
-// Both the HTTP and the gRPC implementation map the sidecar's numeric status onto it,
-// and map anything unknown (including a missing "status") to InternalError.
+// Values of LockStatus in @dapr/dapr/types/lock/UnlockResponse (not exported from the package
+// root). Both the HTTP and the gRPC implementation map the sidecar's numeric status onto it, and
+// map anything unknown (including a missing "status") to InternalError.
 const LockStatus = { Success: 0, LockDoesNotExist: 1, LockBelongsToOthers: 2, InternalError: 3 };
 const statusName = (s) => Object.keys(LockStatus).find((k) => LockStatus[k] === s) ?? String(s);
 const GRPC_INVALID_ARGUMENT = 3; // ConnectError.code for gRPC status INVALID_ARGUMENT

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Real-SDK end-to-end check of dlockd with the official Dapr Python SDK (`dapr` on PyPI).
 
-Why it exists: SPEC.md promises that an unmodified Dapr SDK cannot tell dlockd from daprd
+Why it exists: docs/contract.md promises that an unmodified Dapr SDK cannot tell dlockd from daprd
 for the lock building block. This script drives the public `DaprClient` API (gRPC
 TryLockAlpha1/UnlockAlpha1, after the SDK's own wait on HTTP /v1.0/healthz/outbound)
 against a running sidecar and asserts on every answer.
