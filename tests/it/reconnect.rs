@@ -82,6 +82,11 @@ async fn zookeeper_restart_without_traffic() {
 }
 
 #[tokio::test]
+async fn zookeeper_restart_with_traffic() {
+    restart_costs_no_call(Backend::Zookeeper, true).await;
+}
+
+#[tokio::test]
 async fn redis_without_resp3_still_serves() {
     // A server that does not know HELLO, as before Redis 6: the sidecar falls back to RESP2.
     let redis = Redis::start(&["--rename-command", "HELLO", ""]);
