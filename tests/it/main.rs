@@ -10,6 +10,7 @@ mod dapr_api;
 mod etcd;
 mod lifecycle;
 mod locks_api;
+mod reconnect;
 mod redis;
 mod redis_topologies;
 mod sdk;

@@ -10,6 +10,13 @@
 //!
 //! In every topology requests are bounded by the read timeout: while Redis is away they fail,
 //! they never hang and never grant.
+//!
+//! A restart of a lone server costs no failed call where it speaks RESP3 (Redis 6 and later):
+//! the connection then learns at once that the server closed it and connects again in the
+//! background, instead of finding out by failing the next request. A request whose connection
+//! was refused (a server or Sentinel master) is sent once more: nothing reached the server.
+//! Any other failure may have reached it and is never repeated here, since a lock script that
+//! ran may have granted the lock.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -21,7 +28,8 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
     Client, ClientTlsConfig, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, Pipeline,
-    RedisConnectionInfo, RedisError, RedisFuture, RedisResult, TlsCertificates, TlsMode, Value,
+    ProtocolVersion, RedisConnectionInfo, RedisError, RedisFuture, RedisResult, TlsCertificates,
+    TlsMode, Value,
 };
 
 use super::settings::{Address, Settings, Tls, Topology};
@@ -34,10 +42,24 @@ pub(crate) enum Handle {
     Cluster(ClusterConnection),
 }
 
+/// Whether `error` proves the request never reached the server: its connection was refused,
+/// so there was no connection to write it on. A dropped connection, a reset or a timeout may
+/// come after the request was written, and the server may have run it.
+fn never_sent(error: &RedisError) -> bool {
+    error.is_connection_refusal()
+}
+
 impl ConnectionLike for Handle {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Handle::Server(c) => c.req_packed_command(cmd),
+            // The manager swaps in a fresh connection attempt when its last one was refused,
+            // so the second try waits for that attempt rather than the failed one.
+            Handle::Server(c) => Box::pin(async move {
+                match c.send_packed_command(cmd).await {
+                    Err(e) if never_sent(&e) => c.send_packed_command(cmd).await,
+                    answer => answer,
+                }
+            }),
             Handle::Cluster(c) => c.req_packed_command(cmd),
         }
     }
@@ -49,7 +71,14 @@ impl ConnectionLike for Handle {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Handle::Server(c) => c.req_packed_commands(pipeline, offset, count),
+            Handle::Server(c) => Box::pin(async move {
+                match c.send_packed_commands(pipeline, offset, count).await {
+                    Err(e) if never_sent(&e) => {
+                        c.send_packed_commands(pipeline, offset, count).await
+                    }
+                    answer => answer,
+                }
+            }),
             Handle::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
@@ -102,9 +131,9 @@ impl Connection {
         }
         match &settings.topology {
             Topology::Node(address) => {
-                let client = server_client(settings, address)?;
-                let manager = client
-                    .get_connection_manager_with_config(config)
+                let client = server_client(settings, address, ProtocolVersion::RESP2)?;
+                let resp3 = server_client(settings, address, ProtocolVersion::RESP3)?;
+                let manager = watched_manager(&resp3, &client, config)
                     .await
                     .map_err(|e| unreachable(format!("Redis at {}", show(address)), e))?;
                 Ok(Connection::Server {
@@ -146,7 +175,7 @@ impl Connection {
             Topology::Cluster(nodes) => {
                 let seeds = nodes
                     .iter()
-                    .map(|address| server_client(settings, address))
+                    .map(|address| server_client(settings, address, ProtocolVersion::RESP2))
                     .collect::<Result<Vec<_>, _>>()?;
                 let connection = cluster_client(settings, nodes)
                     .map_err(|e| ConfigError::field("redisHost", e.to_string()))?
@@ -346,10 +375,36 @@ fn address(settings: &Settings, (host, port): &Address) -> ConnectionAddr {
     }
 }
 
-fn server_client(settings: &Settings, server: &Address) -> Result<Client, ConfigError> {
+/// A connection manager that hears of a closed connection as it happens: over RESP3 where the
+/// server speaks it (`resp3`), else over RESP2 (`resp2`, for Redis before 6), where the first
+/// request after a restart can still fail. Only the manager uses RESP3; the release-signal
+/// subscription keeps RESP2.
+async fn watched_manager(
+    resp3: &Client,
+    resp2: &Client,
+    config: ConnectionManagerConfig,
+) -> RedisResult<ConnectionManager> {
+    match resp3
+        .get_connection_manager_with_config(config.clone())
+        .await
+    {
+        // A server without RESP3 refuses HELLO with an error answer, not a dropped connection.
+        Err(e) if !e.is_io_error() => {
+            tracing::debug!("Redis refused RESP3 ({e}); using RESP2");
+            resp2.get_connection_manager_with_config(config).await
+        }
+        answer => answer,
+    }
+}
+
+fn server_client(
+    settings: &Settings,
+    server: &Address,
+    protocol: ProtocolVersion,
+) -> Result<Client, ConfigError> {
     let info = address(settings, server)
         .into_connection_info()
-        .map(|info| info.set_redis_settings(redis_info(settings)));
+        .map(|info| info.set_redis_settings(redis_info(settings).set_protocol(protocol)));
     let client = match &settings.tls {
         None => info.and_then(Client::open),
         Some(tls) => info.and_then(|info| Client::build_with_tls(info, certificates(tls))),

@@ -1,0 +1,96 @@
+//! A store server's restart costs no failed call: the sidecar's next call after the server is
+//! back succeeds at once, whether or not calls came in while it was away (issue 10, item 4).
+
+use std::time::Duration;
+
+use crate::support::api::{Api, Protocol, SUCCESS};
+use crate::support::backend::{unique, Backend};
+use crate::support::dlockd::{component, Dlockd, Options};
+use crate::support::servers::Redis;
+
+/// Takes and releases a lock, restarts the store's server (calls during the outage if
+/// `traffic`), then locks and unlocks once each, at once: every call must succeed.
+async fn restart_costs_no_call(backend: Backend, traffic: bool) {
+    let (mut server, file) = backend.private_server().expect("a store with a server");
+    let sidecar = Dlockd::start(Options::with_component("app", file));
+    let api = Api::new(&sidecar).await;
+    let before = unique("reconnect");
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &before, "a", 60).await,
+        Ok(true)
+    );
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &before, "a").await,
+        Ok(SUCCESS)
+    );
+
+    server.stop();
+    if traffic {
+        // Calls while the server is away fail; they must not poison the ones after it.
+        for _ in 0..3 {
+            let refused = api
+                .lock(Protocol::Grpc, "store", &unique("away"), "b", 60)
+                .await;
+            assert!(
+                refused.is_err(),
+                "granted with the server away: {refused:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    server.resume();
+
+    for protocol in [Protocol::Grpc, Protocol::Http] {
+        let key = unique("reconnect");
+        assert_eq!(
+            api.lock(protocol, "store", &key, "c", 60).await,
+            Ok(true),
+            "{protocol:?}: the first lock after the restart\n{}",
+            sidecar.logs()
+        );
+        assert_eq!(
+            api.unlock(protocol, "store", &key, "c").await,
+            Ok(SUCCESS),
+            "{protocol:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn redis_restart_without_traffic() {
+    restart_costs_no_call(Backend::Redis, false).await;
+}
+
+#[tokio::test]
+async fn redis_restart_with_traffic() {
+    restart_costs_no_call(Backend::Redis, true).await;
+}
+
+#[tokio::test]
+async fn etcd_restart_without_traffic() {
+    restart_costs_no_call(Backend::Etcd, false).await;
+}
+
+#[tokio::test]
+async fn etcd_restart_with_traffic() {
+    restart_costs_no_call(Backend::Etcd, true).await;
+}
+
+#[tokio::test]
+async fn zookeeper_restart_without_traffic() {
+    restart_costs_no_call(Backend::Zookeeper, false).await;
+}
+
+#[tokio::test]
+async fn zookeeper_restart_with_traffic() {
+    restart_costs_no_call(Backend::Zookeeper, true).await;
+}
+
+#[tokio::test]
+async fn redis_without_resp3_still_serves() {
+    // A server that does not know HELLO, as before Redis 6: the sidecar falls back to RESP2.
+    let redis = Redis::start(&["--rename-command", "HELLO", ""]);
+    let file = component("store", "lock.redis", &[("redisHost", &redis.address())]);
+    let sidecar = Dlockd::start(Options::with_component("app", file));
+    Api::new(&sidecar).await.smoke("store").await;
+}
