@@ -1,6 +1,6 @@
 //! Binding the two ports and serving until shutdown: every listen address gets an HTTP and a
 //! gRPC listener; shutdown stops accepting, lets requests in flight finish, and gives up
-//! waiting after a grace period.
+//! waiting after a grace period (daprd's --dapr-graceful-shutdown-seconds).
 
 use std::future::Future;
 use std::io;
@@ -19,8 +19,6 @@ use super::locks_grpc::LocksGrpc;
 use super::{auth, dapr_http, ApiState};
 use crate::proto::dapr::dapr_server::DaprServer;
 use crate::proto::dlock::locks_server::LocksServer;
-
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Listeners bound on every address for one port. With port 0 the first address picks a free
 /// port and the others use the same one.
@@ -48,14 +46,23 @@ pub async fn bind(addresses: &[IpAddr], port: u16, defaults: bool) -> io::Result
     Ok(listeners)
 }
 
-/// Serves Dapr's API on the listeners until `shutdown` completes.
+/// How the servers stop.
+pub struct Shutdown<F> {
+    /// Completes when shutdown begins.
+    pub signal: F,
+    /// How long requests in flight may take after that; None: no limit.
+    pub grace: Option<Duration>,
+}
+
+/// Serves Dapr's API on the listeners until `shutdown.signal` completes. Returns false when
+/// requests were still open when the grace period ran out.
 pub async fn serve(
     state: Arc<ApiState>,
     http_listeners: Vec<TcpListener>,
     grpc_listeners: Vec<TcpListener>,
     max_body_size: usize,
-    shutdown: impl Future<Output = ()>,
-) {
+    shutdown: Shutdown<impl Future<Output = ()>>,
+) -> bool {
     let (stop, stopped) = watch::channel(false);
     let stopped = move || {
         let mut stopped = stopped.clone();
@@ -107,14 +114,15 @@ pub async fn serve(
         });
     }
 
-    shutdown.await;
+    shutdown.signal.await;
     tracing::info!("shutting down: no new requests; finishing those in flight");
     let _ = stop.send(true);
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while servers.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("requests still open after {SHUTDOWN_GRACE:?}; stopping anyway");
+    let drain = async { while servers.join_next().await.is_some() {} };
+    match shutdown.grace {
+        None => {
+            drain.await;
+            true
+        }
+        Some(grace) => tokio::time::timeout(grace, drain).await.is_ok(),
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use dlock::api::auth::ApiToken;
 use dlock::api::{server, ApiState};
-use dlock::config::flags::DaemonArgs;
+use dlock::config::flags::{DaemonArgs, DAPRD_VERSION};
 use dlock::lock::LockService;
 use dlock::startup::load_components;
 use tracing_subscriber::EnvFilter;
@@ -17,6 +17,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args = DaemonArgs::parse_daprd_style(std::env::args());
+    // Printed as daprd prints them: the `dapr` CLI reads stdout and parses the version.
+    if args.version {
+        println!("{DAPRD_VERSION}");
+        return ExitCode::SUCCESS;
+    }
+    if args.build_info {
+        println!(
+            "Version: {DAPRD_VERSION}\nGit Commit: \nGit Version: dlock {}",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
     init_logging(&args);
     let runtime = match args.worker_threads {
         1 => tokio::runtime::Builder::new_current_thread(),
@@ -74,12 +86,7 @@ async fn run(args: DaemonArgs) -> Result<(), String> {
             "--config is accepted for daprd compatibility; nothing in it applies to locks"
         );
     }
-    if args.enable_metrics {
-        tracing::debug!(
-            "metrics are not served yet (--metrics-port {})",
-            args.metrics_port
-        );
-    }
+    log_flags_without_effect(&args);
 
     let loaded = load_components(&args.resources_paths, &args.app_id)
         .await
@@ -101,9 +108,59 @@ async fn run(args: DaemonArgs) -> Result<(), String> {
         .map_err(|e| format!("gRPC port: {e}"))?;
 
     tracing::info!("{}", ready_line(&sidecar, &http, &grpc, &loaded.source));
-    server::serve(sidecar, http, grpc, args.max_body_size, shutdown).await;
+    let block = args.dapr_block_shutdown_duration;
+    let signal = async move {
+        shutdown.await;
+        // daprd's --dapr-block-shutdown-duration: the API keeps answering while the app
+        // stops, so it can still release its locks.
+        if let Some(block) = block {
+            tracing::info!("blocking shutdown for {block:?}; still serving");
+            tokio::time::sleep(block).await;
+        }
+    };
+    let grace = args.shutdown_grace();
+    let shutdown = server::Shutdown { signal, grace };
+    if !server::serve(sidecar, http, grpc, args.max_body_size(), shutdown).await {
+        return Err(format!(
+            "graceful shutdown timeout of {grace:?} exceeded with requests still open; \
+             stopping anyway (--dapr-graceful-shutdown-seconds)"
+        ));
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Names, once, what the command line asked for that dlockd does not do.
+fn log_flags_without_effect(args: &DaemonArgs) {
+    if !args.no_effect.is_empty() {
+        let flags: Vec<String> = args.no_effect.iter().map(|f| format!("--{f}")).collect();
+        tracing::info!(
+            "accepted for daprd compatibility, no effect in dlockd: {}",
+            flags.join(" ")
+        );
+    }
+    if args.dapr_http_max_request_size.is_some() {
+        tracing::warn!(
+            "--dapr-http-max-request-size is deprecated (as in daprd); use --max-body-size \
+             (the largest body accepted is {} bytes)",
+            args.max_body_size()
+        );
+    }
+    if args.enable_metrics {
+        tracing::info!(
+            "metrics are not served yet; --metrics-port {} and --metrics-listen-address {} \
+             have no effect",
+            args.metrics_port,
+            args.metrics_listen_address.as_deref().unwrap_or("0.0.0.0")
+        );
+    }
+    if !args.positional.is_empty() {
+        tracing::warn!(
+            "ignoring arguments that are not flags, as daprd does: {:?} (a bool flag takes \
+             a value only as --flag=false)",
+            args.positional
+        );
+    }
 }
 
 fn ready_line(
