@@ -1,5 +1,5 @@
 //! Binding the two ports and serving until shutdown: every listen address gets an HTTP and a
-//! gRPC listener; shutdown stops accepting, lets requests in flight finish, and gives up
+//! gRPC listener (or, with daprd's --unix-domain-socket, each API gets one Unix socket); shutdown stops accepting, lets requests in flight finish, and gives up
 //! waiting after a grace period (daprd's --dapr-graceful-shutdown-seconds).
 
 use std::future::Future;
@@ -46,6 +46,32 @@ pub async fn bind(addresses: &[IpAddr], port: u16, defaults: bool) -> io::Result
     Ok(listeners)
 }
 
+/// Where one of the two APIs listens.
+pub enum Listeners {
+    /// A listener on every listen address, all on the same port.
+    Tcp(Vec<TcpListener>),
+    /// One Unix socket (daprd's --unix-domain-socket), and nothing on TCP.
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener, std::path::PathBuf),
+}
+
+impl Listeners {
+    /// The addresses, as the ready line shows them: `127.0.0.1:3500 [::1]:3500` or
+    /// `unix:/dir/dapr-app-http.socket`.
+    pub fn describe(&self) -> String {
+        match self {
+            Listeners::Tcp(listeners) => listeners
+                .iter()
+                .filter_map(|l| l.local_addr().ok())
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            #[cfg(unix)]
+            Listeners::Unix(_, path) => format!("unix:{}", path.display()),
+        }
+    }
+}
+
 /// How the servers stop.
 pub struct Shutdown<F> {
     /// Completes when shutdown begins.
@@ -58,8 +84,8 @@ pub struct Shutdown<F> {
 /// requests were still open when the grace period ran out.
 pub async fn serve(
     state: Arc<ApiState>,
-    http_listeners: Vec<TcpListener>,
-    grpc_listeners: Vec<TcpListener>,
+    http_listeners: Listeners,
+    grpc_listeners: Listeners,
     max_body_size: usize,
     shutdown: Shutdown<impl Future<Output = ()>>,
 ) -> bool {
@@ -73,20 +99,22 @@ pub async fn serve(
     let mut servers = JoinSet::new();
 
     let router = dapr_http::router(state.clone(), max_body_size);
-    for listener in http_listeners {
-        let router = router.clone();
-        let stopped = stopped();
-        servers.spawn(async move {
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            if let Err(e) = axum::serve(listener, router)
-                .with_graceful_shutdown(stopped)
-                .await
-            {
-                tracing::error!("HTTP server failed: {e}");
+    match http_listeners {
+        Listeners::Tcp(listeners) => {
+            for listener in listeners {
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                let served =
+                    axum::serve(listener, router.clone()).with_graceful_shutdown(stopped());
+                servers.spawn(async move { report("HTTP", served.await) });
             }
-        });
+        }
+        #[cfg(unix)]
+        Listeners::Unix(listener, _) => {
+            let served = axum::serve(listener, router).with_graceful_shutdown(stopped());
+            servers.spawn(async move { report("HTTP", served.await) });
+        }
     }
 
     let interceptor = auth::grpc_interceptor(state.api_token.clone());
@@ -98,20 +126,25 @@ pub async fn serve(
         LocksServer::new(LocksGrpc::new(state.clone())).max_decoding_message_size(max_body_size),
         interceptor,
     );
-    for listener in grpc_listeners {
-        let (dapr, locks) = (dapr.clone(), locks.clone());
-        let stopped = stopped();
-        servers.spawn(async move {
-            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-            if let Err(e) = tonic::transport::Server::builder()
-                .add_service(dapr)
-                .add_service(locks)
-                .serve_with_incoming_shutdown(incoming, stopped)
-                .await
-            {
-                tracing::error!("gRPC server failed: {e}");
+    let grpc = tonic::transport::Server::builder()
+        .add_service(dapr)
+        .add_service(locks);
+    match grpc_listeners {
+        Listeners::Tcp(listeners) => {
+            for listener in listeners {
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                let served = grpc
+                    .clone()
+                    .serve_with_incoming_shutdown(incoming, stopped());
+                servers.spawn(async move { report("gRPC", served.await) });
             }
-        });
+        }
+        #[cfg(unix)]
+        Listeners::Unix(listener, _) => {
+            let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+            let served = grpc.serve_with_incoming_shutdown(incoming, stopped());
+            servers.spawn(async move { report("gRPC", served.await) });
+        }
     }
 
     shutdown.signal.await;
@@ -124,5 +157,11 @@ pub async fn serve(
             true
         }
         Some(grace) => tokio::time::timeout(grace, drain).await.is_ok(),
+    }
+}
+
+fn report<E: std::fmt::Display>(api: &str, served: Result<(), E>) {
+    if let Err(e) = served {
+        tracing::error!("{api} server failed: {e}");
     }
 }

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use dlock::api::auth::ApiToken;
-use dlock::api::{server, ApiState};
+use dlock::api::server::{self, Listeners};
+use dlock::api::ApiState;
 use dlock::config::flags::{DaemonArgs, DAPRD_VERSION};
 use dlock::lock::LockService;
 use dlock::startup::load_components;
@@ -98,14 +99,24 @@ async fn run(args: DaemonArgs) -> Result<(), String> {
         admin_token: ApiToken::from_env("DLOCK_ADMIN_TOKEN"),
     });
 
-    let defaults = args.dapr_listen_addresses.is_empty();
-    let addresses = args.listen_addresses();
-    let http = server::bind(&addresses, args.dapr_http_port, defaults)
-        .await
-        .map_err(|e| format!("HTTP port: {e}"))?;
-    let grpc = server::bind(&addresses, args.dapr_grpc_port, defaults)
-        .await
-        .map_err(|e| format!("gRPC port: {e}"))?;
+    let (http, grpc) = match &args.unix_domain_socket {
+        Some(dir) => (
+            bind_unix_socket(dir, &args.app_id, "http")?,
+            bind_unix_socket(dir, &args.app_id, "grpc")?,
+        ),
+        None => {
+            let defaults = args.dapr_listen_addresses.is_empty();
+            let addresses = args.listen_addresses();
+            let http = server::bind(&addresses, args.dapr_http_port, defaults)
+                .await
+                .map_err(|e| format!("HTTP port: {e}"))?;
+            let grpc = server::bind(&addresses, args.dapr_grpc_port, defaults)
+                .await
+                .map_err(|e| format!("gRPC port: {e}"))?;
+            (Listeners::Tcp(http), Listeners::Tcp(grpc))
+        }
+    };
+    let sockets = [&http, &grpc].map(socket_path);
 
     tracing::info!("{}", ready_line(&sidecar, &http, &grpc, &loaded.source));
     let block = args.dapr_block_shutdown_duration;
@@ -120,7 +131,12 @@ async fn run(args: DaemonArgs) -> Result<(), String> {
     };
     let grace = args.shutdown_grace();
     let shutdown = server::Shutdown { signal, grace };
-    if !server::serve(sidecar, http, grpc, args.max_body_size(), shutdown).await {
+    let drained = server::serve(sidecar, http, grpc, args.max_body_size(), shutdown).await;
+    // As daprd does, so that the next start can bind the same names.
+    for path in sockets.into_iter().flatten() {
+        let _ = std::fs::remove_file(path);
+    }
+    if !drained {
         return Err(format!(
             "graceful shutdown timeout of {grace:?} exceeded with requests still open; \
              stopping anyway (--dapr-graceful-shutdown-seconds)"
@@ -128,6 +144,29 @@ async fn run(args: DaemonArgs) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// daprd's socket for one API under --unix-domain-socket: DIR/dapr-<app-id>-<api>.socket.
+#[cfg(unix)]
+fn bind_unix_socket(dir: &std::path::Path, app_id: &str, api: &str) -> Result<Listeners, String> {
+    let path = dir.join(format!("dapr-{app_id}-{api}.socket"));
+    let listener = tokio::net::UnixListener::bind(&path)
+        .map_err(|e| format!("can't listen on {}: {e}", path.display()))?;
+    Ok(Listeners::Unix(listener, path))
+}
+
+#[cfg(not(unix))]
+fn bind_unix_socket(_: &std::path::Path, _: &str, _: &str) -> Result<Listeners, String> {
+    Err("--unix-domain-socket needs a Unix system".into())
+}
+
+/// The socket file to remove at exit, if the API listens on one.
+fn socket_path(listeners: &Listeners) -> Option<std::path::PathBuf> {
+    match listeners {
+        Listeners::Tcp(_) => None,
+        #[cfg(unix)]
+        Listeners::Unix(_, path) => Some(path.clone()),
+    }
 }
 
 /// Names, once, what the command line asked for that dlockd does not do.
@@ -163,20 +202,7 @@ fn log_flags_without_effect(args: &DaemonArgs) {
     }
 }
 
-fn ready_line(
-    sidecar: &ApiState,
-    http: &[tokio::net::TcpListener],
-    grpc: &[tokio::net::TcpListener],
-    source: &str,
-) -> String {
-    let addresses = |listeners: &[tokio::net::TcpListener]| {
-        listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+fn ready_line(sidecar: &ApiState, http: &Listeners, grpc: &Listeners, source: &str) -> String {
     let stores: Vec<String> = sidecar
         .locks
         .registry()
@@ -190,8 +216,8 @@ fn ready_line(
     };
     format!(
         "dlockd ready: gRPC on {} HTTP on {} app id '{}' lock stores: {} from {}{}",
-        addresses(grpc),
-        addresses(http),
+        grpc.describe(),
+        http.describe(),
         sidecar.locks.app_id(),
         stores,
         source,

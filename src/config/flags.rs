@@ -59,7 +59,6 @@ const NO_EFFECT: &[(&str, bool)] = &[
     ("reminders-service", true),
     ("actors-service", true),
     ("enable-api-logging", false),
-    ("unix-domain-socket", true),
     ("wait", false),
     ("log-file", true),
 ];
@@ -141,6 +140,11 @@ pub struct DaemonArgs {
     /// the app can still release its locks while it stops.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub dapr_block_shutdown_duration: Option<Duration>,
+
+    /// Serve the HTTP and gRPC APIs only on Unix sockets in this folder, named as daprd names
+    /// them: dapr-<app-id>-http.socket and dapr-<app-id>-grpc.socket.
+    #[arg(long, value_name = "DIR")]
+    pub unix_domain_socket: Option<PathBuf>,
 
     /// Threads serving requests (dlockd's own flag). One is the default: a lock request costs
     /// the sidecar microseconds, one thread serves tens of thousands a second, and a sidecar

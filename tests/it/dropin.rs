@@ -191,3 +191,50 @@ async fn block_shutdown_duration_keeps_serving_after_sigterm() {
     assert!(started.elapsed() >= Duration::from_secs(2), "{output}");
     assert!(output.contains("blocking shutdown for 2s"), "{output}");
 }
+
+/// --unix-domain-socket DIR: both APIs on DIR/dapr-<app-id>-<api>.socket as daprd names them,
+/// nothing on TCP, and the socket files gone after shutdown.
+#[cfg(unix)]
+#[test]
+fn unix_domain_socket_serves_both_apis_on_daprs_socket_names() {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+
+    let dir = temp_dir("sockets");
+    let mut options = Options::in_memory();
+    options.app_id = "BPMServerApp".into();
+    options.extra_args = vec!["--unix-domain-socket".into(), dir.display().to_string()];
+    let sidecar = Dlockd::start(options);
+    let (http, grpc) = (
+        dir.join("dapr-BPMServerApp-http.socket"),
+        dir.join("dapr-BPMServerApp-grpc.socket"),
+    );
+    let ready = sidecar.logs();
+    assert!(
+        ready.contains(&format!("gRPC on unix:{}", grpc.display()))
+            && ready.contains(&format!("HTTP on unix:{}", http.display()))
+            && !ready.contains("127.0.0.1"),
+        "{ready}"
+    );
+
+    let body = r#"{"resourceId":"job","lockOwner":"app","expiryInSeconds":30}"#;
+    let mut stream = UnixStream::connect(&http).unwrap();
+    write!(
+        stream,
+        "POST /v1.0-alpha1/lock/store HTTP/1.1\r\nHost: dlockd\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains(r#""success":true"#),
+        "{answer}"
+    );
+    UnixStream::connect(&grpc).expect("the gRPC socket accepts connections");
+
+    let (status, output) = sidecar.terminate();
+    assert!(status.success(), "{output}");
+    assert!(!http.exists() && !grpc.exists(), "socket files left behind");
+}
