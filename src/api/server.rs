@@ -1,6 +1,6 @@
 //! Binding the two ports and serving until shutdown: every listen address gets an HTTP and a
-//! gRPC listener; shutdown stops accepting, lets requests in flight finish, and gives up
-//! waiting after a grace period.
+//! gRPC listener (or, with daprd's --unix-domain-socket, each API gets one Unix socket); shutdown stops accepting, lets requests in flight finish, and gives up
+//! waiting after a grace period (daprd's --dapr-graceful-shutdown-seconds).
 
 use std::future::Future;
 use std::io;
@@ -19,8 +19,6 @@ use super::locks_grpc::LocksGrpc;
 use super::{auth, dapr_http, ApiState};
 use crate::proto::dapr::dapr_server::DaprServer;
 use crate::proto::dlock::locks_server::LocksServer;
-
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Listeners bound on every address for one port. With port 0 the first address picks a free
 /// port and the others use the same one.
@@ -48,14 +46,49 @@ pub async fn bind(addresses: &[IpAddr], port: u16, defaults: bool) -> io::Result
     Ok(listeners)
 }
 
-/// Serves Dapr's API on the listeners until `shutdown` completes.
+/// Where one of the two APIs listens.
+pub enum Listeners {
+    /// A listener on every listen address, all on the same port.
+    Tcp(Vec<TcpListener>),
+    /// One Unix socket (daprd's --unix-domain-socket), and nothing on TCP.
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener, std::path::PathBuf),
+}
+
+impl Listeners {
+    /// The addresses, as the ready line shows them: `127.0.0.1:3500 [::1]:3500` or
+    /// `unix:/dir/dapr-app-http.socket`.
+    pub fn describe(&self) -> String {
+        match self {
+            Listeners::Tcp(listeners) => listeners
+                .iter()
+                .filter_map(|l| l.local_addr().ok())
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            #[cfg(unix)]
+            Listeners::Unix(_, path) => format!("unix:{}", path.display()),
+        }
+    }
+}
+
+/// How the servers stop.
+pub struct Shutdown<F> {
+    /// Completes when shutdown begins.
+    pub signal: F,
+    /// How long requests in flight may take after that; None: no limit.
+    pub grace: Option<Duration>,
+}
+
+/// Serves Dapr's API on the listeners until `shutdown.signal` completes. Returns false when
+/// requests were still open when the grace period ran out.
 pub async fn serve(
     state: Arc<ApiState>,
-    http_listeners: Vec<TcpListener>,
-    grpc_listeners: Vec<TcpListener>,
+    http_listeners: Listeners,
+    grpc_listeners: Listeners,
     max_body_size: usize,
-    shutdown: impl Future<Output = ()>,
-) {
+    shutdown: Shutdown<impl Future<Output = ()>>,
+) -> bool {
     let (stop, stopped) = watch::channel(false);
     let stopped = move || {
         let mut stopped = stopped.clone();
@@ -66,20 +99,22 @@ pub async fn serve(
     let mut servers = JoinSet::new();
 
     let router = dapr_http::router(state.clone(), max_body_size);
-    for listener in http_listeners {
-        let router = router.clone();
-        let stopped = stopped();
-        servers.spawn(async move {
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            if let Err(e) = axum::serve(listener, router)
-                .with_graceful_shutdown(stopped)
-                .await
-            {
-                tracing::error!("HTTP server failed: {e}");
+    match http_listeners {
+        Listeners::Tcp(listeners) => {
+            for listener in listeners {
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                let served =
+                    axum::serve(listener, router.clone()).with_graceful_shutdown(stopped());
+                servers.spawn(async move { report("HTTP", served.await) });
             }
-        });
+        }
+        #[cfg(unix)]
+        Listeners::Unix(listener, _) => {
+            let served = axum::serve(listener, router).with_graceful_shutdown(stopped());
+            servers.spawn(async move { report("HTTP", served.await) });
+        }
     }
 
     let interceptor = auth::grpc_interceptor(state.api_token.clone());
@@ -91,30 +126,42 @@ pub async fn serve(
         LocksServer::new(LocksGrpc::new(state.clone())).max_decoding_message_size(max_body_size),
         interceptor,
     );
-    for listener in grpc_listeners {
-        let (dapr, locks) = (dapr.clone(), locks.clone());
-        let stopped = stopped();
-        servers.spawn(async move {
-            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-            if let Err(e) = tonic::transport::Server::builder()
-                .add_service(dapr)
-                .add_service(locks)
-                .serve_with_incoming_shutdown(incoming, stopped)
-                .await
-            {
-                tracing::error!("gRPC server failed: {e}");
+    let grpc = tonic::transport::Server::builder()
+        .add_service(dapr)
+        .add_service(locks);
+    match grpc_listeners {
+        Listeners::Tcp(listeners) => {
+            for listener in listeners {
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                let served = grpc
+                    .clone()
+                    .serve_with_incoming_shutdown(incoming, stopped());
+                servers.spawn(async move { report("gRPC", served.await) });
             }
-        });
+        }
+        #[cfg(unix)]
+        Listeners::Unix(listener, _) => {
+            let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+            let served = grpc.serve_with_incoming_shutdown(incoming, stopped());
+            servers.spawn(async move { report("gRPC", served.await) });
+        }
     }
 
-    shutdown.await;
+    shutdown.signal.await;
     tracing::info!("shutting down: no new requests; finishing those in flight");
     let _ = stop.send(true);
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while servers.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("requests still open after {SHUTDOWN_GRACE:?}; stopping anyway");
+    let drain = async { while servers.join_next().await.is_some() {} };
+    match shutdown.grace {
+        None => {
+            drain.await;
+            true
+        }
+        Some(grace) => tokio::time::timeout(grace, drain).await.is_ok(),
+    }
+}
+
+fn report<E: std::fmt::Display>(api: &str, served: Result<(), E>) {
+    if let Err(e) = served {
+        tracing::error!("{api} server failed: {e}");
     }
 }

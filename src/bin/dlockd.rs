@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use dlock::api::auth::ApiToken;
-use dlock::api::{server, ApiState};
-use dlock::config::flags::DaemonArgs;
+use dlock::api::server::{self, Listeners};
+use dlock::api::ApiState;
+use dlock::config::flags::{DaemonArgs, DAPRD_VERSION};
 use dlock::lock::LockService;
 use dlock::startup::load_components;
 use tracing_subscriber::EnvFilter;
@@ -17,6 +18,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args = DaemonArgs::parse_daprd_style(std::env::args());
+    // Printed as daprd prints them: the `dapr` CLI reads stdout and parses the version.
+    if args.version {
+        println!("{DAPRD_VERSION}");
+        return ExitCode::SUCCESS;
+    }
+    if args.build_info {
+        println!(
+            "Version: {DAPRD_VERSION}\nGit Commit: \nGit Version: dlock {}",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
     init_logging(&args);
     let runtime = match args.worker_threads {
         1 => tokio::runtime::Builder::new_current_thread(),
@@ -74,12 +87,7 @@ async fn run(args: DaemonArgs) -> Result<(), String> {
             "--config is accepted for daprd compatibility; nothing in it applies to locks"
         );
     }
-    if args.enable_metrics {
-        tracing::debug!(
-            "metrics are not served yet (--metrics-port {})",
-            args.metrics_port
-        );
-    }
+    log_flags_without_effect(&args);
 
     let loaded = load_components(&args.resources_paths, &args.app_id)
         .await
@@ -91,35 +99,110 @@ async fn run(args: DaemonArgs) -> Result<(), String> {
         admin_token: ApiToken::from_env("DLOCK_ADMIN_TOKEN"),
     });
 
-    let defaults = args.dapr_listen_addresses.is_empty();
-    let addresses = args.listen_addresses();
-    let http = server::bind(&addresses, args.dapr_http_port, defaults)
-        .await
-        .map_err(|e| format!("HTTP port: {e}"))?;
-    let grpc = server::bind(&addresses, args.dapr_grpc_port, defaults)
-        .await
-        .map_err(|e| format!("gRPC port: {e}"))?;
+    let (http, grpc) = match &args.unix_domain_socket {
+        Some(dir) => (
+            bind_unix_socket(dir, &args.app_id, "http")?,
+            bind_unix_socket(dir, &args.app_id, "grpc")?,
+        ),
+        None => {
+            let defaults = args.dapr_listen_addresses.is_empty();
+            let addresses = args.listen_addresses();
+            let http = server::bind(&addresses, args.dapr_http_port, defaults)
+                .await
+                .map_err(|e| format!("HTTP port: {e}"))?;
+            let grpc = server::bind(&addresses, args.dapr_grpc_port, defaults)
+                .await
+                .map_err(|e| format!("gRPC port: {e}"))?;
+            (Listeners::Tcp(http), Listeners::Tcp(grpc))
+        }
+    };
+    let sockets = [&http, &grpc].map(socket_path);
 
     tracing::info!("{}", ready_line(&sidecar, &http, &grpc, &loaded.source));
-    server::serve(sidecar, http, grpc, args.max_body_size, shutdown).await;
+    let block = args.dapr_block_shutdown_duration;
+    let signal = async move {
+        shutdown.await;
+        // daprd's --dapr-block-shutdown-duration: the API keeps answering while the app
+        // stops, so it can still release its locks.
+        if let Some(block) = block {
+            tracing::info!("blocking shutdown for {block:?}; still serving");
+            tokio::time::sleep(block).await;
+        }
+    };
+    let grace = args.shutdown_grace();
+    let shutdown = server::Shutdown { signal, grace };
+    let drained = server::serve(sidecar, http, grpc, args.max_body_size(), shutdown).await;
+    // As daprd does, so that the next start can bind the same names.
+    for path in sockets.into_iter().flatten() {
+        let _ = std::fs::remove_file(path);
+    }
+    if !drained {
+        return Err(format!(
+            "graceful shutdown timeout of {grace:?} exceeded with requests still open; \
+             stopping anyway (--dapr-graceful-shutdown-seconds)"
+        ));
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
-fn ready_line(
-    sidecar: &ApiState,
-    http: &[tokio::net::TcpListener],
-    grpc: &[tokio::net::TcpListener],
-    source: &str,
-) -> String {
-    let addresses = |listeners: &[tokio::net::TcpListener]| {
-        listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+/// daprd's socket for one API under --unix-domain-socket: DIR/dapr-<app-id>-<api>.socket.
+#[cfg(unix)]
+fn bind_unix_socket(dir: &std::path::Path, app_id: &str, api: &str) -> Result<Listeners, String> {
+    let path = dir.join(format!("dapr-{app_id}-{api}.socket"));
+    let listener = tokio::net::UnixListener::bind(&path)
+        .map_err(|e| format!("can't listen on {}: {e}", path.display()))?;
+    Ok(Listeners::Unix(listener, path))
+}
+
+#[cfg(not(unix))]
+fn bind_unix_socket(_: &std::path::Path, _: &str, _: &str) -> Result<Listeners, String> {
+    Err("--unix-domain-socket needs a Unix system".into())
+}
+
+/// The socket file to remove at exit, if the API listens on one.
+fn socket_path(listeners: &Listeners) -> Option<std::path::PathBuf> {
+    match listeners {
+        Listeners::Tcp(_) => None,
+        #[cfg(unix)]
+        Listeners::Unix(_, path) => Some(path.clone()),
+    }
+}
+
+/// Names, once, what the command line asked for that dlockd does not do.
+fn log_flags_without_effect(args: &DaemonArgs) {
+    if !args.no_effect.is_empty() {
+        let flags: Vec<String> = args.no_effect.iter().map(|f| format!("--{f}")).collect();
+        tracing::info!(
+            "accepted for daprd compatibility, no effect in dlockd: {}",
+            flags.join(" ")
+        );
+    }
+    if args.dapr_http_max_request_size.is_some() {
+        tracing::warn!(
+            "--dapr-http-max-request-size is deprecated (as in daprd); use --max-body-size \
+             (the largest body accepted is {} bytes)",
+            args.max_body_size()
+        );
+    }
+    if args.enable_metrics {
+        tracing::info!(
+            "metrics are not served yet; --metrics-port {} and --metrics-listen-address {} \
+             have no effect",
+            args.metrics_port,
+            args.metrics_listen_address.as_deref().unwrap_or("0.0.0.0")
+        );
+    }
+    if !args.positional.is_empty() {
+        tracing::warn!(
+            "ignoring arguments that are not flags, as daprd does: {:?} (a bool flag takes \
+             a value only as --flag=false)",
+            args.positional
+        );
+    }
+}
+
+fn ready_line(sidecar: &ApiState, http: &Listeners, grpc: &Listeners, source: &str) -> String {
     let stores: Vec<String> = sidecar
         .locks
         .registry()
@@ -133,8 +216,8 @@ fn ready_line(
     };
     format!(
         "dlockd ready: gRPC on {} HTTP on {} app id '{}' lock stores: {} from {}{}",
-        addresses(grpc),
-        addresses(http),
+        grpc.describe(),
+        http.describe(),
         sidecar.locks.app_id(),
         stores,
         source,

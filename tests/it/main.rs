@@ -7,6 +7,7 @@ mod components;
 mod conformance;
 mod contract;
 mod dapr_api;
+mod dropin;
 mod etcd;
 mod lifecycle;
 mod locks_api;

@@ -61,6 +61,8 @@ pub struct Options {
     pub files: Option<Vec<(String, String)>>,
     pub env: Vec<(String, String)>,
     pub extra_args: Vec<String>,
+    /// Pass extra_args alone, without the app id, listen address and port-0 arguments.
+    pub only_extra_args: bool,
     /// The working directory; default: a fresh empty folder.
     pub cwd: Option<PathBuf>,
 }
@@ -131,10 +133,13 @@ impl Dlockd {
     pub fn try_start(options: Options) -> Result<Dlockd, Failed> {
         let dir = temp_dir("sidecar");
         let mut command = Command::new(DLOCKD);
+        if !options.only_extra_args {
+            command
+                .args(["--app-id", &options.app_id])
+                .args(["--dapr-listen-addresses", "127.0.0.1"])
+                .args(["--dapr-http-port", "0", "--dapr-grpc-port", "0"]);
+        }
         command
-            .args(["--app-id", &options.app_id])
-            .args(["--dapr-listen-addresses", "127.0.0.1"])
-            .args(["--dapr-http-port", "0", "--dapr-grpc-port", "0"])
             .args(&options.extra_args)
             .current_dir(options.cwd.clone().unwrap_or_else(|| dir.clone()))
             .env_remove("DAPR_API_TOKEN")
@@ -231,6 +236,12 @@ impl Dlockd {
     pub fn thaw(&self) {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGCONT) };
+    }
+
+    /// Sends SIGTERM and returns at once, while the sidecar shuts down.
+    pub fn begin_terminate(&self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
     }
 
     /// Sends SIGTERM and waits for the exit; returns the status and everything it printed.
