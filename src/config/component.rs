@@ -2,11 +2,23 @@
 //! files of any case, several documents per file, only `dapr.io/v1alpha1` `Component`
 //! documents kept. Parsing here only checks shape; what the values mean is start-up's job
 //! (`startup::load`).
+//!
+//! Files are read as users write them, on Windows too: a UTF-8 byte-order mark (at the start of
+//! the file or of any document) and CRLF line endings are accepted. A component of a building
+//! block dlockd does not serve (state, pub/sub, bindings, …) is recognised by its `spec.type`
+//! alone and skipped, whatever the rest of it holds, so an app's existing components folder
+//! never stops start-up. Only lock stores and secret stores (and types nobody serves, which
+//! start-up reports) are parsed in full; a document that cannot be read as YAML stops start-up
+//! naming its file, line and column, unless its text shows another building block's type.
+//!
+//! A document "looks like a component" when its `kind` is within two edits of `Component`
+//! (any case) or its `spec.type` is a dotted Dapr type (`lock.redis`, `bindings.cron`): such a
+//! document with another `kind` or `apiVersion` is a typo far more often than not, so it is
+//! skipped with a warning naming the file and the field instead of silently.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_yaml::Value;
 
 use super::{duration, ConfigError};
@@ -14,7 +26,21 @@ use super::{duration, ConfigError};
 const API_VERSION: &str = "dapr.io/v1alpha1";
 const KIND: &str = "Component";
 const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
+const BOM: char = '\u{feff}';
 
+/// Building-block categories of Dapr that dlockd does not serve. Their components are skipped
+/// with a note, so a Dapr app's existing components folder can be given as it is.
+const OTHER_CATEGORIES: &[&str] = &[
+    "state.",
+    "pubsub.",
+    "bindings.",
+    "configuration.",
+    "middleware.",
+    "nameresolution.",
+    "workflow.",
+    "crypto.",
+    "conversation.",
+];
 /// One component document, shape-checked.
 #[derive(Debug, Clone)]
 pub struct Component {
@@ -97,22 +123,172 @@ fn component_files(folder: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     Ok(files)
 }
 
-/// Parses one file's documents, keeping the components.
+/// Parses one file's documents, keeping the components dlockd may serve.
 pub fn parse_file(file: &Path, text: &str) -> Result<Vec<Component>, ConfigError> {
     let mut components = Vec::new();
-    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = Value::deserialize(document).map_err(|e| {
-            ConfigError::new(format!("document {} is not valid YAML: {e}", index + 1)).in_file(file)
-        })?;
-        let is_component = str_at(&value, &["apiVersion"]) == Some(API_VERSION)
-            && str_at(&value, &["kind"]) == Some(KIND);
-        if is_component {
-            components.push(parse_component(file, &value)?);
-        } else if !value.is_null() {
-            tracing::debug!(file = %file.display(), document = index + 1, "not a component, skipped");
+    for (index, document) in documents(text).into_iter().enumerate() {
+        let number = index + 1;
+        let value = match serde_yaml::from_str::<Value>(document.text) {
+            Ok(value) => value,
+            Err(error) => match loose_type(document.text).filter(|t| is_other_category(t)) {
+                Some(type_name) => {
+                    tracing::info!(file = %file.display(), document = number,
+                        "type {type_name} is not a lock store, skipped (it is not valid YAML: {error})");
+                    continue;
+                }
+                None => return Err(yaml_error(file, number, document.first_line, &error)),
+            },
+        };
+        match classify(&value) {
+            Document::Component(type_name) if is_other_category(type_name) => {
+                tracing::info!(file = %file.display(), document = number,
+                    component = str_at(&value, &["metadata", "name"]).unwrap_or(""),
+                    "type {type_name} is not a lock store, skipped");
+            }
+            Document::Component(_) => components.push(parse_component(file, &value)?),
+            Document::Misspelt { field, found } => {
+                tracing::warn!(
+                    "{}: document {number}: field {field}: '{found}' is not '{}'; this looks like a component and is skipped",
+                    file.display(),
+                    if field == "kind" { KIND } else { API_VERSION },
+                );
+            }
+            Document::Other => {
+                tracing::debug!(file = %file.display(), document = number, "not a component, skipped");
+            }
         }
     }
     Ok(components)
+}
+
+/// One YAML document of a file, and the file's line it starts on (1-based).
+struct Source<'a> {
+    text: &'a str,
+    first_line: usize,
+}
+
+/// Splits a file at its `---` lines into documents, each without a leading byte-order mark.
+/// Split here rather than by the YAML stream reader so that one broken document is reported with
+/// its own line, a mark after `---` is dropped, and other documents are still looked at.
+fn documents(text: &str) -> Vec<Source<'_>> {
+    let mut documents = Vec::new();
+    let (mut start, mut first_line) = (0, 1);
+    let mut offset = 0;
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        let bare = line.trim_start_matches(BOM).trim_end();
+        let is_marker = bare == "---" || bare.starts_with("--- #");
+        if is_marker {
+            documents.push(Source {
+                text: text[start..offset].trim_start_matches(BOM),
+                first_line,
+            });
+            start = offset + line.len();
+            first_line = index + 2;
+        }
+        offset += line.len();
+    }
+    documents.push(Source {
+        text: text[start..].trim_start_matches(BOM),
+        first_line,
+    });
+    documents
+}
+
+/// A YAML syntax error, with the line and column in the file (not in the document).
+fn yaml_error(
+    file: &Path,
+    number: usize,
+    first_line: usize,
+    error: &serde_yaml::Error,
+) -> ConfigError {
+    let place = match error.location() {
+        Some(at) => format!(
+            "line {}, column {}",
+            first_line + at.line() - 1,
+            at.column()
+        ),
+        None => format!("the document starting at line {first_line}"),
+    };
+    // serde_yaml's own text repeats a location relative to the document; keep only the reason.
+    let text = error.to_string();
+    let reason = text.split(" at line ").next().unwrap_or(&text);
+    ConfigError::new(format!(
+        "{place}: document {number} is not valid YAML: {reason}"
+    ))
+    .in_file(file)
+}
+
+/// What one parsed document is.
+enum Document<'a> {
+    /// A component, with its `spec.type` (empty when missing: full parsing reports it).
+    Component(&'a str),
+    /// Looks like a component, but `field` holds `found` instead of what Dapr reads.
+    Misspelt {
+        field: &'static str,
+        found: String,
+    },
+    Other,
+}
+
+fn classify(value: &Value) -> Document<'_> {
+    let kind = str_at(value, &["kind"]);
+    let api_version = str_at(value, &["apiVersion"]);
+    let type_name = str_at(value, &["spec", "type"]).unwrap_or("");
+    if kind == Some(KIND) && api_version == Some(API_VERSION) {
+        return Document::Component(type_name);
+    }
+    let kind_is_close = kind.is_some_and(|k| edit_distance(&k.to_lowercase(), "component") <= 2);
+    let dapr_type = type_name.contains('.') && !type_name.contains(char::is_whitespace);
+    if !(kind_is_close || dapr_type) {
+        return Document::Other;
+    }
+    let describe =
+        |found: Option<&str>| found.map_or_else(|| "nothing".to_string(), str::to_string);
+    if kind != Some(KIND) {
+        Document::Misspelt {
+            field: "kind",
+            found: describe(kind),
+        }
+    } else {
+        Document::Misspelt {
+            field: "apiVersion",
+            found: describe(api_version),
+        }
+    }
+}
+
+/// Whether `type_name` belongs to a building block dlockd does not serve.
+fn is_other_category(type_name: &str) -> bool {
+    OTHER_CATEGORIES.iter().any(|c| type_name.starts_with(c))
+}
+
+/// The `type:` of a document that is not valid YAML, read from its text: the first indented
+/// `type: x` line (a component's `spec.type` is the only indented `type` key Dapr defines).
+fn loose_type(text: &str) -> Option<&str> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(|c: char| c == ' ' || c == '\t')?;
+        let value = rest.trim_start().strip_prefix("type:")?;
+        let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+        (!value.is_empty()).then_some(value)
+    })
+}
+
+/// Levenshtein distance, for recognising a misspelt `kind`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 fn parse_component(file: &Path, doc: &Value) -> Result<Component, ConfigError> {
@@ -398,5 +574,74 @@ scopes: [bpm-server]
 
         let err = parse("a: [unclosed").unwrap_err();
         assert!(err.message.contains("not valid YAML"), "{err}");
+    }
+
+    const LOCK: &str = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: lockstore\nspec:\n  type: lock.redis\n  metadata:\n  - name: redisHost\n    value: localhost:6379\n";
+
+    #[test]
+    fn byte_order_marks_and_crlf_are_accepted() {
+        let binding = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: cron\nspec:\n  type: bindings.cron\n";
+        let text = format!("\u{feff}{binding}---\n\u{feff}{LOCK}").replace('\n', "\r\n");
+        let components = parse(&text).unwrap();
+        assert_eq!(components.len(), 1);
+        assert_eq!(components[0].name, "lockstore");
+        assert_eq!(
+            components[0].metadata[0].source,
+            ValueSource::Value("localhost:6379".into())
+        );
+    }
+
+    #[test]
+    fn other_building_blocks_are_skipped_whatever_they_hold() {
+        // Shape our parser refuses (metadata not a list) and text that is not YAML at all.
+        let text = format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: b}}\nspec:\n  type: bindings.http\n  metadata: {{url: x}}\n  initTimeout: soon\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: s}}\nspec:\n  type: state.redis\n  metadata: [{{name: a, value: {{{{ .x }}}}\n---\n{LOCK}"
+        );
+        let components = parse(&text).unwrap();
+        assert_eq!(components.len(), 1);
+        assert_eq!(components[0].name, "lockstore");
+    }
+
+    #[test]
+    fn a_lock_store_that_is_not_yaml_names_line_and_column() {
+        let text = format!("{LOCK}---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: broken\nspec:\n  type: lock.redis\n  metadata: [\n");
+        // The reader stops at the end of the file (line 18), still looking for the list.
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("test.yaml: line 18, column 1: document 2 is not valid YAML"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn documents_that_look_like_components_are_recognised() {
+        let misspelt = |doc: &str| match classify(&serde_yaml::from_str(doc).unwrap()) {
+            Document::Misspelt { field, found } => Some((field, found)),
+            _ => None,
+        };
+        assert_eq!(
+            misspelt("apiVersion: dapr.io/v1alpha1\nkind: Componnet\nspec: {type: lock.redis}"),
+            Some(("kind", "Componnet".into()))
+        );
+        assert_eq!(
+            misspelt("apiVersion: dapr.io/v1alpha1\nkind: component\nmetadata: {name: x}"),
+            Some(("kind", "component".into()))
+        );
+        assert_eq!(
+            misspelt("apiVersion: dapr.io/v1alpha\nkind: Component\nspec: {type: lock.redis}"),
+            Some(("apiVersion", "dapr.io/v1alpha".into()))
+        );
+        assert_eq!(
+            misspelt("apiVersion: v1\nkind: Secret\nspec: {type: lock.redis}"),
+            Some(("kind", "Secret".into()))
+        );
+        // Neither a near-Component kind nor a dotted type: Dapr's other resources, Kubernetes'.
+        for other in [
+            "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nspec: {tracing: {}}",
+            "apiVersion: dapr.io/v2alpha1\nkind: Subscription\nspec: {topic: t}",
+            "apiVersion: v1\nkind: Service\nspec: {type: ClusterIP}",
+        ] {
+            assert_eq!(misspelt(other), None, "{other}");
+        }
     }
 }

@@ -14,20 +14,6 @@ use crate::lock::{KeyPrefix, LoadedStore, Registry};
 /// The name of the store served when no component files are given.
 const DEFAULT_STORE_NAME: &str = "lockstore";
 
-/// Building-block categories of Dapr that dlockd does not serve. Their components are skipped
-/// with a note, so a Dapr app's existing components folder can be given as it is.
-const OTHER_CATEGORIES: &[&str] = &[
-    "state.",
-    "pubsub.",
-    "bindings.",
-    "configuration.",
-    "middleware.",
-    "nameresolution.",
-    "workflow.",
-    "crypto.",
-    "conversation.",
-];
-
 /// What was loaded, and from where.
 pub struct Loaded {
     pub registry: Registry,
@@ -123,13 +109,7 @@ async fn load_folders(
 
     let mut registry = Registry::default();
     for component in &in_scope {
-        let type_name = component.type_name.as_str();
-        if type_name.starts_with("secretstores.") {
-            continue;
-        }
-        if OTHER_CATEGORIES.iter().any(|c| type_name.starts_with(c)) {
-            tracing::info!(component = %component.name, file = %component.file.display(),
-                "type {type_name} is not a lock store, skipped");
+        if component.type_name.starts_with("secretstores.") {
             continue;
         }
         match load_lock_store(component, &secret_stores, store_types).await {

@@ -314,3 +314,88 @@ fn the_shipped_component_files_parse() {
     }
     assert!(seen >= 2);
 }
+
+/// A file as an editor on Windows saves it: a byte-order mark first, CRLF line endings.
+fn windows_file(text: &str) -> String {
+    format!("\u{feff}{}", text.replace('\n', "\r\n"))
+}
+
+#[tokio::test]
+async fn files_with_a_byte_order_mark_and_crlf_load_beside_other_building_blocks() {
+    // As the .NET SDK's examples ship them: a binding and a lock store in one folder.
+    let binding = component("cron", "bindings.cron", &[("schedule", "@every 10s")]);
+    // A binding whose metadata our parser would refuse, and one that is not even YAML.
+    let odd_binding = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: odd}\nspec:\n  type: bindings.http\n  metadata: {url: http://x}\n  initTimeout: soon\n";
+    let broken_state = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: st}\nspec:\n  type: state.redis\n  metadata: [{name: a, value: {{ .x }}\n";
+    let sidecar = Dlockd::start(Options::with_files(
+        "app",
+        &[
+            ("binding.yaml", windows_file(&binding)),
+            (
+                "lockstore.yaml",
+                windows_file(&component("lockstore", MEMORY, &[])),
+            ),
+            ("odd.yaml", windows_file(odd_binding)),
+            ("broken.yaml", broken_state.into()),
+        ],
+    ));
+    let api = Api::new(&sidecar).await;
+    assert!(serves(&api, "lockstore").await);
+    assert!(!serves(&api, "cron").await);
+    let logs = sidecar.logs();
+    for skipped in ["bindings.cron", "bindings.http", "state.redis"] {
+        assert!(
+            logs.contains(&format!("{skipped} is not a lock store")),
+            "{logs}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_misspelt_kind_or_api_version_is_a_warning_naming_file_and_field() {
+    let store = component("typo", MEMORY, &[]);
+    let sidecar = Dlockd::start(Options::with_files(
+        "app",
+        &[
+            (
+                "kind.yaml",
+                store.replace("kind: Component", "kind: Componnet"),
+            ),
+            (
+                "version.yaml",
+                store.replace("dapr.io/v1alpha1", "dapr.io/v1alpha"),
+            ),
+            ("good.yaml", component("good", MEMORY, &[])),
+        ],
+    ));
+    let logs = sidecar.logs();
+    let warning = |file: &str| {
+        logs.lines()
+            .find(|l| l.contains("WARN") && l.contains(file))
+            .unwrap_or_else(|| panic!("no warning for {file}:\n{logs}"))
+            .to_string()
+    };
+    let kind = warning("kind.yaml");
+    assert!(kind.contains("field kind: 'Componnet'"), "{kind}");
+    let version = warning("version.yaml");
+    assert!(
+        version.contains("field apiVersion: 'dapr.io/v1alpha'"),
+        "{version}"
+    );
+}
+
+#[tokio::test]
+async fn a_lock_store_file_that_is_not_yaml_stops_start_up_at_its_line_and_column() {
+    // The unclosed list runs on into line 8, `  metadata: []`, whose colon (column 11) breaks it.
+    let text = windows_file(
+        &component("store", MEMORY, &[]).replace("  version: v1\n", "  version: [v1\n"),
+    );
+    let failed = fails(Options::with_files("app", &[("lock.yaml", text)]));
+    assert!(
+        failed
+            .output
+            .contains("lock.yaml: line 8, column 11: document 1 is not valid YAML"),
+        "{}",
+        failed.output
+    );
+}
