@@ -8,6 +8,7 @@ mod conformance;
 mod contract;
 mod dapr_api;
 mod etcd;
+mod keyspace;
 mod lifecycle;
 mod locks_api;
 mod redis;

@@ -206,7 +206,10 @@ mod tests {
     #[test]
     fn counters_are_bounded_by_the_slots() {
         let one = KeyLayout::new(false);
-        assert_eq!(one.fencing_counter("lock||app||a"), one.fencing_counter("b"));
+        assert_eq!(
+            one.fencing_counter("lock||app||a"),
+            one.fencing_counter("b")
+        );
         let cluster = KeyLayout::new(true);
         let counters: std::collections::HashSet<String> = (0..100_000)
             .map(|i| cluster.fencing_counter(&cluster.lock_key(&format!("lock||app||{i}"))))
