@@ -160,6 +160,7 @@ async fn zookeeper_reaps_the_key_nodes_of_released_locks() {
     // Before: ZooKeeper's own nodes (`/`, `/zookeeper`, its quota and config nodes).
     let own = znodes(&zookeeper);
     churn(&Dlockd::start(options.clone())).await;
+    eprintln!("znodes right after the churn: {}", znodes(&zookeeper));
     tokens_keep_rising(options).await;
     // Empty key containers go when ZooKeeper's container manager next runs (every second on
     // the test servers); what stays is the root (`/dlock`) and the app's folder under it.
@@ -172,4 +173,8 @@ async fn zookeeper_reaps_the_key_nodes_of_released_locks() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    eprintln!(
+        "znodes: {own} of ZooKeeper's own, {} now",
+        znodes(&zookeeper)
+    );
 }
