@@ -1,7 +1,8 @@
 //! `lock.redis`: locks in Redis, interchangeable with daprd's. The lock key and its value are
 //! daprd's (the store key, the raw owner, `SET … NX` with the expiry, an owner-checked release
 //! script with daprd's answers), so daprd and dlockd fleets on one Redis share every lock.
-//! Fencing, renewal, inspection and the release signal live beside it (see `scripts.rs`).
+//! Fencing, renewal, inspection and the release signal live beside it (see `scripts.rs`),
+//! in a bounded number of keys: nothing per resource id outlives its lock (see `keys.rs`).
 //!
 //! The connection in each topology (one server, Sentinel, Cluster) is in `connection.rs`;
 //! where keys live, hash tags for a cluster included, in `keys.rs`.
@@ -24,7 +25,7 @@ use crate::lock::{
     Capabilities, Grant, LockInfo, LockStore, OwnerChecked, StoreError, TryLockOutcome,
 };
 use connection::{Connection, Handle};
-use keys::{fence_key, token_key, KeyLayout};
+use keys::{legacy_fence_key, token_key, KeyLayout};
 use settings::{Settings, Topology};
 use signal::ReleaseSignal;
 
@@ -184,8 +185,9 @@ impl LockStore for RedisStore {
         let token: u64 = self
             .acquire
             .key(&lock)
-            .key(fence_key(&lock))
+            .key(self.layout.fencing_counter(&lock))
             .key(token_key(&lock))
+            .key(legacy_fence_key(&lock))
             .arg(owner)
             .arg(millis(ttl))
             .invoke_async(&mut self.connection.handle())

@@ -2,19 +2,27 @@
 //!
 //! The lock key holds the raw owner string, exactly as daprd writes it (`SET key owner NX EX`),
 //! so daprd and dlockd fleets share locks. What dlock adds lives beside it, under keys no lock
-//! key can take (lock keys start with `lock||`): `dlock||fence||<key>`, the key's fencing
-//! counter (kept, so tokens keep rising across holders), and `dlock||token||<key>`,
-//! `<owner>|<token>` of the current holder with the lock's own expiry. Releases publish on the
+//! key can take (lock keys start with `lock||`): a fencing counter shared by many keys (see
+//! `keys.rs`; kept, so tokens keep rising across holders), and `dlock||token||<key>`,
+//! `<owner>|<token>` of the current holder with the lock's own expiry, deleted on release. Releases publish on the
 //! lock's own channel, the release signal for waiters on every sidecar (see `signal.rs`).
 
 use redis::Script;
 
-/// KEYS: lock, fence, token. ARGV: owner, ttl ms. Returns the fencing token, or 0 when held.
+/// KEYS: lock, shared fencing counter, token, the key's counter from earlier versions.
+/// ARGV: owner, ttl ms. Returns the fencing token, or 0 when held.
 pub(crate) fn acquire() -> Script {
     Script::new(
         r"
         if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
           return 0
+        end
+        local legacy = tonumber(redis.call('GET', KEYS[4]))
+        if legacy then
+          if legacy > (tonumber(redis.call('GET', KEYS[2])) or 0) then
+            redis.call('SET', KEYS[2], legacy)
+          end
+          redis.call('DEL', KEYS[4])
         end
         local token = redis.call('INCR', KEYS[2])
         redis.call('SET', KEYS[3], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
