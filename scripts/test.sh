@@ -25,6 +25,8 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
 [[ -e /usr/share/java/zookeeper.jar ]] || need_apt+=(zookeeper)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)      # check-examples.sh
+python3 -c 'import yaml' >/dev/null 2>&1 || need_apt+=(python3-yaml)  # check-examples.sh
 if ((${#need_apt[@]})); then
   say "apt-get install ${need_apt[*]}"
   apt-get update -q >&2
@@ -38,6 +40,7 @@ if (($# == 0)); then
   cargo fmt --all -- --check
   say "cargo clippy"
   cargo clippy --locked --all-targets -- -D warnings
+  scripts/check-examples.sh
 fi
 
 # --- Servers the tests share ------------------------------------------------------------

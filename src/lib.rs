@@ -4,6 +4,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod interrupt;
 pub mod lock;
 pub mod proto;
 pub mod startup;

@@ -1,5 +1,5 @@
 //! dlockd, the sidecar: loads the component files, binds Dapr's ports, serves until SIGINT or
-//! SIGTERM.
+//! SIGTERM (Ctrl-C or Ctrl-Break on Windows).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use dlock::api::auth::ApiToken;
 use dlock::api::server::{self, Listeners};
 use dlock::api::ApiState;
 use dlock::config::flags::{DaemonArgs, DAPRD_VERSION};
+use dlock::interrupt::Interrupt;
 use dlock::lock::LockService;
 use dlock::startup::load_components;
 use tracing_subscriber::EnvFilter;
@@ -229,15 +230,9 @@ fn ready_line(sidecar: &ApiState, http: &Listeners, grpc: &Listeners, source: &s
     )
 }
 
-/// A future that completes on SIGINT or SIGTERM; the handlers are installed on the call.
+/// A future that completes on SIGINT or SIGTERM (Ctrl-C, Ctrl-Break or closing the console on
+/// Windows); the handlers are installed on the call.
 fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    })
+    let mut interrupt = Interrupt::new()?;
+    Ok(async move { interrupt.wait().await })
 }

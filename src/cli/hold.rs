@@ -4,19 +4,19 @@
 //!
 //! Waiting uses the sidecar's blocking acquire (first come, first served, woken by the
 //! release). With a command, the lock is held in a session the sidecar renews, so a command
-//! may run longer than SECONDS; if the lock is lost, the command gets SIGTERM and dlock exits
-//! with its own code, as `consul lock` does.
+//! may run longer than SECONDS; if the lock is lost, the command gets SIGTERM (on Windows it is
+//! killed) and dlock exits with its own code, as `consul lock` does.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
 use super::connect::{self, Client, Locks};
 use super::Exit;
+use crate::interrupt::Interrupt;
 use crate::proto::dapr::unlock_response::Status;
 use crate::proto::dapr::UnlockRequest;
 use crate::proto::dlock::hold_event::Event;
@@ -46,30 +46,8 @@ pub fn default_owner() -> String {
     )
 }
 
-/// Resolves when SIGINT or SIGTERM arrives.
-struct Interrupt {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-}
-
-impl Interrupt {
-    fn new() -> Self {
-        Interrupt {
-            int: signal(SignalKind::interrupt()).expect("a SIGINT handler can be installed"),
-            term: signal(SignalKind::terminate()).expect("a SIGTERM handler can be installed"),
-        }
-    }
-
-    async fn wait(&mut self) {
-        tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
-        }
-    }
-}
-
 pub async fn run(hold: Hold) -> Exit {
-    let mut interrupt = Interrupt::new();
+    let mut interrupt = Interrupt::new().expect("the stop-request handlers can be installed");
     let clients = async {
         let channel = connect::channel(&hold.endpoint, CONNECT_TIMEOUT).await?;
         Ok::<_, String>((
@@ -290,12 +268,17 @@ async fn next_event(events: &mut tonic::Streaming<HoldEvent>) -> Result<Event, t
     }
 }
 
-/// Sends SIGTERM to the command and waits for it to end.
+/// Stops the command and waits for it to end: SIGTERM on Unix, so it can clean up. Windows has
+/// no SIGTERM (a Ctrl-Break reaches only a child started in a process group of its own), so
+/// there the command is killed.
 async fn terminate(child: &mut tokio::process::Child) {
+    #[cfg(unix)]
     if let Some(pid) = child.id() {
         // SAFETY: kill(2) with our child's pid and a signal number has no memory effects.
         unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
     }
+    #[cfg(windows)]
+    let _ = child.start_kill();
     let _ = child.wait().await;
 }
 
@@ -323,12 +306,17 @@ async fn end_session(
     }
 }
 
+/// The command's exit code; on Unix a command ended by a signal gives 128 + the signal, as
+/// shells report it. (On Windows every ended process has a code.)
 fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(1)
+    #[cfg(unix)]
+    let by_signal = {
+        use std::os::unix::process::ExitStatusExt;
+        status.signal().map(|s| 128 + s)
+    };
+    #[cfg(not(unix))]
+    let by_signal = None;
+    status.code().or(by_signal).unwrap_or(1)
 }
 
 async fn release(client: &mut Client, hold: &Hold) -> Exit {
