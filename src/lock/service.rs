@@ -140,8 +140,7 @@ impl LockService {
             let changed = place.changed();
             let first = place.is_first();
             if first {
-                let tried = store.try_lock(&lock.key, &lock.owner, lock.ttl).await;
-                if let TryLockOutcome::Granted(grant) = tried.map_err(failed)? {
+                if let Some(grant) = try_once(lock).await? {
                     return Ok(Some(grant));
                 }
             }
@@ -176,8 +175,7 @@ impl LockService {
     ) -> Result<Option<Grant>, ApiError> {
         let failed = |e| ApiError::failed(Operation::Acquire, e);
         let store = &lock.store.store;
-        let tried = store.try_lock(&lock.key, &lock.owner, lock.ttl).await;
-        if let TryLockOutcome::Granted(grant) = tried.map_err(failed)? {
+        if let Some(grant) = try_once(lock).await? {
             return Ok(Some(grant));
         }
         if Instant::now() >= deadline {
@@ -287,5 +285,18 @@ fn held(resource_id: String, info: LockInfo) -> HeldLock {
         owner: info.owner,
         expires_in: info.expires_in,
         fencing_token: info.fencing_token,
+    }
+}
+
+/// One try at the store for a waiter: the grant, or `None` while someone holds the key.
+async fn try_once(lock: &CheckedLock<'_>) -> Result<Option<Grant>, ApiError> {
+    let tried = lock
+        .store
+        .store
+        .try_lock(&lock.key, &lock.owner, lock.ttl)
+        .await;
+    match tried.map_err(|e| ApiError::failed(Operation::Acquire, e))? {
+        TryLockOutcome::Granted(grant) => Ok(Some(grant)),
+        TryLockOutcome::Held => Ok(None),
     }
 }
