@@ -1,6 +1,8 @@
 //! Request bodies of the HTTP lock routes, read the way daprd reads them (protobuf's JSON
 //! mapping): unknown fields ignored, snake_case names accepted beside camelCase, `null` as the
-//! default, integers as numbers or numeric strings, and an empty body as all defaults.
+//! default, integers as numbers or numeric strings, and an empty body as all defaults. As
+//! strict as that mapping too: a numeric string holds a JSON number and nothing else (no
+//! padding, no `+`, no leading zero), and an integer must fit its field's width.
 
 use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::Deserialize;
@@ -145,7 +147,9 @@ fn int64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
     whole_number(deserializer)
 }
 
-/// An integer given as a JSON number (`10`, `10.0`) or a numeric string (`"10"`); null is 0.
+/// An integer given as a JSON number (`10`, `10.0`, `1e1`) or a string holding exactly one
+/// (`"10"`, not `" 10"`, `"+10"` or `"010"`, which Go's protobuf JSON reader refuses); null
+/// is 0.
 fn whole_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -155,15 +159,25 @@ fn whole_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Er
     }
     let number = match Option::<Wire>::deserialize(deserializer)? {
         None => return Ok(0),
-        Some(Wire::Number(n)) => n.as_i64().or_else(|| n.as_f64().and_then(integral)),
+        Some(Wire::Number(n)) => n,
         Some(Wire::Text(text)) => {
-            let text = text.trim();
-            text.parse::<i64>()
-                .ok()
-                .or_else(|| text.parse::<f64>().ok().and_then(integral))
+            // serde_json would skip whitespace around the number; the mapping does not.
+            let padded = text.starts_with(|c: char| c.is_ascii_whitespace())
+                || text.ends_with(|c: char| c.is_ascii_whitespace());
+            match serde_json::from_str(&text) {
+                Ok(n) if !padded => n,
+                _ => {
+                    return Err(D::Error::custom(
+                        "expected an integer, as a number or a numeric string",
+                    ))
+                }
+            }
         }
     };
-    number.ok_or_else(|| D::Error::custom("expected an integer"))
+    number
+        .as_i64()
+        .or_else(|| number.as_f64().and_then(integral))
+        .ok_or_else(|| D::Error::custom("expected an integer"))
 }
 
 fn integral(n: f64) -> Option<i64> {
@@ -213,6 +227,24 @@ mod tests {
         assert!(parse::<TryLockBody>(br#"{"expiryInSeconds":"ten"}"#).is_err());
         assert!(parse::<TryLockBody>(br#"{"expiryInSeconds":1.5}"#).is_err());
         assert!(parse::<TryLockBody>(br#"{"expiryInSeconds":4294967296}"#).is_err());
+        for padded in [
+            r#"" 30""#,
+            r#""30 ""#,
+            r#""+30""#,
+            r#""030""#,
+            r#""""#,
+            r#""0x1e""#,
+        ] {
+            let body = format!(r#"{{"expiryInSeconds":{padded}}}"#);
+            assert!(parse::<TryLockBody>(body.as_bytes()).is_err(), "{padded}");
+        }
+        assert!(parse::<AcquireBody>(br#"{"waitTimeoutMs":"9223372036854775808"}"#).is_err());
+        let body: AcquireBody =
+            parse(br#"{"expiryInSeconds":"1e1","waitTimeoutMs":"-0"}"#).unwrap();
+        assert_eq!(
+            (body.try_lock.expiry_in_seconds, body.wait_timeout_ms),
+            (10, 0)
+        );
         assert!(parse::<TryLockBody>(br#"{"resourceId":"a","resource_id":"b"}"#).is_err());
         assert!(parse::<AcquireBody>(br#"{"requireFencing":"yes"}"#).is_err());
         assert!(parse::<AcquireBody>(br#"{"waitTimeoutMs":"1.5"}"#).is_err());

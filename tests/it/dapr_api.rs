@@ -117,6 +117,12 @@ async fn http_bodies_are_read_the_protobuf_json_way() {
         "[1]",
         r#"{"resourceId": 5}"#,
         r#"{"expiryInSeconds": "soon"}"#,
+        // Numbers in strings as strictly as Go's protobuf JSON reader takes them (each of
+        // these was once granted).
+        r#"{"resourceId":"r0","lockOwner":"o","expiryInSeconds":" 30"}"#,
+        r#"{"resourceId":"r0","lockOwner":"o","expiryInSeconds":"30 "}"#,
+        r#"{"resourceId":"r0","lockOwner":"o","expiryInSeconds":"+30"}"#,
+        r#"{"resourceId":"r0","lockOwner":"o","expiryInSeconds":"030"}"#,
     ] {
         check_unreadable_body(body, lock(body).await);
     }

@@ -137,6 +137,16 @@ async fn bad_requests_get_the_same_error_on_both_doors() {
             check_unreadable_body(&format!("{path} {body}"), got);
         }
     }
+    // Numbers in strings as strictly as Go's protobuf JSON reader takes them: no padding, no
+    // sign, no leading zero (each of these was once granted).
+    for route in ["acquire", "renew"] {
+        let path = format!("/dlock/v1/{route}/store");
+        for expiry in [r#"" 30""#, r#""30 ""#, r#""+30""#, r#""030""#] {
+            let body =
+                format!(r#"{{"resourceId":"r","lockOwner":"o","expiryInSeconds":{expiry}}}"#);
+            check_unreadable_body(&body, api.post(&path, body.clone()).await);
+        }
+    }
 
     // Nothing above was granted by mistake.
     assert_eq!(list_http(&api, "").await, Ok(json!({"locks": []})));
