@@ -4,8 +4,16 @@
 //! strict as that mapping too: a numeric string holds a JSON number and nothing else (no
 //! padding, no `+`, no leading zero), and an integer must fit its field's width.
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::Deserialize;
+
+use super::error::ErrorBody;
 
 use crate::lock::{wait_timeout, AcquireRequest, ApiError, ErrorKind, LockRequest, UnlockRequest};
 
@@ -111,6 +119,50 @@ impl AcquireBody {
 pub(crate) struct ListBody {
     #[serde(deserialize_with = "string")]
     pub(crate) prefix: String,
+}
+
+/// A lock route's body, read whole and parsed. Whatever goes wrong on the way answers in Dapr's
+/// error shape, which SDKs parse: a bad message (`parse`), and before it a body over
+/// `--max-body-size` (413) or one that breaks off or has a broken chunked encoding (400),
+/// which axum would answer in plain text.
+pub(crate) struct Body<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for Body<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        let RawBody(bytes) = RawBody::from_request(request, state).await?;
+        parse(&bytes).map(Body).map_err(IntoResponse::into_response)
+    }
+}
+
+/// A lock route's body, read whole but not parsed yet, for a route that checks something
+/// else first (force release: the admin token); the reading fails as for `Body`.
+pub(crate) struct RawBody(pub(crate) Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        Bytes::from_request(request, state)
+            .await
+            .map(RawBody)
+            .map_err(unreadable)
+    }
+}
+
+fn unreadable(rejection: BytesRejection) -> Response {
+    let status = rejection.status();
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "the request body is larger than the sidecar's limit (--max-body-size)".to_string()
+    } else {
+        format!("failed reading the HTTP body: {}", rejection.body_text())
+    };
+    let body = ErrorBody {
+        error_code: "ERR_MALFORMED_REQUEST",
+        message: &message,
+    };
+    (status, Json(body)).into_response()
 }
 
 /// Parses a body; a bad one is Dapr's ERR_MALFORMED_REQUEST, `failed deserializing HTTP body`.

@@ -2,15 +2,15 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use serde_json::json;
 
-use super::body::{self, TryLockBody, UnlockBody};
+use super::body::{Body, TryLockBody, UnlockBody};
+use super::error::ErrorBody;
 use super::metadata::{describe, MetadataJson};
 use super::{auth, locks_http, status, ApiState};
 use crate::lock::{ApiError, TryLockOutcome};
@@ -24,6 +24,7 @@ pub(crate) fn router(state: Arc<ApiState>, max_body_size: usize) -> Router {
         .route("/v1.0/healthz/outbound", get(healthy))
         .route("/v1.0/metadata", get(metadata))
         .merge(locks_http::routes())
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::http_middleware,
@@ -35,9 +36,8 @@ pub(crate) fn router(state: Arc<ApiState>, max_body_size: usize) -> Router {
 async fn try_lock(
     State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
-    bytes: Bytes,
+    Body(body): Body<TryLockBody>,
 ) -> Result<Response, ApiError> {
-    let body: TryLockBody = body::parse(&bytes)?;
     let outcome = state.locks.try_lock(body.request(store)).await?;
     let success = matches!(outcome, TryLockOutcome::Granted(_));
     Ok(Json(json!({ "success": success })).into_response())
@@ -46,11 +46,21 @@ async fn try_lock(
 async fn unlock(
     State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
-    bytes: Bytes,
+    Body(body): Body<UnlockBody>,
 ) -> Result<Response, ApiError> {
-    let body: UnlockBody = body::parse(&bytes)?;
     let outcome = state.locks.unlock(body.request(store)).await?;
     Ok(Json(json!({ "status": status(outcome) })).into_response())
+}
+
+/// A route asked with a method it does not serve, in Dapr's error shape (axum's own answer
+/// has no body, which SDKs cannot parse).
+async fn method_not_allowed(method: Method) -> Response {
+    let message = format!("method {method} is not allowed on this route");
+    let body = ErrorBody {
+        error_code: "ERR_MALFORMED_REQUEST",
+        message: &message,
+    };
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
 }
 
 /// The sidecar binds its ports only once every component has loaded, so whenever it answers

@@ -4,14 +4,13 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::body::{self, AcquireBody, ListBody, ResourceBody, TryLockBody};
+use super::body::{self, AcquireBody, Body, ListBody, RawBody, ResourceBody, TryLockBody};
 use super::locks_grpc::{acquired, lock_info};
 use super::{auth, status, ApiState};
 use crate::lock::{ApiError, HeldLock};
@@ -29,9 +28,8 @@ pub(crate) fn routes() -> Router<Arc<ApiState>> {
 async fn acquire(
     State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
-    bytes: Bytes,
+    Body(b): Body<AcquireBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let b: AcquireBody = body::parse(&bytes)?;
     let grant = state.locks.acquire(b.request(store)?).await?;
     let answer = acquired(grant);
     Ok(Json(json!({
@@ -44,9 +42,8 @@ async fn acquire(
 async fn renew(
     State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
-    bytes: Bytes,
+    Body(b): Body<TryLockBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let b: TryLockBody = body::parse(&bytes)?;
     let outcome = state.locks.renew(b.request(store)).await?;
     Ok(Json(json!({ "status": status(outcome) })))
 }
@@ -64,9 +61,8 @@ fn lock_json(held: HeldLock) -> Value {
 async fn inspect(
     State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
-    bytes: Bytes,
+    Body(b): Body<ResourceBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let b: ResourceBody = body::parse(&bytes)?;
     Ok(Json(
         match state.locks.inspect(&store, &b.resource_id).await? {
             Some(held) => json!({ "held": true, "lock": lock_json(held) }),
@@ -78,9 +74,8 @@ async fn inspect(
 async fn list(
     State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
-    bytes: Bytes,
+    Body(b): Body<ListBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let b: ListBody = body::parse(&bytes)?;
     let locks = state.locks.list(&store, &b.prefix).await?;
     Ok(Json(
         json!({ "locks": locks.into_iter().map(lock_json).collect::<Vec<_>>() }),
@@ -91,7 +86,7 @@ async fn force_release(
     State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
     headers: HeaderMap,
-    bytes: Bytes,
+    RawBody(bytes): RawBody,
 ) -> Result<Json<Value>, ApiError> {
     let given = headers.get(auth::ADMIN_HEADER).map(|v| v.as_bytes());
     auth::admin(&state.admin_token, given)?;

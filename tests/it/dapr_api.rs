@@ -298,15 +298,21 @@ async fn bodies_over_the_size_limit_are_refused() {
     });
     let api = Api::new(&sidecar).await;
     let big = "x".repeat(70 * 1024);
-    let answer = sidecar
-        .http_client()
-        .post(
-            "/v1.0-alpha1/lock/store",
-            format!(r#"{{"resourceId":"{big}","lockOwner":"o","expiryInSeconds":5}}"#),
-        )
-        .await
-        .unwrap();
-    assert_eq!(answer.status, 413);
+    // On Dapr's route and on dlock's own, in Dapr's error shape (`post` checks it is JSON).
+    for path in ["/v1.0-alpha1/lock/store", "/dlock/v1/acquire/store"] {
+        let body = format!(r#"{{"resourceId":"{big}","lockOwner":"o","expiryInSeconds":5}}"#);
+        match api.post(path, body).await {
+            Err(Failure::Http {
+                status: 413,
+                error_code,
+                message,
+            }) => {
+                assert_eq!(error_code, "ERR_MALFORMED_REQUEST", "{path}");
+                assert!(message.contains("--max-body-size"), "{path}: {message}");
+            }
+            other => panic!("{path}: {other:?}"),
+        }
+    }
     let refused = api
         .lock(Protocol::Grpc, "store", &big, "o", 5)
         .await
@@ -330,4 +336,48 @@ async fn bodies_over_the_size_limit_are_refused() {
             Ok(true)
         );
     }
+}
+
+#[tokio::test]
+async fn transport_errors_answer_in_daprs_error_shape() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sidecar = Dlockd::start(Options::in_memory());
+    let api = Api::new(&sidecar).await;
+    // A chunked body whose chunk size is not hexadecimal.
+    let address = sidecar.http.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(address).await.unwrap();
+    conn.write_all(
+        b"POST /v1.0-alpha1/lock/store HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+          zz\r\nhello\r\n0\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        conn.read_to_end(&mut answer),
+    )
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("application/json"), "{answer}");
+    assert!(
+        answer.contains(r#""errorCode":"ERR_MALFORMED_REQUEST""#),
+        "{answer}"
+    );
+    // A lock route asked with GET.
+    let answer = sidecar
+        .http_client()
+        .get("/v1.0-alpha1/lock/store")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 405);
+    let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(json["errorCode"], "ERR_MALFORMED_REQUEST");
+    assert_eq!(json["message"], "method GET is not allowed on this route");
+    // Nothing was granted.
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", "hello", "o", 5).await,
+        Ok(true)
+    );
 }
