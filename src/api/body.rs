@@ -13,6 +13,7 @@ use axum::Json;
 use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::Deserialize;
 
+use super::connections::RequestRead;
 use super::error::ErrorBody;
 
 use crate::lock::{wait_timeout, AcquireRequest, ApiError, ErrorKind, LockRequest, UnlockRequest};
@@ -144,10 +145,15 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
-        Bytes::from_request(request, state)
+        let read = request.extensions().get::<RequestRead>().cloned();
+        let bytes = Bytes::from_request(request, state)
             .await
-            .map(RawBody)
-            .map_err(unreadable)
+            .map_err(unreadable)?;
+        // Read whole: from now on the request may take its time (a blocking acquire waits).
+        if let Some(read) = read {
+            read.done();
+        }
+        Ok(RawBody(bytes))
     }
 }
 

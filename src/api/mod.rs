@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub(crate) mod body;
+pub mod connections;
 pub(crate) mod dapr_grpc;
 pub(crate) mod dapr_http;
 pub(crate) mod error;

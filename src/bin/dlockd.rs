@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use dlock::api::auth::ApiToken;
+use dlock::api::connections::ConnectionLimits;
 use dlock::api::server::{self, Listeners};
 use dlock::api::ApiState;
 use dlock::config::flags::{DaemonArgs, DAPRD_VERSION};
@@ -76,6 +77,30 @@ fn init_logging(args: &DaemonArgs) {
     }
 }
 
+/// Lifts the soft limit on open files to the hard one, as Go programs (daprd among them) do
+/// by themselves: the usual soft limit, 1,024, is less than --max-connections allows.
+#[cfg(unix)]
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            let soft = limit.rlim_cur;
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                tracing::debug!(
+                    "open files: soft limit raised from {soft} to {}",
+                    limit.rlim_max
+                );
+            }
+        }
+    }
+}
+
 async fn run(args: DaemonArgs) -> Result<(), String> {
     // Installed before anything else, so a SIGTERM right after the ready line still shuts
     // down gracefully instead of killing the process.
@@ -89,6 +114,8 @@ async fn run(args: DaemonArgs) -> Result<(), String> {
         );
     }
     log_flags_without_effect(&args);
+    #[cfg(unix)]
+    raise_open_file_limit();
 
     let loaded = load_components(&args.resources_paths, &args.app_id)
         .await
@@ -132,7 +159,12 @@ async fn run(args: DaemonArgs) -> Result<(), String> {
     };
     let grace = args.shutdown_grace();
     let shutdown = server::Shutdown { signal, grace };
-    let drained = server::serve(sidecar, http, grpc, args.max_body_size(), shutdown).await;
+    let limits = ConnectionLimits {
+        header_read_timeout: args.http_header_read_timeout,
+        idle_timeout: args.http_idle_timeout,
+        max_connections: args.max_connections as usize,
+    };
+    let drained = server::serve(sidecar, http, grpc, args.max_body_size(), limits, shutdown).await;
     // As daprd does, so that the next start can bind the same names.
     for path in sockets.into_iter().flatten() {
         let _ = std::fs::remove_file(path);

@@ -153,6 +153,22 @@ pub struct DaemonArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub worker_threads: u16,
 
+    /// How long an HTTP request may take to arrive whole, head and body, from its first byte
+    /// (dlockd's own flag); a slower one's connection is closed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub http_header_read_timeout: Duration,
+
+    /// How long an HTTP connection may stay open with no request (dlockd's own flag). Longer
+    /// than the idle time of HTTP clients' connection pools (60 to 90 s in .NET, Go and
+    /// Python's), so that the client, not the sidecar, closes a connection it no longer uses.
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    pub http_idle_timeout: Duration,
+
+    /// The most connections open at once, HTTP and gRPC together (dlockd's own flag); one
+    /// more is closed as soon as it is accepted.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
     /// The metrics port. Accepted for daprd compatibility; metrics are not served yet.
     #[arg(long, default_value_t = 9090)]
     pub metrics_port: u16,

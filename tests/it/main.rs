@@ -16,5 +16,6 @@ mod reconnect;
 mod redis;
 mod redis_topologies;
 mod sdk;
+mod slow_clients;
 mod support;
 mod zookeeper;
