@@ -224,12 +224,10 @@ fn read_logging(config: &mut Configuration, logging: &Value) -> Result<(), Confi
                 ("enabled", Value::Null) => {}
                 ("enabled", Value::Bool(enabled)) => config.api_logging = Some(*enabled),
                 ("enabled", other) => return Err(wrong_shape(&field, "true or false", other)),
-                // dlockd's API log names methods, never URLs, and has no health-check lines.
-                ("obfuscateURLs" | "omitHealthChecks", _) => {
-                    config
-                        .ignored
-                        .push(format!("{field} (the API log names methods, not URLs, and leaves out health checks)"));
-                }
+                ("obfuscateURLs" | "omitHealthChecks", _) => config.ignored.push(format!(
+                    "{field} (the API log names methods, not URLs, and leaves out health \
+                     checks)"
+                )),
                 _ => config.ignored.push(field),
             }
         }
