@@ -23,7 +23,6 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tonic::body::Body;
@@ -236,7 +235,7 @@ impl<S> Layer<S> for GrpcGateLayer {
     fn layer(&self, inner: S) -> GrpcGate<S> {
         GrpcGate {
             inner,
-            access: Arc::new(self.0),
+            access: self.0,
         }
     }
 }
@@ -244,7 +243,7 @@ impl<S> Layer<S> for GrpcGateLayer {
 #[derive(Clone)]
 pub(crate) struct GrpcGate<S> {
     inner: S,
-    access: Arc<ApiAccess>,
+    access: ApiAccess,
 }
 
 type Answer = http::Response<Body>;
