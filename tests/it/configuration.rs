@@ -372,17 +372,22 @@ fn dlock_falls_back_to_dapr_s_lock_api_when_dlock_s_own_is_closed() {
     );
     let sidecar = sidecar_with(&file, &[]);
     let key = unique("fallback");
-    let done = temp_dir("fallback").join("first-done");
-    let done = done.to_str().unwrap();
+    let dir = temp_dir("fallback");
+    let (go, done) = (dir.join("go"), dir.join("first-done"));
 
-    // The first holds the lock for a second's work; the second starts once the first holds
+    // The first holds the lock until the test says go; the second starts once the first holds
     // it, and its command finds the first one's work done only if it waited for the release.
-    let first_work = format!("sleep 1; touch {done}");
+    let first_work = format!(
+        "while [ ! -e '{}' ]; do sleep 0.05; done; touch '{}'",
+        go.display(),
+        done.display()
+    );
     let mut first = Dlock::start(&sidecar, &[&key, "10", "--", "sh", "-c", &first_work]);
     first.wait_for("acquired");
-    let second_work = format!("test -e {done}");
+    let second_work = format!("test -e '{}'", done.display());
     let mut second = Dlock::start(&sidecar, &[&key, "10", "--", "sh", "-c", &second_work]);
     second.wait_for("waiting");
+    std::fs::write(&go, "").unwrap();
     let (code, first_said) = first.finish();
     assert_eq!(code, 0, "{first_said}");
     let (code, second_said) = second.finish();
