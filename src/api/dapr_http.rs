@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use serde_json::json;
 
+use super::access::Endpoint;
 use super::body::{Body, TryLockBody, UnlockBody};
 use super::error::ErrorBody;
 use super::metadata::{describe, MetadataJson};
@@ -17,13 +18,24 @@ use crate::lock::{ApiError, TryLockOutcome};
 
 /// The HTTP routes of one sidecar.
 pub(crate) fn router(state: Arc<ApiState>, max_body_size: usize) -> Router {
-    Router::new()
-        .route("/v1.0-alpha1/lock/{store}", post(try_lock))
-        .route("/v1.0-alpha1/unlock/{store}", post(unlock))
+    let serves = |endpoint| state.access.http_serves(endpoint);
+    // A route the Configuration closes is not registered at all, as in daprd: it answers 404.
+    let mut routes = Router::new()
         .route("/v1.0/healthz", get(healthy))
-        .route("/v1.0/healthz/outbound", get(healthy))
-        .route("/v1.0/metadata", get(metadata))
-        .merge(locks_http::routes())
+        .route("/v1.0/healthz/outbound", get(healthy));
+    if serves(Endpoint::Lock) {
+        routes = routes.route("/v1.0-alpha1/lock/{store}", post(try_lock));
+    }
+    if serves(Endpoint::Unlock) {
+        routes = routes.route("/v1.0-alpha1/unlock/{store}", post(unlock));
+    }
+    if serves(Endpoint::Metadata) {
+        routes = routes.route("/v1.0/metadata", get(metadata));
+    }
+    if serves(Endpoint::Dlock) {
+        routes = routes.merge(locks_http::routes());
+    }
+    routes
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),

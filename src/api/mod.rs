@@ -3,6 +3,7 @@
 //! the one core, `lock::LockService`, so the protocols can never disagree; errors map to Dapr's
 //! codes in `error.rs` only, owner-checked outcomes to status numbers in `status` only.
 
+pub mod access;
 pub mod auth;
 pub(crate) mod body;
 pub mod connections;
@@ -25,6 +26,8 @@ pub struct ApiState {
     pub api_token: auth::ApiToken,
     /// Required, with force release, in `dlock-admin-token`.
     pub admin_token: auth::ApiToken,
+    /// The endpoints each protocol serves (a Configuration's `spec.api`).
+    pub access: access::ApiAccess,
 }
 
 /// The core's `LockRequest` from a gRPC message that names a lock and its time to live:

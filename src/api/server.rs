@@ -135,6 +135,7 @@ pub async fn serve(
         interceptor,
     );
     let grpc = tonic::transport::Server::builder()
+        .layer(tower::util::option_layer(state.access.grpc_layer()))
         .add_service(dapr)
         .add_service(locks);
     match grpc_listeners {

@@ -6,6 +6,8 @@
 //! release). With a command, the lock is held in a session the sidecar renews, so a command
 //! may run longer than SECONDS; if the lock is lost, the command gets SIGTERM (on Windows it is
 //! killed) and dlock exits with its own code, as `consul lock` does.
+//!
+//! A sidecar without dlock's own API (daprd) gets Dapr's calls only (`dapr_only.rs`).
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -15,6 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
 use super::connect::{self, Client, Locks};
+use super::dapr_only;
 use super::Exit;
 use crate::interrupt::Interrupt;
 use crate::proto::dapr::unlock_response::Status;
@@ -62,6 +65,9 @@ pub async fn run(hold: Hold) -> Exit {
             return Exit::Unreachable;
         }
     };
+    if dapr_only::lacks_dlock_api(&mut locks, &hold).await {
+        return dapr_only::run(&mut dapr, &hold, &mut interrupt).await;
+    }
     if let Err(exit) = say_if_waiting(&mut locks, &hold).await {
         return exit;
     }
@@ -107,7 +113,7 @@ async fn say_if_waiting(locks: &mut Locks, hold: &Hold) -> Result<(), Exit> {
     Ok(())
 }
 
-fn not_acquired(hold: &Hold) -> Exit {
+pub(super) fn not_acquired(hold: &Hold) -> Exit {
     match hold.wait {
         Some(Duration::ZERO) => eprintln!("dlock: '{}' is held by another owner", hold.key),
         Some(wait) => eprintln!("dlock: gave up waiting for '{}' after {:?}", hold.key, wait),
@@ -147,7 +153,7 @@ async fn hold_for(
     }
 }
 
-async fn count_down(hold: &Hold, interrupt: &mut Interrupt) -> Exit {
+pub(super) async fn count_down(hold: &Hold, interrupt: &mut Interrupt) -> Exit {
     let until = Instant::now() + Duration::from_secs(hold.seconds.into());
     let live = std::io::stderr().is_terminal();
     if !live {
@@ -271,7 +277,7 @@ async fn next_event(events: &mut tonic::Streaming<HoldEvent>) -> Result<Event, t
 /// Stops the command and waits for it to end: SIGTERM on Unix, so it can clean up. Windows has
 /// no SIGTERM (a Ctrl-Break reaches only a child started in a process group of its own), so
 /// there the command is killed.
-async fn terminate(child: &mut tokio::process::Child) {
+pub(super) async fn terminate(child: &mut tokio::process::Child) {
     #[cfg(unix)]
     if let Some(pid) = child.id() {
         // SAFETY: kill(2) with our child's pid and a signal number has no memory effects.
@@ -308,7 +314,7 @@ async fn end_session(
 
 /// The command's exit code; on Unix a command ended by a signal gives 128 + the signal, as
 /// shells report it. (On Windows every ended process has a code.)
-fn exit_code(status: std::process::ExitStatus) -> i32 {
+pub(super) fn exit_code(status: std::process::ExitStatus) -> i32 {
     #[cfg(unix)]
     let by_signal = {
         use std::os::unix::process::ExitStatusExt;
@@ -319,7 +325,7 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
     status.code().or(by_signal).unwrap_or(1)
 }
 
-async fn release(client: &mut Client, hold: &Hold) -> Exit {
+pub(super) async fn release(client: &mut Client, hold: &Hold) -> Exit {
     let request = UnlockRequest {
         store_name: hold.store.clone(),
         resource_id: hold.key.clone(),

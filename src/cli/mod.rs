@@ -10,6 +10,7 @@ macro_rules! outln {
 
 pub mod bench;
 pub mod connect;
+mod dapr_only;
 pub mod handover;
 pub mod hold;
 pub mod http_client;

@@ -58,7 +58,6 @@ const NO_EFFECT: &[(&str, bool)] = &[
     ("app-binding-options-timeout", true),
     ("reminders-service", true),
     ("actors-service", true),
-    ("enable-api-logging", false),
     ("wait", false),
     ("log-file", true),
 ];
@@ -100,10 +99,17 @@ pub struct DaemonArgs {
     )]
     pub resources_paths: Vec<PathBuf>,
 
-    /// A Dapr Configuration file. Accepted for daprd compatibility; nothing in it applies to
-    /// the lock API.
-    #[arg(long)]
+    /// A daprd Configuration file (kind: Configuration). Its API allow and deny lists
+    /// (spec.api) and spec.logging.apiLogging.enabled apply; the sections that mean nothing
+    /// for a lock sidecar are named once in the log.
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Log every API call at info: method, store, resource id, owner, outcome, duration.
+    /// Default: the Configuration's spec.logging.apiLogging.enabled, else off.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub enable_api_logging: Option<bool>,
 
     /// The least severe log messages shown.
     #[arg(long, value_enum, default_value_t = LogLevel::Info)]
@@ -352,6 +358,19 @@ mod tests {
         assert!(!args.version);
         assert!(args.no_effect.is_empty());
         assert_eq!(args.listen_addresses().len(), 2);
+        assert_eq!(args.enable_api_logging, None);
+    }
+
+    #[test]
+    fn api_logging_is_a_bool_flag() {
+        assert_eq!(
+            parse(&["--enable-api-logging"]).enable_api_logging,
+            Some(true)
+        );
+        assert_eq!(
+            parse(&["-enable-api-logging=false"]).enable_api_logging,
+            Some(false)
+        );
     }
 
     #[test]

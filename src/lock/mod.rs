@@ -1,7 +1,8 @@
 //! The core of the sidecar: what a lock store must do (`store`), how a resource id becomes a
 //! store key (`key`), the stores this sidecar loaded (`registry`), the requests and their
 //! checks (`request`), and the dispatch that every front door shares (`service`), so HTTP and
-//! gRPC can never disagree; then the lines of waiters and sessions.
+//! gRPC can never disagree; then the lines of waiters and sessions, and the API log of every
+//! call (`api_log`).
 //!
 //! One word, one meaning, here and in every layer above:
 //!
@@ -24,6 +25,7 @@
 //! - **store**: a lock backend (`LockStore`), loaded from a component file under a name that
 //!   requests give.
 
+pub mod api_log;
 pub mod contract;
 pub(crate) mod error;
 pub(crate) mod key;

@@ -5,6 +5,7 @@
 
 use tokio::time::Instant;
 
+use super::api_log::{Call, Outcome};
 use super::request::CheckedLock;
 use super::{AcquireRequest, ApiError, Grant, LockService, OwnerChecked};
 
@@ -27,14 +28,28 @@ impl LockService {
         &self,
         request: AcquireRequest,
     ) -> Result<Started<'_>, ApiError> {
-        Ok(match self.take(request).await? {
+        let r = &request.lock;
+        let call = self.call("Hold", &r.store, &r.resource_id, &r.owner);
+        let started = self.take(request).await.map(|taken| match taken {
             Some((lock, grant)) => Started::Held(Session {
                 service: self,
                 lock,
                 grant,
             }),
             None => Started::TimedOut,
-        })
+        });
+        Call::end(call, started)
+    }
+}
+
+/// A held session's start, in the API log (its end is no call of its own).
+impl Outcome for Started<'_> {
+    fn outcome(&self) -> String {
+        match self {
+            Started::Held(_) => "acquired",
+            Started::TimedOut => "timed out",
+        }
+        .into()
     }
 }
 

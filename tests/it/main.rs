@@ -4,6 +4,7 @@
 
 mod cli;
 mod components;
+mod configuration;
 mod conformance;
 mod contract;
 mod dapr_api;
