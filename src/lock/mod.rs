@@ -26,6 +26,7 @@
 
 pub mod contract;
 pub(crate) mod error;
+pub(crate) mod health;
 pub(crate) mod key;
 pub(crate) mod registry;
 pub(crate) mod request;
@@ -34,9 +35,11 @@ pub(crate) mod session;
 pub(crate) mod sidecar_line;
 pub(crate) mod store;
 pub(crate) mod store_line;
+mod watched;
 #[cfg(test)]
 mod test_double;
 
+pub use health::Health;
 pub(crate) use error::{ApiError, ErrorKind, Operation};
 pub(crate) use key::KeyPrefix;
 pub(crate) use registry::{LoadedStore, Registry};

@@ -172,7 +172,7 @@ async fn failures_have_distinct_exit_codes() {
     assert!(String::from_utf8_lossy(&run.stderr).contains("can't reach the sidecar"));
     // The sidecar refuses: 1, with its message.
     let run = Run::start(&sidecar, &["--store", "nope", "k", "1"]);
-    run.wait_for("lock store nope not found");
+    run.wait_for("lock store nope not found; the lock stores loaded are: lockstore");
     assert_eq!(run.exit_code(), 1);
     // Bad usage: 2.
     let run = Command::new(DLOCK).args(["k", "0"]).output().unwrap();
