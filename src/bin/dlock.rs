@@ -8,6 +8,7 @@ use dlock::cli::connect;
 use dlock::cli::handover::{self, Handover};
 use dlock::cli::hold::{self, Hold};
 use dlock::cli::inspect;
+use dlock::cli::status;
 use dlock::cli::Exit;
 use std::time::Duration;
 
@@ -91,6 +92,9 @@ enum Command {
         force: bool,
         key: String,
     },
+    /// Show the sidecar's lock stores: type, servers, capabilities and health (ok, or failing
+    /// since when and why). Exits 1 when a store is failing.
+    Status,
     /// Measure lock+unlock pairs per second and their latency through a sidecar.
     Bench {
         /// Concurrent clients, each on its own connection.
@@ -175,6 +179,7 @@ async fn main() -> ExitCode {
             )
             .await
         }
+        Some(Command::Status) => status::status(&grpc_endpoint).await,
         Some(Command::Release { key, .. }) => {
             inspect::force_release(&grpc_endpoint, &cli.target.store, &key).await
         }

@@ -14,6 +14,7 @@ pub mod handover;
 pub mod hold;
 pub mod http_client;
 pub mod inspect;
+pub mod status;
 
 /// How `dlock` ends, so scripts can tell the cases apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
