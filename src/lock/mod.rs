@@ -35,12 +35,12 @@ pub(crate) mod session;
 pub(crate) mod sidecar_line;
 pub(crate) mod store;
 pub(crate) mod store_line;
-mod watched;
 #[cfg(test)]
 mod test_double;
+mod watched;
 
-pub use health::Health;
 pub(crate) use error::{ApiError, ErrorKind, Operation};
+pub use health::Health;
 pub(crate) use key::KeyPrefix;
 pub(crate) use registry::{LoadedStore, Registry};
 pub(crate) use request::{wait_timeout, AcquireRequest, LockRequest, UnlockRequest};

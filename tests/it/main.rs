@@ -9,6 +9,7 @@ mod contract;
 mod dapr_api;
 mod dropin;
 mod etcd;
+mod health;
 mod keyspace;
 mod lifecycle;
 mod locks_api;

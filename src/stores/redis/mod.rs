@@ -89,7 +89,10 @@ impl RedisStore {
             Topology::Sentinel { sentinels, .. } => sentinels.as_slice(),
         };
         Ok(Arc::new(RedisStore {
-            servers: servers.iter().map(|(host, port)| format!("{host}:{port}")).collect(),
+            servers: servers
+                .iter()
+                .map(|(host, port)| format!("{host}:{port}"))
+                .collect(),
             layout: KeyLayout::new(matches!(settings.topology, Topology::Cluster(_))),
             connection,
             signal,
