@@ -409,26 +409,34 @@ async fn release(client: &mut Client, hold: &Hold, expires_no_sooner: Instant) -
         lock_owner: hold.owner.clone(),
     };
     let answer = client.unlock_alpha1(request).await;
-    let gone = if Instant::now() < expires_no_sooner {
-        "was released by an operator (or lost by the store) before it expired"
-    } else {
-        "had already expired"
-    };
+    let early = Instant::now() < expires_no_sooner;
+    let key = &hold.key;
     match answer {
         Ok(response) => match response.get_ref().status() {
             Status::Success => {
-                eprintln!("dlock: released '{}'", hold.key);
+                eprintln!("dlock: released '{key}'");
                 Exit::Ok
             }
+            Status::LockDoesNotExist if early => {
+                eprintln!(
+                    "dlock: '{key}' was released by an operator (or lost by the store) before \
+                     its expiry, while dlock held it"
+                );
+                Exit::Failed
+            }
             Status::LockDoesNotExist => {
-                eprintln!("dlock: '{}' {gone} before dlock released it", hold.key);
+                eprintln!("dlock: '{key}' had already expired before dlock released it");
+                Exit::Failed
+            }
+            Status::LockBelongsToOthers if early => {
+                eprintln!(
+                    "dlock: '{key}' was released by an operator (or lost by the store) before \
+                     its expiry, and is now held by another owner"
+                );
                 Exit::Failed
             }
             Status::LockBelongsToOthers => {
-                eprintln!(
-                    "dlock: '{}' {gone}, and is now held by another owner",
-                    hold.key
-                );
+                eprintln!("dlock: '{key}' expired and is now held by another owner");
                 Exit::Failed
             }
             Status::InternalError => {

@@ -13,6 +13,7 @@ mod health;
 mod keyspace;
 mod lifecycle;
 mod locks_api;
+mod messages;
 mod reconnect;
 mod redis;
 mod redis_topologies;
