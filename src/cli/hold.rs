@@ -15,15 +15,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
 use super::connect::{self, Client, Locks};
+use super::waiting_line::WaitingLine;
 use super::Exit;
 use crate::interrupt::Interrupt;
 use crate::proto::dapr::unlock_response::Status;
 use crate::proto::dapr::UnlockRequest;
 use crate::proto::dlock::hold_event::Event;
 use crate::proto::dlock::hold_request::Action;
-use crate::proto::dlock::{
-    AcquireRequest, HoldEvent, HoldRequest, InspectRequest, LockInfo, Release,
-};
+use crate::proto::dlock::{AcquireRequest, HoldEvent, HoldRequest, InspectRequest, Release};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -108,63 +107,6 @@ async fn say_if_waiting(
         line.show(&hold.key, &lock);
     }
     Ok(())
-}
-
-/// The line saying who holds the lock while dlock waits for it: on a terminal rewritten in
-/// place every second (holder and time left); otherwise a new line whenever the holder changes,
-/// so a log shows who dlock waited for.
-struct WaitingLine {
-    live: bool,
-    holder: Option<String>,
-}
-
-impl WaitingLine {
-    fn new() -> Self {
-        WaitingLine {
-            live: std::io::stderr().is_terminal(),
-            holder: None,
-        }
-    }
-
-    fn show(&mut self, key: &str, lock: &LockInfo) {
-        let text = format!(
-            "dlock: '{key}' is held by {} ({:.1}s left); waiting…",
-            lock.lock_owner,
-            lock.expires_in_ms as f64 / 1000.0
-        );
-        if self.live {
-            // Back to the line's start, clear it, write it again.
-            eprint!("\r\x1b[K{text}");
-            let _ = std::io::stderr().flush();
-        } else if self.holder.as_deref() != Some(&lock.lock_owner) {
-            eprintln!("{text}");
-        }
-        self.holder = Some(lock.lock_owner.clone());
-    }
-
-    /// Looks at the holder every second, showing it, until dropped (when the wait ends).
-    async fn follow(&mut self, mut locks: Locks, hold: &Hold) {
-        loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let request = InspectRequest {
-                store_name: hold.store.clone(),
-                resource_id: hold.key.clone(),
-            };
-            // A failed look is skipped: the acquire's own answer reports the sidecar's errors.
-            if let Ok(answer) = locks.inspect(request).await {
-                if let Some(lock) = answer.into_inner().lock {
-                    self.show(&hold.key, &lock);
-                }
-            }
-        }
-    }
-
-    /// Ends a line left open on a terminal, so the next message starts on a line of its own.
-    fn end(&self) {
-        if self.live && self.holder.is_some() {
-            eprintln!();
-        }
-    }
 }
 
 fn not_acquired(hold: &Hold) -> Exit {
