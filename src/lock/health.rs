@@ -20,7 +20,7 @@ const REMINDER: Duration = Duration::from_secs(60);
 
 /// A store's health as the API reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Health {
+pub(crate) enum Health {
     Ok,
     Failing {
         /// When the first call of this outage failed, by the wall clock.

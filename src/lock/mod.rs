@@ -40,7 +40,7 @@ mod test_double;
 mod watched;
 
 pub(crate) use error::{ApiError, ErrorKind, Operation};
-pub use health::Health;
+pub(crate) use health::Health;
 pub(crate) use key::KeyPrefix;
 pub(crate) use registry::{LoadedStore, Registry};
 pub(crate) use request::{wait_timeout, AcquireRequest, LockRequest, UnlockRequest};
