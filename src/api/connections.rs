@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -262,11 +263,15 @@ pub(crate) async fn serve_http(
         io,
         activity: activity.clone(),
     });
-    let connection = hyper::server::conn::http1::Builder::new()
+    // HTTP/1.1, and HTTP/2 for a client that starts with its preface (daprd serves both; a
+    // gRPC client pointed here by mistake then gets a 404 it can report).
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
         .timer(TokioTimer::new())
         // The watchdog below bounds reading; hyper's timer would also cut idle connections.
-        .header_read_timeout(None)
-        .serve_connection(io, service);
+        .header_read_timeout(None);
+    let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => {}

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::body::{self, AcquireBody, Body, ListBody, RawBody, ResourceBody, TryLockBody};
 use super::locks_grpc::{acquired, lock_info};
-use super::{auth, status, ApiState};
+use super::{auth, status, stores, ApiState};
 use crate::lock::{ApiError, HeldLock};
 
 /// The routes, to be merged into the sidecar's router.
@@ -23,6 +23,7 @@ pub(crate) fn routes() -> Router<Arc<ApiState>> {
         .route("/dlock/v1/inspect/{store}", post(inspect))
         .route("/dlock/v1/list/{store}", post(list))
         .route("/dlock/v1/force-release/{store}", post(force_release))
+        .route("/dlock/v1/stores", get(list_stores))
 }
 
 async fn acquire(
@@ -93,4 +94,8 @@ async fn force_release(
     let b: ResourceBody = body::parse(&bytes)?;
     let released = state.locks.force_release(&store, &b.resource_id).await?;
     Ok(Json(json!({ "released": released })))
+}
+
+async fn list_stores(State(state): State<Arc<ApiState>>) -> Json<Value> {
+    Json(stores::json(stores::describe(&state)))
 }

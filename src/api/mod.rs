@@ -14,6 +14,7 @@ pub(crate) mod locks_grpc;
 pub(crate) mod locks_http;
 pub(crate) mod metadata;
 pub mod server;
+pub(crate) mod stores;
 
 use crate::lock::{LockService, OwnerChecked};
 use crate::proto::dapr::unlock_response::Status;

@@ -285,7 +285,7 @@ fn ready_line(sidecar: &ApiState, http: &Listeners, grpc: &Listeners, source: &s
         .locks
         .registry()
         .iter()
-        .map(|s| format!("{} ({})", s.name, s.type_name))
+        .map(|s| format!("{} ({})", s.name, s.location()))
         .collect();
     let stores = if stores.is_empty() {
         "none (lock calls will answer ERR_LOCK_STORE_NOT_CONFIGURED)".to_string()

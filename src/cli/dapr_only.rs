@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tonic::Code;
 
-use super::connect::{Client, Locks};
+use super::connect::{self, Client, Locks};
 use super::hold::{self, Hold};
 use super::Exit;
 use crate::interrupt::Interrupt;
@@ -34,6 +34,9 @@ pub(crate) async fn lacks_dlock_api(locks: &mut Locks, hold: &Hold) -> bool {
     };
     match locks.inspect(probe).await {
         Ok(_) => false,
+        // An HTTP port answers 404, which tonic reports as UNIMPLEMENTED too: that is no
+        // sidecar without dlock's API, but the wrong port, which the take reports.
+        Err(status) if connect::not_grpc(&status) => false,
         Err(status) => {
             status.code() == Code::Unimplemented
                 || (status.code() == Code::Unknown
@@ -65,7 +68,8 @@ pub(crate) async fn run(dapr: &mut Client, hold: &Hold, interrupt: &mut Interrup
     eprintln!("dlock: acquired '{}' as {}", hold.key, hold.owner);
     if hold.command.is_empty() {
         let ended = hold::count_down(hold, interrupt).await;
-        let released = hold::release(dapr, hold).await;
+        let expires = asked_at + Duration::from_secs(expiry.into());
+        let released = hold::release(dapr, hold, expires.into_std()).await;
         return match ended {
             Exit::Ok => released,
             ended => ended,
@@ -139,7 +143,7 @@ async fn run_command(
         Ok(child) => child,
         Err(e) => {
             eprintln!("dlock: can't run {}: {e}", hold.command[0]);
-            hold::release(dapr, hold).await;
+            hold::release(dapr, hold, expires.into_std()).await;
             return Exit::Command(127);
         }
     };
@@ -166,6 +170,6 @@ async fn run_command(
             Exit::Interrupted
         }
     };
-    hold::release(dapr, hold).await;
+    hold::release(dapr, hold, expires.into_std()).await;
     exit
 }

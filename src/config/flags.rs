@@ -90,8 +90,8 @@ pub struct DaemonArgs {
     #[arg(long)]
     pub app_port: Option<u16>,
 
-    /// A folder of component files (repeatable). Without any, ./components is read if it
-    /// exists, else an embedded in-memory store named `lockstore` is served.
+    /// A folder of component files (repeatable). Without any, no folder is read (not even
+    /// ./components) and an embedded in-memory store named `lockstore` is served.
     #[arg(
         long = "resources-path",
         visible_alias = "components-path",

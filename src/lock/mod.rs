@@ -28,6 +28,7 @@
 pub mod api_log;
 pub mod contract;
 pub(crate) mod error;
+pub(crate) mod health;
 pub(crate) mod key;
 pub(crate) mod registry;
 pub(crate) mod request;
@@ -38,8 +39,10 @@ pub(crate) mod store;
 pub(crate) mod store_line;
 #[cfg(test)]
 mod test_double;
+mod watched;
 
 pub(crate) use error::{ApiError, ErrorKind, Operation};
+pub(crate) use health::Health;
 pub(crate) use key::KeyPrefix;
 pub(crate) use registry::{LoadedStore, Registry};
 pub(crate) use request::{wait_timeout, AcquireRequest, LockRequest, UnlockRequest};

@@ -267,7 +267,7 @@ async fn api_logging_writes_one_line_per_call_on_both_doors_whatever_the_log_lev
             "TryLockAlpha1",
             "nosuch",
             "dave",
-            "error: lock store nosuch not found",
+            "error: lock store nosuch not found; the lock stores loaded are: store",
         ),
     ];
     for (line, (method, store, owner, outcome)) in lines.iter().zip(expected) {

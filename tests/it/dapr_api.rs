@@ -20,7 +20,7 @@ async fn error_table_rows_in_order_on_both_protocols() {
     let expiry = || Expected::expiry_not_positive("nope");
     let resource = || Expected::no_resource("nope");
     let owner = || Expected::no_owner("nope");
-    let store = || Expected::store_not_found("nope");
+    let store = || Expected::store_not_found("nope", &["store"]);
     // (case, store, resource, owner, expiry, the answer)
     let locks = [
         ("expiry", "nope", "", "", 0, expiry()),

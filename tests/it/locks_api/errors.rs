@@ -21,7 +21,7 @@ async fn bad_requests_get_the_same_error_on_both_doors() {
     let expiry_not_positive = || Expected::expiry_not_positive("nope");
     let no_resource = || Expected::no_resource("nope");
     let no_owner = || Expected::no_owner("nope");
-    let not_found = || Expected::store_not_found("nope");
+    let not_found = || Expected::store_not_found("nope", &["store"]);
 
     // (case, store, resource, owner, expiry, wait in ms, the answer)
     let acquires = [
