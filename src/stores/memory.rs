@@ -24,6 +24,9 @@ use crate::lock::{
 
 const SHARDS: usize = 64;
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Entries a shard's table keeps room for however empty it gets: small tables are not worth
+/// shrinking and growing again.
+const MIN_ROOM: usize = 32;
 
 struct Held {
     owner: String,
@@ -95,7 +98,13 @@ impl MemoryStore {
             let mut locks = Self::locks(shard);
             let before = locks.len();
             locks.retain(|_, held| held.is_live(now));
-            left += locks.len();
+            // A burst leaves each table sized for its peak: once it is mostly empty, hand the
+            // room back, so memory follows the locks held rather than the most ever held.
+            let live = locks.len();
+            if locks.capacity() > 4 * live.max(MIN_ROOM) {
+                locks.shrink_to(2 * live);
+            }
+            left += live;
             if locks.len() < before {
                 shard.released.notify_waiters();
             }
