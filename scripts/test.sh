@@ -25,6 +25,8 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
 [[ -e /usr/share/java/zookeeper.jar ]] || need_apt+=(zookeeper)
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need_apt+=(postgresql)
+command -v mariadbd >/dev/null 2>&1 || need_apt+=(mariadb-server)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)      # check-examples.sh
 python3 -c 'import yaml' >/dev/null 2>&1 || need_apt+=(python3-yaml)  # check-examples.sh
 if ((${#need_apt[@]})); then
@@ -54,7 +56,14 @@ rm -rf "$servers" && mkdir -p "$servers"
 pids=()
 stop_servers() {
   for pidfile in "${pids[@]}"; do
-    if [[ -f "$pidfile" ]]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
+    [[ -f "$pidfile" ]] || continue
+    # PostgreSQL's TERM waits for its clients to leave; INT is its fast shutdown. It is
+    # waited for, so the next run finds its port free.
+    case "$pidfile" in
+      */postgres.pid) kill -INT "$(cat "$pidfile")" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.1; done ;;
+      *) kill "$(cat "$pidfile")" 2>/dev/null || true ;;
+    esac
   done
 }
 trap stop_servers EXIT
@@ -170,6 +179,36 @@ until zookeeper_serving; do
 done
 export DLOCK_TEST_ZOOKEEPER="127.0.0.1:$zookeeper_port"
 export DLOCK_TEST_ZOOKEEPER_SERVER="$root/scripts/zookeeper-server.sh"
+
+# PostgreSQL refuses to run as root: initdb and postgres run as the `postgres` user that
+# Debian's package creates, through setpriv, which execs (so the pid is postgres's own). The
+# superuser is `dlock`, with a password, so tests can also give a wrong one.
+pg_bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+export DLOCK_TEST_POSTGRES_BIN="$pg_bin" DLOCK_TEST_POSTGRES_USER=postgres
+export DLOCK_TEST_POSTGRES_PASSWORD=dlock-test
+# as_postgres CMD…: runs CMD as the postgres user.
+as_postgres() { setpriv --reuid=postgres --regid=postgres --clear-groups -- "$@"; }
+postgres_port=$((15432 + offset))
+say "postgresql on 127.0.0.1:$postgres_port"
+mkdir -p "$servers/postgres"
+echo "$DLOCK_TEST_POSTGRES_PASSWORD" >"$servers/postgres/password"
+chown -R postgres: "$servers/postgres"
+as_postgres "$pg_bin/initdb" -D "$servers/postgres/data" -U dlock --pwfile="$servers/postgres/password" \
+  -A scram-sha-256 --no-sync >"$servers/postgres/initdb.log" 2>&1 \
+  || { say "initdb failed"; cat "$servers/postgres/initdb.log" >&2; exit 1; }
+pids+=("$servers/postgres/postgres.pid")
+# Not through as_postgres: a function in the background is a subshell, and $! its pid.
+setpriv --reuid=postgres --regid=postgres --clear-groups -- "$pg_bin/postgres" -D "$servers/postgres/data" -p "$postgres_port" \
+  -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c fsync=off \
+  -c max_connections=400 >"$servers/postgres/postgres.log" 2>&1 &
+echo $! >"$servers/postgres/postgres.pid"
+for _ in $(seq 100); do
+  "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$postgres_port" && break
+  sleep 0.1
+done
+"$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$postgres_port" \
+  || { say "postgresql did not start"; cat "$servers/postgres/postgres.log" >&2; exit 1; }
+export DLOCK_TEST_POSTGRES="127.0.0.1:$postgres_port"
 
 # --- Tests ---------------------------------------------------------------------------
 # The SDK tests find the venv's Python here; a missing SDK fails them, never skips them.

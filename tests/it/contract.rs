@@ -59,3 +59,10 @@ dlock::store_contract!(
     short_ttl: SHORT_TTL,
     capabilities: [fencing, listing, release_signal, line],
 );
+
+dlock::store_contract!(
+    postgresql,
+    store: store(Backend::Postgresql),
+    short_ttl: SHORT_TTL,
+    capabilities: [fencing, listing, release_signal],
+);

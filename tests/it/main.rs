@@ -12,6 +12,7 @@ mod etcd;
 mod keyspace;
 mod lifecycle;
 mod locks_api;
+mod postgresql;
 mod reconnect;
 mod redis;
 mod redis_topologies;

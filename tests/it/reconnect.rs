@@ -94,3 +94,13 @@ async fn redis_without_resp3_still_serves() {
     let sidecar = Dlockd::start(Options::with_component("app", file));
     Api::new(&sidecar).await.smoke("store").await;
 }
+
+#[tokio::test]
+async fn postgresql_restart_without_traffic() {
+    restart_costs_no_call(Backend::Postgresql, false).await;
+}
+
+#[tokio::test]
+async fn postgresql_restart_with_traffic() {
+    restart_costs_no_call(Backend::Postgresql, true).await;
+}

@@ -106,3 +106,5 @@ conformance_suite!(redis, Backend::Redis, [shared, outage]);
 conformance_suite!(redis_cluster, Backend::RedisCluster, [shared, outage]);
 conformance_suite!(etcd, Backend::Etcd, [shared, outage, store_line]);
 conformance_suite!(zookeeper, Backend::Zookeeper, [shared, outage, store_line]);
+// A table keeps no line tied to a sidecar's life: each sidecar keeps its own.
+conformance_suite!(postgresql, Backend::Postgresql, [shared, outage]);

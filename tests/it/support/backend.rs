@@ -22,6 +22,8 @@ pub enum Backend {
     Etcd,
     /// lock.zookeeper on the ZooKeeper server scripts/test.sh started (DLOCK_TEST_ZOOKEEPER).
     Zookeeper,
+    /// lock.postgresql on the PostgreSQL server scripts/test.sh started (DLOCK_TEST_POSTGRES).
+    Postgresql,
 }
 
 /// The session timeout of the ZooKeeper test components: short, so a crashed sidecar's
@@ -50,6 +52,19 @@ pub fn zookeeper_metadata(servers: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The connection string of the PostgreSQL server scripts/test.sh started.
+pub fn postgres_connection_string() -> String {
+    let address = super::servers::shared("DLOCK_TEST_POSTGRES");
+    let (host, port) = address
+        .rsplit_once(':')
+        .expect("DLOCK_TEST_POSTGRES is host:port");
+    format!(
+        "host={host} port={port} user={} password={} dbname=postgres",
+        super::servers::POSTGRES_USER,
+        super::servers::shared("DLOCK_TEST_POSTGRES_PASSWORD")
+    )
+}
+
 impl Backend {
     pub fn type_name(self) -> &'static str {
         match self {
@@ -57,6 +72,7 @@ impl Backend {
             Backend::Redis | Backend::RedisCluster => "lock.redis",
             Backend::Etcd => "lock.etcd",
             Backend::Zookeeper => "lock.zookeeper",
+            Backend::Postgresql => "lock.postgresql",
         }
     }
 
@@ -64,7 +80,11 @@ impl Backend {
     pub fn shared_between_sidecars(self) -> bool {
         match self {
             Backend::Memory => false,
-            Backend::Redis | Backend::RedisCluster | Backend::Etcd | Backend::Zookeeper => true,
+            Backend::Redis
+            | Backend::RedisCluster
+            | Backend::Etcd
+            | Backend::Zookeeper
+            | Backend::Postgresql => true,
         }
     }
 
@@ -73,7 +93,11 @@ impl Backend {
     /// `None` where only the expiry frees them.
     pub fn frees_a_dead_sidecars_locks_within(self) -> Option<std::time::Duration> {
         match self {
-            Backend::Memory | Backend::Redis | Backend::RedisCluster | Backend::Etcd => None,
+            Backend::Memory
+            | Backend::Redis
+            | Backend::RedisCluster
+            | Backend::Etcd
+            | Backend::Postgresql => None,
             Backend::Zookeeper => Some(ZOOKEEPER_SESSION),
         }
     }
@@ -83,7 +107,7 @@ impl Backend {
     /// died (its session or lease ends). `None` where each sidecar keeps its own line.
     pub fn skips_a_dead_waiter_within(self) -> Option<std::time::Duration> {
         match self {
-            Backend::Memory | Backend::Redis | Backend::RedisCluster => None,
+            Backend::Memory | Backend::Redis | Backend::RedisCluster | Backend::Postgresql => None,
             Backend::Etcd => Some(ETCD_WAITER_LEASE),
             Backend::Zookeeper => Some(ZOOKEEPER_SESSION),
         }
@@ -105,6 +129,7 @@ impl Backend {
             Backend::Zookeeper => {
                 zookeeper_metadata(&super::servers::shared("DLOCK_TEST_ZOOKEEPER"))
             }
+            Backend::Postgresql => vec![("connectionString", postgres_connection_string())],
         }
     }
 
@@ -152,6 +177,16 @@ impl Backend {
                     metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 let file = component("store", self.type_name(), &pairs);
                 Some((Box::new(zookeeper), file))
+            }
+            Backend::Postgresql => {
+                let postgres = super::servers::Postgres::start();
+                let connection = postgres.connection_string();
+                let file = component(
+                    "store",
+                    self.type_name(),
+                    &[("connectionString", &connection), ("timeout", "1s")],
+                );
+                Some((Box::new(postgres), file))
             }
         }
     }
