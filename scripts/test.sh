@@ -210,6 +210,36 @@ done
   || { say "postgresql did not start"; cat "$servers/postgres/postgres.log" >&2; exit 1; }
 export DLOCK_TEST_POSTGRES="127.0.0.1:$postgres_port"
 
+# MariaDB (Debian ships no MySQL), as the mysql user Debian's package creates; the user
+# `dlock` has a password, so tests can also give a wrong one.
+mariadb_port=$((13306 + offset))
+say "mariadb on 127.0.0.1:$mariadb_port"
+mkdir -p "$servers/mariadb"
+chown mysql: "$servers/mariadb"
+mariadb-install-db --user=mysql --datadir="$servers/mariadb/data" --auth-root-authentication-method=normal \
+  --skip-test-db >"$servers/mariadb/install.log" 2>&1 \
+  || { say "mariadb-install-db failed"; cat "$servers/mariadb/install.log" >&2; exit 1; }
+pids+=("$servers/mariadb/mariadb.pid")
+mariadbd --no-defaults --user=mysql --datadir="$servers/mariadb/data" --port="$mariadb_port" \
+  --bind-address=127.0.0.1 --socket="$servers/mariadb/mariadb.sock" --skip-log-bin \
+  --innodb-flush-log-at-trx-commit=0 --max-connections=400 \
+  >"$servers/mariadb/mariadb.log" 2>&1 &
+echo $! >"$servers/mariadb/mariadb.pid"
+export DLOCK_TEST_MYSQL_PASSWORD=dlock-test
+for _ in $(seq 100); do
+  mariadb --no-defaults -S "$servers/mariadb/mariadb.sock" -u root -e 'SELECT 1' >/dev/null 2>&1 && break
+  sleep 0.1
+done
+mariadb --no-defaults -S "$servers/mariadb/mariadb.sock" -u root -e "
+  CREATE USER 'dlock'@'%' IDENTIFIED BY '$DLOCK_TEST_MYSQL_PASSWORD';
+  GRANT ALL ON *.* TO 'dlock'@'%';" \
+  || { say "mariadb did not start"; cat "$servers/mariadb/mariadb.log" >&2; exit 1; }
+export DLOCK_TEST_MYSQL="127.0.0.1:$mariadb_port"
+DLOCK_TEST_MARIADB_SERVER="$(command -v mariadbd)"
+DLOCK_TEST_MARIADB_INSTALL="$(command -v mariadb-install-db)"
+DLOCK_TEST_MARIADB_CLIENT="$(command -v mariadb)"
+export DLOCK_TEST_MARIADB_SERVER DLOCK_TEST_MARIADB_INSTALL DLOCK_TEST_MARIADB_CLIENT
+
 # --- Tests ---------------------------------------------------------------------------
 # The SDK tests find the venv's Python here; a missing SDK fails them, never skips them.
 export DLOCK_TEST_PYTHON="$root/target/sdk/venv/bin/python"

@@ -3,6 +3,7 @@
 
 pub(crate) mod etcd;
 pub(crate) mod memory;
+pub(crate) mod mysql;
 pub(crate) mod postgresql;
 pub(crate) mod redis;
 pub(crate) mod sql;

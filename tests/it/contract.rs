@@ -66,3 +66,10 @@ dlock::store_contract!(
     short_ttl: SHORT_TTL,
     capabilities: [fencing, listing, release_signal],
 );
+
+dlock::store_contract!(
+    mysql,
+    store: store(Backend::Mysql),
+    short_ttl: SHORT_TTL,
+    capabilities: [fencing, listing],
+);

@@ -12,6 +12,7 @@ mod etcd;
 mod keyspace;
 mod lifecycle;
 mod locks_api;
+mod mysql;
 mod postgresql;
 mod reconnect;
 mod redis;

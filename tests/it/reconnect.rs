@@ -104,3 +104,13 @@ async fn postgresql_restart_without_traffic() {
 async fn postgresql_restart_with_traffic() {
     restart_costs_no_call(Backend::Postgresql, true).await;
 }
+
+#[tokio::test]
+async fn mysql_restart_without_traffic() {
+    restart_costs_no_call(Backend::Mysql, false).await;
+}
+
+#[tokio::test]
+async fn mysql_restart_with_traffic() {
+    restart_costs_no_call(Backend::Mysql, true).await;
+}

@@ -15,8 +15,6 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_postgres::AsyncMessage;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::lock::StoreError;
-
 /// The longest pause between two attempts to listen again.
 const MAX_PAUSE: Duration = Duration::from_secs(5);
 
@@ -102,29 +100,5 @@ async fn listen(
         }
     }
     driver.abort();
-    Ok(())
-}
-
-/// Returns when `key` is heard released, or after `max_wait`; also early when notifications
-/// were dropped (this waiter fell behind), since one of them may have been its key.
-pub(crate) async fn released(
-    released: &broadcast::Sender<String>,
-    key: &str,
-    max_wait: Duration,
-) -> Result<(), StoreError> {
-    let mut heard = released.subscribe();
-    let _ = tokio::time::timeout(max_wait, async {
-        loop {
-            match heard.recv().await {
-                Ok(released) if released == key => return,
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(_)) => return,
-                Err(broadcast::error::RecvError::Closed) => {
-                    std::future::pending::<()>().await;
-                }
-            }
-        }
-    })
-    .await;
     Ok(())
 }

@@ -34,7 +34,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio::sync::broadcast;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -43,6 +42,7 @@ use crate::config::{ConfigError, Metadata};
 use crate::lock::{
     Capabilities, Grant, LockInfo, LockStore, OwnerChecked, StoreError, TryLockOutcome,
 };
+use crate::stores::sql::releases::Releases;
 use crate::stores::sql::{self, cleanup};
 use settings::Settings;
 use statements::{Names, Statements};
@@ -55,7 +55,7 @@ pub(crate) struct PostgresStore {
     statements: Statements,
     timeout: Duration,
     /// Released keys, from the listening connection.
-    released: broadcast::Sender<String>,
+    released: Releases,
     /// Held only by the store: the listening task stops when it is gone.
     _alive: Arc<()>,
 }
@@ -92,13 +92,13 @@ impl PostgresStore {
         table::ensure(&mut client, &names).await?;
         drop(client);
 
-        let (released, _) = broadcast::channel(1024);
+        let released = Releases::new();
         let alive = Arc::new(());
         tokio::spawn(listen::relay_releases(
             settings.connection.clone(),
             tls,
             names.channel.clone(),
-            released.clone(),
+            released.sender(),
             Arc::downgrade(&alive),
         ));
         let store = Arc::new(PostgresStore {
@@ -233,7 +233,8 @@ impl LockStore for PostgresStore {
     }
 
     async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
-        listen::released(&self.released, key, max_wait).await
+        self.released.wait(key, max_wait).await;
+        Ok(())
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -1,7 +1,8 @@
 //! What the SQL lock stores (`lock.postgresql`, `lock.mysql`) share, written once: the
 //! settings every SQL store reads the same way (`settings.rs`), the layout-version check that
 //! decides whether a lock table is created, migrated or refused (`layout.rs`), the background
-//! removal of expired rows (`cleanup.rs`), and the reading of an owner-checked statement's
+//! removal of expired rows (`cleanup.rs`), the released keys a sidecar's waiters listen to
+//! (`releases.rs`), and the reading of an owner-checked statement's
 //! answer (below). The statements themselves are each database's own: their dialects differ
 //! exactly where a lock table needs them (upserts, sequences, index limits, clocks).
 //!
@@ -12,6 +13,7 @@
 
 pub(crate) mod cleanup;
 pub(crate) mod layout;
+pub(crate) mod releases;
 pub(crate) mod settings;
 
 use crate::lock::OwnerChecked;

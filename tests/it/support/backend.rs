@@ -24,6 +24,8 @@ pub enum Backend {
     Zookeeper,
     /// lock.postgresql on the PostgreSQL server scripts/test.sh started (DLOCK_TEST_POSTGRES).
     Postgresql,
+    /// lock.mysql on the MariaDB server scripts/test.sh started (DLOCK_TEST_MYSQL).
+    Mysql,
 }
 
 /// The session timeout of the ZooKeeper test components: short, so a crashed sidecar's
@@ -65,6 +67,15 @@ pub fn postgres_connection_string() -> String {
     )
 }
 
+/// The DSN of the MariaDB server scripts/test.sh started, as Dapr's MySQL component takes it.
+pub fn mysql_dsn() -> String {
+    format!(
+        "dlock:{}@tcp({})/",
+        super::servers::shared("DLOCK_TEST_MYSQL_PASSWORD"),
+        super::servers::shared("DLOCK_TEST_MYSQL")
+    )
+}
+
 impl Backend {
     pub fn type_name(self) -> &'static str {
         match self {
@@ -73,6 +84,7 @@ impl Backend {
             Backend::Etcd => "lock.etcd",
             Backend::Zookeeper => "lock.zookeeper",
             Backend::Postgresql => "lock.postgresql",
+            Backend::Mysql => "lock.mysql",
         }
     }
 
@@ -84,7 +96,8 @@ impl Backend {
             | Backend::RedisCluster
             | Backend::Etcd
             | Backend::Zookeeper
-            | Backend::Postgresql => true,
+            | Backend::Postgresql
+            | Backend::Mysql => true,
         }
     }
 
@@ -97,7 +110,8 @@ impl Backend {
             | Backend::Redis
             | Backend::RedisCluster
             | Backend::Etcd
-            | Backend::Postgresql => None,
+            | Backend::Postgresql
+            | Backend::Mysql => None,
             Backend::Zookeeper => Some(ZOOKEEPER_SESSION),
         }
     }
@@ -107,7 +121,11 @@ impl Backend {
     /// died (its session or lease ends). `None` where each sidecar keeps its own line.
     pub fn skips_a_dead_waiter_within(self) -> Option<std::time::Duration> {
         match self {
-            Backend::Memory | Backend::Redis | Backend::RedisCluster | Backend::Postgresql => None,
+            Backend::Memory
+            | Backend::Redis
+            | Backend::RedisCluster
+            | Backend::Postgresql
+            | Backend::Mysql => None,
             Backend::Etcd => Some(ETCD_WAITER_LEASE),
             Backend::Zookeeper => Some(ZOOKEEPER_SESSION),
         }
@@ -130,6 +148,7 @@ impl Backend {
                 zookeeper_metadata(&super::servers::shared("DLOCK_TEST_ZOOKEEPER"))
             }
             Backend::Postgresql => vec![("connectionString", postgres_connection_string())],
+            Backend::Mysql => vec![("connectionString", mysql_dsn())],
         }
     }
 
@@ -187,6 +206,16 @@ impl Backend {
                     &[("connectionString", &connection), ("timeout", "1s")],
                 );
                 Some((Box::new(postgres), file))
+            }
+            Backend::Mysql => {
+                let mariadb = super::servers::Mariadb::start();
+                let dsn = mariadb.dsn();
+                let file = component(
+                    "store",
+                    self.type_name(),
+                    &[("connectionString", &dsn), ("timeout", "1s")],
+                );
+                Some((Box::new(mariadb), file))
             }
         }
     }

@@ -750,3 +750,130 @@ impl Drop for Postgres {
         self.stop();
     }
 }
+
+/// A private MariaDB server (DLOCK_TEST_MARIADB_SERVER), with its data under the test temp
+/// dir, run as the `mysql` user (mariadbd switches to it itself) and a user `dlock` with the
+/// test password, as scripts/test.sh sets its shared one up.
+pub struct Mariadb {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Mariadb {
+    pub fn start() -> Mariadb {
+        let dir = temp_dir("mariadb");
+        if unsafe { libc::geteuid() } == 0 {
+            let owned = Command::new("chown")
+                .arg("mysql:")
+                .arg(&dir)
+                .status()
+                .unwrap();
+            assert!(owned.success());
+        }
+        let installed = Command::new(binary("DLOCK_TEST_MARIADB_INSTALL"))
+            .args([
+                "--user=mysql",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ])
+            .arg(format!("--datadir={}", dir.join("data").display()))
+            .output()
+            .expect("mariadb-install-db runs");
+        assert!(
+            installed.status.success(),
+            "mariadb-install-db: {installed:?}"
+        );
+        let mut server = Mariadb {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        server.spawn();
+        server.wait_ready();
+        let password = shared("DLOCK_TEST_MYSQL_PASSWORD");
+        let created = server
+            .client()
+            .arg(format!(
+                "CREATE USER 'dlock'@'%' IDENTIFIED BY '{password}'; \
+                 GRANT ALL ON *.* TO 'dlock'@'%';"
+            ))
+            .output()
+            .unwrap();
+        assert!(created.status.success(), "{created:?}");
+        server
+    }
+
+    /// The DSN Dapr's MySQL component takes, for this server.
+    pub fn dsn(&self) -> String {
+        format!(
+            "dlock:{}@tcp(127.0.0.1:{})/",
+            shared("DLOCK_TEST_MYSQL_PASSWORD"),
+            self.port
+        )
+    }
+
+    /// The mariadb client as root over the socket, to run `-e` statements.
+    fn client(&self) -> Command {
+        let mut command = Command::new(binary("DLOCK_TEST_MARIADB_CLIENT"));
+        command
+            .args(["--no-defaults", "-u", "root", "-S"])
+            .arg(self.dir.join("mariadb.sock"))
+            .arg("-e");
+        command
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.join("mariadb.log")).unwrap();
+        let child = Command::new(binary("DLOCK_TEST_MARIADB_SERVER"))
+            .args(["--no-defaults", "--user=mysql", "--bind-address=127.0.0.1"])
+            .arg(format!("--datadir={}", self.dir.join("data").display()))
+            .arg(format!(
+                "--socket={}",
+                self.dir.join("mariadb.sock").display()
+            ))
+            .arg(format!("--port={}", self.port))
+            .args(["--skip-log-bin", "--innodb-flush-log-at-trx-commit=0"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("mariadbd starts");
+        self.child = Some(child);
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self
+            .client()
+            .arg("SELECT 1")
+            .output()
+            .unwrap()
+            .status
+            .success()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "mariadbd did not start: {}",
+                std::fs::read_to_string(self.dir.join("mariadb.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Outage for Mariadb {
+    fn stop(&mut self) {
+        kill(&mut self.child);
+    }
+
+    fn resume(&mut self) {
+        self.spawn();
+        self.wait_ready();
+    }
+}
+
+impl Drop for Mariadb {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
