@@ -6,7 +6,8 @@
 //! asserted something. The groups:
 //! - `shared`: two sidecars on the store see the same locks (item 4 across sidecars);
 //! - `release_signal`: a release through one sidecar wakes a waiter on another at once
-//!   (RELEASE_SIGNAL; item 9 across sidecars);
+//!   (RELEASE_SIGNAL; item 9 across sidecars). Every shared store checks that it reports
+//!   RELEASE_SIGNAL exactly when it runs this group;
 //! - `per_process`: each sidecar has a keyspace of its own (the embedded store);
 //! - `outage`: the store is a server that a test can stop and start again (item 7);
 //! - `store_line`: the store keeps its own line of waiters (WAIT_QUEUE), served in arrival
@@ -67,6 +68,15 @@ macro_rules! conformance_suite {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn c5_mutual_exclusion() {
             exclusion::mutual_exclusion(BACKEND).await;
+        }
+        #[tokio::test]
+        async fn c9_reports_a_release_signal_exactly_where_it_runs_the_item() {
+            let runs_the_signal_item = GROUPS.contains(&"release_signal");
+            blocking::reports_a_release_signal_exactly_where_it_runs_the_item(
+                BACKEND,
+                runs_the_signal_item,
+            )
+            .await;
         }
         #[tokio::test]
         async fn c9_reports_a_line_exactly_where_it_keeps_one() {
