@@ -1,5 +1,8 @@
 //! `lock.mysql`'s own behaviour beyond the suites: a refused password names the field and
-//! never shows, and a table an older dlock made is migrated with its locks.
+//! never shows, a table an older dlock made is migrated with its locks, and rows of expired
+//! locks are removed in the background.
+
+use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 
@@ -24,8 +27,8 @@ async fn a_wrong_password_names_the_field_and_never_shows() {
     assert!(!failed.contains("hunter2"), "{failed}");
 }
 
-#[tokio::test]
-async fn an_older_layout_is_migrated_with_its_locks() {
+/// A connection to the shared test server, for a test to look at or prepare the table.
+async fn connection() -> mysql_async::Conn {
     let address = std::env::var("DLOCK_TEST_MYSQL").unwrap();
     let (host, port) = address.rsplit_once(':').unwrap();
     let options = mysql_async::OptsBuilder::default()
@@ -33,7 +36,51 @@ async fn an_older_layout_is_migrated_with_its_locks() {
         .tcp_port(port.parse().unwrap())
         .user(Some("dlock"))
         .pass(std::env::var("DLOCK_TEST_MYSQL_PASSWORD").ok());
-    let mut db = mysql_async::Conn::new(options).await.unwrap();
+    mysql_async::Conn::new(options).await.unwrap()
+}
+
+#[tokio::test]
+async fn rows_of_expired_locks_are_removed() {
+    let table = format!("cleaned_{}", std::process::id());
+    let dsn = mysql_dsn();
+    // Rows stay one timeout past their expiry, then the next round removes them.
+    let file = component(
+        "store",
+        "lock.mysql",
+        &[
+            ("connectionString", &dsn),
+            ("tableName", &table),
+            ("timeout", "1s"),
+            ("cleanupInterval", "200ms"),
+        ],
+    );
+    let sidecar = Dlockd::start(Options::with_component("app", file));
+    let api = Api::new(&sidecar).await;
+    for _ in 0..3 {
+        let resource = unique("cleaned");
+        assert_eq!(
+            api.lock(Protocol::Grpc, "store", &resource, "a", 1).await,
+            Ok(true)
+        );
+    }
+    let mut db = connection().await;
+    let count = format!("SELECT count(*) FROM dlock.{table}");
+    let rows = |n: Option<i64>| n.unwrap();
+    assert_eq!(rows(db.query_first(&count).await.unwrap()), 3);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rows(db.query_first(&count).await.unwrap()) > 0 {
+        assert!(Instant::now() < deadline, "expired rows were never removed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(sidecar);
+    db.query_drop(format!("DROP TABLE dlock.{table}"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_older_layout_is_migrated_with_its_locks() {
+    let mut db = connection().await;
     let table = format!("classic_{}", std::process::id());
     let resource = unique("migrated");
     // Layout 1, the classic lock table, holding a live lock of another owner.

@@ -1,6 +1,7 @@
 //! `lock.postgresql`'s own behaviour beyond the suites: a refused password names the field
-//! and never shows, a table an older dlock made is migrated with its locks, and a promoted
-//! standby keeps locks working for a sidecar whose connection string lists both servers.
+//! and never shows, a table an older dlock made is migrated with its locks, rows of expired
+//! locks are removed in the background, and a promoted standby keeps locks working for a
+//! sidecar whose connection string lists both servers.
 
 use std::time::{Duration, Instant};
 
@@ -89,6 +90,46 @@ async fn an_older_layout_is_migrated_with_its_locks() {
     assert_eq!(row.get::<_, String>(0), "dlock lock table, layout 2");
     // The migration numbered the old row 1; the new grant came after it.
     assert!(row.get::<_, i64>(1) > 1);
+    db.batch_execute(&format!(
+        "DROP TABLE {table}; DROP SEQUENCE {table}_fencing"
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn rows_of_expired_locks_are_removed() {
+    let connection = postgres_connection_string();
+    let table = format!("cleaned_{}", std::process::id());
+    // Rows stay one timeout past their expiry, then the next round removes them.
+    let file = component(
+        "store",
+        "lock.postgresql",
+        &[
+            ("connectionString", &connection),
+            ("tableName", &table),
+            ("timeout", "1s"),
+            ("cleanupInterval", "200ms"),
+        ],
+    );
+    let sidecar = Dlockd::start(Options::with_component("app", file));
+    let api = Api::new(&sidecar).await;
+    for _ in 0..3 {
+        let resource = unique("cleaned");
+        assert_eq!(
+            api.lock(Protocol::Grpc, "store", &resource, "a", 1).await,
+            Ok(true)
+        );
+    }
+    let db = client(&connection).await;
+    let count = format!("SELECT count(*) FROM {table}");
+    assert_eq!(db.query_one(&count, &[]).await.unwrap().get::<_, i64>(0), 3);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while db.query_one(&count, &[]).await.unwrap().get::<_, i64>(0) > 0 {
+        assert!(Instant::now() < deadline, "expired rows were never removed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(sidecar);
     db.batch_execute(&format!(
         "DROP TABLE {table}; DROP SEQUENCE {table}_fencing"
     ))
