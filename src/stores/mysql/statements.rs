@@ -23,7 +23,8 @@
 //!   utf8mb4 can take 4 KiB; the primary key is the SHA-256 of the key (`key_hash`,
 //!   32 bytes), computed by the server, and the key itself sits beside it in a `BLOB`.
 //!   `owner` and the key are binary, so they compare byte for byte, never by a collation.
-//! - **cleanup** removes rows that expired more than a grace period (the timeout) ago.
+//! - **cleanup** removes rows that expired more than a grace period (the timeout) ago. No
+//!   row is needed for tokens to increase: the counter is the table's, not the row's.
 
 /// The SQL text of every statement, for one table. Parameters are `?`, in the order noted.
 pub(crate) struct Statements {

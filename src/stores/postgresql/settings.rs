@@ -1,7 +1,7 @@
 //! `lock.postgresql`'s metadata, by the names of Dapr's PostgreSQL state store:
 //! `connectionString` (libpq's `key=value` form or a `postgres://` URL, several hosts and
 //! `target_session_attrs=read-write` included), `tableName` (optionally `schema.table`),
-//! `timeout` and `cleanupInterval`.
+//! `timeout` (also set as the sessions' `statement_timeout`) and `cleanupInterval`.
 //!
 //! TLS is set in the connection string as libpq has it. tokio-postgres reads `sslmode` as
 //! `disable`, `prefer` or `require`; `sslrootcert` (a CA file) and libpq's `verify-ca` and
@@ -78,6 +78,14 @@ impl Settings {
         if connection.get_connect_timeout().is_none() {
             connection.connect_timeout(table.timeout);
         }
+        // The server gives up a statement the sidecar has given up on, so nothing runs on
+        // long after its answer stopped mattering (the cleanup's grace period counts on it).
+        let bound = format!("-c statement_timeout={}", table.timeout.as_millis());
+        let options = match connection.get_options() {
+            Some(given) => format!("{given} {bound}"),
+            None => bound,
+        };
+        connection.options(&options);
         if connection.get_application_name().is_none() {
             connection.application_name("dlockd");
         }
@@ -164,6 +172,10 @@ mod tests {
                 TargetSessionAttrs::ReadWrite
             );
             assert_eq!(s.connection.get_ssl_mode(), SslMode::Disable);
+            assert_eq!(
+                s.connection.get_options(),
+                Some("-c statement_timeout=5000")
+            );
             assert!(!format!("{s:?}").contains("hunter2"));
         }
     }

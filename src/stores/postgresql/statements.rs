@@ -13,8 +13,9 @@
 //!   one statement tells "released" from "not held" and "held by another". A release notifies
 //!   the store's channel (`pg_notify`, sent when the statement commits) with the key: every
 //!   sidecar listening wakes its waiters at once.
-//! - **cleanup** removes rows that expired more than a grace period ago (the statement
-//!   timeout), so a take that drew its token before the row was removed has finished by then.
+//! - **cleanup** removes rows that expired more than a grace period ago (the timeout, which
+//!   is also every session's `statement_timeout`), so a take that drew its token before the
+//!   row was removed has finished, or been cancelled by the server, by then.
 
 /// The SQL text of every statement, for one table.
 pub(crate) struct Statements {

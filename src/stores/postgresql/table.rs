@@ -27,6 +27,12 @@ pub(crate) async fn ensure(client: &mut Client, names: &Names) -> Result<(), Con
         .transaction()
         .await
         .map_err(|e| failed("can't prepare", e))?;
+    // Waiting for another sidecar's setup, or migrating a large table, may take longer than
+    // the statement timeout that bounds lock requests.
+    transaction
+        .batch_execute("SET LOCAL statement_timeout = 0")
+        .await
+        .map_err(|e| failed("can't prepare", e))?;
     transaction
         .execute(
             "SELECT pg_advisory_xact_lock(hashtext($1))",
