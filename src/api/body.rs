@@ -1,9 +1,20 @@
 //! Request bodies of the HTTP lock routes, read the way daprd reads them (protobuf's JSON
 //! mapping): unknown fields ignored, snake_case names accepted beside camelCase, `null` as the
-//! default, integers as numbers or numeric strings, and an empty body as all defaults.
+//! default, integers as numbers or numeric strings, and an empty body as all defaults. As
+//! strict as that mapping too: a numeric string holds a JSON number and nothing else (no
+//! padding, no `+`, no leading zero), and an integer must fit its field's width.
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::Deserialize;
+
+use super::connections::RequestRead;
+use super::error::ErrorBody;
 
 use crate::lock::{wait_timeout, AcquireRequest, ApiError, ErrorKind, LockRequest, UnlockRequest};
 
@@ -111,6 +122,55 @@ pub(crate) struct ListBody {
     pub(crate) prefix: String,
 }
 
+/// A lock route's body, read whole and parsed. Whatever goes wrong on the way answers in Dapr's
+/// error shape, which SDKs parse: a bad message (`parse`), and before it a body over
+/// `--max-body-size` (413) or one that breaks off or has a broken chunked encoding (400),
+/// which axum would answer in plain text.
+pub(crate) struct Body<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for Body<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        let RawBody(bytes) = RawBody::from_request(request, state).await?;
+        parse(&bytes).map(Body).map_err(IntoResponse::into_response)
+    }
+}
+
+/// A lock route's body, read whole but not parsed yet, for a route that checks something
+/// else first (force release: the admin token); the reading fails as for `Body`.
+pub(crate) struct RawBody(pub(crate) Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        let read = request.extensions().get::<RequestRead>().cloned();
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(unreadable)?;
+        // Read whole: from now on the request may take its time (a blocking acquire waits).
+        if let Some(read) = read {
+            read.done();
+        }
+        Ok(RawBody(bytes))
+    }
+}
+
+fn unreadable(rejection: BytesRejection) -> Response {
+    let status = rejection.status();
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "the request body is larger than the sidecar's limit (--max-body-size)".to_string()
+    } else {
+        format!("failed reading the HTTP body: {}", rejection.body_text())
+    };
+    let body = ErrorBody {
+        error_code: "ERR_MALFORMED_REQUEST",
+        message: &message,
+    };
+    (status, Json(body)).into_response()
+}
+
 /// Parses a body; a bad one is Dapr's ERR_MALFORMED_REQUEST, `failed deserializing HTTP body`.
 pub(crate) fn parse<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
     let malformed = |detail: String| {
@@ -145,7 +205,9 @@ fn int64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
     whole_number(deserializer)
 }
 
-/// An integer given as a JSON number (`10`, `10.0`) or a numeric string (`"10"`); null is 0.
+/// An integer given as a JSON number (`10`, `10.0`, `1e1`) or a string holding exactly one
+/// (`"10"`, not `" 10"`, `"+10"` or `"010"`, which Go's protobuf JSON reader refuses); null
+/// is 0.
 fn whole_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -155,15 +217,25 @@ fn whole_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Er
     }
     let number = match Option::<Wire>::deserialize(deserializer)? {
         None => return Ok(0),
-        Some(Wire::Number(n)) => n.as_i64().or_else(|| n.as_f64().and_then(integral)),
+        Some(Wire::Number(n)) => n,
         Some(Wire::Text(text)) => {
-            let text = text.trim();
-            text.parse::<i64>()
-                .ok()
-                .or_else(|| text.parse::<f64>().ok().and_then(integral))
+            // serde_json would skip whitespace around the number; the mapping does not.
+            let padded = text.starts_with(|c: char| c.is_ascii_whitespace())
+                || text.ends_with(|c: char| c.is_ascii_whitespace());
+            match serde_json::from_str(&text) {
+                Ok(n) if !padded => n,
+                _ => {
+                    return Err(D::Error::custom(
+                        "expected an integer, as a number or a numeric string",
+                    ))
+                }
+            }
         }
     };
-    number.ok_or_else(|| D::Error::custom("expected an integer"))
+    number
+        .as_i64()
+        .or_else(|| number.as_f64().and_then(integral))
+        .ok_or_else(|| D::Error::custom("expected an integer"))
 }
 
 fn integral(n: f64) -> Option<i64> {
@@ -213,6 +285,24 @@ mod tests {
         assert!(parse::<TryLockBody>(br#"{"expiryInSeconds":"ten"}"#).is_err());
         assert!(parse::<TryLockBody>(br#"{"expiryInSeconds":1.5}"#).is_err());
         assert!(parse::<TryLockBody>(br#"{"expiryInSeconds":4294967296}"#).is_err());
+        for padded in [
+            r#"" 30""#,
+            r#""30 ""#,
+            r#""+30""#,
+            r#""030""#,
+            r#""""#,
+            r#""0x1e""#,
+        ] {
+            let body = format!(r#"{{"expiryInSeconds":{padded}}}"#);
+            assert!(parse::<TryLockBody>(body.as_bytes()).is_err(), "{padded}");
+        }
+        assert!(parse::<AcquireBody>(br#"{"waitTimeoutMs":"9223372036854775808"}"#).is_err());
+        let body: AcquireBody =
+            parse(br#"{"expiryInSeconds":"1e1","waitTimeoutMs":"-0"}"#).unwrap();
+        assert_eq!(
+            (body.try_lock.expiry_in_seconds, body.wait_timeout_ms),
+            (10, 0)
+        );
         assert!(parse::<TryLockBody>(br#"{"resourceId":"a","resource_id":"b"}"#).is_err());
         assert!(parse::<AcquireBody>(br#"{"requireFencing":"yes"}"#).is_err());
         assert!(parse::<AcquireBody>(br#"{"waitTimeoutMs":"1.5"}"#).is_err());

@@ -2,28 +2,41 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use serde_json::json;
 
-use super::body::{self, TryLockBody, UnlockBody};
+use super::access::Endpoint;
+use super::body::{Body, TryLockBody, UnlockBody};
+use super::error::ErrorBody;
 use super::metadata::{describe, MetadataJson};
 use super::{auth, locks_http, status, ApiState};
 use crate::lock::{ApiError, TryLockOutcome};
 
 /// The HTTP routes of one sidecar.
 pub(crate) fn router(state: Arc<ApiState>, max_body_size: usize) -> Router {
-    Router::new()
-        .route("/v1.0-alpha1/lock/{store}", post(try_lock))
-        .route("/v1.0-alpha1/unlock/{store}", post(unlock))
+    let serves = |endpoint| state.access.http_serves(endpoint);
+    // A route the Configuration closes is not registered at all, as in daprd: it answers 404.
+    let mut routes = Router::new()
         .route("/v1.0/healthz", get(healthy))
-        .route("/v1.0/healthz/outbound", get(healthy))
-        .route("/v1.0/metadata", get(metadata))
-        .merge(locks_http::routes())
+        .route("/v1.0/healthz/outbound", get(healthy));
+    if serves(Endpoint::Lock) {
+        routes = routes.route("/v1.0-alpha1/lock/{store}", post(try_lock));
+    }
+    if serves(Endpoint::Unlock) {
+        routes = routes.route("/v1.0-alpha1/unlock/{store}", post(unlock));
+    }
+    if serves(Endpoint::Metadata) {
+        routes = routes.route("/v1.0/metadata", get(metadata));
+    }
+    if serves(Endpoint::Dlock) {
+        routes = routes.merge(locks_http::routes());
+    }
+    routes
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::http_middleware,
@@ -35,9 +48,8 @@ pub(crate) fn router(state: Arc<ApiState>, max_body_size: usize) -> Router {
 async fn try_lock(
     State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
-    bytes: Bytes,
+    Body(body): Body<TryLockBody>,
 ) -> Result<Response, ApiError> {
-    let body: TryLockBody = body::parse(&bytes)?;
     let outcome = state.locks.try_lock(body.request(store)).await?;
     let success = matches!(outcome, TryLockOutcome::Granted(_));
     Ok(Json(json!({ "success": success })).into_response())
@@ -46,11 +58,21 @@ async fn try_lock(
 async fn unlock(
     State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
-    bytes: Bytes,
+    Body(body): Body<UnlockBody>,
 ) -> Result<Response, ApiError> {
-    let body: UnlockBody = body::parse(&bytes)?;
     let outcome = state.locks.unlock(body.request(store)).await?;
     Ok(Json(json!({ "status": status(outcome) })).into_response())
+}
+
+/// A route asked with a method it does not serve, in Dapr's error shape (axum's own answer
+/// has no body, which SDKs cannot parse).
+async fn method_not_allowed(method: Method) -> Response {
+    let message = format!("method {method} is not allowed on this route");
+    let body = ErrorBody {
+        error_code: "ERR_MALFORMED_REQUEST",
+        message: &message,
+    };
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
 }
 
 /// The sidecar binds its ports only once every component has loaded, so whenever it answers

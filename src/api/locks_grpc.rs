@@ -9,7 +9,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{auth, lock_request, status, ApiState};
+use super::{auth, lock_request, status, stores, ApiState};
 use crate::lock::session::Started;
 use crate::lock::{self, ApiError, Grant, HeldLock};
 use crate::proto::dlock::hold_event::Event;
@@ -18,7 +18,7 @@ use crate::proto::dlock::locks_server::Locks;
 use crate::proto::dlock::{
     AcquireRequest, AcquireResponse, ForceReleaseRequest, ForceReleaseResponse, HoldEvent,
     HoldRequest, InspectRequest, InspectResponse, ListRequest, ListResponse, LockInfo, Lost,
-    Released, RenewRequest, RenewResponse, TimedOut,
+    Released, RenewRequest, RenewResponse, StoresRequest, StoresResponse, TimedOut,
 };
 
 /// Answers a little before the caller's deadline, so it hears "not acquired" rather than
@@ -247,6 +247,13 @@ impl Locks for LocksGrpc {
             .force_release(&r.store_name, &r.resource_id)
             .await?;
         Ok(Response::new(ForceReleaseResponse { released }))
+    }
+
+    async fn stores(
+        &self,
+        _request: Request<StoresRequest>,
+    ) -> Result<Response<StoresResponse>, Status> {
+        Ok(Response::new(stores::describe(&self.state)))
     }
 }
 

@@ -4,16 +4,15 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::body::{self, AcquireBody, ListBody, ResourceBody, TryLockBody};
+use super::body::{self, AcquireBody, Body, ListBody, RawBody, ResourceBody, TryLockBody};
 use super::locks_grpc::{acquired, lock_info};
-use super::{auth, status, ApiState};
+use super::{auth, status, stores, ApiState};
 use crate::lock::{ApiError, HeldLock};
 
 /// The routes, to be merged into the sidecar's router.
@@ -24,14 +23,14 @@ pub(crate) fn routes() -> Router<Arc<ApiState>> {
         .route("/dlock/v1/inspect/{store}", post(inspect))
         .route("/dlock/v1/list/{store}", post(list))
         .route("/dlock/v1/force-release/{store}", post(force_release))
+        .route("/dlock/v1/stores", get(list_stores))
 }
 
 async fn acquire(
     State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
-    bytes: Bytes,
+    Body(b): Body<AcquireBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let b: AcquireBody = body::parse(&bytes)?;
     let grant = state.locks.acquire(b.request(store)?).await?;
     let answer = acquired(grant);
     Ok(Json(json!({
@@ -44,9 +43,8 @@ async fn acquire(
 async fn renew(
     State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
-    bytes: Bytes,
+    Body(b): Body<TryLockBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let b: TryLockBody = body::parse(&bytes)?;
     let outcome = state.locks.renew(b.request(store)).await?;
     Ok(Json(json!({ "status": status(outcome) })))
 }
@@ -64,9 +62,8 @@ fn lock_json(held: HeldLock) -> Value {
 async fn inspect(
     State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
-    bytes: Bytes,
+    Body(b): Body<ResourceBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let b: ResourceBody = body::parse(&bytes)?;
     Ok(Json(
         match state.locks.inspect(&store, &b.resource_id).await? {
             Some(held) => json!({ "held": true, "lock": lock_json(held) }),
@@ -78,9 +75,8 @@ async fn inspect(
 async fn list(
     State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
-    bytes: Bytes,
+    Body(b): Body<ListBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let b: ListBody = body::parse(&bytes)?;
     let locks = state.locks.list(&store, &b.prefix).await?;
     Ok(Json(
         json!({ "locks": locks.into_iter().map(lock_json).collect::<Vec<_>>() }),
@@ -91,11 +87,15 @@ async fn force_release(
     State(state): State<Arc<ApiState>>,
     Path(store): Path<String>,
     headers: HeaderMap,
-    bytes: Bytes,
+    RawBody(bytes): RawBody,
 ) -> Result<Json<Value>, ApiError> {
     let given = headers.get(auth::ADMIN_HEADER).map(|v| v.as_bytes());
     auth::admin(&state.admin_token, given)?;
     let b: ResourceBody = body::parse(&bytes)?;
     let released = state.locks.force_release(&store, &b.resource_id).await?;
     Ok(Json(json!({ "released": released })))
+}
+
+async fn list_stores(State(state): State<Arc<ApiState>>) -> Json<Value> {
+    Json(stores::json(stores::describe(&state)))
 }

@@ -3,8 +3,10 @@
 //! the one core, `lock::LockService`, so the protocols can never disagree; errors map to Dapr's
 //! codes in `error.rs` only, owner-checked outcomes to status numbers in `status` only.
 
+pub mod access;
 pub mod auth;
 pub(crate) mod body;
+pub mod connections;
 pub(crate) mod dapr_grpc;
 pub(crate) mod dapr_http;
 pub(crate) mod error;
@@ -12,6 +14,7 @@ pub(crate) mod locks_grpc;
 pub(crate) mod locks_http;
 pub(crate) mod metadata;
 pub mod server;
+pub(crate) mod stores;
 
 use crate::lock::{LockService, OwnerChecked};
 use crate::proto::dapr::unlock_response::Status;
@@ -24,6 +27,8 @@ pub struct ApiState {
     pub api_token: auth::ApiToken,
     /// Required, with force release, in `dlock-admin-token`.
     pub admin_token: auth::ApiToken,
+    /// The endpoints each protocol serves (a Configuration's `spec.api`).
+    pub access: access::ApiAccess,
 }
 
 /// The core's `LockRequest` from a gRPC message that names a lock and its time to live:

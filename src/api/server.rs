@@ -8,12 +8,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_stream::StreamExt;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 
+use super::connections::{self, Admitted, Cap, ConnectionLimits};
 use super::dapr_grpc::DaprGrpc;
 use super::locks_grpc::LocksGrpc;
 use super::{auth, dapr_http, ApiState};
@@ -87,6 +91,7 @@ pub async fn serve(
     http_listeners: Listeners,
     grpc_listeners: Listeners,
     max_body_size: usize,
+    limits: ConnectionLimits,
     shutdown: Shutdown<impl Future<Output = ()>>,
 ) -> bool {
     let (stop, stopped) = watch::channel(false);
@@ -98,22 +103,25 @@ pub async fn serve(
     };
     let mut servers = JoinSet::new();
 
+    let cap = Cap::new(limits.max_connections);
     let router = dapr_http::router(state.clone(), max_body_size);
     match http_listeners {
         Listeners::Tcp(listeners) => {
             for listener in listeners {
-                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                let served =
-                    axum::serve(listener, router.clone()).with_graceful_shutdown(stopped());
-                servers.spawn(async move { report("HTTP", served.await) });
+                let served = serve_http(
+                    listener,
+                    router.clone(),
+                    limits,
+                    cap.clone(),
+                    stopped.clone(),
+                );
+                servers.spawn(served);
             }
         }
         #[cfg(unix)]
         Listeners::Unix(listener, _) => {
-            let served = axum::serve(listener, router).with_graceful_shutdown(stopped());
-            servers.spawn(async move { report("HTTP", served.await) });
+            let served = serve_http(listener, router, limits, cap.clone(), stopped.clone());
+            servers.spawn(served);
         }
     }
 
@@ -127,6 +135,7 @@ pub async fn serve(
         interceptor,
     );
     let grpc = tonic::transport::Server::builder()
+        .layer(tower::util::option_layer(state.access.grpc_layer()))
         .add_service(dapr)
         .add_service(locks);
     match grpc_listeners {
@@ -135,14 +144,14 @@ pub async fn serve(
                 let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
                 let served = grpc
                     .clone()
-                    .serve_with_incoming_shutdown(incoming, stopped());
+                    .serve_with_incoming_shutdown(admitted(incoming, &cap), stopped());
                 servers.spawn(async move { report("gRPC", served.await) });
             }
         }
         #[cfg(unix)]
         Listeners::Unix(listener, _) => {
             let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-            let served = grpc.serve_with_incoming_shutdown(incoming, stopped());
+            let served = grpc.serve_with_incoming_shutdown(admitted(incoming, &cap), stopped());
             servers.spawn(async move { report("gRPC", served.await) });
         }
     }
@@ -164,4 +173,74 @@ fn report<E: std::fmt::Display>(api: &str, served: Result<(), E>) {
     if let Err(e) = served {
         tracing::error!("{api} server failed: {e}");
     }
+}
+
+/// The connections of `incoming` that find a place under the cap; the others are closed.
+fn admitted<IO>(
+    incoming: impl tokio_stream::Stream<Item = io::Result<IO>>,
+    cap: &Cap,
+) -> impl tokio_stream::Stream<Item = io::Result<Admitted<IO>>> {
+    let cap = cap.clone();
+    incoming.filter_map(move |accepted| match accepted {
+        Ok(io) => cap.admit().map(|place| Ok(Admitted::new(io, place))),
+        Err(e) => Some(Err(e)),
+    })
+}
+
+/// A listener of the HTTP port.
+trait Acceptor: Send + 'static {
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn accept_one(&self) -> impl Future<Output = io::Result<Self::Io>> + Send;
+}
+
+impl Acceptor for TcpListener {
+    type Io = tokio::net::TcpStream;
+    async fn accept_one(&self) -> io::Result<Self::Io> {
+        let (tcp, _) = self.accept().await?;
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+}
+
+#[cfg(unix)]
+impl Acceptor for tokio::net::UnixListener {
+    type Io = tokio::net::UnixStream;
+    async fn accept_one(&self) -> io::Result<Self::Io> {
+        Ok(self.accept().await?.0)
+    }
+}
+
+/// Accepts HTTP connections until `stopped` resolves, each served in a task of its own
+/// within `limits`; returns once every connection has closed.
+async fn serve_http<F: Future<Output = ()> + Send + 'static>(
+    listener: impl Acceptor,
+    router: Router,
+    limits: ConnectionLimits,
+    cap: Cap,
+    stopped: impl Fn() -> F + Send + 'static,
+) {
+    let mut connections = JoinSet::new();
+    let stop = stopped();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept_one() => match accepted {
+                Ok(io) => {
+                    // Over the cap, `io` is dropped here: closed at once.
+                    if let Some(place) = cap.admit() {
+                        let io = Admitted::new(io, place);
+                        connections.spawn(connections::serve_http(io, router.clone(), limits, stopped()));
+                    }
+                }
+                // Out of file descriptors, most likely: let connections close before trying again.
+                Err(e) => {
+                    tracing::warn!("HTTP port: can't accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    while connections.join_next().await.is_some() {}
 }

@@ -1,4 +1,5 @@
-//! dlock, the command-line client: `dlock KEY SECONDS [-- CMD ARGS…]` and `dlock bench`.
+//! dlock, the command-line client: `dlock KEY SECONDS [-- CMD ARGS…]`, the operator's
+//! `inspect`, `list`, `release --force` and `status`, and `dlock bench`.
 
 use std::process::ExitCode;
 
@@ -8,6 +9,7 @@ use dlock::cli::connect;
 use dlock::cli::handover::{self, Handover};
 use dlock::cli::hold::{self, Hold};
 use dlock::cli::inspect;
+use dlock::cli::status;
 use dlock::cli::Exit;
 use std::time::Duration;
 
@@ -20,17 +22,21 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "dlock",
     version,
-    about = "Take a distributed lock through a dlockd (or daprd) sidecar",
-    long_about = "Take a distributed lock through a dlockd (or daprd) sidecar.\n\n\
+    about = "Take a distributed lock through a dlockd sidecar",
+    long_about = "Take a distributed lock through a dlockd sidecar.\n\n\
+        dlock calls dlockd's own API (dlock.v1.Locks: waiting, renewal, inspection), which \
+        daprd does not serve; only `dlock bench` without --handover uses Dapr's API alone \
+        and so also measures a daprd.\n\n\
         dlock KEY SECONDS takes lock KEY, waiting while another owner holds it, holds it for \
         SECONDS and releases it. dlock KEY SECONDS -- CMD ARGS... runs CMD while holding the \
         lock, however long CMD runs: the sidecar renews the lock (SECONDS is its expiry, the \
         most it outlives a crashed dlock). CMD finds DLOCK_KEY and DLOCK_FENCING_TOKEN in its \
         environment.\n\n\
         Exit codes: 0 done; 1 not acquired (-n, --wait ran out), the store refused or failed, \
-        or the lock expired before dlock released it; 2 bad usage; 3 the sidecar could not be \
-        reached; 4 the lock was lost while CMD ran (CMD got SIGTERM); 130 interrupted (a held \
-        lock is released first); with a command, the command's code.",
+        or the lock expired or was released by an operator before dlock released it; 2 bad \
+        usage; 3 the sidecar could not be reached, or the endpoint is not its gRPC port; 4 \
+        the lock was lost while CMD ran (CMD got SIGTERM); 130 interrupted (a held lock is \
+        released first); with a command, the command's code.",
     subcommand_negates_reqs = true
 )]
 struct Cli {
@@ -91,6 +97,9 @@ enum Command {
         force: bool,
         key: String,
     },
+    /// Show the sidecar's lock stores: type, servers, capabilities and health (ok, or failing
+    /// since when and why). Exits 1 when a store is failing.
+    Status,
     /// Measure lock+unlock pairs per second and their latency through a sidecar.
     Bench {
         /// Concurrent clients, each on its own connection.
@@ -175,6 +184,7 @@ async fn main() -> ExitCode {
             )
             .await
         }
+        Some(Command::Status) => status::status(&grpc_endpoint).await,
         Some(Command::Release { key, .. }) => {
             inspect::force_release(&grpc_endpoint, &cli.target.store, &key).await
         }

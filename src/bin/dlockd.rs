@@ -4,9 +4,12 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use dlock::api::access::ApiAccess;
 use dlock::api::auth::ApiToken;
+use dlock::api::connections::ConnectionLimits;
 use dlock::api::server::{self, Listeners};
 use dlock::api::ApiState;
+use dlock::config::configuration::Configuration;
 use dlock::config::flags::{DaemonArgs, DAPRD_VERSION};
 use dlock::interrupt::Interrupt;
 use dlock::lock::LockService;
@@ -31,7 +34,22 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    init_logging(&args);
+    // Read before logging starts, because it may turn the API log on; a mistake in it is
+    // reported once logging runs.
+    let configuration = args.config.as_deref().map(Configuration::read).transpose();
+    let from_file = match &configuration {
+        Ok(Some(configuration)) => configuration.api_logging,
+        _ => None,
+    };
+    let api_log = args.enable_api_logging.or(from_file).unwrap_or(false);
+    init_logging(&args, api_log);
+    let configuration = match configuration {
+        Ok(configuration) => configuration.unwrap_or_default(),
+        Err(e) => {
+            tracing::error!("can't start: --config: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match args.worker_threads {
         1 => tokio::runtime::Builder::new_current_thread(),
         threads => {
@@ -49,7 +67,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    match runtime.block_on(run(args, configuration, api_log)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
@@ -58,14 +76,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(args: &DaemonArgs) {
+fn init_logging(args: &DaemonArgs, api_log: bool) {
     // The libraries under us are chatty at debug; keep them at warn unless RUST_LOG says more.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
             "{},h2=warn,hyper=warn,hyper_util=warn,tower=warn,tonic=warn",
             args.log_level.as_filter()
         ))
     });
+    // As daprd's API log, it shows whatever --log-level says.
+    if api_log {
+        filter = filter.add_directive(
+            format!("{}=info", dlock::lock::api_log::TARGET)
+                .parse()
+                .expect("a valid directive"),
+        );
+    }
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
@@ -76,28 +102,52 @@ fn init_logging(args: &DaemonArgs) {
     }
 }
 
-async fn run(args: DaemonArgs) -> Result<(), String> {
+/// Lifts the soft limit on open files to the hard one, as Go programs (daprd among them) do
+/// by themselves: the usual soft limit, 1,024, is less than --max-connections allows.
+#[cfg(unix)]
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            let soft = limit.rlim_cur;
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                tracing::debug!(
+                    "open files: soft limit raised from {soft} to {}",
+                    limit.rlim_max
+                );
+            }
+        }
+    }
+}
+
+async fn run(args: DaemonArgs, configuration: Configuration, api_log: bool) -> Result<(), String> {
     // Installed before anything else, so a SIGTERM right after the ready line still shuts
     // down gracefully instead of killing the process.
     let shutdown = shutdown_signal().map_err(|e| format!("can't install signal handlers: {e}"))?;
     if args.app_port.is_some() {
         tracing::debug!("--app-port is accepted for daprd compatibility; dlockd calls no app");
     }
-    if args.config.is_some() {
-        tracing::info!(
-            "--config is accepted for daprd compatibility; nothing in it applies to locks"
-        );
-    }
-    log_flags_without_effect(&args);
+    log_flags_without_effect(&args, &configuration);
+    let access = ApiAccess::new(&configuration.allowed, &configuration.denied);
+    log_configuration(&configuration, &access);
+    #[cfg(unix)]
+    raise_open_file_limit();
 
     let loaded = load_components(&args.resources_paths, &args.app_id)
         .await
         .map_err(|e| format!("can't load components: {e}"))?;
     let sidecar = Arc::new(ApiState {
-        locks: LockService::new(args.app_id.clone(), loaded.registry),
+        locks: LockService::new(args.app_id.clone(), loaded.registry).log_api_calls(api_log),
         secret_stores: loaded.secret_stores,
         api_token: ApiToken::from_env("DAPR_API_TOKEN"),
         admin_token: ApiToken::from_env("DLOCK_ADMIN_TOKEN"),
+        access,
     });
 
     let (http, grpc) = match &args.unix_domain_socket {
@@ -132,7 +182,12 @@ async fn run(args: DaemonArgs) -> Result<(), String> {
     };
     let grace = args.shutdown_grace();
     let shutdown = server::Shutdown { signal, grace };
-    let drained = server::serve(sidecar, http, grpc, args.max_body_size(), shutdown).await;
+    let limits = ConnectionLimits {
+        header_read_timeout: args.http_header_read_timeout,
+        idle_timeout: args.http_idle_timeout,
+        max_connections: args.max_connections as usize,
+    };
+    let drained = server::serve(sidecar, http, grpc, args.max_body_size(), limits, shutdown).await;
     // As daprd does, so that the next start can bind the same names.
     for path in sockets.into_iter().flatten() {
         let _ = std::fs::remove_file(path);
@@ -171,7 +226,7 @@ fn socket_path(listeners: &Listeners) -> Option<std::path::PathBuf> {
 }
 
 /// Names, once, what the command line asked for that dlockd does not do.
-fn log_flags_without_effect(args: &DaemonArgs) {
+fn log_flags_without_effect(args: &DaemonArgs, configuration: &Configuration) {
     if !args.no_effect.is_empty() {
         let flags: Vec<String> = args.no_effect.iter().map(|f| format!("--{f}")).collect();
         tracing::info!(
@@ -189,9 +244,14 @@ fn log_flags_without_effect(args: &DaemonArgs) {
     if args.enable_metrics {
         tracing::info!(
             "metrics are not served yet; --metrics-port {} and --metrics-listen-address {} \
-             have no effect",
+             have no effect{}",
             args.metrics_port,
-            args.metrics_listen_address.as_deref().unwrap_or("0.0.0.0")
+            args.metrics_listen_address.as_deref().unwrap_or("0.0.0.0"),
+            if configuration.metrics_enabled {
+                ""
+            } else {
+                ", nor has the Configuration's spec.metric.enabled: false"
+            }
         );
     }
     if !args.positional.is_empty() {
@@ -203,12 +263,29 @@ fn log_flags_without_effect(args: &DaemonArgs) {
     }
 }
 
+/// Says, once, what the Configuration file changes and what of it dlockd leaves aside.
+fn log_configuration(configuration: &Configuration, access: &ApiAccess) {
+    let file = configuration.file.display();
+    for warning in &configuration.warnings {
+        tracing::warn!("{file}: {warning}");
+    }
+    if let Some(closed) = access.describe_closed() {
+        tracing::info!("{file}: spec.api closes {closed}");
+    }
+    if !configuration.ignored.is_empty() {
+        tracing::info!(
+            "{file}: not applied, no meaning for a lock sidecar: {}",
+            configuration.ignored.join(", ")
+        );
+    }
+}
+
 fn ready_line(sidecar: &ApiState, http: &Listeners, grpc: &Listeners, source: &str) -> String {
     let stores: Vec<String> = sidecar
         .locks
         .registry()
         .iter()
-        .map(|s| format!("{} ({})", s.name, s.type_name))
+        .map(|s| format!("{} ({})", s.name, s.location()))
         .collect();
     let stores = if stores.is_empty() {
         "none (lock calls will answer ERR_LOCK_STORE_NOT_CONFIGURED)".to_string()

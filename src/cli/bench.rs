@@ -26,6 +26,9 @@ pub enum Keys {
     Distinct,
     /// Every client locks the same key: most attempts are refused.
     Shared,
+    /// Every attempt locks a fresh key and leaves it to expire, unreleased: a burst that fills
+    /// the store (scripts/bench-memory.sh measures what memory comes back after it).
+    Expiring,
 }
 
 pub struct Bench {
@@ -97,7 +100,7 @@ pub async fn run(bench: Bench) -> Exit {
         .enumerate()
         .map(|(i, conn)| {
             let key = match bench.keys {
-                Keys::Distinct => format!("bench-{run_id}-{i}"),
+                Keys::Distinct | Keys::Expiring => format!("bench-{run_id}-{i}"),
                 Keys::Shared => format!("bench-{run_id}"),
             };
             let owner = format!("bench-{run_id}-{i}");
@@ -136,12 +139,19 @@ async fn client_loop(
     remaining: Arc<AtomicUsize>,
 ) -> Tally {
     let mut tally = Tally::default();
+    let mut attempt = 0u64;
     while remaining
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
         .is_ok()
     {
         let start = Instant::now();
-        match pair(&bench, &mut conn, &key, &owner).await {
+        let outcome = if bench.keys == Keys::Expiring {
+            attempt += 1;
+            lock(&bench, &mut conn, &format!("{key}-{attempt}"), &owner).await
+        } else {
+            pair(&bench, &mut conn, &key, &owner).await
+        };
+        match outcome {
             Ok(true) => tally.granted += 1,
             Ok(false) => tally.refused += 1,
             Err(error) => {
@@ -158,31 +168,27 @@ async fn client_loop(
 
 /// One lock, and its unlock if granted. True when granted.
 async fn pair(bench: &Bench, conn: &mut Conn, key: &str, owner: &str) -> Result<bool, String> {
+    let granted = lock(bench, conn, key, owner).await?;
+    if granted {
+        unlock(bench, conn, key, owner).await?;
+    }
+    Ok(granted)
+}
+
+/// One lock. True when granted.
+async fn lock(bench: &Bench, conn: &mut Conn, key: &str, owner: &str) -> Result<bool, String> {
     match conn {
-        Conn::Grpc(client) => {
-            let granted = client
-                .try_lock_alpha1(TryLockRequest {
-                    store_name: bench.store.clone(),
-                    resource_id: key.to_string(),
-                    lock_owner: owner.to_string(),
-                    expiry_in_seconds: bench.expiry_seconds,
-                })
-                .await
-                .map_err(|s| s.message().to_string())?
-                .into_inner()
-                .success;
-            if granted {
-                client
-                    .unlock_alpha1(UnlockRequest {
-                        store_name: bench.store.clone(),
-                        resource_id: key.to_string(),
-                        lock_owner: owner.to_string(),
-                    })
-                    .await
-                    .map_err(|s| s.message().to_string())?;
-            }
-            Ok(granted)
-        }
+        Conn::Grpc(client) => Ok(client
+            .try_lock_alpha1(TryLockRequest {
+                store_name: bench.store.clone(),
+                resource_id: key.to_string(),
+                lock_owner: owner.to_string(),
+                expiry_in_seconds: bench.expiry_seconds,
+            })
+            .await
+            .map_err(|s| s.message().to_string())?
+            .into_inner()
+            .success),
         Conn::Http(client) => {
             let lock = json!({"resourceId": key, "lockOwner": owner, "expiryInSeconds": bench.expiry_seconds});
             let answer = client
@@ -194,22 +200,38 @@ async fn pair(bench: &Bench, conn: &mut Conn, key: &str, owner: &str) -> Result<
             if answer.status != 200 {
                 return Err(String::from_utf8_lossy(&answer.body).into_owned());
             }
-            let granted = answer.json()["success"] == json!(true);
-            if granted {
-                let unlock = json!({"resourceId": key, "lockOwner": owner});
-                let answer = client
-                    .post(
-                        &format!("/v1.0-alpha1/unlock/{}", bench.store),
-                        unlock.to_string(),
-                    )
-                    .await?;
-                if answer.status != 200 {
-                    return Err(String::from_utf8_lossy(&answer.body).into_owned());
-                }
-            }
-            Ok(granted)
+            Ok(answer.json()["success"] == json!(true))
         }
     }
+}
+
+/// One unlock.
+async fn unlock(bench: &Bench, conn: &mut Conn, key: &str, owner: &str) -> Result<(), String> {
+    match conn {
+        Conn::Grpc(client) => {
+            client
+                .unlock_alpha1(UnlockRequest {
+                    store_name: bench.store.clone(),
+                    resource_id: key.to_string(),
+                    lock_owner: owner.to_string(),
+                })
+                .await
+                .map_err(|s| s.message().to_string())?;
+        }
+        Conn::Http(client) => {
+            let unlock = json!({"resourceId": key, "lockOwner": owner});
+            let answer = client
+                .post(
+                    &format!("/v1.0-alpha1/unlock/{}", bench.store),
+                    unlock.to_string(),
+                )
+                .await?;
+            if answer.status != 200 {
+                return Err(String::from_utf8_lossy(&answer.body).into_owned());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The `p`th percentile of sorted microsecond samples, in milliseconds (nearest rank).
@@ -240,6 +262,7 @@ fn print_report(bench: &Bench, total: &mut Tally, elapsed: Duration) {
         match bench.keys {
             Keys::Distinct => "distinct",
             Keys::Shared => "shared",
+            Keys::Expiring => "expiring",
         },
         bench.store
     );

@@ -110,6 +110,13 @@ pub(crate) fn locks_on(channel: Channel) -> Locks {
     LocksClient::with_interceptor(channel, TokenInterceptor::from_env())
 }
 
+/// Whether an answer came from a server that does not speak gRPC: an HTTP answer without
+/// gRPC's status, such as the 404 a sidecar's HTTP port gives. tonic words these statuses
+/// alone, as `grpc-status header missing, mapped from HTTP status code N`.
+pub(crate) fn not_grpc(status: &tonic::Status) -> bool {
+    status.message().starts_with("grpc-status header missing")
+}
+
 /// The innermost cause of an error, which is the useful part of a transport error.
 pub(crate) fn source_text(error: &(dyn std::error::Error + 'static)) -> String {
     let mut inner = error;

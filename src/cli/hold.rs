@@ -6,6 +6,8 @@
 //! release). With a command, the lock is held in a session the sidecar renews, so a command
 //! may run longer than SECONDS; if the lock is lost, the command gets SIGTERM (on Windows it is
 //! killed) and dlock exits with its own code, as `consul lock` does.
+//!
+//! A sidecar without dlock's own API (daprd) gets Dapr's calls only (`dapr_only.rs`).
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -15,6 +17,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
 use super::connect::{self, Client, Locks};
+use super::dapr_only;
+use super::waiting_line::WaitingLine;
 use super::Exit;
 use crate::interrupt::Interrupt;
 use crate::proto::dapr::unlock_response::Status;
@@ -62,13 +66,17 @@ pub async fn run(hold: Hold) -> Exit {
             return Exit::Unreachable;
         }
     };
-    if let Err(exit) = say_if_waiting(&mut locks, &hold).await {
+    if dapr_only::lacks_dlock_api(&mut locks, &hold).await {
+        return dapr_only::run(&mut dapr, &hold, &mut interrupt).await;
+    }
+    let mut line = WaitingLine::new();
+    if let Err(exit) = say_if_waiting(&mut locks, &hold, &mut line).await {
         return exit;
     }
     if hold.command.is_empty() {
-        hold_for(&mut dapr, &mut locks, &hold, &mut interrupt).await
+        hold_for(&mut dapr, &mut locks, &hold, &mut interrupt, line).await
     } else {
-        run_command(&mut locks, &hold, &mut interrupt).await
+        run_command(&mut locks, &hold, &mut interrupt, line).await
     }
 }
 
@@ -85,8 +93,13 @@ fn acquire_request(hold: &Hold, expiry: u32) -> AcquireRequest {
     }
 }
 
-/// Tells the user, before waiting, who holds the lock.
-async fn say_if_waiting(locks: &mut Locks, hold: &Hold) -> Result<(), Exit> {
+/// Tells the user, before waiting, who holds the lock; the sidecar's errors (an unknown store,
+/// a port that is not its gRPC port) show here, before any wait.
+async fn say_if_waiting(
+    locks: &mut Locks,
+    hold: &Hold,
+    line: &mut WaitingLine,
+) -> Result<(), Exit> {
     let request = InspectRequest {
         store_name: hold.store.clone(),
         resource_id: hold.key.clone(),
@@ -97,17 +110,12 @@ async fn say_if_waiting(locks: &mut Locks, hold: &Hold) -> Result<(), Exit> {
         .map_err(|status| report(&hold.endpoint, &status))?
         .into_inner();
     if let Some(lock) = held.lock.filter(|_| hold.wait != Some(Duration::ZERO)) {
-        eprintln!(
-            "dlock: '{}' is held by {} ({:.1}s left); waiting…",
-            hold.key,
-            lock.lock_owner,
-            lock.expires_in_ms as f64 / 1000.0
-        );
+        line.show(&hold.key, &lock);
     }
     Ok(())
 }
 
-fn not_acquired(hold: &Hold) -> Exit {
+pub(super) fn not_acquired(hold: &Hold) -> Exit {
     match hold.wait {
         Some(Duration::ZERO) => eprintln!("dlock: '{}' is held by another owner", hold.key),
         Some(wait) => eprintln!("dlock: gave up waiting for '{}' after {:?}", hold.key, wait),
@@ -123,15 +131,21 @@ async fn hold_for(
     locks: &mut Locks,
     hold: &Hold,
     interrupt: &mut Interrupt,
+    mut line: WaitingLine,
 ) -> Exit {
-    let request = acquire_request(hold, hold.seconds.saturating_add(1));
+    let expiry = hold.seconds.saturating_add(1);
+    let request = acquire_request(hold, expiry);
+    let watcher = locks.clone();
     let answer = tokio::select! {
         answer = locks.acquire(request) => answer,
+        () = line.follow(watcher, hold) => unreachable!("following the holder never ends"),
         _ = interrupt.wait() => {
+            line.end();
             eprintln!("dlock: interrupted while waiting for '{}'", hold.key);
             return Exit::Interrupted;
         }
     };
+    line.end();
     match answer {
         Ok(answer) if answer.get_ref().acquired => {
             eprintln!("dlock: acquired '{}' as {}", hold.key, hold.owner);
@@ -139,15 +153,16 @@ async fn hold_for(
         Ok(_) => return not_acquired(hold),
         Err(status) => return report(&hold.endpoint, &status),
     }
+    let expires_no_sooner = Instant::now() + Duration::from_secs(expiry.into()) - GRANT_LATENCY;
     let ended = count_down(hold, interrupt).await;
-    let released = release(dapr, hold).await;
+    let released = release(dapr, hold, expires_no_sooner).await;
     match ended {
         Exit::Ok => released,
         ended => ended,
     }
 }
 
-async fn count_down(hold: &Hold, interrupt: &mut Interrupt) -> Exit {
+pub(super) async fn count_down(hold: &Hold, interrupt: &mut Interrupt) -> Exit {
     let until = Instant::now() + Duration::from_secs(hold.seconds.into());
     let live = std::io::stderr().is_terminal();
     if !live {
@@ -189,7 +204,12 @@ async fn count_down(hold: &Hold, interrupt: &mut Interrupt) -> Exit {
 }
 
 /// Runs the command in a held session; its exit code becomes dlock's.
-async fn run_command(locks: &mut Locks, hold: &Hold, interrupt: &mut Interrupt) -> Exit {
+async fn run_command(
+    locks: &mut Locks,
+    hold: &Hold,
+    interrupt: &mut Interrupt,
+    mut line: WaitingLine,
+) -> Exit {
     let (requests, outbound) = mpsc::channel(2);
     let acquire = HoldRequest {
         action: Some(Action::Acquire(acquire_request(hold, hold.seconds))),
@@ -203,11 +223,14 @@ async fn run_command(locks: &mut Locks, hold: &Hold, interrupt: &mut Interrupt) 
     };
     let first = tokio::select! {
         first = next_event(&mut events) => first,
+        () = line.follow(locks.clone(), hold) => unreachable!("following the holder never ends"),
         _ = interrupt.wait() => {
+            line.end();
             eprintln!("dlock: interrupted while waiting for '{}'", hold.key);
             return Exit::Interrupted;
         }
     };
+    line.end();
     let grant = match first {
         Ok(Event::Acquired(grant)) => grant,
         Ok(Event::TimedOut(_)) => return not_acquired(hold),
@@ -271,7 +294,7 @@ async fn next_event(events: &mut tonic::Streaming<HoldEvent>) -> Result<Event, t
 /// Stops the command and waits for it to end: SIGTERM on Unix, so it can clean up. Windows has
 /// no SIGTERM (a Ctrl-Break reaches only a child started in a process group of its own), so
 /// there the command is killed.
-async fn terminate(child: &mut tokio::process::Child) {
+pub(super) async fn terminate(child: &mut tokio::process::Child) {
     #[cfg(unix)]
     if let Some(pid) = child.id() {
         // SAFETY: kill(2) with our child's pid and a signal number has no memory effects.
@@ -308,7 +331,7 @@ async fn end_session(
 
 /// The command's exit code; on Unix a command ended by a signal gives 128 + the signal, as
 /// shells report it. (On Windows every ended process has a code.)
-fn exit_code(status: std::process::ExitStatus) -> i32 {
+pub(super) fn exit_code(status: std::process::ExitStatus) -> i32 {
     #[cfg(unix)]
     let by_signal = {
         use std::os::unix::process::ExitStatusExt;
@@ -319,30 +342,49 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
     status.code().or(by_signal).unwrap_or(1)
 }
 
-async fn release(client: &mut Client, hold: &Hold) -> Exit {
+/// How much earlier than its answer's arrival a grant may have been made, generously: a
+/// sidecar answers within milliseconds of the store's grant. Used to tell a lock that expired
+/// from one taken away before its expiry.
+const GRANT_LATENCY: Duration = Duration::from_millis(500);
+
+/// Releases the lock held without a command. A lock already gone was taken away (by an
+/// operator's force release, or lost by the store) if that happened before
+/// `expires_no_sooner`; after it, it may simply have expired.
+pub(super) async fn release(client: &mut Client, hold: &Hold, expires_no_sooner: Instant) -> Exit {
     let request = UnlockRequest {
         store_name: hold.store.clone(),
         resource_id: hold.key.clone(),
         lock_owner: hold.owner.clone(),
     };
-    match client.unlock_alpha1(request).await {
+    let answer = client.unlock_alpha1(request).await;
+    let early = Instant::now() < expires_no_sooner;
+    let key = &hold.key;
+    match answer {
         Ok(response) => match response.get_ref().status() {
             Status::Success => {
-                eprintln!("dlock: released '{}'", hold.key);
+                eprintln!("dlock: released '{key}'");
                 Exit::Ok
             }
-            Status::LockDoesNotExist => {
+            Status::LockDoesNotExist if early => {
                 eprintln!(
-                    "dlock: '{}' had already expired before dlock released it",
-                    hold.key
+                    "dlock: '{key}' was released by an operator (or lost by the store) before \
+                     its expiry, while dlock held it"
+                );
+                Exit::Failed
+            }
+            Status::LockDoesNotExist => {
+                eprintln!("dlock: '{key}' had already expired before dlock released it");
+                Exit::Failed
+            }
+            Status::LockBelongsToOthers if early => {
+                eprintln!(
+                    "dlock: '{key}' was released by an operator (or lost by the store) before \
+                     its expiry, and is now held by another owner"
                 );
                 Exit::Failed
             }
             Status::LockBelongsToOthers => {
-                eprintln!(
-                    "dlock: '{}' expired and is now held by another owner",
-                    hold.key
-                );
+                eprintln!("dlock: '{key}' expired and is now held by another owner");
                 Exit::Failed
             }
             Status::InternalError => {
@@ -356,6 +398,15 @@ async fn release(client: &mut Client, hold: &Hold) -> Exit {
 
 /// Says what went wrong with a call and picks the exit.
 pub(crate) fn report(endpoint: &str, status: &tonic::Status) -> Exit {
+    if connect::not_grpc(status) {
+        eprintln!(
+            "dlock: {endpoint} answered as an HTTP server, not as a sidecar's gRPC port ({}): \
+             dlock speaks gRPC; give the sidecar's gRPC port (daprd's --dapr-grpc-port, 50001 \
+             by default), not its HTTP port",
+            status.message()
+        );
+        return Exit::Unreachable;
+    }
     match status.code() {
         Code::Unavailable => {
             eprintln!(

@@ -10,10 +10,13 @@ macro_rules! outln {
 
 pub mod bench;
 pub mod connect;
+mod dapr_only;
 pub mod handover;
 pub mod hold;
 pub mod http_client;
 pub mod inspect;
+pub mod status;
+mod waiting_line;
 
 /// How `dlock` ends, so scripts can tell the cases apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

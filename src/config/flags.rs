@@ -58,7 +58,6 @@ const NO_EFFECT: &[(&str, bool)] = &[
     ("app-binding-options-timeout", true),
     ("reminders-service", true),
     ("actors-service", true),
-    ("enable-api-logging", false),
     ("wait", false),
     ("log-file", true),
 ];
@@ -91,8 +90,8 @@ pub struct DaemonArgs {
     #[arg(long)]
     pub app_port: Option<u16>,
 
-    /// A folder of component files (repeatable). Without any, ./components is read if it
-    /// exists, else an embedded in-memory store named `lockstore` is served.
+    /// A folder of component files (repeatable). Without any, no folder is read (not even
+    /// ./components) and an embedded in-memory store named `lockstore` is served.
     #[arg(
         long = "resources-path",
         visible_alias = "components-path",
@@ -100,10 +99,17 @@ pub struct DaemonArgs {
     )]
     pub resources_paths: Vec<PathBuf>,
 
-    /// A Dapr Configuration file. Accepted for daprd compatibility; nothing in it applies to
-    /// the lock API.
-    #[arg(long)]
+    /// A daprd Configuration file (kind: Configuration). Its API allow and deny lists
+    /// (spec.api) and spec.logging.apiLogging.enabled apply; the sections that mean nothing
+    /// for a lock sidecar are named once in the log.
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Log every API call at info: method, store, resource id, owner, outcome, duration.
+    /// Default: the Configuration's spec.logging.apiLogging.enabled, else off.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub enable_api_logging: Option<bool>,
 
     /// The least severe log messages shown.
     #[arg(long, value_enum, default_value_t = LogLevel::Info)]
@@ -152,6 +158,22 @@ pub struct DaemonArgs {
     /// tokio's current-thread runtime, more a multi-thread runtime.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub worker_threads: u16,
+
+    /// How long an HTTP request may take to arrive whole, head and body, from its first byte
+    /// (dlockd's own flag); a slower one's connection is closed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub http_header_read_timeout: Duration,
+
+    /// How long an HTTP connection may stay open with no request (dlockd's own flag). Longer
+    /// than the idle time of HTTP clients' connection pools (60 to 90 s in .NET, Go and
+    /// Python's), so that the client, not the sidecar, closes a connection it no longer uses.
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    pub http_idle_timeout: Duration,
+
+    /// The most connections open at once, HTTP and gRPC together (dlockd's own flag); one
+    /// more is closed as soon as it is accepted.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 
     /// The metrics port. Accepted for daprd compatibility; metrics are not served yet.
     #[arg(long, default_value_t = 9090)]
@@ -336,6 +358,19 @@ mod tests {
         assert!(!args.version);
         assert!(args.no_effect.is_empty());
         assert_eq!(args.listen_addresses().len(), 2);
+        assert_eq!(args.enable_api_logging, None);
+    }
+
+    #[test]
+    fn api_logging_is_a_bool_flag() {
+        assert_eq!(
+            parse(&["--enable-api-logging"]).enable_api_logging,
+            Some(true)
+        );
+        assert_eq!(
+            parse(&["-enable-api-logging=false"]).enable_api_logging,
+            Some(false)
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The core of the sidecar: what a lock store must do (`store`), how a resource id becomes a
 //! store key (`key`), the stores this sidecar loaded (`registry`), the requests and their
 //! checks (`request`), and the dispatch that every front door shares (`service`), so HTTP and
-//! gRPC can never disagree; then the lines of waiters and sessions.
+//! gRPC can never disagree; then the lines of waiters and sessions, and the API log of every
+//! call (`api_log`).
 //!
 //! One word, one meaning, here and in every layer above:
 //!
@@ -24,8 +25,10 @@
 //! - **store**: a lock backend (`LockStore`), loaded from a component file under a name that
 //!   requests give.
 
+pub mod api_log;
 pub mod contract;
 pub(crate) mod error;
+pub(crate) mod health;
 pub(crate) mod key;
 pub(crate) mod registry;
 pub(crate) mod request;
@@ -36,8 +39,10 @@ pub(crate) mod store;
 pub(crate) mod store_line;
 #[cfg(test)]
 mod test_double;
+mod watched;
 
 pub(crate) use error::{ApiError, ErrorKind, Operation};
+pub(crate) use health::Health;
 pub(crate) use key::KeyPrefix;
 pub(crate) use registry::{LoadedStore, Registry};
 pub(crate) use request::{wait_timeout, AcquireRequest, LockRequest, UnlockRequest};

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{KeyPrefix, LockStore};
+use super::health::StoreHealth;
+use super::watched::Watched;
+use super::{Health, KeyPrefix, LockStore};
 
 /// One loaded lock-store component.
 #[derive(Clone)]
@@ -15,7 +17,57 @@ pub struct LoadedStore {
     /// The component's `spec.version` as written (`v1` when empty).
     pub(crate) version: String,
     pub(crate) key_prefix: KeyPrefix,
+    /// The store, every call of which feeds `health`.
     pub(crate) store: Arc<dyn LockStore>,
+    health: Arc<StoreHealth>,
+}
+
+impl LoadedStore {
+    pub(crate) fn new(
+        name: String,
+        type_name: String,
+        version: String,
+        key_prefix: KeyPrefix,
+        store: Arc<dyn LockStore>,
+    ) -> Self {
+        let health = Arc::new(StoreHealth::new(
+            &name,
+            &location(&type_name, &store.servers()),
+        ));
+        LoadedStore {
+            name,
+            type_name,
+            version,
+            key_prefix,
+            store: Arc::new(Watched {
+                store,
+                health: health.clone(),
+            }),
+            health,
+        }
+    }
+
+    /// The store's type and where it points, e.g. `lock.redis at 10.0.0.5:6379` or
+    /// `lock.in-memory, in process`: what the ready line and the health log lines show.
+    pub fn location(&self) -> String {
+        location(&self.type_name, &self.servers())
+    }
+
+    pub(crate) fn servers(&self) -> Vec<String> {
+        self.store.servers()
+    }
+
+    pub(crate) fn health(&self) -> Health {
+        self.health.now()
+    }
+}
+
+fn location(type_name: &str, servers: &[String]) -> String {
+    if servers.is_empty() {
+        format!("{type_name}, in process")
+    } else {
+        format!("{type_name} at {}", servers.join(","))
+    }
 }
 
 /// The loaded lock stores. Read-only once the sidecar serves.
@@ -40,6 +92,11 @@ impl Registry {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.stores.is_empty()
+    }
+
+    /// The loaded stores' names, in order, for a message that lists them.
+    pub(crate) fn names(&self) -> Vec<&str> {
+        self.stores.keys().map(String::as_str).collect()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &LoadedStore> {

@@ -139,12 +139,9 @@ impl LockService {
         if self.registry().is_empty() {
             return Err(not_configured());
         }
-        self.registry().get(store_name).ok_or_else(|| {
-            ApiError::new(
-                ErrorKind::StoreNotFound,
-                format!("lock store {store_name} not found"),
-            )
-        })
+        self.registry()
+            .get(store_name)
+            .ok_or_else(|| not_found(store_name, &self.registry().names()))
     }
 }
 
@@ -157,6 +154,17 @@ fn expiry(store_name: &str, expiry_in_seconds: i32) -> Result<Duration, ApiError
         ));
     }
     Ok(Duration::from_secs(expiry_in_seconds as u64))
+}
+
+/// Row 5's error: Dapr's message, then the stores there are, so a typo is seen at once.
+fn not_found(store_name: &str, loaded: &[&str]) -> ApiError {
+    ApiError::new(
+        ErrorKind::StoreNotFound,
+        format!(
+            "lock store {store_name} not found; the lock stores loaded are: {}",
+            loaded.join(", ")
+        ),
+    )
 }
 
 fn not_configured() -> ApiError {
@@ -195,10 +203,7 @@ mod tests {
             Row::NotConfigured => not_configured(),
             Row::NoResource => malformed("ResourceId is empty"),
             Row::NoOwner => malformed("LockOwner is empty"),
-            Row::UnknownStore => ApiError::new(
-                ErrorKind::StoreNotFound,
-                format!("lock store {store} not found"),
-            ),
+            Row::UnknownStore => not_found(store, &["store"]),
             Row::Separator => ApiError::failed(op, "input key/keyPrefix 'a||b' can't contain '||'"),
         }
     }
@@ -302,7 +307,11 @@ mod tests {
         let empty = LockService::new("app", Registry::default());
         assert_eq!(empty.list("nope", "").await, Err(not_configured()));
         let unknown = error(Row::UnknownStore, Operation::List, "nope");
-        assert_eq!(service.list("nope", "").await, Err(unknown));
+        assert_eq!(service.list("nope", "").await, Err(unknown.clone()));
+        assert_eq!(
+            unknown.message,
+            "lock store nope not found; the lock stores loaded are: store"
+        );
         let answer = service.list("store", "").await;
         assert_eq!(answer.unwrap_err().kind, ErrorKind::Unsupported);
     }

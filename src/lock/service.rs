@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::api_log::Call;
 use super::request::CheckedLock;
 use super::sidecar_line::SidecarLines;
 use super::store_line::StorePlace;
@@ -37,6 +38,8 @@ pub struct LockService {
     app_id: String,
     registry: Registry,
     lines: SidecarLines,
+    /// Whether every call is logged (`api_log.rs`).
+    api_log: bool,
 }
 
 impl LockService {
@@ -45,7 +48,25 @@ impl LockService {
             app_id: app_id.into(),
             registry,
             lines: SidecarLines::default(),
+            api_log: false,
         }
+    }
+
+    /// Logs every call of the lock API at info (daprd's `--enable-api-logging`).
+    pub fn log_api_calls(mut self, on: bool) -> Self {
+        self.api_log = on;
+        self
+    }
+
+    /// A call starting, for the API log.
+    pub(crate) fn call(
+        &self,
+        method: &'static str,
+        store: &str,
+        resource: &str,
+        owner: &str,
+    ) -> Option<Call> {
+        Call::begin(self.api_log, method, store, resource, owner)
     }
 
     pub fn app_id(&self) -> &str {
@@ -58,24 +79,30 @@ impl LockService {
 
     /// Dapr's TryLockAlpha1.
     pub(crate) async fn try_lock(&self, request: LockRequest) -> Result<TryLockOutcome, ApiError> {
+        let r = &request;
+        let call = self.call("TryLockAlpha1", &r.store, &r.resource_id, &r.owner);
         let op = Operation::TryLock;
-        let lock = self.check(op, request)?;
-        lock.store
-            .store
-            .try_lock(&lock.key, &lock.owner, lock.ttl)
-            .await
-            .map_err(|e| ApiError::failed(op, e))
+        let tried = async {
+            let lock = self.check(op, request)?;
+            lock.store
+                .store
+                .try_lock(&lock.key, &lock.owner, lock.ttl)
+                .await
+                .map_err(|e| ApiError::failed(op, e))
+        };
+        Call::end(call, tried.await)
     }
 
     /// Dapr's UnlockAlpha1. A release wakes this sidecar's first waiter for the key at once.
     pub(crate) async fn unlock(&self, request: UnlockRequest) -> Result<OwnerChecked, ApiError> {
-        let (store, key) = self.locate(
-            Operation::Unlock,
-            &request.store,
-            &request.resource_id,
-            Some(&request.owner),
-        )?;
-        self.release(store, &key, &request.owner).await
+        let r = &request;
+        let call = self.call("UnlockAlpha1", &r.store, &r.resource_id, &r.owner);
+        let released = async {
+            let (store, key) =
+                self.locate(Operation::Unlock, &r.store, &r.resource_id, Some(&r.owner))?;
+            self.release(store, &key, &r.owner).await
+        };
+        Call::end(call, released.await)
     }
 
     /// The owner-checked release behind unlock and the end of a session; a release wakes this
@@ -102,7 +129,10 @@ impl LockService {
     /// line, else among this sidecar's waiters. Dropping the future (a client that gives up or
     /// disconnects) leaves the line.
     pub(crate) async fn acquire(&self, request: AcquireRequest) -> Result<Option<Grant>, ApiError> {
-        Ok(self.take(request).await?.map(|(_, grant)| grant))
+        let r = &request.lock;
+        let call = self.call("Acquire", &r.store, &r.resource_id, &r.owner);
+        let taken = self.take(request).await;
+        Call::end(call, taken.map(|taken| taken.map(|(_, grant)| grant)))
     }
 
     /// `acquire`, answering with the grant the lock it checked, for a session to keep.
@@ -200,13 +230,18 @@ impl LockService {
 
     /// Extends the lock's expiry to `expiry_in_seconds` from now if its owner holds it.
     pub(crate) async fn renew(&self, request: LockRequest) -> Result<OwnerChecked, ApiError> {
+        let r = &request;
+        let call = self.call("Renew", &r.store, &r.resource_id, &r.owner);
         let op = Operation::Renew;
-        let lock = self.check(op, request)?;
-        lock.store
-            .store
-            .renew(&lock.key, &lock.owner, lock.ttl)
-            .await
-            .map_err(|e| ApiError::failed(op, e))
+        let renewed = async {
+            let lock = self.check(op, request)?;
+            lock.store
+                .store
+                .renew(&lock.key, &lock.owner, lock.ttl)
+                .await
+                .map_err(|e| ApiError::failed(op, e))
+        };
+        Call::end(call, renewed.await)
     }
 
     /// Who holds the lock now.
@@ -215,14 +250,18 @@ impl LockService {
         store_name: &str,
         resource_id: &str,
     ) -> Result<Option<HeldLock>, ApiError> {
+        let call = self.call("Inspect", store_name, resource_id, "");
         let op = Operation::Inspect;
-        let (store, key) = self.locate(op, store_name, resource_id, None)?;
-        let info = store
-            .store
-            .inspect(&key)
-            .await
-            .map_err(|e| ApiError::failed(op, e))?;
-        Ok(info.map(|info| held(resource_id.to_string(), info)))
+        let inspected = async {
+            let (store, key) = self.locate(op, store_name, resource_id, None)?;
+            let info = store
+                .store
+                .inspect(&key)
+                .await
+                .map_err(|e| ApiError::failed(op, e))?;
+            Ok(info.map(|info| held(resource_id.to_string(), info)))
+        };
+        Call::end(call, inspected.await)
     }
 
     /// The held locks of this sidecar's view of the store whose resource ids start with
@@ -232,26 +271,30 @@ impl LockService {
         store_name: &str,
         prefix: &str,
     ) -> Result<Vec<HeldLock>, ApiError> {
+        let call = self.call("List", store_name, prefix, "");
         let op = Operation::List;
-        let store = self.check_list(store_name)?;
-        let base = store.key_prefix.base(&self.app_id, &store.name);
-        let found = store
-            .store
-            .list(&format!("{base}{prefix}"))
-            .await
-            .map_err(|e| ApiError::failed(op, e))?;
-        let mut locks: Vec<HeldLock> = found
-            .into_iter()
-            .filter_map(|info| {
-                let resource =
-                    store
-                        .key_prefix
-                        .resource_id(&self.app_id, &store.name, &info.key)?;
-                Some(held(resource.to_string(), info))
-            })
-            .collect();
-        locks.sort_by(|a, b| a.resource_id.cmp(&b.resource_id));
-        Ok(locks)
+        let listed = async {
+            let store = self.check_list(store_name)?;
+            let base = store.key_prefix.base(&self.app_id, &store.name);
+            let found = store
+                .store
+                .list(&format!("{base}{prefix}"))
+                .await
+                .map_err(|e| ApiError::failed(op, e))?;
+            let mut locks: Vec<HeldLock> = found
+                .into_iter()
+                .filter_map(|info| {
+                    let resource =
+                        store
+                            .key_prefix
+                            .resource_id(&self.app_id, &store.name, &info.key)?;
+                    Some(held(resource.to_string(), info))
+                })
+                .collect();
+            locks.sort_by(|a, b| a.resource_id.cmp(&b.resource_id));
+            Ok(locks)
+        };
+        Call::end(call, listed.await)
     }
 
     /// Releases the lock whoever holds it. The caller has checked the admin token.
@@ -260,22 +303,26 @@ impl LockService {
         store_name: &str,
         resource_id: &str,
     ) -> Result<bool, ApiError> {
+        let call = self.call("ForceRelease", store_name, resource_id, "");
         let op = Operation::ForceRelease;
-        let (store, key) = self.locate(op, store_name, resource_id, None)?;
-        let released = store
-            .store
-            .force_release(&key)
-            .await
-            .map_err(|e| ApiError::failed(op, e))?;
-        if released {
-            tracing::warn!(
-                store = store_name,
-                resource = resource_id,
-                "lock released by force"
-            );
-            self.lines.released(&key);
-        }
-        Ok(released)
+        let released = async {
+            let (store, key) = self.locate(op, store_name, resource_id, None)?;
+            let released = store
+                .store
+                .force_release(&key)
+                .await
+                .map_err(|e| ApiError::failed(op, e))?;
+            if released {
+                tracing::warn!(
+                    store = store_name,
+                    resource = resource_id,
+                    "lock released by force"
+                );
+                self.lines.released(&key);
+            }
+            Ok(released)
+        };
+        Call::end(call, released.await)
     }
 }
 

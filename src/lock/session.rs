@@ -1,10 +1,12 @@
 //! Held sessions: a lock kept while a client stays connected. The sidecar renews it at a third
 //! of its expiry (as Redisson's watchdog does), watches the store's release signal so a lock
 //! deleted by force is noticed at once, and gives up only when the store says the lock is gone
-//! or could not confirm it for a whole expiry. Releasing is the caller's last step.
+//! (saying whether it expired or was taken away before its expiry) or could not confirm it for
+//! a whole expiry. Releasing is the caller's last step.
 
 use tokio::time::Instant;
 
+use super::api_log::{Call, Outcome};
 use super::request::CheckedLock;
 use super::{AcquireRequest, ApiError, Grant, LockService, OwnerChecked};
 
@@ -27,14 +29,28 @@ impl LockService {
         &self,
         request: AcquireRequest,
     ) -> Result<Started<'_>, ApiError> {
-        Ok(match self.take(request).await? {
+        let r = &request.lock;
+        let call = self.call("Hold", &r.store, &r.resource_id, &r.owner);
+        let started = self.take(request).await.map(|taken| match taken {
             Some((lock, grant)) => Started::Held(Session {
                 service: self,
                 lock,
                 grant,
             }),
             None => Started::TimedOut,
-        })
+        });
+        Call::end(call, started)
+    }
+}
+
+/// A held session's start, in the API log (its end is no call of its own).
+impl Outcome for Started<'_> {
+    fn outcome(&self) -> String {
+        match self {
+            Started::Held(_) => "acquired",
+            Started::TimedOut => "timed out",
+        }
+        .into()
     }
 }
 
@@ -49,6 +65,10 @@ impl Session<'_> {
         } = &self.lock;
         let period = *ttl / 3;
         let mut confirmed_until = Instant::now() + *ttl;
+        // The store's expiry is at least this late: a confirmed renewal's request went out at
+        // this time or after. The grant counts as confirmed when its answer arrives, which a
+        // store gives within milliseconds of taking the lock.
+        let mut expires_no_sooner = Instant::now() + *ttl;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(period) => {}
@@ -56,14 +76,15 @@ impl Session<'_> {
                 // renewal below then finds out whether the lock is still ours.
                 _ = store.store.wait_for_release(key, period) => {}
             }
-            match store.store.renew(key, owner, *ttl).await {
-                Ok(OwnerChecked::Applied) => confirmed_until = Instant::now() + *ttl,
-                Ok(OwnerChecked::NotHeld) => {
-                    return "the lock expired or was released by force".into();
+            let sent = Instant::now();
+            let renewed = store.store.renew(key, owner, *ttl).await;
+            let before_expiry = Instant::now() < expires_no_sooner;
+            match renewed {
+                Ok(OwnerChecked::Applied) => {
+                    confirmed_until = Instant::now() + *ttl;
+                    expires_no_sooner = sent + *ttl;
                 }
-                Ok(OwnerChecked::HeldByOther) => {
-                    return "the lock expired and another owner holds it".into();
-                }
+                Ok(gone) => return lost(gone, before_expiry),
                 Err(error) if Instant::now() >= confirmed_until => {
                     return format!(
                         "the store could not renew the lock before it expired: {error}"
@@ -82,6 +103,21 @@ impl Session<'_> {
         self.service
             .release(lock.store, &lock.key, &lock.owner)
             .await
+    }
+}
+
+/// Why a renewal found the lock gone. Only the owner (this session) releases a lock, so a lock
+/// gone before its expiry was released by force, by an operator, or lost by the store (a
+/// restart without persistence); after its expiry, it expired.
+fn lost(outcome: OwnerChecked, before_expiry: bool) -> String {
+    let how = if before_expiry {
+        "the lock was released by an operator (or lost by the store) before it expired"
+    } else {
+        "the lock expired"
+    };
+    match outcome {
+        OwnerChecked::HeldByOther => format!("{how}, and another owner holds it"),
+        _ => how.to_string(),
     }
 }
 
@@ -125,14 +161,25 @@ mod tests {
         let session = start(&service).await;
         double.lose(KEY);
         let reason = timeout(SECOND * 10, session.keep()).await;
-        let vanished = "the lock expired or was released by force";
+        let vanished = "the lock was released by an operator (or lost by the store) before it \
+                        expired";
         assert_eq!(reason.as_deref(), Ok(vanished));
 
         let session = start(&service).await;
         double.set_refuse_renewal(true);
         let reason = timeout(SECOND * 10, session.keep()).await;
-        let taken = "the lock expired and another owner holds it";
+        let taken = "the lock was released by an operator (or lost by the store) before it \
+                     expired, and another owner holds it";
         assert_eq!(reason.as_deref(), Ok(taken));
+    }
+
+    #[test]
+    fn a_lock_gone_after_its_expiry_expired() {
+        assert_eq!(lost(OwnerChecked::NotHeld, false), "the lock expired");
+        assert_eq!(
+            lost(OwnerChecked::HeldByOther, false),
+            "the lock expired, and another owner holds it"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -149,6 +149,12 @@ pub trait LockStore: Send + Sync + 'static {
     }
 
     fn capabilities(&self) -> Capabilities;
+
+    /// The servers the store talks to, as `host:port`, for the ready line, the logs and the
+    /// status API: never credentials. Empty for a store kept in this process.
+    fn servers(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A waiter's place in a store's own line for one key (`LockStore::join`): an entry in the

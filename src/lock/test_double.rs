@@ -142,13 +142,13 @@ impl DoubleStore {
     /// A sidecar core (app id `app`) with this double loaded as the lock store `store`.
     pub(crate) fn service(&self) -> LockService {
         let mut registry = Registry::default();
-        let loaded = LoadedStore {
-            name: "store".into(),
-            type_name: "lock.double".into(),
-            version: "v1".into(),
-            key_prefix: KeyPrefix::AppId,
-            store: Arc::new(self.clone()),
-        };
+        let loaded = LoadedStore::new(
+            "store".into(),
+            "lock.double".into(),
+            "v1".into(),
+            KeyPrefix::AppId,
+            Arc::new(self.clone()),
+        );
         registry.insert(loaded).unwrap();
         LockService::new("app", registry)
     }

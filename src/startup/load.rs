@@ -43,13 +43,13 @@ async fn embedded_default(store_types: &StoreTypes) -> Loaded {
         .and_then(Result::ok)
         .expect("the embedded store always builds");
     registry
-        .insert(LoadedStore {
-            name: DEFAULT_STORE_NAME.into(),
-            type_name: IN_MEMORY.into(),
-            version: "v1".into(),
-            key_prefix: KeyPrefix::AppId,
+        .insert(LoadedStore::new(
+            DEFAULT_STORE_NAME.into(),
+            IN_MEMORY.into(),
+            "v1".into(),
+            KeyPrefix::AppId,
             store,
-        })
+        ))
         .expect("an empty registry takes any name");
     Loaded {
         registry,
@@ -166,17 +166,18 @@ async fn load_lock_store(
         Ok(Some(Err(error))) => return Err(metadata_error(component, error)),
         Ok(Some(Ok(store))) => store,
     };
-    Ok(LoadedStore {
-        name: component.name.clone(),
-        type_name: component.type_name.clone(),
-        version: if component.version.is_empty() {
-            "v1".into()
-        } else {
-            component.version.clone()
-        },
+    let version = if component.version.is_empty() {
+        "v1".into()
+    } else {
+        component.version.clone()
+    };
+    Ok(LoadedStore::new(
+        component.name.clone(),
+        component.type_name.clone(),
+        version,
         key_prefix,
         store,
-    })
+    ))
 }
 
 /// A component whose `spec.type` this build does not serve, with the types it does.

@@ -170,9 +170,25 @@ async fn failures_have_distinct_exit_codes() {
         .unwrap();
     assert_eq!(run.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&run.stderr).contains("can't reach the sidecar"));
+    // The sidecar's HTTP port, which is not gRPC: 3, saying so.
+    for args in [&["k", "1"][..], &["status"], &["inspect", "k"]] {
+        let run = Command::new(DLOCK)
+            .args(["--endpoint", &sidecar.http])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(3), "{args:?}: {stderr}");
+        let said = format!(
+            "dlock: {} answered as an HTTP server, not as a sidecar's gRPC port",
+            sidecar.http
+        );
+        assert!(stderr.starts_with(&said), "{args:?}: {stderr}");
+        assert!(stderr.contains("give the sidecar's gRPC port"), "{stderr}");
+    }
     // The sidecar refuses: 1, with its message.
     let run = Run::start(&sidecar, &["--store", "nope", "k", "1"]);
-    run.wait_for("lock store nope not found");
+    run.wait_for("lock store nope not found; the lock stores loaded are: lockstore");
     assert_eq!(run.exit_code(), 1);
     // Bad usage: 2.
     let run = Command::new(DLOCK).args(["k", "0"]).output().unwrap();
@@ -236,9 +252,67 @@ async fn a_lost_lock_stops_the_command() {
         .unwrap();
     assert!(release.status.success(), "{release:?}");
     run.wait_for("lost");
+    // An operator's release is not called an expiry: the lock had 30 s left.
+    run.wait_for(&format!(
+        "dlock: lost '{key}': the lock was released by an operator (or lost by the store) \
+         before it expired; stopping the command"
+    ));
     assert_eq!(run.exit_code(), 4);
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(std::fs::read_to_string(&out).unwrap().trim(), "terminated");
+}
+
+#[tokio::test]
+async fn a_forced_release_of_a_held_lock_is_not_called_an_expiry() {
+    let sidecar = Dlockd::start(Options {
+        env: vec![("DLOCK_ADMIN_TOKEN".into(), "adm1n".into())],
+        ..Options::default()
+    });
+    let key = unique("forced");
+    let run = Run::start(&sidecar, &[&key, "2"]);
+    run.wait_for("acquired");
+    let release = Command::new(DLOCK)
+        .args(["--endpoint", &sidecar.grpc, "release", "--force", &key])
+        .env("DLOCK_ADMIN_TOKEN", "adm1n")
+        .output()
+        .unwrap();
+    assert!(release.status.success(), "{release:?}");
+    run.wait_for(&format!(
+        "dlock: '{key}' was released by an operator (or lost by the store) before its expiry, \
+         while dlock held it"
+    ));
+    assert!(!run.text().contains("expired"), "{}", run.text());
+    assert_eq!(run.exit_code(), 1);
+}
+
+#[tokio::test]
+async fn a_waiting_run_follows_the_holder() {
+    let sidecar = Dlockd::start(Options::default());
+    let key = unique("follow");
+    let first = Run::start(&sidecar, &["--owner", "first", &key, "2"]);
+    first.wait_for("acquired");
+    let second = Run::start(&sidecar, &["--owner", "second", &key, "2"]);
+    second.wait_for("is held by first");
+    let third = Run::start(&sidecar, &["--owner", "third", &key, "1"]);
+    third.wait_for(&format!("dlock: '{key}' is held by first ("));
+    // The second run takes the lock from the first (for 2 s and one of margin); the third,
+    // still waiting, says so with the new holder's time left.
+    let line = third.wait_for(&format!("dlock: '{key}' is held by second ("));
+    let text = third.text();
+    let shown = text
+        .lines()
+        .find(|l| l.contains("is held by second ("))
+        .unwrap();
+    let left: f64 = shown
+        .split_once("is held by second (")
+        .and_then(|(_, rest)| rest.split_once("s left); waiting…"))
+        .map(|(left, _)| left.parse().unwrap())
+        .unwrap_or_else(|| panic!("no time left in: {shown}"));
+    assert!(left > 1.0 && left <= 3.0, "{shown}");
+    assert!(third.wait_for("acquired") > line);
+    for run in [first, second, third] {
+        assert_eq!(run.exit_code(), 0);
+    }
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ async fn error_table_rows_in_order_on_both_protocols() {
     let expiry = || Expected::expiry_not_positive("nope");
     let resource = || Expected::no_resource("nope");
     let owner = || Expected::no_owner("nope");
-    let store = || Expected::store_not_found("nope");
+    let store = || Expected::store_not_found("nope", &["store"]);
     // (case, store, resource, owner, expiry, the answer)
     let locks = [
         ("expiry", "nope", "", "", 0, expiry()),
@@ -117,6 +117,12 @@ async fn http_bodies_are_read_the_protobuf_json_way() {
         "[1]",
         r#"{"resourceId": 5}"#,
         r#"{"expiryInSeconds": "soon"}"#,
+        // Numbers in strings as strictly as Go's protobuf JSON reader takes them (each of
+        // these was once granted).
+        r#"{"resourceId":"r0","lockOwner":"o","expiryInSeconds":" 30"}"#,
+        r#"{"resourceId":"r0","lockOwner":"o","expiryInSeconds":"30 "}"#,
+        r#"{"resourceId":"r0","lockOwner":"o","expiryInSeconds":"+30"}"#,
+        r#"{"resourceId":"r0","lockOwner":"o","expiryInSeconds":"030"}"#,
     ] {
         check_unreadable_body(body, lock(body).await);
     }
@@ -292,15 +298,21 @@ async fn bodies_over_the_size_limit_are_refused() {
     });
     let api = Api::new(&sidecar).await;
     let big = "x".repeat(70 * 1024);
-    let answer = sidecar
-        .http_client()
-        .post(
-            "/v1.0-alpha1/lock/store",
-            format!(r#"{{"resourceId":"{big}","lockOwner":"o","expiryInSeconds":5}}"#),
-        )
-        .await
-        .unwrap();
-    assert_eq!(answer.status, 413);
+    // On Dapr's route and on dlock's own, in Dapr's error shape (`post` checks it is JSON).
+    for path in ["/v1.0-alpha1/lock/store", "/dlock/v1/acquire/store"] {
+        let body = format!(r#"{{"resourceId":"{big}","lockOwner":"o","expiryInSeconds":5}}"#);
+        match api.post(path, body).await {
+            Err(Failure::Http {
+                status: 413,
+                error_code,
+                message,
+            }) => {
+                assert_eq!(error_code, "ERR_MALFORMED_REQUEST", "{path}");
+                assert!(message.contains("--max-body-size"), "{path}: {message}");
+            }
+            other => panic!("{path}: {other:?}"),
+        }
+    }
     let refused = api
         .lock(Protocol::Grpc, "store", &big, "o", 5)
         .await
@@ -324,4 +336,48 @@ async fn bodies_over_the_size_limit_are_refused() {
             Ok(true)
         );
     }
+}
+
+#[tokio::test]
+async fn transport_errors_answer_in_daprs_error_shape() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sidecar = Dlockd::start(Options::in_memory());
+    let api = Api::new(&sidecar).await;
+    // A chunked body whose chunk size is not hexadecimal.
+    let address = sidecar.http.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(address).await.unwrap();
+    conn.write_all(
+        b"POST /v1.0-alpha1/lock/store HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+          zz\r\nhello\r\n0\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        conn.read_to_end(&mut answer),
+    )
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("application/json"), "{answer}");
+    assert!(
+        answer.contains(r#""errorCode":"ERR_MALFORMED_REQUEST""#),
+        "{answer}"
+    );
+    // A lock route asked with GET.
+    let answer = sidecar
+        .http_client()
+        .get("/v1.0-alpha1/lock/store")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 405);
+    let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(json["errorCode"], "ERR_MALFORMED_REQUEST");
+    assert_eq!(json["message"], "method GET is not allowed on this route");
+    // Nothing was granted.
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", "hello", "o", 5).await,
+        Ok(true)
+    );
 }

@@ -14,7 +14,7 @@ async fn prints_a_ready_line_and_exits_cleanly_on_sigterm() {
         "gRPC on 127.0.0.1:",
         "HTTP on 127.0.0.1:",
         "app id 'bpm-server'",
-        "lockstore (lock.in-memory)",
+        "lockstore (lock.in-memory, in process)",
     ] {
         assert!(ready.contains(part), "'{part}' missing from: {ready}");
     }

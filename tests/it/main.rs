@@ -4,19 +4,23 @@
 
 mod cli;
 mod components;
+mod configuration;
 mod conformance;
 mod contract;
 mod dapr_api;
 mod dropin;
 mod etcd;
+mod health;
 mod keyspace;
 mod lifecycle;
 mod locks_api;
+mod messages;
 mod mysql;
 mod postgresql;
 mod reconnect;
 mod redis;
 mod redis_topologies;
 mod sdk;
+mod slow_clients;
 mod support;
 mod zookeeper;

@@ -134,8 +134,12 @@ impl Client {
 
     /// The members, for messages.
     pub(crate) fn addresses(&self) -> String {
-        let addresses: Vec<&str> = self.members.iter().map(|m| m.address.as_str()).collect();
-        addresses.join(",")
+        self.members().join(",")
+    }
+
+    /// Each member's `host:port`.
+    pub(crate) fn members(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.address.clone()).collect()
     }
 
     fn stamp(&self, timeout: Duration) -> Stamp {

@@ -374,6 +374,10 @@ impl LockStore for EtcdStore {
         Ok(Box::new(waiter.join().await?))
     }
 
+    fn servers(&self) -> Vec<String> {
+        self.client.members()
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             fencing: true,

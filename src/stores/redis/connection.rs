@@ -124,7 +124,14 @@ impl Connection {
             .set_min_delay(settings.min_retry_interval)
             .set_max_delay(settings.max_retry_interval);
         let unreachable = |what: String, e: RedisError| {
-            ConfigError::field("redisHost", format!("can't connect to {what}: {e}"))
+            // The parser's own words ("Incompatible type - Parse error at 1", the bytes it
+            // did not expect) do not say what went wrong: the server is not Redis.
+            let why = if e.kind() == ErrorKind::Parse {
+                "it did not answer as Redis (is another kind of server on that port?)".to_string()
+            } else {
+                e.to_string()
+            };
+            ConfigError::field("redisHost", format!("can't connect to {what}: {why}"))
         };
         if settings.tls.is_some() {
             install_crypto_provider();

@@ -34,6 +34,8 @@ const SCAN_COUNT: usize = 500;
 
 pub(crate) struct RedisStore {
     connection: Arc<Connection>,
+    /// `redisHost`'s `host:port`s: the server, the cluster's seed nodes, or the sentinels.
+    servers: Vec<String>,
     layout: KeyLayout,
     signal: ReleaseSignal,
     acquire: Script,
@@ -81,7 +83,16 @@ impl RedisStore {
             refuse_replicated_master(connection.handle(), &format!("{host}:{port}")).await?;
         }
         let signal = ReleaseSignal::start(Arc::downgrade(&connection), settings.read_timeout);
+        let servers = match &settings.topology {
+            Topology::Node(address) => std::slice::from_ref(address),
+            Topology::Cluster(nodes) => nodes.as_slice(),
+            Topology::Sentinel { sentinels, .. } => sentinels.as_slice(),
+        };
         Ok(Arc::new(RedisStore {
+            servers: servers
+                .iter()
+                .map(|(host, port)| format!("{host}:{port}"))
+                .collect(),
             layout: KeyLayout::new(matches!(settings.topology, Topology::Cluster(_))),
             connection,
             signal,
@@ -299,6 +310,10 @@ impl LockStore for RedisStore {
         };
         let _ = tokio::time::timeout(wait, interest.released()).await;
         Ok(())
+    }
+
+    fn servers(&self) -> Vec<String> {
+        self.servers.clone()
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -68,6 +68,8 @@ const LIST_BATCH: usize = 256;
 
 pub(crate) struct ZookeeperStore {
     tree: Arc<Tree>,
+    /// The ensemble's `host:port`s.
+    servers: Vec<String>,
 }
 
 impl ZookeeperStore {
@@ -111,6 +113,7 @@ impl ZookeeperStore {
                 acls,
                 grants: Arc::default(),
             }),
+            servers: settings.servers.split(',').map(str::to_string).collect(),
         }))
     }
 }
@@ -239,6 +242,10 @@ impl LockStore for ZookeeperStore {
     ) -> Result<Box<dyn Place>, StoreError> {
         let place = ZookeeperPlace::join(self.tree.clone(), key, owner, ttl).await?;
         Ok(Box::new(place))
+    }
+
+    fn servers(&self) -> Vec<String> {
+        self.servers.clone()
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -15,13 +15,25 @@
 //!
 //! Requests are bounded by `requestTimeout` (connecting included) and fail as unavailable
 //! after it, so a request made while the ensemble is away never hangs.
+//!
+//! A session cut off from the ensemble for half its timeout is given up, and the next request
+//! opens a new one. Two reasons. The client library, reconnecting, waits longer and longer
+//! between tries (up to seconds) and only calls the session over at 1.4 times its timeout; a
+//! request made meanwhile waits for its next try, so the first requests after a server is
+//! back would fail for nothing. And the ensemble may expire the session a timeout after it
+//! last heard from us, which is no earlier than the library's idle limit (2/5 of the timeout)
+//! before the cut was noticed: half the timeout after the cut leaves a tenth of it as margin,
+//! so this sidecar stops counting on the session's nodes before the ensemble can hand its
+//! locks to anyone else.
 
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use zookeeper_client::{Client, Connector, Error};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use zookeeper_client::{Client, Connector, Error, SessionState};
 
 use super::settings::Settings;
 use crate::lock::StoreError;
@@ -39,7 +51,7 @@ pub(crate) struct Sessions {
 /// One session, and its replacement when it ends.
 #[derive(Default)]
 struct Slot {
-    current: Mutex<Option<Client>>,
+    current: Mutex<Option<Session>>,
     /// Held while a new session is being opened, so concurrent requests open only one.
     opening: tokio::sync::Mutex<()>,
 }
@@ -60,7 +72,7 @@ impl Sessions {
         let wait = settings.session_timeout.max(settings.request_timeout);
         let opened = async {
             for slot in &sessions.slots {
-                sessions.client(slot).await?;
+                sessions.session(slot).await?;
             }
             Ok(())
         };
@@ -71,31 +83,39 @@ impl Sessions {
     }
 
     /// The session, live or new, of the slot.
-    async fn client(&self, slot: &Slot) -> Result<Client, Error> {
-        if let Some(client) = slot.live() {
-            return Ok(client);
+    async fn session(&self, slot: &Slot) -> Result<Session, Error> {
+        if let Some(session) = slot.live() {
+            return Ok(session);
         }
         let _opening = slot.opening.lock().await;
-        if let Some(client) = slot.live() {
-            return Ok(client);
+        if let Some(session) = slot.live() {
+            return Ok(session);
         }
-        let client = self.connector.clone().connect(&self.servers).await?;
-        let replaced = slot.current().replace(client.clone());
+        let session = Session::new(self.connector.clone().connect(&self.servers).await?);
+        let replaced = slot.current().replace(session.clone());
+        let new = session.client.session_id();
         match replaced {
-            Some(old) => tracing::warn!(
-                old = %old.session_id(),
-                new = %client.session_id(),
-                "the ZooKeeper session ended ({}): opened a new one; the locks of the old one are gone",
-                old.state()
+            Some(old) if old.given_up() => tracing::warn!(
+                old = %old.client.session_id(),
+                %new,
+                "the ZooKeeper session was cut off for half its timeout: opened a new one; \
+                 the locks of the old one are gone"
             ),
-            None => tracing::debug!(session = %client.session_id(), "ZooKeeper session opened"),
+            Some(old) => tracing::warn!(
+                old = %old.client.session_id(),
+                %new,
+                "the ZooKeeper session ended ({}): opened a new one; the locks of the old one are gone",
+                old.client.state()
+            ),
+            None => tracing::debug!(session = %new, "ZooKeeper session opened"),
         }
-        Ok(client)
+        Ok(session)
     }
 
     /// Runs one request, about the key whose node is `key_node` (or about the root), on that
     /// key's session, within the request timeout. A request refused because the session had
-    /// just ended never reached the ensemble: it runs once more on a new session.
+    /// just ended, or waiting on a session given up, never reached the ensemble: it runs once
+    /// more on a new session.
     pub(crate) async fn run<T, F, Fut>(&self, key_node: &str, request: F) -> Result<T, Error>
     where
         F: Fn(Client) -> Fut,
@@ -105,11 +125,15 @@ impl Sessions {
         key_node.hash(&mut hasher);
         let slot = &self.slots[(hasher.finish() % SESSIONS as u64) as usize];
         let attempt = async {
-            let client = self.client(slot).await?;
-            match request(client.clone()).await {
+            let session = self.session(slot).await?;
+            let answer = tokio::select! {
+                answer = request(session.client.clone()) => answer,
+                () = session.cut_off_too_long() => Err(Error::SessionExpired),
+            };
+            match answer {
                 Err(error) if ended(&error) => {
-                    slot.discard(&client);
-                    request(self.client(slot).await?).await
+                    slot.discard(&session);
+                    request(self.session(slot).await?.client).await
                 }
                 answer => answer,
             }
@@ -121,26 +145,90 @@ impl Sessions {
 }
 
 impl Slot {
-    fn current(&self) -> std::sync::MutexGuard<'_, Option<Client>> {
+    fn current(&self) -> std::sync::MutexGuard<'_, Option<Session>> {
         // Every change under this mutex is one assignment: poisoning can't leave it half-done.
         self.current.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn live(&self) -> Option<Client> {
+    fn live(&self) -> Option<Session> {
         self.current()
             .as_ref()
-            .filter(|client| !client.state().is_terminated())
+            .filter(|session| !session.client.state().is_terminated() && !session.given_up())
             .cloned()
     }
 
-    /// Forgets `client`'s session if it is still the slot's.
-    fn discard(&self, client: &Client) {
+    /// Forgets `session` if it is still the slot's.
+    fn discard(&self, session: &Session) {
         let mut current = self.current();
         if current
             .as_ref()
-            .is_some_and(|c| c.session_id() == client.session_id())
+            .is_some_and(|s| s.client.session_id() == session.client.session_id())
         {
             *current = None;
+        }
+    }
+}
+
+/// A session's client, and since when it has been cut off from the ensemble, if it is.
+#[derive(Clone)]
+struct Session {
+    client: Client,
+    cut_since: watch::Receiver<Option<Instant>>,
+    /// How long it may stay cut off before it is given up: half the negotiated timeout.
+    patience: Duration,
+}
+
+impl Session {
+    /// Follows the client's state changes in a task of its own, which ends with the session.
+    fn new(client: Client) -> Session {
+        let (cut, cut_since) = watch::channel(None);
+        let mut states = client.state_watcher();
+        tokio::spawn(async move {
+            loop {
+                let state = states.changed().await;
+                if state.is_terminated() || cut.is_closed() {
+                    return;
+                }
+                let now_cut = state != SessionState::SyncConnected;
+                cut.send_if_modified(|since| match (since.is_some(), now_cut) {
+                    (false, true) => since.replace(Instant::now()).is_none(),
+                    (true, false) => since.take().is_some(),
+                    _ => false,
+                });
+            }
+        });
+        Session {
+            patience: client.session_timeout() / 2,
+            client,
+            cut_since,
+        }
+    }
+
+    fn given_up(&self) -> bool {
+        self.cut_since
+            .borrow()
+            .is_some_and(|since| since.elapsed() >= self.patience)
+    }
+
+    /// Resolves once the session has been cut off for its patience, without reconnecting.
+    async fn cut_off_too_long(&self) {
+        let mut cut_since = self.cut_since.clone();
+        loop {
+            let since = *cut_since.borrow_and_update();
+            match since {
+                Some(since) => tokio::select! {
+                    () = tokio::time::sleep_until(since + self.patience) => return,
+                    changed = cut_since.changed() => if changed.is_err() {
+                        return std::future::pending().await;
+                    },
+                },
+                None => {
+                    if cut_since.changed().await.is_err() {
+                        // The session has ended: the request answers that by itself.
+                        return std::future::pending().await;
+                    }
+                }
+            }
         }
     }
 }

@@ -21,7 +21,7 @@ async fn bad_requests_get_the_same_error_on_both_doors() {
     let expiry_not_positive = || Expected::expiry_not_positive("nope");
     let no_resource = || Expected::no_resource("nope");
     let no_owner = || Expected::no_owner("nope");
-    let not_found = || Expected::store_not_found("nope");
+    let not_found = || Expected::store_not_found("nope", &["store"]);
 
     // (case, store, resource, owner, expiry, wait in ms, the answer)
     let acquires = [
@@ -135,6 +135,16 @@ async fn bad_requests_get_the_same_error_on_both_doors() {
             let admin = [("dlock-admin-token", ADMIN)];
             let got = api.post_with(&path, body.to_string(), &admin).await;
             check_unreadable_body(&format!("{path} {body}"), got);
+        }
+    }
+    // Numbers in strings as strictly as Go's protobuf JSON reader takes them: no padding, no
+    // sign, no leading zero (each of these was once granted).
+    for route in ["acquire", "renew"] {
+        let path = format!("/dlock/v1/{route}/store");
+        for expiry in [r#"" 30""#, r#""30 ""#, r#""+30""#, r#""030""#] {
+            let body =
+                format!(r#"{{"resourceId":"r","lockOwner":"o","expiryInSeconds":{expiry}}}"#);
+            check_unreadable_body(&body, api.post(&path, body.clone()).await);
         }
     }
 

@@ -47,13 +47,17 @@ impl Expected {
         Expected::malformed(&format!("LockOwner is empty in lock store {store}"))
     }
 
-    /// Row 5: a request naming a store that is not loaded.
-    pub fn store_not_found(store: &str) -> Expected {
+    /// Row 5: a request naming a store that is not loaded, on a sidecar whose stores are
+    /// `loaded`: Dapr's message, then the stores there are.
+    pub fn store_not_found(store: &str, loaded: &[&str]) -> Expected {
         Expected::new(
             400,
             "ERR_LOCK_STORE_NOT_FOUND",
             Code::InvalidArgument,
-            &format!("lock store {store} not found"),
+            &format!(
+                "lock store {store} not found; the lock stores loaded are: {}",
+                loaded.join(", ")
+            ),
         )
     }
 

@@ -88,7 +88,7 @@ def main():
         client.unlock(store, exp_res, c)
 
         bad = f'no-such-store-{uuid.uuid4().hex[:8]}'
-        want = f'lock store {bad} not found'
+        want = f'lock store {bad} not found; the lock stores loaded are: {store}'
         for op, call in (('try_lock', lambda: client.try_lock(bad, res, a, 30)),
                          ('unlock', lambda: client.unlock(bad, res, a))):
             try:
