@@ -171,6 +171,35 @@ done
 export DLOCK_TEST_ZOOKEEPER="127.0.0.1:$zookeeper_port"
 export DLOCK_TEST_ZOOKEEPER_SERVER="$root/scripts/zookeeper-server.sh"
 
+# Azurite, the Azure Storage emulator (its blob service only), from npm at a pinned version,
+# installed under target/azurite once. It serves the account devstoreaccount1 with its
+# well-known key; lock.azure.blobstorage signs its requests with that key, as with a real one.
+azurite_version=3.37.0
+azurite_dir="$root/target/azurite"
+azurite_bin="$azurite_dir/node_modules/.bin/azurite-blob"
+installed="$(node -p "require('$azurite_dir/node_modules/azurite/package.json').version" 2>/dev/null || true)"
+if [[ "$installed" != "$azurite_version" ]]; then
+  say "npm install azurite@$azurite_version"
+  mkdir -p "$azurite_dir"
+  npm install --prefix "$azurite_dir" --no-audit --no-fund --loglevel=error "azurite@$azurite_version" >&2
+fi
+azurite_port=$((10100 + offset))
+say "azurite on 127.0.0.1:$azurite_port"
+mkdir -p "$servers/azurite"
+pids+=("$servers/azurite/azurite.pid")
+"$azurite_bin" --blobHost 127.0.0.1 --blobPort "$azurite_port" --location "$servers/azurite" \
+  --silent >"$servers/azurite/azurite.log" 2>&1 &
+echo $! >"$servers/azurite/azurite.pid"
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$azurite_port") 2>/dev/null && break
+  sleep 0.1
+done
+(exec 3<>"/dev/tcp/127.0.0.1/$azurite_port") 2>/dev/null || {
+  say "azurite did not start"; cat "$servers/azurite/azurite.log" >&2; exit 1
+}
+export DLOCK_TEST_AZURITE="127.0.0.1:$azurite_port"
+export DLOCK_TEST_AZURITE_SERVER="$azurite_bin"
+
 # --- Tests ---------------------------------------------------------------------------
 # The SDK tests find the venv's Python here; a missing SDK fails them, never skips them.
 export DLOCK_TEST_PYTHON="$root/target/sdk/venv/bin/python"

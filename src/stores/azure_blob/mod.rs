@@ -337,14 +337,16 @@ impl LockStore for AzureBlobStore {
 }
 
 impl AzureBlobStore {
+    /// The lock `record` describes, if it is held. The time left is the time it is surely
+    /// held still, by the latest time the service's clock may show.
     fn info(&self, key: &str, record: Record) -> Option<LockInfo> {
-        let now = self.client.clock.earliest_now();
-        if !record.held_at(now) {
+        if !self.held_now(&record) {
             return None;
         }
+        let left = record.deadline - self.client.clock.latest_now();
         Some(LockInfo {
             key: key.to_string(),
-            expires_in: Duration::from_millis((record.deadline - now) as u64),
+            expires_in: Duration::from_millis(left.max(0) as u64),
             fencing_token: Some(record.fencing),
             owner: record.owner,
         })

@@ -106,3 +106,5 @@ conformance_suite!(redis, Backend::Redis, [shared, outage]);
 conformance_suite!(redis_cluster, Backend::RedisCluster, [shared, outage]);
 conformance_suite!(etcd, Backend::Etcd, [shared, outage, store_line]);
 conformance_suite!(zookeeper, Backend::Zookeeper, [shared, outage, store_line]);
+// Azure Blob Storage keeps no line and sends no release signal: waiters poll.
+conformance_suite!(azure_blob, Backend::AzureBlob, [shared, outage]);

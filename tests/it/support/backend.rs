@@ -22,6 +22,8 @@ pub enum Backend {
     Etcd,
     /// lock.zookeeper on the ZooKeeper server scripts/test.sh started (DLOCK_TEST_ZOOKEEPER).
     Zookeeper,
+    /// lock.azure.blobstorage on the Azurite scripts/test.sh started (DLOCK_TEST_AZURITE).
+    AzureBlob,
 }
 
 /// The session timeout of the ZooKeeper test components: short, so a crashed sidecar's
@@ -31,6 +33,28 @@ pub const ZOOKEEPER_SESSION: std::time::Duration = std::time::Duration::from_sec
 /// The TTL of the lease that keeps an etcd waiter's place in line (`lock.etcd`'s
 /// `WAITER_LEASE`): the line skips a dead sidecar's waiter within it.
 pub const ETCD_WAITER_LEASE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The Azure Storage emulator's well-known account and key (Azurite's, public).
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// A connection string in the portal's form with an explicit blob endpoint: Azurite at
+/// `address` (`host:port`).
+pub fn azurite_connection_string(address: &str) -> String {
+    format!(
+        "DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};\
+         BlobEndpoint=http://{address}/{AZURITE_ACCOUNT};"
+    )
+}
+
+/// The metadata of a component on Azurite at `address`, in container `container`.
+pub fn azurite_metadata(address: &str, container: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("connectionString", azurite_connection_string(address)),
+        ("containerName", container.to_string()),
+    ]
+}
 
 /// Short timeouts, so outage tests fail fast.
 const REDIS_TIMEOUTS: [(&str, &str); 3] = [
@@ -57,6 +81,7 @@ impl Backend {
             Backend::Redis | Backend::RedisCluster => "lock.redis",
             Backend::Etcd => "lock.etcd",
             Backend::Zookeeper => "lock.zookeeper",
+            Backend::AzureBlob => "lock.azure.blobstorage",
         }
     }
 
@@ -64,7 +89,11 @@ impl Backend {
     pub fn shared_between_sidecars(self) -> bool {
         match self {
             Backend::Memory => false,
-            Backend::Redis | Backend::RedisCluster | Backend::Etcd | Backend::Zookeeper => true,
+            Backend::Redis
+            | Backend::RedisCluster
+            | Backend::Etcd
+            | Backend::Zookeeper
+            | Backend::AzureBlob => true,
         }
     }
 
@@ -73,7 +102,11 @@ impl Backend {
     /// `None` where only the expiry frees them.
     pub fn frees_a_dead_sidecars_locks_within(self) -> Option<std::time::Duration> {
         match self {
-            Backend::Memory | Backend::Redis | Backend::RedisCluster | Backend::Etcd => None,
+            Backend::Memory
+            | Backend::Redis
+            | Backend::RedisCluster
+            | Backend::Etcd
+            | Backend::AzureBlob => None,
             Backend::Zookeeper => Some(ZOOKEEPER_SESSION),
         }
     }
@@ -83,7 +116,7 @@ impl Backend {
     /// died (its session or lease ends). `None` where each sidecar keeps its own line.
     pub fn skips_a_dead_waiter_within(self) -> Option<std::time::Duration> {
         match self {
-            Backend::Memory | Backend::Redis | Backend::RedisCluster => None,
+            Backend::Memory | Backend::Redis | Backend::RedisCluster | Backend::AzureBlob => None,
             Backend::Etcd => Some(ETCD_WAITER_LEASE),
             Backend::Zookeeper => Some(ZOOKEEPER_SESSION),
         }
@@ -104,6 +137,9 @@ impl Backend {
             Backend::Etcd => vec![("endpoints", super::servers::shared("DLOCK_TEST_ETCD"))],
             Backend::Zookeeper => {
                 zookeeper_metadata(&super::servers::shared("DLOCK_TEST_ZOOKEEPER"))
+            }
+            Backend::AzureBlob => {
+                azurite_metadata(&super::servers::shared("DLOCK_TEST_AZURITE"), "dlock-test")
             }
         }
     }
@@ -152,6 +188,15 @@ impl Backend {
                     metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 let file = component("store", self.type_name(), &pairs);
                 Some((Box::new(zookeeper), file))
+            }
+            Backend::AzureBlob => {
+                let azurite = super::servers::Azurite::start();
+                let mut metadata = azurite_metadata(&azurite.address(), "dlock-test");
+                metadata.push(("requestTimeout", "1s".into()));
+                let pairs: Vec<(&str, &str)> =
+                    metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let file = component("store", self.type_name(), &pairs);
+                Some((Box::new(azurite), file))
             }
         }
     }

@@ -545,3 +545,66 @@ impl Drop for Zookeeper {
         self.stop();
     }
 }
+
+/// A private Azurite (the Azure Storage emulator's blob service), its data under the test temp
+/// dir, for tests that stop the store.
+pub struct Azurite {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Azurite {
+    pub fn start() -> Azurite {
+        let mut azurite = Azurite {
+            port: free_port(),
+            dir: temp_dir("azurite"),
+            child: None,
+        };
+        azurite.resume();
+        azurite
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Outage for Azurite {
+    fn stop(&mut self) {
+        kill(&mut self.child);
+    }
+
+    fn resume(&mut self) {
+        let child = Command::new(binary("DLOCK_TEST_AZURITE_SERVER"))
+            .args([
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                &self.port.to_string(),
+            ])
+            .arg("--location")
+            .arg(&self.dir)
+            .arg("--silent")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("azurite-blob starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "azurite on {} did not start",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
