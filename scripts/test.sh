@@ -56,6 +56,14 @@ stop_servers() {
   for pidfile in "${pids[@]}"; do
     if [[ -f "$pidfile" ]]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
   done
+  # A server still shutting down after three seconds (Azurite can wait on idle connections)
+  # is killed, so no run leaves one behind on its port.
+  for pidfile in "${pids[@]}"; do
+    [[ -f "$pidfile" ]] || continue
+    pid="$(cat "$pidfile")"
+    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
 }
 trap stop_servers EXIT
 

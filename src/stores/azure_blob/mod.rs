@@ -19,12 +19,22 @@
 //!
 //! The store has no release signal: a waiter polls (the core's backoff, jittered here), and
 //! never sleeps past the moment the holder's deadline passes; a release through the same
-//! sidecar wakes its waiters at once (the core's `SidecarLines`).
+//! sidecar wakes its waiters (the core's `SidecarLines`) and its sessions (`released`) at once.
+//! What this sidecar last saw of a blob (`known.rs`) lets a holder's release or renewal, and a
+//! try after a release here, skip the read before their conditional write.
+//!
+//! Requests per uncontended lock and unlock: a try reads the blob, writes the record and takes
+//! the lease (3); a release writes the record and gives the lease back (2, the read skipped);
+//! a try on a blob this sidecar saw released skips its read too (4 a pair then). A refused try
+//! is one read. A blob is created once per key, on its first lock (one more request).
 
 mod client;
 mod clock;
 mod connection_string;
+mod known;
 mod names;
+#[cfg(test)]
+mod raw_bench;
 mod record;
 mod settings;
 mod shared_key;
@@ -35,12 +45,14 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ring::digest::{digest, SHA256};
+use tokio::sync::broadcast;
 
 use crate::config::{ConfigError, Metadata};
 use crate::lock::{
     Capabilities, Grant, LockInfo, LockStore, OwnerChecked, StoreError, TryLockOutcome,
 };
-use client::{BlobClient, Failure, LeaseAction, Properties, Written};
+use client::{BlobClient, Failure, LeaseAction, Written};
+use known::{Known, Seen};
 use record::Record;
 use settings::Settings;
 
@@ -61,6 +73,10 @@ const SEEN_HELD_LIMIT: usize = 10_000;
 
 pub(crate) struct AzureBlobStore {
     client: Arc<BlobClient>,
+    known: Known,
+    /// Keys released through this store (this sidecar's releases and force releases), for
+    /// waiters and sessions here: the store has no signal of releases made elsewhere.
+    released: broadcast::Sender<String>,
     /// For keys a try found held: the local instant by which the holder's deadline has surely
     /// passed, so a waiter never polls later than that.
     seen_held: Mutex<HashMap<String, Instant>>,
@@ -113,16 +129,25 @@ impl AzureBlobStore {
         tokio::spawn(keep_the_clock(Arc::downgrade(&client)));
         Ok(Arc::new(AzureBlobStore {
             client,
+            known: Known::default(),
+            released: broadcast::channel(1024).0,
             seen_held: Mutex::new(HashMap::new()),
         }))
     }
 
-    /// The blob's properties and record; `None` when the blob does not exist.
-    async fn read(&self, blob: &str) -> Result<Option<(Properties, Record)>, StoreError> {
-        Ok(self.client.properties(blob).await?.map(|properties| {
-            let record = Record::from_metadata(&properties.metadata);
-            (properties, record)
-        }))
+    /// The blob as it is now, remembered; `None` when it does not exist.
+    async fn read(&self, blob: &str) -> Result<Option<Seen>, StoreError> {
+        let Some(properties) = self.client.properties(blob).await? else {
+            self.known.forget(blob);
+            return Ok(None);
+        };
+        let seen = Seen {
+            record: Record::from_metadata(&properties.metadata),
+            etag: properties.etag,
+            leased: properties.leased,
+        };
+        self.known.saw(blob, seen.clone());
+        Ok(Some(seen))
     }
 
     fn held_now(&self, record: &Record) -> bool {
@@ -151,37 +176,56 @@ impl AzureBlobStore {
     ) -> Result<OwnerChecked, StoreError> {
         let blob = names::blob_name(key);
         let lease = lease_id(owner);
+        // The owner's own lock as last seen here: changed without reading it first.
+        let mut last_seen = self
+            .known
+            .get(&blob)
+            .filter(|seen| seen.record.owner == owner && self.held_now(&seen.record));
         for _ in 0..ATTEMPTS {
-            let Some((properties, record)) = self.read(&blob).await? else {
-                return Ok(OwnerChecked::NotHeld);
+            let seen = match last_seen.take() {
+                Some(seen) => seen,
+                None => match self.read(&blob).await? {
+                    Some(seen) => seen,
+                    None => return Ok(OwnerChecked::NotHeld),
+                },
             };
-            if !self.held_now(&record) {
+            if !self.held_now(&seen.record) {
                 return Ok(OwnerChecked::NotHeld);
             }
-            if record.owner != owner {
+            if seen.record.owner != owner {
                 return Ok(OwnerChecked::HeldByOther);
             }
-            let holder_lease = properties.leased.then_some(lease.as_str());
+            let changed = change(&seen.record);
+            let holder_lease = seen.leased.then_some(lease.as_str());
             let written = self
                 .client
-                .set_metadata(
-                    &blob,
-                    &change(&record).to_metadata(),
-                    holder_lease,
-                    &properties.etag,
-                )
+                .set_metadata(&blob, &changed.to_metadata(), holder_lease, &seen.etag)
                 .await?;
-            if let Written::Done(etag) = written {
-                if release_lease && properties.leased {
-                    // The record is free already; a lease left behind is broken by the next
-                    // taker.
-                    let _ = self
-                        .client
-                        .lease(&blob, LeaseAction::Release(&lease), Some(&etag))
-                        .await;
+            let Written::Done(etag) = written else {
+                self.known.forget(&blob);
+                continue;
+            };
+            let mut now = Seen {
+                etag,
+                leased: seen.leased,
+                record: changed,
+            };
+            if release_lease && seen.leased {
+                // The record is free already; a lease left behind is broken by the next taker.
+                match self
+                    .client
+                    .lease(&blob, LeaseAction::Release(&lease), Some(&now.etag))
+                    .await
+                {
+                    Ok(Written::Done(etag)) => {
+                        now.etag = etag;
+                        now.leased = false;
+                    }
+                    _ => now.etag.clear(), // unknown: read next time
                 }
-                return Ok(OwnerChecked::Applied);
             }
+            self.known.saw(&blob, now);
+            return Ok(OwnerChecked::Applied);
         }
         Err(contended(key))
     }
@@ -196,33 +240,42 @@ impl LockStore for AzureBlobStore {
         ttl: Duration,
     ) -> Result<TryLockOutcome, StoreError> {
         let blob = names::blob_name(key);
+        // A blob last seen free (released through this sidecar, say) is tried without reading.
+        let mut last_seen = self
+            .known
+            .get(&blob)
+            .filter(|seen| !seen.leased && !self.held_now(&seen.record));
         for _ in 0..ATTEMPTS {
-            let Some((properties, record)) = self.read(&blob).await? else {
-                self.client.create(&blob).await?;
-                continue;
+            let seen = match last_seen.take() {
+                Some(seen) => seen,
+                None => match self.read(&blob).await? {
+                    Some(seen) => seen,
+                    None => {
+                        self.client.create(&blob).await?;
+                        continue;
+                    }
+                },
             };
-            if self.held_now(&record) {
-                let mut seen = self.seen_held();
-                if seen.len() >= SEEN_HELD_LIMIT {
-                    seen.clear();
+            if self.held_now(&seen.record) {
+                let mut held = self.seen_held();
+                if held.len() >= SEEN_HELD_LIMIT {
+                    held.clear();
                 }
-                seen.insert(
-                    key.to_string(),
-                    self.client.clock.when_past(record.deadline),
-                );
+                let past = self.client.clock.when_past(seen.record.deadline);
+                held.insert(key.to_string(), past);
                 return Ok(TryLockOutcome::Held);
             }
-            if properties.leased {
+            if seen.leased {
                 // The lease of a holder whose deadline passed, or of a release cut short.
                 self.client
-                    .lease(&blob, LeaseAction::Break, Some(&properties.etag))
+                    .lease(&blob, LeaseAction::Break, Some(&seen.etag))
                     .await?;
                 continue;
             }
-            let granted = record.granted(key, owner, self.deadline(ttl));
+            let granted = seen.record.granted(key, owner, self.deadline(ttl));
             let Written::Done(etag) = self
                 .client
-                .set_metadata(&blob, &granted.to_metadata(), None, &properties.etag)
+                .set_metadata(&blob, &granted.to_metadata(), None, &seen.etag)
                 .await?
             else {
                 continue; // someone else wrote first: look again
@@ -232,12 +285,23 @@ impl LockStore for AzureBlobStore {
                 .client
                 .lease(&blob, LeaseAction::Acquire(&lease_id(owner)), Some(&etag))
                 .await?;
-            if leased == Written::Conflict {
-                // Changed since our write: only a force release (or a contender whose clock
-                // says the lock already expired) does that. Ours if the record still is.
-                let now = self.read(&blob).await?.map(|(_, record)| record);
-                if now.as_ref() != Some(&granted) {
-                    continue;
+            match leased {
+                Written::Done(etag) => self.known.saw(
+                    &blob,
+                    Seen {
+                        etag,
+                        leased: true,
+                        record: granted.clone(),
+                    },
+                ),
+                Written::Conflict => {
+                    // Changed since our write: only a force release (or a contender whose
+                    // clock says the lock already expired) does that. Ours if the record
+                    // still is.
+                    let now = self.read(&blob).await?.map(|seen| seen.record);
+                    if now.as_ref() != Some(&granted) {
+                        continue;
+                    }
                 }
             }
             self.seen_held().remove(key);
@@ -249,7 +313,13 @@ impl LockStore for AzureBlobStore {
     }
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
-        self.owner_checked(key, owner, Record::released, true).await
+        let checked = self
+            .owner_checked(key, owner, Record::released, true)
+            .await?;
+        if checked == OwnerChecked::Applied {
+            let _ = self.released.send(key.to_string());
+        }
+        Ok(checked)
     }
 
     async fn renew(
@@ -267,16 +337,14 @@ impl LockStore for AzureBlobStore {
     }
 
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
-        let Some((_, record)) = self.read(&names::blob_name(key)).await? else {
-            return Ok(None);
-        };
-        Ok(self.info(key, record))
+        let seen = self.read(&names::blob_name(key)).await?;
+        Ok(seen.and_then(|seen| self.info(key, seen.record)))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<LockInfo>, StoreError> {
         let mut found = Vec::new();
         for blob in self.client.list(&names::list_prefix(prefix)).await? {
-            let Some((_, record)) = self.read(&blob).await? else {
+            let Some(Seen { record, .. }) = self.read(&blob).await? else {
                 continue; // deleted since the listing
             };
             // Hashed names match more than the prefix: the recorded key decides.
@@ -292,12 +360,17 @@ impl LockStore for AzureBlobStore {
     async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
         let blob = names::blob_name(key);
         for _ in 0..ATTEMPTS {
-            let Some((properties, record)) = self.read(&blob).await? else {
+            let Some(Seen {
+                etag,
+                leased,
+                record,
+            }) = self.read(&blob).await?
+            else {
                 return Ok(false);
             };
-            if properties.leased {
+            if leased {
                 self.client
-                    .lease(&blob, LeaseAction::Break, Some(&properties.etag))
+                    .lease(&blob, LeaseAction::Break, Some(&etag))
                     .await?;
                 continue; // the record is cleared without a lease, as read again
             }
@@ -307,9 +380,10 @@ impl LockStore for AzureBlobStore {
             let released = record.released().to_metadata();
             if let Written::Done(_) = self
                 .client
-                .set_metadata(&blob, &released, None, &properties.etag)
+                .set_metadata(&blob, &released, None, &etag)
                 .await?
             {
+                let _ = self.released.send(key.to_string());
                 return Ok(true);
             }
         }
@@ -317,12 +391,26 @@ impl LockStore for AzureBlobStore {
     }
 
     async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
+        let mut released = self.released.subscribe();
         // Jitter, so that waiters on several sidecars spread their polls.
-        let mut until = Instant::now() + max_wait.mul_f64(0.5 + fastrand::f64() / 2.0);
+        let mut until = Instant::now() + max_wait.mul_f64(0.75 + fastrand::f64() / 4.0);
         if let Some(past) = self.seen_held().remove(key) {
             until = until.min(past);
         }
-        tokio::time::sleep_until(until.into()).await;
+        let released_here = async {
+            loop {
+                match released.recv().await {
+                    Ok(released) if released != key => continue,
+                    // The key, or releases missed: look again.
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+                }
+            }
+        };
+        tokio::select! {
+            _ = released_here => {}
+            _ = tokio::time::sleep_until(until.into()) => {}
+        }
         Ok(())
     }
 

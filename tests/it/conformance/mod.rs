@@ -4,7 +4,9 @@
 //! Each backend runs the items every store can, and names the groups of further items that fit
 //! it; an item a backend cannot run is not instantiated for it, so every test that passes has
 //! asserted something. The groups:
-//! - `shared`: two sidecars on the store see the same locks (items 4 and 9 across sidecars);
+//! - `shared`: two sidecars on the store see the same locks (item 4 across sidecars);
+//! - `release_signal`: the store tells a waiter on one sidecar of a release through another
+//!   (item 9 across sidecars; RELEASE_SIGNAL); stores without it are polled;
 //! - `per_process`: each sidecar has a keyspace of its own (the embedded store);
 //! - `outage`: the store is a server that a test can stop and start again (item 7);
 //! - `store_line`: the store keeps its own line of waiters (WAIT_QUEUE), served in arrival
@@ -76,6 +78,10 @@ macro_rules! conformance_suite {
     (@shared) => {
         conformance_suite!(@tests
             c4_sidecars_share_keys_by_app_id => keys::sidecars_share_keys_by_app_id,
+        );
+    };
+    (@release_signal) => {
+        conformance_suite!(@tests
             c9_release_on_another_sidecar_wakes_a_waiter =>
                 blocking::release_on_another_sidecar_wakes_a_waiter,
         );
@@ -102,9 +108,21 @@ macro_rules! conformance_suite {
 // another sidecar.
 conformance_suite!(memory, Backend::Memory, [per_process]);
 // Redis keeps no line of waiters: each sidecar keeps its own (the every-store items).
-conformance_suite!(redis, Backend::Redis, [shared, outage]);
-conformance_suite!(redis_cluster, Backend::RedisCluster, [shared, outage]);
-conformance_suite!(etcd, Backend::Etcd, [shared, outage, store_line]);
-conformance_suite!(zookeeper, Backend::Zookeeper, [shared, outage, store_line]);
+conformance_suite!(redis, Backend::Redis, [shared, release_signal, outage]);
+conformance_suite!(
+    redis_cluster,
+    Backend::RedisCluster,
+    [shared, release_signal, outage]
+);
+conformance_suite!(
+    etcd,
+    Backend::Etcd,
+    [shared, release_signal, outage, store_line]
+);
+conformance_suite!(
+    zookeeper,
+    Backend::Zookeeper,
+    [shared, release_signal, outage, store_line]
+);
 // Azure Blob Storage keeps no line and sends no release signal: waiters poll.
 conformance_suite!(azure_blob, Backend::AzureBlob, [shared, outage]);
