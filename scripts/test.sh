@@ -198,13 +198,17 @@ pids+=("$servers/azurite/azurite.pid")
 "$azurite_bin" --blobHost 127.0.0.1 --blobPort "$azurite_port" --location "$servers/azurite" \
   --silent >"$servers/azurite/azurite.log" 2>&1 &
 echo $! >"$servers/azurite/azurite.pid"
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$azurite_port") 2>/dev/null && break
+# It accepts connections before it answers: ready once it answers HTTP (any status).
+azurite_serving() {
+  local answer
+  answer="$(timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$azurite_port && printf 'GET / HTTP/1.0\r\n\r\n' >&3 && head -c 5 <&3" 2>/dev/null)" || true
+  [[ "$answer" == "HTTP/" ]]
+}
+for _ in $(seq 200); do
+  azurite_serving && break
   sleep 0.1
 done
-(exec 3<>"/dev/tcp/127.0.0.1/$azurite_port") 2>/dev/null || {
-  say "azurite did not start"; cat "$servers/azurite/azurite.log" >&2; exit 1
-}
+azurite_serving || { say "azurite did not start"; cat "$servers/azurite/azurite.log" >&2; exit 1; }
 export DLOCK_TEST_AZURITE="127.0.0.1:$azurite_port"
 export DLOCK_TEST_AZURITE_SERVER="$azurite_bin"
 

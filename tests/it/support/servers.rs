@@ -591,8 +591,9 @@ impl Outage for Azurite {
             .spawn()
             .expect("azurite-blob starts");
         self.child = Some(child);
+        // Azurite accepts connections before it answers: ready once it answers HTTP.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while !answers_http(self.port) {
             assert!(
                 Instant::now() < deadline,
                 "azurite on {} did not start",
@@ -607,4 +608,17 @@ impl Drop for Azurite {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Whether an HTTP server on `port` answers a request (any status) within a second.
+fn answers_http(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut answer = [0u8; 5];
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").is_ok()
+        && stream.read_exact(&mut answer).is_ok()
+        && &answer == b"HTTP/"
 }
