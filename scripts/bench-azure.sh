@@ -27,7 +27,11 @@ cargo build --profile "$profile" --quiet --bins
   --debug "$dir/azurite-debug.log" >"$dir/azurite.log" 2>&1 &
 azurite_pid=$!
 trap 'kill $azurite_pid ${dlockd:-} 2>/dev/null || true' EXIT
-sleep 3
+for _ in $(seq 200); do
+  answer="$(timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$azurite_port && printf 'GET / HTTP/1.0\r\n\r\n' >&3 && head -c 5 <&3" 2>/dev/null)" || true
+  [[ "$answer" == "HTTP/" ]] && break
+  sleep 0.1
+done
 
 account=devstoreaccount1
 key='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
@@ -52,12 +56,13 @@ sleep 3
 
 echo "== raw minimum (lease acquire + release, the store's own client)"
 DLOCK_BENCH_AZURITE="127.0.0.1:$azurite_port" cargo test --profile "$profile" --quiet --lib \
-  raw_lease_pairs -- --ignored --nocapture 2>&1 | grep '^raw'
-requests() { grep -c 'BlobStorageContextMiddleware: RequestMethod=' "$dir/azurite-debug.log"; }
+  raw_lease_pairs -- --ignored --nocapture 2>&1 | grep -E '^raw|panicked'
+# Azurite logs one line per request, written out with a delay.
+requests() { sleep 5; grep -c 'BlobStorageContextMiddleware: RequestMethod=' "$dir/azurite-debug.log"; }
 for clients in 1 50; do
   echo "== dlockd, $clients clients"
   before="$(requests)"
   "$bin/dlock" bench --endpoint "127.0.0.1:$grpc_port" --store store -c "$clients" -n "$pairs"
   after="$(requests)"
-  echo "storage requests per pair: $(( (after - before) / pairs )) (($after - $before) / $pairs)"
+  echo "storage requests per pair: $(awk -v n="$((after - before))" -v p="$pairs" 'BEGIN { printf "%.2f", n / p }') (($after - $before) / $pairs)"
 done
