@@ -65,6 +65,14 @@ stop_servers() {
       *) kill "$(cat "$pidfile")" 2>/dev/null || true ;;
     esac
   done
+  # A server still shutting down after three seconds (Azurite can wait on idle connections)
+  # is killed, so no run leaves one behind on its port.
+  for pidfile in "${pids[@]}"; do
+    [[ -f "$pidfile" ]] || continue
+    pid="$(cat "$pidfile")"
+    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
 }
 trap stop_servers EXIT
 
@@ -239,6 +247,42 @@ DLOCK_TEST_MARIADB_SERVER="$(command -v mariadbd)"
 DLOCK_TEST_MARIADB_INSTALL="$(command -v mariadb-install-db)"
 DLOCK_TEST_MARIADB_CLIENT="$(command -v mariadb)"
 export DLOCK_TEST_MARIADB_SERVER DLOCK_TEST_MARIADB_INSTALL DLOCK_TEST_MARIADB_CLIENT
+
+# Azurite, the Azure Storage emulator (its blob service only), from npm at a pinned version,
+# installed under target/azurite once. It serves the account devstoreaccount1 with its
+# well-known key; lock.azure.blobstorage signs its requests with that key, as with a real one.
+azurite_version=3.37.0
+azurite_dir="$root/target/azurite"
+azurite_bin="$azurite_dir/node_modules/.bin/azurite-blob"
+installed="$(node -p "require('$azurite_dir/node_modules/azurite/package.json').version" 2>/dev/null || true)"
+if [[ "$installed" != "$azurite_version" ]]; then
+  say "npm install azurite@$azurite_version"
+  mkdir -p "$azurite_dir"
+  npm install --prefix "$azurite_dir" --no-audit --no-fund --loglevel=error "azurite@$azurite_version" >&2
+fi
+azurite_port=$((10100 + offset))
+say "azurite on 127.0.0.1:$azurite_port"
+mkdir -p "$servers/azurite"
+pids+=("$servers/azurite/azurite.pid")
+# In memory: the suite leaves thousands of lock blobs, and Azurite saving its database to disk
+# every few seconds stalls every request for longer the more there are. Tests that restart
+# Azurite start a private one, which keeps its data on disk.
+(cd "$servers/azurite" && exec "$azurite_bin" --blobHost 127.0.0.1 --blobPort "$azurite_port" \
+  --inMemoryPersistence --silent >"$servers/azurite/azurite.log" 2>&1) &
+echo $! >"$servers/azurite/azurite.pid"
+# It accepts connections before it answers: ready once it answers HTTP (any status).
+azurite_serving() {
+  local answer
+  answer="$(timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$azurite_port && printf 'GET / HTTP/1.0\r\n\r\n' >&3 && head -c 5 <&3" 2>/dev/null)" || true
+  [[ "$answer" == "HTTP/" ]]
+}
+for _ in $(seq 200); do
+  azurite_serving && break
+  sleep 0.1
+done
+azurite_serving || { say "azurite did not start"; cat "$servers/azurite/azurite.log" >&2; exit 1; }
+export DLOCK_TEST_AZURITE="127.0.0.1:$azurite_port"
+export DLOCK_TEST_AZURITE_SERVER="$azurite_bin"
 
 # --- Tests ---------------------------------------------------------------------------
 # The SDK tests find the venv's Python here; a missing SDK fails them, never skips them.

@@ -1,6 +1,7 @@
 //! The lock-store backends, one module each. Which `spec.type` builds which is start-up's
 //! table (`startup::StoreTypes`).
 
+pub(crate) mod azure_blob;
 pub(crate) mod etcd;
 pub(crate) mod memory;
 pub(crate) mod mysql;

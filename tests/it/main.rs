@@ -2,6 +2,7 @@
 //! processes (dlockd, dlock, the Dapr SDKs) through their public interfaces; what the tests
 //! share lives in `support`.
 
+mod azure_blob;
 mod cli;
 mod components;
 mod configuration;

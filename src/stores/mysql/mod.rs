@@ -63,6 +63,8 @@ pub(crate) struct MysqlStore {
     /// When each key refused to a take here expires, as far as that take saw.
     expiries: Mutex<HashMap<String, Instant>>,
     jitter: RandomState,
+    /// The server, for the ready line and the status API.
+    server: String,
 }
 
 type Row = (Vec<u8>, Vec<u8>, i64, u64);
@@ -94,6 +96,10 @@ impl MysqlStore {
             released: Releases::new(),
             expiries: Mutex::new(HashMap::new()),
             jitter: RandomState::new(),
+            server: match &settings.server {
+                Server::Tcp(address) => address.to_string(),
+                Server::Socket(path) => format!("unix:{path}"),
+            },
         });
         let grace = micros(timeout);
         cleanup::spawn(
@@ -282,6 +288,10 @@ impl LockStore for MysqlStore {
         }
         self.released.wait(key, pause).await;
         Ok(())
+    }
+
+    fn servers(&self) -> Vec<String> {
+        vec![self.server.clone()]
     }
 
     fn capabilities(&self) -> Capabilities {

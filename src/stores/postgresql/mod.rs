@@ -58,6 +58,8 @@ pub(crate) struct PostgresStore {
     released: Releases,
     /// Held only by the store: the listening task stops when it is gone.
     _alive: Arc<()>,
+    /// The hosts of the connection string, for the ready line and the status API.
+    servers: Vec<String>,
 }
 
 impl PostgresStore {
@@ -107,6 +109,7 @@ impl PostgresStore {
             timeout,
             released,
             _alive: alive,
+            servers: servers(&settings.connection),
         });
         // Rows stay a grace period past their expiry: see `statements.rs`.
         let grace = sql::ttl_millis(timeout);
@@ -237,6 +240,10 @@ impl LockStore for PostgresStore {
         Ok(())
     }
 
+    fn servers(&self) -> Vec<String> {
+        self.servers.clone()
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             fencing: true,
@@ -325,4 +332,26 @@ fn refused(e: &deadpool_postgres::PoolError) -> ConfigError {
         other => format!("can't connect to PostgreSQL: {other}"),
     };
     ConfigError::field("connectionString", message)
+}
+
+/// `host:port` of each host a connection string names (a Unix socket by its folder); a port
+/// given once applies to every host, as libpq reads it.
+fn servers(connection: &tokio_postgres::Config) -> Vec<String> {
+    let ports = connection.get_ports();
+    connection
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            match host {
+                tokio_postgres::config::Host::Tcp(name) if name.contains(':') => {
+                    format!("[{name}]:{port}")
+                }
+                tokio_postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(folder) => format!("unix:{}", folder.display()),
+            }
+        })
+        .collect()
 }

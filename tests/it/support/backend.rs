@@ -26,6 +26,8 @@ pub enum Backend {
     Postgresql,
     /// lock.mysql on the MariaDB server scripts/test.sh started (DLOCK_TEST_MYSQL).
     Mysql,
+    /// lock.azure.blobstorage on the Azurite scripts/test.sh started (DLOCK_TEST_AZURITE).
+    AzureBlob,
 }
 
 /// The session timeout of the ZooKeeper test components: short, so a crashed sidecar's
@@ -35,6 +37,28 @@ pub const ZOOKEEPER_SESSION: std::time::Duration = std::time::Duration::from_sec
 /// The TTL of the lease that keeps an etcd waiter's place in line (`lock.etcd`'s
 /// `WAITER_LEASE`): the line skips a dead sidecar's waiter within it.
 pub const ETCD_WAITER_LEASE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The Azure Storage emulator's well-known account and key (Azurite's, public).
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// A connection string in the portal's form with an explicit blob endpoint: Azurite at
+/// `address` (`host:port`).
+pub fn azurite_connection_string(address: &str) -> String {
+    format!(
+        "DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};\
+         BlobEndpoint=http://{address}/{AZURITE_ACCOUNT};"
+    )
+}
+
+/// The metadata of a component on Azurite at `address`, in container `container`.
+pub fn azurite_metadata(address: &str, container: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("connectionString", azurite_connection_string(address)),
+        ("containerName", container.to_string()),
+    ]
+}
 
 /// Short timeouts, so outage tests fail fast.
 const REDIS_TIMEOUTS: [(&str, &str); 3] = [
@@ -85,6 +109,7 @@ impl Backend {
             Backend::Zookeeper => "lock.zookeeper",
             Backend::Postgresql => "lock.postgresql",
             Backend::Mysql => "lock.mysql",
+            Backend::AzureBlob => "lock.azure.blobstorage",
         }
     }
 
@@ -97,7 +122,8 @@ impl Backend {
             | Backend::Etcd
             | Backend::Zookeeper
             | Backend::Postgresql
-            | Backend::Mysql => true,
+            | Backend::Mysql
+            | Backend::AzureBlob => true,
         }
     }
 
@@ -111,7 +137,8 @@ impl Backend {
             | Backend::RedisCluster
             | Backend::Etcd
             | Backend::Postgresql
-            | Backend::Mysql => None,
+            | Backend::Mysql
+            | Backend::AzureBlob => None,
             Backend::Zookeeper => Some(ZOOKEEPER_SESSION),
         }
     }
@@ -125,7 +152,8 @@ impl Backend {
             | Backend::Redis
             | Backend::RedisCluster
             | Backend::Postgresql
-            | Backend::Mysql => None,
+            | Backend::Mysql
+            | Backend::AzureBlob => None,
             Backend::Etcd => Some(ETCD_WAITER_LEASE),
             Backend::Zookeeper => Some(ZOOKEEPER_SESSION),
         }
@@ -149,6 +177,9 @@ impl Backend {
             }
             Backend::Postgresql => vec![("connectionString", postgres_connection_string())],
             Backend::Mysql => vec![("connectionString", mysql_dsn())],
+            Backend::AzureBlob => {
+                azurite_metadata(&super::servers::shared("DLOCK_TEST_AZURITE"), "dlock-test")
+            }
         }
     }
 
@@ -216,6 +247,15 @@ impl Backend {
                     &[("connectionString", &dsn), ("timeout", "1s")],
                 );
                 Some((Box::new(mariadb), file))
+            }
+            Backend::AzureBlob => {
+                let azurite = super::servers::Azurite::start();
+                let mut metadata = azurite_metadata(&azurite.address(), "dlock-test");
+                metadata.push(("requestTimeout", "1s".into()));
+                let pairs: Vec<(&str, &str)> =
+                    metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let file = component("store", self.type_name(), &pairs);
+                Some((Box::new(azurite), file))
             }
         }
     }

@@ -877,3 +877,80 @@ impl Drop for Mariadb {
         self.stop();
     }
 }
+
+/// A private Azurite (the Azure Storage emulator's blob service), its data under the test temp
+/// dir, for tests that stop the store.
+pub struct Azurite {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Azurite {
+    pub fn start() -> Azurite {
+        let mut azurite = Azurite {
+            port: free_port(),
+            dir: temp_dir("azurite"),
+            child: None,
+        };
+        azurite.resume();
+        azurite
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Outage for Azurite {
+    fn stop(&mut self) {
+        kill(&mut self.child);
+    }
+
+    fn resume(&mut self) {
+        let child = Command::new(binary("DLOCK_TEST_AZURITE_SERVER"))
+            .args([
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                &self.port.to_string(),
+            ])
+            .arg("--location")
+            .arg(&self.dir)
+            .arg("--silent")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("azurite-blob starts");
+        self.child = Some(child);
+        // Azurite accepts connections before it answers: ready once it answers HTTP.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !answers_http(self.port) {
+            assert!(
+                Instant::now() < deadline,
+                "azurite on {} did not start",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Whether an HTTP server on `port` answers a request (any status) within a second.
+fn answers_http(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut answer = [0u8; 5];
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").is_ok()
+        && stream.read_exact(&mut answer).is_ok()
+        && &answer == b"HTTP/"
+}
