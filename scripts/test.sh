@@ -25,6 +25,8 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
 [[ -e /usr/share/java/zookeeper.jar ]] || need_apt+=(zookeeper)
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need_apt+=(postgresql)
+command -v mariadbd >/dev/null 2>&1 || need_apt+=(mariadb-server)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)      # check-examples.sh
 python3 -c 'import yaml' >/dev/null 2>&1 || need_apt+=(python3-yaml)  # check-examples.sh
 if ((${#need_apt[@]})); then
@@ -54,7 +56,22 @@ rm -rf "$servers" && mkdir -p "$servers"
 pids=()
 stop_servers() {
   for pidfile in "${pids[@]}"; do
-    if [[ -f "$pidfile" ]]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
+    [[ -f "$pidfile" ]] || continue
+    # PostgreSQL's TERM waits for its clients to leave; INT is its fast shutdown. It is
+    # waited for, so the next run finds its port free.
+    case "$pidfile" in
+      */postgres.pid) kill -INT "$(cat "$pidfile")" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.1; done ;;
+      *) kill "$(cat "$pidfile")" 2>/dev/null || true ;;
+    esac
+  done
+  # A server still shutting down after three seconds (Azurite can wait on idle connections)
+  # is killed, so no run leaves one behind on its port.
+  for pidfile in "${pids[@]}"; do
+    [[ -f "$pidfile" ]] || continue
+    pid="$(cat "$pidfile")"
+    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
   done
 }
 trap stop_servers EXIT
@@ -170,6 +187,102 @@ until zookeeper_serving; do
 done
 export DLOCK_TEST_ZOOKEEPER="127.0.0.1:$zookeeper_port"
 export DLOCK_TEST_ZOOKEEPER_SERVER="$root/scripts/zookeeper-server.sh"
+
+# PostgreSQL refuses to run as root: initdb and postgres run as the `postgres` user that
+# Debian's package creates, through setpriv, which execs (so the pid is postgres's own). The
+# superuser is `dlock`, with a password, so tests can also give a wrong one.
+pg_bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+export DLOCK_TEST_POSTGRES_BIN="$pg_bin" DLOCK_TEST_POSTGRES_USER=postgres
+export DLOCK_TEST_POSTGRES_PASSWORD=dlock-test
+# as_postgres CMD…: runs CMD as the postgres user.
+as_postgres() { setpriv --reuid=postgres --regid=postgres --clear-groups -- "$@"; }
+postgres_port=$((15432 + offset))
+say "postgresql on 127.0.0.1:$postgres_port"
+mkdir -p "$servers/postgres"
+echo "$DLOCK_TEST_POSTGRES_PASSWORD" >"$servers/postgres/password"
+chown -R postgres: "$servers/postgres"
+as_postgres "$pg_bin/initdb" -D "$servers/postgres/data" -U dlock --pwfile="$servers/postgres/password" \
+  -A scram-sha-256 --no-sync >"$servers/postgres/initdb.log" 2>&1 \
+  || { say "initdb failed"; cat "$servers/postgres/initdb.log" >&2; exit 1; }
+pids+=("$servers/postgres/postgres.pid")
+# Not through as_postgres: a function in the background is a subshell, and $! its pid.
+setpriv --reuid=postgres --regid=postgres --clear-groups -- "$pg_bin/postgres" -D "$servers/postgres/data" -p "$postgres_port" \
+  -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c fsync=off \
+  -c max_connections=400 >"$servers/postgres/postgres.log" 2>&1 &
+echo $! >"$servers/postgres/postgres.pid"
+for _ in $(seq 100); do
+  "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$postgres_port" && break
+  sleep 0.1
+done
+"$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$postgres_port" \
+  || { say "postgresql did not start"; cat "$servers/postgres/postgres.log" >&2; exit 1; }
+export DLOCK_TEST_POSTGRES="127.0.0.1:$postgres_port"
+
+# MariaDB (Debian ships no MySQL), as the mysql user Debian's package creates; the user
+# `dlock` has a password, so tests can also give a wrong one.
+mariadb_port=$((13306 + offset))
+say "mariadb on 127.0.0.1:$mariadb_port"
+mkdir -p "$servers/mariadb"
+chown mysql: "$servers/mariadb"
+mariadb-install-db --user=mysql --datadir="$servers/mariadb/data" --auth-root-authentication-method=normal \
+  --skip-test-db >"$servers/mariadb/install.log" 2>&1 \
+  || { say "mariadb-install-db failed"; cat "$servers/mariadb/install.log" >&2; exit 1; }
+pids+=("$servers/mariadb/mariadb.pid")
+mariadbd --no-defaults --user=mysql --datadir="$servers/mariadb/data" --port="$mariadb_port" \
+  --bind-address=127.0.0.1 --socket="$servers/mariadb/mariadb.sock" --skip-log-bin \
+  --innodb-flush-log-at-trx-commit=0 --max-connections=400 \
+  >"$servers/mariadb/mariadb.log" 2>&1 &
+echo $! >"$servers/mariadb/mariadb.pid"
+export DLOCK_TEST_MYSQL_PASSWORD=dlock-test
+for _ in $(seq 100); do
+  mariadb --no-defaults -S "$servers/mariadb/mariadb.sock" -u root -e 'SELECT 1' >/dev/null 2>&1 && break
+  sleep 0.1
+done
+mariadb --no-defaults -S "$servers/mariadb/mariadb.sock" -u root -e "
+  CREATE USER 'dlock'@'%' IDENTIFIED BY '$DLOCK_TEST_MYSQL_PASSWORD';
+  GRANT ALL ON *.* TO 'dlock'@'%';" \
+  || { say "mariadb did not start"; cat "$servers/mariadb/mariadb.log" >&2; exit 1; }
+export DLOCK_TEST_MYSQL="127.0.0.1:$mariadb_port"
+DLOCK_TEST_MARIADB_SERVER="$(command -v mariadbd)"
+DLOCK_TEST_MARIADB_INSTALL="$(command -v mariadb-install-db)"
+DLOCK_TEST_MARIADB_CLIENT="$(command -v mariadb)"
+export DLOCK_TEST_MARIADB_SERVER DLOCK_TEST_MARIADB_INSTALL DLOCK_TEST_MARIADB_CLIENT
+
+# Azurite, the Azure Storage emulator (its blob service only), from npm at a pinned version,
+# installed under target/azurite once. It serves the account devstoreaccount1 with its
+# well-known key; lock.azure.blobstorage signs its requests with that key, as with a real one.
+azurite_version=3.37.0
+azurite_dir="$root/target/azurite"
+azurite_bin="$azurite_dir/node_modules/.bin/azurite-blob"
+installed="$(node -p "require('$azurite_dir/node_modules/azurite/package.json').version" 2>/dev/null || true)"
+if [[ "$installed" != "$azurite_version" ]]; then
+  say "npm install azurite@$azurite_version"
+  mkdir -p "$azurite_dir"
+  npm install --prefix "$azurite_dir" --no-audit --no-fund --loglevel=error "azurite@$azurite_version" >&2
+fi
+azurite_port=$((10100 + offset))
+say "azurite on 127.0.0.1:$azurite_port"
+mkdir -p "$servers/azurite"
+pids+=("$servers/azurite/azurite.pid")
+# In memory: the suite leaves thousands of lock blobs, and Azurite saving its database to disk
+# every few seconds stalls every request for longer the more there are. Tests that restart
+# Azurite start a private one, which keeps its data on disk.
+(cd "$servers/azurite" && exec "$azurite_bin" --blobHost 127.0.0.1 --blobPort "$azurite_port" \
+  --inMemoryPersistence --silent >"$servers/azurite/azurite.log" 2>&1) &
+echo $! >"$servers/azurite/azurite.pid"
+# It accepts connections before it answers: ready once it answers HTTP (any status).
+azurite_serving() {
+  local answer
+  answer="$(timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$azurite_port && printf 'GET / HTTP/1.0\r\n\r\n' >&3 && head -c 5 <&3" 2>/dev/null)" || true
+  [[ "$answer" == "HTTP/" ]]
+}
+for _ in $(seq 200); do
+  azurite_serving && break
+  sleep 0.1
+done
+azurite_serving || { say "azurite did not start"; cat "$servers/azurite/azurite.log" >&2; exit 1; }
+export DLOCK_TEST_AZURITE="127.0.0.1:$azurite_port"
+export DLOCK_TEST_AZURITE_SERVER="$azurite_bin"
 
 # --- Tests ---------------------------------------------------------------------------
 # The SDK tests find the venv's Python here; a missing SDK fails them, never skips them.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::config::{ConfigError, Metadata};
 use crate::lock::LockStore;
-use crate::stores::{etcd, memory, redis, zookeeper};
+use crate::stores::{azure_blob, etcd, memory, mysql, postgresql, redis, zookeeper};
 
 /// The `spec.type` of the embedded store, which is also served when no component files are
 /// given.
@@ -22,6 +22,9 @@ const TABLE: &[(&str, Build)] = &[
     ("lock.redis", Build::Connect(|m| connected(redis::RedisStore::connect(m)))),
     ("lock.etcd", Build::Connect(|m| connected(etcd::EtcdStore::connect(m)))),
     ("lock.zookeeper", Build::Connect(|m| connected(zookeeper::ZookeeperStore::connect(m)))),
+    ("lock.postgresql", Build::Connect(|m| connected(postgresql::PostgresStore::connect(m)))),
+    ("lock.mysql", Build::Connect(|m| connected(mysql::MysqlStore::connect(m)))),
+    ("lock.azure.blobstorage", Build::Connect(|m| connected(azure_blob::AzureBlobStore::connect(m)))),
 ];
 
 /// How a type's store comes to be.

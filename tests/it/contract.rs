@@ -59,3 +59,26 @@ dlock::store_contract!(
     short_ttl: SHORT_TTL,
     capabilities: [fencing, listing, release_signal, line],
 );
+
+dlock::store_contract!(
+    postgresql,
+    store: store(Backend::Postgresql),
+    short_ttl: SHORT_TTL,
+    capabilities: [fencing, listing, release_signal],
+);
+
+dlock::store_contract!(
+    mysql,
+    store: store(Backend::Mysql),
+    short_ttl: SHORT_TTL,
+    capabilities: [fencing, listing],
+);
+
+// Azurite keeps time to the millisecond, but the store knows the service's clock only to a
+// few tens of milliseconds (its Date header is in whole seconds; see the store's clock.rs).
+dlock::store_contract!(
+    azure_blob,
+    store: store(Backend::AzureBlob),
+    short_ttl: SHORT_TTL,
+    capabilities: [fencing, listing],
+);

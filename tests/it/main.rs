@@ -2,6 +2,7 @@
 //! processes (dlockd, dlock, the Dapr SDKs) through their public interfaces; what the tests
 //! share lives in `support`.
 
+mod azure_blob;
 mod cli;
 mod components;
 mod configuration;
@@ -15,6 +16,8 @@ mod keyspace;
 mod lifecycle;
 mod locks_api;
 mod messages;
+mod mysql;
+mod postgresql;
 mod reconnect;
 mod redis;
 mod redis_topologies;

@@ -107,3 +107,23 @@ async fn redis_without_resp3_still_serves() {
     let sidecar = Dlockd::start(Options::with_component("app", file));
     Api::new(&sidecar).await.smoke("store").await;
 }
+
+#[tokio::test]
+async fn postgresql_restart_without_traffic() {
+    restart_costs_no_call(Backend::Postgresql, false, Duration::ZERO).await;
+}
+
+#[tokio::test]
+async fn postgresql_restart_with_traffic() {
+    restart_costs_no_call(Backend::Postgresql, true, Duration::ZERO).await;
+}
+
+#[tokio::test]
+async fn mysql_restart_without_traffic() {
+    restart_costs_no_call(Backend::Mysql, false, Duration::ZERO).await;
+}
+
+#[tokio::test]
+async fn mysql_restart_with_traffic() {
+    restart_costs_no_call(Backend::Mysql, true, Duration::ZERO).await;
+}

@@ -228,3 +228,23 @@ pub async fn release_on_another_sidecar_wakes_a_waiter(backend: Backend) {
         );
     }
 }
+
+/// A store shared between sidecars runs the cross-sidecar wake-up item exactly when it reports
+/// RELEASE_SIGNAL, so a store that loses its signal fails rather than skipping the item.
+pub async fn reports_a_release_signal_exactly_where_it_runs_the_item(
+    backend: Backend,
+    runs_the_signal_item: bool,
+) {
+    let sidecar = backend.sidecar("app", &[("store", None)]);
+    let capabilities = crate::support::api::capabilities(&sidecar, "store").await;
+    let signal = capabilities.iter().any(|c| c == "RELEASE_SIGNAL");
+    if backend.shared_between_sidecars() {
+        assert_eq!(
+            signal, runs_the_signal_item,
+            "a shared store with a release signal runs the release_signal items: \
+             {capabilities:?}"
+        );
+    } else {
+        assert!(!runs_the_signal_item, "nothing to signal across sidecars");
+    }
+}

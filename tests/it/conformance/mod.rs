@@ -4,7 +4,10 @@
 //! Each backend runs the items every store can, and names the groups of further items that fit
 //! it; an item a backend cannot run is not instantiated for it, so every test that passes has
 //! asserted something. The groups:
-//! - `shared`: two sidecars on the store see the same locks (items 4 and 9 across sidecars);
+//! - `shared`: two sidecars on the store see the same locks (item 4 across sidecars);
+//! - `release_signal`: a release through one sidecar wakes a waiter on another at once
+//!   (RELEASE_SIGNAL; item 9 across sidecars). Every shared store checks that it reports
+//!   RELEASE_SIGNAL exactly when it runs this group;
 //! - `per_process`: each sidecar has a keyspace of its own (the embedded store);
 //! - `outage`: the store is a server that a test can stop and start again (item 7);
 //! - `store_line`: the store keeps its own line of waiters (WAIT_QUEUE), served in arrival
@@ -67,6 +70,15 @@ macro_rules! conformance_suite {
             exclusion::mutual_exclusion(BACKEND).await;
         }
         #[tokio::test]
+        async fn c9_reports_a_release_signal_exactly_where_it_runs_the_item() {
+            let runs_the_signal_item = GROUPS.contains(&"release_signal");
+            blocking::reports_a_release_signal_exactly_where_it_runs_the_item(
+                BACKEND,
+                runs_the_signal_item,
+            )
+            .await;
+        }
+        #[tokio::test]
         async fn c9_reports_a_line_exactly_where_it_keeps_one() {
             let runs_the_line_items = GROUPS.contains(&"store_line");
             store_line::reports_a_line_exactly_where_it_keeps_one(BACKEND, runs_the_line_items)
@@ -76,6 +88,10 @@ macro_rules! conformance_suite {
     (@shared) => {
         conformance_suite!(@tests
             c4_sidecars_share_keys_by_app_id => keys::sidecars_share_keys_by_app_id,
+        );
+    };
+    (@release_signal) => {
+        conformance_suite!(@tests
             c9_release_on_another_sidecar_wakes_a_waiter =>
                 blocking::release_on_another_sidecar_wakes_a_waiter,
         );
@@ -102,7 +118,29 @@ macro_rules! conformance_suite {
 // another sidecar.
 conformance_suite!(memory, Backend::Memory, [per_process]);
 // Redis keeps no line of waiters: each sidecar keeps its own (the every-store items).
-conformance_suite!(redis, Backend::Redis, [shared, outage]);
-conformance_suite!(redis_cluster, Backend::RedisCluster, [shared, outage]);
-conformance_suite!(etcd, Backend::Etcd, [shared, outage, store_line]);
-conformance_suite!(zookeeper, Backend::Zookeeper, [shared, outage, store_line]);
+conformance_suite!(redis, Backend::Redis, [shared, release_signal, outage]);
+conformance_suite!(
+    redis_cluster,
+    Backend::RedisCluster,
+    [shared, release_signal, outage]
+);
+conformance_suite!(
+    etcd,
+    Backend::Etcd,
+    [shared, release_signal, outage, store_line]
+);
+conformance_suite!(
+    zookeeper,
+    Backend::Zookeeper,
+    [shared, release_signal, outage, store_line]
+);
+// A table keeps no line tied to a sidecar's life: each sidecar keeps its own.
+conformance_suite!(
+    postgresql,
+    Backend::Postgresql,
+    [shared, release_signal, outage]
+);
+// MySQL has no notifications: a waiter on another sidecar finds a release at its next poll.
+conformance_suite!(mysql, Backend::Mysql, [shared, outage]);
+// Azure Blob Storage keeps no line and sends no release signal: waiters poll.
+conformance_suite!(azure_blob, Backend::AzureBlob, [shared, outage]);

@@ -22,6 +22,12 @@ pub enum Backend {
     Etcd,
     /// lock.zookeeper on the ZooKeeper server scripts/test.sh started (DLOCK_TEST_ZOOKEEPER).
     Zookeeper,
+    /// lock.postgresql on the PostgreSQL server scripts/test.sh started (DLOCK_TEST_POSTGRES).
+    Postgresql,
+    /// lock.mysql on the MariaDB server scripts/test.sh started (DLOCK_TEST_MYSQL).
+    Mysql,
+    /// lock.azure.blobstorage on the Azurite scripts/test.sh started (DLOCK_TEST_AZURITE).
+    AzureBlob,
 }
 
 /// The session timeout of the ZooKeeper test components: short, so a crashed sidecar's
@@ -31,6 +37,28 @@ pub const ZOOKEEPER_SESSION: std::time::Duration = std::time::Duration::from_sec
 /// The TTL of the lease that keeps an etcd waiter's place in line (`lock.etcd`'s
 /// `WAITER_LEASE`): the line skips a dead sidecar's waiter within it.
 pub const ETCD_WAITER_LEASE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The Azure Storage emulator's well-known account and key (Azurite's, public).
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// A connection string in the portal's form with an explicit blob endpoint: Azurite at
+/// `address` (`host:port`).
+pub fn azurite_connection_string(address: &str) -> String {
+    format!(
+        "DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};\
+         BlobEndpoint=http://{address}/{AZURITE_ACCOUNT};"
+    )
+}
+
+/// The metadata of a component on Azurite at `address`, in container `container`.
+pub fn azurite_metadata(address: &str, container: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("connectionString", azurite_connection_string(address)),
+        ("containerName", container.to_string()),
+    ]
+}
 
 /// Short timeouts, so outage tests fail fast.
 const REDIS_TIMEOUTS: [(&str, &str); 3] = [
@@ -50,6 +78,28 @@ pub fn zookeeper_metadata(servers: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The connection string of the PostgreSQL server scripts/test.sh started.
+pub fn postgres_connection_string() -> String {
+    let address = super::servers::shared("DLOCK_TEST_POSTGRES");
+    let (host, port) = address
+        .rsplit_once(':')
+        .expect("DLOCK_TEST_POSTGRES is host:port");
+    format!(
+        "host={host} port={port} user={} password={} dbname=postgres",
+        super::servers::POSTGRES_USER,
+        super::servers::shared("DLOCK_TEST_POSTGRES_PASSWORD")
+    )
+}
+
+/// The DSN of the MariaDB server scripts/test.sh started, as Dapr's MySQL component takes it.
+pub fn mysql_dsn() -> String {
+    format!(
+        "dlock:{}@tcp({})/",
+        super::servers::shared("DLOCK_TEST_MYSQL_PASSWORD"),
+        super::servers::shared("DLOCK_TEST_MYSQL")
+    )
+}
+
 impl Backend {
     pub fn type_name(self) -> &'static str {
         match self {
@@ -57,6 +107,9 @@ impl Backend {
             Backend::Redis | Backend::RedisCluster => "lock.redis",
             Backend::Etcd => "lock.etcd",
             Backend::Zookeeper => "lock.zookeeper",
+            Backend::Postgresql => "lock.postgresql",
+            Backend::Mysql => "lock.mysql",
+            Backend::AzureBlob => "lock.azure.blobstorage",
         }
     }
 
@@ -64,7 +117,13 @@ impl Backend {
     pub fn shared_between_sidecars(self) -> bool {
         match self {
             Backend::Memory => false,
-            Backend::Redis | Backend::RedisCluster | Backend::Etcd | Backend::Zookeeper => true,
+            Backend::Redis
+            | Backend::RedisCluster
+            | Backend::Etcd
+            | Backend::Zookeeper
+            | Backend::Postgresql
+            | Backend::Mysql
+            | Backend::AzureBlob => true,
         }
     }
 
@@ -73,7 +132,13 @@ impl Backend {
     /// `None` where only the expiry frees them.
     pub fn frees_a_dead_sidecars_locks_within(self) -> Option<std::time::Duration> {
         match self {
-            Backend::Memory | Backend::Redis | Backend::RedisCluster | Backend::Etcd => None,
+            Backend::Memory
+            | Backend::Redis
+            | Backend::RedisCluster
+            | Backend::Etcd
+            | Backend::Postgresql
+            | Backend::Mysql
+            | Backend::AzureBlob => None,
             Backend::Zookeeper => Some(ZOOKEEPER_SESSION),
         }
     }
@@ -83,7 +148,12 @@ impl Backend {
     /// died (its session or lease ends). `None` where each sidecar keeps its own line.
     pub fn skips_a_dead_waiter_within(self) -> Option<std::time::Duration> {
         match self {
-            Backend::Memory | Backend::Redis | Backend::RedisCluster => None,
+            Backend::Memory
+            | Backend::Redis
+            | Backend::RedisCluster
+            | Backend::Postgresql
+            | Backend::Mysql
+            | Backend::AzureBlob => None,
             Backend::Etcd => Some(ETCD_WAITER_LEASE),
             Backend::Zookeeper => Some(ZOOKEEPER_SESSION),
         }
@@ -104,6 +174,11 @@ impl Backend {
             Backend::Etcd => vec![("endpoints", super::servers::shared("DLOCK_TEST_ETCD"))],
             Backend::Zookeeper => {
                 zookeeper_metadata(&super::servers::shared("DLOCK_TEST_ZOOKEEPER"))
+            }
+            Backend::Postgresql => vec![("connectionString", postgres_connection_string())],
+            Backend::Mysql => vec![("connectionString", mysql_dsn())],
+            Backend::AzureBlob => {
+                azurite_metadata(&super::servers::shared("DLOCK_TEST_AZURITE"), "dlock-test")
             }
         }
     }
@@ -152,6 +227,35 @@ impl Backend {
                     metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 let file = component("store", self.type_name(), &pairs);
                 Some((Box::new(zookeeper), file))
+            }
+            Backend::Postgresql => {
+                let postgres = super::servers::Postgres::start();
+                let connection = postgres.connection_string();
+                let file = component(
+                    "store",
+                    self.type_name(),
+                    &[("connectionString", &connection), ("timeout", "1s")],
+                );
+                Some((Box::new(postgres), file))
+            }
+            Backend::Mysql => {
+                let mariadb = super::servers::Mariadb::start();
+                let dsn = mariadb.dsn();
+                let file = component(
+                    "store",
+                    self.type_name(),
+                    &[("connectionString", &dsn), ("timeout", "1s")],
+                );
+                Some((Box::new(mariadb), file))
+            }
+            Backend::AzureBlob => {
+                let azurite = super::servers::Azurite::start();
+                let mut metadata = azurite_metadata(&azurite.address(), "dlock-test");
+                metadata.push(("requestTimeout", "1s".into()));
+                let pairs: Vec<(&str, &str)> =
+                    metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let file = component("store", self.type_name(), &pairs);
+                Some((Box::new(azurite), file))
             }
         }
     }

@@ -545,3 +545,412 @@ impl Drop for Zookeeper {
         self.stop();
     }
 }
+
+/// A private PostgreSQL server (DLOCK_TEST_POSTGRES_BIN), or a streaming standby of one, with
+/// its data under the test temp dir. PostgreSQL refuses to run as root: as root, its programs
+/// run as DLOCK_TEST_POSTGRES_USER. A stop kills the postmaster and its backends at once, as a
+/// crash of the machine would.
+pub struct Postgres {
+    pub port: u16,
+    data: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+/// The superuser of every test server, and its password (scripts/test.sh sets it).
+pub const POSTGRES_USER: &str = "dlock";
+
+impl Postgres {
+    /// A new server, its cluster made by initdb.
+    pub fn start() -> Postgres {
+        let mut server = Postgres::configure();
+        let password = server.data.with_file_name("password");
+        std::fs::write(&password, shared("DLOCK_TEST_POSTGRES_PASSWORD")).unwrap();
+        Postgres::hand_over(password.parent().unwrap());
+        let made = Postgres::program("initdb")
+            .arg("-D")
+            .arg(&server.data)
+            .args(["-U", POSTGRES_USER, "-A", "scram-sha-256", "--no-sync"])
+            .arg(format!("--pwfile={}", password.display()))
+            .output()
+            .expect("initdb runs");
+        assert!(made.status.success(), "initdb: {made:?}");
+        // Streaming standbys connect as the superuser, from loopback.
+        let hba = server.data.join("pg_hba.conf");
+        let mut rules = std::fs::read_to_string(&hba).unwrap();
+        rules.push_str("host replication dlock 127.0.0.1/32 scram-sha-256\n");
+        std::fs::write(&hba, rules).unwrap();
+        server.spawn();
+        server.wait_ready();
+        server
+    }
+
+    /// A streaming standby of `primary`, copied from it by pg_basebackup.
+    pub fn standby_of(primary: &Postgres) -> Postgres {
+        let mut standby = Postgres::configure();
+        Postgres::hand_over(standby.data.parent().unwrap());
+        let copied = Postgres::program("pg_basebackup")
+            .arg("-D")
+            .arg(&standby.data)
+            .args(["-h", "127.0.0.1", "-p", &primary.port.to_string()])
+            .args(["-U", POSTGRES_USER, "-R", "-X", "stream", "--no-sync"])
+            .env("PGPASSWORD", shared("DLOCK_TEST_POSTGRES_PASSWORD"))
+            .output()
+            .expect("pg_basebackup runs");
+        assert!(copied.status.success(), "pg_basebackup: {copied:?}");
+        standby.spawn();
+        standby.wait_ready();
+        standby
+    }
+
+    /// Promotes a standby to primary, and waits until it takes writes.
+    pub fn promote(&self) {
+        let promoted = Postgres::program("pg_ctl")
+            .args(["promote", "-w", "-D"])
+            .arg(&self.data)
+            .output()
+            .expect("pg_ctl runs");
+        assert!(promoted.status.success(), "pg_ctl promote: {promoted:?}");
+    }
+
+    /// A libpq `key=value` connection string for this server.
+    pub fn connection_string(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={POSTGRES_USER} password={} dbname=postgres",
+            self.port,
+            shared("DLOCK_TEST_POSTGRES_PASSWORD")
+        )
+    }
+
+    fn configure() -> Postgres {
+        let dir = temp_dir("postgres");
+        Postgres {
+            port: free_port(),
+            data: dir.join("data"),
+            log: dir.join("postgres.log"),
+            child: None,
+        }
+    }
+
+    /// `name` from PostgreSQL's bin directory, run as its user where we are root.
+    fn program(name: &str) -> Command {
+        let path = format!("{}/{name}", binary("DLOCK_TEST_POSTGRES_BIN"));
+        if unsafe { libc::geteuid() } != 0 {
+            return Command::new(path);
+        }
+        let user = shared("DLOCK_TEST_POSTGRES_USER");
+        let mut command = Command::new("setpriv");
+        command.args([
+            "--reuid",
+            &user,
+            "--regid",
+            &user,
+            "--clear-groups",
+            "--",
+            &path,
+        ]);
+        command
+    }
+
+    /// Gives `dir` to PostgreSQL's user where we are root.
+    fn hand_over(dir: &std::path::Path) {
+        if unsafe { libc::geteuid() } == 0 {
+            let user = shared("DLOCK_TEST_POSTGRES_USER");
+            let owned = Command::new("chown")
+                .args(["-R", &format!("{user}:")])
+                .arg(dir)
+                .status()
+                .unwrap();
+            assert!(owned.success());
+        }
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(&self.log).unwrap();
+        let child = Postgres::program("postgres")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-p", &self.port.to_string()])
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "unix_socket_directories=",
+            ])
+            .args(["-c", "fsync=off", "-c", "max_connections=200"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("postgres starts");
+        self.child = Some(child);
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = Command::new(format!("{}/pg_isready", binary("DLOCK_TEST_POSTGRES_BIN")))
+                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .status()
+                .unwrap();
+            if ready.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "postgres did not start: {}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Outage for Postgres {
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // The postmaster (setpriv execs it), frozen so it starts nothing more, then its
+            // children: each backend leads a session of its own, out of the postmaster's
+            // group, and would otherwise answer a query or two before noticing it is alone.
+            let postmaster = child.id() as i32;
+            unsafe { libc::kill(postmaster, libc::SIGSTOP) };
+            for backend in children(postmaster) {
+                unsafe { libc::kill(backend, libc::SIGKILL) };
+            }
+            unsafe { libc::kill(postmaster, libc::SIGKILL) };
+            let _ = child.wait();
+        }
+    }
+
+    fn resume(&mut self) {
+        self.spawn();
+        self.wait_ready();
+    }
+}
+
+/// The processes whose parent is `parent`, from /proc.
+fn children(parent: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            // The parent is the second field after the command, which is in parentheses.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A private MariaDB server (DLOCK_TEST_MARIADB_SERVER), with its data under the test temp
+/// dir, run as the `mysql` user (mariadbd switches to it itself) and a user `dlock` with the
+/// test password, as scripts/test.sh sets its shared one up.
+pub struct Mariadb {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Mariadb {
+    pub fn start() -> Mariadb {
+        let dir = temp_dir("mariadb");
+        if unsafe { libc::geteuid() } == 0 {
+            let owned = Command::new("chown")
+                .arg("mysql:")
+                .arg(&dir)
+                .status()
+                .unwrap();
+            assert!(owned.success());
+        }
+        let installed = Command::new(binary("DLOCK_TEST_MARIADB_INSTALL"))
+            .args([
+                "--user=mysql",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ])
+            .arg(format!("--datadir={}", dir.join("data").display()))
+            .output()
+            .expect("mariadb-install-db runs");
+        assert!(
+            installed.status.success(),
+            "mariadb-install-db: {installed:?}"
+        );
+        let mut server = Mariadb {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        server.spawn();
+        server.wait_ready();
+        let password = shared("DLOCK_TEST_MYSQL_PASSWORD");
+        let created = server
+            .client()
+            .arg(format!(
+                "CREATE USER 'dlock'@'%' IDENTIFIED BY '{password}'; \
+                 GRANT ALL ON *.* TO 'dlock'@'%';"
+            ))
+            .output()
+            .unwrap();
+        assert!(created.status.success(), "{created:?}");
+        server
+    }
+
+    /// The DSN Dapr's MySQL component takes, for this server.
+    pub fn dsn(&self) -> String {
+        format!(
+            "dlock:{}@tcp(127.0.0.1:{})/",
+            shared("DLOCK_TEST_MYSQL_PASSWORD"),
+            self.port
+        )
+    }
+
+    /// The mariadb client as root over the socket, to run `-e` statements.
+    fn client(&self) -> Command {
+        let mut command = Command::new(binary("DLOCK_TEST_MARIADB_CLIENT"));
+        command
+            .args(["--no-defaults", "-u", "root", "-S"])
+            .arg(self.dir.join("mariadb.sock"))
+            .arg("-e");
+        command
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.join("mariadb.log")).unwrap();
+        let child = Command::new(binary("DLOCK_TEST_MARIADB_SERVER"))
+            .args(["--no-defaults", "--user=mysql", "--bind-address=127.0.0.1"])
+            .arg(format!("--datadir={}", self.dir.join("data").display()))
+            .arg(format!(
+                "--socket={}",
+                self.dir.join("mariadb.sock").display()
+            ))
+            .arg(format!("--port={}", self.port))
+            .args(["--skip-log-bin", "--innodb-flush-log-at-trx-commit=0"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("mariadbd starts");
+        self.child = Some(child);
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self
+            .client()
+            .arg("SELECT 1")
+            .output()
+            .unwrap()
+            .status
+            .success()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "mariadbd did not start: {}",
+                std::fs::read_to_string(self.dir.join("mariadb.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Outage for Mariadb {
+    fn stop(&mut self) {
+        kill(&mut self.child);
+    }
+
+    fn resume(&mut self) {
+        self.spawn();
+        self.wait_ready();
+    }
+}
+
+impl Drop for Mariadb {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A private Azurite (the Azure Storage emulator's blob service), its data under the test temp
+/// dir, for tests that stop the store.
+pub struct Azurite {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Azurite {
+    pub fn start() -> Azurite {
+        let mut azurite = Azurite {
+            port: free_port(),
+            dir: temp_dir("azurite"),
+            child: None,
+        };
+        azurite.resume();
+        azurite
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Outage for Azurite {
+    fn stop(&mut self) {
+        kill(&mut self.child);
+    }
+
+    fn resume(&mut self) {
+        let child = Command::new(binary("DLOCK_TEST_AZURITE_SERVER"))
+            .args([
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                &self.port.to_string(),
+            ])
+            .arg("--location")
+            .arg(&self.dir)
+            .arg("--silent")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("azurite-blob starts");
+        self.child = Some(child);
+        // Azurite accepts connections before it answers: ready once it answers HTTP.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !answers_http(self.port) {
+            assert!(
+                Instant::now() < deadline,
+                "azurite on {} did not start",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Whether an HTTP server on `port` answers a request (any status) within a second.
+fn answers_http(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut answer = [0u8; 5];
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").is_ok()
+        && stream.read_exact(&mut answer).is_ok()
+        && &answer == b"HTTP/"
+}

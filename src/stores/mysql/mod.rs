@@ -1,0 +1,410 @@
+//! `lock.mysql`: locks as rows of a table in a MySQL or MariaDB database, one row per held
+//! lock (layout in `table.rs`, statements and their reasons in `statements.rs`). Every
+//! decision is one statement, atomic in InnoDB and timed by the server's clock; expired rows
+//! count as free at once and are removed in the background (`cleanupInterval`). Fencing tokens
+//! come from the table's `AUTO_INCREMENT` counter.
+//!
+//! MySQL has no notifications: a waiter polls. The core backs its polls off; this store adds
+//! jitter, so sidecars waiting for one key do not all ask at the same instant, and bounds each
+//! pause by the holder's expiry as the refused take read it, so a lock that runs out is taken
+//! on time. A release through the same sidecar wakes its waiters at once (the core's line);
+//! each sidecar keeps its own line, as on PostgreSQL.
+//!
+//! Client library: mysql_async, the tokio-native MySQL driver, with its own pool (which checks
+//! an idle connection before handing it out, so a server restart costs no failed call),
+//! prepared-statement cache and rustls TLS on ring; built without its default compression and
+//! derive features. sqlx was weighed against it (see `stores::postgresql`).
+
+mod settings;
+mod statements;
+mod table;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
+use tokio::time::Instant;
+
+use crate::config::{ConfigError, Metadata};
+use crate::lock::{
+    Capabilities, Grant, LockInfo, LockStore, OwnerChecked, StoreError, TryLockOutcome,
+};
+use crate::stores::sql::releases::Releases;
+use crate::stores::sql::{self, cleanup};
+use settings::{Server, Settings, Tls};
+use statements::Statements;
+
+/// Connections kept open per sidecar: enough for a burst of contending clients.
+const POOL_SIZE: usize = 16;
+
+/// At most this many refused keys' expiries are remembered for their waiters; past it the
+/// memory starts over (a waiter then just polls without the bound).
+const REMEMBERED: usize = 4096;
+
+/// MySQL's error for a duplicate primary key.
+const DUPLICATE_KEY: u16 = 1062;
+
+/// MySQL's error for a deadlock, after which it rolled the statement back.
+const DEADLOCK: u16 = 1213;
+
+/// How often a take that InnoDB chose as a deadlock's victim is tried again.
+const DEADLOCK_RETRIES: usize = 5;
+
+pub(crate) struct MysqlStore {
+    pool: Pool,
+    statements: Statements,
+    timeout: Duration,
+    /// Keys released through this sidecar, for its waiters and sessions.
+    released: Releases,
+    /// When each key refused to a take here expires, as far as that take saw.
+    expiries: Mutex<HashMap<String, Instant>>,
+    jitter: RandomState,
+    /// The server, for the ready line and the status API.
+    server: String,
+}
+
+type Row = (Vec<u8>, Vec<u8>, i64, u64);
+
+impl MysqlStore {
+    /// Connects as a `lock.mysql` component's metadata says, checks the credentials (a
+    /// refusal names the field), brings the table to the current layout, and starts the
+    /// cleanup.
+    pub(crate) async fn connect(metadata: &Metadata) -> Result<Arc<MysqlStore>, ConfigError> {
+        let settings = Settings::from_metadata(metadata)?;
+        let timeout = settings.table.timeout;
+        let pool = Pool::new(options(&settings));
+        let mut conn = tokio::time::timeout(timeout, pool.get_conn())
+            .await
+            .map_err(|_| {
+                ConfigError::field(
+                    "connectionString",
+                    format!("MySQL did not answer within {timeout:?}"),
+                )
+            })?
+            .map_err(|e| refused(&e))?;
+        table::ensure(&mut conn, &settings.schema, &settings.table.table).await?;
+        drop(conn);
+        let table = format!("`{}`.`{}`", settings.schema, settings.table.table);
+        let store = Arc::new(MysqlStore {
+            pool,
+            statements: Statements::new(&table),
+            timeout,
+            released: Releases::new(),
+            expiries: Mutex::new(HashMap::new()),
+            jitter: RandomState::new(),
+            server: match &settings.server {
+                Server::Tcp(address) => address.to_string(),
+                Server::Socket(path) => format!("unix:{path}"),
+            },
+        });
+        let grace = micros(timeout);
+        cleanup::spawn(
+            &store,
+            settings.table.cleanup_interval,
+            move |store: Arc<MysqlStore>| async move {
+                store
+                    .run(|mut conn, s| async move {
+                        conn.exec_drop(&s.cleanup, (grace,)).await?;
+                        Ok(conn.affected_rows())
+                    })
+                    .await
+                    .map_err(|e| e.to_string())
+            },
+        );
+        Ok(store)
+    }
+
+    /// Runs `work` on a pooled connection, bounded by the timeout.
+    async fn run<'a, T, F, Fut>(&'a self, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn, &'a Statements) -> Fut,
+        Fut: std::future::Future<Output = Result<T, mysql_async::Error>>,
+    {
+        let attempt = async {
+            let conn = self.pool.get_conn().await.map_err(|e| store_error(&e))?;
+            work(conn, &self.statements)
+                .await
+                .map_err(|e| store_error(&e))
+        };
+        tokio::time::timeout(self.timeout, attempt)
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!("MySQL did not answer within {:?}", self.timeout))
+            })?
+    }
+
+    fn remember(&self, key: &str, left: Duration) {
+        let mut expiries = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
+        if expiries.len() >= REMEMBERED {
+            expiries.clear();
+        }
+        expiries.insert(key.to_string(), Instant::now() + left);
+    }
+
+    /// Explains an owner-checked change that changed nothing.
+    async fn refusal(&self, key: &str) -> Result<OwnerChecked, StoreError> {
+        let holder: Option<Vec<u8>> = self
+            .run(|mut conn, s| async move { conn.exec_first(&s.holder, (key,)).await })
+            .await?;
+        Ok(sql::owner_checked(
+            false,
+            holder
+                .map(|o| String::from_utf8_lossy(&o).into_owned())
+                .as_deref(),
+        ))
+    }
+
+    fn info((key, owner, millis, token): Row) -> LockInfo {
+        LockInfo {
+            key: String::from_utf8_lossy(&key).into_owned(),
+            owner: String::from_utf8_lossy(&owner).into_owned(),
+            expires_in: sql::millis_left(millis),
+            fencing_token: Some(token),
+        }
+    }
+}
+
+/// What a take found.
+enum Take {
+    Granted(u64),
+    /// Held, expiring in this many milliseconds.
+    Held(i64),
+}
+
+#[async_trait]
+impl LockStore for MysqlStore {
+    async fn try_lock(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<TryLockOutcome, StoreError> {
+        let ttl = micros(ttl);
+        let taken = self
+            .run(|mut conn, s| async move {
+                // A deadlock rolled back only the statement it stopped, and every step of a
+                // take may be run again: a take it stopped starts over.
+                let mut tries = 0;
+                loop {
+                    match take(&mut conn, s, key, owner, ttl).await {
+                        Err(mysql_async::Error::Server(e))
+                            if e.code == DEADLOCK && tries < DEADLOCK_RETRIES =>
+                        {
+                            tries += 1;
+                        }
+                        done => return done,
+                    }
+                }
+            })
+            .await?;
+        Ok(match taken {
+            Take::Granted(token) => TryLockOutcome::Granted(Grant {
+                fencing_token: Some(token),
+            }),
+            Take::Held(left) => {
+                self.remember(key, sql::millis_left(left));
+                TryLockOutcome::Held
+            }
+        })
+    }
+
+    async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
+        let released = self
+            .run(|mut conn, s| async move {
+                conn.exec_drop(&s.release, (key, owner)).await?;
+                Ok(conn.affected_rows())
+            })
+            .await?;
+        if released > 0 {
+            self.released.announce(key);
+            return Ok(OwnerChecked::Applied);
+        }
+        self.refusal(key).await
+    }
+
+    async fn renew(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<OwnerChecked, StoreError> {
+        let ttl = micros(ttl);
+        let renewed = self
+            .run(|mut conn, s| async move {
+                conn.exec_drop(&s.renew, (ttl, key, owner)).await?;
+                Ok(conn.affected_rows())
+            })
+            .await?;
+        if renewed > 0 {
+            return Ok(OwnerChecked::Applied);
+        }
+        self.refusal(key).await
+    }
+
+    async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
+        let row: Option<Row> = self
+            .run(|mut conn, s| async move { conn.exec_first(&s.inspect, (key,)).await })
+            .await?;
+        Ok(row.map(Self::info))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<LockInfo>, StoreError> {
+        let rows: Vec<Row> = self
+            .run(|mut conn, s| async move { conn.exec(&s.list, (prefix, prefix)).await })
+            .await?;
+        Ok(rows.into_iter().map(Self::info).collect())
+    }
+
+    async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
+        let released = self
+            .run(|mut conn, s| async move {
+                conn.exec_drop(&s.force_release, (key,)).await?;
+                Ok(conn.affected_rows())
+            })
+            .await?;
+        if released > 0 {
+            self.released.announce(key);
+        }
+        Ok(released > 0)
+    }
+
+    /// A pause of between half and all of `max_wait`, ending no later than the holder's
+    /// expiry as the last refused take here read it, or at once on a release through this
+    /// sidecar (a session's lock released by force, say).
+    async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
+        let fraction = (self.jitter.hash_one(Instant::now()) % 1000) as u32;
+        let mut pause = max_wait / 2 + max_wait / 2 * fraction / 1000;
+        let expires = self
+            .expiries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+        if let Some(expires) = expires {
+            pause = pause.min(expires.saturating_duration_since(Instant::now()));
+        }
+        self.released.wait(key, pause).await;
+        Ok(())
+    }
+
+    fn servers(&self) -> Vec<String> {
+        vec![self.server.clone()]
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            fencing: true,
+            listing: true,
+            release_signal: false,
+            line: false,
+        }
+    }
+}
+
+/// One take: the insert, then at most once the expired row out and the insert again.
+async fn take(
+    conn: &mut Conn,
+    s: &Statements,
+    key: &str,
+    owner: &str,
+    ttl_micros: i64,
+) -> Result<Take, mysql_async::Error> {
+    let insert = (key, key, owner, ttl_micros);
+    for attempt in 0..2 {
+        match conn.exec_drop(&s.insert, insert).await {
+            Ok(()) => return Ok(Take::Granted(conn.last_insert_id().unwrap_or(0))),
+            Err(mysql_async::Error::Server(e)) if e.code == DUPLICATE_KEY => {}
+            Err(e) => return Err(e),
+        }
+        let left: Option<i64> = conn.exec_first(&s.expires_in, (key,)).await?;
+        if let Some(left) = left {
+            return Ok(Take::Held(left));
+        }
+        if attempt == 0 {
+            conn.exec_drop(&s.remove_expired_row, (key,)).await?;
+        }
+    }
+    // Taken by another between the removal and the second insert.
+    Ok(Take::Held(0))
+}
+
+/// A duration in whole microseconds, MySQL's finest interval, at least one.
+fn micros(d: Duration) -> i64 {
+    d.as_micros().clamp(1, i64::MAX as u128) as i64
+}
+
+/// The driver's options from the settings.
+fn options(settings: &Settings) -> OptsBuilder {
+    let mut options = OptsBuilder::default()
+        .user(Some(&settings.user))
+        .pass(settings.password.as_ref())
+        .client_found_rows(true)
+        .prefer_socket(false)
+        .pool_opts(
+            PoolOpts::default()
+                .with_constraints(PoolConstraints::new(0, POOL_SIZE).expect("0 ≤ the pool's size")),
+        );
+    options = match &settings.server {
+        Server::Tcp(address) => options
+            .ip_or_hostname(address.host.clone())
+            .tcp_port(address.port),
+        Server::Socket(path) => options.socket(Some(path)),
+    };
+    match &settings.tls {
+        Tls::Off => options,
+        Tls::Verified { ca } => {
+            let mut ssl = SslOpts::default();
+            if let Some(ca) = ca {
+                ssl = ssl.with_root_certs(vec![ca.clone().into_bytes().into()]);
+            }
+            options.ssl_opts(Some(ssl))
+        }
+        Tls::Unverified => options.ssl_opts(Some(
+            SslOpts::default()
+                .with_danger_accept_invalid_certs(true)
+                .with_danger_skip_domain_validation(true),
+        )),
+    }
+}
+
+/// A driver error in words: the server's own message where it sent one.
+fn describe(e: &mysql_async::Error) -> String {
+    match e {
+        mysql_async::Error::Server(e) => format!("{} ({})", e.message, e.code),
+        other => other.to_string(),
+    }
+}
+
+/// A failed statement as the core sees it: the server away, read-only, or out of time or
+/// connections is an outage; any other server error is a failure.
+fn store_error(e: &mysql_async::Error) -> StoreError {
+    const OUTAGE: [u16; 6] = [
+        1040, // too many connections
+        1205, // lock wait timeout
+        1213, // deadlock
+        1290, // read-only (--read-only)
+        1792, // read-only transaction
+        1836, // read-only mode
+    ];
+    match e {
+        mysql_async::Error::Server(server) if !OUTAGE.contains(&server.code) => {
+            StoreError::Failed(describe(e))
+        }
+        _ => StoreError::Unavailable(describe(e)),
+    }
+}
+
+/// Why the first connection failed, naming the field: a refused user or password is the
+/// connection string's.
+fn refused(e: &mysql_async::Error) -> ConfigError {
+    let message = match e {
+        mysql_async::Error::Server(server) if server.code == 1045 => {
+            format!("MySQL refused the user or its password: {}", describe(e))
+        }
+        other => format!("can't connect to MySQL: {}", describe(other)),
+    };
+    ConfigError::field("connectionString", message)
+}

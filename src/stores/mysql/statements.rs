@@ -1,0 +1,89 @@
+//! The statements of `lock.mysql`, written for MySQL 8.0 and later and MariaDB 10.3 and later
+//! (the tests run MariaDB: Debian ships no MySQL). Each decision is one statement run
+//! atomically by InnoDB, with every "now" taken from the server's clock in UTC
+//! (`UTC_TIMESTAMP(6)`, so the session's time zone never matters). Single-statement changes
+//! under autocommit read the newest committed row and lock it, whatever the isolation level,
+//! so REPEATABLE READ's snapshots play no part.
+//!
+//! - **take**: an `INSERT` of the key's row. It fails on the primary key when the key has a
+//!   row; then, if that row has expired (by the server's clock), a `DELETE` of exactly that
+//!   expired row and the `INSERT` once more. Each step is atomic on its own and the pair is
+//!   safe: a take that lost the race to another after the `DELETE` fails its `INSERT`. MySQL
+//!   has no `INSERT … ON CONFLICT … WHERE` that could hand a new fencing token to the updated
+//!   row, which is why the take over is two steps; an uncontended take is one.
+//! - **fencing tokens** are the table's `AUTO_INCREMENT` column: a fresh row, and every take
+//!   makes one, gets a number above any the table handed out. The counter survives restarts
+//!   of the server from MySQL 8.0 and MariaDB 10.2.4 on (older servers recompute it from the
+//!   rows, and could repeat a token after the newest rows were deleted).
+//! - **release** and **renew**: a `DELETE` / `UPDATE` of the owner's unexpired row; only a
+//!   refusal reads the row once more, to tell "not held" from "held by another". Renewal
+//!   counts rows found, not changed (`CLIENT_FOUND_ROWS`), so a renewal to the same expiry in
+//!   the same microsecond still counts.
+//! - **keys**: InnoDB's index entries are at most 3072 bytes, and a 1 KiB resource id in
+//!   utf8mb4 can take 4 KiB; the primary key is the SHA-256 of the key (`key_hash`,
+//!   32 bytes), computed by the server, and the key itself sits beside it in a `BLOB`.
+//!   `owner` and the key are binary, so they compare byte for byte, never by a collation.
+//! - **cleanup** removes rows that expired more than a grace period (the timeout) ago. No
+//!   row is needed for tokens to increase: the counter is the table's, not the row's.
+
+/// The SQL text of every statement, for one table. Parameters are `?`, in the order noted.
+pub(crate) struct Statements {
+    /// key, key, owner, ttl µs.
+    pub(crate) insert: String,
+    /// key.
+    pub(crate) remove_expired_row: String,
+    /// key.
+    pub(crate) expires_in: String,
+    /// key, owner.
+    pub(crate) release: String,
+    /// ttl µs, key, owner.
+    pub(crate) renew: String,
+    /// key.
+    pub(crate) holder: String,
+    /// key.
+    pub(crate) inspect: String,
+    /// prefix, prefix.
+    pub(crate) list: String,
+    /// key.
+    pub(crate) force_release: String,
+    /// grace µs.
+    pub(crate) cleanup: String,
+}
+
+/// The key's row, by the hash that is its primary key.
+const ROW: &str = "key_hash = UNHEX(SHA2(?, 256))";
+const LIVE: &str = "expires_at > UTC_TIMESTAMP(6)";
+
+impl Statements {
+    /// Statements for `table`, already quoted (`` `schema`.`table` ``).
+    pub(crate) fn new(table: &str) -> Statements {
+        let millis_left = "TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(6), expires_at) DIV 1000";
+        let columns = format!("lock_key, owner, {millis_left}, fencing_token");
+        Statements {
+            insert: format!(
+                "INSERT INTO {table} (key_hash, lock_key, owner, expires_at) \
+                 VALUES (UNHEX(SHA2(?, 256)), ?, ?, UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND)"
+            ),
+            remove_expired_row: format!(
+                "DELETE FROM {table} WHERE {ROW} AND expires_at <= UTC_TIMESTAMP(6)"
+            ),
+            expires_in: format!("SELECT {millis_left} FROM {table} WHERE {ROW} AND {LIVE}"),
+            release: format!("DELETE FROM {table} WHERE {ROW} AND owner = ? AND {LIVE}"),
+            renew: format!(
+                "UPDATE {table} SET expires_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND \
+                 WHERE {ROW} AND owner = ? AND {LIVE}"
+            ),
+            holder: format!("SELECT owner FROM {table} WHERE {ROW} AND {LIVE}"),
+            inspect: format!("SELECT {columns} FROM {table} WHERE {ROW} AND {LIVE}"),
+            list: format!(
+                "SELECT {columns} FROM {table} \
+                 WHERE SUBSTRING(lock_key, 1, LENGTH(?)) = ? AND {LIVE} ORDER BY lock_key"
+            ),
+            force_release: format!("DELETE FROM {table} WHERE {ROW} AND {LIVE}"),
+            cleanup: format!(
+                "DELETE FROM {table} \
+                 WHERE expires_at < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND"
+            ),
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! `lock.postgresql`: locks as rows of a table in a PostgreSQL database, one row per held lock
+//! (layout in `table.rs`, statements in `statements.rs`). Every decision is one statement,
+//! atomic in PostgreSQL and timed by its clock; expired rows count as free at once and are
+//! removed in the background (`cleanupInterval`). Fencing tokens come from a sequence, which
+//! PostgreSQL never hands back, whatever restarts; they strictly increase per key. A release
+//! notifies every sidecar at once (`listen.rs`); waiters also poll, so a missed notification
+//! costs a poll. Each sidecar keeps its own line of waiters: a table cannot tie a waiter's
+//! entry to the life of its sidecar without a session to hang it on, and a dead sidecar's
+//! waiter would block the line until some expiry.
+//!
+//! Client libraries: tokio-postgres, with deadpool-postgres as the pool and
+//! tokio-postgres-rustls for TLS. tokio-postgres is the tokio-native driver: it delivers
+//! LISTEN/NOTIFY messages from a connection it leaves us to drive, parses libpq's connection
+//! strings (both forms, several hosts, `target_session_attrs=read-write`, so a promoted standby
+//! is found by itself), and builds with rustls and ring, which the sidecar already carries.
+//! deadpool-postgres adds the pool and nothing else (a closed connection is dropped before
+//! reuse, so a database restart costs no failed call). sqlx was weighed: one crate for both
+//! databases, but its LISTEN support sits on its own pool, it pulls a large tree of macros and
+//! drivers, and its MySQL and PostgreSQL parts share little a lock store uses.
+//!
+//! After a failover to a streaming standby, the locks are those the standby had received:
+//! with asynchronous replication a grant made just before the primary died may be lost, and
+//! a second holder may then be granted the same key. Synchronous replication
+//! (`synchronous_commit = on` with a synchronous standby) closes that gap. Fencing tokens keep
+//! increasing through a failover: PostgreSQL logs sequences ahead of their use.
+
+mod listen;
+mod settings;
+mod statements;
+mod table;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Row;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::config::{ConfigError, Metadata};
+use crate::lock::{
+    Capabilities, Grant, LockInfo, LockStore, OwnerChecked, StoreError, TryLockOutcome,
+};
+use crate::stores::sql::releases::Releases;
+use crate::stores::sql::{self, cleanup};
+use settings::Settings;
+use statements::{Names, Statements};
+
+/// Connections kept open per sidecar: enough for a burst of contending clients.
+const POOL_SIZE: usize = 16;
+
+pub(crate) struct PostgresStore {
+    pool: Pool,
+    statements: Statements,
+    timeout: Duration,
+    /// Released keys, from the listening connection.
+    released: Releases,
+    /// Held only by the store: the listening task stops when it is gone.
+    _alive: Arc<()>,
+    /// The hosts of the connection string, for the ready line and the status API.
+    servers: Vec<String>,
+}
+
+impl PostgresStore {
+    /// Connects as a `lock.postgresql` component's metadata says, checks the credentials (a
+    /// refusal names the field), brings the table to the current layout, and starts the
+    /// listener and the cleanup.
+    pub(crate) async fn connect(metadata: &Metadata) -> Result<Arc<PostgresStore>, ConfigError> {
+        let settings = Settings::from_metadata(metadata)?;
+        let tls = tls(&settings)?;
+        let manager = Manager::from_config(
+            settings.connection.clone(),
+            tls.clone(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| ConfigError::new(format!("can't set up the connection pool: {e}")))?;
+        let timeout = settings.table.timeout;
+        let mut client = tokio::time::timeout(timeout, pool.get())
+            .await
+            .map_err(|_| {
+                ConfigError::field(
+                    "connectionString",
+                    format!("PostgreSQL did not answer within {timeout:?}"),
+                )
+            })?
+            .map_err(|e| refused(&e))?;
+        let names = Names::new(settings.table.schema.as_deref(), &settings.table.table);
+        table::ensure(&mut client, &names).await?;
+        drop(client);
+
+        let released = Releases::new();
+        let alive = Arc::new(());
+        tokio::spawn(listen::relay_releases(
+            settings.connection.clone(),
+            tls,
+            names.channel.clone(),
+            released.sender(),
+            Arc::downgrade(&alive),
+        ));
+        let store = Arc::new(PostgresStore {
+            pool,
+            statements: Statements::new(&names),
+            timeout,
+            released,
+            _alive: alive,
+            servers: servers(&settings.connection),
+        });
+        // Rows stay a grace period past their expiry: see `statements.rs`.
+        let grace = sql::ttl_millis(timeout);
+        cleanup::spawn(
+            &store,
+            settings.table.cleanup_interval,
+            move |store: Arc<PostgresStore>| async move {
+                store.remove_expired(grace).await.map_err(|e| e.to_string())
+            },
+        );
+        Ok(store)
+    }
+
+    /// Runs one statement on a pooled connection, bounded by the timeout.
+    async fn query(
+        &self,
+        statement: impl Fn(&Statements) -> &String,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let work = async {
+            let client = self.pool.get().await.map_err(|e| {
+                StoreError::Unavailable(format!("no connection to PostgreSQL: {e}"))
+            })?;
+            let prepared = client
+                .prepare_cached(statement(&self.statements))
+                .await
+                .map_err(|e| store_error(&e))?;
+            client
+                .query(&prepared, params)
+                .await
+                .map_err(|e| store_error(&e))
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "PostgreSQL did not answer within {:?}",
+                    self.timeout
+                ))
+            })?
+    }
+
+    /// Removes the rows that expired more than `grace_millis` ago.
+    async fn remove_expired(&self, grace_millis: i64) -> Result<u64, StoreError> {
+        let work = async {
+            let client = self.pool.get().await.map_err(|e| {
+                StoreError::Unavailable(format!("no connection to PostgreSQL: {e}"))
+            })?;
+            client
+                .execute(&self.statements.cleanup, &[&grace_millis])
+                .await
+                .map_err(|e| store_error(&e))
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| StoreError::Unavailable("PostgreSQL did not answer in time".into()))?
+    }
+
+    /// The one answer row of an owner-checked statement, read as release or renewal.
+    fn owner_checked(rows: &[Row]) -> Result<OwnerChecked, StoreError> {
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::Failed("PostgreSQL answered no row".into()))?;
+        let holder: Option<String> = row.get(1);
+        Ok(sql::owner_checked(row.get(0), holder.as_deref()))
+    }
+
+    fn info(row: &Row) -> LockInfo {
+        LockInfo {
+            key: row.get(0),
+            owner: row.get(1),
+            expires_in: sql::millis_left(row.get(2)),
+            fencing_token: Some(row.get::<_, i64>(3) as u64),
+        }
+    }
+}
+
+#[async_trait]
+impl LockStore for PostgresStore {
+    async fn try_lock(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<TryLockOutcome, StoreError> {
+        let rows = self
+            .query(|s| &s.take, &[&key, &owner, &sql::ttl_millis(ttl)])
+            .await?;
+        Ok(match rows.first() {
+            Some(row) => TryLockOutcome::Granted(Grant {
+                fencing_token: Some(row.get::<_, i64>(0) as u64),
+            }),
+            None => TryLockOutcome::Held,
+        })
+    }
+
+    async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
+        Self::owner_checked(&self.query(|s| &s.release, &[&key, &owner]).await?)
+    }
+
+    async fn renew(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<OwnerChecked, StoreError> {
+        let ttl = sql::ttl_millis(ttl);
+        Self::owner_checked(&self.query(|s| &s.renew, &[&key, &owner, &ttl]).await?)
+    }
+
+    async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
+        let rows = self.query(|s| &s.inspect, &[&key]).await?;
+        Ok(rows.first().map(Self::info))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<LockInfo>, StoreError> {
+        let rows = self.query(|s| &s.list, &[&prefix]).await?;
+        Ok(rows.iter().map(Self::info).collect())
+    }
+
+    async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
+        let rows = self.query(|s| &s.force_release, &[&key]).await?;
+        Ok(rows.first().is_some_and(|row| row.get(1)))
+    }
+
+    async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
+        self.released.wait(key, max_wait).await;
+        Ok(())
+    }
+
+    fn servers(&self) -> Vec<String> {
+        self.servers.clone()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            fencing: true,
+            listing: true,
+            release_signal: true,
+            line: false,
+        }
+    }
+}
+
+/// The TLS connector: certificates are checked against `sslrootcert`, else the system's
+/// roots. It is only used where `sslmode` asks for TLS.
+fn tls(settings: &Settings) -> Result<MakeRustlsConnect, ConfigError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    let field = |m: String| ConfigError::field("connectionString", m);
+    match &settings.root_cert {
+        Some(pem) => {
+            use rustls::pki_types::{pem::PemObject, CertificateDer};
+            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                let cert = cert.map_err(|e| field(format!("sslrootcert: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| field(format!("sslrootcert: {e}")))?;
+            }
+        }
+        None if settings.connection.get_ssl_mode() != tokio_postgres::config::SslMode::Disable => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+        }
+        None => {}
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
+/// A database error in words: PostgreSQL's own message where it sent one.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        // tokio-postgres says what failed, and why in the error's source.
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+/// A failed statement as the core sees it: PostgreSQL away, read-only (a standby, during a
+/// failover) or out of resources is an outage; anything else is a failure.
+fn store_error(e: &tokio_postgres::Error) -> StoreError {
+    let outage = match e.code() {
+        None => true,
+        Some(code) => {
+            let class = &code.code()[..2];
+            matches!(class, "08" | "53" | "57" | "58")
+                || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+        }
+    };
+    if outage {
+        StoreError::Unavailable(describe(e))
+    } else {
+        StoreError::Failed(describe(e))
+    }
+}
+
+/// Why the first connection failed, naming the field: a refused password or user is the
+/// connection string's.
+fn refused(e: &deadpool_postgres::PoolError) -> ConfigError {
+    let message = match e {
+        deadpool_postgres::PoolError::Backend(e) => {
+            let code = e.code();
+            if code == Some(&SqlState::INVALID_PASSWORD)
+                || code == Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+            {
+                format!(
+                    "PostgreSQL refused the user or its password: {}",
+                    describe(e)
+                )
+            } else {
+                format!("can't connect to PostgreSQL: {}", describe(e))
+            }
+        }
+        other => format!("can't connect to PostgreSQL: {other}"),
+    };
+    ConfigError::field("connectionString", message)
+}
+
+/// `host:port` of each host a connection string names (a Unix socket by its folder); a port
+/// given once applies to every host, as libpq reads it.
+fn servers(connection: &tokio_postgres::Config) -> Vec<String> {
+    let ports = connection.get_ports();
+    connection
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            match host {
+                tokio_postgres::config::Host::Tcp(name) if name.contains(':') => {
+                    format!("[{name}]:{port}")
+                }
+                tokio_postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(folder) => format!("unix:{}", folder.display()),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,109 @@
+//! The statements of `lock.postgresql`, each one decision run atomically by PostgreSQL, with
+//! every "now" taken from PostgreSQL's clock (`now()`, the statement's start under autocommit).
+//!
+//! - **take**: an `INSERT … ON CONFLICT (key) DO UPDATE … WHERE` the row has expired. Under
+//!   READ COMMITTED a conflicting insert waits for the other transaction and then evaluates the
+//!   `WHERE` on the row as it committed, so two takes of one key never both succeed. The fencing
+//!   token is `nextval` of the store's sequence, evaluated for the `VALUES` row before the
+//!   conflict is seen (a refused take burns a number, which only leaves a gap); the `WHERE` also
+//!   asks for it to be above the expired holder's, so a take whose number was drawn before a
+//!   stall can never hand out a smaller token than the lock had.
+//! - **release** and **renew**: a `DELETE` / `UPDATE` of the owner's unexpired row in a
+//!   common table expression, and beside it who holds the key, from the same snapshot, so the
+//!   one statement tells "released" from "not held" and "held by another". A release notifies
+//!   the store's channel (`pg_notify`, sent when the statement commits) with the key: every
+//!   sidecar listening wakes its waiters at once.
+//! - **cleanup** removes rows that expired more than a grace period ago (the timeout, which
+//!   is also every session's `statement_timeout`), so a take that drew its token before the
+//!   row was removed has finished, or been cancelled by the server, by then.
+
+/// The SQL text of every statement, for one table.
+pub(crate) struct Statements {
+    pub(crate) take: String,
+    pub(crate) release: String,
+    pub(crate) renew: String,
+    pub(crate) inspect: String,
+    pub(crate) list: String,
+    pub(crate) force_release: String,
+    pub(crate) cleanup: String,
+}
+
+/// The names the store's objects go by, quoted for statements.
+pub(crate) struct Names {
+    /// `"schema"."table"` or `"table"`.
+    pub(crate) table: String,
+    /// The fencing-token sequence, beside the table.
+    pub(crate) sequence: String,
+    /// The schema, quoted, when one is named.
+    pub(crate) schema: Option<String>,
+    /// The notification channel, unquoted (as `pg_notify` takes it).
+    pub(crate) channel: String,
+}
+
+impl Names {
+    /// Names for `table` in `schema`: both already checked to be plain identifiers.
+    pub(crate) fn new(schema: Option<&str>, table: &str) -> Names {
+        let qualified = |name: &str| match schema {
+            Some(schema) => format!("\"{schema}\".\"{name}\""),
+            None => format!("\"{name}\""),
+        };
+        Names {
+            table: qualified(table),
+            sequence: qualified(&format!("{table}_fencing")),
+            schema: schema.map(|s| format!("\"{s}\"")),
+            channel: format!("{table}_released"),
+        }
+    }
+}
+
+impl Statements {
+    pub(crate) fn new(names: &Names) -> Statements {
+        let Names {
+            table,
+            sequence,
+            channel,
+            ..
+        } = names;
+        let expiry = "now() + $3::bigint * interval '1 millisecond'";
+        let holder = format!("(SELECT owner FROM {table} WHERE key = $1 AND expires_at > now())");
+        let millis_left = "(extract(epoch FROM expires_at - now()) * 1000)::bigint";
+        Statements {
+            take: format!(
+                "INSERT INTO {table} AS held (key, owner, expires_at, fencing_token) \
+                 VALUES ($1, $2, {expiry}, nextval('{sequence}')) \
+                 ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, \
+                 expires_at = excluded.expires_at, fencing_token = excluded.fencing_token \
+                 WHERE held.expires_at <= now() AND held.fencing_token < excluded.fencing_token \
+                 RETURNING held.fencing_token"
+            ),
+            release: format!(
+                "WITH released AS (DELETE FROM {table} \
+                 WHERE key = $1 AND owner = $2 AND expires_at > now() RETURNING key) \
+                 SELECT (SELECT count(pg_notify('{channel}', key)) FROM released) > 0, {holder}"
+            ),
+            renew: format!(
+                "WITH renewed AS (UPDATE {table} SET expires_at = {expiry} \
+                 WHERE key = $1 AND owner = $2 AND expires_at > now() RETURNING key) \
+                 SELECT EXISTS (SELECT 1 FROM renewed), {holder}"
+            ),
+            inspect: format!(
+                "SELECT key, owner, {millis_left}, fencing_token FROM {table} \
+                 WHERE key = $1 AND expires_at > now()"
+            ),
+            list: format!(
+                "SELECT key, owner, {millis_left}, fencing_token FROM {table} \
+                 WHERE starts_with(key, $1) AND expires_at > now() ORDER BY key"
+            ),
+            force_release: format!(
+                "WITH released AS (DELETE FROM {table} WHERE key = $1 \
+                 RETURNING key, expires_at > now() AS live) \
+                 SELECT count(pg_notify('{channel}', key)), coalesce(bool_or(live), false) \
+                 FROM released"
+            ),
+            cleanup: format!(
+                "DELETE FROM {table} \
+                 WHERE expires_at < now() - $1::bigint * interval '1 millisecond'"
+            ),
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! `lock.postgresql`'s own behaviour beyond the suites: a refused password names the field
+//! and never shows, a table an older dlock made is migrated with its locks, rows of expired
+//! locks are removed in the background, and a promoted standby keeps locks working for a
+//! sidecar whose connection string lists both servers.
+
+use std::time::{Duration, Instant};
+
+use tokio_postgres::NoTls;
+
+use crate::support::api::{Api, Protocol, SUCCESS};
+use crate::support::backend::{postgres_connection_string, unique};
+use crate::support::dlockd::{component, Dlockd, Options};
+use crate::support::servers::{Outage, Postgres};
+
+/// A client of the shared test server, for a test to look at or prepare the table.
+async fn client(connection_string: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(connection_string, NoTls)
+        .await
+        .expect("the test server answers");
+    tokio::spawn(connection);
+    client
+}
+
+#[tokio::test]
+async fn a_wrong_password_names_the_field_and_never_shows() {
+    let right = postgres_connection_string();
+    let password = std::env::var("DLOCK_TEST_POSTGRES_PASSWORD").unwrap();
+    let wrong = right.replace(&password, "hunter2-wrong-guess");
+    let file = component("store", "lock.postgresql", &[("connectionString", &wrong)]);
+    let failed = Dlockd::start_fails(Options::with_component("app", file)).output;
+    assert!(
+        failed.contains("field spec.metadata 'connectionString'"),
+        "{failed}"
+    );
+    assert!(
+        failed.contains("PostgreSQL refused the user or its password"),
+        "{failed}"
+    );
+    assert!(!failed.contains("hunter2"), "{failed}");
+}
+
+#[tokio::test]
+async fn an_older_layout_is_migrated_with_its_locks() {
+    let connection = postgres_connection_string();
+    let db = client(&connection).await;
+    let table = format!("classic_{}", std::process::id());
+    let resource = unique("migrated");
+    // Layout 1, the classic lock table, holding a live lock of another owner.
+    db.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {table};
+         CREATE TABLE {table} (key text PRIMARY KEY, owner text NOT NULL,
+                               expires_at timestamptz NOT NULL);
+         INSERT INTO {table} VALUES ('lock||app||{resource}', 'old', now() + interval '1 hour');"
+    ))
+    .await
+    .unwrap();
+
+    let file = component(
+        "store",
+        "lock.postgresql",
+        &[("connectionString", &connection), ("tableName", &table)],
+    );
+    let sidecar = Dlockd::start(Options::with_component("app", file));
+    let api = Api::new(&sidecar).await;
+    // The old lock survived the migration, and its owner still holds it.
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &resource, "new", 60)
+            .await,
+        Ok(false)
+    );
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &resource, "old").await,
+        Ok(SUCCESS)
+    );
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &resource, "new", 60)
+            .await,
+        Ok(true)
+    );
+    let row = db
+        .query_one(
+            &format!(
+                "SELECT obj_description('{table}'::regclass, 'pg_class'), \
+                 (SELECT fencing_token FROM {table} WHERE owner = 'new')"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "dlock lock table, layout 2");
+    // The migration numbered the old row 1; the new grant came after it.
+    assert!(row.get::<_, i64>(1) > 1);
+    db.batch_execute(&format!(
+        "DROP TABLE {table}; DROP SEQUENCE {table}_fencing"
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn rows_of_expired_locks_are_removed() {
+    let connection = postgres_connection_string();
+    let table = format!("cleaned_{}", std::process::id());
+    // Rows stay one timeout past their expiry, then the next round removes them.
+    let file = component(
+        "store",
+        "lock.postgresql",
+        &[
+            ("connectionString", &connection),
+            ("tableName", &table),
+            ("timeout", "1s"),
+            ("cleanupInterval", "200ms"),
+        ],
+    );
+    let sidecar = Dlockd::start(Options::with_component("app", file));
+    let api = Api::new(&sidecar).await;
+    for _ in 0..3 {
+        let resource = unique("cleaned");
+        assert_eq!(
+            api.lock(Protocol::Grpc, "store", &resource, "a", 1).await,
+            Ok(true)
+        );
+    }
+    let db = client(&connection).await;
+    let count = format!("SELECT count(*) FROM {table}");
+    assert_eq!(db.query_one(&count, &[]).await.unwrap().get::<_, i64>(0), 3);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while db.query_one(&count, &[]).await.unwrap().get::<_, i64>(0) > 0 {
+        assert!(Instant::now() < deadline, "expired rows were never removed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(sidecar);
+    db.batch_execute(&format!(
+        "DROP TABLE {table}; DROP SEQUENCE {table}_fencing"
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_promoted_standby_keeps_locks_working() {
+    let mut primary = Postgres::start();
+    let standby = Postgres::standby_of(&primary);
+    let both = format!(
+        "host=127.0.0.1,127.0.0.1 port={},{} user=dlock password={} dbname=postgres \
+         target_session_attrs=read-write",
+        primary.port,
+        standby.port,
+        std::env::var("DLOCK_TEST_POSTGRES_PASSWORD").unwrap()
+    );
+    let file = component(
+        "store",
+        "lock.postgresql",
+        &[("connectionString", &both), ("timeout", "1s")],
+    );
+    let sidecar = Dlockd::start(Options::with_component("app", file));
+    let api = Api::new(&sidecar).await;
+    let held = unique("failover");
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &held, "a", 120).await,
+        Ok(true)
+    );
+    // Streaming replication is asynchronous: wait until the standby has the lock.
+    let replica = client(&standby.connection_string()).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows = replica
+            .query(
+                "SELECT 1 FROM dlock_locks WHERE key = $1",
+                &[&format!("lock||app||{held}")],
+            )
+            .await
+            .unwrap_or_default();
+        if !rows.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the standby never had the lock");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    primary.stop();
+    standby.promote();
+    // The sidecar finds the new primary by itself; calls may fail until it has.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let fresh = unique("after-failover");
+    loop {
+        match api.lock(Protocol::Grpc, "store", &fresh, "b", 60).await {
+            Ok(true) => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "no lock after the promotion: {other:?}\n{}",
+                sidecar.logs()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The lock taken before the failover is still held, by its owner only.
+    assert_eq!(
+        api.lock(Protocol::Http, "store", &held, "b", 60).await,
+        Ok(false)
+    );
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &held, "a").await,
+        Ok(SUCCESS)
+    );
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &held, "b", 60).await,
+        Ok(true)
+    );
+}
