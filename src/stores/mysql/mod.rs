@@ -15,6 +15,8 @@
 //! prepared-statement cache and rustls TLS on ring; built without its default compression and
 //! derive features. sqlx was weighed against it (see `stores::postgresql`).
 
+#[cfg(test)]
+mod raw_bench;
 mod settings;
 mod statements;
 mod table;

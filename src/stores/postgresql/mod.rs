@@ -25,6 +25,8 @@
 //! increasing through a failover: PostgreSQL logs sequences ahead of their use.
 
 mod listen;
+#[cfg(test)]
+mod raw_bench;
 mod settings;
 mod statements;
 mod table;

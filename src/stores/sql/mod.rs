@@ -13,6 +13,8 @@
 
 pub(crate) mod cleanup;
 pub(crate) mod layout;
+#[cfg(test)]
+pub(crate) mod raw_bench;
 pub(crate) mod releases;
 pub(crate) mod settings;
 
