@@ -106,7 +106,10 @@ async fn the_second_run_waits_for_the_first() {
     } else {
         first_released - second_acquired
     };
-    assert!(gap < Duration::from_millis(300), "handed over {gap:?} apart");
+    assert!(
+        gap < Duration::from_millis(300),
+        "handed over {gap:?} apart"
+    );
     assert_eq!(first.exit_code(), 0);
     let second_text = second.text();
     assert_eq!(second.exit_code(), 0, "{second_text}");

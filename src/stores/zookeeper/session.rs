@@ -16,8 +16,9 @@
 //! Requests are bounded by `requestTimeout` (connecting included) and fail as unavailable
 //! after it, so a request made while the ensemble is away never hangs.
 //!
-//! A session cut off from the ensemble for half its timeout is given up, and the next request
-//! opens a new one. Two reasons. The client library, reconnecting, waits longer and longer
+//! A request whose session is cut off runs on another session of the store that is
+//! connected, if one is (`stand_in`). A session cut off from the ensemble for half its timeout
+//! is given up, and the next request opens a new one. Two reasons. The client library, reconnecting, waits longer and longer
 //! between tries (up to seconds) and only calls the session over at 1.4 times its timeout; a
 //! request made meanwhile waits for its next try, so the first requests after a server is
 //! back would fail for nothing. And the ensemble may expire the session a timeout after it
@@ -125,7 +126,10 @@ impl Sessions {
         key_node.hash(&mut hasher);
         let slot = &self.slots[(hasher.finish() % SESSIONS as u64) as usize];
         let attempt = async {
-            let session = self.session(slot).await?;
+            let mut session = self.session(slot).await?;
+            if session.is_cut() {
+                session = self.stand_in().unwrap_or(session);
+            }
             let answer = tokio::select! {
                 answer = request(session.client.clone()) => answer,
                 () = session.cut_off_too_long() => Err(Error::SessionExpired),
@@ -141,6 +145,21 @@ impl Sessions {
         tokio::time::timeout(self.request_timeout, attempt)
             .await
             .unwrap_or(Err(Error::Timeout))
+    }
+}
+
+impl Sessions {
+    /// A session that is connected, to serve a request whose own session is cut off and
+    /// waiting to reconnect: after a short outage the client library reconnects each session
+    /// on its own schedule, and one may wait a second or more after the others are back.
+    /// Any session will do: ZooKeeper orders every write in one log, so whichever session a
+    /// decision reads through has seen the writes before its own; only a read-only answer may
+    /// be a moment old, as ZooKeeper allows any read to be.
+    fn stand_in(&self) -> Option<Session> {
+        self.slots
+            .iter()
+            .filter_map(Slot::live)
+            .find(|session| !session.is_cut())
     }
 }
 
@@ -202,6 +221,10 @@ impl Session {
             client,
             cut_since,
         }
+    }
+
+    fn is_cut(&self) -> bool {
+        self.cut_since.borrow().is_some()
     }
 
     fn given_up(&self) -> bool {
