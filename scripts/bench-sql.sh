@@ -5,7 +5,7 @@
 # mysql users). For each store it measures
 #   - raw: the store's take and release statements, straight through its own pool
 #     (src/stores/{postgresql,mysql}/raw_bench.rs), at 1 and 50 clients; for MySQL also
-#     through a pool that keeps sessions (no reset when a connection comes back);
+#     through a pool that keeps idle connections open and their sessions as they were;
 #   - dlockd: `dlock bench` lock+unlock pairs through the sidecar, at 1 and 50 clients, each
 #     client on its own key;
 #   - what reached the server per pair, from its own counters: on PostgreSQL the statements
@@ -146,8 +146,8 @@ for store in postgresql mysql; do
     echo "== $store: raw statements, $clients clients"
     measure "raw, the store's pool" "$clients" "$store" raw "stores::$store::raw_bench::raw_pairs" "$clients"
     if [[ $store == mysql ]]; then
-      echo "== $store: raw statements, sessions kept, $clients clients"
-      measure "raw, sessions kept" "$clients" "$store" raw "stores::mysql::raw_bench::raw_pairs_kept_sessions" "$clients"
+      echo "== $store: raw statements, connections kept, $clients clients"
+      measure "raw, connections kept" "$clients" "$store" raw "stores::mysql::raw_bench::raw_pairs_kept_sessions" "$clients"
     fi
     echo "== $store: dlock bench through dlockd, $clients clients"
     measure "dlock bench via dlockd" "$clients" "$store" \

@@ -3,7 +3,8 @@
 //! insert) and release statements, one pair after the other on each client's key.
 //! `raw_pairs` runs them through the store's own pool, as `try_lock` and `unlock` do, minus
 //! gRPC and the lock service; `raw_pairs_kept_sessions` through a pool of the same size that
-//! keeps each connection's session when it comes back (no `COM_RESET_CONNECTION`, so the
+//! keeps idle connections open (mysql_async closes them at once unless given an inactive
+//! connection TTL) and their sessions as they were (no `COM_RESET_CONNECTION`, so the
 //! prepared statements stay), the least the driver can do. Not run by the suite:
 //!
 //! ```text
@@ -63,28 +64,33 @@ async fn raw_pairs_kept_sessions() {
         options(&settings).pool_opts(
             PoolOpts::default()
                 .with_constraints(PoolConstraints::new(0, POOL_SIZE).expect("0 ≤ the pool's size"))
+                .with_inactive_connection_ttl(Duration::from_secs(60))
                 .with_reset_connection(false),
         ),
     );
     for clients in raw_bench::client_counts() {
         let (pool, store) = (pool.clone(), store.clone());
-        raw_bench::measure("mysql insert+delete, sessions kept", clients, move |key| {
-            let (pool, store) = (pool.clone(), store.clone());
-            async move {
-                let s = &store.statements;
-                let ttl = micros(Duration::from_secs(60));
-                let key: &str = &key;
-                let mut conn = pool.get_conn().await.unwrap();
-                conn.exec_drop(&s.insert, (key, key, key, ttl))
-                    .await
-                    .unwrap();
-                assert_eq!(conn.affected_rows(), 1, "the take of {key} was refused");
-                drop(conn);
-                let mut conn = pool.get_conn().await.unwrap();
-                conn.exec_drop(&s.release, (key, key)).await.unwrap();
-                assert_eq!(conn.affected_rows(), 1, "{key} was not released");
-            }
-        })
+        raw_bench::measure(
+            "mysql insert+delete, connections kept",
+            clients,
+            move |key| {
+                let (pool, store) = (pool.clone(), store.clone());
+                async move {
+                    let s = &store.statements;
+                    let ttl = micros(Duration::from_secs(60));
+                    let key: &str = &key;
+                    let mut conn = pool.get_conn().await.unwrap();
+                    conn.exec_drop(&s.insert, (key, key, key, ttl))
+                        .await
+                        .unwrap();
+                    assert_eq!(conn.affected_rows(), 1, "the take of {key} was refused");
+                    drop(conn);
+                    let mut conn = pool.get_conn().await.unwrap();
+                    conn.exec_drop(&s.release, (key, key)).await.unwrap();
+                    assert_eq!(conn.affected_rows(), 1, "{key} was not released");
+                }
+            },
+        )
         .await;
     }
 }
