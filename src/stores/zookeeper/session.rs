@@ -172,19 +172,20 @@ impl Slot {
     fn live(&self) -> Option<Session> {
         self.current()
             .as_ref()
-            .filter(|session| !session.client.state().is_terminated() && !session.given_up())
+            .filter(|session| {
+                !session.client.state().is_terminated()
+                    && !session.ended.load(std::sync::atomic::Ordering::Acquire)
+                    && !session.given_up()
+            })
             .cloned()
     }
 
-    /// Forgets `session` if it is still the slot's.
+    /// Marks `session` ended, after a request heard so before the client's state says it: the
+    /// slot's next request opens a new one, and says that the old one's locks are gone.
     fn discard(&self, session: &Session) {
-        let mut current = self.current();
-        if current
-            .as_ref()
-            .is_some_and(|s| s.client.session_id() == session.client.session_id())
-        {
-            *current = None;
-        }
+        session
+            .ended
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -193,6 +194,8 @@ impl Slot {
 struct Session {
     client: Client,
     cut_since: watch::Receiver<Option<Instant>>,
+    /// Set when a request heard that the session ended (`Slot::discard`).
+    ended: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// How long it may stay cut off before it is given up: half the negotiated timeout.
     patience: Duration,
 }
@@ -220,6 +223,7 @@ impl Session {
             patience: client.session_timeout() / 2,
             client,
             cut_since,
+            ended: Default::default(),
         }
     }
 
