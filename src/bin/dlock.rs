@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand};
 use dlock::cli::bench::{self, Bench};
 use dlock::cli::connect;
 use dlock::cli::handover::{self, Handover};
-use dlock::cli::hold::{self, Hold};
+use dlock::cli::hold;
+use dlock::cli::hold_request::{self, Hold};
 use dlock::cli::inspect;
 use dlock::cli::status;
 use dlock::cli::Exit;
@@ -206,7 +207,7 @@ async fn main() -> ExitCode {
                 seconds: cli.seconds.expect("clap requires SECONDS"),
                 command: cli.run,
                 store: cli.target.store,
-                owner: cli.owner.unwrap_or_else(hold::default_owner),
+                owner: cli.owner.unwrap_or_else(hold_request::default_owner),
                 endpoint: grpc_endpoint,
             })
             .await

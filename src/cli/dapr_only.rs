@@ -13,8 +13,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tonic::Code;
 
-use super::connect::{self, Client, Locks};
-use super::hold::{self, Hold};
+use super::connect::{self, report, Client, Locks};
+use super::hold_end::{count_down, exit_code, release, terminate};
+use super::hold_request::{not_acquired, Hold};
 use super::Exit;
 use crate::interrupt::Interrupt;
 use crate::proto::dapr::TryLockRequest;
@@ -67,9 +68,9 @@ pub(crate) async fn run(dapr: &mut Client, hold: &Hold, interrupt: &mut Interrup
     };
     eprintln!("dlock: acquired '{}' as {}", hold.key, hold.owner);
     if hold.command.is_empty() {
-        let ended = hold::count_down(hold, interrupt).await;
+        let ended = count_down(hold, interrupt).await;
         let expires = asked_at + Duration::from_secs(expiry.into());
-        let released = hold::release(dapr, hold, expires.into_std()).await;
+        let released = release(dapr, hold, expires.into_std()).await;
         return match ended {
             Exit::Ok => released,
             ended => ended,
@@ -102,7 +103,7 @@ async fn take(
         let granted = dapr
             .try_lock_alpha1(request)
             .await
-            .map_err(|status| hold::report(&hold.endpoint, &status))?
+            .map_err(|status| report(&hold.endpoint, &status))?
             .into_inner()
             .success;
         if granted {
@@ -113,7 +114,7 @@ async fn take(
             None => Duration::MAX,
         };
         if left.is_zero() {
-            return Err(hold::not_acquired(hold));
+            return Err(not_acquired(hold));
         }
         if !said_waiting {
             eprintln!("dlock: '{}' is held by another owner; waiting…", hold.key);
@@ -143,13 +144,13 @@ async fn run_command(
         Ok(child) => child,
         Err(e) => {
             eprintln!("dlock: can't run {}: {e}", hold.command[0]);
-            hold::release(dapr, hold, expires.into_std()).await;
+            release(dapr, hold, expires.into_std()).await;
             return Exit::Command(127);
         }
     };
     let exit = tokio::select! {
         status = child.wait() => match status {
-            Ok(status) => Exit::Command(hold::exit_code(status)),
+            Ok(status) => Exit::Command(exit_code(status)),
             Err(e) => {
                 eprintln!("dlock: lost track of the command: {e}");
                 Exit::Failed
@@ -161,15 +162,15 @@ async fn run_command(
                  command",
                 hold.key, hold.seconds
             );
-            hold::terminate(&mut child).await;
+            terminate(&mut child).await;
             return Exit::Lost;
         }
         _ = interrupt.wait() => {
-            hold::terminate(&mut child).await;
+            terminate(&mut child).await;
             eprintln!("dlock: interrupted; releasing '{}'", hold.key);
             Exit::Interrupted
         }
     };
-    hold::release(dapr, hold, expires.into_std()).await;
+    release(dapr, hold, expires.into_std()).await;
     exit
 }

@@ -9,46 +9,23 @@
 //!
 //! A sidecar without dlock's own API (daprd) gets Dapr's calls only (`dapr_only.rs`).
 
-use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::Code;
 
-use super::connect::{self, Client, Locks};
+use super::connect::{self, report, Client, Locks};
 use super::dapr_only;
+use super::hold_end::{count_down, exit_code, release, terminate, GRANT_LATENCY};
+use super::hold_request::{not_acquired, Hold};
 use super::waiting_line::WaitingLine;
 use super::Exit;
 use crate::interrupt::Interrupt;
-use crate::proto::dapr::unlock_response::Status;
-use crate::proto::dapr::UnlockRequest;
 use crate::proto::dlock::hold_event::Event;
 use crate::proto::dlock::hold_request::Action;
 use crate::proto::dlock::{AcquireRequest, HoldEvent, HoldRequest, InspectRequest, Release};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// What to lock and how.
-pub struct Hold {
-    pub key: String,
-    pub seconds: u32,
-    pub command: Vec<String>,
-    pub store: String,
-    pub owner: String,
-    pub endpoint: String,
-    /// How long to wait for the lock; `None`: as long as it takes. Zero: fail at once (`-n`).
-    pub wait: Option<Duration>,
-}
-
-/// The default owner: this host and process, so two runs never share an owner.
-pub fn default_owner() -> String {
-    format!(
-        "{}-{}",
-        gethostname::gethostname().to_string_lossy(),
-        std::process::id()
-    )
-}
 
 pub async fn run(hold: Hold) -> Exit {
     let mut interrupt = Interrupt::new().expect("the stop-request handlers can be installed");
@@ -115,15 +92,6 @@ async fn say_if_waiting(
     Ok(())
 }
 
-pub(super) fn not_acquired(hold: &Hold) -> Exit {
-    match hold.wait {
-        Some(Duration::ZERO) => eprintln!("dlock: '{}' is held by another owner", hold.key),
-        Some(wait) => eprintln!("dlock: gave up waiting for '{}' after {:?}", hold.key, wait),
-        None => eprintln!("dlock: the sidecar stopped waiting for '{}'", hold.key),
-    }
-    Exit::Failed
-}
-
 /// Takes the lock, holds it for SECONDS showing the time left, releases it. Without a
 /// command the lock outlives the hold by a second, so dlock (not the expiry) releases it.
 async fn hold_for(
@@ -160,47 +128,6 @@ async fn hold_for(
         Exit::Ok => released,
         ended => ended,
     }
-}
-
-pub(super) async fn count_down(hold: &Hold, interrupt: &mut Interrupt) -> Exit {
-    let until = Instant::now() + Duration::from_secs(hold.seconds.into());
-    let live = std::io::stderr().is_terminal();
-    if !live {
-        eprintln!("dlock: holding '{}' for {}s", hold.key, hold.seconds);
-    }
-    loop {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        if live {
-            eprint!(
-                "\rdlock: holding '{}': {}s left ",
-                hold.key,
-                left.as_secs_f64().ceil() as u64
-            );
-            let _ = std::io::stderr().flush();
-        }
-        // Wake when the whole seconds shown change.
-        let fraction = left - Duration::from_secs(left.as_secs());
-        let tick = if fraction.is_zero() {
-            Duration::from_secs(1)
-        } else {
-            fraction
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(tick) => {}
-            _ = interrupt.wait() => {
-                if live { eprintln!(); }
-                eprintln!("dlock: interrupted; releasing '{}'", hold.key);
-                return Exit::Interrupted;
-            }
-        }
-    }
-    if live {
-        eprintln!();
-    }
-    Exit::Ok
 }
 
 /// Runs the command in a held session; its exit code becomes dlock's.
@@ -291,20 +218,6 @@ async fn next_event(events: &mut tonic::Streaming<HoldEvent>) -> Result<Event, t
     }
 }
 
-/// Stops the command and waits for it to end: SIGTERM on Unix, so it can clean up. Windows has
-/// no SIGTERM (a Ctrl-Break reaches only a child started in a process group of its own), so
-/// there the command is killed.
-pub(super) async fn terminate(child: &mut tokio::process::Child) {
-    #[cfg(unix)]
-    if let Some(pid) = child.id() {
-        // SAFETY: kill(2) with our child's pid and a signal number has no memory effects.
-        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-    }
-    #[cfg(windows)]
-    let _ = child.start_kill();
-    let _ = child.wait().await;
-}
-
 /// Asks the sidecar to release the session's lock and waits for its word.
 async fn end_session(
     requests: &mpsc::Sender<HoldRequest>,
@@ -326,98 +239,5 @@ async fn end_session(
             eprintln!("dlock: the lock was lost before release: {}", lost.reason);
         }
         other => eprintln!("dlock: the release was not confirmed: {other:?}"),
-    }
-}
-
-/// The command's exit code; on Unix a command ended by a signal gives 128 + the signal, as
-/// shells report it. (On Windows every ended process has a code.)
-pub(super) fn exit_code(status: std::process::ExitStatus) -> i32 {
-    #[cfg(unix)]
-    let by_signal = {
-        use std::os::unix::process::ExitStatusExt;
-        status.signal().map(|s| 128 + s)
-    };
-    #[cfg(not(unix))]
-    let by_signal = None;
-    status.code().or(by_signal).unwrap_or(1)
-}
-
-/// How much earlier than its answer's arrival a grant may have been made, generously: a
-/// sidecar answers within milliseconds of the store's grant. Used to tell a lock that expired
-/// from one taken away before its expiry.
-const GRANT_LATENCY: Duration = Duration::from_millis(500);
-
-/// Releases the lock held without a command. A lock already gone was taken away (by an
-/// operator's force release, or lost by the store) if that happened before
-/// `expires_no_sooner`; after it, it may simply have expired.
-pub(super) async fn release(client: &mut Client, hold: &Hold, expires_no_sooner: Instant) -> Exit {
-    let request = UnlockRequest {
-        store_name: hold.store.clone(),
-        resource_id: hold.key.clone(),
-        lock_owner: hold.owner.clone(),
-    };
-    let answer = client.unlock_alpha1(request).await;
-    let early = Instant::now() < expires_no_sooner;
-    let key = &hold.key;
-    match answer {
-        Ok(response) => match response.get_ref().status() {
-            Status::Success => {
-                eprintln!("dlock: released '{key}'");
-                Exit::Ok
-            }
-            Status::LockDoesNotExist if early => {
-                eprintln!(
-                    "dlock: '{key}' was released by an operator (or lost by the store) before \
-                     its expiry, while dlock held it"
-                );
-                Exit::Failed
-            }
-            Status::LockDoesNotExist => {
-                eprintln!("dlock: '{key}' had already expired before dlock released it");
-                Exit::Failed
-            }
-            Status::LockBelongsToOthers if early => {
-                eprintln!(
-                    "dlock: '{key}' was released by an operator (or lost by the store) before \
-                     its expiry, and is now held by another owner"
-                );
-                Exit::Failed
-            }
-            Status::LockBelongsToOthers => {
-                eprintln!("dlock: '{key}' expired and is now held by another owner");
-                Exit::Failed
-            }
-            Status::InternalError => {
-                eprintln!("dlock: the store failed to release '{}'", hold.key);
-                Exit::Failed
-            }
-        },
-        Err(status) => report(&hold.endpoint, &status),
-    }
-}
-
-/// Says what went wrong with a call and picks the exit.
-pub(crate) fn report(endpoint: &str, status: &tonic::Status) -> Exit {
-    if connect::not_grpc(status) {
-        eprintln!(
-            "dlock: {endpoint} answered as an HTTP server, not as a sidecar's gRPC port ({}): \
-             dlock speaks gRPC; give the sidecar's gRPC port (daprd's --dapr-grpc-port, 50001 \
-             by default), not its HTTP port",
-            status.message()
-        );
-        return Exit::Unreachable;
-    }
-    match status.code() {
-        Code::Unavailable => {
-            eprintln!(
-                "dlock: can't reach the sidecar at {endpoint}: {}",
-                status.message()
-            );
-            Exit::Unreachable
-        }
-        _ => {
-            eprintln!("dlock: the sidecar refused: {}", status.message());
-            Exit::Failed
-        }
     }
 }

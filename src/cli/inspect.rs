@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use super::connect::report;
 use super::connect::{self, Locks};
-use super::hold::report;
 use super::Exit;
 use crate::proto::dlock::{ForceReleaseRequest, InspectRequest, ListRequest, LockInfo};
 

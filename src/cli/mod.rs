@@ -13,6 +13,8 @@ pub mod connect;
 mod dapr_only;
 pub mod handover;
 pub mod hold;
+mod hold_end;
+pub mod hold_request;
 pub mod http_client;
 pub mod inspect;
 pub mod status;

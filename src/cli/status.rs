@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::connect;
-use super::hold::report;
+use super::connect::report;
 use super::Exit;
 use crate::proto::dlock::{StoreStatus, StoresRequest};
 

@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use super::connect::Locks;
-use super::hold::Hold;
+use super::hold_request::Hold;
 use crate::proto::dlock::{InspectRequest, LockInfo};
 
 /// The line saying who holds the lock while dlock waits for it: on a terminal rewritten in

@@ -32,8 +32,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use super::account::Credential;
 use super::clock::ServiceClock;
-use super::settings::{Credential, Settings};
+use super::settings::Settings;
 use super::shared_key;
 use crate::lock::StoreError;
 

@@ -6,7 +6,7 @@
 //!
 //! Errors name the part at fault and never repeat a value: the string holds the account key.
 
-use super::settings::{Account, Credential, DEV_ACCOUNT, DEV_ACCOUNT_KEY, DEV_BLOB_ENDPOINT};
+use super::account::{Account, Credential, DEV_ACCOUNT, DEV_ACCOUNT_KEY, DEV_BLOB_ENDPOINT};
 
 /// The account a connection string names, or why it names none.
 pub(crate) fn parse(text: &str) -> Result<Account, String> {

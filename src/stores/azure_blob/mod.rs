@@ -28,6 +28,7 @@
 //! a try on a blob this sidecar saw released skips its read too (4 a pair then). A refused try
 //! is one read. A blob is created once per key, on its first lock (one more request).
 
+mod account;
 mod client;
 mod clock;
 mod connection_string;

@@ -9,9 +9,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::account::{DEV_ACCOUNT, DEV_ACCOUNT_KEY};
 use super::client::{BlobClient, LeaseAction, Written};
 use super::lease_id;
-use super::settings::{Settings, DEV_ACCOUNT, DEV_ACCOUNT_KEY};
+use super::settings::Settings;
 use crate::config::Metadata;
 
 const PAIRS: usize = 2000;
