@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
+use super::events::{self, What};
 use super::StoreError;
 
 /// How often a store that keeps failing is logged again.
@@ -110,6 +111,11 @@ impl StoreHealth {
             ended.started.elapsed().as_secs_f64(),
             ended.failed_calls
         );
+        let recovered = What::StoreRecovered {
+            after: ended.started.elapsed(),
+            failed_calls: ended.failed_calls,
+        };
+        events::publish(&self.name, "", "", recovered);
         Some(Change::Recovered)
     }
 
@@ -132,6 +138,10 @@ impl StoreHealth {
                     self.name,
                     self.location
                 );
+                let failing = What::StoreFailing {
+                    error: error.to_string(),
+                };
+                events::publish(&self.name, "", "", failing);
                 Change::Failing
             }
             Some(outage) => {

@@ -1,8 +1,8 @@
 //! The core of the sidecar: what a lock store must do (`store`), how a resource id becomes a
 //! store key (`key`), the stores this sidecar loaded (`registry`), the requests and their
 //! checks (`request`), and the dispatch that every front door shares (`service`), so HTTP and
-//! gRPC can never disagree; then the lines of waiters and sessions, and the API log of every
-//! call (`api_log`).
+//! gRPC can never disagree; then the lines of waiters and sessions, the API log of every
+//! call (`api_log`), and the events the sidecar saw (`events`, `held_here`).
 //!
 //! One word, one meaning, here and in every layer above:
 //!
@@ -22,13 +22,17 @@
 //!   `SidecarPlace`); a waiter that gives up leaves its place at once.
 //! - **session**: a held lock that the sidecar renews for a client as long as it stays
 //!   connected (`session.rs`).
+//! - **event**: something this sidecar saw happen to a lock or a store (`events.rs`), which
+//!   the console's feed and the metrics read.
 //! - **store**: a lock backend (`LockStore`), loaded from a component file under a name that
 //!   requests give.
 
 pub mod api_log;
 pub mod contract;
 pub(crate) mod error;
+pub(crate) mod events;
 pub(crate) mod health;
+mod held_here;
 pub(crate) mod key;
 pub(crate) mod registry;
 pub(crate) mod request;

@@ -39,6 +39,8 @@ pub(crate) struct AcquireRequest {
 /// time to live. A session keeps it, so what it renews is what was checked.
 pub(crate) struct CheckedLock<'s> {
     pub(crate) store: &'s LoadedStore,
+    /// The resource id the request named, for the events this lock's fate publishes.
+    pub(crate) resource_id: String,
     pub(crate) key: String,
     pub(crate) owner: String,
     pub(crate) ttl: Duration,
@@ -68,6 +70,7 @@ impl LockService {
         )?;
         Ok(CheckedLock {
             store,
+            resource_id: request.resource_id,
             key,
             owner: request.owner,
             ttl,

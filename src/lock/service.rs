@@ -6,11 +6,14 @@
 //! one (`Capabilities::line`), so waiters are served in arrival order across sidecars;
 //! otherwise this sidecar's (`sidecar_line.rs`), in arrival order among this sidecar's waiters.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::api_log::Call;
+use super::events::{self, What};
+use super::held_here::HeldHere;
 use super::request::CheckedLock;
 use super::sidecar_line::SidecarLines;
 use super::store_line::StorePlace;
@@ -38,6 +41,8 @@ pub struct LockService {
     app_id: String,
     registry: Registry,
     lines: SidecarLines,
+    /// The locks granted through this sidecar, which publish their expiries.
+    held_here: Arc<HeldHere>,
     /// Whether every call is logged (`api_log.rs`).
     api_log: bool,
 }
@@ -48,6 +53,7 @@ impl LockService {
             app_id: app_id.into(),
             registry,
             lines: SidecarLines::default(),
+            held_here: Arc::default(),
             api_log: false,
         }
     }
@@ -77,6 +83,38 @@ impl LockService {
         &self.registry
     }
 
+    /// How many locks are held through this sidecar, by store name.
+    pub(crate) fn held_here(&self) -> std::collections::BTreeMap<String, usize> {
+        self.held_here.counts()
+    }
+
+    /// A grant or a refusal, as the events tell it; a grant is kept until released.
+    fn granted(&self, lock: &CheckedLock<'_>, grant: Option<&Grant>, waited: Option<Duration>) {
+        let what = match grant {
+            Some(grant) => {
+                self.held_here.granted(
+                    &lock.store.name,
+                    &lock.key,
+                    &lock.resource_id,
+                    &lock.owner,
+                    lock.ttl,
+                );
+                What::Granted {
+                    fencing_token: grant.fencing_token,
+                    waited,
+                }
+            }
+            None => What::Refused { waited },
+        };
+        events::publish(&lock.store.name, &lock.resource_id, &lock.owner, what);
+    }
+
+    /// A renewal the store applied, which moves the lock's expiry here too.
+    pub(crate) fn renewed(&self, lock: &CheckedLock<'_>) {
+        self.held_here
+            .renewed(&lock.store.name, &lock.key, &lock.owner, lock.ttl);
+    }
+
     /// Dapr's TryLockAlpha1.
     pub(crate) async fn try_lock(&self, request: LockRequest) -> Result<TryLockOutcome, ApiError> {
         let r = &request;
@@ -84,11 +122,18 @@ impl LockService {
         let op = Operation::TryLock;
         let tried = async {
             let lock = self.check(op, request)?;
-            lock.store
+            let outcome = lock
+                .store
                 .store
                 .try_lock(&lock.key, &lock.owner, lock.ttl)
                 .await
-                .map_err(|e| ApiError::failed(op, e))
+                .map_err(|e| ApiError::failed(op, e))?;
+            let grant = match &outcome {
+                TryLockOutcome::Granted(grant) => Some(grant),
+                TryLockOutcome::Held => None,
+            };
+            self.granted(&lock, grant, None);
+            Ok(outcome)
         };
         Call::end(call, tried.await)
     }
@@ -100,7 +145,7 @@ impl LockService {
         let released = async {
             let (store, key) =
                 self.locate(Operation::Unlock, &r.store, &r.resource_id, Some(&r.owner))?;
-            self.release(store, &key, &r.owner).await
+            self.release(store, &key, &r.resource_id, &r.owner).await
         };
         Call::end(call, released.await)
     }
@@ -111,6 +156,7 @@ impl LockService {
         &self,
         store: &LoadedStore,
         key: &str,
+        resource_id: &str,
         owner: &str,
     ) -> Result<OwnerChecked, ApiError> {
         let outcome = store
@@ -119,8 +165,10 @@ impl LockService {
             .await
             .map_err(|e| ApiError::failed(Operation::Unlock, e))?;
         if outcome == OwnerChecked::Applied {
+            self.held_here.released(&store.name, key);
             self.lines.released(key);
         }
+        events::publish(&store.name, resource_id, owner, What::Released { outcome });
         Ok(outcome)
     }
 
@@ -143,6 +191,7 @@ impl LockService {
         let wait = request.wait;
         let lock = self.check_acquire(request)?;
         let now = Instant::now();
+        let started = now;
         let deadline = now
             .checked_add(wait)
             .unwrap_or(now + Duration::from_secs(u32::MAX.into()));
@@ -151,6 +200,7 @@ impl LockService {
         } else {
             self.wait_in_sidecar_line(&lock, deadline).await?
         };
+        self.granted(&lock, grant.as_ref(), Some(started.elapsed()));
         Ok(grant.map(|grant| (lock, grant)))
     }
 
@@ -235,11 +285,16 @@ impl LockService {
         let op = Operation::Renew;
         let renewed = async {
             let lock = self.check(op, request)?;
-            lock.store
+            let outcome = lock
+                .store
                 .store
                 .renew(&lock.key, &lock.owner, lock.ttl)
                 .await
-                .map_err(|e| ApiError::failed(op, e))
+                .map_err(|e| ApiError::failed(op, e))?;
+            if outcome == OwnerChecked::Applied {
+                self.renewed(&lock);
+            }
+            Ok(outcome)
         };
         Call::end(call, renewed.await)
     }
@@ -318,7 +373,9 @@ impl LockService {
                     resource = resource_id,
                     "lock released by force"
                 );
+                self.held_here.released(store_name, &key);
                 self.lines.released(&key);
+                events::publish(store_name, resource_id, "", What::ForceReleased);
             }
             Ok(released)
         };

@@ -7,6 +7,7 @@
 use tokio::time::Instant;
 
 use super::api_log::{Call, Outcome};
+use super::events::{self, What};
 use super::request::CheckedLock;
 use super::{AcquireRequest, ApiError, Grant, LockService, OwnerChecked};
 
@@ -55,13 +56,25 @@ impl Outcome for Started<'_> {
 }
 
 impl Session<'_> {
-    /// Keeps the lock until it is lost, and says why. Runs until dropped otherwise.
+    /// Keeps the lock until it is lost, and says why (and publishes it). Runs until dropped
+    /// otherwise.
     pub(crate) async fn keep(&self) -> String {
+        let reason = self.keep_until_lost().await;
+        let lock = &self.lock;
+        let lost = What::Lost {
+            reason: reason.clone(),
+        };
+        events::publish(&lock.store.name, &lock.resource_id, &lock.owner, lost);
+        reason
+    }
+
+    async fn keep_until_lost(&self) -> String {
         let CheckedLock {
             store,
             key,
             owner,
             ttl,
+            ..
         } = &self.lock;
         let period = *ttl / 3;
         let mut confirmed_until = Instant::now() + *ttl;
@@ -81,6 +94,7 @@ impl Session<'_> {
             let before_expiry = Instant::now() < expires_no_sooner;
             match renewed {
                 Ok(OwnerChecked::Applied) => {
+                    self.service.renewed(&self.lock);
                     confirmed_until = Instant::now() + *ttl;
                     expires_no_sooner = sent + *ttl;
                 }
@@ -101,7 +115,7 @@ impl Session<'_> {
     pub(crate) async fn release(self) -> Result<OwnerChecked, ApiError> {
         let lock = &self.lock;
         self.service
-            .release(lock.store, &lock.key, &lock.owner)
+            .release(lock.store, &lock.key, &lock.resource_id, &lock.owner)
             .await
     }
 }

@@ -1,0 +1,146 @@
+//! The locks granted through this sidecar and not yet released, with the expiry each was last
+//! given: so the sidecar can say how many locks it holds for its clients, and notice a lock
+//! that reached its expiry unreleased (a client that crashed or forgot) and publish that it
+//! expired. It is this sidecar's view only: a lock renewed through another sidecar, or
+//! released by force elsewhere, is seen here as expiring at the last expiry this sidecar gave.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::events::{self, What};
+
+/// How often expiries are looked for: an expiry event comes at most this late.
+const SWEEP: Duration = Duration::from_millis(250);
+
+#[derive(Default)]
+pub(crate) struct HeldHere {
+    /// By store name and key.
+    locks: Mutex<HashMap<(String, String), Held>>,
+    /// Whether the sweeping task runs; started by the first grant, which runs on the runtime.
+    sweeping: AtomicBool,
+}
+
+struct Held {
+    resource: String,
+    owner: String,
+    expires: Instant,
+}
+
+impl HeldHere {
+    pub(crate) fn granted(
+        self: &Arc<Self>,
+        store: &str,
+        key: &str,
+        resource: &str,
+        owner: &str,
+        ttl: Duration,
+    ) {
+        let held = Held {
+            resource: resource.to_string(),
+            owner: owner.to_string(),
+            expires: Instant::now() + ttl,
+        };
+        self.lock()
+            .insert((store.to_string(), key.to_string()), held);
+        if !self.sweeping.swap(true, Ordering::Relaxed) {
+            tokio::spawn(sweep(Arc::downgrade(self)));
+        }
+    }
+
+    /// The owner renewed the lock for `ttl` from now.
+    pub(crate) fn renewed(&self, store: &str, key: &str, owner: &str, ttl: Duration) {
+        let mut locks = self.lock();
+        if let Some(held) = locks.get_mut(&(store.to_string(), key.to_string())) {
+            if held.owner == owner {
+                held.expires = Instant::now() + ttl;
+            }
+        }
+    }
+
+    /// The lock is no longer held: released by its owner, or by force.
+    pub(crate) fn released(&self, store: &str, key: &str) {
+        self.lock().remove(&(store.to_string(), key.to_string()));
+    }
+
+    /// How many locks are held through this sidecar, by store.
+    pub(crate) fn counts(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for (store, _) in self.lock().keys() {
+            *counts.entry(store.clone()).or_default() += 1;
+        }
+        counts
+    }
+
+    /// Removes the locks past their expiry and publishes that each expired.
+    fn expire(&self) {
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        self.lock().retain(|(store, _), held| {
+            let live = held.expires > now;
+            if !live {
+                expired.push((store.clone(), held.resource.clone(), held.owner.clone()));
+            }
+            live
+        });
+        for (store, resource, owner) in expired {
+            events::publish(&store, &resource, &owner, What::Expired);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Held>> {
+        // Plain data: a panic elsewhere while holding it leaves it usable.
+        self.locks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Looks for expiries until the sidecar's service is dropped.
+async fn sweep(held: Weak<HeldHere>) {
+    let mut tick = tokio::time::interval(SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match held.upgrade() {
+            Some(held) => held.expire(),
+            None => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn expired_in(store: &str) -> Vec<String> {
+        events::recent()
+            .iter()
+            .filter(|e| e.store == store && e.what == What::Expired)
+            .map(|e| e.resource.clone())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreleased_lock_expires_and_a_renewed_or_released_one_does_not() {
+        let store = "held-here-test";
+        let held = Arc::new(HeldHere::default());
+        held.granted(store, "k1", "forgotten", "o", SECOND);
+        held.granted(store, "k2", "renewed", "o", SECOND);
+        held.granted(store, "k3", "released", "o", SECOND);
+        assert_eq!(held.counts().get(store), Some(&3));
+        tokio::time::sleep(SECOND / 2).await;
+        held.renewed(store, "k2", "o", SECOND);
+        held.renewed(store, "k2", "someone else", Duration::ZERO);
+        held.released(store, "k3");
+        tokio::time::sleep(SECOND * 3 / 4).await;
+        assert_eq!(expired_in(store), ["forgotten"]);
+        assert_eq!(held.counts().get(store), Some(&1));
+        tokio::time::sleep(SECOND).await;
+        assert_eq!(expired_in(store), ["forgotten", "renewed"]);
+        assert_eq!(held.counts().get(store), None);
+    }
+}
