@@ -1,14 +1,17 @@
 //! lock.azure.blobstorage beyond the conformance suite: a one-second lock freed on time by the
 //! storage service's clock, its holder's sidecar alive or killed; the container created on
-//! first use; the ways in that start a sidecar against Azurite; a wrong key refused at
-//! start-up, naming its field.
+//! first use; the ways in that start a sidecar against Azurite (a key, a shared access
+//! signature, `UseDevelopmentStorage=true`); a wrong key or signature refused at start-up,
+//! naming its field.
 
 use std::time::{Duration, Instant};
 
+use crate::support::api::Api;
+use crate::support::azure_sas::account_sas;
 use crate::support::backend::{azurite_metadata, unique, Backend, AZURITE_ACCOUNT, AZURITE_KEY};
 use crate::support::dlockd::{component, refused_component, Dlockd, Options};
 use crate::support::locks::{acquire, try_acquire};
-use crate::support::servers::shared;
+use crate::support::servers::{shared, Azurite};
 
 const TYPE: &str = "lock.azure.blobstorage";
 
@@ -123,4 +126,69 @@ async fn a_wrong_key_stops_start_up_naming_the_field() {
         "accountKey",
         wrong,
     );
+}
+
+#[tokio::test]
+async fn a_shared_access_signature_starts_a_sidecar_in_either_form() {
+    let address = shared("DLOCK_TEST_AZURITE");
+    let sas = account_sas("rwdlac");
+    let in_the_string = sidecar_with(&[
+        (
+            "connectionString",
+            format!("BlobEndpoint=http://{address}/{AZURITE_ACCOUNT};SharedAccessSignature={sas}"),
+        ),
+        ("containerName", unique("sas-string").to_lowercase()),
+    ]);
+    Api::new(&in_the_string).await.smoke("store").await;
+    let in_fields = sidecar_with(&[
+        ("accountName", AZURITE_ACCOUNT.into()),
+        ("sasToken", format!("?{sas}")),
+        ("endpoint", format!("http://{address}")),
+        ("containerName", unique("sas-fields").to_lowercase()),
+    ]);
+    Api::new(&in_fields).await.smoke("store").await;
+}
+
+#[tokio::test]
+async fn a_signature_the_service_refuses_stops_start_up_naming_the_field() {
+    let address = shared("DLOCK_TEST_AZURITE");
+    let endpoint = format!("http://{address}");
+    // Read and list only: the container cannot be created with it.
+    let read_only = account_sas("rl");
+    refused_component(
+        TYPE,
+        &[
+            ("accountName", AZURITE_ACCOUNT),
+            ("sasToken", &read_only),
+            ("endpoint", &endpoint),
+            ("containerName", &unique("sas-read-only").to_lowercase()),
+        ],
+        "sasToken",
+        read_only.split("sig=").nth(1).unwrap(),
+    );
+    // Permissions that do not match the signature.
+    let forged = account_sas("rwdlac").replace("sp=rwdlac", "sp=rwdlacup");
+    let connection_string =
+        format!("BlobEndpoint=http://{address}/{AZURITE_ACCOUNT};SharedAccessSignature={forged}");
+    refused_component(
+        TYPE,
+        &[
+            ("connectionString", &connection_string),
+            ("containerName", &unique("sas-forged").to_lowercase()),
+        ],
+        "connectionString",
+        forged.split("sig=").nth(1).unwrap(),
+    );
+}
+
+/// `UseDevelopmentStorage=true` means the emulator on its well-known port, 10000, so this test
+/// starts a private Azurite there.
+#[tokio::test]
+async fn use_development_storage_starts_a_sidecar_on_the_emulator() {
+    let _azurite = Azurite::start_on(10000);
+    let sidecar = sidecar_with(&[
+        ("connectionString", "UseDevelopmentStorage=true".into()),
+        ("containerName", "dlock-dev".into()),
+    ]);
+    Api::new(&sidecar).await.smoke("store").await;
 }

@@ -3,6 +3,7 @@
 //! file sits one level up.
 
 pub mod api;
+pub mod azure_sas;
 pub mod backend;
 pub mod certs;
 pub mod dlockd;

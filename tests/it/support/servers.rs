@@ -888,8 +888,18 @@ pub struct Azurite {
 
 impl Azurite {
     pub fn start() -> Azurite {
+        Azurite::start_on(free_port())
+    }
+
+    /// On a given port: the emulator's well-known 10000 is what `UseDevelopmentStorage=true`
+    /// points at.
+    pub fn start_on(port: u16) -> Azurite {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} is taken: stop whatever listens there to run this test"
+        );
         let mut azurite = Azurite {
-            port: free_port(),
+            port,
             dir: temp_dir("azurite"),
             child: None,
         };
