@@ -12,6 +12,7 @@ use serde_json::json;
 use super::connect::{self, Client};
 use super::http_client::HttpClient;
 use super::Exit;
+use crate::percentile::percentile;
 use crate::proto::dapr::{TryLockRequest, UnlockRequest};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -232,15 +233,6 @@ async fn unlock(bench: &Bench, conn: &mut Conn, key: &str, owner: &str) -> Resul
         }
     }
     Ok(())
-}
-
-/// The `p`th percentile of sorted microsecond samples, in milliseconds (nearest rank).
-pub(crate) fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
 }
 
 fn print_report(bench: &Bench, total: &mut Tally, elapsed: Duration) {

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::bench::percentile;
 use super::connect::{self, Client, Locks};
 use super::Exit;
+use crate::percentile::percentile;
 use crate::proto::dapr::UnlockRequest;
 use crate::proto::dlock::AcquireRequest;
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cli::bench::percentile;
+use crate::percentile::percentile;
 
 /// The client counts to measure, one after the other.
 pub(crate) fn client_counts() -> Vec<usize> {
