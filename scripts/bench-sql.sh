@@ -4,8 +4,7 @@
 # way, under target/bench-sql on ports of their own; as root they run as the postgres and
 # mysql users). For each store it measures
 #   - raw: the store's take and release statements, straight through its own pool
-#     (src/stores/{postgresql,mysql}/raw_bench.rs), at 1 and 50 clients; for MySQL also
-#     through a pool that keeps idle connections open and their sessions as they were;
+#     (src/stores/{postgresql,mysql}/raw_bench.rs), at 1 and 50 clients;
 #   - dlockd: `dlock bench` lock+unlock pairs through the sidecar, at 1 and 50 clients, each
 #     client on its own key;
 #   - what reached the server per pair, from its own counters: on PostgreSQL the statements
@@ -145,10 +144,6 @@ for store in postgresql mysql; do
   for clients in 1 50; do
     echo "== $store: raw statements, $clients clients"
     measure "raw, the store's pool" "$clients" "$store" raw "stores::$store::raw_bench::raw_pairs" "$clients"
-    if [[ $store == mysql ]]; then
-      echo "== $store: raw statements, connections kept, $clients clients"
-      measure "raw, connections kept" "$clients" "$store" raw "stores::mysql::raw_bench::raw_pairs_kept_sessions" "$clients"
-    fi
     echo "== $store: dlock bench through dlockd, $clients clients"
     measure "dlock bench via dlockd" "$clients" "$store" \
       "$bin/dlock" bench --endpoint "127.0.0.1:$grpc_port" --store "$store" -c "$clients" -n "$pairs"

@@ -43,6 +43,12 @@ use statements::Statements;
 /// Connections kept open per sidecar: enough for a burst of contending clients.
 const POOL_SIZE: usize = 16;
 
+/// How long an idle pooled connection stays open. mysql_async closes a connection above the
+/// pool's minimum (0) as soon as it is returned unless given this, which made every statement
+/// open a connection of its own; a minute keeps a busy sidecar's connections while an idle one
+/// holds none for long.
+const IDLE_KEPT: Duration = Duration::from_secs(60);
+
 /// At most this many refused keys' expiries are remembered for their waiters; past it the
 /// memory starts over (a waiter then just polls without the bound).
 const REMEMBERED: usize = 4096;
@@ -347,7 +353,11 @@ fn options(settings: &Settings) -> OptsBuilder {
         .prefer_socket(false)
         .pool_opts(
             PoolOpts::default()
-                .with_constraints(PoolConstraints::new(0, POOL_SIZE).expect("0 ≤ the pool's size")),
+                .with_constraints(PoolConstraints::new(0, POOL_SIZE).expect("0 ≤ the pool's size"))
+                .with_inactive_connection_ttl(IDLE_KEPT)
+                // The store keeps no session state (no variables, no open transactions), so a
+                // returned connection needs no COM_RESET_CONNECTION round trip.
+                .with_reset_connection(false),
         );
     options = match &settings.server {
         Server::Tcp(address) => options
