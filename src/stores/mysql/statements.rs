@@ -15,16 +15,22 @@
 //!   makes one, gets a number above any the table handed out. The counter survives restarts
 //!   of the server from MySQL 8.0 and MariaDB 10.2.4 on (older servers recompute it from the
 //!   rows, and could repeat a token after the newest rows were deleted).
-//! - **release** and **renew**: a `DELETE` / `UPDATE` of the owner's unexpired row; only a
-//!   refusal reads the row once more, to tell "not held" from "held by another". Renewal
-//!   counts rows found, not changed (`CLIENT_FOUND_ROWS`), so a renewal to the same expiry in
-//!   the same microsecond still counts.
+//! - **release** and **renew**: an `UPDATE` of the owner's unexpired row (a release sets its
+//!   expiry to now); only a refusal reads the row once more, to tell "not held" from "held by
+//!   another". Both count rows found, not changed (`CLIENT_FOUND_ROWS`), so a renewal to the
+//!   same expiry in the same microsecond still counts. A release (and a force release) keeps
+//!   the row, expired, rather than deleting it: a take whose `INSERT` drew its number and then
+//!   stalled, while another take was granted a larger one and released, must still meet the
+//!   row and fail on the key, then take over with a fresh, larger number.
 //! - **keys**: InnoDB's index entries are at most 3072 bytes, and a 1 KiB resource id in
 //!   utf8mb4 can take 4 KiB; the primary key is the SHA-256 of the key (`key_hash`,
 //!   32 bytes), computed by the server, and the key itself sits beside it in a `BLOB`.
 //!   `owner` and the key are binary, so they compare byte for byte, never by a collation.
 //! - **cleanup** removes rows that expired more than a grace period (the timeout) ago. No
-//!   row is needed for tokens to increase: the counter is the table's, not the row's.
+//!   row is needed for tokens to increase (the counter is the table's, not the row's) except
+//!   against a take stalled inside its `INSERT`: MariaDB bounds that with `max_statement_time`
+//!   where set, MySQL cannot bound an `INSERT`, so a stall longer than the grace period is
+//!   the one case left.
 
 /// The SQL text of every statement, for one table. Parameters are `?`, in the order noted.
 pub(crate) struct Statements {
@@ -68,7 +74,10 @@ impl Statements {
                 "DELETE FROM {table} WHERE {ROW} AND expires_at <= UTC_TIMESTAMP(6)"
             ),
             expires_in: format!("SELECT {millis_left} FROM {table} WHERE {ROW} AND {LIVE}"),
-            release: format!("DELETE FROM {table} WHERE {ROW} AND owner = ? AND {LIVE}"),
+            release: format!(
+                "UPDATE {table} SET expires_at = UTC_TIMESTAMP(6) \
+                 WHERE {ROW} AND owner = ? AND {LIVE}"
+            ),
             renew: format!(
                 "UPDATE {table} SET expires_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND \
                  WHERE {ROW} AND owner = ? AND {LIVE}"
@@ -79,7 +88,9 @@ impl Statements {
                 "SELECT {columns} FROM {table} \
                  WHERE SUBSTRING(lock_key, 1, LENGTH(?)) = ? AND {LIVE} ORDER BY lock_key"
             ),
-            force_release: format!("DELETE FROM {table} WHERE {ROW} AND {LIVE}"),
+            force_release: format!(
+                "UPDATE {table} SET expires_at = UTC_TIMESTAMP(6) WHERE {ROW} AND {LIVE}"
+            ),
             cleanup: format!(
                 "DELETE FROM {table} \
                  WHERE expires_at < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND"

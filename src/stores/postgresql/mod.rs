@@ -257,7 +257,8 @@ impl LockStore for PostgresStore {
 }
 
 /// The TLS connector: certificates are checked against `sslrootcert`, else the system's
-/// roots. It is only used where `sslmode` asks for TLS.
+/// roots, and the client shows `sslcert` where given. It is only used where `sslmode` asks
+/// for TLS.
 fn tls(settings: &Settings) -> Result<MakeRustlsConnect, ConfigError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
@@ -278,9 +279,21 @@ fn tls(settings: &Settings) -> Result<MakeRustlsConnect, ConfigError> {
         }
         None => {}
     }
-    let config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let config = match &settings.client_cert {
+        None => config.with_no_client_auth(),
+        Some((cert, key)) => {
+            use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+            let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| field(format!("sslcert: {e}")))?;
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
+                .map_err(|e| field(format!("sslkey: {e}")))?;
+            config
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| field(format!("sslcert and sslkey: {e}")))?
+        }
+    };
     Ok(MakeRustlsConnect::new(config))
 }
 

@@ -8,7 +8,9 @@
 //! `verify-full` modes are read here and taken out of the string before it is handed on. Unlike
 //! libpq, dlock never encrypts without checking the server's certificate: `require` checks it
 //! against `sslrootcert`, else the system's roots, and `prefer` (libpq's default) without a
-//! `sslrootcert` connects in the clear, as `prefer` does with a server without TLS.
+//! `sslrootcert` connects in the clear, as `prefer` does with a server without TLS. A client
+//! certificate for servers that ask for one (`clientcert=verify-ca` or `cert` in pg_hba.conf)
+//! is `sslcert` with `sslkey`, PEM files as libpq takes them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -23,6 +25,8 @@ pub(crate) struct Settings {
     pub(crate) connection: tokio_postgres::Config,
     /// The CA certificate (PEM) to check the server's with, from `sslrootcert`.
     pub(crate) root_cert: Option<String>,
+    /// The client's certificate chain and private key (PEM), from `sslcert` and `sslkey`.
+    pub(crate) client_cert: Option<(String, String)>,
     pub(crate) table: TableSettings,
 }
 
@@ -36,7 +40,7 @@ impl fmt::Debug for Settings {
 }
 
 /// The libpq options read here rather than by tokio-postgres.
-const OURS: [&str; 2] = ["sslrootcert", "sslmode"];
+const OURS: [&str; 4] = ["sslrootcert", "sslmode", "sslcert", "sslkey"];
 
 impl Settings {
     pub(crate) fn from_metadata(metadata: &Metadata) -> Result<Settings, ConfigError> {
@@ -52,11 +56,27 @@ impl Settings {
             ConfigError::field("connectionString", e.to_string())
         })?;
         let field = |message: String| ConfigError::field("connectionString", message);
-        let root_cert = match options.iter().find(|(k, _)| k == "sslrootcert") {
-            None => None,
-            Some((_, path)) => Some(std::fs::read_to_string(path).map_err(|e| {
-                field(format!("sslrootcert: can't read the CA file '{path}': {e}"))
-            })?),
+        let option = |name: &str| options.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        let read = |name: &str, what: &str| -> Result<Option<String>, ConfigError> {
+            let Some(path) = option(name) else {
+                return Ok(None);
+            };
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| field(format!("{name}: can't read the {what} '{path}': {e}")))?;
+            Ok(Some(pem))
+        };
+        let root_cert = read("sslrootcert", "CA file")?;
+        let client_cert = match (
+            read("sslcert", "certificate file")?,
+            read("sslkey", "key file")?,
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                return Err(field(
+                    "sslcert and sslkey go together: give both or neither".into(),
+                ))
+            }
         };
         let ssl_mode = match options.iter().find(|(k, _)| k == "sslmode") {
             None => "prefer",
@@ -92,6 +112,7 @@ impl Settings {
         Ok(Settings {
             connection,
             root_cert,
+            client_cert,
             table,
         })
     }
@@ -197,6 +218,8 @@ mod tests {
             "host=db1 password=hunter2 port=many",
             "postgres://u:hunter2@db1:many/bpm",
             "host=db1 password=hunter2 sslrootcert=/no/such/ca.pem sslmode=require",
+            "host=db1 password=hunter2 sslcert=/no/such/client.pem sslkey=/no/such/client.key",
+            "host=db1 password=hunter2 sslmode=require sslcert=/etc/hostname",
             "host=db1 password=hunter2 frobnicate=yes",
         ] {
             let err = settings(text).expect_err(text);

@@ -7,12 +7,15 @@
 //!   token is `nextval` of the store's sequence, evaluated for the `VALUES` row before the
 //!   conflict is seen (a refused take burns a number, which only leaves a gap); the `WHERE` also
 //!   asks for it to be above the expired holder's, so a take whose number was drawn before a
-//!   stall can never hand out a smaller token than the lock had.
-//! - **release** and **renew**: a `DELETE` / `UPDATE` of the owner's unexpired row in a
-//!   common table expression, and beside it who holds the key, from the same snapshot, so the
-//!   one statement tells "released" from "not held" and "held by another". A release notifies
-//!   the store's channel (`pg_notify`, sent when the statement commits) with the key: every
-//!   sidecar listening wakes its waiters at once.
+//!   stall can never hand out a smaller token than the lock had while the row is there.
+//! - **release** and **renew**: an `UPDATE` of the owner's unexpired row in a common table
+//!   expression (a release sets its expiry to now), and beside it who holds the key, from the
+//!   same snapshot, so the one statement tells "released" from "not held" and "held by
+//!   another". A release notifies the store's channel (`pg_notify`, sent when the statement
+//!   commits) with the key: every sidecar listening wakes its waiters at once. A release (and
+//!   a force release) keeps the row, expired, rather than deleting it: a take that drew its
+//!   token and then stalled, while another take was granted a larger one and released, must
+//!   still find the row and its larger token, not an empty slot to insert into.
 //! - **cleanup** removes rows that expired more than a grace period ago (the timeout, which
 //!   is also every session's `statement_timeout`), so a take that drew its token before the
 //!   row was removed has finished, or been cancelled by the server, by then.
@@ -77,7 +80,7 @@ impl Statements {
                  RETURNING held.fencing_token"
             ),
             release: format!(
-                "WITH released AS (DELETE FROM {table} \
+                "WITH released AS (UPDATE {table} SET expires_at = now() \
                  WHERE key = $1 AND owner = $2 AND expires_at > now() RETURNING key) \
                  SELECT (SELECT count(pg_notify('{channel}', key)) FROM released) > 0, {holder}"
             ),
@@ -95,10 +98,9 @@ impl Statements {
                  WHERE starts_with(key, $1) AND expires_at > now() ORDER BY key"
             ),
             force_release: format!(
-                "WITH released AS (DELETE FROM {table} WHERE key = $1 \
-                 RETURNING key, expires_at > now() AS live) \
-                 SELECT count(pg_notify('{channel}', key)), coalesce(bool_or(live), false) \
-                 FROM released"
+                "WITH released AS (UPDATE {table} SET expires_at = now() \
+                 WHERE key = $1 AND expires_at > now() RETURNING key) \
+                 SELECT count(pg_notify('{channel}', key)), count(*) > 0 FROM released"
             ),
             cleanup: format!(
                 "DELETE FROM {table} \

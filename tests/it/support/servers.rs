@@ -554,6 +554,8 @@ pub struct Postgres {
     pub port: u16,
     data: PathBuf,
     log: PathBuf,
+    /// Server settings beyond the defaults, as `-c name=value` arguments.
+    settings: Vec<String>,
     child: Option<Child>,
 }
 
@@ -563,7 +565,52 @@ pub const POSTGRES_USER: &str = "dlock";
 impl Postgres {
     /// A new server, its cluster made by initdb.
     pub fn start() -> Postgres {
-        let mut server = Postgres::configure();
+        let mut server = Postgres::init();
+        server.spawn();
+        server.wait_ready();
+        server
+    }
+
+    /// A new server that takes TCP connections over TLS only, with `certs`' server certificate,
+    /// and only from clients that show a certificate `certs`' CA signed (and the password).
+    pub fn start_tls(certs: &Certs) -> Postgres {
+        let mut server = Postgres::init();
+        let dir = server.data.clone();
+        for (from, to) in [
+            (&certs.server.0, "server.crt"),
+            (&certs.server.1, "server.key"),
+            (&certs.ca, "ca.crt"),
+        ] {
+            std::fs::copy(from, dir.join(to)).unwrap();
+        }
+        // PostgreSQL refuses a key others can read.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        Postgres::hand_over(&dir);
+        let hba = "hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca\n";
+        std::fs::write(dir.join("pg_hba.conf"), hba).unwrap();
+        for setting in [
+            "ssl=on",
+            "ssl_cert_file=server.crt",
+            "ssl_key_file=server.key",
+            "ssl_ca_file=ca.crt",
+        ] {
+            server
+                .settings
+                .extend(["-c".to_string(), setting.to_string()]);
+        }
+        server.spawn();
+        server.wait_ready();
+        server
+    }
+
+    /// A new cluster made by initdb, not yet started.
+    fn init() -> Postgres {
+        let server = Postgres::configure();
         let password = server.data.with_file_name("password");
         std::fs::write(&password, shared("DLOCK_TEST_POSTGRES_PASSWORD")).unwrap();
         Postgres::hand_over(password.parent().unwrap());
@@ -580,8 +627,6 @@ impl Postgres {
         let mut rules = std::fs::read_to_string(&hba).unwrap();
         rules.push_str("host replication dlock 127.0.0.1/32 scram-sha-256\n");
         std::fs::write(&hba, rules).unwrap();
-        server.spawn();
-        server.wait_ready();
         server
     }
 
@@ -628,6 +673,7 @@ impl Postgres {
             port: free_port(),
             data: dir.join("data"),
             log: dir.join("postgres.log"),
+            settings: Vec::new(),
             child: None,
         }
     }
@@ -678,6 +724,7 @@ impl Postgres {
                 "unix_socket_directories=",
             ])
             .args(["-c", "fsync=off", "-c", "max_connections=200"])
+            .args(&self.settings)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -757,11 +804,28 @@ impl Drop for Postgres {
 pub struct Mariadb {
     pub port: u16,
     dir: PathBuf,
+    /// Server options beyond the defaults.
+    options: Vec<String>,
     child: Option<Child>,
 }
 
 impl Mariadb {
     pub fn start() -> Mariadb {
+        Mariadb::start_with(Vec::new(), "")
+    }
+
+    /// A server with `certs`' server certificate whose user `dlock` must connect over TLS.
+    pub fn start_tls(certs: &Certs) -> Mariadb {
+        let options = vec![
+            format!("--ssl-cert={}", certs.server.0.display()),
+            format!("--ssl-key={}", certs.server.1.display()),
+            format!("--ssl-ca={}", certs.ca.display()),
+        ];
+        Mariadb::start_with(options, " REQUIRE SSL")
+    }
+
+    /// A server started with `options`, its user `dlock` created with `requirement`.
+    fn start_with(options: Vec<String>, requirement: &str) -> Mariadb {
         let dir = temp_dir("mariadb");
         if unsafe { libc::geteuid() } == 0 {
             let owned = Command::new("chown")
@@ -787,6 +851,7 @@ impl Mariadb {
         let mut server = Mariadb {
             port: free_port(),
             dir,
+            options,
             child: None,
         };
         server.spawn();
@@ -795,7 +860,7 @@ impl Mariadb {
         let created = server
             .client()
             .arg(format!(
-                "CREATE USER 'dlock'@'%' IDENTIFIED BY '{password}'; \
+                "CREATE USER 'dlock'@'%' IDENTIFIED BY '{password}'{requirement}; \
                  GRANT ALL ON *.* TO 'dlock'@'%';"
             ))
             .output()
@@ -834,6 +899,7 @@ impl Mariadb {
             ))
             .arg(format!("--port={}", self.port))
             .args(["--skip-log-bin", "--innodb-flush-log-at-trx-commit=0"])
+            .args(&self.options)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
