@@ -23,5 +23,6 @@ mod redis;
 mod redis_topologies;
 mod sdk;
 mod slow_clients;
+mod sql_stores;
 mod support;
 mod zookeeper;

@@ -1,9 +1,7 @@
-//! `lock.postgresql`'s own behaviour beyond the suites: a refused password names the field
-//! and never shows, a table an older dlock made is migrated with its locks, rows of expired
-//! locks are removed in the background, a take that stalls after drawing its fencing token
-//! never hands out a token below a later grant's, and a promoted standby keeps locks working
-//! for a sidecar whose connection string lists both servers; TLS with the server's
-//! certificate checked and a client certificate shown.
+//! `lock.postgresql`'s own behaviour beyond the suites and `sql_stores.rs`: a take that
+//! stalls after drawing its fencing token never hands out a token below a later grant's, a
+//! promoted standby keeps locks working for a sidecar whose connection string lists both
+//! servers, and TLS with the server's certificate checked and a client certificate shown.
 
 use std::time::{Duration, Instant};
 
@@ -23,122 +21,6 @@ async fn client(connection_string: &str) -> tokio_postgres::Client {
         .expect("the test server answers");
     tokio::spawn(connection);
     client
-}
-
-#[tokio::test]
-async fn a_wrong_password_names_the_field_and_never_shows() {
-    let right = postgres_connection_string();
-    let password = std::env::var("DLOCK_TEST_POSTGRES_PASSWORD").unwrap();
-    let wrong = right.replace(&password, "hunter2-wrong-guess");
-    let file = component("store", "lock.postgresql", &[("connectionString", &wrong)]);
-    let failed = Dlockd::start_fails(Options::with_component("app", file)).output;
-    assert!(
-        failed.contains("field spec.metadata 'connectionString'"),
-        "{failed}"
-    );
-    assert!(
-        failed.contains("PostgreSQL refused the user or its password"),
-        "{failed}"
-    );
-    assert!(!failed.contains("hunter2"), "{failed}");
-}
-
-#[tokio::test]
-async fn an_older_layout_is_migrated_with_its_locks() {
-    let connection = postgres_connection_string();
-    let db = client(&connection).await;
-    let table = format!("classic_{}", std::process::id());
-    let resource = unique("migrated");
-    // Layout 1, the classic lock table, holding a live lock of another owner.
-    db.batch_execute(&format!(
-        "DROP TABLE IF EXISTS {table};
-         CREATE TABLE {table} (key text PRIMARY KEY, owner text NOT NULL,
-                               expires_at timestamptz NOT NULL);
-         INSERT INTO {table} VALUES ('lock||app||{resource}', 'old', now() + interval '1 hour');"
-    ))
-    .await
-    .unwrap();
-
-    let file = component(
-        "store",
-        "lock.postgresql",
-        &[("connectionString", &connection), ("tableName", &table)],
-    );
-    let sidecar = Dlockd::start(Options::with_component("app", file));
-    let api = Api::new(&sidecar).await;
-    // The old lock survived the migration, and its owner still holds it.
-    assert_eq!(
-        api.lock(Protocol::Grpc, "store", &resource, "new", 60)
-            .await,
-        Ok(false)
-    );
-    assert_eq!(
-        api.unlock(Protocol::Grpc, "store", &resource, "old").await,
-        Ok(SUCCESS)
-    );
-    assert_eq!(
-        api.lock(Protocol::Grpc, "store", &resource, "new", 60)
-            .await,
-        Ok(true)
-    );
-    let row = db
-        .query_one(
-            &format!(
-                "SELECT obj_description('{table}'::regclass, 'pg_class'), \
-                 (SELECT fencing_token FROM {table} WHERE owner = 'new')"
-            ),
-            &[],
-        )
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, String>(0), "dlock lock table, layout 2");
-    // The migration numbered the old row 1; the new grant came after it.
-    assert!(row.get::<_, i64>(1) > 1);
-    db.batch_execute(&format!(
-        "DROP TABLE {table}; DROP SEQUENCE {table}_fencing"
-    ))
-    .await
-    .unwrap();
-}
-
-#[tokio::test]
-async fn rows_of_expired_locks_are_removed() {
-    let connection = postgres_connection_string();
-    let table = format!("cleaned_{}", std::process::id());
-    // Rows stay one timeout past their expiry, then the next round removes them.
-    let file = component(
-        "store",
-        "lock.postgresql",
-        &[
-            ("connectionString", &connection),
-            ("tableName", &table),
-            ("timeout", "1s"),
-            ("cleanupInterval", "200ms"),
-        ],
-    );
-    let sidecar = Dlockd::start(Options::with_component("app", file));
-    let api = Api::new(&sidecar).await;
-    for _ in 0..3 {
-        let resource = unique("cleaned");
-        assert_eq!(
-            api.lock(Protocol::Grpc, "store", &resource, "a", 1).await,
-            Ok(true)
-        );
-    }
-    let db = client(&connection).await;
-    let count = format!("SELECT count(*) FROM {table}");
-    assert_eq!(db.query_one(&count, &[]).await.unwrap().get::<_, i64>(0), 3);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while db.query_one(&count, &[]).await.unwrap().get::<_, i64>(0) > 0 {
-        assert!(Instant::now() < deadline, "expired rows were never removed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    drop(sidecar);
-    db.batch_execute(&format!(
-        "DROP TABLE {table}; DROP SEQUENCE {table}_fencing"
-    ))
-    .await
-    .unwrap();
 }
 
 /// A take draws its token (`nextval`, in the `VALUES` row) before PostgreSQL looks for the

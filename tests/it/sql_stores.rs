@@ -1,0 +1,253 @@
+//! What `lock.postgresql` and `lock.mysql` share beyond the suites, written once and run for
+//! each: a refused password names the field and never shows, rows of expired locks are
+//! removed in the background, and a table of the classic layout (key, owner, expiry) that an
+//! older dlock made is migrated with its locks. Each database's own behaviour is in
+//! `postgresql.rs` and `mysql.rs`.
+
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use tokio_postgres::NoTls;
+
+use crate::support::api::{Api, Protocol, SUCCESS};
+use crate::support::backend::{mysql_dsn, postgres_connection_string, unique};
+use crate::support::dlockd::{component, Dlockd, Options};
+
+#[derive(Clone, Copy)]
+enum Sql {
+    Postgresql,
+    Mysql,
+}
+
+impl Sql {
+    fn type_name(self) -> &'static str {
+        match self {
+            Sql::Postgresql => "lock.postgresql",
+            Sql::Mysql => "lock.mysql",
+        }
+    }
+
+    /// The connection string of the shared test server.
+    fn connection_string(self) -> String {
+        match self {
+            Sql::Postgresql => postgres_connection_string(),
+            Sql::Mysql => mysql_dsn(),
+        }
+    }
+
+    /// The database's name as the store's errors give it.
+    fn name(self) -> &'static str {
+        match self {
+            Sql::Postgresql => "PostgreSQL",
+            Sql::Mysql => "MySQL",
+        }
+    }
+
+    fn password(self) -> String {
+        let name = match self {
+            Sql::Postgresql => "DLOCK_TEST_POSTGRES_PASSWORD",
+            Sql::Mysql => "DLOCK_TEST_MYSQL_PASSWORD",
+        };
+        std::env::var(name).unwrap()
+    }
+
+    /// A sidecar with one store named `store` on the shared server, with `metadata` besides
+    /// the connection string.
+    fn sidecar(self, metadata: &[(&str, &str)]) -> Dlockd {
+        let connection = self.connection_string();
+        let mut all = vec![("connectionString", connection.as_str())];
+        all.extend_from_slice(metadata);
+        let file = component("store", self.type_name(), &all);
+        Dlockd::start(Options::with_component("app", file))
+    }
+
+    /// `table` as statements name it: MySQL's stores live in the schema `dlock`.
+    fn table(self, table: &str) -> String {
+        match self {
+            Sql::Postgresql => table.to_string(),
+            Sql::Mysql => format!("dlock.{table}"),
+        }
+    }
+
+    /// Runs statements, separated by `;`.
+    async fn execute(self, statements: &str) {
+        match self {
+            Sql::Postgresql => postgres().await.batch_execute(statements).await.unwrap(),
+            Sql::Mysql => mysql().await.query_drop(statements).await.unwrap(),
+        }
+    }
+
+    /// The first column of the first row of a query, as text.
+    async fn query(self, query: &str) -> Option<String> {
+        match self {
+            Sql::Postgresql => postgres()
+                .await
+                .query_opt(&format!("SELECT ({query})::text"), &[])
+                .await
+                .unwrap()
+                .and_then(|row| row.get(0)),
+            Sql::Mysql => mysql()
+                .await
+                .query_first::<Option<String>, _>(format!("SELECT CAST(({query}) AS CHAR)"))
+                .await
+                .unwrap()
+                .flatten(),
+        }
+    }
+
+    /// Drops the store's table and whatever the store made beside it.
+    async fn drop_store(self, table: &str) {
+        match self {
+            Sql::Postgresql => {
+                self.execute(&format!(
+                    "DROP TABLE {table}; DROP SEQUENCE {table}_fencing"
+                ))
+                .await
+            }
+            Sql::Mysql => self.execute(&format!("DROP TABLE dlock.{table}")).await,
+        }
+    }
+}
+
+async fn postgres() -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(&postgres_connection_string(), NoTls)
+        .await
+        .expect("the test server answers");
+    tokio::spawn(connection);
+    client
+}
+
+async fn mysql() -> mysql_async::Conn {
+    let address = std::env::var("DLOCK_TEST_MYSQL").unwrap();
+    let (host, port) = address.rsplit_once(':').unwrap();
+    let options = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(host)
+        .tcp_port(port.parse().unwrap())
+        .user(Some("dlock"))
+        .pass(std::env::var("DLOCK_TEST_MYSQL_PASSWORD").ok());
+    mysql_async::Conn::new(options).await.unwrap()
+}
+
+async fn a_wrong_password_names_the_field_and_never_shows(sql: Sql) {
+    let wrong = sql
+        .connection_string()
+        .replace(&sql.password(), "hunter2-wrong-guess");
+    let file = component("store", sql.type_name(), &[("connectionString", &wrong)]);
+    let failed = Dlockd::start_fails(Options::with_component("app", file)).output;
+    assert!(
+        failed.contains("field spec.metadata 'connectionString'"),
+        "{failed}"
+    );
+    let refused = format!("{} refused the user or its password", sql.name());
+    assert!(failed.contains(&refused), "{failed}");
+    assert!(!failed.contains("hunter2"), "{failed}");
+}
+
+async fn rows_of_expired_locks_are_removed(sql: Sql) {
+    let table = format!("cleaned_{}", std::process::id());
+    // Rows stay one timeout past their expiry, then the next round removes them.
+    let sidecar = sql.sidecar(&[
+        ("tableName", &table),
+        ("timeout", "1s"),
+        ("cleanupInterval", "200ms"),
+    ]);
+    let api = Api::new(&sidecar).await;
+    for _ in 0..3 {
+        let resource = unique("cleaned");
+        assert_eq!(
+            api.lock(Protocol::Grpc, "store", &resource, "a", 1).await,
+            Ok(true)
+        );
+    }
+    let count = format!("SELECT count(*) FROM {}", sql.table(&table));
+    assert_eq!(sql.query(&count).await.as_deref(), Some("3"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sql.query(&count).await.as_deref() != Some("0") {
+        assert!(Instant::now() < deadline, "expired rows were never removed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(sidecar);
+    sql.drop_store(&table).await;
+}
+
+async fn an_older_layout_is_migrated_with_its_locks(sql: Sql) {
+    let table = format!("classic_{}", std::process::id());
+    let resource = unique("migrated");
+    let key = format!("lock||app||{resource}");
+    // Layout 1, the classic lock table, holding a live lock of another owner.
+    let classic = match sql {
+        Sql::Postgresql => format!(
+            "DROP TABLE IF EXISTS {table};
+             CREATE TABLE {table} (key text PRIMARY KEY, owner text NOT NULL,
+                                   expires_at timestamptz NOT NULL);
+             INSERT INTO {table} VALUES ('{key}', 'old', now() + interval '1 hour');"
+        ),
+        Sql::Mysql => format!(
+            "CREATE DATABASE IF NOT EXISTS dlock;
+             DROP TABLE IF EXISTS dlock.{table};
+             CREATE TABLE dlock.{table} (lock_key VARBINARY(255) PRIMARY KEY,
+                 owner VARBINARY(255) NOT NULL, expires_at DATETIME(6) NOT NULL);
+             INSERT INTO dlock.{table}
+                 VALUES ('{key}', 'old', UTC_TIMESTAMP(6) + INTERVAL 1 HOUR);"
+        ),
+    };
+    sql.execute(&classic).await;
+
+    let sidecar = sql.sidecar(&[("tableName", &table)]);
+    let api = Api::new(&sidecar).await;
+    // The old lock survived the migration, and its owner still holds it.
+    let lock = || api.lock(Protocol::Grpc, "store", &resource, "new", 60);
+    assert_eq!(lock().await, Ok(false));
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &resource, "old").await,
+        Ok(SUCCESS)
+    );
+    assert_eq!(lock().await, Ok(true));
+    let comment = match sql {
+        Sql::Postgresql => format!("obj_description('{table}'::regclass, 'pg_class')"),
+        Sql::Mysql => format!(
+            "SELECT table_comment FROM information_schema.tables \
+             WHERE table_schema = 'dlock' AND table_name = '{table}'"
+        ),
+    };
+    assert_eq!(
+        sql.query(&comment).await.as_deref(),
+        Some("dlock lock table, layout 2")
+    );
+    // The migration numbered the old row 1; the new grant came after it.
+    let token = sql
+        .query(&format!(
+            "SELECT fencing_token FROM {} WHERE owner = 'new'",
+            sql.table(&table)
+        ))
+        .await
+        .expect("the new owner's row");
+    assert!(token.parse::<u64>().unwrap() > 1, "token {token}");
+    drop(sidecar);
+    sql.drop_store(&table).await;
+}
+
+/// The tests above, for one database.
+macro_rules! sql_store_tests {
+    ($module:ident, $sql:expr) => {
+        mod $module {
+            #[tokio::test]
+            async fn a_wrong_password_names_the_field_and_never_shows() {
+                super::a_wrong_password_names_the_field_and_never_shows($sql).await;
+            }
+
+            #[tokio::test]
+            async fn rows_of_expired_locks_are_removed() {
+                super::rows_of_expired_locks_are_removed($sql).await;
+            }
+
+            #[tokio::test]
+            async fn an_older_layout_is_migrated_with_its_locks() {
+                super::an_older_layout_is_migrated_with_its_locks($sql).await;
+            }
+        }
+    };
+}
+
+sql_store_tests!(postgresql, super::Sql::Postgresql);
+sql_store_tests!(mysql, super::Sql::Mysql);
