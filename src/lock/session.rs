@@ -116,11 +116,13 @@ impl Session<'_> {
         let mut failure = None;
         loop {
             let wake = next.min(deadline);
+            let max_wait = wake.saturating_duration_since(Instant::now());
             tokio::select! {
+                // Also a bound on the store's wait, which may hang as any store call may.
                 () = sleep_until(wake) => {}
                 // A release of this key (by force, or an expiry we missed) wakes us early; the
                 // renewal below then finds out whether the lock is still ours.
-                signal = store.store.wait_for_release(key, wake.saturating_duration_since(Instant::now())) => {
+                signal = store.store.wait_for_release(key, max_wait) => {
                     if signal.is_err() {
                         sleep_until(wake).await;
                     }
