@@ -28,6 +28,8 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need_apt+=(postgresql)
 command -v mariadbd >/dev/null 2>&1 || need_apt+=(mariadb-server)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)      # check-examples.sh
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)                 # the fault suite's partitions
+command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 python3 -c 'import yaml' >/dev/null 2>&1 || need_apt+=(python3-yaml)  # check-examples.sh
 if ((${#need_apt[@]})); then
   say "apt-get install ${need_apt[*]}"
@@ -287,6 +289,9 @@ export DLOCK_TEST_AZURITE_SERVER="$azurite_bin"
 # --- Tests ---------------------------------------------------------------------------
 # The SDK tests find the venv's Python here; a missing SDK fails them, never skips them.
 export DLOCK_TEST_PYTHON="$root/target/sdk/venv/bin/python"
+# The fault suite's partitions need network namespaces (root, as here and in CI): under this
+# script a machine that cannot make one fails them instead of skipping them.
+export DLOCK_TEST_NETNS=1
 # No exec: the trap above stops the servers when the tests end.
 # Bounded, so that a hung test fails the run with its output instead of outlasting CI's limit.
 # One test at a time: several tests assert wake-up and expiry times of tens of milliseconds,

@@ -180,14 +180,15 @@ impl LockService {
         let r = &request.lock;
         let call = self.call("Acquire", &r.store, &r.resource_id, &r.owner);
         let taken = self.take(request).await;
-        Call::end(call, taken.map(|taken| taken.map(|(_, grant)| grant)))
+        Call::end(call, taken.map(|taken| taken.map(|(_, grant, _)| grant)))
     }
 
-    /// `acquire`, answering with the grant the lock it checked, for a session to keep.
+    /// `acquire`, answering with the grant the lock it checked, for a session to keep, and
+    /// when the call that got the grant was sent: the store's expiry runs from no sooner.
     pub(crate) async fn take(
         &self,
         request: AcquireRequest,
-    ) -> Result<Option<(CheckedLock<'_>, Grant)>, ApiError> {
+    ) -> Result<Option<(CheckedLock<'_>, Grant, Instant)>, ApiError> {
         let wait = request.wait;
         let lock = self.check_acquire(request)?;
         let now = Instant::now();
@@ -200,8 +201,12 @@ impl LockService {
         } else {
             self.wait_in_sidecar_line(&lock, deadline).await?
         };
-        self.granted(&lock, grant.as_ref(), Some(started.elapsed()));
-        Ok(grant.map(|grant| (lock, grant)))
+        self.granted(
+            &lock,
+            grant.as_ref().map(|(g, _)| g),
+            Some(started.elapsed()),
+        );
+        Ok(grant.map(|(grant, asked)| (lock, grant, asked)))
     }
 
     /// `acquire` on a store that keeps no line: this sidecar's line, whose first waiter alone
@@ -210,7 +215,7 @@ impl LockService {
         &self,
         lock: &CheckedLock<'_>,
         deadline: Instant,
-    ) -> Result<Option<Grant>, ApiError> {
+    ) -> Result<Option<(Grant, Instant)>, ApiError> {
         let failed = |e| ApiError::failed(Operation::Acquire, e);
         let store = &lock.store.store;
         let place = self.lines.join(&lock.key);
@@ -252,7 +257,7 @@ impl LockService {
         &self,
         lock: &CheckedLock<'_>,
         deadline: Instant,
-    ) -> Result<Option<Grant>, ApiError> {
+    ) -> Result<Option<(Grant, Instant)>, ApiError> {
         let failed = |e| ApiError::failed(Operation::Acquire, e);
         let store = &lock.store.store;
         if let Some(grant) = try_once(lock).await? {
@@ -266,8 +271,9 @@ impl LockService {
             .map_err(failed)?;
         let mut poll = FIRST_POLL;
         loop {
+            let asked = Instant::now();
             if let Some(grant) = place.try_take().await.map_err(failed)? {
-                return Ok(Some(grant));
+                return Ok(Some((grant, asked)));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -392,15 +398,17 @@ fn held(resource_id: String, info: LockInfo) -> HeldLock {
     }
 }
 
-/// One try at the store for a waiter: the grant, or `None` while someone holds the key.
-async fn try_once(lock: &CheckedLock<'_>) -> Result<Option<Grant>, ApiError> {
+/// One try at the store for a waiter: the grant and when it was asked for, or `None` while
+/// someone holds the key.
+async fn try_once(lock: &CheckedLock<'_>) -> Result<Option<(Grant, Instant)>, ApiError> {
+    let asked = Instant::now();
     let tried = lock
         .store
         .store
         .try_lock(&lock.key, &lock.owner, lock.ttl)
         .await;
     match tried.map_err(|e| ApiError::failed(Operation::Acquire, e))? {
-        TryLockOutcome::Granted(grant) => Ok(Some(grant)),
+        TryLockOutcome::Granted(grant) => Ok(Some((grant, asked))),
         TryLockOutcome::Held => Ok(None),
     }
 }

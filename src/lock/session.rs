@@ -1,21 +1,52 @@
 //! Held sessions: a lock kept while a client stays connected. The sidecar renews it at a third
 //! of its expiry (as Redisson's watchdog does), watches the store's release signal so a lock
-//! deleted by force is noticed at once, and gives up only when the store says the lock is gone
-//! (saying whether it expired or was taken away before its expiry) or could not confirm it for
-//! a whole expiry. Releasing is the caller's last step.
+//! deleted by force is noticed at once, and gives up when the store says the lock is gone
+//! (saying whether it expired or was taken away before its expiry) or when its own deadline
+//! comes without a confirmed renewal. Releasing is the caller's last step.
+//!
+//! The deadline is what makes a lost lock known before anyone else can have it: the store's
+//! expiry runs from no sooner than the moment the last confirmed renewal (or the grant) was
+//! *sent*, so until that moment plus the expiry nobody else can be granted the lock. The
+//! session stops believing it holds the lock a margin earlier (`clock_margin`), for the two
+//! clocks' rates: ours and the store's may differ by a bounded drift, never by a pause. A
+//! session whose process is paused (a long GC, SIGSTOP, a VM migration) cannot notice
+//! anything until it runs again; fencing tokens are the only protection against that. Every
+//! store call on the way is bounded by the deadline, so a call that hangs (inside a client
+//! library's reconnect) cannot keep the session past it.
 
-use tokio::time::Instant;
+use std::time::Duration;
+
+use tokio::time::{sleep_until, timeout_at, Instant};
 
 use super::api_log::{Call, Outcome};
 use super::events::{self, What};
 use super::request::CheckedLock;
 use super::{AcquireRequest, ApiError, Grant, LockService, OwnerChecked};
 
-/// A lock held for a client: the lock its acquire checked, and the grant.
+/// The share of a lock's expiry by which a session's deadline comes before the store's
+/// earliest expiry, for the difference between the two clocks' rates: 10%, far beyond the drift
+/// of any clock that keeps time (NTP refuses more than 0.05%).
+const CLOCK_MARGIN_DIVISOR: u32 = 10;
+
+/// The least margin, for the timers' own lateness on a busy machine.
+const MIN_CLOCK_MARGIN: Duration = Duration::from_millis(50);
+
+/// How soon a renewal that failed is tried again (sooner if the next one was due sooner): often
+/// enough that a short outage costs no lock, seldom enough not to flood a store that struggles.
+const RETRY: Duration = Duration::from_millis(250);
+
+/// How much earlier than the store's earliest expiry a session gives up its lock.
+pub(crate) fn clock_margin(ttl: Duration) -> Duration {
+    (ttl / CLOCK_MARGIN_DIVISOR).max(MIN_CLOCK_MARGIN).min(ttl)
+}
+
+/// A lock held for a client: the lock its acquire checked, the grant, and when the call that
+/// got the grant was sent.
 pub(crate) struct Session<'a> {
     service: &'a LockService,
     lock: CheckedLock<'a>,
     pub(crate) grant: Grant,
+    asked: Instant,
 }
 
 /// How a session's acquisition ended.
@@ -33,10 +64,11 @@ impl LockService {
         let r = &request.lock;
         let call = self.call("Hold", &r.store, &r.resource_id, &r.owner);
         let started = self.take(request).await.map(|taken| match taken {
-            Some((lock, grant)) => Started::Held(Session {
+            Some((lock, grant, asked)) => Started::Held(Session {
                 service: self,
                 lock,
                 grant,
+                asked,
             }),
             None => Started::TimedOut,
         });
@@ -77,35 +109,46 @@ impl Session<'_> {
             ..
         } = &self.lock;
         let period = *ttl / 3;
-        let mut confirmed_until = Instant::now() + *ttl;
-        // The store's expiry is at least this late: a confirmed renewal's request went out at
-        // this time or after. The grant counts as confirmed when its answer arrives, which a
-        // store gives within milliseconds of taking the lock.
-        let mut expires_no_sooner = Instant::now() + *ttl;
+        // The store's expiry is no sooner than this: the last confirmed call went out then.
+        let mut expires_no_sooner = self.asked + *ttl;
+        let mut deadline = expires_no_sooner - clock_margin(*ttl);
+        let mut next = self.asked + period;
+        let mut failure = None;
         loop {
+            let wake = next.min(deadline);
+            let max_wait = wake.saturating_duration_since(Instant::now());
             tokio::select! {
-                _ = tokio::time::sleep(period) => {}
+                // Also a bound on the store's wait, which may hang as any store call may.
+                () = sleep_until(wake) => {}
                 // A release of this key (by force, or an expiry we missed) wakes us early; the
                 // renewal below then finds out whether the lock is still ours.
-                _ = store.store.wait_for_release(key, period) => {}
+                signal = store.store.wait_for_release(key, max_wait) => {
+                    if signal.is_err() {
+                        sleep_until(wake).await;
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return unconfirmed(failure);
             }
             let sent = Instant::now();
-            let renewed = store.store.renew(key, owner, *ttl).await;
-            let before_expiry = Instant::now() < expires_no_sooner;
+            let renewed = match timeout_at(deadline, store.store.renew(key, owner, *ttl)).await {
+                Ok(renewed) => renewed,
+                Err(_) => return unconfirmed(Some("the renewal got no answer".into())),
+            };
             match renewed {
                 Ok(OwnerChecked::Applied) => {
                     self.service.renewed(&self.lock);
-                    confirmed_until = Instant::now() + *ttl;
                     expires_no_sooner = sent + *ttl;
+                    deadline = expires_no_sooner - clock_margin(*ttl);
+                    next = sent + period;
+                    failure = None;
                 }
-                Ok(gone) => return lost(gone, before_expiry),
-                Err(error) if Instant::now() >= confirmed_until => {
-                    return format!(
-                        "the store could not renew the lock before it expired: {error}"
-                    );
-                }
+                Ok(gone) => return lost(gone, Instant::now() < expires_no_sooner),
                 Err(error) => {
                     tracing::warn!(key = %key, "renewal failed, retrying: {error}");
+                    next = sent + RETRY.min(period);
+                    failure = Some(error.to_string());
                 }
             }
         }
@@ -117,6 +160,16 @@ impl Session<'_> {
         self.service
             .release(lock.store, &lock.key, &lock.resource_id, &lock.owner)
             .await
+    }
+}
+
+/// Why a session gave up a lock whose renewal the store did not confirm in time, with the last
+/// failure when there was one.
+fn unconfirmed(failure: Option<String>) -> String {
+    let why = "the store did not confirm a renewal before the lock could expire";
+    match failure {
+        Some(failure) => format!("{why}: {failure}"),
+        None => why.to_string(),
     }
 }
 
@@ -196,8 +249,21 @@ mod tests {
         );
     }
 
+    /// The margin before the store's earliest expiry: 10% of a 3 s expiry.
+    const MARGIN: Duration = Duration::from_millis(300);
+
+    #[test]
+    fn the_margin_is_a_tenth_of_the_expiry_and_at_least_50ms() {
+        assert_eq!(clock_margin(SECOND * 3), MARGIN);
+        assert_eq!(clock_margin(Duration::from_millis(200)), MIN_CLOCK_MARGIN);
+        assert_eq!(
+            clock_margin(Duration::from_millis(20)),
+            Duration::from_millis(20)
+        );
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn a_store_unavailable_for_a_whole_expiry_ends_the_session() {
+    async fn a_store_unavailable_until_the_deadline_ends_the_session_before_the_lock_frees() {
         let double = DoubleStore::default();
         let service = double.service();
         let session = start(&service).await;
@@ -208,10 +274,66 @@ mod tests {
         };
         let (reason, ()) = tokio::join!(timeout(SECOND * 10, session.keep()), outage);
         let reason = reason.unwrap();
-        let expected = "the store could not renew the lock before it expired: ";
+        let expected = "the store did not confirm a renewal before the lock could expire: \
+                        lock store unavailable";
         assert!(reason.starts_with(expected), "{reason}");
-        // The store last confirmed the lock at 1s: the session gives up one expiry later.
-        assert_eq!(Instant::now() - start, SECOND * 4);
+        // The last confirmed renewal was sent at 1s: the store frees the lock no sooner than
+        // 4s; the session gives up the margin before, while the store still holds it.
+        assert_eq!(Instant::now() - start, SECOND * 4 - MARGIN);
+        assert_eq!(double.holder(KEY).as_deref(), Some("owner"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_that_hangs_ends_the_session_at_its_deadline() {
+        let double = DoubleStore::default();
+        let service = double.service();
+        let session = start(&service).await;
+        let start = Instant::now();
+        let hang = async {
+            sleep(SECOND * 3 / 2).await;
+            double.set_renewals_hang(true);
+        };
+        let (reason, ()) = tokio::join!(timeout(SECOND * 10, session.keep()), hang);
+        let reason = reason.expect("a hanging renewal held the session past its deadline");
+        assert_eq!(
+            reason,
+            "the store did not confirm a renewal before the lock could expire: the renewal got \
+             no answer"
+        );
+        assert_eq!(Instant::now() - start, SECOND * 4 - MARGIN);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_runs_from_when_the_grant_was_asked_for() {
+        let double = DoubleStore::default();
+        let service = double.service();
+        // The grant takes a second to arrive: the store's expiry began when it was asked for.
+        double.set_answer_delay(SECOND);
+        let asked = Instant::now();
+        let session = start(&service).await;
+        double.set_answer_delay(Duration::ZERO);
+        double.set_unavailable(true);
+        let reason = timeout(SECOND * 10, session.keep()).await.unwrap();
+        assert!(reason.starts_with("the store did not confirm"), "{reason}");
+        assert_eq!(Instant::now() - asked, SECOND * 3 - MARGIN);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_renewal_is_retried_soon() {
+        let double = DoubleStore::default();
+        let service = double.service();
+        let session = start(&service).await;
+        let start = Instant::now();
+        double.set_unavailable(true);
+        let back = async {
+            sleep(SECOND * 11 / 10).await;
+            double.set_unavailable(false);
+        };
+        let kept = timeout(SECOND * 2, async { tokio::join!(session.keep(), back) }).await;
+        assert!(kept.is_err(), "the session ended: {kept:?}");
+        let renewed: Vec<Duration> = double.renewals().iter().map(|at| *at - start).collect();
+        // Failed at 1s, then renewed at 1.25s, and a third of the expiry after that.
+        assert_eq!(renewed, [SECOND, SECOND * 5 / 4]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -61,6 +61,11 @@ struct State {
     next_place: u64,
     unavailable: bool,
     refuse_renewal: bool,
+    /// Renewals never answer while on, as in a client library that retries a lost connection
+    /// without end.
+    renewals_hang: bool,
+    /// How long try-locks and renewals take to answer, after taking effect at once.
+    answer_delay: Duration,
     /// When each renewal was asked for, answered or not.
     renewals: Vec<Instant>,
     /// `join <owner>` and `leave <owner>`, in order.
@@ -122,6 +127,25 @@ impl DoubleStore {
         self.state().refuse_renewal = on;
     }
 
+    /// Renewals never answer while on (those already asked included).
+    pub(crate) fn set_renewals_hang(&self, on: bool) {
+        self.state().renewals_hang = on;
+    }
+
+    /// Try-locks and renewals answer `delay` after they took effect, as over a slow network.
+    pub(crate) fn set_answer_delay(&self, delay: Duration) {
+        self.state().answer_delay = delay;
+    }
+
+    /// Waits `answer_delay`, then hangs for as long as `renewals_hang` says (when `renewal`).
+    async fn answer(&self, renewal: bool) {
+        let delay = self.state().answer_delay;
+        tokio::time::sleep(delay).await;
+        while renewal && self.state().renewals_hang {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// The lock on `key` vanishes, as if deleted by force behind the sidecar's back.
     pub(crate) fn lose(&self, key: &str) {
         self.state().held.remove(key);
@@ -162,14 +186,19 @@ impl LockStore for DoubleStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<TryLockOutcome, StoreError> {
-        let mut state = self.state();
-        state.fail_if_unavailable()?;
-        // A store that keeps a line refuses a try while anyone waits.
-        let waiting = state.lines.get(key).is_some_and(|line| !line.is_empty());
-        if state.holder(key).is_some() || waiting {
-            return Ok(TryLockOutcome::Held);
-        }
-        Ok(state.grant(key, owner, ttl))
+        let outcome = {
+            let mut state = self.state();
+            state.fail_if_unavailable()?;
+            // A store that keeps a line refuses a try while anyone waits.
+            let waiting = state.lines.get(key).is_some_and(|line| !line.is_empty());
+            if state.holder(key).is_some() || waiting {
+                TryLockOutcome::Held
+            } else {
+                state.grant(key, owner, ttl)
+            }
+        };
+        self.answer(false).await;
+        Ok(outcome)
     }
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
@@ -192,20 +221,25 @@ impl LockStore for DoubleStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<OwnerChecked, StoreError> {
-        let mut state = self.state();
-        state.renewals.push(Instant::now());
-        state.fail_if_unavailable()?;
-        if state.refuse_renewal {
-            return Ok(OwnerChecked::HeldByOther);
-        }
-        Ok(match state.holder(key) {
-            None => OwnerChecked::NotHeld,
-            Some(held) if held.owner != owner => OwnerChecked::HeldByOther,
-            Some(held) => {
-                held.until = Instant::now() + ttl;
-                OwnerChecked::Applied
+        let outcome = {
+            let mut state = self.state();
+            state.renewals.push(Instant::now());
+            state.fail_if_unavailable()?;
+            if state.refuse_renewal {
+                OwnerChecked::HeldByOther
+            } else {
+                match state.holder(key) {
+                    None => OwnerChecked::NotHeld,
+                    Some(held) if held.owner != owner => OwnerChecked::HeldByOther,
+                    Some(held) => {
+                        held.until = Instant::now() + ttl;
+                        OwnerChecked::Applied
+                    }
+                }
             }
-        })
+        };
+        self.answer(true).await;
+        Ok(outcome)
     }
 
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {

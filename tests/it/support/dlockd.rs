@@ -65,6 +65,8 @@ pub struct Options {
     pub only_extra_args: bool,
     /// The working directory; default: a fresh empty folder.
     pub cwd: Option<PathBuf>,
+    /// The network namespace to run in (`netns.rs`); default: the test's own.
+    pub netns: Option<String>,
 }
 
 impl Options {
@@ -132,7 +134,15 @@ impl Dlockd {
 
     pub fn try_start(options: Options) -> Result<Dlockd, Failed> {
         let dir = temp_dir("sidecar");
-        let mut command = Command::new(DLOCKD);
+        let mut command = match &options.netns {
+            // `ip netns exec` becomes dlockd (it execs it), so killing the child kills dlockd.
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns, DLOCKD]);
+                command
+            }
+            None => Command::new(DLOCKD),
+        };
         if !options.only_extra_args {
             command
                 .args(["--app-id", &options.app_id])

@@ -10,4 +10,5 @@ pub mod dlockd;
 pub mod expected;
 pub mod locks;
 pub mod locks_http;
+pub mod netns;
 pub mod servers;

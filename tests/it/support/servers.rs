@@ -155,16 +155,23 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start() -> RedisCluster {
+        RedisCluster::start_with(&[])
+    }
+
+    /// A cluster whose nodes get `extra` arguments too (e.g. `--appendonly yes`).
+    pub fn start_with(extra: &[&str]) -> RedisCluster {
         let nodes: Vec<Redis> = (0..3)
             .map(|_| {
-                Redis::start(&[
+                let mut args = vec![
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",
                     "nodes.conf",
                     "--cluster-node-timeout",
                     "2000",
-                ])
+                ];
+                args.extend_from_slice(extra);
+                Redis::start(&args)
             })
             .collect();
         let mut create = Command::new(binary("DLOCK_TEST_REDIS_CLI"));
