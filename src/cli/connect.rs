@@ -128,6 +128,32 @@ pub(crate) fn source_text(error: &(dyn std::error::Error + 'static)) -> String {
     inner.to_string()
 }
 
+/// Says what went wrong with a call and picks the exit.
+pub(crate) fn report(endpoint: &str, status: &tonic::Status) -> Exit {
+    if not_grpc(status) {
+        eprintln!(
+            "dlock: {endpoint} answered as an HTTP server, not as a sidecar's gRPC port ({}): \
+             dlock speaks gRPC; give the sidecar's gRPC port (daprd's --dapr-grpc-port, 50001 \
+             by default), not its HTTP port",
+            status.message()
+        );
+        return Exit::Unreachable;
+    }
+    match status.code() {
+        Code::Unavailable => {
+            eprintln!(
+                "dlock: can't reach the sidecar at {endpoint}: {}",
+                status.message()
+            );
+            Exit::Unreachable
+        }
+        _ => {
+            eprintln!("dlock: the sidecar refused: {}", status.message());
+            Exit::Failed
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,31 +178,5 @@ mod tests {
             endpoint(None, "DLOCK_T_E", "DLOCK_T_P", "d:2"),
             "https://x:9"
         );
-    }
-}
-
-/// Says what went wrong with a call and picks the exit.
-pub(crate) fn report(endpoint: &str, status: &tonic::Status) -> Exit {
-    if not_grpc(status) {
-        eprintln!(
-            "dlock: {endpoint} answered as an HTTP server, not as a sidecar's gRPC port ({}): \
-             dlock speaks gRPC; give the sidecar's gRPC port (daprd's --dapr-grpc-port, 50001 \
-             by default), not its HTTP port",
-            status.message()
-        );
-        return Exit::Unreachable;
-    }
-    match status.code() {
-        Code::Unavailable => {
-            eprintln!(
-                "dlock: can't reach the sidecar at {endpoint}: {}",
-                status.message()
-            );
-            Exit::Unreachable
-        }
-        _ => {
-            eprintln!("dlock: the sidecar refused: {}", status.message());
-            Exit::Failed
-        }
     }
 }
