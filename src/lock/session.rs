@@ -14,7 +14,7 @@ use super::{AcquireRequest, ApiError, Grant, LockService, OwnerChecked};
 /// A lock held for a client: the lock its acquire checked, and the grant.
 pub(crate) struct Session<'a> {
     service: &'a LockService,
-    lock: CheckedLock<'a>,
+    lock: CheckedLock,
     pub(crate) grant: Grant,
 }
 
@@ -88,6 +88,7 @@ impl Session<'_> {
                 // A release of this key (by force, or an expiry we missed) wakes us early; the
                 // renewal below then finds out whether the lock is still ours.
                 _ = store.store.wait_for_release(key, period) => {}
+                reason = store.retired() => return self.end_on_retired(reason).await,
             }
             let sent = Instant::now();
             let renewed = store.store.renew(key, owner, *ttl).await;
@@ -115,8 +116,24 @@ impl Session<'_> {
     pub(crate) async fn release(self) -> Result<OwnerChecked, ApiError> {
         let lock = &self.lock;
         self.service
-            .release(lock.store, &lock.key, &lock.resource_id, &lock.owner)
+            .release(&lock.store, &lock.key, &lock.resource_id, &lock.owner)
             .await
+    }
+
+    /// The end of a session whose store a reload replaced or removed: the lock is released on
+    /// the old version (so that the owner can take it again on the new one without waiting
+    /// for its expiry), and the reason says what happened.
+    async fn end_on_retired(&self, reason: String) -> String {
+        let lock = &self.lock;
+        let released = self
+            .service
+            .release(&lock.store, &lock.key, &lock.resource_id, &lock.owner)
+            .await;
+        if let Err(error) = released {
+            tracing::warn!(store = %lock.store.name, key = %lock.key,
+                "releasing the lock of a session on a retired store failed: {error}");
+        }
+        format!("{reason}; the session ended")
     }
 }
 
