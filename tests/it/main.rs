@@ -21,6 +21,7 @@ mod postgresql;
 mod reconnect;
 mod redis;
 mod redis_topologies;
+mod reload;
 mod sdk;
 mod slow_clients;
 mod support;

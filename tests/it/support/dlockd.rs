@@ -101,6 +101,8 @@ pub struct Dlockd {
     readers: Vec<std::thread::JoinHandle<()>>,
     pub grpc: String,
     pub http: String,
+    /// The folder the component files were written to (`--resources-path`), if any.
+    pub resources: Option<PathBuf>,
     output: Arc<Mutex<Vec<String>>>,
 }
 
@@ -148,6 +150,7 @@ impl Dlockd {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        let mut resources_path = None;
         if let Some(files) = &options.files {
             let resources = dir.join("components");
             std::fs::create_dir_all(&resources).unwrap();
@@ -155,6 +158,7 @@ impl Dlockd {
                 std::fs::write(resources.join(name), text).unwrap();
             }
             command.arg("--resources-path").arg(&resources);
+            resources_path = Some(resources);
         }
         let mut child = command.spawn().expect("dlockd starts");
         let output = Arc::new(Mutex::new(Vec::new()));
@@ -184,6 +188,7 @@ impl Dlockd {
                     readers,
                     grpc: format!("http://{}", address_after(&line, "gRPC on ")),
                     http: format!("http://{}", address_after(&line, "HTTP on ")),
+                    resources: resources_path,
                     output,
                 });
             }
