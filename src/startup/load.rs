@@ -75,6 +75,8 @@ async fn load_folders(
     let mut in_scope = Vec::new();
     for component in component::read_folders(folders)? {
         if !is_in_scope(&component, app_id) {
+            tracing::info!(component = %component.name, file = %component.file.display(),
+                "not in scope for app id '{app_id}', skipped");
             continue;
         }
         if let Some(first) = seen.get(&component.name) {
@@ -140,14 +142,9 @@ fn skip_or_fail(component: &Component, error: ConfigError) -> Result<(), ConfigE
     }
 }
 
-/// Whether the component's `scopes` let app `app_id` load it; one that does not is logged.
+/// Whether the component's `scopes` let app `app_id` load it.
 pub(super) fn is_in_scope(component: &Component, app_id: &str) -> bool {
-    let in_scope = component.scopes.is_empty() || component.scopes.iter().any(|s| s == app_id);
-    if !in_scope {
-        tracing::info!(component = %component.name, file = %component.file.display(),
-            "not in scope for app id '{app_id}', skipped");
-    }
-    in_scope
+    component.scopes.is_empty() || component.scopes.iter().any(|s| s == app_id)
 }
 
 /// Whether the component is a secret store (which lock stores' metadata may refer to).
