@@ -12,16 +12,13 @@ pub(crate) const RUNTIME_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-dl
 
 /// The gRPC answer; the HTTP one is the same content in Dapr's JSON shape.
 pub(crate) fn describe(state: &ApiState) -> GetMetadataResponse {
-    let locks = state
-        .locks
-        .registry()
-        .iter()
-        .map(|store| RegisteredComponents {
-            name: store.name.clone(),
-            r#type: store.type_name.clone(),
-            version: store.version.clone(),
-            capabilities: store.store.capabilities().names(),
-        });
+    let registry = state.locks.registry();
+    let locks = registry.iter().map(|store| RegisteredComponents {
+        name: store.name.clone(),
+        r#type: store.type_name.clone(),
+        version: store.version.clone(),
+        capabilities: store.store.capabilities().names(),
+    });
     let secrets = state
         .secret_stores
         .iter()

@@ -1,5 +1,6 @@
 //! What dlock's `Stores` call says about the sidecar's lock stores, built once for both doors:
-//! type, servers, capabilities and health (`lock/health.rs`).
+//! type, servers, capabilities and health (`lock/health.rs`), and the edits of component files
+//! that did not load (`startup/reload.rs`).
 
 use std::time::UNIX_EPOCH;
 
@@ -7,11 +8,12 @@ use serde_json::{json, Value};
 
 use super::ApiState;
 use crate::lock::Health;
-use crate::proto::dlock::{StoreStatus, StoresResponse};
+use crate::proto::dlock::{LoadProblem, StoreStatus, StoresResponse};
 
 /// The gRPC answer.
 pub(crate) fn describe(state: &ApiState) -> StoresResponse {
-    let stores = state.locks.registry().iter().map(|store| {
+    let registry = state.locks.registry();
+    let stores = registry.iter().map(|store| {
         let mut status = StoreStatus {
             name: store.name.clone(),
             r#type: store.type_name.clone(),
@@ -39,6 +41,15 @@ pub(crate) fn describe(state: &ApiState) -> StoresResponse {
     StoresResponse {
         app_id: state.locks.app_id().to_string(),
         stores: stores.collect(),
+        load_problems: registry
+            .problems()
+            .iter()
+            .map(|problem| LoadProblem {
+                component: problem.component.clone(),
+                file: problem.file.display().to_string(),
+                reason: problem.reason.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -46,8 +57,8 @@ fn millis(ms: u128) -> i64 {
     ms.min(i64::MAX as u128) as i64
 }
 
-/// The HTTP answer: the same content, camelCase, 64-bit numbers as strings (§6a), and the
-/// failure fields only on a failing store.
+/// The HTTP answer: the same content, camelCase, 64-bit numbers as strings (§6a), the
+/// failure fields only on a failing store, and the load problems only when there are some.
 pub(crate) fn json(answer: StoresResponse) -> Value {
     let stores: Vec<Value> = answer
         .stores
@@ -69,5 +80,14 @@ pub(crate) fn json(answer: StoresResponse) -> Value {
             store
         })
         .collect();
-    json!({ "appId": answer.app_id, "stores": stores })
+    let mut body = json!({ "appId": answer.app_id, "stores": stores });
+    if !answer.load_problems.is_empty() {
+        let problems: Vec<Value> = answer
+            .load_problems
+            .into_iter()
+            .map(|p| json!({ "component": p.component, "file": p.file, "reason": p.reason }))
+            .collect();
+        body["loadProblems"] = problems.into();
+    }
+    body
 }

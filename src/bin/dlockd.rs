@@ -14,7 +14,7 @@ use dlock::config::configuration::Configuration;
 use dlock::config::flags::{DaemonArgs, DAPRD_VERSION};
 use dlock::interrupt::Interrupt;
 use dlock::lock::LockService;
-use dlock::startup::load_components;
+use dlock::startup::{load_components, Reloader, StoreTypes};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc: measured, glibc malloc and free took a sixth of the sidecar's CPU per lock+unlock pair.
@@ -155,7 +155,8 @@ async fn run(args: DaemonArgs, configuration: Configuration, api_log: bool) -> R
     raise_open_file_limit();
     tokio::spawn(return_freed_memory());
 
-    let loaded = load_components(&args.resources_paths, &args.app_id)
+    let store_types = StoreTypes::new();
+    let loaded = load_components(&args.resources_paths, &args.app_id, &store_types)
         .await
         .map_err(|e| format!("can't load components: {e}"))?;
     let sidecar = Arc::new(ApiState {
@@ -186,6 +187,26 @@ async fn run(args: DaemonArgs, configuration: Configuration, api_log: bool) -> R
     let sockets = [&http, &grpc].map(socket_path);
 
     tracing::info!("{}", ready_line(&sidecar, &http, &grpc, &loaded.source));
+    // daprd reloads components only when its HotReload feature is enabled; dlockd unless it is
+    // disabled, since a lock store edited without a restart is what its users ask for.
+    let hot_reload = args.hot_reload.or(configuration.hot_reload).unwrap_or(true);
+    if hot_reload && !args.resources_paths.is_empty() {
+        let reloader = Reloader::new(
+            args.resources_paths.clone(),
+            args.app_id.clone(),
+            store_types,
+            loaded.components,
+            &sidecar.locks,
+        );
+        let sidecar = sidecar.clone();
+        tokio::spawn(async move { reloader.run(&sidecar.locks).await });
+        tracing::info!(
+            "component files are reloaded live: edits under {} apply within 2 seconds",
+            loaded.source
+        );
+    } else if !args.resources_paths.is_empty() {
+        tracing::info!("component files are read at start-up only (hot reload is off)");
+    }
     let block = args.dapr_block_shutdown_duration;
     let signal = async move {
         shutdown.await;

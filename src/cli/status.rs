@@ -1,13 +1,14 @@
 //! `dlock status`: the sidecar's lock stores, one a line: name, type, servers, capabilities
-//! and health (ok, or failing since when, for how long, and the last error). Exits 1 when a
-//! store is failing, so a script or a probe can act on it.
+//! and health (ok, or failing since when, for how long, and the last error); then each edit of
+//! a component file that did not load, and why. Exits 1 when a store is failing or an edit did
+//! not load, so a script or a probe can act on it.
 
 use std::time::Duration;
 
 use super::connect;
 use super::connect::report;
 use super::Exit;
-use crate::proto::dlock::{StoreStatus, StoresRequest};
+use crate::proto::dlock::{LoadProblem, StoreStatus, StoresRequest};
 
 pub async fn status(endpoint: &str) -> Exit {
     let mut locks = match connect::locks(endpoint, Duration::from_secs(5)).await {
@@ -25,7 +26,10 @@ pub async fn status(endpoint: &str) -> Exit {
     for store in &answer.stores {
         outln!("{}", describe(store));
     }
-    if answer.stores.iter().all(|s| s.healthy) {
+    for problem in &answer.load_problems {
+        outln!("{}", describe_problem(problem));
+    }
+    if answer.stores.iter().all(|s| s.healthy) && answer.load_problems.is_empty() {
         Exit::Ok
     } else {
         Exit::Failed
@@ -53,6 +57,19 @@ fn describe(store: &StoreStatus) -> String {
         store.name,
         store.r#type,
         store.capabilities.join(",")
+    )
+}
+
+/// An edit that did not load, and whether a version of the component still serves.
+fn describe_problem(problem: &LoadProblem) -> String {
+    let component = if problem.component.is_empty() {
+        String::new()
+    } else {
+        format!(" of component '{}'", problem.component)
+    };
+    format!(
+        "edit{component} not loaded (the running version, if any, still serves): {}: {}",
+        problem.file, problem.reason
     )
 }
 
@@ -125,5 +142,22 @@ mod tests {
             "orders\tlock.redis\t10.0.0.5:6379\tFENCING,LISTING\tfailing since \
              2026-12-02T07:40:01Z (12.3s): lock store unavailable: refused"
         );
+    }
+
+    #[test]
+    fn an_edit_that_did_not_load() {
+        let mut problem = LoadProblem {
+            component: "orders".into(),
+            file: "/etc/dlock/orders.yaml".into(),
+            reason: "component 'orders': field spec.metadata 'redisDB': not a number".into(),
+        };
+        assert_eq!(
+            describe_problem(&problem),
+            "edit of component 'orders' not loaded (the running version, if any, still \
+             serves): /etc/dlock/orders.yaml: component 'orders': field spec.metadata \
+             'redisDB': not a number"
+        );
+        problem.component.clear();
+        assert!(describe_problem(&problem).starts_with("edit not loaded"));
     }
 }

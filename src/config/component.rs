@@ -42,7 +42,7 @@ const OTHER_CATEGORIES: &[&str] = &[
     "conversation.",
 ];
 /// One component document, shape-checked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Component {
     pub(crate) file: PathBuf,
     pub(crate) name: String,
@@ -56,7 +56,7 @@ pub struct Component {
     pub(crate) scopes: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MetadataItem {
     pub(crate) name: String,
     pub(crate) source: ValueSource,
@@ -99,7 +99,7 @@ pub(crate) fn read_folders(folders: &[PathBuf]) -> Result<Vec<Component>, Config
 }
 
 /// The component files of a `--resources-path`: a folder's YAML files, or one named file.
-fn component_files(folder: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+pub(crate) fn component_files(folder: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     if folder.is_file() {
         return Ok(vec![folder.to_path_buf()]);
     }

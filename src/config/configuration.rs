@@ -3,9 +3,10 @@
 //! routes and RPCs the API rules close is the API's business (`api::access`).
 //!
 //! What dlockd takes from the file: the API allow and deny lists (`spec.api`), the metrics switch
-//! (`spec.metric.enabled`, or daprd's alias `spec.metrics`), and the API log switch
-//! (`spec.logging.apiLogging.enabled`). Every other section is listed in `ignored`, so the log
-//! can name it once; none of daprd's feature flags (`spec.features`) exists in dlockd.
+//! (`spec.metric.enabled`, or daprd's alias `spec.metrics`), the API log switch
+//! (`spec.logging.apiLogging.enabled`), and daprd's `HotReload` feature (`spec.features`).
+//! Every other section is listed in `ignored`, so the log can name it once, as are the other
+//! feature flags: none of them exists in dlockd.
 //!
 //! As daprd does, unknown keys are no error and `kind` / `apiVersion` are not required to match
 //! (a mismatch is a warning); a value of the wrong shape in a section dlockd applies stops
@@ -35,6 +36,9 @@ pub struct Configuration {
     pub metrics_enabled: bool,
     /// `spec.logging.apiLogging.enabled`, when the file sets it; `--enable-api-logging` wins.
     pub api_logging: Option<bool>,
+    /// The `HotReload` feature's `enabled`, when `spec.features` names it; `--hot-reload` wins.
+    /// daprd reloads components only when it is enabled; dlockd unless it is disabled.
+    pub hot_reload: Option<bool>,
     /// The sections present that dlockd does not apply, as paths (`spec.tracing`), each with a
     /// word on why where there is more to say than "not a lock sidecar's business".
     pub ignored: Vec<String>,
@@ -60,6 +64,7 @@ impl Default for Configuration {
             denied: Vec::new(),
             metrics_enabled: true,
             api_logging: None,
+            hot_reload: None,
             ignored: Vec::new(),
             warnings: Vec::new(),
         }
@@ -112,7 +117,7 @@ fn parse(file: &Path, text: &str) -> Result<Configuration, ConfigError> {
             "api" => read_api(&mut config, value)?,
             "metric" | "metrics" => read_metric(&mut config, &path, value)?,
             "logging" => read_logging(&mut config, value)?,
-            "features" => config.ignored.push(features(value)?),
+            "features" => read_features(&mut config, value)?,
             _ => config.ignored.push(path),
         }
     }
@@ -235,18 +240,11 @@ fn read_logging(config: &mut Configuration, logging: &Value) -> Result<(), Confi
     Ok(())
 }
 
-/// The ignored-line entry for `spec.features`, naming the flags it sets.
-fn features(value: &Value) -> Result<String, ConfigError> {
-    let names = match value {
-        Value::Null => Vec::new(),
-        Value::Sequence(features) => features
-            .iter()
-            .map(|f| {
-                f.get("name")
-                    .map(key_text)
-                    .unwrap_or_else(|| "(no name)".into())
-            })
-            .collect(),
+/// `spec.features`: `HotReload` applies; the others are named in one ignored-line entry.
+fn read_features(config: &mut Configuration, value: &Value) -> Result<(), ConfigError> {
+    let features: &[Value] = match value {
+        Value::Null => &[],
+        Value::Sequence(features) => features,
         other => {
             return Err(wrong_shape(
                 "spec.features",
@@ -255,14 +253,41 @@ fn features(value: &Value) -> Result<String, ConfigError> {
             ))
         }
     };
-    Ok(format!(
-        "spec.features ({}: no feature flag exists in dlockd)",
+    let mut names = Vec::new();
+    for (index, feature) in features.iter().enumerate() {
+        let name = feature
+            .get("name")
+            .map(key_text)
+            .unwrap_or_else(|| "(no name)".into());
+        if name != "HotReload" {
+            names.push(name);
+            continue;
+        }
+        match feature.get("enabled") {
+            None | Some(Value::Null) => config.hot_reload = Some(false),
+            Some(Value::Bool(enabled)) => config.hot_reload = Some(*enabled),
+            Some(other) => {
+                let field = format!("spec.features[{index}].enabled");
+                return Err(wrong_shape(&field, "true or false", other));
+            }
+        }
+    }
+    if !names.is_empty() || features.is_empty() {
+        config.ignored.push(ignored_features(&names));
+    }
+    Ok(())
+}
+
+/// The ignored-line entry for `spec.features`, naming the flags it sets.
+fn ignored_features(names: &[String]) -> String {
+    format!(
+        "spec.features ({}: dlockd has no such feature; HotReload is the one it reads)",
         if names.is_empty() {
             "none set".to_string()
         } else {
             names.join(", ")
         }
-    ))
+    )
 }
 
 fn mapping<'a>(value: &'a Value, path: &str) -> Result<&'a Mapping, ConfigError> {
@@ -342,18 +367,19 @@ mod tests {
             allowed:\n      - name: lock\n        version: v1alpha1\n        protocol: grpc\n    \
             denied:\n      - {name: dlock, version: v1, protocol: HTTP}\n  metric:\n    \
             enabled: false\n    rules: []\n  logging:\n    apiLogging:\n      enabled: true\n      \
-            omitHealthChecks: true\n  features:\n    - name: HotReload\n      enabled: false\n  \
-            mtls:\n    enabled: true\n"
+            omitHealthChecks: true\n  features:\n    - name: HotReload\n      enabled: false\n    \
+            - name: Resiliency\n      enabled: true\n  mtls:\n    enabled: true\n"
             .replace('\n', "\r\n");
         let config = parse_text(&text).unwrap();
         assert_eq!(config.allowed, [rule("lock", "v1alpha1", "grpc")]);
         assert_eq!(config.denied, [rule("dlock", "v1", "HTTP")]);
         assert!(!config.metrics_enabled);
         assert_eq!(config.api_logging, Some(true));
+        assert_eq!(config.hot_reload, Some(false));
         assert_eq!(config.ignored.len(), 4, "{:?}", config.ignored);
         assert_eq!(config.ignored[0], "spec.metric.rules");
         assert!(config.ignored[1].starts_with("spec.logging.apiLogging.omitHealthChecks"));
-        assert!(config.ignored[2].starts_with("spec.features (HotReload:"));
+        assert!(config.ignored[2].starts_with("spec.features (Resiliency:"));
         assert_eq!(config.ignored[3], "spec.mtls");
         // `HTTP` is fine for HTTP (daprd lowercases it), and says nothing for gRPC.
         assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
@@ -410,6 +436,10 @@ mod tests {
             ),
             ("spec: [1]\n", "field spec:"),
             ("spec:\n  features: on\n", "field spec.features:"),
+            (
+                "spec:\n  features:\n    - {name: HotReload, enabled: \"no\"}\n",
+                "field spec.features[0].enabled: must be true or false",
+            ),
             (
                 "spec:\n  api: {\n",
                 "c.yaml: line 3, column 1: not valid YAML",

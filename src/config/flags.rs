@@ -111,6 +111,13 @@ pub struct DaemonArgs {
           default_missing_value = "true", value_name = "BOOL")]
     pub enable_api_logging: Option<bool>,
 
+    /// Apply component files added, changed or removed under --resources-path while running,
+    /// within 2 seconds (dlockd's own flag). Default: on, unless the Configuration's
+    /// spec.features turns HotReload off (enabled: false); --hot-reload=false turns it off.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub hot_reload: Option<bool>,
+
     /// The least severe log messages shown.
     #[arg(long, value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
@@ -371,6 +378,13 @@ mod tests {
             parse(&["-enable-api-logging=false"]).enable_api_logging,
             Some(false)
         );
+    }
+
+    #[test]
+    fn hot_reload_is_a_bool_flag() {
+        assert_eq!(parse(&[]).hot_reload, None);
+        assert_eq!(parse(&["--hot-reload"]).hot_reload, Some(true));
+        assert_eq!(parse(&["-hot-reload=false"]).hot_reload, Some(false));
     }
 
     #[test]

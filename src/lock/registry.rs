@@ -1,14 +1,25 @@
-//! The lock stores a sidecar loaded from its component files, by component name.
+//! The lock stores a sidecar loaded from its component files, by component name, and the
+//! edits of those files that did not load.
+//!
+//! A registry is one version of the sidecar's stores: it never changes once built, and a
+//! reload (`startup::reload`) builds the next one and swaps it in whole
+//! (`LockService::swap_registry`). Stores are shared between versions (`Arc<LoadedStore>`),
+//! so a store whose component did not change is the very same store in the next version, with
+//! its connections, locks, sessions and waiters; a request keeps the store it looked up until
+//! it is done. A store that leaves the registry (changed or removed) is retired: its sessions
+//! and waiters end, saying why, and it is dropped with the last request that holds it.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+use tokio::sync::watch;
 
 use super::health::StoreHealth;
 use super::watched::Watched;
 use super::{Health, KeyPrefix, LockStore};
 
 /// One loaded lock-store component.
-#[derive(Clone)]
 pub struct LoadedStore {
     /// The component's `metadata.name`: the store name clients give.
     pub name: String,
@@ -20,6 +31,8 @@ pub struct LoadedStore {
     /// The store, every call of which feeds `health`.
     pub(crate) store: Arc<dyn LockStore>,
     health: Arc<StoreHealth>,
+    /// Why this store stopped serving, once it left the registry.
+    retired: watch::Sender<Option<String>>,
 }
 
 impl LoadedStore {
@@ -44,7 +57,21 @@ impl LoadedStore {
                 health: health.clone(),
             }),
             health,
+            retired: watch::Sender::new(None),
         }
+    }
+
+    /// Takes the store out of service: its sessions and waiters end with `reason`.
+    pub(crate) fn retire(&self, reason: String) {
+        self.retired.send_replace(Some(reason));
+    }
+
+    /// Completes, with the reason, once the store is retired (at once if it is already).
+    pub(crate) async fn retired(&self) -> String {
+        let mut retired = self.retired.subscribe();
+        let reason = retired.wait_for(Option::is_some).await;
+        // The sender lives as long as `self`, so the wait ends only with a reason.
+        reason.map_or_else(|_| String::new(), |r| r.clone().unwrap_or_default())
     }
 
     /// The store's type and where it points, e.g. `lock.redis at 10.0.0.5:6379` or
@@ -70,10 +97,21 @@ fn location(type_name: &str, servers: &[String]) -> String {
     }
 }
 
-/// The loaded lock stores. Read-only once the sidecar serves.
+/// An edit of a component file that did not load: the version that runs (if any) stays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LoadProblem {
+    /// The component's name; empty when the file did not parse far enough to tell.
+    pub(crate) component: String,
+    pub(crate) file: PathBuf,
+    /// Why, naming the field at fault where one is.
+    pub(crate) reason: String,
+}
+
+/// One version of the loaded lock stores, and the edits that did not load.
 #[derive(Clone, Default)]
 pub struct Registry {
-    stores: BTreeMap<String, LoadedStore>,
+    stores: BTreeMap<String, Arc<LoadedStore>>,
+    problems: Vec<LoadProblem>,
 }
 
 impl Registry {
@@ -82,11 +120,21 @@ impl Registry {
         if self.stores.contains_key(&store.name) {
             return Err(format!("duplicate lock store name '{}'", store.name));
         }
-        self.stores.insert(store.name.clone(), store);
+        self.stores.insert(store.name.clone(), Arc::new(store));
         Ok(())
     }
 
-    pub(crate) fn get(&self, name: &str) -> Option<&LoadedStore> {
+    /// Puts `store` in place of the store of its name, if any; the store replaced.
+    pub(crate) fn replace(&mut self, store: LoadedStore) -> Option<Arc<LoadedStore>> {
+        self.stores.insert(store.name.clone(), Arc::new(store))
+    }
+
+    /// Takes the store `name` out; the store removed.
+    pub(crate) fn remove(&mut self, name: &str) -> Option<Arc<LoadedStore>> {
+        self.stores.remove(name)
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<LoadedStore>> {
         self.stores.get(name)
     }
 
@@ -100,6 +148,15 @@ impl Registry {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &LoadedStore> {
-        self.stores.values()
+        self.stores.values().map(Arc::as_ref)
+    }
+
+    /// The edits that did not load, as the last reload left them.
+    pub(crate) fn problems(&self) -> &[LoadProblem] {
+        &self.problems
+    }
+
+    pub(crate) fn set_problems(&mut self, problems: Vec<LoadProblem>) {
+        self.problems = problems;
     }
 }

@@ -3,9 +3,10 @@
 //! earlier row's error. The doors only parse their protocol; a check written here is never
 //! written again in a door, so HTTP and gRPC answer a bad request alike.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ApiError, ErrorKind, LoadedStore, LockService, Operation};
+use super::{ApiError, ErrorKind, LoadedStore, LockService, Operation, Registry};
 
 /// A lock as a request names it, with the time it is asked for: Dapr's TryLock, and renew.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,9 +37,10 @@ pub(crate) struct AcquireRequest {
 }
 
 /// A request that passed the checks: the store it names, the key it built, the owner and the
-/// time to live. A session keeps it, so what it renews is what was checked.
-pub(crate) struct CheckedLock<'s> {
-    pub(crate) store: &'s LoadedStore,
+/// time to live. A session keeps it, so what it renews is what was checked, on the version of
+/// the store it was checked against.
+pub(crate) struct CheckedLock {
+    pub(crate) store: Arc<LoadedStore>,
     /// The resource id the request named, for the events this lock's fate publishes.
     pub(crate) resource_id: String,
     pub(crate) key: String,
@@ -60,7 +62,7 @@ impl LockService {
         &self,
         op: Operation,
         request: LockRequest,
-    ) -> Result<CheckedLock<'_>, ApiError> {
+    ) -> Result<CheckedLock, ApiError> {
         let ttl = expiry(&request.store, request.expiry_in_seconds)?;
         let (store, key) = self.locate(
             op,
@@ -78,10 +80,7 @@ impl LockService {
     }
 
     /// Rows 1 to 6, then the acquire's own: fencing from a store that can't give it.
-    pub(crate) fn check_acquire(
-        &self,
-        request: AcquireRequest,
-    ) -> Result<CheckedLock<'_>, ApiError> {
+    pub(crate) fn check_acquire(&self, request: AcquireRequest) -> Result<CheckedLock, ApiError> {
         let lock = self.check(Operation::Acquire, request.lock)?;
         if request.require_fencing && !lock.store.store.capabilities().fencing {
             return Err(ApiError::new(
@@ -100,8 +99,9 @@ impl LockService {
         store_name: &str,
         resource_id: &str,
         owner: Option<&str>,
-    ) -> Result<(&LoadedStore, String), ApiError> {
-        if self.registry().is_empty() {
+    ) -> Result<(Arc<LoadedStore>, String), ApiError> {
+        let registry = self.registry();
+        if registry.is_empty() {
             return Err(not_configured());
         }
         if resource_id.is_empty() {
@@ -116,7 +116,7 @@ impl LockService {
                 format!("LockOwner is empty in lock store {store_name}"),
             ));
         }
-        let store = self.store(store_name)?;
+        let store = find(&registry, store_name)?;
         let key = store
             .key_prefix
             .store_key(self.app_id(), &store.name, resource_id)
@@ -126,8 +126,8 @@ impl LockService {
 
     /// Rows 2 and 5 for a list, which names no resource, then its own: a store that can't
     /// list.
-    pub(crate) fn check_list(&self, store_name: &str) -> Result<&LoadedStore, ApiError> {
-        let store = self.store(store_name)?;
+    pub(crate) fn check_list(&self, store_name: &str) -> Result<Arc<LoadedStore>, ApiError> {
+        let store = find(&self.registry(), store_name)?;
         if !store.store.capabilities().listing {
             return Err(ApiError::new(
                 ErrorKind::Unsupported,
@@ -136,16 +136,18 @@ impl LockService {
         }
         Ok(store)
     }
+}
 
-    /// Rows 2 and 5: the named store.
-    fn store(&self, store_name: &str) -> Result<&LoadedStore, ApiError> {
-        if self.registry().is_empty() {
-            return Err(not_configured());
-        }
-        self.registry()
-            .get(store_name)
-            .ok_or_else(|| not_found(store_name, &self.registry().names()))
+/// Rows 2 and 5: the named store, in the version of the registry the request is checked
+/// against.
+fn find(registry: &Registry, store_name: &str) -> Result<Arc<LoadedStore>, ApiError> {
+    if registry.is_empty() {
+        return Err(not_configured());
     }
+    registry
+        .get(store_name)
+        .cloned()
+        .ok_or_else(|| not_found(store_name, &registry.names()))
 }
 
 /// Row 1.
@@ -180,7 +182,7 @@ fn not_configured() -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::super::test_double::DoubleStore;
-    use super::super::{Registry, UnlockRequest};
+    use super::super::UnlockRequest;
     use super::*;
 
     /// The rows of the error table, in order.

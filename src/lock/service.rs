@@ -6,7 +6,7 @@
 //! one (`Capabilities::line`), so waiters are served in arrival order across sidecars;
 //! otherwise this sidecar's (`sidecar_line.rs`), in arrival order among this sidecar's waiters.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -39,7 +39,9 @@ pub struct HeldLock {
 /// Serves lock requests for one sidecar.
 pub struct LockService {
     app_id: String,
-    registry: Registry,
+    /// The stores now: a reload swaps in the next version whole, and a request keeps the
+    /// version it looked its store up in (`registry.rs`).
+    registry: RwLock<Arc<Registry>>,
     lines: SidecarLines,
     /// The locks granted through this sidecar, which publish their expiries.
     held_here: Arc<HeldHere>,
@@ -51,7 +53,7 @@ impl LockService {
     pub fn new(app_id: impl Into<String>, registry: Registry) -> Self {
         LockService {
             app_id: app_id.into(),
-            registry,
+            registry: RwLock::new(Arc::new(registry)),
             lines: SidecarLines::default(),
             held_here: Arc::default(),
             api_log: false,
@@ -79,8 +81,18 @@ impl LockService {
         &self.app_id
     }
 
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// The stores as they are now.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Serves `next` from now on. Only the reloader calls it, so no version is lost between
+    /// its read and this swap.
+    pub(crate) fn swap_registry(&self, next: Registry) {
+        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
     }
 
     /// How many locks are held through this sidecar, by store name.
@@ -89,7 +101,7 @@ impl LockService {
     }
 
     /// A grant or a refusal, as the events tell it; a grant is kept until released.
-    fn granted(&self, lock: &CheckedLock<'_>, grant: Option<&Grant>, waited: Option<Duration>) {
+    fn granted(&self, lock: &CheckedLock, grant: Option<&Grant>, waited: Option<Duration>) {
         let what = match grant {
             Some(grant) => {
                 self.held_here.granted(
@@ -110,7 +122,7 @@ impl LockService {
     }
 
     /// A renewal the store applied, which moves the lock's expiry here too.
-    pub(crate) fn renewed(&self, lock: &CheckedLock<'_>) {
+    pub(crate) fn renewed(&self, lock: &CheckedLock) {
         self.held_here
             .renewed(&lock.store.name, &lock.key, &lock.owner, lock.ttl);
     }
@@ -145,7 +157,7 @@ impl LockService {
         let released = async {
             let (store, key) =
                 self.locate(Operation::Unlock, &r.store, &r.resource_id, Some(&r.owner))?;
-            self.release(store, &key, &r.resource_id, &r.owner).await
+            self.release(&store, &key, &r.resource_id, &r.owner).await
         };
         Call::end(call, released.await)
     }
@@ -188,7 +200,7 @@ impl LockService {
     pub(crate) async fn take(
         &self,
         request: AcquireRequest,
-    ) -> Result<Option<(CheckedLock<'_>, Grant, Instant)>, ApiError> {
+    ) -> Result<Option<(CheckedLock, Grant, Instant)>, ApiError> {
         let wait = request.wait;
         let lock = self.check_acquire(request)?;
         let now = Instant::now();
@@ -196,10 +208,22 @@ impl LockService {
         let deadline = now
             .checked_add(wait)
             .unwrap_or(now + Duration::from_secs(u32::MAX.into()));
-        let grant = if lock.store.store.capabilities().line {
-            self.wait_in_store_line(&lock, deadline).await?
-        } else {
-            self.wait_in_sidecar_line(&lock, deadline).await?
+        let waited = async {
+            if lock.store.store.capabilities().line {
+                self.wait_in_store_line(&lock, deadline).await
+            } else {
+                self.wait_in_sidecar_line(&lock, deadline).await
+            }
+        };
+        // A reload that replaces or removes the store ends the wait: the line is the old
+        // version's. A grant that arrives at the same moment wins.
+        let grant = tokio::select! {
+            biased;
+            grant = waited => grant?,
+            reason = lock.store.retired() => {
+                let reason = format!("{reason}; the wait ended, ask again");
+                return Err(ApiError::failed(Operation::Acquire, reason));
+            }
         };
         self.granted(
             &lock,
@@ -213,7 +237,7 @@ impl LockService {
     /// asks the store, on every release through this sidecar and at a backing-off poll.
     async fn wait_in_sidecar_line(
         &self,
-        lock: &CheckedLock<'_>,
+        lock: &CheckedLock,
         deadline: Instant,
     ) -> Result<Option<(Grant, Instant)>, ApiError> {
         let failed = |e| ApiError::failed(Operation::Acquire, e);
@@ -255,7 +279,7 @@ impl LockService {
     /// when its turn comes and left when the wait runs out or the future is dropped.
     async fn wait_in_store_line(
         &self,
-        lock: &CheckedLock<'_>,
+        lock: &CheckedLock,
         deadline: Instant,
     ) -> Result<Option<(Grant, Instant)>, ApiError> {
         let failed = |e| ApiError::failed(Operation::Acquire, e);
@@ -400,7 +424,7 @@ fn held(resource_id: String, info: LockInfo) -> HeldLock {
 
 /// One try at the store for a waiter: the grant and when it was asked for, or `None` while
 /// someone holds the key.
-async fn try_once(lock: &CheckedLock<'_>) -> Result<Option<(Grant, Instant)>, ApiError> {
+async fn try_once(lock: &CheckedLock) -> Result<Option<(Grant, Instant)>, ApiError> {
     let asked = Instant::now();
     let tried = lock
         .store

@@ -44,7 +44,7 @@ pub(crate) fn clock_margin(ttl: Duration) -> Duration {
 /// got the grant was sent.
 pub(crate) struct Session<'a> {
     service: &'a LockService,
-    lock: CheckedLock<'a>,
+    lock: CheckedLock,
     pub(crate) grant: Grant,
     asked: Instant,
 }
@@ -127,6 +127,7 @@ impl Session<'_> {
                         sleep_until(wake).await;
                     }
                 }
+                reason = store.retired() => return self.end_on_retired(reason).await,
             }
             if Instant::now() >= deadline {
                 return unconfirmed(failure);
@@ -158,8 +159,24 @@ impl Session<'_> {
     pub(crate) async fn release(self) -> Result<OwnerChecked, ApiError> {
         let lock = &self.lock;
         self.service
-            .release(lock.store, &lock.key, &lock.resource_id, &lock.owner)
+            .release(&lock.store, &lock.key, &lock.resource_id, &lock.owner)
             .await
+    }
+
+    /// The end of a session whose store a reload replaced or removed: the lock is released on
+    /// the old version (so that the owner can take it again on the new one without waiting
+    /// for its expiry), and the reason says what happened.
+    async fn end_on_retired(&self, reason: String) -> String {
+        let lock = &self.lock;
+        let released = self
+            .service
+            .release(&lock.store, &lock.key, &lock.resource_id, &lock.owner)
+            .await;
+        if let Err(error) = released {
+            tracing::warn!(store = %lock.store.name, key = %lock.key,
+                "releasing the lock of a session on a retired store failed: {error}");
+        }
+        format!("{reason}; the session ended")
     }
 }
 

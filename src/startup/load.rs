@@ -17,22 +17,29 @@ const DEFAULT_STORE_NAME: &str = "lockstore";
 /// What was loaded, and from where.
 pub struct Loaded {
     pub registry: Registry,
+    /// The components in scope, loaded or not (`ignoreErrors`): what a reload compares the
+    /// files with.
+    pub components: Vec<Component>,
     /// Loaded secret stores, as (name, type), for the metadata API.
     pub secret_stores: Vec<(String, String)>,
     /// Where the components came from, for the ready line.
     pub source: String,
 }
 
-/// Loads the components of `folders`; with none, the embedded in-memory store named
-/// `lockstore`. Unlike an earlier version, `./components` is not read by default: this
-/// repository's `components/` holds a sample per store, and a sample for a server that is not
-/// running must not stop a plain `dlockd` from starting (daprd has no such default either).
-pub async fn load_components(folders: &[PathBuf], app_id: &str) -> Result<Loaded, ConfigError> {
-    let store_types = StoreTypes::new();
+/// Loads the components of `folders` with `store_types` (which a reload uses again); with no
+/// folders, the embedded in-memory store named `lockstore`. Unlike an earlier version,
+/// `./components` is not read by default: this repository's `components/` holds a sample per
+/// store, and a sample for a server that is not running must not stop a plain `dlockd` from
+/// starting (daprd has no such default either).
+pub async fn load_components(
+    folders: &[PathBuf],
+    app_id: &str,
+    store_types: &StoreTypes,
+) -> Result<Loaded, ConfigError> {
     if folders.is_empty() {
-        return Ok(embedded_default(&store_types).await);
+        return Ok(embedded_default(store_types).await);
     }
-    load_folders(folders, app_id, &store_types).await
+    load_folders(folders, app_id, store_types).await
 }
 
 async fn embedded_default(store_types: &StoreTypes) -> Loaded {
@@ -53,6 +60,7 @@ async fn embedded_default(store_types: &StoreTypes) -> Loaded {
         .expect("an empty registry takes any name");
     Loaded {
         registry,
+        components: Vec::new(),
         secret_stores: Vec::new(),
         source: "embedded default (no --resources-path given)".into(),
     }
@@ -66,7 +74,7 @@ async fn load_folders(
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     let mut in_scope = Vec::new();
     for component in component::read_folders(folders)? {
-        if !component.scopes.is_empty() && !component.scopes.iter().any(|s| s == app_id) {
+        if !is_in_scope(&component, app_id) {
             tracing::info!(component = %component.name, file = %component.file.display(),
                 "not in scope for app id '{app_id}', skipped");
             continue;
@@ -87,18 +95,8 @@ async fn load_folders(
     // Secret stores first: lock stores may refer to them.
     let mut secret_stores = HashMap::new();
     let mut secret_store_list = Vec::new();
-    for component in in_scope
-        .iter()
-        .filter(|c| c.type_name.starts_with("secretstores."))
-    {
-        let opened =
-            resolve_metadata(component, &HashMap::new()).and_then(
-                |metadata| match SecretStore::open(&component.type_name, &metadata) {
-                    None => Err(unknown_type(component)),
-                    Some(opened) => opened.map_err(|e| metadata_error(component, e)),
-                },
-            );
-        match opened {
+    for component in in_scope.iter().filter(|c| is_secret_store(c)) {
+        match open_secret_store(component) {
             Ok(store) => {
                 secret_stores.insert(component.name.clone(), store);
                 secret_store_list.push((component.name.clone(), component.type_name.clone()));
@@ -109,7 +107,7 @@ async fn load_folders(
 
     let mut registry = Registry::default();
     for component in &in_scope {
-        if component.type_name.starts_with("secretstores.") {
+        if is_secret_store(component) {
             continue;
         }
         match load_lock_store(component, &secret_stores, store_types).await {
@@ -124,6 +122,7 @@ async fn load_folders(
 
     Ok(Loaded {
         registry,
+        components: in_scope,
         secret_stores: secret_store_list,
         source: folders
             .iter()
@@ -143,7 +142,28 @@ fn skip_or_fail(component: &Component, error: ConfigError) -> Result<(), ConfigE
     }
 }
 
-async fn load_lock_store(
+/// Whether the component's `scopes` let app `app_id` load it.
+pub(super) fn is_in_scope(component: &Component, app_id: &str) -> bool {
+    component.scopes.is_empty() || component.scopes.iter().any(|s| s == app_id)
+}
+
+/// Whether the component is a secret store (which lock stores' metadata may refer to).
+pub(super) fn is_secret_store(component: &Component) -> bool {
+    component.type_name.starts_with("secretstores.")
+}
+
+/// Opens a secret-store component.
+pub(super) fn open_secret_store(component: &Component) -> Result<SecretStore, ConfigError> {
+    resolve_metadata(component, &HashMap::new()).and_then(|metadata| {
+        match SecretStore::open(&component.type_name, &metadata) {
+            None => Err(unknown_type(component)),
+            Some(opened) => opened.map_err(|e| metadata_error(component, e)),
+        }
+    })
+}
+
+/// Builds a lock-store component's store, within its `initTimeout`.
+pub(super) async fn load_lock_store(
     component: &Component,
     secret_stores: &HashMap<String, SecretStore>,
     store_types: &StoreTypes,

@@ -148,7 +148,7 @@ async fn the_dapr_init_file_starts_and_what_is_not_applied_is_named_once() {
     let text = "\u{feff}apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: \
                 daprConfig\nspec:\n  tracing:\n    samplingRate: \"1\"\n    zipkin:\n      \
                 endpointAddress: http://localhost:9411/api/v2/spans\n  metric:\n    enabled: \
-                false\n  features:\n    - name: HotReload\n      enabled: false\n"
+                false\n  features:\n    - name: Resiliency\n      enabled: true\n"
         .replace('\n', "\r\n");
     let sidecar = sidecar_with(&config_file(&text), &[]);
     Api::new(&sidecar).await.smoke("store").await;
@@ -160,7 +160,7 @@ async fn the_dapr_init_file_starts_and_what_is_not_applied_is_named_once() {
     assert_eq!(named.len(), 1, "{logs}");
     assert!(named[0].contains("spec.tracing"), "{}", named[0]);
     assert!(
-        named[0].contains("spec.features (HotReload"),
+        named[0].contains("spec.features (Resiliency"),
         "{}",
         named[0]
     );

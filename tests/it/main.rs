@@ -22,6 +22,7 @@ mod postgresql;
 mod reconnect;
 mod redis;
 mod redis_topologies;
+mod reload;
 mod sdk;
 mod slow_clients;
 mod sql_stores;

@@ -103,6 +103,8 @@ pub struct Dlockd {
     readers: Vec<std::thread::JoinHandle<()>>,
     pub grpc: String,
     pub http: String,
+    /// The folder the component files were written to (`--resources-path`), if any.
+    pub resources: Option<PathBuf>,
     output: Arc<Mutex<Vec<String>>>,
 }
 
@@ -158,6 +160,7 @@ impl Dlockd {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        let mut resources_path = None;
         if let Some(files) = &options.files {
             let resources = dir.join("components");
             std::fs::create_dir_all(&resources).unwrap();
@@ -165,6 +168,7 @@ impl Dlockd {
                 std::fs::write(resources.join(name), text).unwrap();
             }
             command.arg("--resources-path").arg(&resources);
+            resources_path = Some(resources);
         }
         let mut child = command.spawn().expect("dlockd starts");
         let output = Arc::new(Mutex::new(Vec::new()));
@@ -194,6 +198,7 @@ impl Dlockd {
                     readers,
                     grpc: format!("http://{}", address_after(&line, "gRPC on ")),
                     http: format!("http://{}", address_after(&line, "HTTP on ")),
+                    resources: resources_path,
                     output,
                 });
             }

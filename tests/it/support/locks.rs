@@ -121,7 +121,7 @@ pub fn request(resource: &str, owner: &str, expiry: i32, wait: Duration) -> Acqu
     request_on("store", resource, owner, expiry, wait.as_millis() as i64)
 }
 
-fn request_on(
+pub fn request_on(
     store: &str,
     resource: &str,
     owner: &str,
