@@ -383,7 +383,7 @@ mod properties {
         if digits.is_empty() {
             return Some(0);
         }
-        if shift < 0 || shift > 19 {
+        if !(0..=19).contains(&shift) {
             return None;
         }
         let magnitude: i128 = format!("{digits}{}", "0".repeat(shift as usize))

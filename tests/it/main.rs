@@ -11,6 +11,7 @@ mod contract;
 mod dapr_api;
 mod dropin;
 mod etcd;
+mod fuzz;
 mod health;
 mod keyspace;
 mod lifecycle;
