@@ -310,3 +310,279 @@ mod tests {
         assert!(parse::<AcquireBody>(br#"{"resourceId":"a","resource_id":"b"}"#).is_err());
     }
 }
+
+/// Property tests against a reference model of protobuf's JSON mapping, written out here
+/// (a JSON number's grammar, integers read exactly from their decimal text) rather than
+/// borrowed from serde_json, which the parser itself uses.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::*;
+
+    /// Whether `text` is a JSON number (RFC 8259): what a numeric string must hold exactly.
+    fn json_number(text: &str) -> bool {
+        let b = text.as_bytes();
+        let digits = |i: &mut usize| {
+            let start = *i;
+            while b.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+            *i > start
+        };
+        let mut i = usize::from(b.first() == Some(&b'-'));
+        match b.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => {
+                digits(&mut i);
+            }
+            _ => return false,
+        }
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            if !digits(&mut i) {
+                return false;
+            }
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            if !digits(&mut i) {
+                return false;
+            }
+        }
+        i == b.len()
+    }
+
+    /// The integer a JSON number's text stands for, exactly; `None` when it has a fraction
+    /// or is beyond i64.
+    fn exact_integer(text: &str) -> Option<i64> {
+        let (negative, text) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (mantissa, exponent) = match text.find(['e', 'E']) {
+            Some(at) => (
+                &text[..at],
+                text[at + 1..].parse::<i64>().unwrap_or(i64::MAX),
+            ),
+            None => (text, 0),
+        };
+        let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let mut digits: String = format!("{whole}{fraction}");
+        let mut shift = exponent.saturating_sub(fraction.len() as i64);
+        // Trailing zeros moved into the exponent, leading ones dropped.
+        while shift < 0 && digits.ends_with('0') {
+            digits.pop();
+            shift += 1;
+        }
+        let digits = digits.trim_start_matches('0');
+        if digits.is_empty() {
+            return Some(0);
+        }
+        if !(0..=19).contains(&shift) {
+            return None;
+        }
+        let magnitude: i128 = format!("{digits}{}", "0".repeat(shift as usize))
+            .parse()
+            .ok()?;
+        let value = if negative { -magnitude } else { magnitude };
+        i64::try_from(value).ok()
+    }
+
+    /// What the mapping reads into an integer field of `range` from a JSON value.
+    fn model_integer(value: &Value, range: std::ops::RangeInclusive<i64>) -> Option<i64> {
+        let text = match value {
+            Value::Null => return Some(0),
+            Value::Number(n) => n.to_string(),
+            Value::String(s) if json_number(s) => s.clone(),
+            _ => return None,
+        };
+        exact_integer(&text).filter(|n| range.contains(n))
+    }
+
+    fn model_string(value: &Value) -> Option<String> {
+        match value {
+            Value::Null => Some(String::new()),
+            Value::String(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// One field under either of its names; both at once is an error (`Err`).
+    fn field<'a>(object: &'a Map<String, Value>, json: &str, proto: &str) -> Result<&'a Value, ()> {
+        match (object.get(json), object.get(proto)) {
+            (Some(_), Some(_)) => Err(()),
+            (Some(v), None) | (None, Some(v)) => Ok(v),
+            (None, None) => Ok(&Value::Null),
+        }
+    }
+
+    /// The reference model of a try-lock body.
+    fn model_try_lock(value: &Value) -> Option<(String, String, i32)> {
+        let object = value.as_object()?;
+        let resource = model_string(field(object, "resourceId", "resource_id").ok()?)?;
+        let owner = model_string(field(object, "lockOwner", "lock_owner").ok()?)?;
+        let expiry = field(object, "expiryInSeconds", "expiry_in_seconds").ok()?;
+        let expiry = model_integer(expiry, i32::MIN.into()..=i32::MAX.into())?;
+        Some((resource, owner, expiry as i32))
+    }
+
+    fn parsed_try_lock(bytes: &[u8]) -> Option<(String, String, i32)> {
+        let body = parse::<TryLockBody>(bytes).ok()?;
+        let request = body.request(String::new());
+        Some((
+            request.resource_id,
+            request.owner,
+            request.expiry_in_seconds,
+        ))
+    }
+
+    /// Integers f64 holds exactly: the parser reads a number with a fraction or an exponent
+    /// through f64, so beyond these it may round (a wait of 285,000 years).
+    const EXACT: u64 = 1 << 53;
+
+    /// The ways protobuf's JSON mapping lets `n` be written: as a number, with a fraction of
+    /// zeros, with an exponent.
+    fn spellings(n: i64) -> Vec<String> {
+        let mut all = vec![n.to_string()];
+        if n.unsigned_abs() < EXACT {
+            all.push(format!("{n}.0"));
+            all.push(format!("{n}.000E0"));
+            if n != 0 {
+                all.push(format!("{n}0e-1"));
+            }
+            let (mut mantissa, mut exponent) = (n, 0);
+            while mantissa != 0 && mantissa % 10 == 0 {
+                mantissa /= 10;
+                exponent += 1;
+            }
+            all.push(format!("{mantissa}e{exponent}"));
+            all.push(format!("{mantissa}E+{exponent}"));
+        }
+        if n == 0 {
+            all.push("-0".into());
+        }
+        all
+    }
+
+    fn any_integer() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            any::<i64>(),
+            any::<i32>().prop_map(i64::from),
+            -1000i64..1000,
+            Just(i64::from(i32::MAX) + 1),
+            Just(i64::from(i32::MIN) - 1),
+            (0u32..19).prop_map(|k| 10i64.pow(k)),
+        ]
+    }
+
+    /// JSON values that exercise the fields: numbers of every kind, numeric-looking strings,
+    /// any strings, and nesting.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            (-100i64..100).prop_map(Value::from),
+            "[-+ 0-9.eE]{0,8}".prop_map(Value::String),
+            any::<String>().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(2, 8, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z]{1,3}", inner, 0..3)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    const NAMES: &[&str] = &[
+        "resourceId",
+        "resource_id",
+        "lockOwner",
+        "lock_owner",
+        "expiryInSeconds",
+        "expiry_in_seconds",
+        "storeName",
+        "other",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn every_spelling_of_an_integer_reads_as_it(n in any_integer()) {
+            for spelling in spellings(n) {
+                for written in [spelling.clone(), format!("\"{spelling}\"")] {
+                    let wait = format!(r#"{{"waitTimeoutMs":{written}}}"#);
+                    let read = parse::<AcquireBody>(wait.as_bytes()).map(|b| b.wait_timeout_ms);
+                    prop_assert_eq!(read.ok(), Some(n), "{}", wait);
+                    let expiry = format!(r#"{{"expiry_in_seconds":{written}}}"#);
+                    let read = parse::<TryLockBody>(expiry.as_bytes()).map(|b| b.expiry_in_seconds);
+                    prop_assert_eq!(read.ok(), i32::try_from(n).ok(), "{}", expiry);
+                }
+            }
+        }
+
+        #[test]
+        fn a_numeric_string_holds_a_number_and_nothing_else(
+            n in any_integer(),
+            pick in any::<prop::sample::Index>(),
+            garnish in prop_oneof![
+                Just(" {}"), Just("{} "), Just("\t{}"), Just("{}\n"), Just("+{}"),
+                Just("0{}"), Just("{}x"), Just("{}."), Just(".{}"), Just("{}e"), Just("--{}"),
+            ],
+        ) {
+            let spellings = spellings(n);
+            let spelling = pick.get(&spellings);
+            let garnished = garnish.replace("{}", spelling);
+            // A leading zero is only a mistake before another digit.
+            prop_assume!(!(garnish == "0{}" && spelling.starts_with('-')));
+            let body = format!(r#"{{"expiryInSeconds":"{garnished}","waitTimeoutMs":"{garnished}"}}"#);
+            prop_assert!(parse::<AcquireBody>(body.as_bytes()).is_err(), "{}", body);
+            let body = format!(r#"{{"expiryInSeconds":"{garnished}"}}"#);
+            prop_assert!(parse::<TryLockBody>(body.as_bytes()).is_err(), "{}", body);
+        }
+
+        #[test]
+        fn any_object_reads_as_the_model_says(
+            fields in prop::collection::vec((prop::sample::select(NAMES), any_json()), 0..5)
+        ) {
+            let object: Map<String, Value> =
+                fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            let value = Value::Object(object);
+            let text = serde_json::to_vec(&value).unwrap();
+            prop_assert_eq!(
+                parsed_try_lock(&text),
+                model_try_lock(&value),
+                "{}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+
+        #[test]
+        fn any_string_survives_the_round_trip(resource in any::<String>(), owner in any::<String>()) {
+            let body = serde_json::json!({"resource_id": resource, "lockOwner": owner});
+            let body: UnlockBody = parse(&serde_json::to_vec(&body).unwrap()).unwrap();
+            let request = body.request("s".into());
+            prop_assert_eq!((request.resource_id, request.owner), (resource, owner));
+        }
+
+        #[test]
+        fn any_bytes_are_read_or_refused_never_a_panic(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            let read = parse::<AcquireBody>(&bytes);
+            let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+            if first.is_some_and(|b| *b != b'{') {
+                prop_assert!(read.is_err());
+            }
+            if first.is_none() {
+                prop_assert_eq!(read.ok(), Some(AcquireBody::default()));
+            }
+        }
+    }
+}

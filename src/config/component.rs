@@ -645,3 +645,89 @@ scopes: [bpm-server]
         }
     }
 }
+
+/// Property tests: the loader never panics, whatever the file holds, and every error it gives
+/// names the file, and the component and field where it knows them.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::mutation::mutated;
+
+    const FILE: &str = "components/lock.yaml";
+
+    const FULL: &str = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: lockstore\nspec:\n  type: lock.redis\n  version: v1\n  ignoreErrors: false\n  initTimeout: 10s\n  metadata:\n  - name: redisHost\n    value: localhost:6379\n  - name: redisPassword\n    secretKeyRef: {name: redis, key: password}\n  - name: keyPrefix\n    envRef: PREFIX\nauth:\n  secretStore: env\nscopes: [bpm]\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: cron}\nspec: {type: bindings.cron, metadata: [{name: schedule, value: '@every 1s'}]}\n";
+
+    /// Read or refused; a refusal names the file.
+    fn read_or_refused_naming_the_file(text: &str) -> Result<(), TestCaseError> {
+        if let Err(error) = parse_file(Path::new(FILE), text) {
+            prop_assert_eq!(error.file.as_deref(), Some(Path::new(FILE)), "{}", error);
+            prop_assert!(error.to_string().starts_with(FILE), "{}", error);
+        }
+        Ok(())
+    }
+
+    /// The fields of `spec` (and beside it) that the loader reads, with their paths.
+    const FIELDS: &[(&str, &str)] = &[
+        ("version", "spec.version"),
+        ("ignoreErrors", "spec.ignoreErrors"),
+        ("initTimeout", "spec.initTimeout"),
+        ("metadata", "spec.metadata"),
+    ];
+
+    /// A YAML value of any shape, written in flow style so it fits on one line.
+    fn any_yaml() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap()),
+            "[a-z0-9][a-z0-9.]{0,7}",
+            any::<i64>().prop_map(|n| n.to_string()),
+            Just("null".to_string()),
+            Just("true".to_string()),
+            Just("~".to_string()),
+        ];
+        leaf.prop_recursive(2, 6, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3)
+                    .prop_map(|v| format!("[{}]", v.join(", "))),
+                prop::collection::vec(("[a-z]{1,5}", inner), 0..3).prop_map(|v| {
+                    let items: Vec<String> =
+                        v.into_iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                    format!("{{{}}}", items.join(", "))
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_is_read_or_refused_naming_the_file(text in any::<String>()) {
+            read_or_refused_naming_the_file(&text)?;
+        }
+
+        #[test]
+        fn a_mutated_file_is_read_or_refused_naming_the_file(text in mutated(FULL)) {
+            read_or_refused_naming_the_file(&text)?;
+        }
+
+        #[test]
+        fn a_field_of_any_shape_is_read_or_refused_naming_component_and_field(
+            field in prop::sample::select(FIELDS),
+            value in any_yaml(),
+        ) {
+            let (name, path) = field;
+            let text = format!(
+                "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: s}}\nspec:\n  type: lock.in-memory\n  {name}: {value}\n"
+            );
+            if let Err(error) = parse_file(Path::new(FILE), &text) {
+                let text = error.to_string();
+                prop_assert_eq!(error.component.as_deref(), Some("s"), "{}", text);
+                let field = error.field.clone().unwrap_or_default();
+                prop_assert!(field.starts_with(path), "{} for {}", text, path);
+                prop_assert!(text.starts_with(&format!("{FILE}: component 's': field {path}")), "{}", text);
+            }
+        }
+    }
+}

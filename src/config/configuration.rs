@@ -463,3 +463,45 @@ mod tests {
         );
     }
 }
+
+/// Property tests: the loader never panics, whatever the file holds, and every error names
+/// the file and either the field at fault or the place YAML broke.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::mutation::mutated;
+
+    const FULL: &str = "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: bpm\nspec:\n  api:\n    allowed:\n      - name: lock\n        version: v1alpha1\n        protocol: grpc\n    denied:\n      - {name: dlock, version: v1, protocol: http}\n  metric:\n    enabled: false\n  logging:\n    apiLogging:\n      enabled: true\n      omitHealthChecks: true\n  features:\n    - name: HotReload\n      enabled: true\n  tracing: {samplingRate: \"1\"}\n";
+
+    fn read_or_refused_naming_file_and_place(text: &str) -> Result<(), TestCaseError> {
+        let file = Path::new("config.yaml");
+        if let Err(error) = parse(file, text).map_err(|e| e.in_file(file)) {
+            let shown = error.to_string();
+            prop_assert!(shown.starts_with("config.yaml: "), "{}", shown);
+            prop_assert!(
+                error.field.is_some()
+                    || error.message.contains("not valid YAML")
+                    || error.message.starts_with("the file must be a mapping"),
+                "{}",
+                shown
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_is_read_or_refused_naming_the_file(text in any::<String>()) {
+            read_or_refused_naming_file_and_place(&text)?;
+        }
+
+        #[test]
+        fn a_mutated_file_is_read_or_refused_naming_file_and_place(text in mutated(FULL)) {
+            read_or_refused_naming_file_and_place(&text)?;
+        }
+    }
+}

@@ -12,6 +12,8 @@ pub(crate) mod error;
 pub mod flags;
 pub(crate) mod host_port;
 pub(crate) mod metadata;
+#[cfg(test)]
+mod mutation;
 pub(crate) mod secrets;
 mod settings;
 pub(crate) mod size;

@@ -1,9 +1,11 @@
 //! lock.etcd beyond the conformance suite: what it writes in etcd and what that costs, a
 //! three-member cluster that loses a member, authentication (a wrong password, a token that
-//! expires), etcd's minimum lease, and metadata errors.
+//! expires), locks shorter than etcd's minimum lease, and metadata errors.
 
 use std::time::{Duration, Instant};
 
+use dlock::cli::connect::Locks;
+use dlock::proto::dlock::hold_event::Event;
 use dlock::proto::etcd::etcdserverpb::{
     kv_client::KvClient, lease_client::LeaseClient, LeaseTimeToLiveRequest, RangeRequest,
 };
@@ -12,7 +14,7 @@ use tonic::transport::Channel;
 use crate::support::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, SUCCESS};
 use crate::support::backend::{unique, Backend};
 use crate::support::dlockd::{component, Dlockd, Options};
-use crate::support::locks::{acquire, inspect, try_acquire};
+use crate::support::locks::{acquire, inspect, list, request, try_acquire, Session};
 use crate::support::servers::{Etcd, Outage};
 
 async fn channel(address: &str) -> Channel {
@@ -282,22 +284,112 @@ async fn authentication_names_the_field_and_hides_the_password() {
     assert!(!logs.contains("hunter2"), "{logs}");
 }
 
+/// A private etcd with etcd's default election timeout (1 s), whose shortest lease is 2 s.
+fn etcd_with_a_two_second_minimum_lease() -> Etcd {
+    Etcd::start(&["--election-timeout", "1000"])
+}
+
+/// Waits, with a wait of `within`, until `owner` is granted `key` for `expiry`; answers how
+/// long after `since` that was.
+async fn granted_after(
+    locks: &Locks,
+    key: &str,
+    owner: &str,
+    expiry: i32,
+    since: Instant,
+    within: Duration,
+) -> Duration {
+    let granted = acquire(locks, key, owner, expiry, within).await.unwrap();
+    assert!(granted.is_some(), "{owner} was not granted {key}");
+    since.elapsed()
+}
+
 #[tokio::test]
-async fn a_lease_under_etcds_minimum_is_lengthened_and_reported() {
-    // etcd's default election timeout (1 s) makes its shortest lease 2 s.
-    let etcd = Etcd::start(&["--election-timeout", "1000"]);
+async fn a_lock_shorter_than_etcds_minimum_lease_frees_at_its_expiry() {
+    let etcd = etcd_with_a_two_second_minimum_lease();
     let file = component("store", "lock.etcd", &[("endpoints", &etcd.address())]);
     let sidecar = Dlockd::start(Options::with_component("app", file));
     let locks = sidecar.locks().await;
-    let key = unique("min-lease");
-    assert!(try_acquire(&locks, &key, "a", 1).await.is_some());
-    // Asked for one second, held for etcd's two: still held after one and a half.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(try_acquire(&locks, &key, "b", 30).await, None);
+    let key = unique("short");
     assert!(
         sidecar.logs().contains("grants no lease shorter than 2s"),
         "{}",
         sidecar.logs()
+    );
+
+    // a's one-second lock frees when its second is over, not when etcd's two-second lease
+    // would end (which cannot be before 2 s after the grant): b, waiting in etcd's line, is
+    // granted then, and its own one-second lock, taken from the line, frees the same way.
+    let asked = Instant::now();
+    assert!(try_acquire(&locks, &key, "a", 1).await.is_some());
+    let wait = Duration::from_secs(5);
+    let b_granted = granted_after(&locks, &key, "b", 1, asked, wait).await;
+    assert!(
+        (Duration::from_secs(1)..Duration::from_millis(1800)).contains(&b_granted),
+        "a's 1 s lock freed after {b_granted:?}"
+    );
+    let b_asked = Instant::now();
+    let c_granted = granted_after(&locks, &key, "c", 30, b_asked, wait).await;
+    assert!(
+        c_granted < Duration::from_millis(1800),
+        "b's 1 s lock freed after {c_granted:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_renewed_short_lock_outlives_its_first_expiry() {
+    let etcd = etcd_with_a_two_second_minimum_lease();
+    let file = component("store", "lock.etcd", &[("endpoints", &etcd.address())]);
+    let sidecar = Dlockd::start(Options::with_component("app", file));
+    let locks = sidecar.locks().await;
+    let key = unique("renewed");
+    // A held session renews its one-second lock every third of a second; each renewal moves
+    // the deadline, so no earlier deadline's timer frees it.
+    let mut session = Session::open(&locks, request(&key, "a", 1, Duration::ZERO)).await;
+    assert!(matches!(
+        session.next(Duration::from_secs(5)).await,
+        Event::Acquired(_)
+    ));
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        assert_eq!(try_acquire(&locks, &key, "b", 30).await, None);
+        assert_eq!(
+            inspect(&locks, &key).await.map(|lock| lock.lock_owner),
+            Some("a".to_string())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    session.release().await;
+    assert!(matches!(
+        session.next(Duration::from_secs(5)).await,
+        Event::Released(_)
+    ));
+    assert!(try_acquire(&locks, &key, "b", 30).await.is_some());
+}
+
+#[tokio::test]
+async fn a_dead_sidecars_short_lock_lasts_the_minimum_lease_but_shows_free_after_its_expiry() {
+    let etcd = etcd_with_a_two_second_minimum_lease();
+    let file = component("store", "lock.etcd", &[("endpoints", &etcd.address())]);
+    let holder = Dlockd::start(Options::with_component("app", file.clone()));
+    let other = Dlockd::start(Options::with_component("app", file));
+    let locks = other.locks().await;
+    let key = unique("crashed");
+    let asked = Instant::now();
+    assert!(try_acquire(&holder.locks().await, &key, "a", 1)
+        .await
+        .is_some());
+    holder.kill();
+
+    // Past its second, inspection and listing no longer show it, by the deadline it carries;
+    // while etcd's lease keeps it nobody else is granted it.
+    tokio::time::sleep(Duration::from_millis(1200).saturating_sub(asked.elapsed())).await;
+    assert_eq!(inspect(&locks, &key).await, None);
+    assert!(list(&locks, &key).await.is_empty());
+    let b_granted = granted_after(&locks, &key, "b", 30, asked, Duration::from_secs(5)).await;
+    assert!(
+        b_granted >= Duration::from_secs(2),
+        "a dead holder's lock freed after {b_granted:?}, before etcd's minimum lease"
     );
 }
 

@@ -12,6 +12,7 @@ mod dapr_api;
 mod dropin;
 mod etcd;
 mod faults;
+mod fuzz;
 mod health;
 mod keyspace;
 mod lifecycle;

@@ -1,10 +1,13 @@
 //! `lock.etcd`: locks in an etcd cluster (v3 API), each a key `<keyPrefixPath>/<store key>`
 //! holding the raw owner, attached to a lease of its own whose TTL is the lock's expiry, so
-//! etcd deletes it on time by itself when the holder's sidecar is gone.
+//! etcd deletes it on time by itself when the holder's sidecar is gone. A lock shorter than
+//! etcd's minimum lease also carries its deadline, and its sidecar deletes it then
+//! (`deadline.rs`); the lease is only the backstop for a sidecar that died.
 //!
 //! Every change to a key is one etcd transaction guarded by a comparison (`requests.rs` builds
 //! them): a grant puts the key only if it does not exist (create revision 0); a release deletes
-//! it only if it holds the owner; a renewal to another TTL puts a new lease on it, again only if
+//! it only if it holds the owner (a short lock: only if it is still the version read, which
+//! held the owner); a renewal to another TTL puts a new lease on it, again only if
 //! it holds the owner. A renewal to the same TTL writes nothing: it restarts the lease of the
 //! owner's grant, which no other grant shares, so it can extend nothing but that lock. The
 //! revision that created the key is the fencing token: etcd's revisions rise across the whole
@@ -20,10 +23,11 @@
 //!
 //! etcd leases are whole seconds, and etcd grants no lease shorter than its minimum (one and a
 //! half election timeouts, rounded up: 2 s with etcd's defaults). The store learns that minimum
-//! at start-up and says so in the log when it is above one second: a lock asked for less lasts
-//! the minimum.
+//! at start-up and says so in the log when it is above one second: a lock asked for less is
+//! freed on time by its sidecar, and lasts the minimum only if that sidecar dies.
 
 mod client;
+mod deadline;
 mod place;
 mod requests;
 mod settings;
@@ -41,12 +45,17 @@ use crate::lock::{
     Capabilities, Grant, LockInfo, LockStore, OwnerChecked, Place, StoreError, TryLockOutcome,
 };
 use crate::proto::etcd::etcdserverpb::{
-    request_op::Request as Op, RangeRequest, RequestOp, TxnRequest,
+    compare::{CompareTarget, TargetUnion},
+    request_op::Request as Op,
+    RangeRequest, RequestOp, TxnRequest,
 };
 use crate::proto::etcd::mvccpb::KeyValue;
 use client::{AuthFailure, Client};
+use deadline::{Planned, Record};
 use place::Waiter;
-use requests::{absent, delete, exists, first_record, held_by, none_in, prefix_end, put, read};
+use requests::{
+    absent, compare, delete, exists, first_record, held_by, none_in, prefix_end, put, read,
+};
 use settings::Settings;
 
 /// The byte after the lock prefix where the lines of waiters start: never in a UTF-8 key.
@@ -58,8 +67,6 @@ pub(crate) struct EtcdStore {
     prefix: String,
     /// `<keyPrefixPath>/\xff`: every waiter's key starts with it.
     line_prefix: Vec<u8>,
-    /// The shortest lease etcd grants, in seconds.
-    min_ttl: i64,
     /// Deleted lock keys, from the watch.
     released: broadcast::Sender<Vec<u8>>,
 }
@@ -128,7 +135,7 @@ impl EtcdStore {
         if probe.ttl > 1 {
             tracing::warn!(
                 "etcd at {} grants no lease shorter than {}s (1.5 election timeouts): locks \
-                 asked for less last {}s",
+                 asked for less are freed on time by their sidecar, and last {}s if it dies",
                 client.addresses(),
                 probe.ttl,
                 probe.ttl
@@ -148,7 +155,6 @@ impl EtcdStore {
             client,
             prefix,
             line_prefix,
-            min_ttl: probe.ttl,
             released,
         }))
     }
@@ -184,54 +190,73 @@ impl EtcdStore {
         (start, end)
     }
 
-    /// A held key as the core sees it, with the time left on its lease; `None` when the lease
-    /// is already gone (the key goes with it).
+    /// A held key as the core sees it, with the time left: to a short lock's deadline, else
+    /// on its lease. `None` when the lease is already gone (the key goes with it) or the
+    /// deadline has passed (a dead sidecar's short lock, which its lease still keeps).
     async fn info(&self, kv: KeyValue) -> Result<Option<LockInfo>, StoreError> {
-        let seconds_left = if kv.lease == 0 {
-            0 // put by hand, without a lease: shown as no time left rather than forever
+        let record = Record::read(&kv.value);
+        let seconds_left = if kv.lease == 0 || record.deadline.is_some() {
+            0 // without a lease, put by hand: shown as no time left rather than forever
         } else {
             self.client.time_to_live(kv.lease).await?
         };
         if seconds_left < 0 {
             return Ok(None);
         }
+        let Some(expires_in) = record.left(Duration::from_secs(seconds_left as u64)) else {
+            return Ok(None);
+        };
         let key = String::from_utf8_lossy(&kv.key);
         Ok(Some(LockInfo {
             key: key.strip_prefix(&self.prefix).unwrap_or(&key).to_string(),
-            owner: String::from_utf8_lossy(&kv.value).into_owned(),
-            expires_in: Duration::from_secs(seconds_left as u64),
+            owner: record.owner,
+            expires_in,
             fencing_token: Some(kv.create_revision as u64),
         }))
     }
 
     /// Runs `change` on the key at `path` in one transaction, only while the key holds
-    /// `owner`. Once it ran, the key's old lease names no lock any more (the change deleted the
-    /// key or put it on another lease), so it is discarded.
+    /// `owner`, and answers with the revision it ran at. Once it ran, the key's old lease
+    /// names no lock any more (the change deleted the key or put it on another lease), so it
+    /// is discarded.
     async fn owner_checked(
         &self,
         path: &[u8],
         owner: &str,
         change: RequestOp,
-    ) -> Result<OwnerChecked, StoreError> {
-        let answer = self
-            .client
-            .txn(TxnRequest {
-                compare: vec![held_by(path, owner)],
-                success: vec![change],
-                failure: vec![read(path)],
-            })
-            .await?;
-        let succeeded = answer.succeeded;
-        let record = first_record(answer);
-        if !succeeded {
+    ) -> Result<(OwnerChecked, i64), StoreError> {
+        let mut guard = held_by(path, owner);
+        loop {
+            let answer = self
+                .client
+                .txn(TxnRequest {
+                    compare: vec![guard],
+                    success: vec![change.clone()],
+                    failure: vec![read(path)],
+                })
+                .await?;
+            let succeeded = answer.succeeded;
+            let revision = answer.header.as_ref().map_or(0, |h| h.revision);
+            let record = first_record(answer);
+            if succeeded {
+                self.client.discard(record.map_or(0, |kv| kv.lease));
+                return Ok((OwnerChecked::Applied, revision));
+            }
             // Why it failed, from the key as the transaction read it.
-            return Ok(match record {
-                None => OwnerChecked::NotHeld,
-                Some(_) => OwnerChecked::HeldByOther,
-            });
+            let Some(kv) = record else {
+                return Ok((OwnerChecked::NotHeld, 0));
+            };
+            if Record::read(&kv.value).owner != owner {
+                return Ok((OwnerChecked::HeldByOther, 0));
+            }
+            // The owner's short lock, whose value is more than the owner: again, only while
+            // the key is the version just read.
+            guard = compare(
+                path,
+                CompareTarget::Mod,
+                TargetUnion::ModRevision(kv.mod_revision),
+            );
         }
-        self.client.discard(record.map_or(0, |kv| kv.lease));
-        Ok(OwnerChecked::Applied)
     }
 }
 
@@ -252,11 +277,12 @@ impl LockStore for EtcdStore {
         let lease = self.client.grant(Self::lease_seconds(ttl)).await?;
         // Free, and nobody waiting for it: a try never jumps the line.
         let (line, line_end) = self.line(key);
+        let planned = Planned::new(owner, ttl, lease.ttl);
         let answer = self
             .client
             .txn(TxnRequest {
                 compare: vec![absent(&path), none_in(&line, &line_end)],
-                success: vec![put(&path, owner, lease.id)],
+                success: vec![put(&path, &planned.value, lease.id)],
                 failure: Vec::new(),
             })
             .await?;
@@ -266,6 +292,7 @@ impl LockStore for EtcdStore {
         }
         // The transaction's revision is the put's, which created the key.
         let revision = answer.header.map_or(0, |h| h.revision);
+        planned.landed(&self.client, &path, revision);
         Ok(TryLockOutcome::Granted(Grant {
             fencing_token: Some(revision as u64),
         }))
@@ -276,7 +303,7 @@ impl LockStore for EtcdStore {
         let release = RequestOp {
             request: Some(Op::RequestDeleteRange(delete(&path))),
         };
-        self.owner_checked(&path, owner, release).await
+        Ok(self.owner_checked(&path, owner, release).await?.0)
     }
 
     async fn renew(
@@ -289,27 +316,35 @@ impl LockStore for EtcdStore {
         let Some(current) = self.get(&path).await? else {
             return Ok(OwnerChecked::NotHeld);
         };
-        if current.value != owner.as_bytes() {
+        let record = Record::read(&current.value);
+        if record.owner != owner {
             return Ok(OwnerChecked::HeldByOther);
         }
+        if record.left(Duration::ZERO).is_none() {
+            return Ok(OwnerChecked::NotHeld); // past its deadline: its timer is deleting it
+        }
         let seconds = Self::lease_seconds(ttl);
-        if current.lease != 0 {
+        if current.lease != 0 && record.deadline.is_none() {
             // The lease names this grant alone, so restarting it extends this holder's lock
             // and nothing else. Exact when the lease already has the TTL asked for.
             let now = self.client.keep_alive(current.lease).await?;
             if now <= 0 {
                 return Ok(OwnerChecked::NotHeld); // expired since the read
             }
-            if now == seconds.max(self.min_ttl) {
+            if now == seconds && Duration::from_secs(now as u64) <= ttl {
                 return Ok(OwnerChecked::Applied);
             }
         }
-        // Another TTL: a new lease, swapped in only while the owner still holds the key.
+        // Another TTL, or a short lock's new deadline: a new lease, swapped in only while the
+        // owner still holds the key.
         let lease = self.client.grant(seconds).await?;
-        let checked = self
-            .owner_checked(&path, owner, put(&path, owner, lease.id))
+        let planned = Planned::new(owner, ttl, lease.ttl);
+        let (checked, revision) = self
+            .owner_checked(&path, owner, put(&path, &planned.value, lease.id))
             .await?;
-        if checked != OwnerChecked::Applied {
+        if checked == OwnerChecked::Applied {
+            planned.landed(&self.client, &path, revision);
+        } else {
             self.client.discard(lease.id);
         }
         Ok(checked)
@@ -369,6 +404,7 @@ impl LockStore for EtcdStore {
             line,
             line_end,
             owner: owner.to_string(),
+            ttl,
             lease_seconds: Self::lease_seconds(ttl),
         };
         Ok(Box::new(waiter.join().await?))

@@ -4,7 +4,8 @@
 //! Each waiter's key is attached to a lease of its own (`WAITER_LEASE`) that this sidecar
 //! keeps alive while the waiter waits, so the key of a waiter whose sidecar died goes with
 //! the lease, within its TTL. The first waiter takes the lock with one transaction: put the
-//! lock key (on a lease of the lock's expiry) and delete its own waiter key, only if the lock
+//! lock key (on a lease of the lock's expiry; a short lock with its deadline, `deadline.rs`)
+//! and delete its own waiter key, only if the lock
 //! key is absent, its waiter key is still the one it made, and no waiter key in the line is
 //! older than it. A waiter watches only the key just ahead of it, or the lock key once it is
 //! first (`watch::deleted`). Leaving revokes the waiter's lease, which deletes its key, and the
@@ -18,6 +19,7 @@ use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 
 use super::client::Client;
+use super::deadline::Planned;
 use super::requests::{absent, compare, exists, put};
 use super::watch;
 use crate::lock::{Grant, Place, StoreError, TryLockOutcome};
@@ -42,7 +44,8 @@ pub(crate) struct Waiter {
     pub(crate) line: Vec<u8>,
     pub(crate) line_end: Vec<u8>,
     pub(crate) owner: String,
-    /// The lock's expiry, as the lease a grant gets.
+    /// The lock's expiry, and the lease a grant asks for.
+    pub(crate) ttl: Duration,
     pub(crate) lease_seconds: i64,
 }
 
@@ -91,7 +94,7 @@ impl Waiter {
             .client
             .txn(TxnRequest {
                 compare: Vec::new(),
-                success: vec![put(&key, &self.owner, lease.id)],
+                success: vec![put(&key, self.owner.as_bytes(), lease.id)],
                 failure: Vec::new(),
             })
             .await;
@@ -130,6 +133,7 @@ impl EtcdPlace {
         let (waiter, entry) = (&self.waiter, &self.entry);
         let lease = waiter.client.grant(waiter.lease_seconds).await?;
         self.grant_lease = lease.id;
+        let planned = Planned::new(&waiter.owner, waiter.ttl, lease.ttl);
         let nobody_ahead = Compare {
             result: CompareResult::Greater as i32,
             range_end: waiter.line_end.clone(),
@@ -155,7 +159,7 @@ impl EtcdPlace {
             .client
             .txn(TxnRequest {
                 compare: vec![absent(&waiter.lock), still_mine, nobody_ahead],
-                success: vec![put(&waiter.lock, &waiter.owner, lease.id), leave_line],
+                success: vec![put(&waiter.lock, &planned.value, lease.id), leave_line],
                 failure: Vec::new(),
             })
             .await?;
@@ -165,8 +169,10 @@ impl EtcdPlace {
             return Ok(TryLockOutcome::Held);
         }
         waiter.client.discard(entry.lease);
+        let revision = answer.header.map_or(0, |h| h.revision);
+        planned.landed(&waiter.client, &waiter.lock, revision);
         Ok(TryLockOutcome::Granted(Grant {
-            fencing_token: answer.header.map(|h| h.revision as u64),
+            fencing_token: Some(revision as u64),
         }))
     }
 }

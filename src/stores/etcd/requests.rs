@@ -48,7 +48,8 @@ pub(crate) fn none_in(start: &[u8], end: &[u8]) -> Compare {
     }
 }
 
-/// The key holds `owner` (false when it does not exist).
+/// The key holds the raw `owner` (false when it does not exist, or holds a short lock's
+/// value: `deadline.rs`).
 pub(crate) fn held_by(path: &[u8], owner: &str) -> Compare {
     compare(
         path,
@@ -57,11 +58,11 @@ pub(crate) fn held_by(path: &[u8], owner: &str) -> Compare {
     )
 }
 
-pub(crate) fn put(path: &[u8], owner: &str, lease: i64) -> RequestOp {
+pub(crate) fn put(path: &[u8], value: &[u8], lease: i64) -> RequestOp {
     RequestOp {
         request: Some(Op::RequestPut(PutRequest {
             key: path.to_vec(),
-            value: owner.as_bytes().to_vec(),
+            value: value.to_vec(),
             lease,
             prev_kv: true,
         })),
