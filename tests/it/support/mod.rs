@@ -9,4 +9,5 @@ pub mod dlockd;
 pub mod expected;
 pub mod locks;
 pub mod locks_http;
+pub mod prometheus;
 pub mod servers;
