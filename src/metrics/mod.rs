@@ -9,7 +9,7 @@
 pub(crate) mod daprd;
 mod dlock;
 pub mod endpoint;
-pub mod layers;
+pub(crate) mod layers;
 mod process;
 
 use std::collections::HashMap;
