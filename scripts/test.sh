@@ -30,6 +30,7 @@ command -v mariadbd >/dev/null 2>&1 || need_apt+=(mariadb-server)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)      # check-examples.sh
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)                 # the fault suite's partitions
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)         # promtool and the server
 python3 -c 'import yaml' >/dev/null 2>&1 || need_apt+=(python3-yaml)  # check-examples.sh
 if ((${#need_apt[@]})); then
   say "apt-get install ${need_apt[*]}"
@@ -285,6 +286,13 @@ done
 azurite_serving || { say "azurite did not start"; cat "$servers/azurite/azurite.log" >&2; exit 1; }
 export DLOCK_TEST_AZURITE="127.0.0.1:$azurite_port"
 export DLOCK_TEST_AZURITE_SERVER="$azurite_bin"
+
+# --- Prometheus ------------------------------------------------------------------------
+# tests/it/metrics.rs runs promtool and starts its own Prometheus server, on this port.
+DLOCK_TEST_PROMETHEUS="$(command -v prometheus)"
+DLOCK_TEST_PROMTOOL="$(command -v promtool)"
+export DLOCK_TEST_PROMETHEUS DLOCK_TEST_PROMTOOL
+export DLOCK_TEST_PROMETHEUS_PORT=$((19090 + offset))
 
 # --- Tests ---------------------------------------------------------------------------
 # The SDK tests find the venv's Python here; a missing SDK fails them, never skips them.

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod interrupt;
 pub mod lock;
+pub mod metrics;
 pub(crate) mod percentile;
 pub mod proto;
 pub mod startup;

@@ -29,6 +29,8 @@ pub struct ApiState {
     pub admin_token: auth::ApiToken,
     /// The endpoints each protocol serves (a Configuration's `spec.api`).
     pub access: access::ApiAccess,
+    /// Where requests are counted, when metrics are on.
+    pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 /// The core's `LockRequest` from a gRPC message that names a lock and its time to live:

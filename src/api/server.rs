@@ -21,6 +21,7 @@ use super::connections::{self, Admitted, Cap, ConnectionLimits};
 use super::dapr_grpc::DaprGrpc;
 use super::locks_grpc::LocksGrpc;
 use super::{auth, dapr_http, ApiState};
+use crate::metrics::layers::{GrpcMetricsLayer, HttpMetricsLayer, KnownStore};
 use crate::proto::dapr::dapr_server::DaprServer;
 use crate::proto::dlock::locks_server::LocksServer;
 
@@ -104,7 +105,13 @@ pub async fn serve(
     let mut servers = JoinSet::new();
 
     let cap = Cap::new(limits.max_connections);
-    let router = dapr_http::router(state.clone(), max_body_size);
+    let mut router = dapr_http::router(state.clone(), max_body_size);
+    if let Some(metrics) = &state.metrics {
+        let served = state.clone();
+        let known_store: KnownStore =
+            Arc::new(move |name| served.locks.registry().get(name).is_some());
+        router = router.layer(HttpMetricsLayer::new(metrics.clone(), known_store));
+    }
     match http_listeners {
         Listeners::Tcp(listeners) => {
             for listener in listeners {
@@ -134,7 +141,10 @@ pub async fn serve(
         LocksServer::new(LocksGrpc::new(state.clone())).max_decoding_message_size(max_body_size),
         interceptor,
     );
+    // Outermost, so that the calls the access gate closes are seen answered UNIMPLEMENTED.
+    let grpc_metrics = state.metrics.clone().map(GrpcMetricsLayer::new);
     let grpc = tonic::transport::Server::builder()
+        .layer(tower::util::option_layer(grpc_metrics))
         .layer(tower::util::option_layer(state.access.grpc_layer()))
         .add_service(dapr)
         .add_service(locks);

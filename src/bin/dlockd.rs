@@ -14,6 +14,7 @@ use dlock::config::configuration::Configuration;
 use dlock::config::flags::{DaemonArgs, DAPRD_VERSION};
 use dlock::interrupt::Interrupt;
 use dlock::lock::LockService;
+use dlock::metrics::{endpoint, Metrics};
 use dlock::startup::{load_components, Reloader, StoreTypes};
 use tracing_subscriber::EnvFilter;
 
@@ -155,6 +156,23 @@ async fn run(args: DaemonArgs, configuration: Configuration, api_log: bool) -> R
     raise_open_file_limit();
     tokio::spawn(return_freed_memory());
 
+    // Both daprd's switches must be on: the flag, and the Configuration's spec.metric.enabled.
+    // A port that can't be bound stops start-up, as daprd's does, rather than leave the
+    // dashboards silently empty.
+    let metrics_port = if args.enable_metrics && configuration.metrics_enabled {
+        let listener = endpoint::bind(args.metrics_host(), args.metrics_port)
+            .await
+            .map_err(|e| {
+                format!(
+                    "metrics port: {e} (--metrics-port, --metrics-listen-address; \
+                     --enable-metrics=false turns metrics off)"
+                )
+            })?;
+        Some((Metrics::new(&args.app_id), listener))
+    } else {
+        None
+    };
+
     let store_types = StoreTypes::new();
     let loaded = load_components(&args.resources_paths, &args.app_id, &store_types)
         .await
@@ -165,7 +183,20 @@ async fn run(args: DaemonArgs, configuration: Configuration, api_log: bool) -> R
         api_token: ApiToken::from_env("DAPR_API_TOKEN"),
         admin_token: ApiToken::from_env("DLOCK_ADMIN_TOKEN"),
         access,
+        metrics: metrics_port.as_ref().map(|(metrics, _)| metrics.clone()),
     });
+    let metrics_address = match metrics_port {
+        Some((metrics, listener)) => {
+            let address = listener
+                .local_addr()
+                .map_err(|e| format!("metrics port: {e}"))?;
+            let served = sidecar.clone();
+            let render = Arc::new(move || metrics.render(&served.locks));
+            tokio::spawn(endpoint::serve(listener, render));
+            Some(address)
+        }
+        None => None,
+    };
 
     let (http, grpc) = match &args.unix_domain_socket {
         Some(dir) => (
@@ -186,7 +217,10 @@ async fn run(args: DaemonArgs, configuration: Configuration, api_log: bool) -> R
     };
     let sockets = [&http, &grpc].map(socket_path);
 
-    tracing::info!("{}", ready_line(&sidecar, &http, &grpc, &loaded.source));
+    tracing::info!(
+        "{}",
+        ready_line(&sidecar, [&http, &grpc], metrics_address, &loaded.source)
+    );
     // daprd reloads components only when its HotReload feature is enabled; dlockd unless it is
     // disabled, since a lock store edited without a restart is what its users ask for.
     let hot_reload = args.hot_reload.or(configuration.hot_reload).unwrap_or(true);
@@ -278,17 +312,10 @@ fn log_flags_without_effect(args: &DaemonArgs, configuration: &Configuration) {
             args.max_body_size()
         );
     }
-    if args.enable_metrics {
+    if args.enable_metrics && !configuration.metrics_enabled {
         tracing::info!(
-            "metrics are not served yet; --metrics-port {} and --metrics-listen-address {} \
-             have no effect{}",
-            args.metrics_port,
-            args.metrics_listen_address.as_deref().unwrap_or("0.0.0.0"),
-            if configuration.metrics_enabled {
-                ""
-            } else {
-                ", nor has the Configuration's spec.metric.enabled: false"
-            }
+            "{}: spec.metric.enabled is false: metrics are off",
+            configuration.file.display()
         );
     }
     if !args.positional.is_empty() {
@@ -317,7 +344,12 @@ fn log_configuration(configuration: &Configuration, access: &ApiAccess) {
     }
 }
 
-fn ready_line(sidecar: &ApiState, http: &Listeners, grpc: &Listeners, source: &str) -> String {
+fn ready_line(
+    sidecar: &ApiState,
+    [http, grpc]: [&Listeners; 2],
+    metrics: Option<std::net::SocketAddr>,
+    source: &str,
+) -> String {
     let stores: Vec<String> = sidecar
         .locks
         .registry()
@@ -330,9 +362,10 @@ fn ready_line(sidecar: &ApiState, http: &Listeners, grpc: &Listeners, source: &s
         stores.join(", ")
     };
     format!(
-        "dlockd ready: gRPC on {} HTTP on {} app id '{}' lock stores: {} from {}{}",
+        "dlockd ready: gRPC on {} HTTP on {} metrics {} app id '{}' lock stores: {} from {}{}",
         grpc.describe(),
         http.describe(),
+        metrics.map_or("off".to_string(), |address| format!("on {address}")),
         sidecar.locks.app_id(),
         stores,
         source,

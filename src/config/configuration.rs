@@ -32,7 +32,8 @@ pub struct Configuration {
     pub allowed: Vec<ApiRule>,
     /// `spec.api.denied`: never served.
     pub denied: Vec<ApiRule>,
-    /// `spec.metric.enabled`; daprd's default is on. Metrics are not served yet.
+    /// `spec.metric.enabled`; daprd's default is on. Off, dlockd serves no metrics, whatever
+    /// `--enable-metrics` says.
     pub metrics_enabled: bool,
     /// `spec.logging.apiLogging.enabled`, when the file sets it; `--enable-api-logging` wins.
     pub api_logging: Option<bool>,

@@ -182,15 +182,17 @@ pub struct DaemonArgs {
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
-    /// The metrics port. Accepted for daprd compatibility; metrics are not served yet.
+    /// The port Prometheus scrapes (0: pick a free one; the ready line says which).
     #[arg(long, default_value_t = 9090)]
     pub metrics_port: u16,
 
-    /// The metrics listen address. Accepted for daprd compatibility; metrics are not served yet.
+    /// The address the metrics port listens on: an IP address or a host name (daprd's
+    /// default, all interfaces, when not given).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen_address: Option<String>,
 
-    /// Whether to serve metrics. Accepted for daprd compatibility; not served yet.
+    /// Whether to serve metrics (on by default, as in daprd; the Configuration's
+    /// spec.metric.enabled: false turns them off too).
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true,
           default_value_t = true, default_missing_value = "true", value_name = "BOOL")]
     pub enable_metrics: bool,
@@ -300,6 +302,15 @@ impl DaemonArgs {
             .filter(|name| matches.value_source(name) == Some(ValueSource::CommandLine))
             .collect();
         Ok(parsed)
+    }
+
+    /// The host the metrics port listens on: --metrics-listen-address, else daprd's default,
+    /// every interface.
+    pub fn metrics_host(&self) -> &str {
+        self.metrics_listen_address
+            .as_deref()
+            .filter(|host| !host.is_empty())
+            .unwrap_or("0.0.0.0")
     }
 
     /// The addresses to listen on.

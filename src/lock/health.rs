@@ -73,6 +73,11 @@ impl StoreHealth {
         }
     }
 
+    /// The store's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Records a call's outcome, logging the change it makes, if any.
     pub(crate) fn record<T>(&self, outcome: &Result<T, StoreError>) {
         match outcome {

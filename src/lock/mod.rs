@@ -43,7 +43,7 @@ pub(crate) mod store;
 pub(crate) mod store_line;
 #[cfg(test)]
 mod test_double;
-mod watched;
+pub(crate) mod watched;
 
 pub(crate) use error::{ApiError, ErrorKind, Operation};
 pub(crate) use health::Health;

@@ -2,9 +2,11 @@
 //! to the store's health record (`health.rs`), so no call path can forget to report one. The
 //! waits (`wait_for_release`, `Place::wait_turn`) are not recorded: a wait that runs out says
 //! nothing about the store, and a store without a release signal waits without asking it.
+//! Each call's duration goes to the call observers (the metrics' store latency).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
@@ -24,11 +26,12 @@ impl LockStore for Watched {
         owner: &str,
         ttl: Duration,
     ) -> Result<TryLockOutcome, StoreError> {
-        self.seen(self.store.try_lock(key, owner, ttl).await)
+        self.seen("try_lock", self.store.try_lock(key, owner, ttl))
+            .await
     }
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
-        self.seen(self.store.unlock(key, owner).await)
+        self.seen("unlock", self.store.unlock(key, owner)).await
     }
 
     async fn renew(
@@ -37,19 +40,20 @@ impl LockStore for Watched {
         owner: &str,
         ttl: Duration,
     ) -> Result<OwnerChecked, StoreError> {
-        self.seen(self.store.renew(key, owner, ttl).await)
+        self.seen("renew", self.store.renew(key, owner, ttl)).await
     }
 
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
-        self.seen(self.store.inspect(key).await)
+        self.seen("inspect", self.store.inspect(key)).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<LockInfo>, StoreError> {
-        self.seen(self.store.list(prefix).await)
+        self.seen("list", self.store.list(prefix)).await
     }
 
     async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
-        self.seen(self.store.force_release(key).await)
+        self.seen("force_release", self.store.force_release(key))
+            .await
     }
 
     async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
@@ -62,7 +66,7 @@ impl LockStore for Watched {
         owner: &str,
         ttl: Duration,
     ) -> Result<Box<dyn Place>, StoreError> {
-        let place = self.seen(self.store.join(key, owner, ttl).await)?;
+        let place = self.seen("join", self.store.join(key, owner, ttl)).await?;
         Ok(Box::new(WatchedPlace {
             place,
             health: self.health.clone(),
@@ -79,10 +83,50 @@ impl LockStore for Watched {
 }
 
 impl Watched {
-    fn seen<T>(&self, outcome: Result<T, StoreError>) -> Result<T, StoreError> {
-        self.health.record(&outcome);
-        outcome
+    async fn seen<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        watch(&self.health, operation, call).await
     }
+}
+
+/// Runs one store call, timing it for the call observers and recording its outcome.
+async fn watch<T>(
+    health: &StoreHealth,
+    operation: &'static str,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let started = Instant::now();
+    let outcome = call.await;
+    let took = started.elapsed();
+    for observe in CALL_OBSERVERS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
+        observe(health.name(), operation, took);
+    }
+    health.record(&outcome);
+    outcome
+}
+
+type CallObserver = Box<dyn Fn(&str, &'static str, Duration) + Send + Sync>;
+
+/// Process-wide, as the events are (`events.rs` says why).
+static CALL_OBSERVERS: RwLock<Vec<CallObserver>> = RwLock::new(Vec::new());
+
+/// Calls `observer` with every store call from now on: the store's name, the operation
+/// (`try_lock`, `unlock`, `renew`, `inspect`, `list`, `force_release`, `join`, `try_take`) and
+/// how long it took, failed calls included. Synchronous, on the caller's task: keep it quick.
+pub(crate) fn observe_calls(
+    observer: impl Fn(&str, &'static str, Duration) + Send + Sync + 'static,
+) {
+    CALL_OBSERVERS
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Box::new(observer));
 }
 
 /// A place in a store's line, whose tries are recorded like the store's calls.
@@ -94,9 +138,7 @@ struct WatchedPlace {
 #[async_trait]
 impl Place for WatchedPlace {
     async fn try_take(&mut self) -> Result<TryLockOutcome, StoreError> {
-        let outcome = self.place.try_take().await;
-        self.health.record(&outcome);
-        outcome
+        watch(&self.health, "try_take", self.place.try_take()).await
     }
 
     async fn wait_turn(&mut self, max_wait: Duration) -> Result<(), StoreError> {

@@ -165,9 +165,10 @@ async fn the_dapr_init_file_starts_and_what_is_not_applied_is_named_once() {
         named[0]
     );
     assert!(
-        logs.contains("metrics are not served yet") && logs.contains("spec.metric.enabled: false"),
+        logs.contains("spec.metric.enabled is false: metrics are off"),
         "{logs}"
     );
+    assert_eq!(sidecar.metrics, None, "{logs}");
     assert!(!logs.contains("spec.api closes"), "{logs}");
 }
 

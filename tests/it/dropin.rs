@@ -203,7 +203,13 @@ fn unix_domain_socket_serves_both_apis_on_daprs_socket_names() {
     let dir = temp_dir("sockets");
     let mut options = Options::in_memory();
     options.app_id = "BPMServerApp".into();
-    options.extra_args = vec!["--unix-domain-socket".into(), dir.display().to_string()];
+    // The metrics port is TCP whatever the APIs use, as daprd's is: off here, so that the
+    // ready line has no TCP address at all.
+    options.extra_args = vec![
+        "--unix-domain-socket".into(),
+        dir.display().to_string(),
+        "--enable-metrics=false".into(),
+    ];
     let sidecar = Dlockd::start(options);
     let (http, grpc) = (
         dir.join("dapr-BPMServerApp-http.socket"),

@@ -18,6 +18,7 @@ mod keyspace;
 mod lifecycle;
 mod locks_api;
 mod messages;
+mod metrics;
 mod mysql;
 mod postgresql;
 mod reconnect;

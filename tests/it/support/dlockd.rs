@@ -105,6 +105,8 @@ pub struct Dlockd {
     pub http: String,
     /// The folder the component files were written to (`--resources-path`), if any.
     pub resources: Option<PathBuf>,
+    /// The metrics port's address (`http://127.0.0.1:…`), if metrics are on.
+    pub metrics: Option<String>,
     output: Arc<Mutex<Vec<String>>>,
 }
 
@@ -149,7 +151,14 @@ impl Dlockd {
             command
                 .args(["--app-id", &options.app_id])
                 .args(["--dapr-listen-addresses", "127.0.0.1"])
-                .args(["--dapr-http-port", "0", "--dapr-grpc-port", "0"]);
+                .args(["--dapr-http-port", "0", "--dapr-grpc-port", "0"])
+                // Metrics are on by default, on 9090 and every interface, as in daprd.
+                .args([
+                    "--metrics-port",
+                    "0",
+                    "--metrics-listen-address",
+                    "127.0.0.1",
+                ]);
         }
         command
             .args(&options.extra_args)
@@ -199,6 +208,9 @@ impl Dlockd {
                     grpc: format!("http://{}", address_after(&line, "gRPC on ")),
                     http: format!("http://{}", address_after(&line, "HTTP on ")),
                     resources: resources_path,
+                    metrics: line
+                        .contains("metrics on ")
+                        .then(|| format!("http://{}", address_after(&line, "metrics on "))),
                     output,
                 });
             }

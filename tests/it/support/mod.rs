@@ -11,4 +11,5 @@ pub mod expected;
 pub mod locks;
 pub mod locks_http;
 pub mod netns;
+pub mod prometheus;
 pub mod servers;
