@@ -29,6 +29,8 @@ compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need_apt+=(postgre
 command -v mariadbd >/dev/null 2>&1 || need_apt+=(mariadb-server)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)      # check-examples.sh
 python3 -c 'import yaml' >/dev/null 2>&1 || need_apt+=(python3-yaml)  # check-examples.sh
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)            # the console's tests
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if ((${#need_apt[@]})); then
   say "apt-get install ${need_apt[*]}"
   apt-get update -q >&2
@@ -286,6 +288,10 @@ export DLOCK_TEST_AZURITE_SERVER="$azurite_bin"
 
 # --- Tests ---------------------------------------------------------------------------
 # The SDK tests find the venv's Python here; a missing SDK fails them, never skips them.
+# The console's tests drive Chromium through a chromedriver each starts on a port from here.
+DLOCK_TEST_CHROMIUM="$(command -v chromium)"
+DLOCK_TEST_CHROMEDRIVER="$(command -v chromedriver)"
+export DLOCK_TEST_CHROMIUM DLOCK_TEST_CHROMEDRIVER DLOCK_TEST_CHROMEDRIVER_PORT=$((19515 + offset))
 export DLOCK_TEST_PYTHON="$root/target/sdk/venv/bin/python"
 # No exec: the trap above stops the servers when the tests end.
 # Bounded, so that a hung test fails the run with its output instead of outlasting CI's limit.

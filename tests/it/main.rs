@@ -7,6 +7,7 @@ mod cli;
 mod components;
 mod configuration;
 mod conformance;
+mod console;
 mod contract;
 mod dapr_api;
 mod dropin;

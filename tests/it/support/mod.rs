@@ -10,3 +10,4 @@ pub mod expected;
 pub mod locks;
 pub mod locks_http;
 pub mod servers;
+pub mod webdriver;
