@@ -25,4 +25,5 @@ mod redis_topologies;
 mod sdk;
 mod slow_clients;
 mod support;
+mod top;
 mod zookeeper;
