@@ -96,7 +96,7 @@ async fn the_console_shows_locks_live_force_releases_one_and_shows_a_failing_sto
 
     // A lock taken through the API appears within 2 s, with its owner and fencing token.
     let taken = api
-        .lock(Protocol::Http, "jobs", "invoice-7", "worker-1", 90)
+        .lock(Protocol::Http, "jobs", "invoice-7", "worker-1", 50)
         .await;
     assert_eq!(taken, Ok(true));
     let shown = browser
@@ -108,14 +108,36 @@ async fn the_console_shows_locks_live_force_releases_one_and_shows_a_failing_sto
         .await;
     assert_eq!(shown["owner"], "worker-1", "{shown}");
     let first = seconds_left(&shown);
-    assert!((1.0..=90.0).contains(&first), "{shown}");
-    // Its countdown moves, between the page's polls too.
-    let moved = format!(
-        "{} return r && parseFloat(r.cells[3].textContent) <= {} && r.cells[3].textContent;",
-        row("jobs", "invoice-7"),
-        first - 0.5
+    assert!((1.0..=50.0).contains(&first), "{shown}");
+    // Its countdown moves, between the page's polls too: sampled in the page every 50 ms for
+    // 1.2 s, it shows more values than the one or two polls of that time would.
+    let sample = format!(
+        "window.samples = [];
+         const sampling = setInterval(() => {{
+           {} window.samples.push(r ? r.cells[3].textContent : null);
+         }}, 50);
+         setTimeout(() => {{ clearInterval(sampling); window.sampled = true; }}, 1200);",
+        row("jobs", "invoice-7")
     );
-    browser.wait_for("the countdown moving", &moved, SOON).await;
+    browser.run(&sample, json!([])).await;
+    let samples = "return window.sampled && window.samples;";
+    let samples = browser
+        .wait_for("the countdown sampled", samples, SOON)
+        .await;
+    let samples: Vec<f64> = samples
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|text| seconds_left(&json!({ "left": text })))
+        .collect();
+    assert!(samples.windows(2).all(|w| w[1] <= w[0]), "{samples:?}");
+    let mut distinct = samples.clone();
+    distinct.dedup();
+    assert!(
+        distinct.len() >= 5,
+        "the countdown moved only at polls: {samples:?}"
+    );
+    assert!(samples[0] <= first, "{samples:?} after {first}");
 
     // More locks on both stores, and a waiter, for a realistic page.
     for (store, resource, owner) in [
