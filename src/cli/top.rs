@@ -3,7 +3,7 @@
 //! q or Ctrl-C. It makes the calls `dlock status` and `dlock list` make (`Stores`, then `List`
 //! for each store that can list), so it shows the whole store's locks, whichever sidecar took
 //! them; the waiters it counts are those waiting through this sidecar. Redrawing is plain
-//! ANSI (clear, home), which Windows 10 consoles understand too; when stdout is not a terminal
+//! ANSI (clear, home), which Windows 10 consoles draw once asked to; when stdout is not a terminal
 //! each frame is printed after the last, for scripts (`--iterations`).
 
 use std::io::IsTerminal;
@@ -39,6 +39,10 @@ pub async fn top(endpoint: &str, prefix: &str, iterations: Option<u32>) -> Exit 
         }
     };
     let terminal = std::io::stdout().is_terminal();
+    #[cfg(windows)]
+    if terminal {
+        ansi_on_windows();
+    }
     let (quit, mut quitting) = mpsc::unbounded_channel();
     let _keys = terminal.then(|| keys::watch(quit));
     let mut shown = 0;
@@ -60,6 +64,23 @@ pub async fn top(endpoint: &str, prefix: &str, iterations: Option<u32>) -> Exit 
             () = tokio::time::sleep(REFRESH) => {}
             Some(()) = quitting.recv() => return Exit::Ok,
             () = interrupt.wait() => return Exit::Interrupted,
+        }
+    }
+}
+
+/// Windows 10's console draws ANSI sequences once asked to (Windows Terminal always does).
+#[cfg(windows)]
+fn ansi_on_windows() {
+    use windows_sys::Win32::System::Console::{
+        GetConsoleMode, GetStdHandle, SetConsoleMode, ENABLE_VIRTUAL_TERMINAL_PROCESSING,
+        STD_OUTPUT_HANDLE,
+    };
+    // SAFETY: calls on this process's own stdout handle, with a mode it just read.
+    unsafe {
+        let out = GetStdHandle(STD_OUTPUT_HANDLE);
+        let mut mode = 0;
+        if GetConsoleMode(out, &mut mode) != 0 {
+            SetConsoleMode(out, mode | ENABLE_VIRTUAL_TERMINAL_PROCESSING);
         }
     }
 }

@@ -212,6 +212,22 @@ async fn the_console_shows_locks_live_force_releases_one_and_shows_a_failing_sto
         browser.screenshot(&path).await;
     }
 
+    // The search box keeps the locks whose resource ids start with what it holds.
+    let shown = "const rows = Array.from(document.querySelectorAll('#locks tbody tr'), r => r.dataset.resource);
+                 return rows.join(',') === arguments[0] && rows;";
+    let prefix = browser.find("#prefix").await;
+    browser.type_into(&prefix, "order-100").await;
+    let only = shown.replace("arguments[0]", "'order-1001,order-1002'");
+    browser
+        .wait_for("the search for order-100", &only, SOON)
+        .await;
+    browser.type_into(&prefix, "").await;
+    let all = shown.replace(
+        "arguments[0]",
+        "'invoice-7,report-daily,order-1001,order-1002'",
+    );
+    browser.wait_for("the search cleared", &all, SOON).await;
+
     // A force release clicked in the page, with the admin token and the confirmation.
     let button = "#locks tr[data-store=\"jobs\"][data-resource=\"invoice-7\"] button.force";
     browser.click(&browser.find(button).await).await;
