@@ -32,6 +32,8 @@ command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)                 # the faul
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)         # promtool and the server
 python3 -c 'import yaml' >/dev/null 2>&1 || need_apt+=(python3-yaml)  # check-examples.sh
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)            # the console's tests
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if ((${#need_apt[@]})); then
   say "apt-get install ${need_apt[*]}"
   apt-get update -q >&2
@@ -296,6 +298,10 @@ export DLOCK_TEST_PROMETHEUS_PORT=$((19090 + offset))
 
 # --- Tests ---------------------------------------------------------------------------
 # The SDK tests find the venv's Python here; a missing SDK fails them, never skips them.
+# The console's tests drive Chromium through a chromedriver each starts on a port from here.
+DLOCK_TEST_CHROMIUM="$(command -v chromium)"
+DLOCK_TEST_CHROMEDRIVER="$(command -v chromedriver)"
+export DLOCK_TEST_CHROMIUM DLOCK_TEST_CHROMEDRIVER DLOCK_TEST_CHROMEDRIVER_PORT=$((19515 + offset))
 export DLOCK_TEST_PYTHON="$root/target/sdk/venv/bin/python"
 # The fault suite's partitions need network namespaces (root, as here and in CI): under this
 # script a machine that cannot make one fails them instead of skipping them.

@@ -13,7 +13,7 @@ use super::access::Endpoint;
 use super::body::{Body, TryLockBody, UnlockBody};
 use super::error::ErrorBody;
 use super::metadata::{describe, MetadataJson};
-use super::{auth, locks_http, status, ApiState};
+use super::{auth, console, events_http, locks_http, status, ApiState};
 use crate::lock::{ApiError, TryLockOutcome};
 
 /// The HTTP routes of one sidecar.
@@ -33,14 +33,22 @@ pub(crate) fn router(state: Arc<ApiState>, max_body_size: usize) -> Router {
         routes = routes.route("/v1.0/metadata", get(metadata));
     }
     if serves(Endpoint::Dlock) {
-        routes = routes.merge(locks_http::routes());
+        routes = routes
+            .merge(locks_http::routes())
+            .merge(events_http::routes());
     }
-    routes
+    let mut routes = routes
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::http_middleware,
-        ))
+        ));
+    // Merged after the token check: the console's files hold no data, and its page asks
+    // for the token that its data calls (the /dlock/v1/ routes above) need.
+    if serves(Endpoint::Dlock) {
+        routes = routes.merge(console::routes());
+    }
+    routes
         .layer(DefaultBodyLimit::max(max_body_size))
         .with_state(state)
 }

@@ -91,6 +91,7 @@ pub(crate) fn lock_info(held: HeldLock) -> LockInfo {
         lock_owner: held.owner,
         expires_in_ms: held.expires_in.as_millis().min(i64::MAX as u128) as i64,
         fencing_token: held.fencing_token.unwrap_or(0),
+        waiting_here: held.waiting,
     }
 }
 

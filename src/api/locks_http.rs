@@ -56,6 +56,7 @@ fn lock_json(held: HeldLock) -> Value {
         "lockOwner": info.lock_owner,
         "expiresInMs": info.expires_in_ms.to_string(),
         "fencingToken": info.fencing_token.to_string(),
+        "waitingHere": info.waiting_here,
     })
 }
 

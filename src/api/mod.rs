@@ -1,15 +1,19 @@
 //! The front doors: Dapr's API (`dapr_http.rs`, `dapr_grpc.rs`) and dlock's own
 //! (`locks_http.rs`, `locks_grpc.rs`), each over HTTP (axum) and gRPC (tonic). All of them call
 //! the one core, `lock::LockService`, so the protocols can never disagree; errors map to Dapr's
-//! codes in `error.rs` only, owner-checked outcomes to status numbers in `status` only.
+//! codes in `error.rs` only, owner-checked outcomes to status numbers in `status` only. The
+//! console (`console/`) is a web page over dlock's HTTP calls and the event feed
+//! (`events_http.rs`).
 
 pub mod access;
 pub mod auth;
 pub(crate) mod body;
 pub mod connections;
+mod console;
 pub(crate) mod dapr_grpc;
 pub(crate) mod dapr_http;
 pub(crate) mod error;
+mod events_http;
 pub(crate) mod locks_grpc;
 pub(crate) mod locks_http;
 pub(crate) mod metadata;

@@ -1,5 +1,5 @@
 //! dlock, the command-line client: `dlock KEY SECONDS [-- CMD ARGS…]`, the operator's
-//! `inspect`, `list`, `release --force` and `status`, and `dlock bench`.
+//! `inspect`, `list`, `release --force`, `status` and `top`, and `dlock bench`.
 
 use std::process::ExitCode;
 
@@ -11,6 +11,7 @@ use dlock::cli::hold;
 use dlock::cli::hold_request::{self, Hold};
 use dlock::cli::inspect;
 use dlock::cli::status;
+use dlock::cli::top;
 use dlock::cli::Exit;
 use std::time::Duration;
 
@@ -101,6 +102,17 @@ enum Command {
     /// Show the sidecar's lock stores: type, servers, capabilities and health (ok, or failing
     /// since when and why). Exits 1 when a store is failing.
     Status,
+    /// A live view of the held locks of every store and their waiters, redrawn every second
+    /// until q or Ctrl-C (q then Enter on Windows). Waiters are those waiting through this
+    /// sidecar.
+    Top {
+        /// Only the locks whose resource ids start with PREFIX.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Stop after this many refreshes (for scripts).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        iterations: Option<u32>,
+    },
     /// Measure lock+unlock pairs per second and their latency through a sidecar.
     Bench {
         /// Concurrent clients, each on its own connection.
@@ -186,6 +198,9 @@ async fn main() -> ExitCode {
             .await
         }
         Some(Command::Status) => status::status(&grpc_endpoint).await,
+        Some(Command::Top { prefix, iterations }) => {
+            top::top(&grpc_endpoint, &prefix, iterations).await
+        }
         Some(Command::Release { key, .. }) => {
             inspect::force_release(&grpc_endpoint, &cli.target.store, &key).await
         }

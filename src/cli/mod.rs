@@ -18,6 +18,7 @@ pub mod hold_request;
 pub mod http_client;
 pub mod inspect;
 pub mod status;
+pub mod top;
 mod waiting_line;
 
 /// How `dlock` ends, so scripts can tell the cases apart.

@@ -36,7 +36,7 @@ pub async fn status(endpoint: &str) -> Exit {
     }
 }
 
-fn describe(store: &StoreStatus) -> String {
+pub(super) fn describe(store: &StoreStatus) -> String {
     let servers = if store.servers.is_empty() {
         "in process".to_string()
     } else {
@@ -75,7 +75,7 @@ fn describe_problem(problem: &LoadProblem) -> String {
 
 /// Milliseconds since the Unix epoch as RFC 3339 UTC to the second, e.g.
 /// `2026-12-02T07:40:01Z`.
-fn utc(unix_ms: i64) -> String {
+pub(super) fn utc(unix_ms: i64) -> String {
     let seconds = unix_ms.div_euclid(1000);
     let (days, of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
     let (year, month, day) = civil_date(days);

@@ -2,7 +2,8 @@
 //! store key (`key`), the stores this sidecar loaded (`registry`), the requests and their
 //! checks (`request`), and the dispatch that every front door shares (`service`), so HTTP and
 //! gRPC can never disagree; then the lines of waiters and sessions, the API log of every
-//! call (`api_log`), and the events the sidecar saw (`events`, `held_here`).
+//! call (`api_log`), and the events the sidecar saw (`events`, `held_here`), and how
+//! many wait through it for each lock (`waiting_here`).
 //!
 //! One word, one meaning, here and in every layer above:
 //!
@@ -43,6 +44,7 @@ pub(crate) mod store;
 pub(crate) mod store_line;
 #[cfg(test)]
 mod test_double;
+mod waiting_here;
 pub(crate) mod watched;
 
 pub(crate) use error::{ApiError, ErrorKind, Operation};

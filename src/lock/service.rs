@@ -17,6 +17,7 @@ use super::held_here::HeldHere;
 use super::request::CheckedLock;
 use super::sidecar_line::SidecarLines;
 use super::store_line::StorePlace;
+use super::waiting_here::WaitingHere;
 use super::{
     AcquireRequest, ApiError, Grant, LoadedStore, LockInfo, LockRequest, Operation, OwnerChecked,
     Registry, TryLockOutcome, UnlockRequest,
@@ -34,6 +35,8 @@ pub struct HeldLock {
     pub(crate) owner: String,
     pub(crate) expires_in: Duration,
     pub(crate) fencing_token: Option<u64>,
+    /// How many blocking acquires wait for it through this sidecar (`waiting_here.rs`).
+    pub(crate) waiting: u32,
 }
 
 /// Serves lock requests for one sidecar.
@@ -45,6 +48,8 @@ pub struct LockService {
     lines: SidecarLines,
     /// The locks granted through this sidecar, which publish their expiries.
     held_here: Arc<HeldHere>,
+    /// The blocking acquires waiting through this sidecar, which Inspect and List count.
+    waiting_here: WaitingHere,
     /// Whether every call is logged (`api_log.rs`).
     api_log: bool,
 }
@@ -56,6 +61,7 @@ impl LockService {
             registry: RwLock::new(Arc::new(registry)),
             lines: SidecarLines::default(),
             held_here: Arc::default(),
+            waiting_here: WaitingHere::default(),
             api_log: false,
         }
     }
@@ -208,6 +214,7 @@ impl LockService {
         let deadline = now
             .checked_add(wait)
             .unwrap_or(now + Duration::from_secs(u32::MAX.into()));
+        let waiter = self.waiting_here.wait(&lock.store.name, &lock.key);
         let waited = async {
             if lock.store.store.capabilities().line {
                 self.wait_in_store_line(&lock, deadline).await
@@ -225,6 +232,7 @@ impl LockService {
                 return Err(ApiError::failed(Operation::Acquire, reason));
             }
         };
+        drop(waiter);
         self.granted(
             &lock,
             grant.as_ref().map(|(g, _)| g),
@@ -344,7 +352,8 @@ impl LockService {
                 .inspect(&key)
                 .await
                 .map_err(|e| ApiError::failed(op, e))?;
-            Ok(info.map(|info| held(resource_id.to_string(), info)))
+            let waiting = self.waiting_here.count(&store.name, &key);
+            Ok(info.map(|info| held(resource_id.to_string(), info, waiting)))
         };
         Call::end(call, inspected.await)
     }
@@ -373,7 +382,8 @@ impl LockService {
                         store
                             .key_prefix
                             .resource_id(&self.app_id, &store.name, &info.key)?;
-                    Some(held(resource.to_string(), info))
+                    let waiting = self.waiting_here.count(&store.name, &info.key);
+                    Some(held(resource.to_string(), info, waiting))
                 })
                 .collect();
             locks.sort_by(|a, b| a.resource_id.cmp(&b.resource_id));
@@ -413,12 +423,13 @@ impl LockService {
     }
 }
 
-fn held(resource_id: String, info: LockInfo) -> HeldLock {
+fn held(resource_id: String, info: LockInfo, waiting: u32) -> HeldLock {
     HeldLock {
         resource_id,
         owner: info.owner,
         expires_in: info.expires_in,
         fencing_token: info.fencing_token,
+        waiting,
     }
 }
 

@@ -104,7 +104,13 @@ fn lock_of(value: &Value) -> LockInfo {
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["expiresInMs", "fencingToken", "lockOwner", "resourceId"],
+        [
+            "expiresInMs",
+            "fencingToken",
+            "lockOwner",
+            "resourceId",
+            "waitingHere"
+        ],
         "{value}"
     );
     let number = |field: &str| -> &str {
@@ -117,6 +123,10 @@ fn lock_of(value: &Value) -> LockInfo {
         lock_owner: value["lockOwner"].as_str().unwrap().to_string(),
         expires_in_ms: number("expiresInMs").parse().unwrap(),
         fencing_token: number("fencingToken").parse().unwrap(),
+        waiting_here: value["waitingHere"]
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or_else(|| panic!("waitingHere is not a u32: {value}")),
     }
 }
 

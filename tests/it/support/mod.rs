@@ -13,3 +13,4 @@ pub mod locks_http;
 pub mod netns;
 pub mod prometheus;
 pub mod servers;
+pub mod webdriver;
