@@ -20,7 +20,8 @@ dir="$root/target/bench-azure"
 rm -rf "$dir" && mkdir -p "$dir"
 azurite="$root/target/azurite/node_modules/.bin/azurite-blob"
 [[ -x "$azurite" ]] || { echo "run scripts/test.sh once first: it installs Azurite" >&2; exit 1; }
-bin="$root/target/$([[ $profile == dev ]] && echo debug || echo "$profile")"
+# The binaries where cargo puts them (CARGO_TARGET_DIR, if set, moves them).
+bin="${CARGO_TARGET_DIR:-$root/target}/$([[ $profile == dev ]] && echo debug || echo "$profile")"
 
 cargo build --profile "$profile" --quiet --bins
 "$azurite" --blobHost 127.0.0.1 --blobPort "$azurite_port" --location "$dir/azurite" --silent \
@@ -49,7 +50,7 @@ spec:
   - name: containerName
     value: dlock-bench
 YAML
-"$bin/dlockd" --dapr-http-port 0 --dapr-grpc-port "$grpc_port" \
+"$bin/dlockd" --metrics-port 0 --metrics-listen-address 127.0.0.1 --dapr-http-port 0 --dapr-grpc-port "$grpc_port" \
   --resources-path "$dir/store.yaml" --log-level warn &
 dlockd=$!
 sleep 3

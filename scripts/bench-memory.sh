@@ -13,7 +13,7 @@ grpc_port=50792
 http_port=3792
 
 cargo build --release --quiet
-target/release/dlockd --dapr-grpc-port "$grpc_port" --dapr-http-port "$http_port" \
+target/release/dlockd --metrics-port 0 --metrics-listen-address 127.0.0.1 --dapr-grpc-port "$grpc_port" --dapr-http-port "$http_port" \
   --log-level warn &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true' EXIT

@@ -31,7 +31,7 @@ spec:
   - name: redisHost
     value: 127.0.0.1:$redis_port
 EOF
-target/release/dlockd --dapr-http-port 0 --dapr-grpc-port "$grpc_port" \
+target/release/dlockd --metrics-port 0 --metrics-listen-address 127.0.0.1 --dapr-http-port 0 --dapr-grpc-port "$grpc_port" \
   --resources-path "$dir/store.yaml" --log-level warn &
 dlockd=$!
 trap 'kill $dlockd 2>/dev/null || true; kill "$(cat "$dir/redis.pid")" 2>/dev/null || true' EXIT

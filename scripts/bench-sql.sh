@@ -27,7 +27,8 @@ mariadb_port=13590
 grpc_port=50892
 dir="$root/target/bench-sql"
 password=dlock-bench
-bin="$root/target/$([[ $profile == dev ]] && echo debug || echo "$profile")"
+# The binaries where cargo puts them (CARGO_TARGET_DIR, if set, moves them).
+bin="${CARGO_TARGET_DIR:-$root/target}/$([[ $profile == dev ]] && echo debug || echo "$profile")"
 pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
 [[ -x "$pg_bin/postgres" ]] && command -v mariadbd >/dev/null \
   || { echo "run scripts/test.sh once first: it installs PostgreSQL and MariaDB" >&2; exit 1; }
@@ -91,7 +92,7 @@ spec:
     value: "$connection"
 YAML
 done
-"$bin/dlockd" --dapr-http-port 0 --dapr-grpc-port "$grpc_port" \
+"$bin/dlockd" --metrics-port 0 --metrics-listen-address 127.0.0.1 --dapr-http-port 0 --dapr-grpc-port "$grpc_port" \
   --resources-path "$dir/components" --log-level warn &
 dlockd=$!
 
