@@ -312,7 +312,10 @@ impl LockStore for MysqlStore {
     }
 }
 
-/// One take: the insert, then at most once the expired row out and the insert again.
+/// One take: the insert; when the key has a row, that row out if it has expired (a released
+/// lock's row has: releases keep it, see `statements.rs`) and the insert once more; else the
+/// holder's time left. Removing first and asking only when nothing was removed keeps a take
+/// over a released key at three statements.
 async fn take(
     conn: &mut Conn,
     s: &Statements,
@@ -327,15 +330,18 @@ async fn take(
             Err(mysql_async::Error::Server(e)) if e.code == DUPLICATE_KEY => {}
             Err(e) => return Err(e),
         }
+        if attempt == 0 {
+            conn.exec_drop(&s.remove_expired_row, (key,)).await?;
+            if conn.affected_rows() > 0 {
+                continue;
+            }
+        }
         let left: Option<i64> = conn.exec_first(&s.expires_in, (key,)).await?;
         if let Some(left) = left {
             return Ok(Take::Held(left));
         }
-        if attempt == 0 {
-            conn.exec_drop(&s.remove_expired_row, (key,)).await?;
-        }
     }
-    // Taken by another between the removal and the second insert.
+    // Taken by another between the removal and the second insert, and gone again since.
     Ok(Take::Held(0))
 }
 
