@@ -2,14 +2,13 @@
 //! failing (not one per call), its health in dlock's `Stores` call on both doors and in
 //! `dlock status`, an info line when it recovers; Dapr's health endpoints unchanged throughout.
 
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dlock::proto::dlock::{StoreStatus, StoresRequest};
 
 use crate::support::api::{Api, Protocol, SUCCESS};
 use crate::support::backend::{unique, Backend};
-use crate::support::dlockd::{Dlockd, Options, DLOCK};
+use crate::support::dlockd::{Dlockd, Options};
 
 /// The one store's status, over gRPC and over HTTP, checked to agree.
 async fn store_status(sidecar: &Dlockd) -> StoreStatus {
@@ -33,17 +32,6 @@ async fn store_status(sidecar: &Dlockd) -> StoreStatus {
         assert!(store["lastError"].as_str().is_some_and(|e| !e.is_empty()));
     }
     status
-}
-
-/// `dlock status`: its exit code and what it printed.
-fn dlock_status(sidecar: &Dlockd) -> (i32, String) {
-    let run = Command::new(DLOCK)
-        .args(["--endpoint", &sidecar.grpc, "status"])
-        .env_remove("DAPR_API_TOKEN")
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&run.stdout).to_string();
-    (run.status.code().unwrap_or(-1), out)
 }
 
 fn unix_ms() -> i64 {
@@ -85,7 +73,7 @@ async fn outage_logged_once_shown_and_its_end_logged(backend: Backend) {
         "store\t{type_name}\t{address}\t{}\t",
         status.capabilities.join(",")
     );
-    let (code, out) = dlock_status(&sidecar);
+    let (code, out) = sidecar.dlock_status();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&format!("{described}ok")), "{out}");
 
@@ -120,7 +108,7 @@ async fn outage_logged_once_shown_and_its_end_logged(backend: Backend) {
         "{status:?}"
     );
     assert!(!status.last_error.is_empty(), "{status:?}");
-    let (code, out) = dlock_status(&sidecar);
+    let (code, out) = sidecar.dlock_status();
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains(&format!("{described}failing since 20")),
@@ -148,7 +136,7 @@ async fn outage_logged_once_shown_and_its_end_logged(backend: Backend) {
     let logs = sidecar.logs();
     assert!(logs.contains("(4 failed calls)"), "{logs}");
     assert!(store_status(&sidecar).await.healthy);
-    let (code, out) = dlock_status(&sidecar);
+    let (code, out) = sidecar.dlock_status();
     assert_eq!(code, 0, "{out}");
 }
 

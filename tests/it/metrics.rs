@@ -12,6 +12,7 @@ use crate::support::api::{Api, Protocol, SUCCESS};
 use crate::support::backend::{unique, Backend};
 use crate::support::dlockd::{temp_dir, Dlockd, Options};
 use crate::support::prometheus::{promtool_check, Prometheus};
+use crate::support::servers::free_port;
 
 const TRY_LOCK: &str = "/dapr.proto.runtime.v1.Dapr/TryLockAlpha1";
 /// daprd's counters, whose names lack the `_total` promtool asks of a counter: kept as daprd
@@ -270,14 +271,6 @@ async fn prometheus_scrapes_the_grant_counter() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(prometheus.query("up{job=\"dlockd\"}").await, Some(1.0));
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `--enable-metrics=false`, or the Configuration's `spec.metric.enabled: false`: nothing

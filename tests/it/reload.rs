@@ -9,7 +9,6 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use dlock::proto::dlock::hold_event::Event;
@@ -17,7 +16,7 @@ use dlock::proto::dlock::{LoadProblem, StoresRequest};
 
 use crate::support::api::{Api, Failure, Protocol};
 use crate::support::backend::unique;
-use crate::support::dlockd::{component, temp_dir, Dlockd, Options, DLOCK};
+use crate::support::dlockd::{component, temp_dir, Dlockd, Options};
 use crate::support::locks::{acquire_grpc, inspect_grpc, request_on, Session};
 use crate::support::servers::shared;
 
@@ -83,17 +82,6 @@ async fn load_problems(sidecar: &Dlockd) -> Vec<LoadProblem> {
     let listed = json["loadProblems"].as_array().map_or(0, Vec::len);
     assert_eq!(listed, problems.len(), "{json}");
     problems
-}
-
-/// `dlock status`: its exit code and what it printed.
-fn dlock_status(sidecar: &Dlockd) -> (i32, String) {
-    let run = Command::new(DLOCK)
-        .args(["--endpoint", &sidecar.grpc, "status"])
-        .env_remove("DAPR_API_TOKEN")
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&run.stdout).to_string();
-    (run.status.code().unwrap_or(-1), out)
 }
 
 fn resources(sidecar: &Dlockd) -> &Path {
@@ -312,7 +300,7 @@ async fn an_edit_that_does_not_load_keeps_the_running_version() {
             api.lock(Protocol::Http, "store", &resource, "y", 5).await,
             Ok(false)
         );
-        let (code, out) = dlock_status(sidecar);
+        let (code, out) = sidecar.dlock_status();
         assert_eq!(code, 1, "{out}");
         assert!(
             out.contains("edit of component 'store' not loaded"),
@@ -333,7 +321,7 @@ async fn an_edit_that_does_not_load_keeps_the_running_version() {
         || async move { load_problems(sidecar).await.is_empty() },
     )
     .await;
-    assert_eq!(dlock_status(sidecar).0, 0);
+    assert_eq!(sidecar.dlock_status().0, 0);
     // Put back as it runs: not reloaded, the lock still held.
     assert_eq!(
         api.lock(Protocol::Http, "store", &resource, "y", 5).await,

@@ -232,6 +232,18 @@ impl Dlockd {
             .unwrap()
     }
 
+    /// `dlock status` against this sidecar, without the API token: its exit code and what it
+    /// printed.
+    pub fn dlock_status(&self) -> (i32, String) {
+        let run = Command::new(DLOCK)
+            .args(["--endpoint", &self.grpc, "status"])
+            .env_remove("DAPR_API_TOKEN")
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&run.stdout).to_string();
+        (run.status.code().unwrap_or(-1), out)
+    }
+
     pub async fn locks(&self) -> Locks {
         connect::locks(&self.grpc, Duration::from_secs(5))
             .await
