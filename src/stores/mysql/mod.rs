@@ -222,10 +222,7 @@ impl LockStore for MysqlStore {
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
         let released = self
-            .run(|mut conn, s| async move {
-                conn.exec_drop(&s.release, (key, owner)).await?;
-                Ok(conn.affected_rows())
-            })
+            .run(|mut conn, s| async move { changed(&mut conn, &s.release, (key, owner)).await })
             .await?;
         if released > 0 {
             self.released.announce(key);
@@ -242,10 +239,7 @@ impl LockStore for MysqlStore {
     ) -> Result<OwnerChecked, StoreError> {
         let ttl = micros(ttl);
         let renewed = self
-            .run(|mut conn, s| async move {
-                conn.exec_drop(&s.renew, (ttl, key, owner)).await?;
-                Ok(conn.affected_rows())
-            })
+            .run(|mut conn, s| async move { changed(&mut conn, &s.renew, (ttl, key, owner)).await })
             .await?;
         if renewed > 0 {
             return Ok(OwnerChecked::Applied);
@@ -269,10 +263,7 @@ impl LockStore for MysqlStore {
 
     async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
         let released = self
-            .run(|mut conn, s| async move {
-                conn.exec_drop(&s.force_release, (key,)).await?;
-                Ok(conn.affected_rows())
-            })
+            .run(|mut conn, s| async move { changed(&mut conn, &s.force_release, (key,)).await })
             .await?;
         if released > 0 {
             self.released.announce(key);
@@ -343,6 +334,26 @@ async fn take(
     }
     // Taken by another between the removal and the second insert, and gone again since.
     Ok(Take::Held(0))
+}
+
+/// Runs one owner-checked change and counts the rows it found. InnoDB may pick it as the
+/// victim of a deadlock with the background cleanup (both touch the expiry index); the victim
+/// is rolled back whole, so it runs again.
+async fn changed<P>(conn: &mut Conn, statement: &str, params: P) -> Result<u64, mysql_async::Error>
+where
+    P: Into<mysql_async::Params> + Clone + Send,
+{
+    let mut tries = 0;
+    loop {
+        match conn.exec_drop(statement, params.clone()).await {
+            Err(mysql_async::Error::Server(e))
+                if e.code == DEADLOCK && tries < DEADLOCK_RETRIES =>
+            {
+                tries += 1;
+            }
+            done => return done.map(|()| conn.affected_rows()),
+        }
+    }
 }
 
 /// A duration in whole microseconds, MySQL's finest interval, at least one.

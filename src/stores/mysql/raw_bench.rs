@@ -1,10 +1,8 @@
 //! What a lock costs on MySQL or MariaDB without the sidecar, for the figures
-//! scripts/bench-sql.sh sets beside `dlock bench`: the store's own take and release
-//! statements, one pair after the other on each client's key (a take of a key released before
-//! meets its expired row: the insert fails on the key, the row is deleted, the insert runs
-//! again).
-//! `raw_pairs` runs them through the store's own pool, as `try_lock` and `unlock` do, minus
-//! gRPC and the lock service. Not run by the suite:
+//! scripts/bench-sql.sh sets beside `dlock bench`: the store's own `try_lock` and `unlock`
+//! (minus gRPC and the lock service), one pair after the other on each client's key. A take of
+//! a key released before meets its expired row: the insert fails on the key, the row is
+//! deleted, the insert runs again. Not run by the suite:
 //!
 //! ```text
 //! DLOCK_BENCH_MYSQL='user:password@tcp(127.0.0.1:3306)/' \
@@ -14,10 +12,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mysql_async::prelude::Queryable;
-
-use super::{micros, take, MysqlStore, Take};
+use super::MysqlStore;
 use crate::config::Metadata;
+use crate::lock::{LockStore, OwnerChecked, TryLockOutcome};
 use crate::stores::sql::raw_bench;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,24 +26,11 @@ async fn raw_pairs() {
         raw_bench::measure("mysql take+release", clients, move |key| {
             let store = store.clone();
             async move {
-                let ttl = micros(Duration::from_secs(60));
-                let key: &str = &key;
-                let taken = store
-                    .run(|mut conn, s| async move { take(&mut conn, s, key, key, ttl).await })
-                    .await
-                    .unwrap();
-                assert!(
-                    matches!(taken, Take::Granted(_)),
-                    "the take of {key} was refused"
-                );
-                let released = store
-                    .run(|mut conn, s| async move {
-                        conn.exec_drop(&s.release, (key, key)).await?;
-                        Ok(conn.affected_rows())
-                    })
-                    .await
-                    .unwrap();
-                assert_eq!(released, 1, "{key} was not released");
+                let taken = store.try_lock(&key, &key, Duration::from_secs(60)).await;
+                let granted = matches!(taken, Ok(TryLockOutcome::Granted(_)));
+                assert!(granted, "the take of {key} was refused: {taken:?}");
+                let released = store.unlock(&key, &key).await;
+                assert_eq!(released, Ok(OwnerChecked::Applied), "{key}");
             }
         })
         .await;
