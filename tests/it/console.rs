@@ -164,14 +164,7 @@ async fn the_console_shows_locks_live_force_releases_one_and_shows_a_failing_sto
             .await,
         Ok(false)
     );
-    let waiting_api = api.clone();
-    let waiter = tokio::spawn(async move {
-        let body = json!({"resourceId": "report-daily", "lockOwner": "cron@host-3",
-                          "expiryInSeconds": 60, "waitTimeoutMs": 60_000});
-        waiting_api
-            .post("/dlock/v1/acquire/jobs", body.to_string())
-            .await
-    });
+    let waiter = api.wait_in_background("jobs", "report-daily", "cron@host-3");
     let counted = format!(
         "{} return r && r.cells[5].textContent === '1';",
         row("jobs", "report-daily")

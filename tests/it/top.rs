@@ -17,14 +17,7 @@ async fn top_shows_the_held_locks_and_their_waiters_each_refresh() {
         .lock(Protocol::Grpc, "store", "topped", "watcher", 60)
         .await;
     assert_eq!(taken, Ok(true));
-    let waiting_api = api.clone();
-    let waiter = tokio::spawn(async move {
-        let body = json!({"resourceId": "topped", "lockOwner": "patient",
-                          "expiryInSeconds": 60, "waitTimeoutMs": 60_000});
-        waiting_api
-            .post("/dlock/v1/acquire/store", body.to_string())
-            .await
-    });
+    let waiter = api.wait_in_background("store", "topped", "patient");
     // The waiter is counted from when its acquire starts waiting: ask until Inspect says so.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {

@@ -160,6 +160,20 @@ impl Api {
     }
 
     /// POSTs a raw body; the JSON answer on 200, a Failure otherwise.
+    /// A blocking acquire of `resource` on `store` by `owner` (over HTTP, waiting up to a
+    /// minute), left to wait in the background: a waiter for a test to see counted.
+    pub fn wait_in_background(
+        &self,
+        store: &str,
+        resource: &str,
+        owner: &str,
+    ) -> tokio::task::JoinHandle<Result<serde_json::Value, Failure>> {
+        let body = json!({"resourceId": resource, "lockOwner": owner,
+                          "expiryInSeconds": 60, "waitTimeoutMs": 60_000});
+        let (api, path) = (self.clone(), format!("/dlock/v1/acquire/{store}"));
+        tokio::spawn(async move { api.post(&path, body.to_string()).await })
+    }
+
     pub async fn post(&self, path: &str, body: String) -> Result<serde_json::Value, Failure> {
         self.post_with(path, body, &[]).await
     }
