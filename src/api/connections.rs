@@ -34,6 +34,10 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    /// HTTP/2 ping interval and timeout, and TCP keepalive idle time (`--client-keepalive`).
+    pub keepalive: Duration,
+    /// Open requests per HTTP/2 connection (`--max-streams-per-connection`).
+    pub max_streams: u32,
 }
 
 /// The places left under the connection cap.
@@ -271,6 +275,12 @@ pub(crate) async fn serve_http(
         .timer(TokioTimer::new())
         // The watchdog below bounds reading; hyper's timer would also cut idle connections.
         .header_read_timeout(None);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_streams)
+        .keep_alive_interval(limits.keepalive)
+        .keep_alive_timeout(limits.keepalive);
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
     tokio::select! {

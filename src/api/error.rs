@@ -39,6 +39,7 @@ pub(crate) fn http_status(kind: ErrorKind) -> (StatusCode, &'static str) {
         ),
         ErrorKind::Unsupported => (StatusCode::BAD_REQUEST, "ERR_NOT_SUPPORTED"),
         ErrorKind::Forbidden => (StatusCode::FORBIDDEN, "ERR_FORBIDDEN"),
+        ErrorKind::TooManyWaiters => (StatusCode::TOO_MANY_REQUESTS, "ERR_TOO_MANY_WAITERS"),
     }
 }
 
@@ -48,6 +49,7 @@ pub(crate) fn grpc_code(kind: ErrorKind) -> tonic::Code {
         ErrorKind::StoreNotConfigured | ErrorKind::Unsupported => tonic::Code::FailedPrecondition,
         ErrorKind::Failed(_) => tonic::Code::Internal,
         ErrorKind::Forbidden => tonic::Code::PermissionDenied,
+        ErrorKind::TooManyWaiters => tonic::Code::ResourceExhausted,
     }
 }
 

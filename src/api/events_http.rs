@@ -10,6 +10,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use axum::extract::State;
 use axum::response::sse::{Event as Sse, KeepAlive};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -30,7 +31,7 @@ pub(crate) fn routes() -> Router<Arc<ApiState>> {
     Router::new().route("/dlock/v1/events", get(feed))
 }
 
-async fn feed() -> Response {
+async fn feed(State(state): State<Arc<ApiState>>) -> Response {
     // Subscribed before the backlog is read, so nothing falls in between; an event in both
     // is sent once, from the backlog (the backlog's events stay alive here, so no new
     // event can take one's address).
@@ -55,6 +56,10 @@ async fn feed() -> Response {
     let stream = first
         .chain(then)
         .map(|value| Ok::<_, Infallible>(Sse::default().data(value.to_string())));
+    // A feed never ends by itself: it ends when the sidecar shuts down, so an open console
+    // does not hold the shutdown until its grace period runs out.
+    let shutting_down = async move { state.locks.shutting_down().await };
+    let stream = futures_util::StreamExt::take_until(stream, shutting_down);
     axum::response::Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response()

@@ -143,7 +143,12 @@ pub async fn serve(
     );
     // Outermost, so that the calls the access gate closes are seen answered UNIMPLEMENTED.
     let grpc_metrics = state.metrics.clone().map(GrpcMetricsLayer::new);
+    // A client host that vanishes without a FIN (a crash, a partition) stops answering
+    // pings: its connection closes, its streams end, and its sessions release their locks.
     let grpc = tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_streams)
+        .http2_keepalive_interval(Some(limits.keepalive))
+        .http2_keepalive_timeout(Some(limits.keepalive))
         .layer(tower::util::option_layer(grpc_metrics))
         .layer(tower::util::option_layer(state.access.grpc_layer()))
         .add_service(dapr)
@@ -151,7 +156,10 @@ pub async fn serve(
     match grpc_listeners {
         Listeners::Tcp(listeners) => {
             for listener in listeners {
-                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                let incoming = TcpIncoming::from(listener)
+                    .with_nodelay(Some(true))
+                    .with_keepalive(Some(limits.keepalive))
+                    .with_keepalive_interval(Some(limits.keepalive));
                 let served = grpc
                     .clone()
                     .serve_with_incoming_shutdown(admitted(incoming, &cap), stopped());
@@ -167,7 +175,13 @@ pub async fn serve(
     }
 
     shutdown.signal.await;
-    tracing::info!("shutting down: no new requests; finishing those in flight");
+    tracing::info!(
+        "shutting down: no new requests; releasing the locks of held sessions and finishing \
+         the requests in flight"
+    );
+    // Sessions release their locks and tell their clients, and waits end: the streams they
+    // keep open then close, so the drain below finishes well within the grace period.
+    state.locks.shut_down();
     let _ = stop.send(true);
     let drain = async { while servers.join_next().await.is_some() {} };
     match shutdown.grace {
@@ -201,6 +215,8 @@ fn admitted<IO>(
 trait Acceptor: Send + 'static {
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     fn accept_one(&self) -> impl Future<Output = io::Result<Self::Io>> + Send;
+    /// Probes a quiet connection for a live peer after `idle`, where the transport can.
+    fn keep_alive(_io: &Self::Io, _idle: Duration) {}
 }
 
 impl Acceptor for TcpListener {
@@ -209,6 +225,16 @@ impl Acceptor for TcpListener {
         let (tcp, _) = self.accept().await?;
         let _ = tcp.set_nodelay(true);
         Ok(tcp)
+    }
+
+    fn keep_alive(io: &Self::Io, idle: Duration) {
+        // A plain HTTP/1 session has no pings of its own: TCP's probes find a vanished peer.
+        let probes = socket2::TcpKeepalive::new()
+            .with_time(idle)
+            .with_interval(idle);
+        if let Err(e) = socket2::SockRef::from(io).set_tcp_keepalive(&probes) {
+            tracing::debug!("can't set TCP keepalive on an HTTP connection: {e}");
+        }
     }
 }
 
@@ -222,8 +248,8 @@ impl Acceptor for tokio::net::UnixListener {
 
 /// Accepts HTTP connections until `stopped` resolves, each served in a task of its own
 /// within `limits`; returns once every connection has closed.
-async fn serve_http<F: Future<Output = ()> + Send + 'static>(
-    listener: impl Acceptor,
+async fn serve_http<L: Acceptor, F: Future<Output = ()> + Send + 'static>(
+    listener: L,
     router: Router,
     limits: ConnectionLimits,
     cap: Cap,
@@ -237,6 +263,7 @@ async fn serve_http<F: Future<Output = ()> + Send + 'static>(
             () = &mut stop => break,
             accepted = listener.accept_one() => match accepted {
                 Ok(io) => {
+                    L::keep_alive(&io, limits.keepalive);
                     // Over the cap, `io` is dropped here: closed at once.
                     if let Some(place) = cap.admit() {
                         let io = Admitted::new(io, place);

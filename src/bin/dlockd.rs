@@ -178,7 +178,9 @@ async fn run(args: DaemonArgs, configuration: Configuration, api_log: bool) -> R
         .await
         .map_err(|e| format!("can't load components: {e}"))?;
     let sidecar = Arc::new(ApiState {
-        locks: LockService::new(args.app_id.clone(), loaded.registry).log_api_calls(api_log),
+        locks: LockService::new(args.app_id.clone(), loaded.registry)
+            .log_api_calls(api_log)
+            .max_waiters(args.max_waiters as usize),
         secret_stores: loaded.secret_stores,
         api_token: ApiToken::from_env("DAPR_API_TOKEN"),
         admin_token: ApiToken::from_env("DLOCK_ADMIN_TOKEN"),
@@ -257,6 +259,8 @@ async fn run(args: DaemonArgs, configuration: Configuration, api_log: bool) -> R
         header_read_timeout: args.http_header_read_timeout,
         idle_timeout: args.http_idle_timeout,
         max_connections: args.max_connections as usize,
+        keepalive: args.client_keepalive,
+        max_streams: args.max_streams_per_connection,
     };
     let drained = server::serve(sidecar, http, grpc, args.max_body_size(), limits, shutdown).await;
     // As daprd does, so that the next start can bind the same names.

@@ -182,6 +182,26 @@ pub struct DaemonArgs {
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
+    /// How often a quiet client connection is checked for a live peer (dlockd's own flag):
+    /// an HTTP/2 ping at this interval, answered within as long, and TCP keepalive probes
+    /// after this long idle. A client host that vanishes without closing its connections (a
+    /// crash, a pulled cable) is noticed within about twice this over HTTP/2 and gRPC, and
+    /// its sessions end and release their locks; a plain HTTP/1 session is noticed by TCP's
+    /// probes, within about four times this.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub client_keepalive: Duration,
+
+    /// The most requests one HTTP/2 or gRPC connection may have open at once (dlockd's own
+    /// flag); a client opening more waits for one to finish, as HTTP/2 prescribes.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams_per_connection: u32,
+
+    /// The most blocking acquires (and sessions waiting for their grant) this sidecar keeps
+    /// waiting at once, across all connections and stores (dlockd's own flag); one more is
+    /// refused at once with ERR_TOO_MANY_WAITERS.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_waiters: u32,
+
     /// The port Prometheus scrapes (0: pick a free one; the ready line says which).
     #[arg(long, default_value_t = 9090)]
     pub metrics_port: u16,

@@ -47,6 +47,9 @@ pub(crate) enum ErrorKind {
     Unsupported,
     /// An operator's action without the admin token: 403 ERR_FORBIDDEN, gRPC PermissionDenied.
     Forbidden,
+    /// A blocking acquire past the sidecar's cap on waiters (`--max-waiters`): 429
+    /// ERR_TOO_MANY_WAITERS, gRPC ResourceExhausted.
+    TooManyWaiters,
 }
 
 /// An error answered to a client of the lock API.

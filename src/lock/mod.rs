@@ -32,6 +32,7 @@ pub mod api_log;
 pub mod contract;
 pub(crate) mod error;
 pub(crate) mod events;
+mod guarded_try;
 pub(crate) mod health;
 mod held_here;
 pub(crate) mod key;

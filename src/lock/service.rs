@@ -9,24 +9,29 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::api_log::Call;
 use super::events::{self, What};
+use super::guarded_try;
 use super::held_here::HeldHere;
 use super::request::CheckedLock;
 use super::sidecar_line::SidecarLines;
 use super::store_line::StorePlace;
-use super::waiting_here::WaitingHere;
+use super::waiting_here::{TooManyWaiters, WaitingHere};
 use super::{
-    AcquireRequest, ApiError, Grant, LoadedStore, LockInfo, LockRequest, Operation, OwnerChecked,
-    Registry, TryLockOutcome, UnlockRequest,
+    AcquireRequest, ApiError, ErrorKind, Grant, LoadedStore, LockInfo, LockRequest, Operation,
+    OwnerChecked, Registry, StoreError, TryLockOutcome, UnlockRequest,
 };
 
 /// The first and the longest pause between a first-in-line waiter's attempts, when the
 /// store's release signal does not come sooner (or the store has none).
 const FIRST_POLL: Duration = Duration::from_millis(10);
 const MAX_POLL: Duration = Duration::from_millis(200);
+
+/// Why waits and sessions end when the sidecar stops.
+pub(crate) const SHUTTING_DOWN: &str = "the sidecar is shutting down";
 
 /// A held lock as a client sees it: by resource id, not store key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +57,8 @@ pub struct LockService {
     waiting_here: WaitingHere,
     /// Whether every call is logged (`api_log.rs`).
     api_log: bool,
+    /// Set once the sidecar begins to shut down: waits end, sessions release their locks.
+    shutting_down: watch::Sender<bool>,
 }
 
 impl LockService {
@@ -63,13 +70,34 @@ impl LockService {
             held_here: Arc::default(),
             waiting_here: WaitingHere::default(),
             api_log: false,
+            shutting_down: watch::Sender::new(false),
         }
+    }
+
+    /// Keeps at most `max` blocking acquires waiting at once (`--max-waiters`).
+    pub fn max_waiters(mut self, max: usize) -> Self {
+        self.waiting_here = WaitingHere::with_max(max);
+        self
     }
 
     /// Logs every call of the lock API at info (daprd's `--enable-api-logging`).
     pub fn log_api_calls(mut self, on: bool) -> Self {
         self.api_log = on;
         self
+    }
+
+    /// Begins the sidecar's shutdown: every blocking acquire ends with an error, and every
+    /// session releases its lock and tells its client it lost it (`session.rs`), so that no
+    /// lock stays held in the store for a sidecar that is going away.
+    pub fn shut_down(&self) {
+        self.shutting_down.send_replace(true);
+    }
+
+    /// Completes once the sidecar is shutting down (at once if it is already).
+    pub(crate) async fn shutting_down(&self) {
+        let mut shutting_down = self.shutting_down.subscribe();
+        // The sender lives as long as `self`.
+        let _ = shutting_down.wait_for(|down| *down).await;
     }
 
     /// A call starting, for the API log.
@@ -140,12 +168,10 @@ impl LockService {
         let op = Operation::TryLock;
         let tried = async {
             let lock = self.check(op, request)?;
-            let outcome = lock
-                .store
-                .store
-                .try_lock(&lock.key, &lock.owner, lock.ttl)
-                .await
-                .map_err(|e| ApiError::failed(op, e))?;
+            let outcome =
+                guarded_try::try_lock(&lock.store.store, &lock.key, &lock.owner, lock.ttl)
+                    .await
+                    .map_err(|e| ApiError::failed(op, e))?;
             let grant = match &outcome {
                 TryLockOutcome::Granted(grant) => Some(grant),
                 TryLockOutcome::Held => None,
@@ -184,7 +210,7 @@ impl LockService {
             .map_err(|e| ApiError::failed(Operation::Unlock, e))?;
         if outcome == OwnerChecked::Applied {
             self.held_here.released(&store.name, key);
-            self.lines.released(key);
+            self.lines.released(&store.name, key);
         }
         events::publish(&store.name, resource_id, owner, What::Released { outcome });
         Ok(outcome)
@@ -214,7 +240,19 @@ impl LockService {
         let deadline = now
             .checked_add(wait)
             .unwrap_or(now + Duration::from_secs(u32::MAX.into()));
-        let waiter = self.waiting_here.wait(&lock.store.name, &lock.key);
+        let waiter = self
+            .waiting_here
+            .wait(&lock.store.name, &lock.key)
+            .map_err(|TooManyWaiters(max)| {
+                ApiError::new(
+                    ErrorKind::TooManyWaiters,
+                    format!(
+                        "{}: this sidecar already keeps {max} acquires waiting, the most \
+                         --max-waiters allows; try again later",
+                        Operation::Acquire.failure_prefix()
+                    ),
+                )
+            })?;
         let waited = async {
             if lock.store.store.capabilities().line {
                 self.wait_in_store_line(&lock, deadline).await
@@ -229,6 +267,10 @@ impl LockService {
             grant = waited => grant?,
             reason = lock.store.retired() => {
                 let reason = format!("{reason}; the wait ended, ask again");
+                return Err(ApiError::failed(Operation::Acquire, reason));
+            }
+            () = self.shutting_down() => {
+                let reason = format!("{SHUTTING_DOWN}; the wait ended");
                 return Err(ApiError::failed(Operation::Acquire, reason));
             }
         };
@@ -250,7 +292,7 @@ impl LockService {
     ) -> Result<Option<(Grant, Instant)>, ApiError> {
         let failed = |e| ApiError::failed(Operation::Acquire, e);
         let store = &lock.store.store;
-        let place = self.lines.join(&lock.key);
+        let place = self.lines.join(&lock.store.name, &lock.key);
         let mut poll = FIRST_POLL;
         loop {
             // Listening before looking: a release in between still wakes us.
@@ -268,7 +310,7 @@ impl LockService {
             if first {
                 tokio::select! {
                     _ = changed => {}
-                    signal = store.wait_for_release(&lock.key, poll.min(left)) => {
+                    signal = bounded(poll.min(left), store.wait_for_release(&lock.key, poll.min(left))) => {
                         signal.map_err(failed)?;
                     }
                 }
@@ -311,7 +353,10 @@ impl LockService {
             if left.is_zero() {
                 return Ok(None);
             }
-            place.wait_turn(poll.min(left)).await.map_err(failed)?;
+            let max_wait = poll.min(left);
+            bounded(max_wait, place.wait_turn(max_wait))
+                .await
+                .map_err(failed)?;
             poll = (poll * 2).min(MAX_POLL);
         }
     }
@@ -414,7 +459,7 @@ impl LockService {
                     "lock released by force"
                 );
                 self.held_here.released(store_name, &key);
-                self.lines.released(&key);
+                self.lines.released(store_name, &key);
                 events::publish(store_name, resource_id, "", What::ForceReleased);
             }
             Ok(released)
@@ -437,13 +482,70 @@ fn held(resource_id: String, info: LockInfo, waiting: u32) -> HeldLock {
 /// someone holds the key.
 async fn try_once(lock: &CheckedLock) -> Result<Option<(Grant, Instant)>, ApiError> {
     let asked = Instant::now();
-    let tried = lock
-        .store
-        .store
-        .try_lock(&lock.key, &lock.owner, lock.ttl)
-        .await;
+    let tried = guarded_try::try_lock(&lock.store.store, &lock.key, &lock.owner, lock.ttl).await;
     match tried.map_err(|e| ApiError::failed(Operation::Acquire, e))? {
         TryLockOutcome::Granted(grant) => Ok(Some((grant, asked))),
         TryLockOutcome::Held => Ok(None),
+    }
+}
+
+/// A store's wait (`wait_for_release`, `Place::wait_turn`), ended by the core after
+/// `max_wait` whatever the store does: a store that queues its waits, or a client library
+/// that retries a lost connection inside one, cannot keep a waiter past its deadline.
+async fn bounded(
+    max_wait: Duration,
+    wait: impl std::future::Future<Output = Result<(), StoreError>>,
+) -> Result<(), StoreError> {
+    tokio::time::timeout(max_wait, wait).await.unwrap_or(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::{timeout, Instant};
+
+    use super::super::test_double::{acquire, DoubleStore};
+    use super::super::{ErrorKind, TryLockOutcome};
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_past_the_cap_is_refused_at_once() {
+        let double = DoubleStore::default();
+        let service = double.service().max_waiters(1);
+        let tried = service.try_lock(acquire("holder", 60, SECOND).lock).await;
+        assert!(matches!(tried, Ok(TryLockOutcome::Granted(_))));
+        let first = service.acquire(acquire("w1", 60, SECOND * 60));
+        let second = async {
+            tokio::time::sleep(SECOND).await;
+            service.acquire(acquire("w2", 60, SECOND * 60)).await
+        };
+        let refused = tokio::select! {
+            _ = first => panic!("the first waiter ended"),
+            refused = second => refused,
+        };
+        let refused = refused.unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::TooManyWaiters);
+        assert!(refused.message.contains("--max-waiters"), "{refused}");
+        // With the first gone, there is room again.
+        let waited = service.acquire(acquire("w3", 60, SECOND)).await;
+        assert_eq!(waited, Ok(None));
+    }
+
+    /// A store whose waits ignore their limit keeps no waiter past its wait timeout, in
+    /// either kind of line.
+    #[tokio::test(start_paused = true)]
+    async fn the_core_ends_a_store_wait_that_ignores_its_limit() {
+        for double in [DoubleStore::default(), DoubleStore::keeping_a_line()] {
+            let service = double.service();
+            let tried = service.try_lock(acquire("holder", 60, SECOND).lock).await;
+            assert!(matches!(tried, Ok(TryLockOutcome::Granted(_))));
+            double.set_waits_hang(true);
+            let started = Instant::now();
+            let waited = timeout(SECOND * 10, service.acquire(acquire("w", 60, SECOND * 2))).await;
+            assert_eq!(waited, Ok(Ok(None)), "the wait outlived its timeout");
+            assert!(started.elapsed() <= SECOND * 2 + Duration::from_millis(20));
+        }
     }
 }

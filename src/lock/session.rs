@@ -21,6 +21,7 @@ use tokio::time::{sleep_until, timeout_at, Instant};
 use super::api_log::{Call, Outcome};
 use super::events::{self, What};
 use super::request::CheckedLock;
+use super::service::SHUTTING_DOWN;
 use super::{AcquireRequest, ApiError, Grant, LockService, OwnerChecked};
 
 /// The share of a lock's expiry by which a session's deadline comes before the store's
@@ -127,7 +128,10 @@ impl Session<'_> {
                         sleep_until(wake).await;
                     }
                 }
-                reason = store.retired() => return self.end_on_retired(reason).await,
+                reason = store.retired() => return self.release_and_end(reason).await,
+                () = self.service.shutting_down() => {
+                    return self.release_and_end(SHUTTING_DOWN.to_string()).await;
+                }
             }
             if Instant::now() >= deadline {
                 return unconfirmed(failure);
@@ -163,10 +167,11 @@ impl Session<'_> {
             .await
     }
 
-    /// The end of a session whose store a reload replaced or removed: the lock is released on
-    /// the old version (so that the owner can take it again on the new one without waiting
-    /// for its expiry), and the reason says what happened.
-    async fn end_on_retired(&self, reason: String) -> String {
+    /// The end of a session whose store a reload replaced or removed, or whose sidecar is
+    /// shutting down: the lock is released (so that the owner can take it again on the new
+    /// version, or through another sidecar, without waiting for its expiry), and the reason
+    /// says what happened.
+    async fn release_and_end(&self, reason: String) -> String {
         let lock = &self.lock;
         let released = self
             .service
@@ -174,7 +179,7 @@ impl Session<'_> {
             .await;
         if let Err(error) = released {
             tracing::warn!(store = %lock.store.name, key = %lock.key,
-                "releasing the lock of a session on a retired store failed: {error}");
+                "releasing the lock of an ended session failed ({reason}): {error}");
         }
         format!("{reason}; the session ended")
     }
@@ -255,6 +260,26 @@ mod tests {
         let taken = "the lock was released by an operator (or lost by the store) before it \
                      expired, and another owner holds it";
         assert_eq!(reason.as_deref(), Ok(taken));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sidecar_shutting_down_releases_the_lock_and_says_why() {
+        let double = DoubleStore::default();
+        let service = double.service();
+        let session = start(&service).await;
+        let stop = async {
+            sleep(SECOND / 2).await;
+            service.shut_down();
+        };
+        let (reason, ()) = tokio::join!(timeout(SECOND, session.keep()), stop);
+        assert_eq!(
+            reason.as_deref(),
+            Ok("the sidecar is shutting down; the session ended")
+        );
+        assert_eq!(double.holder(KEY), None);
+        // A blocking acquire started then ends at once too.
+        let waited = timeout(SECOND, service.acquire(acquire("late", 3, SECOND * 60))).await;
+        assert!(matches!(waited, Ok(Err(_))), "{waited:?}");
     }
 
     #[test]

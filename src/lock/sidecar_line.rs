@@ -14,10 +14,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
-/// The lines of this sidecar, one per key that has waiters.
+/// The lines of this sidecar, one per store and key that has waiters: two stores may give
+/// the same key (two components with one `keyPrefix`), and a waiter on one must never wait
+/// behind a waiter on the other.
 #[derive(Default)]
 pub(crate) struct SidecarLines {
-    lines: Mutex<HashMap<String, Line>>,
+    lines: Mutex<HashMap<(String, String), Line>>,
 }
 
 struct Line {
@@ -31,22 +33,23 @@ struct Line {
 /// A waiter's place in this sidecar's line for one key; dropping it leaves the line.
 pub(crate) struct SidecarPlace<'a> {
     lines: &'a SidecarLines,
-    key: String,
+    at: (String, String),
     id: u64,
     changed: Arc<Notify>,
 }
 
 impl SidecarLines {
-    fn lines(&self) -> MutexGuard<'_, HashMap<String, Line>> {
+    fn lines(&self) -> MutexGuard<'_, HashMap<(String, String), Line>> {
         // Every change under this mutex is a single operation on one line: poisoning can't
         // leave a line half-changed.
         self.lines.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Joins the end of `key`'s line.
-    pub(crate) fn join(&self, key: &str) -> SidecarPlace<'_> {
+    /// Joins the end of the line for `key` of `store`.
+    pub(crate) fn join(&self, store: &str, key: &str) -> SidecarPlace<'_> {
+        let at = (store.to_string(), key.to_string());
         let mut lines = self.lines();
-        let line = lines.entry(key.to_string()).or_insert_with(|| Line {
+        let line = lines.entry(at.clone()).or_insert_with(|| Line {
             next_id: 0,
             waiting: VecDeque::new(),
             changed: Arc::new(Notify::new()),
@@ -56,15 +59,20 @@ impl SidecarLines {
         line.waiting.push_back(id);
         SidecarPlace {
             lines: self,
-            key: key.to_string(),
+            at,
             id,
             changed: line.changed.clone(),
         }
     }
 
-    /// Says that `key` was released through this sidecar: its waiters look again.
-    pub(crate) fn released(&self, key: &str) {
-        if let Some(line) = self.lines().get(key) {
+    /// Says that `key` of `store` was released through this sidecar: its waiters look again.
+    pub(crate) fn released(&self, store: &str, key: &str) {
+        let lines = self.lines();
+        // Keyed by owned strings; a release with nobody waiting here costs no allocation.
+        if lines.is_empty() {
+            return;
+        }
+        if let Some(line) = lines.get(&(store.to_string(), key.to_string())) {
             line.changed.notify_waiters();
         }
     }
@@ -75,7 +83,7 @@ impl SidecarPlace<'_> {
     pub(crate) fn is_first(&self) -> bool {
         self.lines
             .lines()
-            .get(&self.key)
+            .get(&self.at)
             .is_some_and(|l| l.waiting.front() == Some(&self.id))
     }
 
@@ -91,10 +99,10 @@ impl SidecarPlace<'_> {
 impl Drop for SidecarPlace<'_> {
     fn drop(&mut self) {
         let mut lines = self.lines.lines();
-        if let Some(line) = lines.get_mut(&self.key) {
+        if let Some(line) = lines.get_mut(&self.at) {
             line.waiting.retain(|id| *id != self.id);
             if line.waiting.is_empty() {
-                lines.remove(&self.key);
+                lines.remove(&self.at);
             } else {
                 line.changed.notify_waiters();
             }
@@ -110,7 +118,7 @@ mod tests {
     use tokio::sync::mpsc::{self, UnboundedSender};
     use tokio::time::{sleep, timeout, Instant};
 
-    use super::super::test_double::{acquire, unlock, DoubleStore};
+    use super::super::test_double::{acquire, service_of, unlock, DoubleStore, KEY};
     use super::super::{LockService, OwnerChecked, TryLockOutcome};
 
     const LONG: Duration = Duration::from_secs(60);
@@ -179,5 +187,27 @@ mod tests {
         assert_eq!(released, Ok(OwnerChecked::Applied));
         let (owner, at) = took.recv().await.unwrap();
         assert_eq!((owner, at), ("patient", released_at));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_never_waits_behind_another_stores_waiter_for_the_same_key() {
+        let (a, b) = (DoubleStore::default(), DoubleStore::default());
+        let service = Arc::new(service_of(&[("a", &a), ("b", &b)]));
+        let mut held_on_a = acquire("holder", 60, LONG).lock;
+        held_on_a.store = "a".into();
+        let tried = service.try_lock(held_on_a).await;
+        assert!(matches!(tried, Ok(TryLockOutcome::Granted(_))));
+        // A waiter on `a`, first in its line for the key both stores give `r`.
+        let mut on_a = acquire("waits-on-a", 60, LONG);
+        on_a.lock.store = "a".into();
+        let waiting_on_a = service.clone();
+        tokio::spawn(async move { waiting_on_a.acquire(on_a).await });
+        sleep(Duration::from_millis(1)).await;
+        // `b` is free: its waiter takes the lock at once.
+        let mut on_b = acquire("waits-on-b", 60, LONG);
+        on_b.lock.store = "b".into();
+        let taken = timeout(Duration::from_secs(1), service.acquire(on_b)).await;
+        assert!(matches!(taken, Ok(Ok(Some(_)))), "{taken:?}");
+        assert_eq!(b.holder(KEY).as_deref(), Some("waits-on-b"));
     }
 }

@@ -123,6 +123,22 @@ pub trait LockStore: Send + Sync + 'static {
     /// The held keys starting with `prefix`, where `Capabilities::listing` says it can.
     async fn list(&self, prefix: &str) -> Result<Vec<LockInfo>, StoreError>;
 
+    /// Takes back `grant`, which an acquire got from `try_lock` after its caller had gone (a
+    /// client that disconnected, a wait cut short by a reload or a deadline), so that no lock
+    /// stays held that nobody knows about. It must never release a newer grant of the same
+    /// owner: a store whose grants carry fencing tokens releases only while the key is still
+    /// held under `grant`'s token. The default is the owner-checked `unlock`, which is exact
+    /// for a store without tokens: there the lock cannot have changed hands to the same owner
+    /// in between, since the owner's next try is refused while the grant holds.
+    async fn take_back(
+        &self,
+        key: &str,
+        owner: &str,
+        _grant: Grant,
+    ) -> Result<OwnerChecked, StoreError> {
+        self.unlock(key, owner).await
+    }
+
     /// Releases `key` whoever holds it (an operator's action). True when something was held.
     async fn force_release(&self, key: &str) -> Result<bool, StoreError>;
 

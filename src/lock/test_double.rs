@@ -64,6 +64,9 @@ struct State {
     /// Renewals never answer while on, as in a client library that retries a lost connection
     /// without end.
     renewals_hang: bool,
+    /// Release signals never come back while on, their `max_wait` ignored, as in a store that
+    /// queues its waits.
+    waits_hang: bool,
     /// How long try-locks and renewals take to answer, after taking effect at once.
     answer_delay: Duration,
     /// When each renewal was asked for, answered or not.
@@ -132,6 +135,11 @@ impl DoubleStore {
         self.state().renewals_hang = on;
     }
 
+    /// Waits for a release never return while on.
+    pub(crate) fn set_waits_hang(&self, on: bool) {
+        self.state().waits_hang = on;
+    }
+
     /// Try-locks and renewals answer `delay` after they took effect, as over a slow network.
     pub(crate) fn set_answer_delay(&self, delay: Duration) {
         self.state().answer_delay = delay;
@@ -165,17 +173,25 @@ impl DoubleStore {
 
     /// A sidecar core (app id `app`) with this double loaded as the lock store `store`.
     pub(crate) fn service(&self) -> LockService {
-        let mut registry = Registry::default();
+        service_of(&[("store", self)])
+    }
+}
+
+/// A sidecar core (app id `app`) with each double loaded under its name; with the app id as
+/// their key prefix, every store gives resource `r` the same key (`KEY`).
+pub(crate) fn service_of(stores: &[(&str, &DoubleStore)]) -> LockService {
+    let mut registry = Registry::default();
+    for (name, double) in stores {
         let loaded = LoadedStore::new(
-            "store".into(),
+            name.to_string(),
             "lock.double".into(),
             "v1".into(),
             KeyPrefix::AppId,
-            Arc::new(self.clone()),
+            Arc::new((*double).clone()),
         );
         registry.insert(loaded).unwrap();
-        LockService::new("app", registry)
     }
+    LockService::new("app", registry)
 }
 
 #[async_trait]
@@ -265,6 +281,14 @@ impl LockStore for DoubleStore {
         Ok(held)
     }
 
+    async fn wait_for_release(&self, _key: &str, max_wait: Duration) -> Result<(), StoreError> {
+        if self.state().waits_hang {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(max_wait).await;
+        Ok(())
+    }
+
     async fn join(
         &self,
         key: &str,
@@ -327,6 +351,9 @@ impl Place for DoublePlace {
     }
 
     async fn wait_turn(&mut self, max_wait: Duration) -> Result<(), StoreError> {
+        if self.state.lock().unwrap().waits_hang {
+            std::future::pending::<()>().await;
+        }
         tokio::time::sleep(max_wait).await;
         Ok(())
     }

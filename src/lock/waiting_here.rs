@@ -7,10 +7,28 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-/// The waiters of this sidecar, by store name and key.
-#[derive(Default)]
+/// The waiters of this sidecar, by store name and key, and their cap.
 pub(crate) struct WaitingHere {
-    counts: Mutex<HashMap<(String, String), u32>>,
+    counts: Mutex<Counts>,
+    /// The most waiters at once (`--max-waiters`): each holds a task, a place in a line and,
+    /// on some stores, a subscription, so one client must not open them without end.
+    max: usize,
+}
+
+#[derive(Default)]
+struct Counts {
+    by_key: HashMap<(String, String), u32>,
+    all: usize,
+}
+
+/// The sidecar already keeps its most waiters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TooManyWaiters(pub(crate) usize);
+
+impl Default for WaitingHere {
+    fn default() -> Self {
+        WaitingHere::with_max(usize::MAX)
+    }
 }
 
 /// One waiter, counted until dropped.
@@ -20,27 +38,40 @@ pub(crate) struct Waiter<'a> {
 }
 
 impl WaitingHere {
-    /// Counts a waiter for `key` of `store` until the answer is dropped.
-    pub(crate) fn wait(&self, store: &str, key: &str) -> Waiter<'_> {
+    pub(crate) fn with_max(max: usize) -> Self {
+        WaitingHere {
+            counts: Mutex::default(),
+            max,
+        }
+    }
+
+    /// Counts a waiter for `key` of `store` until the answer is dropped; none past the cap.
+    pub(crate) fn wait(&self, store: &str, key: &str) -> Result<Waiter<'_>, TooManyWaiters> {
         let at = (store.to_string(), key.to_string());
-        *self.counts().entry(at.clone()).or_default() += 1;
-        Waiter { here: self, at }
+        let mut counts = self.counts();
+        if counts.all >= self.max {
+            return Err(TooManyWaiters(self.max));
+        }
+        counts.all += 1;
+        *counts.by_key.entry(at.clone()).or_default() += 1;
+        Ok(Waiter { here: self, at })
     }
 
     /// How many wait for `key` of `store` through this sidecar.
     pub(crate) fn count(&self, store: &str, key: &str) -> u32 {
         let counts = self.counts();
         // The map is keyed by owned strings; a lookup without a waiter costs no allocation.
-        if counts.is_empty() {
+        if counts.all == 0 {
             return 0;
         }
         counts
+            .by_key
             .get(&(store.to_string(), key.to_string()))
             .copied()
             .unwrap_or(0)
     }
 
-    fn counts(&self) -> MutexGuard<'_, HashMap<(String, String), u32>> {
+    fn counts(&self) -> MutexGuard<'_, Counts> {
         // Plain counts, each changed in one step: a panic elsewhere leaves them usable.
         self.counts.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -49,10 +80,11 @@ impl WaitingHere {
 impl Drop for Waiter<'_> {
     fn drop(&mut self) {
         let mut counts = self.here.counts();
-        if let Some(count) = counts.get_mut(&self.at) {
+        counts.all -= 1;
+        if let Some(count) = counts.by_key.get_mut(&self.at) {
             *count -= 1;
             if *count == 0 {
-                counts.remove(&self.at);
+                counts.by_key.remove(&self.at);
             }
         }
     }

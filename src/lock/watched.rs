@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::health::StoreHealth;
-use super::{Capabilities, LockInfo, LockStore, OwnerChecked, Place, StoreError, TryLockOutcome};
+use super::{
+    Capabilities, Grant, LockInfo, LockStore, OwnerChecked, Place, StoreError, TryLockOutcome,
+};
 
 pub(crate) struct Watched {
     pub(crate) store: Arc<dyn LockStore>,
@@ -32,6 +34,16 @@ impl LockStore for Watched {
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
         self.seen("unlock", self.store.unlock(key, owner)).await
+    }
+
+    async fn take_back(
+        &self,
+        key: &str,
+        owner: &str,
+        grant: Grant,
+    ) -> Result<OwnerChecked, StoreError> {
+        self.seen("take_back", self.store.take_back(key, owner, grant))
+            .await
     }
 
     async fn renew(
