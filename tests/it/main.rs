@@ -3,6 +3,7 @@
 //! share lives in `support`.
 
 mod azure_blob;
+mod bounds;
 mod cli;
 mod components;
 mod configuration;
