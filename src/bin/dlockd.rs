@@ -13,7 +13,7 @@ use dlock::api::ApiState;
 use dlock::config::configuration::Configuration;
 use dlock::config::flags::{DaemonArgs, DAPRD_VERSION};
 use dlock::interrupt::Interrupt;
-use dlock::lock::LockService;
+use dlock::lock::{probe, LockService};
 use dlock::metrics::{endpoint, Metrics};
 use dlock::startup::{load_components, Reloader, StoreTypes};
 use tracing_subscriber::EnvFilter;
@@ -242,6 +242,11 @@ async fn run(args: DaemonArgs, configuration: Configuration, api_log: bool) -> R
         );
     } else if !args.resources_paths.is_empty() {
         tracing::info!("component files are read at start-up only (hot reload is off)");
+    }
+    let every = args.health_probe_interval;
+    if !every.is_zero() {
+        let sidecar = sidecar.clone();
+        tokio::spawn(async move { probe::probe_stores(&sidecar.locks, every).await });
     }
     let block = args.dapr_block_shutdown_duration;
     let signal = async move {

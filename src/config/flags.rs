@@ -202,6 +202,13 @@ pub struct DaemonArgs {
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_waiters: u32,
 
+    /// How often every lock store is asked a cheap question (a read of one key) in the
+    /// background, so that `dlock status`, the metrics, the console and the log show an
+    /// outage within this long even while no application calls (dlockd's own flag; 0 turns
+    /// the probe off). One read per interval per sidecar costs a store nothing noticeable.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub health_probe_interval: Duration,
+
     /// The port Prometheus scrapes (0: pick a free one; the ready line says which).
     #[arg(long, default_value_t = 9090)]
     pub metrics_port: u16,

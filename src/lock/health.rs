@@ -3,6 +3,10 @@
 //! once a minute while it lasts (warn), and logged when it ends (info); and the API and
 //! `dlock status` can say which store is failing, since when, and why.
 //!
+//! Calls alone would leave an idle sidecar blind to an outage, so a background probe
+//! (`probe.rs`) asks every store a cheap question at a set interval and records the answer
+//! here too.
+//!
 //! A store that is merely asked for something it cannot do (`StoreError::Unsupported`) is not
 //! failing; every other error is. Daprd's `/v1.0/healthz` endpoints do not read this: SDKs
 //! wait on them at start-up, and daprd keeps them healthy through a store outage too.
@@ -44,6 +48,15 @@ enum Change {
     Recovered,
 }
 
+/// What an outcome came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// A call an application's request made.
+    Call,
+    /// The background probe.
+    Probe,
+}
+
 /// One store's health record.
 pub(crate) struct StoreHealth {
     /// The store's name, and where it points (`LoadedStore::location`), for the log lines.
@@ -80,6 +93,16 @@ impl StoreHealth {
 
     /// Records a call's outcome, logging the change it makes, if any.
     pub(crate) fn record<T>(&self, outcome: &Result<T, StoreError>) {
+        self.seen(outcome, Seen::Call);
+    }
+
+    /// Records a health probe's outcome (`probe.rs`): it moves the store's health as a call
+    /// does, but is not counted among the failed calls an outage reports.
+    pub(crate) fn record_probe(&self, outcome: &Result<(), StoreError>) {
+        self.seen(outcome, Seen::Probe);
+    }
+
+    fn seen<T>(&self, outcome: &Result<T, StoreError>, how: Seen) {
         match outcome {
             Ok(_) => {
                 if self.failing.load(Ordering::Relaxed) {
@@ -88,7 +111,7 @@ impl StoreHealth {
             }
             Err(StoreError::Unsupported(_)) => {}
             Err(error) => {
-                self.failed(error);
+                self.failed(error, how);
             }
         }
     }
@@ -124,7 +147,8 @@ impl StoreHealth {
         Some(Change::Recovered)
     }
 
-    fn failed(&self, error: &StoreError) -> Option<Change> {
+    fn failed(&self, error: &StoreError, how: Seen) -> Option<Change> {
+        let calls = u64::from(how == Seen::Call);
         let mut outage = self.lock();
         let now = Instant::now();
         let change = match &mut *outage {
@@ -133,7 +157,7 @@ impl StoreHealth {
                     since: SystemTime::now(),
                     started: now,
                     last_warned: now,
-                    failed_calls: 1,
+                    failed_calls: calls,
                     last_error: error.to_string(),
                 });
                 self.failing.store(true, Ordering::Relaxed);
@@ -150,7 +174,7 @@ impl StoreHealth {
                 Change::Failing
             }
             Some(outage) => {
-                outage.failed_calls += 1;
+                outage.failed_calls += calls;
                 outage.last_error = error.to_string();
                 if now.duration_since(outage.last_warned) < REMINDER {
                     return None;
@@ -188,14 +212,14 @@ mod tests {
     async fn an_outage_is_logged_when_it_starts_each_minute_and_when_it_ends() {
         let health = StoreHealth::new("s", "lock.double");
         assert_eq!(health.now(), Health::Ok);
-        assert_eq!(health.failed(&down()), Some(Change::Failing));
+        assert_eq!(health.failed(&down(), Seen::Call), Some(Change::Failing));
         for _ in 0..10 {
             tokio::time::advance(Duration::from_secs(5)).await;
-            assert_eq!(health.failed(&down()), None);
+            assert_eq!(health.failed(&down(), Seen::Call), None);
         }
         tokio::time::advance(Duration::from_secs(10)).await;
-        assert_eq!(health.failed(&down()), Some(Change::Reminder));
-        assert_eq!(health.failed(&down()), None);
+        assert_eq!(health.failed(&down(), Seen::Call), Some(Change::Reminder));
+        assert_eq!(health.failed(&down(), Seen::Call), None);
         match health.now() {
             Health::Failing {
                 lasted, last_error, ..
@@ -208,7 +232,7 @@ mod tests {
         assert_eq!(health.succeeded(), Some(Change::Recovered));
         assert_eq!(health.succeeded(), None);
         assert_eq!(health.now(), Health::Ok);
-        assert_eq!(health.failed(&down()), Some(Change::Failing));
+        assert_eq!(health.failed(&down(), Seen::Call), Some(Change::Failing));
     }
 
     #[test]

@@ -36,6 +36,7 @@ mod guarded_try;
 pub(crate) mod health;
 mod held_here;
 pub(crate) mod key;
+pub mod probe;
 pub(crate) mod registry;
 pub(crate) mod request;
 pub(crate) mod service;

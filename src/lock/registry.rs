@@ -12,12 +12,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
 use super::health::StoreHealth;
 use super::watched::Watched;
-use super::{Health, KeyPrefix, LockStore};
+use super::{Health, KeyPrefix, LockStore, StoreError};
 
 /// One loaded lock-store component.
 pub struct LoadedStore {
@@ -30,6 +31,8 @@ pub struct LoadedStore {
     pub(crate) key_prefix: KeyPrefix,
     /// The store, every call of which feeds `health`.
     pub(crate) store: Arc<dyn LockStore>,
+    /// The same store unwatched, for the health probe, whose outcomes are recorded apart.
+    unwatched: Arc<dyn LockStore>,
     health: Arc<StoreHealth>,
     /// Why this store stopped serving, once it left the registry.
     retired: watch::Sender<Option<String>>,
@@ -53,9 +56,10 @@ impl LoadedStore {
             version,
             key_prefix,
             store: Arc::new(Watched {
-                store,
+                store: store.clone(),
                 health: health.clone(),
             }),
+            unwatched: store,
             health,
             retired: watch::Sender::new(None),
         }
@@ -86,6 +90,18 @@ impl LoadedStore {
 
     pub(crate) fn health(&self) -> Health {
         self.health.now()
+    }
+
+    /// Asks the store its health probe (`LockStore::probe`) and records the answer; no
+    /// answer within `limit` is a failure too.
+    pub(crate) async fn probe(&self, limit: Duration) {
+        let answer = tokio::time::timeout(limit, self.unwatched.probe()).await;
+        let outcome = answer.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "the health probe got no answer within {limit:?}"
+            )))
+        });
+        self.health.record_probe(&outcome);
     }
 }
 
@@ -145,6 +161,11 @@ impl Registry {
     /// The loaded stores' names, in order, for a message that lists them.
     pub(crate) fn names(&self) -> Vec<&str> {
         self.stores.keys().map(String::as_str).collect()
+    }
+
+    /// The loaded stores, shared, for a task that outlives this borrow.
+    pub(crate) fn shared(&self) -> impl Iterator<Item = &Arc<LoadedStore>> {
+        self.stores.values()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &LoadedStore> {

@@ -67,7 +67,7 @@ struct State {
     /// Release signals never come back while on, their `max_wait` ignored, as in a store that
     /// queues its waits.
     waits_hang: bool,
-    /// How long try-locks and renewals take to answer, after taking effect at once.
+    /// How long try-locks, renewals and look-ups take to answer, after taking effect at once.
     answer_delay: Duration,
     /// When each renewal was asked for, answered or not.
     renewals: Vec<Instant>,
@@ -140,7 +140,8 @@ impl DoubleStore {
         self.state().waits_hang = on;
     }
 
-    /// Try-locks and renewals answer `delay` after they took effect, as over a slow network.
+    /// Try-locks, renewals and look-ups answer `delay` after they took effect, as over a slow
+    /// network.
     pub(crate) fn set_answer_delay(&self, delay: Duration) {
         self.state().answer_delay = delay;
     }
@@ -259,14 +260,18 @@ impl LockStore for DoubleStore {
     }
 
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
-        let mut state = self.state();
-        state.fail_if_unavailable()?;
-        Ok(state.holder(key).map(|held| LockInfo {
-            key: key.to_string(),
-            owner: held.owner.clone(),
-            expires_in: held.until - Instant::now(),
-            fencing_token: None,
-        }))
+        let info = {
+            let mut state = self.state();
+            state.fail_if_unavailable()?;
+            state.holder(key).map(|held| LockInfo {
+                key: key.to_string(),
+                owner: held.owner.clone(),
+                expires_in: held.until - Instant::now(),
+                fencing_token: None,
+            })
+        };
+        self.answer(false).await;
+        Ok(info)
     }
 
     async fn list(&self, _prefix: &str) -> Result<Vec<LockInfo>, StoreError> {

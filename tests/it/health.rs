@@ -1,9 +1,11 @@
 //! A store outage as an operator sees it (issue 10, item 5): one warning when the store starts
 //! failing (not one per call), its health in dlock's `Stores` call on both doors and in
-//! `dlock status`, an info line when it recovers; Dapr's health endpoints unchanged throughout.
+//! `dlock status`, an info line when it recovers; Dapr's health endpoints unchanged throughout;
+//! and the background probe, which tells an idle sidecar of an outage.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use dlock::cli::http_client::HttpClient;
 use dlock::proto::dlock::{StoreStatus, StoresRequest};
 
 use crate::support::api::{Api, Protocol, SUCCESS};
@@ -153,4 +155,68 @@ async fn an_etcd_outage_is_logged_once_shown_and_its_end_logged() {
 #[tokio::test]
 async fn a_zookeeper_outage_is_logged_once_shown_and_its_end_logged() {
     outage_logged_once_shown_and_its_end_logged(Backend::Zookeeper).await;
+}
+
+/// An idle sidecar (no lock calls at all) sees its store go away and come back through the
+/// background probe: `dlock status` and the `dlock_store_healthy` gauge change within a few
+/// probe intervals.
+async fn an_idle_sidecar_notices_an_outage(backend: Backend) {
+    let (mut server, file) = backend.private_server().unwrap();
+    let sidecar = Dlockd::start(Options {
+        extra_args: vec!["--health-probe-interval".into(), "200ms".into()],
+        ..Options::with_component("app", file)
+    });
+    let gauge = || async {
+        let metrics = sidecar.metrics.clone().unwrap();
+        let page = HttpClient::new(&metrics, None)
+            .get("/metrics")
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&page.body).to_string();
+        text.lines()
+            .find(|l| l.starts_with("dlock_store_healthy{"))
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(sidecar.dlock_status().0, 0);
+    assert_eq!(gauge().await, "1");
+    server.stop();
+    let stopped = Instant::now();
+    while sidecar.dlock_status().0 != 1 {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "still ok with the server away:\n{}",
+            sidecar.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(gauge().await, "0");
+    let failing = format!("lock store store ({}", backend.type_name());
+    wait_for_log(&sidecar, &failing).await;
+    server.resume();
+    let resumed = Instant::now();
+    while sidecar.dlock_status().0 != 0 {
+        assert!(
+            resumed.elapsed() < Duration::from_secs(20),
+            "still failing with the server back:\n{}",
+            sidecar.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(gauge().await, "1");
+}
+
+#[tokio::test]
+async fn an_idle_sidecar_notices_a_redis_outage() {
+    an_idle_sidecar_notices_an_outage(Backend::Redis).await;
+}
+
+#[tokio::test]
+async fn an_idle_sidecar_notices_an_etcd_outage() {
+    an_idle_sidecar_notices_an_outage(Backend::Etcd).await;
+}
+
+#[tokio::test]
+async fn an_idle_sidecar_notices_a_zookeeper_outage() {
+    an_idle_sidecar_notices_an_outage(Backend::Zookeeper).await;
 }
