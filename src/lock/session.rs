@@ -94,11 +94,28 @@ impl Session<'_> {
     pub(crate) async fn keep(&self) -> String {
         let reason = self.keep_until_lost().await;
         let lock = &self.lock;
+        // One line per session that ends so: the holder is told, and so is the operator.
+        if self.ended_here() {
+            tracing::info!(store = %lock.store.name, resource = %lock.resource_id,
+                owner = %lock.owner, "session ended, its lock released: {reason}");
+        } else {
+            tracing::warn!(store = %lock.store.name, resource = %lock.resource_id,
+                owner = %lock.owner, "session lost its lock, and its client was told: {reason}");
+        }
         let lost = What::Lost {
             reason: reason.clone(),
         };
         events::publish(&lock.store.name, &lock.resource_id, &lock.owner, lost);
         reason
+    }
+
+    /// Whether the session was ended by this sidecar (a reload of its store, a shutdown),
+    /// which released the lock, rather than losing it.
+    fn ended_here(&self) -> bool {
+        let retired = self.lock.store.retired();
+        let shutting_down = self.service.shutting_down();
+        futures_util::FutureExt::now_or_never(retired).is_some()
+            || futures_util::FutureExt::now_or_never(shutting_down).is_some()
     }
 
     async fn keep_until_lost(&self) -> String {
@@ -151,7 +168,13 @@ impl Session<'_> {
                 }
                 Ok(gone) => return lost(gone, Instant::now() < expires_no_sooner),
                 Err(error) => {
-                    tracing::warn!(key = %key, "renewal failed, retrying: {error}");
+                    // Once per streak of failures: the store's own health record logs the
+                    // outage, and the session's end, if it comes, is logged once too.
+                    if failure.is_none() {
+                        tracing::warn!(key = %key, "renewal failed, retrying: {error}");
+                    } else {
+                        tracing::debug!(key = %key, "renewal failed again, retrying: {error}");
+                    }
                     next = sent + RETRY.min(period);
                     failure = Some(error.to_string());
                 }

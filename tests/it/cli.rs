@@ -271,6 +271,24 @@ async fn a_lost_lock_stops_the_command() {
     assert_eq!(run.exit_code(), 4);
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(std::fs::read_to_string(&out).unwrap().trim(), "terminated");
+    // The operator reads it in the sidecar's log too, once, with the lock and its owner.
+    let logs = sidecar.logs();
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("session lost its lock"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{logs}");
+    for part in [
+        "store=lockstore",
+        &format!("resource={key}"),
+        "session lost its lock, and its client was told: the lock was released by an operator",
+    ] {
+        assert!(
+            lines[0].contains(part),
+            "'{part}' missing from {}",
+            lines[0]
+        );
+    }
 }
 
 #[tokio::test]
