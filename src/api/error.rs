@@ -40,6 +40,11 @@ pub(crate) fn http_status(kind: ErrorKind) -> (StatusCode, &'static str) {
         ErrorKind::Unsupported => (StatusCode::BAD_REQUEST, "ERR_NOT_SUPPORTED"),
         ErrorKind::Forbidden => (StatusCode::FORBIDDEN, "ERR_FORBIDDEN"),
         ErrorKind::TooManyWaiters => (StatusCode::TOO_MANY_REQUESTS, "ERR_TOO_MANY_WAITERS"),
+        ErrorKind::Reconfigured => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ERR_LOCK_STORE_RECONFIGURED",
+        ),
+        ErrorKind::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "ERR_SHUTTING_DOWN"),
     }
 }
 
@@ -50,6 +55,8 @@ pub(crate) fn grpc_code(kind: ErrorKind) -> tonic::Code {
         ErrorKind::Failed(_) => tonic::Code::Internal,
         ErrorKind::Forbidden => tonic::Code::PermissionDenied,
         ErrorKind::TooManyWaiters => tonic::Code::ResourceExhausted,
+        ErrorKind::Reconfigured => tonic::Code::Aborted,
+        ErrorKind::ShuttingDown => tonic::Code::Unavailable,
     }
 }
 

@@ -1,6 +1,7 @@
 //! dlock, the command-line client: `dlock KEY SECONDS [-- CMD ARGS…]`, the operator's
 //! `inspect`, `list`, `release --force`, `status` and `top`, and `dlock bench`.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -45,20 +46,30 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
 
-    /// The lock to take (Dapr's resourceId).
+    #[command(flatten)]
+    hold: HoldArgs,
+
+    #[command(flatten)]
+    target: Target,
+}
+
+/// `dlock KEY SECONDS [-- CMD]`, and the same as `dlock hold …`.
+#[derive(Args)]
+struct HoldArgs {
+    /// The lock to take (Dapr's resourceId). A key that is also a subcommand's name (status,
+    /// top, list…) is taken with `dlock hold KEY SECONDS`.
     #[arg(required = true)]
     key: Option<String>,
 
-    /// How long to hold it, in seconds (at least 1).
-    #[arg(required = true, value_parser = clap::value_parser!(u32).range(1..))]
-    seconds: Option<u32>,
+    /// How long to hold it, in seconds: 1 to 2147483647, the range of Dapr's
+    /// expiryInSeconds.
+    #[arg(required = true, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(1..=i64::from(i32::MAX)))]
+    seconds: Option<i64>,
 
     /// A command to run while holding the lock.
     #[arg(last = true, value_name = "CMD")]
     run: Vec<String>,
-
-    #[command(flatten)]
-    target: Target,
 
     /// The lock owner. Default: this host's name and dlock's process id.
     #[arg(long)]
@@ -88,6 +99,9 @@ struct Target {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Take KEY as `dlock KEY SECONDS [-- CMD]` does: for a KEY that is also a subcommand's
+    /// name (`dlock hold status 30`).
+    Hold(HoldArgs),
     /// Show who holds KEY, for how long, with which fencing token. Exits 1 when it is free.
     Inspect { key: String },
     /// List the held locks whose keys start with PREFIX.
@@ -204,30 +218,43 @@ async fn main() -> ExitCode {
         Some(Command::Release { key, .. }) => {
             inspect::force_release(&grpc_endpoint, &cli.target.store, &key).await
         }
-        None => {
-            let wait = match (cli.no_wait, cli.wait) {
-                (true, _) => Some(Duration::ZERO),
-                (false, Some(seconds)) => match Duration::try_from_secs_f64(seconds) {
-                    Ok(wait) => Some(wait),
-                    Err(_) => {
-                        eprintln!("dlock: --wait takes a number of seconds, 0 or more");
-                        return ExitCode::from(2);
-                    }
-                },
-                (false, None) => None,
-            };
-            hold::run(Hold {
-                wait,
-                key: cli.key.expect("clap requires KEY"),
-                seconds: cli.seconds.expect("clap requires SECONDS"),
-                command: cli.run,
-                store: cli.target.store,
-                owner: cli.owner.unwrap_or_else(hold_request::default_owner),
-                endpoint: grpc_endpoint,
-            })
-            .await
-        }
+        Some(Command::Hold(args)) => return take(args, cli.target, grpc_endpoint).await,
+        None => return take(cli.hold, cli.target, grpc_endpoint).await,
     };
+    exit(outcome)
+}
+
+/// `dlock KEY SECONDS [-- CMD]`.
+async fn take(args: HoldArgs, target: Target, endpoint: String) -> ExitCode {
+    let wait = match (args.no_wait, args.wait) {
+        (true, _) => Some(Duration::ZERO),
+        (false, Some(seconds)) => match Duration::try_from_secs_f64(seconds) {
+            Ok(wait) => Some(wait),
+            Err(_) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "dlock: --wait takes a number of seconds, 0 or more"
+                );
+                return ExitCode::from(2);
+            }
+        },
+        (false, None) => None,
+    };
+    let (Some(key), Some(seconds)) = (args.key, args.seconds) else {
+        let _ = writeln!(std::io::stderr(), "dlock: KEY and SECONDS are required");
+        return ExitCode::from(2);
+    };
+    let outcome = hold::run(Hold {
+        wait,
+        key,
+        // Within 1..=i32::MAX: clap checked the range.
+        seconds: u32::try_from(seconds).unwrap_or(1),
+        command: args.run,
+        store: target.store,
+        owner: args.owner.unwrap_or_else(hold_request::default_owner),
+        endpoint,
+    })
+    .await;
     exit(outcome)
 }
 

@@ -79,7 +79,7 @@ pub async fn run(bench: Bench) -> Exit {
                         Conn::Grpc(client)
                     }
                     Err(message) => {
-                        eprintln!("dlock bench: {message}");
+                        errln!("dlock bench: {message}");
                         return Exit::Unreachable;
                     }
                 }

@@ -131,7 +131,7 @@ pub(crate) fn source_text(error: &(dyn std::error::Error + 'static)) -> String {
 /// Says what went wrong with a call and picks the exit.
 pub(crate) fn report(endpoint: &str, status: &tonic::Status) -> Exit {
     if not_grpc(status) {
-        eprintln!(
+        errln!(
             "dlock: {endpoint} answered as an HTTP server, not as a sidecar's gRPC port ({}): \
              dlock speaks gRPC; give the sidecar's gRPC port (daprd's --dapr-grpc-port, 50001 \
              by default), not its HTTP port",
@@ -141,14 +141,14 @@ pub(crate) fn report(endpoint: &str, status: &tonic::Status) -> Exit {
     }
     match status.code() {
         Code::Unavailable => {
-            eprintln!(
+            errln!(
                 "dlock: can't reach the sidecar at {endpoint}: {}",
                 status.message()
             );
             Exit::Unreachable
         }
         _ => {
-            eprintln!("dlock: the sidecar refused: {}", status.message());
+            errln!("dlock: the sidecar refused: {}", status.message());
             Exit::Failed
         }
     }

@@ -49,7 +49,7 @@ pub(crate) async fn lacks_dlock_api(locks: &mut Locks, hold: &Hold) -> bool {
 /// Takes the lock with Dapr's calls only, holds it (or runs the command under it) and releases
 /// it.
 pub(crate) async fn run(dapr: &mut Client, hold: &Hold, interrupt: &mut Interrupt) -> Exit {
-    eprintln!(
+    errln!(
         "dlock: the sidecar does not serve dlock's own API; using Dapr's TryLockAlpha1 and \
          UnlockAlpha1: waiting polls every 100 ms at most, and the lock is held at most {}s \
          (Dapr's API cannot renew it)",
@@ -66,7 +66,7 @@ pub(crate) async fn run(dapr: &mut Client, hold: &Hold, interrupt: &mut Interrup
         Ok(asked_at) => asked_at,
         Err(exit) => return exit,
     };
-    eprintln!("dlock: acquired '{}' as {}", hold.key, hold.owner);
+    errln!("dlock: acquired '{}' as {}", hold.key, hold.owner);
     if hold.command.is_empty() {
         let ended = count_down(hold, interrupt).await;
         let expires = asked_at + Duration::from_secs(expiry.into());
@@ -117,13 +117,13 @@ async fn take(
             return Err(not_acquired(hold));
         }
         if !said_waiting {
-            eprintln!("dlock: '{}' is held by another owner; waiting…", hold.key);
+            errln!("dlock: '{}' is held by another owner; waiting…", hold.key);
             said_waiting = true;
         }
         tokio::select! {
             _ = tokio::time::sleep(poll.min(left)) => {}
             _ = interrupt.wait() => {
-                eprintln!("dlock: interrupted while waiting for '{}'", hold.key);
+                errln!("dlock: interrupted while waiting for '{}'", hold.key);
                 return Err(Exit::Interrupted);
             }
         }
@@ -143,7 +143,7 @@ async fn run_command(
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
-            eprintln!("dlock: can't run {}: {e}", hold.command[0]);
+            errln!("dlock: can't run {}: {e}", hold.command[0]);
             release(dapr, hold, expires.into_std()).await;
             return Exit::Command(127);
         }
@@ -152,12 +152,12 @@ async fn run_command(
         status = child.wait() => match status {
             Ok(status) => Exit::Command(exit_code(status)),
             Err(e) => {
-                eprintln!("dlock: lost track of the command: {e}");
+                errln!("dlock: lost track of the command: {e}");
                 Exit::Failed
             }
         },
         _ = tokio::time::sleep_until(expires) => {
-            eprintln!(
+            errln!(
                 "dlock: '{}' expires now, after {}s (Dapr's API cannot renew it); stopping the \
                  command",
                 hold.key, hold.seconds
@@ -167,7 +167,7 @@ async fn run_command(
         }
         _ = interrupt.wait() => {
             terminate(&mut child).await;
-            eprintln!("dlock: interrupted; releasing '{}'", hold.key);
+            errln!("dlock: interrupted; releasing '{}'", hold.key);
             Exit::Interrupted
         }
     };

@@ -35,7 +35,7 @@ pub async fn run(bench: Handover) -> Exit {
     let channel = match connect::channel(&bench.endpoint, Duration::from_secs(5)).await {
         Ok(channel) => channel,
         Err(message) => {
-            eprintln!("dlock bench: {message}");
+            errln!("dlock bench: {message}");
             return Exit::Unreachable;
         }
     };

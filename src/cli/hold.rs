@@ -39,7 +39,7 @@ pub async fn run(hold: Hold) -> Exit {
     let (mut dapr, mut locks) = match clients.await {
         Ok(clients) => clients,
         Err(message) => {
-            eprintln!("dlock: {message}");
+            errln!("dlock: {message}");
             return Exit::Unreachable;
         }
     };
@@ -57,17 +57,28 @@ pub async fn run(hold: Hold) -> Exit {
     }
 }
 
-fn acquire_request(hold: &Hold, expiry: u32) -> AcquireRequest {
+/// The acquire, waiting what is left of `--wait` after `waited`.
+fn acquire_request(hold: &Hold, expiry: u32, waited: Duration) -> AcquireRequest {
     AcquireRequest {
         store_name: hold.store.clone(),
         resource_id: hold.key.clone(),
         lock_owner: hold.owner.clone(),
         expiry_in_seconds: i32::try_from(expiry).unwrap_or(i32::MAX),
-        wait_timeout_ms: hold
-            .wait
-            .map_or(i64::MAX, |w| w.as_millis().min(i64::MAX as u128) as i64),
+        wait_timeout_ms: hold.wait.map_or(i64::MAX, |w| {
+            w.saturating_sub(waited).as_millis().min(i64::MAX as u128) as i64
+        }),
         require_fencing: false,
     }
+}
+
+/// Whether the sidecar ended the wait because the store was reconfigured (a component file
+/// edited under it): the new version has a line of its own, so dlock asks again by itself.
+fn ask_again(status: &tonic::Status) -> bool {
+    if status.code() != tonic::Code::Aborted {
+        return false;
+    }
+    errln!("dlock: {}; asking again", status.message());
+    true
 }
 
 /// Tells the user, before waiting, who holds the lock; the sidecar's errors (an unknown store,
@@ -102,21 +113,28 @@ async fn hold_for(
     mut line: WaitingLine,
 ) -> Exit {
     let expiry = hold.seconds.saturating_add(1);
-    let request = acquire_request(hold, expiry);
-    let watcher = locks.clone();
-    let answer = tokio::select! {
-        answer = locks.acquire(request) => answer,
-        () = line.follow(watcher, hold) => unreachable!("following the holder never ends"),
-        _ = interrupt.wait() => {
-            line.end();
-            eprintln!("dlock: interrupted while waiting for '{}'", hold.key);
-            return Exit::Interrupted;
+    let started = Instant::now();
+    let answer = loop {
+        let request = acquire_request(hold, expiry, started.elapsed());
+        let watcher = locks.clone();
+        let answer = tokio::select! {
+            answer = locks.acquire(request) => answer,
+            () = line.follow(watcher, hold) => unreachable!("following the holder never ends"),
+            _ = interrupt.wait() => {
+                line.end();
+                errln!("dlock: interrupted while waiting for '{}'", hold.key);
+                return Exit::Interrupted;
+            }
+        };
+        match answer {
+            Err(status) if ask_again(&status) => continue,
+            answer => break answer,
         }
     };
     line.end();
     match answer {
         Ok(answer) if answer.get_ref().acquired => {
-            eprintln!("dlock: acquired '{}' as {}", hold.key, hold.owner);
+            errln!("dlock: acquired '{}' as {}", hold.key, hold.owner);
         }
         Ok(_) => return not_acquired(hold),
         Err(status) => return report(&hold.endpoint, &status),
@@ -137,24 +155,32 @@ async fn run_command(
     interrupt: &mut Interrupt,
     mut line: WaitingLine,
 ) -> Exit {
-    let (requests, outbound) = mpsc::channel(2);
-    let acquire = HoldRequest {
-        action: Some(Action::Acquire(acquire_request(hold, hold.seconds))),
-    };
-    if requests.send(acquire).await.is_err() {
-        return Exit::Failed;
-    }
-    let mut events = match locks.hold(ReceiverStream::new(outbound)).await {
-        Ok(events) => events.into_inner(),
-        Err(status) => return report(&hold.endpoint, &status),
-    };
-    let first = tokio::select! {
-        first = next_event(&mut events) => first,
-        () = line.follow(locks.clone(), hold) => unreachable!("following the holder never ends"),
-        _ = interrupt.wait() => {
-            line.end();
-            eprintln!("dlock: interrupted while waiting for '{}'", hold.key);
-            return Exit::Interrupted;
+    let started = Instant::now();
+    let (requests, mut events, first) = loop {
+        let (requests, outbound) = mpsc::channel(2);
+        let acquire = acquire_request(hold, hold.seconds, started.elapsed());
+        let acquire = HoldRequest {
+            action: Some(Action::Acquire(acquire)),
+        };
+        if requests.send(acquire).await.is_err() {
+            return Exit::Failed;
+        }
+        let mut events = match locks.hold(ReceiverStream::new(outbound)).await {
+            Ok(events) => events.into_inner(),
+            Err(status) => return report(&hold.endpoint, &status),
+        };
+        let first = tokio::select! {
+            first = next_event(&mut events) => first,
+            () = line.follow(locks.clone(), hold) => unreachable!("following the holder never ends"),
+            _ = interrupt.wait() => {
+                line.end();
+                errln!("dlock: interrupted while waiting for '{}'", hold.key);
+                return Exit::Interrupted;
+            }
+        };
+        match first {
+            Err(status) if ask_again(&status) => continue,
+            first => break (requests, events, first),
         }
     };
     line.end();
@@ -162,12 +188,12 @@ async fn run_command(
         Ok(Event::Acquired(grant)) => grant,
         Ok(Event::TimedOut(_)) => return not_acquired(hold),
         Ok(other) => {
-            eprintln!("dlock: unexpected answer from the sidecar: {other:?}");
+            errln!("dlock: unexpected answer from the sidecar: {other:?}");
             return Exit::Failed;
         }
         Err(status) => return report(&hold.endpoint, &status),
     };
-    eprintln!("dlock: acquired '{}' as {}", hold.key, hold.owner);
+    errln!("dlock: acquired '{}' as {}", hold.key, hold.owner);
 
     let mut command = tokio::process::Command::new(&hold.command[0]);
     command.args(&hold.command[1..]).env("DLOCK_KEY", &hold.key);
@@ -177,7 +203,7 @@ async fn run_command(
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
-            eprintln!("dlock: can't run {}: {e}", hold.command[0]);
+            errln!("dlock: can't run {}: {e}", hold.command[0]);
             end_session(&requests, &mut events).await;
             return Exit::Command(127);
         }
@@ -186,7 +212,7 @@ async fn run_command(
         status = child.wait() => match status {
             Ok(status) => Exit::Command(exit_code(status)),
             Err(e) => {
-                eprintln!("dlock: lost track of the command: {e}");
+                errln!("dlock: lost track of the command: {e}");
                 Exit::Failed
             }
         },
@@ -196,13 +222,13 @@ async fn run_command(
                 Ok(other) => format!("unexpected answer from the sidecar: {other:?}"),
                 Err(status) => format!("the session with the sidecar broke: {}", status.message()),
             };
-            eprintln!("dlock: lost '{}': {why}; stopping the command", hold.key);
+            errln!("dlock: lost '{}': {why}; stopping the command", hold.key);
             terminate(&mut child).await;
             return Exit::Lost;
         }
         _ = interrupt.wait() => {
             terminate(&mut child).await;
-            eprintln!("dlock: interrupted; releasing '{}'", hold.key);
+            errln!("dlock: interrupted; releasing '{}'", hold.key);
             Exit::Interrupted
         }
     };
@@ -231,13 +257,13 @@ async fn end_session(
         Ok(Some(HoldEvent {
             event: Some(Event::Released(_)),
         })) => {
-            eprintln!("dlock: released the lock");
+            errln!("dlock: released the lock");
         }
         Ok(Some(HoldEvent {
             event: Some(Event::Lost(lost)),
         })) => {
-            eprintln!("dlock: the lock was lost before release: {}", lost.reason);
+            errln!("dlock: the lock was lost before release: {}", lost.reason);
         }
-        other => eprintln!("dlock: the release was not confirmed: {other:?}"),
+        other => errln!("dlock: the release was not confirmed: {other:?}"),
     }
 }

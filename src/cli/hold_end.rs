@@ -16,7 +16,7 @@ pub(crate) async fn count_down(hold: &Hold, interrupt: &mut Interrupt) -> Exit {
     let until = Instant::now() + Duration::from_secs(hold.seconds.into());
     let live = std::io::stderr().is_terminal();
     if !live {
-        eprintln!("dlock: holding '{}' for {}s", hold.key, hold.seconds);
+        errln!("dlock: holding '{}' for {}s", hold.key, hold.seconds);
     }
     loop {
         let left = until.saturating_duration_since(Instant::now());
@@ -24,7 +24,7 @@ pub(crate) async fn count_down(hold: &Hold, interrupt: &mut Interrupt) -> Exit {
             break;
         }
         if live {
-            eprint!(
+            err!(
                 "\rdlock: holding '{}': {}s left ",
                 hold.key,
                 left.as_secs_f64().ceil() as u64
@@ -41,14 +41,14 @@ pub(crate) async fn count_down(hold: &Hold, interrupt: &mut Interrupt) -> Exit {
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
             _ = interrupt.wait() => {
-                if live { eprintln!(); }
-                eprintln!("dlock: interrupted; releasing '{}'", hold.key);
+                if live { errln!(); }
+                errln!("dlock: interrupted; releasing '{}'", hold.key);
                 return Exit::Interrupted;
             }
         }
     }
     if live {
-        eprintln!();
+        errln!();
     }
     Exit::Ok
 }
@@ -100,33 +100,33 @@ pub(crate) async fn release(client: &mut Client, hold: &Hold, expires_no_sooner:
     match answer {
         Ok(response) => match response.get_ref().status() {
             Status::Success => {
-                eprintln!("dlock: released '{key}'");
+                errln!("dlock: released '{key}'");
                 Exit::Ok
             }
             Status::LockDoesNotExist if early => {
-                eprintln!(
+                errln!(
                     "dlock: '{key}' was released by an operator (or lost by the store) before \
                      its expiry, while dlock held it"
                 );
                 Exit::Failed
             }
             Status::LockDoesNotExist => {
-                eprintln!("dlock: '{key}' had already expired before dlock released it");
+                errln!("dlock: '{key}' had already expired before dlock released it");
                 Exit::Failed
             }
             Status::LockBelongsToOthers if early => {
-                eprintln!(
+                errln!(
                     "dlock: '{key}' was released by an operator (or lost by the store) before \
                      its expiry, and is now held by another owner"
                 );
                 Exit::Failed
             }
             Status::LockBelongsToOthers => {
-                eprintln!("dlock: '{key}' expired and is now held by another owner");
+                errln!("dlock: '{key}' expired and is now held by another owner");
                 Exit::Failed
             }
             Status::InternalError => {
-                eprintln!("dlock: the store failed to release '{}'", hold.key);
+                errln!("dlock: the store failed to release '{}'", hold.key);
                 Exit::Failed
             }
         },

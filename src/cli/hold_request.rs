@@ -28,9 +28,9 @@ pub fn default_owner() -> String {
 
 pub(crate) fn not_acquired(hold: &Hold) -> Exit {
     match hold.wait {
-        Some(Duration::ZERO) => eprintln!("dlock: '{}' is held by another owner", hold.key),
-        Some(wait) => eprintln!("dlock: gave up waiting for '{}' after {:?}", hold.key, wait),
-        None => eprintln!("dlock: the sidecar stopped waiting for '{}'", hold.key),
+        Some(Duration::ZERO) => errln!("dlock: '{}' is held by another owner", hold.key),
+        Some(wait) => errln!("dlock: gave up waiting for '{}' after {:?}", hold.key, wait),
+        None => errln!("dlock: the sidecar stopped waiting for '{}'", hold.key),
     }
     Exit::Failed
 }

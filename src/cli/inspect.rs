@@ -13,7 +13,7 @@ async fn client(endpoint: &str) -> Result<Locks, Exit> {
     connect::locks(endpoint, Duration::from_secs(5))
         .await
         .map_err(|message| {
-            eprintln!("dlock: {message}");
+            errln!("dlock: {message}");
             Exit::Unreachable
         })
 }
@@ -97,7 +97,7 @@ pub async fn force_release(endpoint: &str, store: &str, key: &str) -> Exit {
                 request.metadata_mut().insert("dlock-admin-token", token);
             }
             Err(_) => {
-                eprintln!("dlock: DLOCK_ADMIN_TOKEN can't be sent: it must be printable ASCII");
+                errln!("dlock: DLOCK_ADMIN_TOKEN can't be sent: it must be printable ASCII");
                 return Exit::Failed;
             }
         }

@@ -8,6 +8,24 @@ macro_rules! outln {
     };
 }
 
+/// `eprintln!` for dlock, which never panics: a closed stderr (`dlock k 9 -- cmd 2>&1 | head
+/// -1`) must not end a dlock that holds a lock and owes its caller the command's exit code, so
+/// what cannot be written to stderr is dropped.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!` for dlock, which never panics (see `errln!`).
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod bench;
 pub mod connect;
 mod dapr_only;
@@ -61,7 +79,7 @@ pub(crate) fn print_line(line: std::fmt::Arguments) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(Exit::Ok.code());
         }
-        eprintln!("dlock: can't write to stdout: {e}");
+        errln!("dlock: can't write to stdout: {e}");
         std::process::exit(Exit::Failed.code());
     }
 }

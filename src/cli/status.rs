@@ -14,7 +14,7 @@ pub async fn status(endpoint: &str) -> Exit {
     let mut locks = match connect::locks(endpoint, Duration::from_secs(5)).await {
         Ok(locks) => locks,
         Err(message) => {
-            eprintln!("dlock: {message}");
+            errln!("dlock: {message}");
             return Exit::Unreachable;
         }
     };

@@ -27,14 +27,14 @@ pub async fn top(endpoint: &str, prefix: &str, iterations: Option<u32>) -> Exit 
     let mut locks = match connect::locks(endpoint, Duration::from_secs(5)).await {
         Ok(locks) => locks,
         Err(message) => {
-            eprintln!("dlock: {message}");
+            errln!("dlock: {message}");
             return Exit::Unreachable;
         }
     };
     let mut interrupt = match Interrupt::new() {
         Ok(interrupt) => interrupt,
         Err(e) => {
-            eprintln!("dlock: can't watch for Ctrl-C: {e}");
+            errln!("dlock: can't watch for Ctrl-C: {e}");
             return Exit::Failed;
         }
     };

@@ -32,10 +32,10 @@ impl WaitingLine {
         );
         if self.live {
             // Back to the line's start, clear it, write it again.
-            eprint!("\r\x1b[K{text}");
+            err!("\r\x1b[K{text}");
             let _ = std::io::stderr().flush();
         } else if self.holder.as_deref() != Some(&lock.lock_owner) {
-            eprintln!("{text}");
+            errln!("{text}");
         }
         self.holder = Some(lock.lock_owner.clone());
     }
@@ -60,7 +60,7 @@ impl WaitingLine {
     /// Ends a line left open on a terminal, so the next message starts on a line of its own.
     pub(crate) fn end(&self) {
         if self.live && self.holder.is_some() {
-            eprintln!();
+            errln!();
         }
     }
 }

@@ -50,6 +50,13 @@ pub(crate) enum ErrorKind {
     /// A blocking acquire past the sidecar's cap on waiters (`--max-waiters`): 429
     /// ERR_TOO_MANY_WAITERS, gRPC ResourceExhausted.
     TooManyWaiters,
+    /// A wait ended because its store was reconfigured or removed by a reload: 503
+    /// ERR_LOCK_STORE_RECONFIGURED, gRPC Aborted (gRPC's "retry at a higher level": asking
+    /// again joins the new version's line).
+    Reconfigured,
+    /// A wait ended because the sidecar is shutting down: 503 ERR_SHUTTING_DOWN, gRPC
+    /// Unavailable.
+    ShuttingDown,
 }
 
 /// An error answered to a client of the lock API.

@@ -266,12 +266,14 @@ impl LockService {
             biased;
             grant = waited => grant?,
             reason = lock.store.retired() => {
-                let reason = format!("{reason}; the wait ended, ask again");
-                return Err(ApiError::failed(Operation::Acquire, reason));
+                let prefix = Operation::Acquire.failure_prefix();
+                let message = format!("{prefix}: {reason}; the wait ended, ask again");
+                return Err(ApiError::new(ErrorKind::Reconfigured, message));
             }
             () = self.shutting_down() => {
-                let reason = format!("{SHUTTING_DOWN}; the wait ended");
-                return Err(ApiError::failed(Operation::Acquire, reason));
+                let prefix = Operation::Acquire.failure_prefix();
+                let message = format!("{prefix}: {SHUTTING_DOWN}; the wait ended");
+                return Err(ApiError::new(ErrorKind::ShuttingDown, message));
             }
         };
         drop(waiter);

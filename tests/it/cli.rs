@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::api::{Api, Protocol, SUCCESS};
 use crate::support::backend::unique;
-use crate::support::dlockd::{temp_dir, Dlockd, Options, DLOCK};
+use crate::support::dlockd::{component, temp_dir, Dlockd, Options, DLOCK};
 
 /// A running `dlock`, its stderr lines collected with the time each arrived.
 struct Run {
@@ -489,4 +489,96 @@ async fn a_closed_stdout_ends_dlock_quietly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(output.status.code(), Some(0), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_closed_stderr_never_loses_the_commands_exit_code() {
+    let sidecar = Dlockd::start(Options::default());
+    let key = unique("closed-stderr");
+    let mut child = Command::new(DLOCK)
+        .args([
+            "--endpoint",
+            &sidecar.grpc,
+            &key,
+            "2",
+            "--",
+            "sh",
+            "-c",
+            "exit 7",
+        ])
+        .env_remove("DAPR_API_TOKEN")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before dlock writes a word (`dlock … 2>&1 | head -0`).
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(7), "{status:?}");
+    // The lock was released all the same.
+    let api = Api::new(&sidecar).await;
+    assert_eq!(
+        api.lock(Protocol::Grpc, "lockstore", &key, "next", 10)
+            .await,
+        Ok(true)
+    );
+}
+
+#[tokio::test]
+async fn seconds_outside_daprs_range_are_refused_with_the_range() {
+    let marker = temp_dir("range").join("ran");
+    for seconds in ["-5", "0", "4294967295", "2147483648"] {
+        let run = Command::new(DLOCK)
+            .args(["--endpoint", "127.0.0.1:1", "k", seconds, "--", "touch"])
+            .arg(&marker)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{seconds}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{seconds} is not in 1..=2147483647")),
+            "{seconds}: {stderr}"
+        );
+    }
+    assert!(!marker.exists(), "a refused run started its command");
+}
+
+#[tokio::test]
+async fn a_key_named_like_a_subcommand_is_taken_with_hold() {
+    let sidecar = Dlockd::start(Options::default());
+    for key in ["status", "top", "list", "hold"] {
+        let run = Run::start(&sidecar, &["hold", key, "1"]);
+        run.wait_for(&format!("dlock: acquired '{key}'"));
+        assert_eq!(run.exit_code(), 0, "{key}");
+    }
+}
+
+#[tokio::test]
+async fn a_wait_ended_by_a_reconfigured_store_is_asked_again() {
+    let store = |prefix: &str| component("lockstore", "lock.in-memory", &[("keyPrefix", prefix)]);
+    let sidecar = Dlockd::start(Options::with_files(
+        "app",
+        &[("lockstore.yaml", store("r0"))],
+    ));
+    let api = Api::new(&sidecar).await;
+    let key = unique("reasked");
+    let file = sidecar.resources.clone().unwrap().join("lockstore.yaml");
+    for (round, args) in [&[&key, "1"][..], &[&key, "1", "--", "true"]]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(
+            api.lock(Protocol::Grpc, "lockstore", &key, "holder", 60)
+                .await,
+            Ok(true)
+        );
+        let run = Run::start(&sidecar, args);
+        run.wait_for("is held by holder");
+        // The store's component is edited: a new in-memory store, where the key is free.
+        std::fs::write(&file, store(&format!("r{}", round + 1))).unwrap();
+        run.wait_for("was reconfigured; the wait ended, ask again; asking again");
+        run.wait_for("dlock: acquired");
+        let said = run.text();
+        assert_eq!(run.exit_code(), 0, "{said}");
+    }
 }
