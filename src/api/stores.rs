@@ -40,6 +40,7 @@ pub(crate) fn describe(state: &ApiState) -> StoresResponse {
     });
     StoresResponse {
         app_id: state.locks.app_id().to_string(),
+        force_release_enabled: state.admin_token.is_set(),
         stores: stores.collect(),
         load_problems: registry
             .problems()
@@ -80,7 +81,11 @@ pub(crate) fn json(answer: StoresResponse) -> Value {
             store
         })
         .collect();
-    let mut body = json!({ "appId": answer.app_id, "stores": stores });
+    let mut body = json!({
+        "appId": answer.app_id,
+        "stores": stores,
+        "forceReleaseEnabled": answer.force_release_enabled,
+    });
     if !answer.load_problems.is_empty() {
         let problems: Vec<Value> = answer
             .load_problems

@@ -1,8 +1,8 @@
 //! The console (issue 13, item 1) in a real headless Chromium, over WebDriver: locks taken
 //! through the API appear with a countdown and their waiters, a force release clicked in the
 //! page (admin token and confirmation) frees the lock, a stopped store shows as failing, the
-//! feed shows what the sidecar saw, and with an API token the page asks for it before it
-//! shows any data. It saves a screenshot of the page (see `screenshot`).
+//! feed shows what the sidecar saw, with an API token the page asks for it before it shows
+//! any data, and without an admin token it offers no force release. It saves a screenshot of the page (see `screenshot`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -355,4 +355,17 @@ async fn with_an_api_token_the_console_asks_for_it_and_shows_data_only_after() {
     browser
         .wait_for("the feed after the token", fed, SOON)
         .await;
+
+    // This sidecar has no admin token: force release shows as unavailable, and asks nothing.
+    let force = format!(
+        "{} const b = r && r.querySelector('button.force');
+         return b && {{disabled: b.disabled, title: b.title}};",
+        row("store", "guarded")
+    );
+    let force = browser.wait_for("the force button", &force, SOON).await;
+    assert_eq!(force["disabled"], true, "{force}");
+    let title = force["title"].as_str().unwrap_or_default();
+    assert!(title.contains("DLOCK_ADMIN_TOKEN"), "{force}");
+    let stores = api.http.get("/dlock/v1/stores").await.unwrap().json();
+    assert_eq!(stores["forceReleaseEnabled"], false, "{stores}");
 }

@@ -11,6 +11,7 @@ const FEED_LINES = 200;
 const state = {
   apiToken: null,     // DAPR_API_TOKEN, once the sidecar asked for it
   adminToken: "",     // DLOCK_ADMIN_TOKEN, once given for a force release
+  forceReleaseEnabled: false, // whether the sidecar has an admin token at all
   rows: new Map(),    // "store\u0000resource" -> { tr, expiresAt }
 };
 
@@ -84,7 +85,13 @@ function lockRow(store, lock) {
   tr.dataset.resource = lock.resourceId;
   const button = el("button", "Force release", "force");
   button.type = "button";
-  button.addEventListener("click", () => askForceRelease(tr));
+  if (state.forceReleaseEnabled) {
+    button.addEventListener("click", () => askForceRelease(tr));
+  } else {
+    // Without an admin token the sidecar refuses every force release: say so, ask nothing.
+    button.disabled = true;
+    button.title = "Force release needs DLOCK_ADMIN_TOKEN set for this sidecar";
+  }
   const actions = el("td", null, "actions");
   actions.append(button);
   tr.append(el("td", store), el("td", lock.resourceId, "resource"), el("td", "", "owner"),
@@ -135,6 +142,7 @@ async function refresh() {
   const prefix = $("prefix").value;
   const answer = await call("/dlock/v1/stores");
   $("app").textContent = answer.appId ? "app id " + answer.appId : "";
+  state.forceReleaseEnabled = answer.forceReleaseEnabled === true;
   const listing = answer.stores.filter((s) => s.capabilities.includes("LISTING"));
   const lists = await Promise.all(listing.map(async (s) => {
     try {
