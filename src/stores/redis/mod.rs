@@ -290,25 +290,29 @@ impl LockStore for RedisStore {
     }
 
     async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
+        // max_wait bounds all of it: subscribing, looking, waiting.
+        let deadline = tokio::time::Instant::now() + max_wait;
         let lock = self.layout.lock_key(key);
         // Subscribed before looking, so a release in between is not missed.
-        let mut interest = self.signal.watch(signal::channel(&lock)).await;
-        let pttl: i64 = redis::cmd("PTTL")
-            .arg(&lock)
-            .query_async(&mut self.connection.handle())
-            .await
-            .map_err(|e| self.failed(e))?;
+        let mut interest = self.signal.watch(signal::channel(&lock), deadline).await;
+        let mut handle = self.connection.handle();
+        let look = redis::cmd("PTTL").arg(&lock).clone();
+        let pttl: i64 = match tokio::time::timeout_at(deadline, look.query_async(&mut handle)).await
+        {
+            Ok(answer) => answer.map_err(|e| self.failed(e))?,
+            Err(_) => return Ok(()), // out of time: the caller looks again
+        };
         if pttl == -2 {
             return Ok(()); // free already
         }
         // A release by daprd publishes nothing, and an expiry publishes nothing: the wait is
         // bounded by the holder's expiry and by max_wait, so those are seen by polling.
-        let wait = if pttl > 0 {
-            max_wait.min(Duration::from_millis(pttl as u64))
+        let until = if pttl > 0 {
+            deadline.min(tokio::time::Instant::now() + Duration::from_millis(pttl as u64))
         } else {
-            max_wait
+            deadline
         };
-        let _ = tokio::time::timeout(wait, interest.released()).await;
+        let _ = tokio::time::timeout_at(until, interest.released()).await;
         Ok(())
     }
 
