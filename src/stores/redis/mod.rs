@@ -9,6 +9,7 @@
 
 mod connection;
 mod keys;
+mod replicas;
 mod scripts;
 mod settings;
 mod signal;
@@ -26,7 +27,7 @@ use crate::lock::{
 };
 use connection::{Connection, Handle};
 use keys::{legacy_fence_key, token_key, KeyLayout};
-use settings::{Settings, Topology};
+use settings::{Settings, Topology, WaitReplicas};
 use signal::ReleaseSignal;
 
 /// How many keys one SCAN step asks for.
@@ -43,6 +44,9 @@ pub(crate) struct RedisStore {
     renew: Script,
     inspect: Script,
     force_release: Script,
+    release_grant: Script,
+    /// `waitReplicas`: grants and renewals count once this many replicas have them.
+    wait_replicas: Option<WaitReplicas>,
 }
 
 fn millis(ttl: Duration) -> u64 {
@@ -101,6 +105,8 @@ impl RedisStore {
             renew: scripts::renew(),
             inspect: scripts::inspect(),
             force_release: scripts::force_release(),
+            release_grant: scripts::release_grant(),
+            wait_replicas: settings.wait_replicas,
         }))
     }
 
@@ -112,23 +118,59 @@ impl RedisStore {
     }
 
     /// Runs an owner-checked script (release or renew) on a lock and its token record; both
-    /// take the owner and one more argument and answer -1 / -2 / done.
+    /// take the owner and one more argument and answer -1 / -2 / done. With `confirm`, a done
+    /// that fewer replicas than asked for acknowledged is an outage.
     async fn owner_checked(
         &self,
         script: &Script,
         lock: &str,
         owner: &str,
         extra: impl redis::ToRedisArgs,
+        confirm: Option<WaitReplicas>,
     ) -> Result<OwnerChecked, StoreError> {
-        let answer: i64 = script
+        let mut invocation = script.key(lock);
+        invocation.key(token_key(lock)).arg(owner).arg(extra);
+        let mut handle = self.connection.handle();
+        let Some(wait) = confirm else {
+            let answer: i64 = invocation
+                .invoke_async(&mut handle)
+                .await
+                .map_err(|e| self.failed(e))?;
+            return Ok(outcome(answer));
+        };
+        let (answer, acknowledged): (i64, u32) =
+            replicas::run_confirmed(&mut handle, &invocation, wait)
+                .await
+                .map_err(|e| self.failed(e))?;
+        let outcome = outcome(answer);
+        if outcome == OwnerChecked::Applied && acknowledged < wait.replicas {
+            // The new expiry is not released: the replicas still have the one before it,
+            // which the holder was already promised.
+            return Err(StoreError::Unavailable(replicas::shortfall(
+                "the renewal",
+                acknowledged,
+                wait,
+            )));
+        }
+        Ok(outcome)
+    }
+
+    /// Releases a grant that its replicas did not confirm, if the lock still holds it.
+    async fn release_unconfirmed(&self, lock: &str, owner: &str, token: u64) {
+        let released: Result<i64, RedisError> = self
+            .release_grant
             .key(lock)
             .key(token_key(lock))
             .arg(owner)
-            .arg(extra)
+            .arg(format!("{owner}|{token}"))
+            .arg(signal::channel(lock))
             .invoke_async(&mut self.connection.handle())
-            .await
-            .map_err(|e| self.failed(e))?;
-        Ok(outcome(answer))
+            .await;
+        if let Err(error) = released {
+            // Held until its expiry; the caller was told it was not granted either way.
+            tracing::warn!("an unconfirmed grant of {lock} stays until it expires: {error}");
+            self.connection.failed(&error);
+        }
     }
 
     /// Who holds the lock at `lock` (a Redis key), reported under the store key `key`.
@@ -193,17 +235,34 @@ impl LockStore for RedisStore {
         ttl: Duration,
     ) -> Result<TryLockOutcome, StoreError> {
         let lock = self.layout.lock_key(key);
-        let token: u64 = self
-            .acquire
-            .key(&lock)
+        let mut invocation = self.acquire.key(&lock);
+        invocation
             .key(self.layout.fencing_counter(&lock))
             .key(token_key(&lock))
             .key(legacy_fence_key(&lock))
             .arg(owner)
-            .arg(millis(ttl))
-            .invoke_async(&mut self.connection.handle())
-            .await
-            .map_err(|e| self.failed(e))?;
+            .arg(millis(ttl));
+        let mut handle = self.connection.handle();
+        let token: u64 = match self.wait_replicas {
+            None => invocation
+                .invoke_async(&mut handle)
+                .await
+                .map_err(|e| self.failed(e))?,
+            Some(wait) => {
+                let (token, acknowledged) = replicas::run_confirmed(&mut handle, &invocation, wait)
+                    .await
+                    .map_err(|e| self.failed(e))?;
+                if token != 0 && acknowledged < wait.replicas {
+                    self.release_unconfirmed(&lock, owner, token).await;
+                    return Err(StoreError::Unavailable(replicas::shortfall(
+                        "the grant",
+                        acknowledged,
+                        wait,
+                    )));
+                }
+                token
+            }
+        };
         Ok(if token == 0 {
             TryLockOutcome::Held
         } else {
@@ -215,7 +274,7 @@ impl LockStore for RedisStore {
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
         let lock = self.layout.lock_key(key);
-        self.owner_checked(&self.unlock, &lock, owner, signal::channel(&lock))
+        self.owner_checked(&self.unlock, &lock, owner, signal::channel(&lock), None)
             .await
     }
 
@@ -225,7 +284,8 @@ impl LockStore for RedisStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<OwnerChecked, StoreError> {
-        self.owner_checked(&self.renew, &self.layout.lock_key(key), owner, millis(ttl))
+        let lock = self.layout.lock_key(key);
+        self.owner_checked(&self.renew, &lock, owner, millis(ttl), self.wait_replicas)
             .await
     }
 
