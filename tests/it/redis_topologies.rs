@@ -364,6 +364,40 @@ async fn a_cluster_is_one_store_across_its_masters() {
 }
 
 #[tokio::test]
+async fn with_wait_replicas_a_cluster_without_replicas_grants_nothing_and_keeps_nothing() {
+    // The shared cluster has no replicas, so no grant can be confirmed: each is refused on
+    // whichever master its key lives, and released there, so a sidecar that does not wait
+    // for replicas finds every key free.
+    let addresses = crate::support::servers::shared("DLOCK_TEST_REDIS_CLUSTER");
+    let waiting = sidecar_on(&[
+        ("redisHost", &addresses),
+        ("redisType", "cluster"),
+        ("waitReplicas", "1"),
+        ("waitReplicasTimeout", "100ms"),
+    ])
+    .unwrap();
+    let not_waiting = sidecar_on(&[("redisHost", &addresses), ("redisType", "cluster")]).unwrap();
+    let (waiting, not_waiting) = (waiting.locks().await, not_waiting.locks().await);
+    let prefix = unique("unconfirmed");
+    for i in 0..12 {
+        let resource = format!("{prefix}/{i}");
+        let refused = locks::acquire(&waiting, &resource, "a", 60, Duration::ZERO)
+            .await
+            .expect_err("no grant without a replica");
+        assert!(
+            refused.message().contains("0 of the 1 replica"),
+            "{refused:?}"
+        );
+        assert!(
+            locks::try_acquire(&not_waiting, &resource, "b", 60)
+                .await
+                .is_some(),
+            "{resource} was left held"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_lost_cluster_master_fails_only_its_keys_until_it_returns() {
     // One master of three stopped: its keys fail (never granted), the others' keys still work,
     // and when it returns everything works again.
