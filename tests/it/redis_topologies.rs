@@ -263,12 +263,21 @@ async fn with_wait_replicas_a_grant_the_replica_lacks_is_refused_not_lost() {
     let (mut master, replica, sentinel) = sentinel_set_up().await;
     let sidecar = sentinel_sidecar(&sentinel, &[("waitReplicas", "1")]);
     let locks = sidecar.locks().await;
-    // With the replica following, grants are confirmed and go through.
-    let seen = locks::try_acquire(&locks, &unique("seen"), "a", 120)
+    // With the replica following, grants and renewals are confirmed and go through.
+    let held = unique("seen");
+    let seen = locks::try_acquire(&locks, &held, "a", 120)
         .await
         .expect("granted");
+    assert_eq!(
+        locks::renew_grpc(&locks, "store", &held, "a", 120).await,
+        Ok(SUCCESS)
+    );
 
     cut_replication(&master, &replica).await;
+    let renewal = locks::renew_grpc(&locks, "store", &held, "a", 120)
+        .await
+        .expect_err("no renewal that the replica lacks");
+    assert!(renewal.message().contains("waitReplicas"), "{renewal:?}");
     let resource = unique("unconfirmed");
     let started = Instant::now();
     let refused = locks::acquire(&locks, &resource, "a", 120, Duration::ZERO)
