@@ -5,7 +5,9 @@
 //! in a bounded number of keys: nothing per resource id outlives its lock (see `keys.rs`).
 //!
 //! The connection in each topology (one server, Sentinel, Cluster) is in `connection.rs`;
-//! where keys live, hash tags for a cluster included, in `keys.rs`.
+//! where keys live, hash tags for a cluster included, in `keys.rs`. What a failover can lose,
+//! and what is kept regardless: `replicas.rs` (`waitReplicas`) and `scripts.rs` (tokens never
+//! below the server's clock).
 
 mod connection;
 mod keys;
@@ -144,8 +146,8 @@ impl RedisStore {
                 .map_err(|e| self.failed(e))?;
         let outcome = outcome(answer);
         if outcome == OwnerChecked::Applied && acknowledged < wait.replicas {
-            // The new expiry is not released: the replicas still have the one before it,
-            // which the holder was already promised.
+            // Not undone: the replicas still have the expiry before it, which the holder had
+            // already been promised.
             return Err(StoreError::Unavailable(replicas::shortfall(
                 "the renewal",
                 acknowledged,
