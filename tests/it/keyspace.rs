@@ -94,11 +94,14 @@ async fn redis_tokens_rise_above_a_counter_from_before_the_upgrade() {
     let redis = Redis::start(&[]);
     let client = redis::Client::open(format!("redis://{}", redis.address())).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    // Where earlier versions kept the key's own counter, kept forever.
+    // Where earlier versions kept the key's own counter, kept forever. Tokens are at least the
+    // server's clock in microseconds; this counter is above it (that is the year 2255), so it
+    // is what decides the tokens here.
     let legacy = "dlock||fence||lock||app||old";
+    let counted: u64 = 9_000_000_000_000_000;
     let _: () = redis::cmd("SET")
         .arg(legacy)
-        .arg(1_000)
+        .arg(counted)
         .query_async(&mut connection)
         .await
         .unwrap();
@@ -108,9 +111,13 @@ async fn redis_tokens_rise_above_a_counter_from_before_the_upgrade() {
         &[("redisHost", &redis.address())],
     )));
     let locks = sidecar.locks().await;
-    assert_eq!(try_acquire(&locks, "new", "a", 30).await, Some(1));
-    assert_eq!(try_acquire(&locks, "old", "a", 30).await, Some(1_001));
-    assert_eq!(try_acquire(&locks, "new2", "a", 30).await, Some(1_002));
+    let new = try_acquire(&locks, "new", "a", 30).await.unwrap();
+    assert!(new < counted, "{new}");
+    assert_eq!(try_acquire(&locks, "old", "a", 30).await, Some(counted + 1));
+    assert_eq!(
+        try_acquire(&locks, "new2", "a", 30).await,
+        Some(counted + 2)
+    );
     let left = redis_keys(&redis).await;
     assert!(!left.iter().any(|k| k == legacy), "{left:?}");
 }

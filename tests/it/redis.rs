@@ -253,3 +253,54 @@ async fn metadata_errors_name_the_field_and_hide_the_password() {
     );
     assert!(!failed.contains("hunter2-secret"));
 }
+
+/// The connections to `redis` other than the one asking.
+async fn other_clients(redis: &mut Connection) -> usize {
+    let me: i64 = redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(redis)
+        .await
+        .unwrap();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(redis)
+        .await
+        .unwrap();
+    let me = format!("id={me} ");
+    list.lines().filter(|l| !l.starts_with(&me)).count()
+}
+
+#[tokio::test]
+async fn a_store_taken_away_closes_its_connections() {
+    let redis = Redis::start(&[]);
+    let file = component("store", "lock.redis", &[("redisHost", &redis.address())]);
+    let sidecar = Dlockd::start(Options::with_component("app", file));
+    let client = redis::Client::open(format!("redis://{}", redis.address())).unwrap();
+    let mut asking = client.get_multiplexed_async_connection().await.unwrap();
+    let limit = Duration::from_secs(15);
+    let deadline = std::time::Instant::now() + limit;
+    // The requests' connection and the release signal's.
+    while other_clients(&mut asking).await < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the store did not connect"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The component goes (a live reload): the store is dropped, and nothing of it may stay
+    // connected, the release signal's listener included, though no message ever comes.
+    let resources = sidecar.resources.clone().expect("a resources folder");
+    std::fs::remove_file(resources.join("store.yaml")).unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = other_clients(&mut asking).await;
+        if left == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{left} connection(s) of a removed store still open after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

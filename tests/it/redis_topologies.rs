@@ -1,14 +1,17 @@
-//! lock.redis beyond one plain server: Sentinel failover, a Redis Cluster's masters seen as one
-//! store, and TLS (a private CA, client certificates, skipped verification).
+//! lock.redis beyond one plain server: Sentinel failover (and the window in which it loses a
+//! grant, with and without waitReplicas), a Redis Cluster's masters seen as one store, and TLS
+//! (a private CA, client certificates, skipped verification).
 
 use std::time::{Duration, Instant};
+
+use dlock::cli::connect::Locks;
 
 use crate::support::api::{Api, Protocol, SUCCESS};
 use crate::support::backend::{unique, Backend};
 use crate::support::certs::Certs;
 use crate::support::dlockd::{component, Dlockd, Options};
 use crate::support::locks;
-use crate::support::servers::{Outage, Redis, RedisCluster};
+use crate::support::servers::{free_port, Outage, Redis, RedisCluster};
 
 async fn connect(address: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(format!("redis://{address}"))
@@ -43,12 +46,12 @@ fn sidecar_on(metadata: &[(&str, &str)]) -> Result<Dlockd, String> {
     Dlockd::try_start(Options::with_component("app", file)).map_err(|f| f.output)
 }
 
-#[tokio::test]
-async fn sentinel_failover_keeps_locks_working() {
-    let mut master = Redis::start(&[]);
+/// A master, its replica and a Sentinel watching them, with Sentinel aware of the replica (or
+/// there would be nothing to promote when the master dies).
+async fn sentinel_set_up() -> (Redis, Redis, Redis) {
+    let master = Redis::start(&[]);
     let replica = Redis::start(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
     let sentinel = Redis::start_sentinel("locks", master.port);
-    // Sentinel must know the replica before the master dies, or there is nothing to promote.
     let asked = connect(&sentinel.address()).await;
     eventually(
         Duration::from_secs(20),
@@ -67,23 +70,14 @@ async fn sentinel_failover_keeps_locks_working() {
         },
     )
     .await;
+    // And the replica has had its first copy of the master (a diskless sync waits 5 s for
+    // more replicas), so it acknowledges writes from here on.
+    replicated(&master).await;
+    (master, replica, sentinel)
+}
 
-    let sidecar = sidecar_on(&[
-        ("redisHost", &sentinel.address()),
-        ("failover", "true"),
-        ("sentinelMasterName", "locks"),
-        ("readTimeout", "1s"),
-        ("dialTimeout", "1s"),
-    ])
-    .unwrap();
-    let api = Api::new(&sidecar).await;
-    let before = unique("sentinel");
-    assert_eq!(
-        api.lock(Protocol::Grpc, "store", &before, "a", 120).await,
-        Ok(true)
-    );
-    // The lock reached the replica before the master goes (replication is asynchronous: a
-    // lock granted in the last moment before a crash can be lost; the README says so).
+/// Waits until the replica has every write the master made so far.
+async fn replicated(master: &Redis) {
     let on_master = connect(&master.address()).await;
     eventually(Duration::from_secs(10), "the replica acknowledging", || {
         let mut on_master = on_master.clone();
@@ -99,6 +93,102 @@ async fn sentinel_failover_keeps_locks_working() {
         }
     })
     .await;
+}
+
+/// Waits until Sentinel has made `replica` the master.
+async fn promoted(replica: &Redis) {
+    eventually(
+        Duration::from_secs(30),
+        "Sentinel promoting the replica",
+        || async {
+            // A connection of its own each time: a replica that changes role closes its clients'.
+            let mut on_replica = connect(&replica.address()).await;
+            let role: Vec<redis::Value> = redis::cmd("ROLE")
+                .query_async(&mut on_replica)
+                .await
+                .unwrap_or_default();
+            role.first() == Some(&redis::Value::BulkString(b"master".to_vec()))
+        },
+    )
+    .await;
+}
+
+/// A sidecar on the master Sentinel names, quick to give up on a dead one.
+fn sentinel_sidecar(sentinel: &Redis, extra: &[(&str, &str)]) -> Dlockd {
+    let address = sentinel.address();
+    let mut metadata = vec![
+        ("redisHost", address.as_str()),
+        ("failover", "true"),
+        ("sentinelMasterName", "locks"),
+        ("readTimeout", "1s"),
+        ("dialTimeout", "1s"),
+    ];
+    metadata.extend_from_slice(extra);
+    sidecar_on(&metadata).unwrap()
+}
+
+/// Stops replication behind Sentinel's back: the replica now follows a master on a port
+/// nobody listens on, so nothing the master writes from here on reaches it. Sentinel would
+/// point it back only while the master is up and after its failover timeout (10 s). Returns
+/// once the master has seen its replica go.
+async fn cut_replication(master: &Redis, replica: &Redis) {
+    let mut on_replica = connect(&replica.address()).await;
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(free_port())
+        .query_async(&mut on_replica)
+        .await
+        .unwrap();
+    let on_master = connect(&master.address()).await;
+    eventually(
+        Duration::from_secs(10),
+        "the master losing its replica",
+        || {
+            let mut on_master = on_master.clone();
+            async move {
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query_async(&mut on_master)
+                    .await
+                    .unwrap();
+                info.contains("connected_slaves:0")
+            }
+        },
+    )
+    .await;
+}
+
+/// The token of a grant of `resource` to `owner` through a sidecar that is finding the new
+/// master; a refusal because the lock is held fails the test.
+async fn granted_after_failover(locks: &Locks, resource: &str, owner: &str) -> u64 {
+    let limit = Duration::from_secs(30);
+    let deadline = Instant::now() + limit;
+    loop {
+        match locks::acquire(locks, resource, owner, 120, Duration::ZERO).await {
+            Ok(Some(token)) => return token,
+            Ok(None) => panic!("{resource} is held after the failover"),
+            Err(failure) => assert!(
+                Instant::now() < deadline,
+                "not granted within {limit:?}: {failure:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn sentinel_failover_keeps_locks_working() {
+    let (mut master, replica, sentinel) = sentinel_set_up().await;
+    let sidecar = sentinel_sidecar(&sentinel, &[]);
+    let api = Api::new(&sidecar).await;
+    let before = unique("sentinel");
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &before, "a", 120).await,
+        Ok(true)
+    );
+    // The lock reached the replica before the master goes (replication is asynchronous: a
+    // lock granted in the last moment before a crash can be lost; the next tests show it).
+    replicated(&master).await;
 
     master.stop();
     let failed_at = Instant::now();
@@ -136,6 +226,89 @@ async fn sentinel_failover_keeps_locks_working() {
         api.unlock(Protocol::Grpc, "store", &after, "b").await,
         Ok(SUCCESS)
     );
+}
+
+#[tokio::test]
+async fn a_grant_lost_in_a_failover_is_granted_again_with_a_larger_token() {
+    let (mut master, replica, sentinel) = sentinel_set_up().await;
+    let sidecar = sentinel_sidecar(&sentinel, &[]);
+    let locks = sidecar.locks().await;
+    // The replica has the fencing counter as of this grant.
+    let seen = locks::try_acquire(&locks, &unique("seen"), "a", 120)
+        .await
+        .expect("granted");
+    replicated(&master).await;
+
+    cut_replication(&master, &replica).await;
+    let resource = unique("lost");
+    let lost = locks::try_acquire(&locks, &resource, "a", 120)
+        .await
+        .expect("granted by the master alone");
+    assert!(lost > seen, "{lost} after {seen}");
+    master.stop();
+    promoted(&replica).await;
+
+    // Without waitReplicas the promoted replica, which never saw a's grant, grants the lock
+    // again while a still holds it, as the README says; but its token is larger than every
+    // token the old master gave, so a fenced resource refuses a.
+    let again = granted_after_failover(&locks, &resource, "b").await;
+    assert!(
+        again > lost,
+        "token {again} after the failover repeats or undercuts {lost}"
+    );
+}
+
+#[tokio::test]
+async fn with_wait_replicas_a_grant_the_replica_lacks_is_refused_not_lost() {
+    let (mut master, replica, sentinel) = sentinel_set_up().await;
+    let sidecar = sentinel_sidecar(&sentinel, &[("waitReplicas", "1")]);
+    let locks = sidecar.locks().await;
+    // With the replica following, grants and renewals are confirmed and go through.
+    let held = unique("seen");
+    let seen = locks::try_acquire(&locks, &held, "a", 120)
+        .await
+        .expect("granted");
+    assert_eq!(
+        locks::renew_grpc(&locks, "store", &held, "a", 120).await,
+        Ok(SUCCESS)
+    );
+
+    cut_replication(&master, &replica).await;
+    let renewal = locks::renew_grpc(&locks, "store", &held, "a", 120)
+        .await
+        .expect_err("no renewal that the replica lacks");
+    assert!(renewal.message().contains("waitReplicas"), "{renewal:?}");
+    let resource = unique("unconfirmed");
+    let started = Instant::now();
+    let refused = locks::acquire(&locks, &resource, "a", 120, Duration::ZERO)
+        .await
+        .expect_err("no grant that the replica lacks");
+    assert!(
+        refused.message().contains("waitReplicas"),
+        "{refused:?} after {:?}",
+        started.elapsed()
+    );
+    // Nor is it left on the master to expire.
+    let mut on_master = connect(&master.address()).await;
+    for key in [
+        format!("lock||app||{resource}"),
+        format!("dlock||token||lock||app||{resource}"),
+    ] {
+        let left: Option<String> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut on_master)
+            .await
+            .unwrap();
+        assert_eq!(left, None, "{key}");
+    }
+
+    master.stop();
+    promoted(&replica).await;
+    // The old master returns empty and Sentinel makes it the new master's replica; then
+    // grants are confirmed again. The lock's first holder is b: nobody held it twice.
+    master.resume();
+    let token = granted_after_failover(&locks, &resource, "b").await;
+    assert!(token > seen, "{token} after {seen}");
 }
 
 #[tokio::test]
@@ -197,6 +370,40 @@ async fn a_cluster_is_one_store_across_its_masters() {
         "woken after {:?}",
         released.elapsed()
     );
+}
+
+#[tokio::test]
+async fn with_wait_replicas_a_cluster_without_replicas_grants_nothing_and_keeps_nothing() {
+    // The shared cluster has no replicas, so no grant can be confirmed: each is refused on
+    // whichever master its key lives, and released there, so a sidecar that does not wait
+    // for replicas finds every key free.
+    let addresses = crate::support::servers::shared("DLOCK_TEST_REDIS_CLUSTER");
+    let waiting = sidecar_on(&[
+        ("redisHost", &addresses),
+        ("redisType", "cluster"),
+        ("waitReplicas", "1"),
+        ("waitReplicasTimeout", "100ms"),
+    ])
+    .unwrap();
+    let not_waiting = sidecar_on(&[("redisHost", &addresses), ("redisType", "cluster")]).unwrap();
+    let (waiting, not_waiting) = (waiting.locks().await, not_waiting.locks().await);
+    let prefix = unique("unconfirmed");
+    for i in 0..12 {
+        let resource = format!("{prefix}/{i}");
+        let refused = locks::acquire(&waiting, &resource, "a", 60, Duration::ZERO)
+            .await
+            .expect_err("no grant without a replica");
+        assert!(
+            refused.message().contains("0 of the 1 replica"),
+            "{refused:?}"
+        );
+        assert!(
+            locks::try_acquire(&not_waiting, &resource, "b", 60)
+                .await
+                .is_some(),
+            "{resource} was left held"
+        );
+    }
 }
 
 #[tokio::test]

@@ -5,10 +5,13 @@
 //! in a bounded number of keys: nothing per resource id outlives its lock (see `keys.rs`).
 //!
 //! The connection in each topology (one server, Sentinel, Cluster) is in `connection.rs`;
-//! where keys live, hash tags for a cluster included, in `keys.rs`.
+//! where keys live, hash tags for a cluster included, in `keys.rs`. What a failover can lose,
+//! and what is kept regardless: `replicas.rs` (`waitReplicas`) and `scripts.rs` (tokens never
+//! below the server's clock).
 
 mod connection;
 mod keys;
+mod replicas;
 mod scripts;
 mod settings;
 mod signal;
@@ -26,7 +29,7 @@ use crate::lock::{
 };
 use connection::{Connection, Handle};
 use keys::{legacy_fence_key, token_key, KeyLayout};
-use settings::{Settings, Topology};
+use settings::{Settings, Topology, WaitReplicas};
 use signal::ReleaseSignal;
 
 /// How many keys one SCAN step asks for.
@@ -43,6 +46,9 @@ pub(crate) struct RedisStore {
     renew: Script,
     inspect: Script,
     force_release: Script,
+    release_grant: Script,
+    /// `waitReplicas`: grants and renewals count once this many replicas have them.
+    wait_replicas: Option<WaitReplicas>,
 }
 
 fn millis(ttl: Duration) -> u64 {
@@ -101,6 +107,8 @@ impl RedisStore {
             renew: scripts::renew(),
             inspect: scripts::inspect(),
             force_release: scripts::force_release(),
+            release_grant: scripts::release_grant(),
+            wait_replicas: settings.wait_replicas,
         }))
     }
 
@@ -112,23 +120,59 @@ impl RedisStore {
     }
 
     /// Runs an owner-checked script (release or renew) on a lock and its token record; both
-    /// take the owner and one more argument and answer -1 / -2 / done.
+    /// take the owner and one more argument and answer -1 / -2 / done. With `confirm`, a done
+    /// that fewer replicas than asked for acknowledged is an outage.
     async fn owner_checked(
         &self,
         script: &Script,
         lock: &str,
         owner: &str,
         extra: impl redis::ToRedisArgs,
+        confirm: Option<WaitReplicas>,
     ) -> Result<OwnerChecked, StoreError> {
-        let answer: i64 = script
+        let mut invocation = script.key(lock);
+        invocation.key(token_key(lock)).arg(owner).arg(extra);
+        let mut handle = self.connection.handle();
+        let Some(wait) = confirm else {
+            let answer: i64 = invocation
+                .invoke_async(&mut handle)
+                .await
+                .map_err(|e| self.failed(e))?;
+            return Ok(outcome(answer));
+        };
+        let (answer, acknowledged): (i64, u32) =
+            replicas::run_confirmed(&mut handle, &invocation, wait)
+                .await
+                .map_err(|e| self.failed(e))?;
+        let outcome = outcome(answer);
+        if outcome == OwnerChecked::Applied && acknowledged < wait.replicas {
+            // Not undone: the replicas still have the expiry before it, which the holder had
+            // already been promised.
+            return Err(StoreError::Unavailable(replicas::shortfall(
+                "the renewal",
+                acknowledged,
+                wait,
+            )));
+        }
+        Ok(outcome)
+    }
+
+    /// Releases a grant that its replicas did not confirm, if the lock still holds it.
+    async fn release_unconfirmed(&self, lock: &str, owner: &str, token: u64) {
+        let released: Result<i64, RedisError> = self
+            .release_grant
             .key(lock)
             .key(token_key(lock))
             .arg(owner)
-            .arg(extra)
+            .arg(format!("{owner}|{token}"))
+            .arg(signal::channel(lock))
             .invoke_async(&mut self.connection.handle())
-            .await
-            .map_err(|e| self.failed(e))?;
-        Ok(outcome(answer))
+            .await;
+        if let Err(error) = released {
+            // Held until its expiry; the caller was told it was not granted either way.
+            tracing::warn!("an unconfirmed grant of {lock} stays until it expires: {error}");
+            self.connection.failed(&error);
+        }
     }
 
     /// Who holds the lock at `lock` (a Redis key), reported under the store key `key`.
@@ -193,17 +237,34 @@ impl LockStore for RedisStore {
         ttl: Duration,
     ) -> Result<TryLockOutcome, StoreError> {
         let lock = self.layout.lock_key(key);
-        let token: u64 = self
-            .acquire
-            .key(&lock)
+        let mut invocation = self.acquire.key(&lock);
+        invocation
             .key(self.layout.fencing_counter(&lock))
             .key(token_key(&lock))
             .key(legacy_fence_key(&lock))
             .arg(owner)
-            .arg(millis(ttl))
-            .invoke_async(&mut self.connection.handle())
-            .await
-            .map_err(|e| self.failed(e))?;
+            .arg(millis(ttl));
+        let mut handle = self.connection.handle();
+        let token: u64 = match self.wait_replicas {
+            None => invocation
+                .invoke_async(&mut handle)
+                .await
+                .map_err(|e| self.failed(e))?,
+            Some(wait) => {
+                let (token, acknowledged) = replicas::run_confirmed(&mut handle, &invocation, wait)
+                    .await
+                    .map_err(|e| self.failed(e))?;
+                if token != 0 && acknowledged < wait.replicas {
+                    self.release_unconfirmed(&lock, owner, token).await;
+                    return Err(StoreError::Unavailable(replicas::shortfall(
+                        "the grant",
+                        acknowledged,
+                        wait,
+                    )));
+                }
+                token
+            }
+        };
         Ok(if token == 0 {
             TryLockOutcome::Held
         } else {
@@ -215,7 +276,7 @@ impl LockStore for RedisStore {
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
         let lock = self.layout.lock_key(key);
-        self.owner_checked(&self.unlock, &lock, owner, signal::channel(&lock))
+        self.owner_checked(&self.unlock, &lock, owner, signal::channel(&lock), None)
             .await
     }
 
@@ -225,7 +286,8 @@ impl LockStore for RedisStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<OwnerChecked, StoreError> {
-        self.owner_checked(&self.renew, &self.layout.lock_key(key), owner, millis(ttl))
+        let lock = self.layout.lock_key(key);
+        self.owner_checked(&self.renew, &lock, owner, millis(ttl), self.wait_replicas)
             .await
     }
 
@@ -290,25 +352,29 @@ impl LockStore for RedisStore {
     }
 
     async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
+        // max_wait bounds all of it: subscribing, looking, waiting.
+        let deadline = tokio::time::Instant::now() + max_wait;
         let lock = self.layout.lock_key(key);
         // Subscribed before looking, so a release in between is not missed.
-        let mut interest = self.signal.watch(signal::channel(&lock)).await;
-        let pttl: i64 = redis::cmd("PTTL")
-            .arg(&lock)
-            .query_async(&mut self.connection.handle())
-            .await
-            .map_err(|e| self.failed(e))?;
+        let mut interest = self.signal.watch(signal::channel(&lock), deadline).await;
+        let mut handle = self.connection.handle();
+        let look = redis::cmd("PTTL").arg(&lock).clone();
+        let pttl: i64 = match tokio::time::timeout_at(deadline, look.query_async(&mut handle)).await
+        {
+            Ok(answer) => answer.map_err(|e| self.failed(e))?,
+            Err(_) => return Ok(()), // out of time: the caller looks again
+        };
         if pttl == -2 {
             return Ok(()); // free already
         }
         // A release by daprd publishes nothing, and an expiry publishes nothing: the wait is
         // bounded by the holder's expiry and by max_wait, so those are seen by polling.
-        let wait = if pttl > 0 {
-            max_wait.min(Duration::from_millis(pttl as u64))
+        let until = if pttl > 0 {
+            deadline.min(tokio::time::Instant::now() + Duration::from_millis(pttl as u64))
         } else {
-            max_wait
+            deadline
         };
-        let _ = tokio::time::timeout(wait, interest.released()).await;
+        let _ = tokio::time::timeout_at(until, interest.released()).await;
         Ok(())
     }
 

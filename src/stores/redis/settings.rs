@@ -37,6 +37,15 @@ pub(crate) struct Tls {
     pub(crate) ca: Option<Vec<u8>>,
 }
 
+/// `waitReplicas`: a grant (or renewal) counts only once this many replicas have it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WaitReplicas {
+    pub(crate) replicas: u32,
+    /// How long Redis's `WAIT` waits for them (`waitReplicasTimeout`); shorter than the read
+    /// timeout, so the answer, short or not, arrives within the request's own bound.
+    pub(crate) timeout: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) topology: Topology,
@@ -49,6 +58,7 @@ pub(crate) struct Settings {
     pub(crate) max_retries: usize,
     pub(crate) min_retry_interval: Duration,
     pub(crate) max_retry_interval: Duration,
+    pub(crate) wait_replicas: Option<WaitReplicas>,
 }
 
 impl Settings {
@@ -117,6 +127,11 @@ impl Settings {
                 "a Redis Cluster has database 0 only",
             ));
         }
+        // Writes and reads share one deadline on a multiplexed connection; take the longer.
+        let read_timeout = metadata
+            .duration_or("readTimeout", Duration::from_secs(3))?
+            .max(metadata.duration_or("writeTimeout", Duration::from_secs(3))?);
+        let wait_replicas = wait_replicas(metadata, &topology, read_timeout)?;
         Ok(Settings {
             topology,
             username: metadata.non_empty("redisUsername").map(str::to_string),
@@ -124,17 +139,54 @@ impl Settings {
             db,
             tls,
             dial_timeout: metadata.duration_or("dialTimeout", Duration::from_secs(5))?,
-            // Writes and reads share one deadline on a multiplexed connection; take the longer.
-            read_timeout: metadata
-                .duration_or("readTimeout", Duration::from_secs(3))?
-                .max(metadata.duration_or("writeTimeout", Duration::from_secs(3))?),
+            read_timeout,
             max_retries: metadata.number_or("redisMaxRetries", 3)?,
             min_retry_interval: metadata
                 .duration_or("redisMinRetryInterval", Duration::from_millis(8))?,
             max_retry_interval: metadata
                 .duration_or("redisMaxRetryInterval", Duration::from_millis(512))?,
+            wait_replicas,
         })
     }
+}
+
+/// `waitReplicas` and `waitReplicasTimeout`. The timeout defaults to half the read timeout and
+/// must stay below it: the grant script and `WAIT` go out as one request bounded by the read
+/// timeout, and a `WAIT` still running when that bound cuts the request off would leave a
+/// grant nobody answers for, where a `WAIT` that ends first lets the store release it.
+fn wait_replicas(
+    metadata: &Metadata,
+    topology: &Topology,
+    read_timeout: Duration,
+) -> Result<Option<WaitReplicas>, ConfigError> {
+    let replicas: u32 = metadata.number_or("waitReplicas", 0)?;
+    let timeout = metadata.duration_or("waitReplicasTimeout", read_timeout / 2)?;
+    if replicas == 0 {
+        if metadata.non_empty("waitReplicasTimeout").is_some() {
+            return Err(ConfigError::field(
+                "waitReplicasTimeout",
+                "has no effect without waitReplicas (the number of replicas to wait for)",
+            ));
+        }
+        return Ok(None);
+    }
+    if let Topology::Node(_) = topology {
+        return Err(ConfigError::field(
+            "waitReplicas",
+            "needs replicas, which one server without Sentinel may not have: use failover: \
+             true (Sentinel) or redisType: cluster",
+        ));
+    }
+    if timeout.is_zero() || timeout >= read_timeout {
+        return Err(ConfigError::field(
+            "waitReplicasTimeout",
+            format!(
+                "must be above 0 and below the read timeout ({read_timeout:?}), which bounds \
+                 the grant and the wait together"
+            ),
+        ));
+    }
+    Ok(Some(WaitReplicas { replicas, timeout }))
 }
 
 #[cfg(test)]
@@ -164,6 +216,45 @@ mod tests {
         assert_eq!(s.read_timeout, Duration::from_secs(3)); // writeTimeout's default is longer
         assert_eq!(s.dial_timeout, Duration::from_secs(5));
         assert!(s.tls.is_none());
+        assert_eq!(s.wait_replicas, None);
+    }
+
+    #[test]
+    fn wait_replicas() {
+        let sentinel = [
+            ("redisHost", "s1:26379"),
+            ("failover", "true"),
+            ("sentinelMasterName", "m"),
+            ("readTimeout", "2s"),
+            ("writeTimeout", "2s"),
+        ];
+        let with = |extra: &[(&str, &str)]| {
+            let mut items = sentinel.to_vec();
+            items.extend_from_slice(extra);
+            Settings::from_metadata(&metadata(&items))
+        };
+        assert_eq!(
+            with(&[("waitReplicas", "1")]).unwrap().wait_replicas,
+            Some(WaitReplicas {
+                replicas: 1,
+                timeout: Duration::from_secs(1)
+            })
+        );
+        assert_eq!(
+            with(&[("waitReplicas", "2"), ("waitReplicasTimeout", "250ms")])
+                .unwrap()
+                .wait_replicas,
+            Some(WaitReplicas {
+                replicas: 2,
+                timeout: Duration::from_millis(250)
+            })
+        );
+        assert_eq!(with(&[("waitReplicas", "0")]).unwrap().wait_replicas, None);
+        for timeout in ["2s", "5s", "0s"] {
+            let refused =
+                with(&[("waitReplicas", "1"), ("waitReplicasTimeout", timeout)]).unwrap_err();
+            assert_eq!(refused.field.as_deref(), Some("waitReplicasTimeout"));
+        }
     }
 
     #[test]
@@ -225,6 +316,22 @@ mod tests {
                 "dialTimeout",
             ),
             (&[("redisHost", "h:1"), ("redisType", "ring")], "redisType"),
+            (
+                &[("redisHost", "h:1"), ("waitReplicas", "1")],
+                "waitReplicas",
+            ),
+            (
+                &[
+                    ("redisHost", "h:1"),
+                    ("redisType", "cluster"),
+                    ("waitReplicas", "many"),
+                ],
+                "waitReplicas",
+            ),
+            (
+                &[("redisHost", "h:1"), ("waitReplicasTimeout", "1s")],
+                "waitReplicasTimeout",
+            ),
             (&[("redisHost", "h:1"), ("failover", "yes")], "failover"),
             (
                 &[("redisHost", "h:1"), ("failover", "true")],

@@ -8,7 +8,13 @@
 //!
 //! One pub/sub connection per store carries the subscriptions. When it breaks, waiters fall
 //! back to polling (their waits are bounded anyway) while it reconnects with backoff, and the
-//! channels still wanted are subscribed again.
+//! channels still wanted are subscribed again. Its task ends when the store is dropped (a
+//! reload, a shutdown), not at its next message, which may never come.
+//!
+//! A waiter's time limit covers its subscription too: SUBSCRIBEs queue behind one another on
+//! the one connection, and a waiter whose limit passes in the queue goes on without it. The
+//! SUBSCRIBE itself runs to its end in a task of its own, so the connection's state stays the
+//! one the waiters' interests ask for.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
@@ -16,6 +22,8 @@ use std::time::Duration;
 
 use redis::aio::PubSubSink;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::connection::Connection;
 
@@ -26,6 +34,7 @@ pub(crate) fn channel(lock_key: &str) -> String {
 
 pub(crate) struct ReleaseSignal {
     shared: Arc<Shared>,
+    listener: JoinHandle<()>,
 }
 
 struct Shared {
@@ -46,20 +55,21 @@ pub(crate) struct Interest {
 }
 
 impl ReleaseSignal {
-    /// Starts the subscription connection's task, which ends when the store is dropped.
+    /// Starts the subscription connection's task, which ends when this is dropped.
     pub(crate) fn start(connection: Weak<Connection>, timeout: Duration) -> ReleaseSignal {
         let shared = Arc::new(Shared {
             wanted: Mutex::new(HashMap::new()),
             live: tokio::sync::Mutex::new(None),
             timeout,
         });
-        tokio::spawn(listen(connection, Arc::downgrade(&shared)));
-        ReleaseSignal { shared }
+        let listener = tokio::spawn(listen(connection, Arc::downgrade(&shared)));
+        ReleaseSignal { shared, listener }
     }
 
-    /// Registers interest in `channel`, subscribed (or given up on) before it returns, so a
-    /// release published after this is seen.
-    pub(crate) async fn watch(&self, channel: String) -> Interest {
+    /// Registers interest in `channel`, subscribed before it returns, so a release published
+    /// after this is seen; or not subscribed (the waiter then polls) if that takes until
+    /// `deadline`.
+    pub(crate) async fn watch(&self, channel: String, deadline: Instant) -> Interest {
         let released = {
             let mut wanted = self.shared.wanted.lock().expect("not poisoned");
             let (count, sender) = wanted
@@ -68,12 +78,24 @@ impl ReleaseSignal {
             *count += 1;
             sender.subscribe()
         };
-        self.shared.reconcile(&channel).await;
-        Interest {
+        // Made before the wait, so a waiter that gives up still gives its interest back.
+        let interest = Interest {
             shared: self.shared.clone(),
             channel,
             released,
-        }
+        };
+        let shared = self.shared.clone();
+        let channel = interest.channel.clone();
+        let subscribing = tokio::spawn(async move { shared.reconcile(&channel).await });
+        let _ = tokio::time::timeout_at(deadline, subscribing).await;
+        interest
+    }
+}
+
+impl Drop for ReleaseSignal {
+    fn drop(&mut self) {
+        // Its connection closes with it.
+        self.listener.abort();
     }
 }
 
@@ -194,5 +216,28 @@ async fn listen(connection: Weak<Connection>, shared: Weak<Shared>) {
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_queued_behind_a_slow_subscribe_keeps_its_deadline() {
+        let signal = ReleaseSignal::start(Weak::new(), Duration::from_secs(3));
+        // Another waiter's SUBSCRIBE is in flight on the one connection.
+        let in_flight = signal.shared.live.lock().await;
+        let deadline = Instant::now() + Duration::from_millis(100);
+        let interest = tokio::time::timeout(
+            Duration::from_secs(60),
+            signal.watch("c".to_string(), deadline),
+        )
+        .await
+        .expect("the watch returned by its deadline");
+        assert!(Instant::now() <= deadline);
+        drop(interest);
+        assert!(signal.shared.wanted.lock().unwrap().is_empty());
+        drop(in_flight);
     }
 }
