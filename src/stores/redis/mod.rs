@@ -159,7 +159,21 @@ impl RedisStore {
 
     /// Releases a grant that its replicas did not confirm, if the lock still holds it.
     async fn release_unconfirmed(&self, lock: &str, owner: &str, token: u64) {
-        let released: Result<i64, RedisError> = self
+        if let Err(error) = self.release_grant(lock, owner, token).await {
+            // Held until its expiry; the caller was told it was not granted either way.
+            tracing::warn!("an unconfirmed grant of {lock} stays until it expires: {error}");
+        }
+    }
+
+    /// Releases the grant of `owner` with `token` at `lock` (a Redis key), only while the lock
+    /// is still held under that token: never a later grant of the same owner.
+    async fn release_grant(
+        &self,
+        lock: &str,
+        owner: &str,
+        token: u64,
+    ) -> Result<OwnerChecked, StoreError> {
+        let released: i64 = self
             .release_grant
             .key(lock)
             .key(token_key(lock))
@@ -167,12 +181,13 @@ impl RedisStore {
             .arg(format!("{owner}|{token}"))
             .arg(signal::channel(lock))
             .invoke_async(&mut self.connection.handle())
-            .await;
-        if let Err(error) = released {
-            // Held until its expiry; the caller was told it was not granted either way.
-            tracing::warn!("an unconfirmed grant of {lock} stays until it expires: {error}");
-            self.connection.failed(&error);
-        }
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(if released == 1 {
+            OwnerChecked::Applied
+        } else {
+            OwnerChecked::NotHeld
+        })
     }
 
     /// Who holds the lock at `lock` (a Redis key), reported under the store key `key`.
@@ -278,6 +293,19 @@ impl LockStore for RedisStore {
         let lock = self.layout.lock_key(key);
         self.owner_checked(&self.unlock, &lock, owner, signal::channel(&lock), None)
             .await
+    }
+
+    async fn take_back(
+        &self,
+        key: &str,
+        owner: &str,
+        grant: Grant,
+    ) -> Result<OwnerChecked, StoreError> {
+        let lock = self.layout.lock_key(key);
+        match grant.fencing_token {
+            Some(token) => self.release_grant(&lock, owner, token).await,
+            None => self.unlock(key, owner).await,
+        }
     }
 
     async fn renew(
