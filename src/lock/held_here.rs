@@ -4,7 +4,8 @@
 //! expired. It is this sidecar's view only: a lock renewed through another sidecar, or
 //! released by force elsewhere, is seen here as expiring at the last expiry this sidecar gave.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -18,10 +19,26 @@ const SWEEP: Duration = Duration::from_millis(250);
 
 #[derive(Default)]
 pub(crate) struct HeldHere {
-    /// By store name and key.
-    locks: Mutex<HashMap<(String, String), Held>>,
+    locks: Mutex<Locks>,
     /// Whether the sweeping task runs; started by the first grant, which runs on the runtime.
     sweeping: AtomicBool,
+}
+
+/// The locks, and their expiries in deadline order, so a sweep looks at the locks that
+/// expired and no others, however many are held.
+#[derive(Default)]
+struct Locks {
+    /// By store name and key.
+    by_key: HashMap<(String, String), Held>,
+    /// Every expiry given, soonest first. An entry whose lock was renewed or released since is
+    /// stale: the sweep drops it when its time comes, so stale entries last one expiry at most.
+    by_expiry: BinaryHeap<Reverse<(Instant, (String, String))>>,
+}
+
+impl Locks {
+    fn expires(&mut self, at: (String, String), expires: Instant) {
+        self.by_expiry.push(Reverse((expires, at)));
+    }
 }
 
 struct Held {
@@ -39,13 +56,17 @@ impl HeldHere {
         owner: &str,
         ttl: Duration,
     ) {
+        let expires = Instant::now() + ttl;
         let held = Held {
             resource: resource.to_string(),
             owner: owner.to_string(),
-            expires: Instant::now() + ttl,
+            expires,
         };
-        self.lock()
-            .insert((store.to_string(), key.to_string()), held);
+        let at = (store.to_string(), key.to_string());
+        let mut locks = self.lock();
+        locks.by_key.insert(at.clone(), held);
+        locks.expires(at, expires);
+        drop(locks);
         if !self.sweeping.swap(true, Ordering::Relaxed) {
             tokio::spawn(sweep(Arc::downgrade(self)));
         }
@@ -54,22 +75,28 @@ impl HeldHere {
     /// The owner renewed the lock for `ttl` from now.
     pub(crate) fn renewed(&self, store: &str, key: &str, owner: &str, ttl: Duration) {
         let mut locks = self.lock();
-        if let Some(held) = locks.get_mut(&(store.to_string(), key.to_string())) {
-            if held.owner == owner {
-                held.expires = Instant::now() + ttl;
-            }
+        let at = (store.to_string(), key.to_string());
+        let Some(held) = locks.by_key.get_mut(&at) else {
+            return;
+        };
+        if held.owner == owner {
+            let expires = Instant::now() + ttl;
+            held.expires = expires;
+            locks.expires(at, expires);
         }
     }
 
     /// The lock is no longer held: released by its owner, or by force.
     pub(crate) fn released(&self, store: &str, key: &str) {
-        self.lock().remove(&(store.to_string(), key.to_string()));
+        self.lock()
+            .by_key
+            .remove(&(store.to_string(), key.to_string()));
     }
 
     /// How many locks are held through this sidecar, by store.
     pub(crate) fn counts(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
-        for (store, _) in self.lock().keys() {
+        for (store, _) in self.lock().by_key.keys() {
             *counts.entry(store.clone()).or_default() += 1;
         }
         counts
@@ -79,19 +106,32 @@ impl HeldHere {
     fn expire(&self) {
         let now = Instant::now();
         let mut expired = Vec::new();
-        self.lock().retain(|(store, _), held| {
-            let live = held.expires > now;
-            if !live {
-                expired.push((store.clone(), held.resource.clone(), held.owner.clone()));
+        let mut locks = self.lock();
+        while let Some(Reverse((expires, _))) = locks.by_expiry.peek() {
+            if *expires > now {
+                break;
             }
-            live
-        });
+            let Some(Reverse((_, at))) = locks.by_expiry.pop() else {
+                break;
+            };
+            // Renewed (a later entry stands for it) or released since: stale.
+            if locks
+                .by_key
+                .get(&at)
+                .is_some_and(|held| held.expires <= now)
+            {
+                if let Some(held) = locks.by_key.remove(&at) {
+                    expired.push((at.0, held.resource, held.owner));
+                }
+            }
+        }
+        drop(locks);
         for (store, resource, owner) in expired {
             events::publish(&store, &resource, &owner, What::Expired);
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Held>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Locks> {
         // Plain data: a panic elsewhere while holding it leaves it usable.
         self.locks.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -142,5 +182,22 @@ mod tests {
         tokio::time::sleep(SECOND).await;
         assert_eq!(expired_in(store), ["forgotten", "renewed"]);
         assert_eq!(held.counts().get(store), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sweep_drops_the_stale_expiries_of_renewed_and_released_locks() {
+        let store = "held-here-stale";
+        let held = Arc::new(HeldHere::default());
+        held.granted(store, "k", "renewed", "o", SECOND);
+        for _ in 0..1000 {
+            held.renewed(store, "k", "o", SECOND);
+        }
+        held.granted(store, "gone", "released", "o", SECOND);
+        held.released(store, "gone");
+        assert_eq!(held.lock().by_expiry.len(), 1002);
+        tokio::time::sleep(SECOND * 2).await;
+        assert_eq!(expired_in(store), ["renewed"]);
+        assert!(held.lock().by_expiry.is_empty());
+        assert!(held.lock().by_key.is_empty());
     }
 }
