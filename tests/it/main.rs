@@ -12,6 +12,7 @@ mod contract;
 mod dapr_api;
 mod dropin;
 mod etcd;
+mod etcd_lost_answers;
 mod faults;
 mod fuzz;
 mod health;
