@@ -7,11 +7,18 @@
 //! The map is split into shards, each behind its own mutex held only for a map operation, so
 //! there is no global lock on the hot path. An expired entry counts as free the moment its
 //! deadline passes (checked on every access, to the millisecond) and a background sweep removes
-//! the ones nobody touches again, so memory does not grow without bound.
+//! the ones nobody touches again, so memory does not grow without bound. Each shard keeps its
+//! entries in deadline order too, so the sweep looks only at the entries that expired, not at
+//! every lock held.
+//!
+//! The store holds at most `DEFAULT_MAX_LOCKS` locks: past it a try for a new key fails with
+//! an error saying so (after a sweep of what expired), never a grant, so a client that takes
+//! locks and never releases them exhausts the limit rather than the process's memory.
 
 use std::collections::hash_map::{Entry, HashMap};
+use std::collections::BTreeSet;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -27,6 +34,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// Entries a shard's table keeps room for however empty it gets: small tables are not worth
 /// shrinking and growing again.
 const MIN_ROOM: usize = 32;
+/// The most locks the store holds at once: far above any real use of one sidecar, far below
+/// what would exhaust its memory (an entry takes about 200 bytes with its key).
+pub(crate) const DEFAULT_MAX_LOCKS: usize = 1_000_000;
 
 struct Held {
     owner: String,
@@ -41,9 +51,66 @@ impl Held {
 }
 
 struct Shard {
-    locks: Mutex<HashMap<String, Held>>,
+    locks: Mutex<Table>,
     /// Woken whenever a key of this shard is released, for `wait_for_release`.
     released: Notify,
+}
+
+/// A shard's locks, and the same keys in deadline order; every change goes through here, so
+/// the two always hold the same entries.
+#[derive(Default)]
+struct Table {
+    held: HashMap<String, Held>,
+    expiries: BTreeSet<(Instant, String)>,
+}
+
+impl Table {
+    fn get(&self, key: &str) -> Option<&Held> {
+        self.held.get(key)
+    }
+
+    fn put(&mut self, key: &str, held: Held) -> &mut Held {
+        if let Some(old) = self.held.get(key) {
+            self.expiries.remove(&(old.deadline, key.to_string()));
+        }
+        self.expiries.insert((held.deadline, key.to_string()));
+        match self.held.entry(key.to_string()) {
+            Entry::Occupied(mut entry) => {
+                entry.insert(held);
+                entry.into_mut()
+            }
+            Entry::Vacant(entry) => entry.insert(held),
+        }
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Held> {
+        let held = self.held.remove(key)?;
+        self.expiries.remove(&(held.deadline, key.to_string()));
+        Some(held)
+    }
+
+    fn set_deadline(&mut self, key: &str, deadline: Instant) {
+        if let Some(held) = self.held.get_mut(key) {
+            self.expiries.remove(&(held.deadline, key.to_string()));
+            held.deadline = deadline;
+            self.expiries.insert((deadline, key.to_string()));
+        }
+    }
+
+    /// Removes the entries whose deadline is not after `now`; answers how many.
+    fn expire(&mut self, now: Instant) -> usize {
+        let mut removed = 0;
+        while let Some((deadline, _)) = self.expiries.first() {
+            if *deadline > now {
+                break;
+            }
+            if let Some((_, key)) = self.expiries.pop_first() {
+                self.held.remove(&key);
+                removed += 1;
+            }
+        }
+        removed
+    }
 }
 
 /// The embedded lock store.
@@ -54,12 +121,22 @@ pub(crate) struct MemoryStore {
     /// microseconds so tokens keep increasing across restarts of the process, as long as the
     /// clock does not step back and grants average under a million per second.
     last_token: AtomicU64,
+    /// Entries in every shard, expired ones not yet swept included.
+    entries: AtomicUsize,
+    max_locks: usize,
 }
 
+/// Why a try could not put a new key in.
+struct Full;
+
 impl MemoryStore {
-    /// Creates the store and, inside a tokio runtime, its background sweep, which ends when
-    /// the store is dropped.
+    /// Creates the store, holding at most `DEFAULT_MAX_LOCKS`, and, inside a tokio runtime,
+    /// its background sweep, which ends when the store is dropped.
     pub(crate) fn new() -> Arc<Self> {
+        Self::with_max_locks(DEFAULT_MAX_LOCKS)
+    }
+
+    fn with_max_locks(max_locks: usize) -> Arc<Self> {
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
@@ -67,12 +144,14 @@ impl MemoryStore {
         let store = Arc::new(MemoryStore {
             shards: (0..SHARDS)
                 .map(|_| Shard {
-                    locks: Mutex::new(HashMap::new()),
+                    locks: Mutex::new(Table::default()),
                     released: Notify::new(),
                 })
                 .collect(),
             hasher: RandomState::new(),
             last_token: AtomicU64::new(seed),
+            entries: AtomicUsize::new(0),
+            max_locks,
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(sweep(Arc::downgrade(&store)));
@@ -84,32 +163,62 @@ impl MemoryStore {
         &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
-    fn locks(shard: &Shard) -> MutexGuard<'_, HashMap<String, Held>> {
+    fn locks(shard: &Shard) -> MutexGuard<'_, Table> {
         // A panic while holding a shard lock cannot leave a map half-updated (every change is
         // one map operation), so a poisoned mutex is safe to keep using.
         shard.locks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Removes expired entries; returns how many are left.
+    /// Removes expired entries, each shard's in deadline order; returns how many are left.
     fn sweep_once(&self) -> usize {
         let now = Instant::now();
         let mut left = 0;
         for shard in self.shards.iter() {
             let mut locks = Self::locks(shard);
-            let before = locks.len();
-            locks.retain(|_, held| held.is_live(now));
+            let removed = locks.expire(now);
             // A burst leaves each table sized for its peak: once it is mostly empty, hand the
             // room back, so memory follows the locks held rather than the most ever held.
-            let live = locks.len();
-            if locks.capacity() > 4 * live.max(MIN_ROOM) {
-                locks.shrink_to(2 * live);
+            let live = locks.held.len();
+            if locks.held.capacity() > 4 * live.max(MIN_ROOM) {
+                locks.held.shrink_to(2 * live);
             }
             left += live;
-            if locks.len() < before {
+            if removed > 0 {
+                self.entries.fetch_sub(removed, Ordering::Relaxed);
                 shard.released.notify_waiters();
             }
         }
         left
+    }
+
+    /// Counts one more entry, unless the store is full.
+    fn reserve(&self) -> Result<(), Full> {
+        if self.entries.fetch_add(1, Ordering::Relaxed) < self.max_locks {
+            return Ok(());
+        }
+        self.entries.fetch_sub(1, Ordering::Relaxed);
+        Err(Full)
+    }
+
+    /// One try at `key`; `Full` when the key is new and the store holds its maximum.
+    fn try_once(&self, key: &str, owner: &str, ttl: Duration) -> Result<TryLockOutcome, Full> {
+        let now = Instant::now();
+        let mut locks = Self::locks(self.shard(key));
+        match locks.get(key) {
+            Some(held) if held.is_live(now) => return Ok(TryLockOutcome::Held),
+            Some(_) => {} // expired: replaced, the count unchanged
+            None => self.reserve()?,
+        }
+        let held = Held {
+            owner: owner.to_string(),
+            deadline: Self::deadline(ttl),
+            // Taken under the shard lock, so successive holders of a key see increasing tokens.
+            fencing_token: self.last_token.fetch_add(1, Ordering::Relaxed) + 1,
+        };
+        let slot = locks.put(key, held);
+        Ok(TryLockOutcome::Granted(Grant {
+            fencing_token: Some(slot.fencing_token),
+        }))
     }
 
     fn deadline(ttl: Duration) -> Instant {
@@ -120,12 +229,7 @@ impl MemoryStore {
     }
 
     /// Applies `change` to `key`'s entry if `owner` holds it live; shared by unlock and renew.
-    fn with_owned(
-        &self,
-        key: &str,
-        owner: &str,
-        change: impl FnOnce(&mut HashMap<String, Held>),
-    ) -> OwnerChecked {
+    fn with_owned(&self, key: &str, owner: &str, change: impl FnOnce(&mut Table)) -> OwnerChecked {
         let shard = self.shard(key);
         let mut locks = Self::locks(shard);
         match locks.get(key) {
@@ -163,33 +267,24 @@ impl LockStore for MemoryStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<TryLockOutcome, StoreError> {
-        let now = Instant::now();
-        let mut locks = Self::locks(self.shard(key));
-        let held = Held {
-            owner: owner.to_string(),
-            deadline: Self::deadline(ttl),
-            fencing_token: 0,
-        };
-        let slot = match locks.entry(key.to_string()) {
-            Entry::Occupied(entry) if entry.get().is_live(now) => {
-                return Ok(TryLockOutcome::Held);
-            }
-            Entry::Occupied(mut entry) => {
-                entry.insert(held);
-                entry.into_mut()
-            }
-            Entry::Vacant(entry) => entry.insert(held),
-        };
-        // Taken under the shard lock, so successive holders of a key see increasing tokens.
-        slot.fencing_token = self.last_token.fetch_add(1, Ordering::Relaxed) + 1;
-        Ok(TryLockOutcome::Granted(Grant {
-            fencing_token: Some(slot.fencing_token),
-        }))
+        if let Ok(outcome) = self.try_once(key, owner, ttl) {
+            return Ok(outcome);
+        }
+        // Full: what expired makes room, then once more.
+        self.sweep_once();
+        self.try_once(key, owner, ttl).map_err(|Full| {
+            StoreError::Failed(format!(
+                "the in-memory store holds its maximum of {} locks: release some first",
+                self.max_locks
+            ))
+        })
     }
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
         let outcome = self.with_owned(key, owner, |locks| {
-            locks.remove(key);
+            if locks.remove(key).is_some() {
+                self.entries.fetch_sub(1, Ordering::Relaxed);
+            }
         });
         if outcome == OwnerChecked::Applied {
             self.shard(key).released.notify_waiters();
@@ -204,9 +299,7 @@ impl LockStore for MemoryStore {
         ttl: Duration,
     ) -> Result<OwnerChecked, StoreError> {
         Ok(self.with_owned(key, owner, |locks| {
-            if let Some(held) = locks.get_mut(key) {
-                held.deadline = Self::deadline(ttl);
-            }
+            locks.set_deadline(key, Self::deadline(ttl))
         }))
     }
 
@@ -226,6 +319,7 @@ impl LockStore for MemoryStore {
             let locks = Self::locks(shard);
             found.extend(
                 locks
+                    .held
                     .iter()
                     .filter(|(key, held)| key.starts_with(prefix) && held.is_live(now))
                     .map(|(key, held)| info(key, held, now)),
@@ -238,6 +332,9 @@ impl LockStore for MemoryStore {
     async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
         let shard = self.shard(key);
         let removed = Self::locks(shard).remove(key);
+        if removed.is_some() {
+            self.entries.fetch_sub(1, Ordering::Relaxed);
+        }
         let was_held = removed.is_some_and(|held| held.is_live(Instant::now()));
         if was_held {
             shard.released.notify_waiters();
@@ -382,6 +479,61 @@ mod tests {
         token(store.try_lock("live", "a", TTL).await.unwrap());
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(store.sweep_once(), 1);
+    }
+
+    #[tokio::test]
+    async fn past_its_maximum_a_try_for_a_new_key_fails_and_a_held_one_is_held() {
+        let store = MemoryStore::with_max_locks(3);
+        for key in ["a", "b"] {
+            token(store.try_lock(key, "o", TTL).await.unwrap());
+        }
+        token(
+            store
+                .try_lock("short", "o", Duration::from_millis(20))
+                .await
+                .unwrap(),
+        );
+        let full = store.try_lock("c", "o", TTL).await.unwrap_err();
+        assert!(full.to_string().contains("maximum of 3 locks"), "{full}");
+        assert_eq!(
+            store.try_lock("a", "p", TTL).await,
+            Ok(TryLockOutcome::Held)
+        );
+        // A lock that expired makes room, and so does a release.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        token(store.try_lock("c", "o", TTL).await.unwrap());
+        assert!(store.try_lock("d", "o", TTL).await.is_err());
+        store.unlock("a", "o").await.unwrap();
+        token(store.try_lock("d", "o", TTL).await.unwrap());
+        assert_eq!(store.force_release("d").await, Ok(true));
+        token(store.try_lock("e", "o", TTL).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_deadline_order_follows_every_change() {
+        let store = MemoryStore::new();
+        let short = Duration::from_millis(20);
+        for i in 0..50 {
+            token(store.try_lock(&format!("k{i}"), "a", short).await.unwrap());
+        }
+        for i in 0..10 {
+            store.renew(&format!("k{i}"), "a", TTL).await.unwrap();
+        }
+        for i in 10..20 {
+            store.unlock(&format!("k{i}"), "a").await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        // An expired key taken again is one entry, at its new deadline.
+        token(store.try_lock("k20", "b", TTL).await.unwrap());
+        for shard in store.shards.iter() {
+            let locks = MemoryStore::locks(shard);
+            assert_eq!(locks.held.len(), locks.expiries.len());
+        }
+        // The renewed and the retaken keys outlive their first deadline; the rest go.
+        assert_eq!(store.sweep_once(), 11);
+        assert_eq!(store.entries.load(Ordering::Relaxed), 11);
+        assert!(store.inspect("k3").await.unwrap().is_some());
+        assert_eq!(store.inspect("k20").await.unwrap().unwrap().owner, "b");
     }
 
     #[tokio::test]

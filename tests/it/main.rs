@@ -13,6 +13,7 @@ mod contract;
 mod dapr_api;
 mod dropin;
 mod etcd;
+mod etcd_lost_answers;
 mod faults;
 mod fuzz;
 mod health;

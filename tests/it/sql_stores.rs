@@ -1,7 +1,8 @@
 //! What `lock.postgresql` and `lock.mysql` share beyond the suites, written once and run for
 //! each: a refused password names the field and never shows, rows of expired locks are
-//! removed in the background, and a table of the classic layout (key, owner, expiry) that an
-//! older dlock made is migrated with its locks. Each database's own behaviour is in
+//! removed in the background, a table of the classic layout (key, owner, expiry) that an
+//! older dlock made is migrated with its locks, and values of a table changed outside dlock
+//! that the store cannot use (a NULL owner, a negative token) are a clear error, not a crash. Each database's own behaviour is in
 //! `postgresql.rs` and `mysql.rs`.
 
 use std::time::{Duration, Instant};
@@ -9,9 +10,10 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use tokio_postgres::NoTls;
 
-use crate::support::api::{Api, Protocol, SUCCESS};
+use crate::support::api::{Api, Failure, Protocol, SUCCESS};
 use crate::support::backend::{mysql_dsn, postgres_connection_string, unique};
 use crate::support::dlockd::{component, Dlockd, Options};
+use crate::support::locks::{inspect_grpc, list_grpc};
 
 #[derive(Clone, Copy)]
 enum Sql {
@@ -227,6 +229,72 @@ async fn an_older_layout_is_migrated_with_its_locks(sql: Sql) {
     sql.drop_store(&table).await;
 }
 
+async fn unusable_values_in_the_table_are_an_error_naming_the_column(sql: Sql) {
+    let table = format!("unusable_{}", std::process::id());
+    let (null_owner, negative) = (unique("null-owner"), unique("negative"));
+    let key = |resource: &str| format!("lock||app||{resource}");
+    let (null_key, negative_key) = (key(&null_owner), key(&negative));
+    // The current layout, but made by hand: the owner may be NULL, the token negative.
+    let made = match sql {
+        Sql::Postgresql => format!(
+            "DROP TABLE IF EXISTS {table};
+             CREATE SEQUENCE IF NOT EXISTS {table}_fencing;
+             CREATE TABLE {table} (key text PRIMARY KEY, owner text,
+                 expires_at timestamptz NOT NULL, fencing_token bigint NOT NULL);
+             COMMENT ON TABLE {table} IS 'dlock lock table, layout 2';
+             INSERT INTO {table} VALUES
+                 ('{null_key}', NULL, now() + interval '1 hour', 1),
+                 ('{negative_key}', 'x', now() + interval '1 hour', -3);"
+        ),
+        Sql::Mysql => format!(
+            "CREATE DATABASE IF NOT EXISTS dlock;
+             DROP TABLE IF EXISTS dlock.{table};
+             CREATE TABLE dlock.{table} (key_hash BINARY(32) NOT NULL PRIMARY KEY,
+                 lock_key BLOB NOT NULL, owner BLOB NULL, expires_at DATETIME(6) NOT NULL,
+                 fencing_token BIGINT NOT NULL AUTO_INCREMENT, UNIQUE KEY fencing (fencing_token))
+                 ENGINE = InnoDB COMMENT = 'dlock lock table, layout 2';
+             INSERT INTO dlock.{table} (key_hash, lock_key, owner, expires_at, fencing_token) VALUES
+                 (UNHEX(SHA2('{null_key}', 256)), '{null_key}', NULL,
+                  UTC_TIMESTAMP(6) + INTERVAL 1 HOUR, 1),
+                 (UNHEX(SHA2('{negative_key}', 256)), '{negative_key}', 'x',
+                  UTC_TIMESTAMP(6) + INTERVAL 1 HOUR, -3);"
+        ),
+    };
+    sql.execute(&made).await;
+    let sidecar = sql.sidecar(&[("tableName", &table)]);
+    let locks = sidecar.locks().await;
+    let quoted = match sql {
+        Sql::Postgresql => format!("\"{table}\""),
+        Sql::Mysql => format!("`dlock`.`{table}`"),
+    };
+    let refused = |failure: Option<Failure>, column: &str| {
+        let Some(Failure::Grpc { message, .. }) = failure else {
+            panic!("not refused over gRPC: {failure:?}");
+        };
+        let named =
+            format!("the lock table {quoted} holds a value dlock can't use in its column {column}");
+        assert!(message.contains(&named), "{message}");
+    };
+    refused(
+        inspect_grpc(&locks, "store", &null_owner).await.err(),
+        "owner",
+    );
+    refused(list_grpc(&locks, "store", &null_owner).await.err(), "owner");
+    let token = inspect_grpc(&locks, "store", &negative).await.err();
+    assert!(format!("{token:?}").contains("-3"), "{token:?}");
+    refused(token, "fencing_token");
+    // The sidecar is still up, and the store works for every other key.
+    let api = Api::new(&sidecar).await;
+    let free = unique("free");
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &free, "a", 60).await,
+        Ok(true)
+    );
+    assert!(!sidecar.logs().contains("panicked"), "{}", sidecar.logs());
+    drop(sidecar);
+    sql.drop_store(&table).await;
+}
+
 /// The tests above, for one database.
 macro_rules! sql_store_tests {
     ($module:ident, $sql:expr) => {
@@ -244,6 +312,11 @@ macro_rules! sql_store_tests {
             #[tokio::test]
             async fn an_older_layout_is_migrated_with_its_locks() {
                 super::an_older_layout_is_migrated_with_its_locks($sql).await;
+            }
+
+            #[tokio::test]
+            async fn unusable_values_in_the_table_are_an_error_naming_the_column() {
+                super::unusable_values_in_the_table_are_an_error_naming_the_column($sql).await;
             }
         }
     };

@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Bytes;
 use hyper::header::HeaderMap;
 use hyper::{Method, Request};
@@ -52,6 +52,26 @@ pub(crate) struct BlobClient {
     container_path: String,
     timeout: Duration,
     pub(crate) clock: ServiceClock,
+}
+
+/// The most of an answer's body the store reads. The longest answer it asks for, a page of a
+/// listing (at most 5,000 names of at most 1,024 characters, in XML), stays well under it; a
+/// longer one is not read into memory.
+const MAX_ANSWER: usize = 16 * 1024 * 1024;
+
+/// Reads a body of at most `limit` bytes; a longer one is an error saying so, read no further.
+async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, String>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(format!(
+            "answered with a body longer than {limit} bytes, which the store does not read"
+        )),
+        Err(e) => Err(format!("cut the answer: {e}")),
+    }
 }
 
 /// Why a request got no usable answer.
@@ -421,11 +441,9 @@ impl BlobClient {
                 Failure::Unreachable(format!("{} unreachable: {reason}", self.origin))
             })?;
             let (parts, body) = response.into_parts();
-            let body = body
-                .collect()
+            let body = read_body(body, MAX_ANSWER)
                 .await
-                .map_err(|e| Failure::Unreachable(format!("{} cut the answer: {e}", self.origin)))?
-                .to_bytes();
+                .map_err(|reason| Failure::Unreachable(format!("{} {reason}", self.origin)))?;
             Ok(Response {
                 status: parts.status.as_u16(),
                 headers: parts.headers,
@@ -499,5 +517,13 @@ mod tests {
         assert_eq!(elements(xml, "NextMarker").next().as_deref(), Some("2!8!x"));
         assert_eq!(elements("<NextMarker />", "NextMarker").next(), None);
         assert_eq!(url_encode("2!8 x/~"), "2%218%20x%2F~");
+    }
+
+    #[tokio::test]
+    async fn an_answer_longer_than_the_limit_is_refused_unread() {
+        let body = || Full::new(Bytes::from(vec![b'x'; 11]));
+        assert_eq!(read_body(body(), 11).await.unwrap().len(), 11);
+        let refused = read_body(body(), 10).await.unwrap_err();
+        assert!(refused.contains("longer than 10 bytes"), "{refused}");
     }
 }

@@ -143,7 +143,7 @@ impl AzureBlobStore {
             return Ok(None);
         };
         let seen = Seen {
-            record: Record::from_metadata(&properties.metadata),
+            record: Record::from_metadata(blob, &properties.metadata)?,
             etag: properties.etag,
             leased: properties.leased,
         };
@@ -273,7 +273,7 @@ impl LockStore for AzureBlobStore {
                     .await?;
                 continue;
             }
-            let granted = seen.record.granted(key, owner, self.deadline(ttl));
+            let granted = seen.record.granted(key, owner, self.deadline(ttl))?;
             let Written::Done(etag) = self
                 .client
                 .set_metadata(&blob, &granted.to_metadata(), None, &seen.etag)

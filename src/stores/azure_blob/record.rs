@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
+use crate::lock::StoreError;
+
 const KEY: &str = "key";
 const OWNER: &str = "owner";
 const DEADLINE: &str = "deadline";
@@ -28,8 +30,13 @@ pub(crate) struct Record {
 }
 
 impl Record {
-    /// The record in a blob's metadata; a blob written by something else reads as free.
-    pub(crate) fn from_metadata(metadata: &HashMap<String, String>) -> Record {
+    /// The record in a blob's metadata; a blob written by something else reads as free. A
+    /// deadline or counter that is there but no number of its kind (a negative counter, say)
+    /// is refused: read as 0, the counter would hand out tokens that went back.
+    pub(crate) fn from_metadata(
+        blob: &str,
+        metadata: &HashMap<String, String>,
+    ) -> Result<Record, StoreError> {
         let text = |name: &str| {
             metadata
                 .get(name)
@@ -37,13 +44,17 @@ impl Record {
                 .and_then(|bytes| String::from_utf8(bytes).ok())
                 .unwrap_or_default()
         };
-        let number = |name: &str| metadata.get(name).and_then(|v| v.parse().ok());
-        Record {
+        Ok(Record {
             key: text(KEY),
             owner: text(OWNER),
-            deadline: number(DEADLINE).unwrap_or(0),
-            fencing: number(FENCING).map_or(0, |n: i64| n as u64),
-        }
+            deadline: number(blob, metadata, DEADLINE, "a time in Unix milliseconds")?,
+            fencing: number(
+                blob,
+                metadata,
+                FENCING,
+                "a fencing counter (a whole number from 0)",
+            )?,
+        })
     }
 
     pub(crate) fn to_metadata(&self) -> Vec<(&'static str, String)> {
@@ -61,13 +72,24 @@ impl Record {
     }
 
     /// The record of a grant to `owner` until `deadline`: the next fencing token.
-    pub(crate) fn granted(&self, key: &str, owner: &str, deadline: i64) -> Record {
-        Record {
+    pub(crate) fn granted(
+        &self,
+        key: &str,
+        owner: &str,
+        deadline: i64,
+    ) -> Result<Record, StoreError> {
+        let fencing = self.fencing.checked_add(1).ok_or_else(|| {
+            StoreError::Failed(format!(
+                "the blob of '{key}' has used up its fencing counter ({})",
+                self.fencing
+            ))
+        })?;
+        Ok(Record {
             key: key.to_string(),
             owner: owner.to_string(),
             deadline,
-            fencing: self.fencing + 1,
-        }
+            fencing,
+        })
     }
 
     /// The same record, released: no owner, the counter kept.
@@ -80,26 +102,70 @@ impl Record {
     }
 }
 
+/// A number in the metadata field `name`: 0 when absent, an error naming the field when it is
+/// not `what`.
+fn number<T: std::str::FromStr + Default>(
+    blob: &str,
+    metadata: &HashMap<String, String>,
+    name: &str,
+    what: &str,
+) -> Result<T, StoreError> {
+    match metadata.get(name) {
+        None => Ok(T::default()),
+        Some(value) => value.parse().map_err(|_| {
+            StoreError::Failed(format!(
+                "the metadata '{name}' of the blob {blob} is '{value}', which is not {what}"
+            ))
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn round_trip_through_metadata() {
-        let record = Record::default().granted("lock||a||ünï/c.", "owner ✓", 1_700_000_000_123);
+        let record = Record::default()
+            .granted("lock||a||ünï/c.", "owner ✓", 1_700_000_000_123)
+            .unwrap();
         let metadata: HashMap<String, String> = record
             .to_metadata()
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
         assert!(metadata.values().all(|v| v.is_ascii()));
-        assert_eq!(Record::from_metadata(&metadata), record);
+        assert_eq!(Record::from_metadata("b", &metadata).unwrap(), record);
         assert_eq!(record.fencing, 1);
         assert!(record.held_at(1_700_000_000_122));
         assert!(!record.held_at(1_700_000_000_123));
         let released = record.released();
         assert!(!released.held_at(0));
-        assert_eq!(released.granted("k", "b", 5).fencing, 2);
-        assert_eq!(Record::from_metadata(&HashMap::new()), Record::default());
+        assert_eq!(released.granted("k", "b", 5).unwrap().fencing, 2);
+        assert_eq!(
+            Record::from_metadata("b", &HashMap::new()).unwrap(),
+            Record::default()
+        );
+    }
+
+    #[test]
+    fn a_counter_that_is_no_counter_is_refused_never_read_as_zero() {
+        for counter in ["-5", "seven", "1.5"] {
+            let metadata = HashMap::from([(FENCING.to_string(), counter.to_string())]);
+            let refused = Record::from_metadata("b", &metadata)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                refused.contains(&format!("'fencing' of the blob b is '{counter}'")),
+                "{refused}"
+            );
+        }
+        let deadline = HashMap::from([(DEADLINE.to_string(), "soon".to_string())]);
+        assert!(Record::from_metadata("b", &deadline).is_err());
+        let spent = Record {
+            fencing: u64::MAX,
+            ..Record::default()
+        };
+        assert!(spent.granted("k", "o", 1).is_err());
     }
 }

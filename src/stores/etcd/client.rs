@@ -4,6 +4,15 @@
 //! last is asked first next time. With a user name, the token from etcd's Authenticate call
 //! rides on every call as the `token` header, and a token etcd no longer knows (simple tokens
 //! expire when idle) is replaced by authenticating again.
+//!
+//! A write is sent once. When its answer is lost (a timeout, a connection that broke after
+//! the request went out) the write may or may not have run, and a copy sent again would be
+//! answered as if the first had not: an unlock that ran would come back "not held". So a
+//! write is tried on another member only when it certainly never reached etcd (no connection
+//! could be made, or etcd turned it away for want of a leader); otherwise the caller is told
+//! the outcome is unknown (`Sent::Unknown`) and reads the key back to learn what happened.
+//! Reads, and writes whose effect is the same done twice (a lease kept alive or revoked), are
+//! tried again freely.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,18 +21,40 @@ use std::time::{Duration, Instant};
 
 use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-use tonic::{Code, Request, Status, Streaming};
+use tonic::{Code, ConnectError, Request, Status, Streaming};
 
 use super::settings::{Credentials, Settings};
 use crate::config::ConfigError;
 use crate::lock::StoreError;
 use crate::proto::etcd::etcdserverpb::{
     auth_client::AuthClient, kv_client::KvClient, lease_client::LeaseClient,
-    watch_client::WatchClient, AuthenticateRequest, DeleteRangeRequest, DeleteRangeResponse,
-    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseRevokeRequest,
-    LeaseTimeToLiveRequest, RangeRequest, RangeResponse, TxnRequest, TxnResponse, WatchRequest,
-    WatchResponse,
+    watch_client::WatchClient, AuthenticateRequest, LeaseGrantRequest, LeaseGrantResponse,
+    LeaseKeepAliveRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest, RangeRequest, RangeResponse,
+    TxnRequest, TxnResponse, WatchRequest, WatchResponse,
 };
+
+/// The answer to a write sent once, or word that none came though the write may have run.
+pub(crate) enum Sent<T> {
+    Answered(T),
+    /// Why no answer came: the caller reads back what the write would have changed.
+    Unknown(String),
+}
+
+/// Whether a failed call may be sent again, here or to another member.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Resend {
+    /// A read, or a write that does the same done twice.
+    Always,
+    /// A write: only when it certainly never reached etcd.
+    IfUnsent,
+}
+
+/// Why a call failed.
+enum Failure {
+    Store(StoreError),
+    /// A write's answer was lost after it was sent.
+    Unknown(String),
+}
 
 /// The pauses between rounds of attempts on every member.
 const FIRST_PAUSE: Duration = Duration::from_millis(20);
@@ -77,6 +108,20 @@ fn worth_another_member(status: &Status) -> bool {
         status.code(),
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown
     )
+}
+
+/// The request never reached etcd, or etcd turned it away before running it: no connection
+/// could be made (tonic reports that as a `ConnectError` in the status's sources), or the
+/// member has no leader (the `hasleader` header makes etcd refuse at once rather than queue).
+fn never_ran(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.downcast_ref::<ConnectError>().is_some() {
+            return true;
+        }
+        source = error.source();
+    }
+    status.code() == Code::Unavailable && status.message().contains("etcdserver: no leader")
 }
 
 /// etcd no longer knows the token (expired, or the auth store changed since it was issued).
@@ -149,11 +194,40 @@ impl Client {
         }
     }
 
-    /// Runs `call` on the preferred member, then on the others in turn while the failure is
-    /// one another member might not give. When every member has failed (no leader during an
-    /// election, or etcd down), it pauses a little and goes round again, until the request
-    /// timeout: an election is ridden out, an outage fails within the timeout.
+    /// Runs `call` (a read, or a write that does the same done twice) as `attempts` does,
+    /// sending it again whatever the failure.
     async fn call<T, F, Fut>(&self, call: F) -> Result<T, StoreError>
+    where
+        F: Fn(Channel, Stamp) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        self.attempts(Resend::Always, call)
+            .await
+            .map_err(|failure| match failure {
+                Failure::Store(error) => error,
+                Failure::Unknown(reason) => StoreError::Unavailable(reason),
+            })
+    }
+
+    /// Runs a write once as `attempts` does: sent again only where it certainly never ran.
+    async fn write<T, F, Fut>(&self, call: F) -> Result<Sent<T>, StoreError>
+    where
+        F: Fn(Channel, Stamp) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        match self.attempts(Resend::IfUnsent, call).await {
+            Ok(answer) => Ok(Sent::Answered(answer)),
+            Err(Failure::Unknown(reason)) => Ok(Sent::Unknown(reason)),
+            Err(Failure::Store(error)) => Err(error),
+        }
+    }
+
+    /// Runs `call` on the preferred member, then on the others in turn while the failure is
+    /// one another member might not give and `resend` allows another copy. When every member
+    /// has failed (no leader during an election, or etcd down), it pauses a little and goes
+    /// round again, until the request timeout: an election is ridden out, an outage fails
+    /// within the timeout.
+    async fn attempts<T, F, Fut>(&self, resend: Resend, call: F) -> Result<T, Failure>
     where
         F: Fn(Channel, Stamp) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
@@ -180,18 +254,24 @@ impl Client {
             };
             if self.credentials.is_some() && stale_token(&status) && !reauthenticated {
                 reauthenticated = true;
+                // etcd checks the token before it runs anything: nothing ran.
                 match self.authenticate_on(member, left).await {
                     Ok(()) => continue, // the same member again, with the new token
                     Err(status) if worth_another_member(&status) => {}
-                    Err(status) => return Err(failed(member, &status)),
+                    Err(status) => return Err(Failure::Store(failed(member, &status))),
                 }
             } else if !worth_another_member(&status) {
-                return Err(failed(member, &status));
+                return Err(Failure::Store(failed(member, &status)));
             }
             last_failure = format!("{}: {}", member.address, status.message());
             // Every caller moves on: this member may be the one that is gone.
             index = (index + 1) % count;
             self.preferred.store(index, Ordering::Relaxed);
+            if resend == Resend::IfUnsent && !never_ran(&status) {
+                return Err(Failure::Unknown(format!(
+                    "etcd's answer was lost, the write may have run: {last_failure}"
+                )));
+            }
             failed_attempts += 1;
             if failed_attempts % count == 0 {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -202,10 +282,10 @@ impl Client {
         if last_failure.is_empty() {
             last_failure = "no answer".into();
         }
-        Err(StoreError::Unavailable(format!(
+        Err(Failure::Store(StoreError::Unavailable(format!(
             "etcd did not answer within {:?}: {last_failure}",
             self.timeout
-        )))
+        ))))
     }
 
     /// Authenticates on one member and keeps the token for every later call.
@@ -255,31 +335,17 @@ impl Client {
         .await
     }
 
-    pub(crate) async fn txn(&self, request: TxnRequest) -> Result<TxnResponse, StoreError> {
-        self.call(|channel, stamp| {
+    /// A transaction, sent once (see the module's doc).
+    pub(crate) async fn txn(&self, request: TxnRequest) -> Result<Sent<TxnResponse>, StoreError> {
+        self.write(|channel, stamp| {
             let request = stamp.request(request.clone());
             async move { Ok(KvClient::new(channel).txn(request).await?.into_inner()) }
         })
         .await
     }
 
-    pub(crate) async fn delete(
-        &self,
-        request: DeleteRangeRequest,
-    ) -> Result<DeleteRangeResponse, StoreError> {
-        self.call(|channel, stamp| {
-            let request = stamp.request(request.clone());
-            async move {
-                Ok(KvClient::new(channel)
-                    .delete_range(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
-    }
-
     /// A new lease of `seconds`; etcd may grant more (its minimum), and says so in the answer.
+    /// Sent again freely: a lease granted twice leaves one unused, which expires by itself.
     pub(crate) async fn grant(&self, seconds: i64) -> Result<LeaseGrantResponse, StoreError> {
         let request = LeaseGrantRequest {
             ttl: seconds,
@@ -306,13 +372,17 @@ impl Client {
         }
     }
 
-    /// Revokes a lease, deleting whatever key is still attached to it.
+    /// Revokes a lease, deleting whatever key is still attached to it. A lease etcd no longer
+    /// knows is gone already, as a copy sent again after a lost answer finds it.
     pub(crate) async fn revoke(&self, id: i64) -> Result<(), StoreError> {
         self.call(|channel, stamp| {
             let request = stamp.request(LeaseRevokeRequest { id });
             async move {
-                LeaseClient::new(channel).lease_revoke(request).await?;
-                Ok(())
+                match LeaseClient::new(channel).lease_revoke(request).await {
+                    Ok(_) => Ok(()),
+                    Err(status) if status.code() == Code::NotFound => Ok(()),
+                    Err(status) => Err(status),
+                }
             }
         })
         .await

@@ -18,7 +18,7 @@
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::client::Client;
+use super::client::{Client, Sent};
 use super::requests::{compare, delete};
 use crate::proto::etcd::etcdserverpb::{
     compare::{CompareTarget, TargetUnion},
@@ -130,22 +130,29 @@ async fn release_at(client: Weak<Client>, path: Vec<u8>, revision: i64, at: Inst
         CompareTarget::Mod,
         TargetUnion::ModRevision(revision),
     );
-    let answer = client
-        .txn(TxnRequest {
-            compare: vec![unchanged],
-            success: vec![RequestOp {
-                request: Some(Op::RequestDeleteRange(delete(&path))),
-            }],
-            failure: Vec::new(),
-        })
-        .await;
+    let request = TxnRequest {
+        compare: vec![unchanged],
+        success: vec![RequestOp {
+            request: Some(Op::RequestDeleteRange(delete(&path))),
+        }],
+        failure: Vec::new(),
+    };
+    // Guarded by the revision, the delete runs at most once: a copy sent after a lost answer
+    // deletes nothing more, and its lease is left to expire.
+    let mut answer = client.txn(request.clone()).await;
+    if let Ok(Sent::Unknown(_)) = answer {
+        answer = client.txn(request).await;
+    }
     match answer {
-        Ok(answer) if answer.succeeded => {
+        Ok(Sent::Answered(answer)) if answer.succeeded => {
             if let Some(kv) = super::requests::first_record(answer) {
                 client.discard(kv.lease);
             }
         }
-        Ok(_) => {} // renewed, released or granted anew since: not this timer's any more
+        Ok(Sent::Answered(_)) => {} // renewed, released or granted anew since: not this timer's
+        Ok(Sent::Unknown(reason)) => {
+            tracing::warn!("a short lock may be left to its lease (etcd's minimum): {reason}")
+        }
         Err(error) => {
             tracing::warn!("a short lock was left to its lease (etcd's minimum): {error}")
         }

@@ -5,10 +5,11 @@
 //! (`deadline.rs`); the lease is only the backstop for a sidecar that died.
 //!
 //! Every change to a key is one etcd transaction guarded by a comparison (`requests.rs` builds
-//! them): a grant puts the key only if it does not exist (create revision 0); a release deletes
-//! it only if it holds the owner (a short lock: only if it is still the version read, which
-//! held the owner); a renewal to another TTL puts a new lease on it, again only if
-//! it holds the owner. A renewal to the same TTL writes nothing: it restarts the lease of the
+//! them): a grant puts the key only if it does not exist (create revision 0); a release reads
+//! the key and deletes it only if it is still the version read, which held the owner; a
+//! renewal to another TTL puts a new lease on it, again only on the version read. A write
+//! whose answer was lost is never simply sent again: the key is read back to learn whether it
+//! ran (`client.rs`, `change_version`). A renewal to the same TTL writes nothing: it restarts the lease of the
 //! owner's grant, which no other grant shares, so it can extend nothing but that lock. The
 //! revision that created the key is the fencing token: etcd's revisions rise across the whole
 //! cluster, so a later holder always has a larger one. Deletions, by release or by an expired lease, reach waiters through
@@ -50,12 +51,10 @@ use crate::proto::etcd::etcdserverpb::{
     RangeRequest, RequestOp, TxnRequest,
 };
 use crate::proto::etcd::mvccpb::KeyValue;
-use client::{AuthFailure, Client};
+use client::{AuthFailure, Client, Sent};
 use deadline::{Planned, Record};
 use place::Waiter;
-use requests::{
-    absent, compare, delete, exists, first_record, held_by, none_in, prefix_end, put, read,
-};
+use requests::{absent, compare, delete, exists, first_record, none_in, prefix_end, put, read};
 use settings::Settings;
 
 /// The byte after the lock prefix where the lines of waiters start: never in a UTF-8 key.
@@ -215,47 +214,138 @@ impl EtcdStore {
         }))
     }
 
-    /// Runs `change` on the key at `path` in one transaction, only while the key holds
-    /// `owner`, and answers with the revision it ran at. Once it ran, the key's old lease
-    /// names no lock any more (the change deleted the key or put it on another lease), so it
-    /// is discarded.
-    async fn owner_checked(
+    /// Runs `change` on the key at `path` in one transaction, only while the key is still the
+    /// version `current` read (its mod revision), and answers with the revision it ran at.
+    /// While the key changes under it but still holds `owner` (anyone's, for `None`), it reads
+    /// the new version and tries again. Once it ran, the key's old lease names no lock any
+    /// more (the change deleted the key or put it on another lease), so it is discarded.
+    ///
+    /// The guard lets at most one copy of the transaction run, so one whose answer was lost is
+    /// sent again only while the key is still the version guarded: then no copy has run yet.
+    /// Otherwise what the key became tells whether a copy ran (`Change::landed`), and that is
+    /// the answer, not the failed comparison of a later copy.
+    async fn change_version(
         &self,
         path: &[u8],
-        owner: &str,
-        change: RequestOp,
+        owner: Option<&str>,
+        mut current: KeyValue,
+        change: Change,
     ) -> Result<(OwnerChecked, i64), StoreError> {
-        let mut guard = held_by(path, owner);
+        let mut lost_answers = 0;
         loop {
-            let answer = self
+            let guard = compare(
+                path,
+                CompareTarget::Mod,
+                TargetUnion::ModRevision(current.mod_revision),
+            );
+            let sent = self
                 .client
                 .txn(TxnRequest {
                     compare: vec![guard],
-                    success: vec![change.clone()],
+                    success: vec![change.request(path)],
                     failure: vec![read(path)],
                 })
                 .await?;
-            let succeeded = answer.succeeded;
-            let revision = answer.header.as_ref().map_or(0, |h| h.revision);
-            let record = first_record(answer);
-            if succeeded {
-                self.client.discard(record.map_or(0, |kv| kv.lease));
-                return Ok((OwnerChecked::Applied, revision));
+            let now = match sent {
+                Sent::Answered(answer) if answer.succeeded => {
+                    self.client.discard(current.lease);
+                    return Ok((
+                        OwnerChecked::Applied,
+                        answer.header.map_or(0, |h| h.revision),
+                    ));
+                }
+                Sent::Answered(answer) => first_record(answer),
+                Sent::Unknown(reason) => {
+                    lost_answers += 1;
+                    let now = self.get(path).await?;
+                    let unchanged = now
+                        .as_ref()
+                        .is_some_and(|kv| kv.mod_revision == current.mod_revision);
+                    if unchanged && lost_answers < LOST_ANSWERS {
+                        continue; // no copy ran: sending another is safe
+                    }
+                    if unchanged {
+                        return Err(StoreError::Unavailable(reason));
+                    }
+                    now
+                }
+            };
+            if lost_answers > 0 {
+                if let Some(revision) = change.landed(&current, now.as_ref()) {
+                    self.client.discard(current.lease);
+                    return Ok((OwnerChecked::Applied, revision));
+                }
             }
-            // Why it failed, from the key as the transaction read it.
-            let Some(kv) = record else {
+            let Some(kv) = now else {
                 return Ok((OwnerChecked::NotHeld, 0));
             };
-            if Record::read(&kv.value).owner != owner {
+            if owner.is_some_and(|owner| Record::read(&kv.value).owner != owner) {
                 return Ok((OwnerChecked::HeldByOther, 0));
             }
-            // The owner's short lock, whose value is more than the owner: again, only while
-            // the key is the version just read.
-            guard = compare(
-                path,
-                CompareTarget::Mod,
-                TargetUnion::ModRevision(kv.mod_revision),
-            );
+            current = kv;
+        }
+    }
+
+    /// After a grant whose answer was lost: the revision that created the key if the grant
+    /// landed (the key is on its lease, which no other grant has). If it did not, its lease is
+    /// revoked, so a copy still on its way lands on no lease and fails, or is deleted with it.
+    async fn grant_landed(
+        &self,
+        path: &[u8],
+        lease: i64,
+        reason: String,
+    ) -> Result<TryLockOutcome, StoreError> {
+        let now = self.get(path).await?;
+        if let Some(kv) = now.as_ref().filter(|kv| kv.lease == lease) {
+            return Ok(TryLockOutcome::Granted(Grant {
+                fencing_token: Some(kv.create_revision as u64),
+            }));
+        }
+        self.client.discard(lease);
+        match now {
+            Some(_) => Ok(TryLockOutcome::Held),
+            None => Err(StoreError::Unavailable(format!(
+                "{reason}; it did not land, the lock is free"
+            ))),
+        }
+    }
+}
+
+/// How many lost answers one change rides out before it fails.
+const LOST_ANSWERS: u32 = 3;
+
+/// What `change_version` does to a held key.
+enum Change {
+    /// Deletes it: an unlock or a forced release.
+    Release,
+    /// Puts the owner's lock on a new lease: a renewal.
+    Extend { value: Vec<u8>, lease: i64 },
+}
+
+impl Change {
+    fn request(&self, path: &[u8]) -> RequestOp {
+        match self {
+            Change::Release => RequestOp {
+                request: Some(Op::RequestDeleteRange(delete(path))),
+            },
+            Change::Extend { value, lease } => put(path, value, *lease),
+        }
+    }
+
+    /// Whether a copy of the change landed on `guarded`, now that the key is `now`, and at
+    /// which revision. A release landed once the lock `guarded` belongs to is gone (deleted,
+    /// or replaced by another grant): the owner's lock is released, whichever delete did it.
+    /// A renewal landed when the key is on its new lease, which nothing else uses.
+    fn landed(&self, guarded: &KeyValue, now: Option<&KeyValue>) -> Option<i64> {
+        match (self, now) {
+            (Change::Release, None) => Some(0),
+            (Change::Release, Some(kv)) => {
+                (kv.create_revision != guarded.create_revision).then_some(0)
+            }
+            (Change::Extend { lease, .. }, Some(kv)) => {
+                (kv.lease == *lease).then_some(kv.mod_revision)
+            }
+            (Change::Extend { .. }, None) => None,
         }
     }
 }
@@ -278,7 +368,7 @@ impl LockStore for EtcdStore {
         // Free, and nobody waiting for it: a try never jumps the line.
         let (line, line_end) = self.line(key);
         let planned = Planned::new(owner, ttl, lease.ttl);
-        let answer = self
+        let sent = self
             .client
             .txn(TxnRequest {
                 compare: vec![absent(&path), none_in(&line, &line_end)],
@@ -286,24 +376,40 @@ impl LockStore for EtcdStore {
                 failure: Vec::new(),
             })
             .await?;
-        if !answer.succeeded {
-            self.client.discard(lease.id);
-            return Ok(TryLockOutcome::Held);
+        let outcome = match sent {
+            // The transaction's revision is the put's, which created the key.
+            Sent::Answered(answer) if answer.succeeded => TryLockOutcome::Granted(Grant {
+                fencing_token: Some(answer.header.map_or(0, |h| h.revision) as u64),
+            }),
+            Sent::Answered(_) => {
+                self.client.discard(lease.id);
+                TryLockOutcome::Held
+            }
+            Sent::Unknown(reason) => self.grant_landed(&path, lease.id, reason).await?,
+        };
+        if let TryLockOutcome::Granted(Grant {
+            fencing_token: Some(revision),
+        }) = outcome
+        {
+            planned.landed(&self.client, &path, revision as i64);
         }
-        // The transaction's revision is the put's, which created the key.
-        let revision = answer.header.map_or(0, |h| h.revision);
-        planned.landed(&self.client, &path, revision);
-        Ok(TryLockOutcome::Granted(Grant {
-            fencing_token: Some(revision as u64),
-        }))
+        Ok(outcome)
     }
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
         let path = self.path(key);
-        let release = RequestOp {
-            request: Some(Op::RequestDeleteRange(delete(&path))),
+        // Read first: the delete is guarded by the version read, which lets a delete whose
+        // answer was lost be told apart from one that never ran.
+        let Some(current) = self.get(&path).await? else {
+            return Ok(OwnerChecked::NotHeld);
         };
-        Ok(self.owner_checked(&path, owner, release).await?.0)
+        if Record::read(&current.value).owner != owner {
+            return Ok(OwnerChecked::HeldByOther);
+        }
+        let (checked, _) = self
+            .change_version(&path, Some(owner), current, Change::Release)
+            .await?;
+        Ok(checked)
     }
 
     async fn renew(
@@ -339,8 +445,12 @@ impl LockStore for EtcdStore {
         // owner still holds the key.
         let lease = self.client.grant(seconds).await?;
         let planned = Planned::new(owner, ttl, lease.ttl);
+        let extend = Change::Extend {
+            value: planned.value.clone(),
+            lease: lease.id,
+        };
         let (checked, revision) = self
-            .owner_checked(&path, owner, put(&path, &planned.value, lease.id))
+            .change_version(&path, Some(owner), current, extend)
             .await?;
         if checked == OwnerChecked::Applied {
             planned.landed(&self.client, &path, revision);
@@ -379,11 +489,14 @@ impl LockStore for EtcdStore {
     }
 
     async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
-        let answer = self.client.delete(delete(&self.path(key))).await?;
-        for kv in &answer.prev_kvs {
-            self.client.discard(kv.lease);
-        }
-        Ok(answer.deleted > 0)
+        let path = self.path(key);
+        let Some(current) = self.get(&path).await? else {
+            return Ok(false);
+        };
+        let (checked, _) = self
+            .change_version(&path, None, current, Change::Release)
+            .await?;
+        Ok(checked == OwnerChecked::Applied)
     }
 
     async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {

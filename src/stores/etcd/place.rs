@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 
-use super::client::Client;
+use super::client::{Client, Sent};
 use super::deadline::Planned;
 use super::requests::{absent, compare, exists, put};
 use super::watch;
@@ -90,7 +90,7 @@ impl Waiter {
         let lease = self.client.grant(WAITER_LEASE).await?;
         let mut key = self.line.clone();
         key.extend_from_slice(format!("{:016x}", lease.id).as_bytes());
-        let answer = self
+        let put = self
             .client
             .txn(TxnRequest {
                 compare: Vec::new(),
@@ -98,8 +98,15 @@ impl Waiter {
                 failure: Vec::new(),
             })
             .await;
-        let answer = match answer {
-            Ok(answer) => answer,
+        // The put created the key: its revision orders the waiter. After a lost answer, the
+        // key itself says whether it was made, and at which revision.
+        let revision = match put {
+            Ok(Sent::Answered(answer)) => Ok(answer.header.map_or(0, |h| h.revision)),
+            Ok(Sent::Unknown(reason)) => self.created(&key, lease.id, reason).await,
+            Err(error) => Err(error),
+        };
+        let revision = match revision {
+            Ok(revision) => revision,
             Err(error) => {
                 self.client.discard(lease.id);
                 return Err(error);
@@ -120,9 +127,26 @@ impl Waiter {
         Ok(Entry {
             key,
             lease: lease.id,
-            revision: answer.header.map_or(0, |h| h.revision),
+            revision,
             keeper: keeper.abort_handle(),
         })
+    }
+
+    /// The revision that created the waiter's key on `lease`, after a put whose answer was lost.
+    async fn created(&self, key: &[u8], lease: i64, reason: String) -> Result<i64, StoreError> {
+        let answer = self
+            .client
+            .range(RangeRequest {
+                key: key.to_vec(),
+                ..RangeRequest::default()
+            })
+            .await?;
+        match answer.kvs.into_iter().find(|kv| kv.lease == lease) {
+            Some(kv) => Ok(kv.create_revision),
+            None => Err(StoreError::Unavailable(format!(
+                "{reason}; the waiter's key was not made"
+            ))),
+        }
     }
 }
 
@@ -155,7 +179,7 @@ impl EtcdPlace {
                 prev_kv: false,
             })),
         };
-        let answer = waiter
+        let sent = waiter
             .client
             .txn(TxnRequest {
                 compare: vec![absent(&waiter.lock), still_mine, nobody_ahead],
@@ -163,13 +187,32 @@ impl EtcdPlace {
                 failure: Vec::new(),
             })
             .await?;
+        let granted = match sent {
+            Sent::Answered(answer) if answer.succeeded => {
+                Some(answer.header.map_or(0, |h| h.revision))
+            }
+            Sent::Answered(_) => None,
+            // After a lost answer the lock key says whether the grant landed: on its lease.
+            Sent::Unknown(_) => waiter
+                .client
+                .range(RangeRequest {
+                    key: waiter.lock.clone(),
+                    ..RangeRequest::default()
+                })
+                .await?
+                .kvs
+                .into_iter()
+                .find(|kv| kv.lease == lease.id)
+                .map(|kv| kv.create_revision),
+        };
         self.grant_lease = 0;
-        if !answer.succeeded {
+        let Some(revision) = granted else {
+            // Not granted: revoking the lease fails a copy of the grant still on its way, or
+            // deletes the lock it made.
             waiter.client.discard(lease.id);
             return Ok(TryLockOutcome::Held);
-        }
+        };
         waiter.client.discard(entry.lease);
-        let revision = answer.header.map_or(0, |h| h.revision);
         planned.landed(&waiter.client, &waiter.lock, revision);
         Ok(TryLockOutcome::Granted(Grant {
             fencing_token: Some(revision as u64),

@@ -48,16 +48,6 @@ pub(crate) fn none_in(start: &[u8], end: &[u8]) -> Compare {
     }
 }
 
-/// The key holds the raw `owner` (false when it does not exist, or holds a short lock's
-/// value: `deadline.rs`).
-pub(crate) fn held_by(path: &[u8], owner: &str) -> Compare {
-    compare(
-        path,
-        CompareTarget::Value,
-        TargetUnion::Value(owner.as_bytes().to_vec()),
-    )
-}
-
 pub(crate) fn put(path: &[u8], value: &[u8], lease: i64) -> RequestOp {
     RequestOp {
         request: Some(Op::RequestPut(PutRequest {

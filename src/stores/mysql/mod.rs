@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
+use mysql_async::prelude::{FromValue, Queryable};
+use mysql_async::{Conn, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, SslOpts};
 use tokio::time::Instant;
 
 use crate::config::{ConfigError, Metadata};
@@ -73,9 +73,9 @@ pub(crate) struct MysqlStore {
     jitter: RandomState,
     /// The server, for the ready line and the status API.
     server: String,
+    /// The table, quoted, for errors about its values.
+    table: String,
 }
-
-type Row = (Vec<u8>, Vec<u8>, i64, u64);
 
 impl MysqlStore {
     /// Connects as a `lock.mysql` component's metadata says, checks the credentials (a
@@ -100,6 +100,7 @@ impl MysqlStore {
         let store = Arc::new(MysqlStore {
             pool,
             statements: Statements::new(&table),
+            table,
             timeout,
             released: Releases::new(),
             expiries: Mutex::new(HashMap::new()),
@@ -155,24 +156,43 @@ impl MysqlStore {
 
     /// Explains an owner-checked change that changed nothing.
     async fn refusal(&self, key: &str) -> Result<OwnerChecked, StoreError> {
-        let holder: Option<Vec<u8>> = self
+        let row: Option<Row> = self
             .run(|mut conn, s| async move { conn.exec_first(&s.holder, (key,)).await })
             .await?;
-        Ok(sql::owner_checked(
-            false,
-            holder
-                .map(|o| String::from_utf8_lossy(&o).into_owned())
-                .as_deref(),
-        ))
+        let holder = match row {
+            Some(mut row) => Some(self.text(&mut row, 0, "owner")?),
+            None => None,
+        };
+        Ok(sql::owner_checked(false, holder.as_deref()))
     }
 
-    fn info((key, owner, millis, token): Row) -> LockInfo {
-        LockInfo {
-            key: String::from_utf8_lossy(&key).into_owned(),
-            owner: String::from_utf8_lossy(&owner).into_owned(),
-            expires_in: sql::millis_left(millis),
-            fencing_token: Some(token),
+    /// Column `index` of a row, which the statement takes from the table's `column`.
+    fn column<T: FromValue>(
+        &self,
+        row: &mut Row,
+        index: usize,
+        column: &str,
+    ) -> Result<T, StoreError> {
+        match row.take_opt(index) {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(e)) => Err(sql::unreadable(&self.table, column, e)),
+            None => Err(sql::unreadable(&self.table, column, "no value")),
         }
+    }
+
+    /// A text column, stored as bytes.
+    fn text(&self, row: &mut Row, index: usize, column: &str) -> Result<String, StoreError> {
+        let bytes: Vec<u8> = self.column(row, index, column)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn info(&self, mut row: Row) -> Result<LockInfo, StoreError> {
+        Ok(LockInfo {
+            key: self.text(&mut row, 0, "lock_key")?,
+            owner: self.text(&mut row, 1, "owner")?,
+            expires_in: sql::millis_left(self.column(&mut row, 2, "expires_at")?),
+            fencing_token: Some(self.column(&mut row, 3, "fencing_token")?),
+        })
     }
 }
 
@@ -251,14 +271,14 @@ impl LockStore for MysqlStore {
         let row: Option<Row> = self
             .run(|mut conn, s| async move { conn.exec_first(&s.inspect, (key,)).await })
             .await?;
-        Ok(row.map(Self::info))
+        row.map(|row| self.info(row)).transpose()
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<LockInfo>, StoreError> {
         let rows: Vec<Row> = self
             .run(|mut conn, s| async move { conn.exec(&s.list, (prefix, prefix)).await })
             .await?;
-        Ok(rows.into_iter().map(Self::info).collect())
+        rows.into_iter().map(|row| self.info(row)).collect()
     }
 
     async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
@@ -327,9 +347,11 @@ async fn take(
                 continue;
             }
         }
-        let left: Option<i64> = conn.exec_first(&s.expires_in, (key,)).await?;
+        // NULL when the row's expiry is no time (a table changed outside dlock): held, for
+        // no time that can be known.
+        let left: Option<Option<i64>> = conn.exec_first(&s.expires_in, (key,)).await?;
         if let Some(left) = left {
-            return Ok(Take::Held(left));
+            return Ok(Take::Held(left.unwrap_or(0)));
         }
     }
     // Taken by another between the removal and the second insert, and gone again since.

@@ -62,6 +62,8 @@ pub(crate) struct PostgresStore {
     _alive: Arc<()>,
     /// The hosts of the connection string, for the ready line and the status API.
     servers: Vec<String>,
+    /// The table, quoted, for errors about its values.
+    table: String,
 }
 
 impl PostgresStore {
@@ -112,6 +114,7 @@ impl PostgresStore {
             released,
             _alive: alive,
             servers: servers(&settings.connection),
+            table: names.table.clone(),
         });
         // Rows stay a grace period past their expiry: see `statements.rs`.
         let grace = sql::ttl_millis(timeout);
@@ -170,22 +173,40 @@ impl PostgresStore {
             .map_err(|_| StoreError::Unavailable("PostgreSQL did not answer in time".into()))?
     }
 
+    /// Column `index` of a row, which the statement takes from the table's `column`.
+    fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
+        &self,
+        row: &'a Row,
+        index: usize,
+        column: &str,
+    ) -> Result<T, StoreError> {
+        row.try_get(index).map_err(|e| {
+            // The driver's own words name the column by number; the reason is its source.
+            let reason = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
+            sql::unreadable(&self.table, column, reason)
+        })
+    }
+
     /// The one answer row of an owner-checked statement, read as release or renewal.
-    fn owner_checked(rows: &[Row]) -> Result<OwnerChecked, StoreError> {
+    fn owner_checked(&self, rows: &[Row]) -> Result<OwnerChecked, StoreError> {
         let row = rows
             .first()
             .ok_or_else(|| StoreError::Failed("PostgreSQL answered no row".into()))?;
-        let holder: Option<String> = row.get(1);
-        Ok(sql::owner_checked(row.get(0), holder.as_deref()))
+        let applied: bool = row.try_get(0).map_err(unexpected)?;
+        let holder: Option<String> = self.column(row, 1, "owner")?;
+        Ok(sql::owner_checked(applied, holder.as_deref()))
     }
 
-    fn info(row: &Row) -> LockInfo {
-        LockInfo {
-            key: row.get(0),
-            owner: row.get(1),
-            expires_in: sql::millis_left(row.get(2)),
-            fencing_token: Some(row.get::<_, i64>(3) as u64),
-        }
+    fn info(&self, row: &Row) -> Result<LockInfo, StoreError> {
+        Ok(LockInfo {
+            key: self.column(row, 0, "key")?,
+            owner: self.column(row, 1, "owner")?,
+            expires_in: sql::millis_left(self.column(row, 2, "expires_at")?),
+            fencing_token: Some(sql::fencing_token(
+                &self.table,
+                self.column(row, 3, "fencing_token")?,
+            )?),
+        })
     }
 }
 
@@ -202,14 +223,17 @@ impl LockStore for PostgresStore {
             .await?;
         Ok(match rows.first() {
             Some(row) => TryLockOutcome::Granted(Grant {
-                fencing_token: Some(row.get::<_, i64>(0) as u64),
+                fencing_token: Some(sql::fencing_token(
+                    &self.table,
+                    self.column(row, 0, "fencing_token")?,
+                )?),
             }),
             None => TryLockOutcome::Held,
         })
     }
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
-        Self::owner_checked(&self.query(|s| &s.release, &[&key, &owner]).await?)
+        self.owner_checked(&self.query(|s| &s.release, &[&key, &owner]).await?)
     }
 
     async fn renew(
@@ -219,22 +243,25 @@ impl LockStore for PostgresStore {
         ttl: Duration,
     ) -> Result<OwnerChecked, StoreError> {
         let ttl = sql::ttl_millis(ttl);
-        Self::owner_checked(&self.query(|s| &s.renew, &[&key, &owner, &ttl]).await?)
+        self.owner_checked(&self.query(|s| &s.renew, &[&key, &owner, &ttl]).await?)
     }
 
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
         let rows = self.query(|s| &s.inspect, &[&key]).await?;
-        Ok(rows.first().map(Self::info))
+        rows.first().map(|row| self.info(row)).transpose()
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<LockInfo>, StoreError> {
         let rows = self.query(|s| &s.list, &[&prefix]).await?;
-        Ok(rows.iter().map(Self::info).collect())
+        rows.iter().map(|row| self.info(row)).collect()
     }
 
     async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
         let rows = self.query(|s| &s.force_release, &[&key]).await?;
-        Ok(rows.first().is_some_and(|row| row.get(1)))
+        match rows.first() {
+            Some(row) => row.try_get(1).map_err(unexpected),
+            None => Ok(false),
+        }
     }
 
     async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
@@ -254,6 +281,12 @@ impl LockStore for PostgresStore {
             line: false,
         }
     }
+}
+
+/// A computed value of a statement's answer that is not what the statement gives: a value of
+/// the table is named by `PostgresStore::column` instead.
+fn unexpected(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Failed(format!("PostgreSQL answered unexpectedly: {e}"))
 }
 
 /// The TLS connector: certificates are checked against `sslrootcert`, else the system's

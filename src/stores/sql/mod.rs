@@ -2,8 +2,10 @@
 //! settings every SQL store reads the same way (`settings.rs`), the layout-version check that
 //! decides whether a lock table is created, migrated or refused (`layout.rs`), the background
 //! removal of expired rows (`cleanup.rs`), the released keys a sidecar's waiters listen to
-//! (`releases.rs`), and the reading of an owner-checked statement's
-//! answer (below). The statements themselves are each database's own: their dialects differ
+//! (`releases.rs`), and the reading of answers (below): an owner-checked statement's, and
+//! values of the table that cannot be used, which are an error naming the table and the column,
+//! never a panic: a table made or changed outside dlock may hold a NULL, a value of another
+//! type, or a negative fencing token. The statements themselves are each database's own: their dialects differ
 //! exactly where a lock table needs them (upserts, sequences, index limits, clocks).
 //!
 //! Both stores follow one design: a row per held lock, keyed by the store key, holding the
@@ -18,7 +20,23 @@ pub(crate) mod raw_bench;
 pub(crate) mod releases;
 pub(crate) mod settings;
 
-use crate::lock::OwnerChecked;
+use std::fmt::Display;
+
+use crate::lock::{OwnerChecked, StoreError};
+
+/// A value of `table`'s `column` that the store cannot use, and why.
+pub(crate) fn unreadable(table: &str, column: &str, reason: impl Display) -> StoreError {
+    StoreError::Failed(format!(
+        "the lock table {table} holds a value dlock can't use in its column {column}: {reason}"
+    ))
+}
+
+/// A fencing token as the table stores it (a signed 64-bit integer): never negative, since a
+/// negative one would read as a token below every other.
+pub(crate) fn fencing_token(table: &str, stored: i64) -> Result<u64, StoreError> {
+    u64::try_from(stored)
+        .map_err(|_| unreadable(table, "fencing_token", format!("{stored} is negative")))
+}
 
 /// The answer to a release or a renewal from what its statement saw: whether it changed the
 /// owner's row, and otherwise who holds the key now (`None`: nobody, or the lock expired).
@@ -52,5 +70,13 @@ mod tests {
         assert_eq!(owner_checked(false, None), OwnerChecked::NotHeld);
         assert_eq!(ttl_millis(std::time::Duration::ZERO), 1);
         assert_eq!(millis_left(-5), std::time::Duration::ZERO);
+    }
+
+    #[test]
+    fn a_negative_fencing_token_is_refused_naming_the_table() {
+        assert_eq!(fencing_token("\"locks\"", 7).unwrap(), 7);
+        let refused = fencing_token("\"locks\"", -1).unwrap_err().to_string();
+        assert!(refused.contains("\"locks\"") && refused.contains("fencing_token"));
+        assert!(refused.contains("-1 is negative"), "{refused}");
     }
 }
