@@ -229,7 +229,15 @@ impl MemoryStore {
     }
 
     /// Applies `change` to `key`'s entry if `owner` holds it live; shared by unlock and renew.
-    fn with_owned(&self, key: &str, owner: &str, change: impl FnOnce(&mut Table)) -> OwnerChecked {
+    /// Applies `change` if `owner` holds `key` (under the grant of `token`, when given: a
+    /// later grant of the same owner is then not held).
+    fn with_owned(
+        &self,
+        key: &str,
+        owner: &str,
+        token: Option<u64>,
+        change: impl FnOnce(&mut Table),
+    ) -> OwnerChecked {
         let shard = self.shard(key);
         let mut locks = Self::locks(shard);
         match locks.get(key) {
@@ -237,11 +245,27 @@ impl MemoryStore {
                 if held.owner != owner {
                     return OwnerChecked::HeldByOther;
                 }
+                if token.is_some_and(|token| token != held.fencing_token) {
+                    return OwnerChecked::NotHeld;
+                }
                 change(&mut locks);
                 OwnerChecked::Applied
             }
             _ => OwnerChecked::NotHeld,
         }
+    }
+
+    /// Releases `key` if `owner` holds it (under the grant of `token`, when given).
+    fn release(&self, key: &str, owner: &str, token: Option<u64>) -> OwnerChecked {
+        let outcome = self.with_owned(key, owner, token, |locks| {
+            if locks.remove(key).is_some() {
+                self.entries.fetch_sub(1, Ordering::Relaxed);
+            }
+        });
+        if outcome == OwnerChecked::Applied {
+            self.shard(key).released.notify_waiters();
+        }
+        outcome
     }
 }
 
@@ -281,15 +305,16 @@ impl LockStore for MemoryStore {
     }
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
-        let outcome = self.with_owned(key, owner, |locks| {
-            if locks.remove(key).is_some() {
-                self.entries.fetch_sub(1, Ordering::Relaxed);
-            }
-        });
-        if outcome == OwnerChecked::Applied {
-            self.shard(key).released.notify_waiters();
-        }
-        Ok(outcome)
+        Ok(self.release(key, owner, None))
+    }
+
+    async fn take_back(
+        &self,
+        key: &str,
+        owner: &str,
+        grant: Grant,
+    ) -> Result<OwnerChecked, StoreError> {
+        Ok(self.release(key, owner, grant.fencing_token))
     }
 
     async fn renew(
@@ -298,7 +323,7 @@ impl LockStore for MemoryStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<OwnerChecked, StoreError> {
-        Ok(self.with_owned(key, owner, |locks| {
+        Ok(self.with_owned(key, owner, None, |locks| {
             locks.set_deadline(key, Self::deadline(ttl))
         }))
     }

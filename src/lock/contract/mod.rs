@@ -42,6 +42,7 @@ macro_rules! store_contract {
         $crate::store_contract!(@checks
             fencing::fencing_through_release,
             fencing::fencing_through_expiry,
+            fencing::take_back_spares_a_later_grant,
         );
     };
     (@listing) => {

@@ -168,10 +168,28 @@ impl AzureBlobStore {
 
     /// Writes `change` of the record of `key`'s blob, only while `owner` holds it: the change
     /// the owner's release or renewal makes.
+    /// Releases `key` if `owner` holds it (under the grant of `token`, when given), and
+    /// tells this sidecar's waiters.
+    async fn release(
+        &self,
+        key: &str,
+        owner: &str,
+        token: Option<u64>,
+    ) -> Result<OwnerChecked, StoreError> {
+        let checked = self
+            .owner_checked(key, owner, token, Record::released, true)
+            .await?;
+        if checked == OwnerChecked::Applied {
+            let _ = self.released.send(key.to_string());
+        }
+        Ok(checked)
+    }
+
     async fn owner_checked(
         &self,
         key: &str,
         owner: &str,
+        token: Option<u64>,
         change: impl Fn(&Record) -> Record,
         release_lease: bool,
     ) -> Result<OwnerChecked, StoreError> {
@@ -195,6 +213,10 @@ impl AzureBlobStore {
             }
             if seen.record.owner != owner {
                 return Ok(OwnerChecked::HeldByOther);
+            }
+            // Asked for one grant, and the owner holds a later one.
+            if token.is_some_and(|token| token != seen.record.fencing) {
+                return Ok(OwnerChecked::NotHeld);
             }
             let changed = change(&seen.record);
             let holder_lease = seen.leased.then_some(lease.as_str());
@@ -317,13 +339,16 @@ impl LockStore for AzureBlobStore {
     }
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
-        let checked = self
-            .owner_checked(key, owner, Record::released, true)
-            .await?;
-        if checked == OwnerChecked::Applied {
-            let _ = self.released.send(key.to_string());
-        }
-        Ok(checked)
+        self.release(key, owner, None).await
+    }
+
+    async fn take_back(
+        &self,
+        key: &str,
+        owner: &str,
+        grant: Grant,
+    ) -> Result<OwnerChecked, StoreError> {
+        self.release(key, owner, grant.fencing_token).await
     }
 
     async fn renew(
@@ -337,7 +362,7 @@ impl LockStore for AzureBlobStore {
             deadline,
             ..record.clone()
         };
-        self.owner_checked(key, owner, renewed, false).await
+        self.owner_checked(key, owner, None, renewed, false).await
     }
 
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {

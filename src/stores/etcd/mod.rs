@@ -71,6 +71,31 @@ pub(crate) struct EtcdStore {
 }
 
 impl EtcdStore {
+    /// Releases `key` if `owner` holds it; with `token`, only the grant of that token (its
+    /// key's create revision), never a later grant of the same owner.
+    async fn release(
+        &self,
+        key: &str,
+        owner: &str,
+        token: Option<u64>,
+    ) -> Result<OwnerChecked, StoreError> {
+        let path = self.path(key);
+        // Read first: the delete is guarded by the version read, which lets a delete whose
+        // answer was lost be told apart from one that never ran.
+        let Some(current) = self.get(&path).await? else {
+            return Ok(OwnerChecked::NotHeld);
+        };
+        if Record::read(&current.value).owner != owner {
+            return Ok(OwnerChecked::HeldByOther);
+        }
+        if token.is_some_and(|token| u64::try_from(current.create_revision) != Ok(token)) {
+            return Ok(OwnerChecked::NotHeld);
+        }
+        let (checked, _) = self
+            .change_version(&path, Some(owner), current, Change::Release)
+            .await?;
+        Ok(checked)
+    }
     /// Connects as a `lock.etcd` component's metadata says: authenticates when a user is given
     /// (bad credentials fail start-up, naming the field), checks the prefix can be read, learns
     /// etcd's minimum lease, and starts the release watch.
@@ -397,19 +422,16 @@ impl LockStore for EtcdStore {
     }
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
-        let path = self.path(key);
-        // Read first: the delete is guarded by the version read, which lets a delete whose
-        // answer was lost be told apart from one that never ran.
-        let Some(current) = self.get(&path).await? else {
-            return Ok(OwnerChecked::NotHeld);
-        };
-        if Record::read(&current.value).owner != owner {
-            return Ok(OwnerChecked::HeldByOther);
-        }
-        let (checked, _) = self
-            .change_version(&path, Some(owner), current, Change::Release)
-            .await?;
-        Ok(checked)
+        self.release(key, owner, None).await
+    }
+
+    async fn take_back(
+        &self,
+        key: &str,
+        owner: &str,
+        grant: Grant,
+    ) -> Result<OwnerChecked, StoreError> {
+        self.release(key, owner, grant.fencing_token).await
     }
 
     async fn renew(

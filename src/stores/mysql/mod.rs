@@ -155,6 +155,20 @@ impl MysqlStore {
     }
 
     /// Explains an owner-checked change that changed nothing.
+    /// A release's answer: applied when it changed a row (and its waiters are told), else
+    /// why not.
+    async fn released_or_refused(
+        &self,
+        key: &str,
+        released: u64,
+    ) -> Result<OwnerChecked, StoreError> {
+        if released > 0 {
+            self.released.announce(key);
+            return Ok(OwnerChecked::Applied);
+        }
+        self.refusal(key).await
+    }
+
     async fn refusal(&self, key: &str) -> Result<OwnerChecked, StoreError> {
         let row: Option<Row> = self
             .run(|mut conn, s| async move { conn.exec_first(&s.holder, (key,)).await })
@@ -244,11 +258,24 @@ impl LockStore for MysqlStore {
         let released = self
             .run(|mut conn, s| async move { changed(&mut conn, &s.release, (key, owner)).await })
             .await?;
-        if released > 0 {
-            self.released.announce(key);
-            return Ok(OwnerChecked::Applied);
-        }
-        self.refusal(key).await
+        self.released_or_refused(key, released).await
+    }
+
+    async fn take_back(
+        &self,
+        key: &str,
+        owner: &str,
+        grant: Grant,
+    ) -> Result<OwnerChecked, StoreError> {
+        let Some(token) = grant.fencing_token else {
+            return self.unlock(key, owner).await;
+        };
+        let released = self
+            .run(|mut conn, s| async move {
+                changed(&mut conn, &s.take_back, (key, owner, token)).await
+            })
+            .await?;
+        self.released_or_refused(key, released).await
     }
 
     async fn renew(

@@ -42,6 +42,8 @@ pub(crate) struct Statements {
     pub(crate) expires_in: String,
     /// key, owner.
     pub(crate) release: String,
+    /// A release of one grant only, by its fencing token (`LockStore::take_back`).
+    pub(crate) take_back: String,
     /// ttl µs, key, owner.
     pub(crate) renew: String,
     /// key.
@@ -77,6 +79,10 @@ impl Statements {
             release: format!(
                 "UPDATE {table} SET expires_at = UTC_TIMESTAMP(6) \
                  WHERE {ROW} AND owner = ? AND {LIVE}"
+            ),
+            take_back: format!(
+                "UPDATE {table} SET expires_at = UTC_TIMESTAMP(6) \
+                 WHERE {ROW} AND owner = ? AND fencing_token = ? AND {LIVE}"
             ),
             renew: format!(
                 "UPDATE {table} SET expires_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND \

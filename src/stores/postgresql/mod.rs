@@ -236,6 +236,22 @@ impl LockStore for PostgresStore {
         self.owner_checked(&self.query(|s| &s.release, &[&key, &owner]).await?)
     }
 
+    async fn take_back(
+        &self,
+        key: &str,
+        owner: &str,
+        grant: Grant,
+    ) -> Result<OwnerChecked, StoreError> {
+        let Some(token) = grant.fencing_token.and_then(|t| i64::try_from(t).ok()) else {
+            return self.unlock(key, owner).await;
+        };
+        self.owner_checked(
+            &self
+                .query(|s| &s.take_back, &[&key, &owner, &token])
+                .await?,
+        )
+    }
+
     async fn renew(
         &self,
         key: &str,

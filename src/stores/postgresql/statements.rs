@@ -24,6 +24,8 @@
 pub(crate) struct Statements {
     pub(crate) take: String,
     pub(crate) release: String,
+    /// A release of one grant only, by its fencing token (`LockStore::take_back`).
+    pub(crate) take_back: String,
     pub(crate) renew: String,
     pub(crate) inspect: String,
     pub(crate) list: String,
@@ -82,6 +84,12 @@ impl Statements {
             release: format!(
                 "WITH released AS (UPDATE {table} SET expires_at = now() \
                  WHERE key = $1 AND owner = $2 AND expires_at > now() RETURNING key) \
+                 SELECT (SELECT count(pg_notify('{channel}', key)) FROM released) > 0, {holder}"
+            ),
+            take_back: format!(
+                "WITH released AS (UPDATE {table} SET expires_at = now() \
+                 WHERE key = $1 AND owner = $2 AND fencing_token = $3 AND expires_at > now() \
+                 RETURNING key) \
                  SELECT (SELECT count(pg_notify('{channel}', key)) FROM released) > 0, {holder}"
             ),
             renew: format!(

@@ -96,18 +96,21 @@ pub(crate) async fn try_lock(
 
 /// Runs an owner-checked change (release or renewal) on the key's live holder: first on the
 /// node as this sidecar last wrote it, when it granted the lock, without reading it; then,
-/// or else, on the node as read.
+/// or else, on the node as read. With `token`, only on the node of that grant: a later grant
+/// of the same owner is not held.
 pub(crate) async fn owner_checked<F, Fut>(
     tree: &Tree,
     key: &str,
     owner: &str,
+    token: Option<u64>,
     change: F,
 ) -> Result<OwnerChecked, StoreError>
 where
     F: Fn(Contender) -> Fut,
     Fut: Future<Output = Result<bool, StoreError>>,
 {
-    if let Some(granted) = tree.grants.of(key, owner) {
+    let other_grant = |node: &Contender| token.is_some_and(|t| t != node.fencing_token());
+    if let Some(granted) = tree.grants.of(key, owner).filter(|n| !other_grant(n)) {
         if change(granted).await? {
             return Ok(OwnerChecked::Applied);
         }
@@ -118,6 +121,9 @@ where
         };
         if holder.owner != owner {
             return Ok(OwnerChecked::HeldByOther);
+        }
+        if other_grant(&holder) {
+            return Ok(OwnerChecked::NotHeld);
         }
         if change(holder).await? {
             return Ok(OwnerChecked::Applied);

@@ -73,6 +73,20 @@ pub(crate) struct ZookeeperStore {
 }
 
 impl ZookeeperStore {
+    /// Deletes the key's node if `owner` holds it (under the grant of `token`, when given).
+    async fn release(
+        &self,
+        key: &str,
+        owner: &str,
+        token: Option<u64>,
+    ) -> Result<OwnerChecked, StoreError> {
+        let tree = &self.tree;
+        holding::owner_checked(tree, key, owner, token, |node| async move {
+            tree.delete(key, &node.path, Some(node.stat.version)).await
+        })
+        .await
+    }
+
     /// Connects as a `lock.zookeeper` component's metadata says and creates the root if it is
     /// missing; fails if the ensemble can't be reached within the session timeout.
     pub(crate) async fn connect(metadata: &Metadata) -> Result<Arc<ZookeeperStore>, ConfigError> {
@@ -140,11 +154,16 @@ impl LockStore for ZookeeperStore {
     }
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
-        let tree = &self.tree;
-        holding::owner_checked(tree, key, owner, |node| async move {
-            tree.delete(key, &node.path, Some(node.stat.version)).await
-        })
-        .await
+        self.release(key, owner, None).await
+    }
+
+    async fn take_back(
+        &self,
+        key: &str,
+        owner: &str,
+        grant: crate::lock::Grant,
+    ) -> Result<OwnerChecked, StoreError> {
+        self.release(key, owner, grant.fencing_token).await
     }
 
     async fn renew(
@@ -154,7 +173,7 @@ impl LockStore for ZookeeperStore {
         ttl: Duration,
     ) -> Result<OwnerChecked, StoreError> {
         let tree = &self.tree;
-        holding::owner_checked(tree, key, owner, |node| async move {
+        holding::owner_checked(tree, key, owner, None, |node| async move {
             tree.rewrite(key, &node, ttl).await
         })
         .await
