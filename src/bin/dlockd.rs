@@ -80,9 +80,11 @@ fn main() -> ExitCode {
 
 fn init_logging(args: &DaemonArgs, api_log: bool) {
     // The libraries under us are chatty at debug; keep them at warn unless RUST_LOG says more.
+    // The ZooKeeper client logs every session state at info (eight lines for one start):
+    // the store's health record says what an operator needs, once.
     let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
-            "{},h2=warn,hyper=warn,hyper_util=warn,tower=warn,tonic=warn",
+            "{},h2=warn,hyper=warn,hyper_util=warn,tower=warn,tonic=warn,zookeeper_client=warn",
             args.log_level.as_filter()
         ))
     });

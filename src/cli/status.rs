@@ -1,7 +1,7 @@
 //! `dlock status`: the sidecar's lock stores, one a line: name, type, servers, capabilities
 //! and health (ok, or failing since when, for how long, and the last error); then each edit of
-//! a component file that did not load, and why. Exits 1 when a store is failing or an edit did
-//! not load, so a script or a probe can act on it.
+//! a component file that did not load, and why. Exits 1 when a store is failing, an edit did
+//! not load, or no store is served at all, so a script or a probe can act on it.
 
 use std::time::Duration;
 
@@ -28,6 +28,12 @@ pub async fn status(endpoint: &str) -> Exit {
     }
     for problem in &answer.load_problems {
         outln!("{}", describe_problem(problem));
+    }
+    // A sidecar serving no lock store at all answers every lock call with an error: as
+    // unhealthy as one whose store fails.
+    if answer.stores.is_empty() {
+        errln!("dlock: the sidecar serves no lock store");
+        return Exit::Failed;
     }
     if answer.stores.iter().all(|s| s.healthy) && answer.load_problems.is_empty() {
         Exit::Ok

@@ -220,3 +220,25 @@ async fn an_idle_sidecar_notices_an_etcd_outage() {
 async fn an_idle_sidecar_notices_a_zookeeper_outage() {
     an_idle_sidecar_notices_an_outage(Backend::Zookeeper).await;
 }
+
+/// A sidecar left with no lock store at all (its only component file removed) answers every
+/// lock call with an error: `dlock status` says so and exits 1.
+#[tokio::test]
+async fn dlock_status_fails_when_no_store_is_served() {
+    let sidecar = Dlockd::start(Options::in_memory());
+    assert_eq!(sidecar.dlock_status().0, 0);
+    std::fs::remove_file(sidecar.resources.clone().unwrap().join("s.yaml")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (code, out) = sidecar.dlock_status();
+        if !out.contains("lock.in-memory") {
+            assert_eq!(code, 1, "{out}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the store was never removed: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
