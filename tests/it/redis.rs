@@ -304,3 +304,28 @@ async fn a_store_taken_away_closes_its_connections() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_wrong_or_missing_password_names_the_password_field() {
+    let redis = Redis::start(&["--requirepass", "right-pw-s3cret"]);
+    let address = redis.address();
+    for (password, said) in [
+        (Some("wrong-pw-s3cret"), "it refused the password"),
+        (None, "it requires a password: set redisPassword"),
+    ] {
+        let mut metadata = vec![("redisHost", address.as_str()), ("dialTimeout", "2s")];
+        metadata.extend(password.map(|p| ("redisPassword", p)));
+        let file = component("store", "lock.redis", &metadata);
+        let failed = Dlockd::start_fails(Options::with_component("app", file)).output;
+        assert!(
+            failed.contains("field spec.metadata 'redisPassword'"),
+            "{failed}"
+        );
+        assert!(failed.contains(said), "{failed}");
+        assert!(
+            failed.contains(&format!("Redis at {address} was reached")),
+            "{failed}"
+        );
+        assert!(!failed.contains("s3cret"), "{failed}");
+    }
+}

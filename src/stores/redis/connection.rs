@@ -124,6 +124,9 @@ impl Connection {
             .set_min_delay(settings.min_retry_interval)
             .set_max_delay(settings.max_retry_interval);
         let unreachable = |what: String, e: RedisError| {
+            if let Some(refused) = password_refused(&e, &what, settings.password.is_some()) {
+                return refused;
+            }
             // The parser's own words ("Incompatible type - Parse error at 1", the bytes it
             // did not expect) do not say what went wrong: the server is not Redis.
             let why = if e.kind() == ErrorKind::Parse {
@@ -417,6 +420,29 @@ fn server_client(
         Some(tls) => info.and_then(|info| Client::build_with_tls(info, certificates(tls))),
     };
     client.map_err(|e| tls_or_host_error(settings, e))
+}
+
+/// The error of a server that refused the password, or wants one it was not given: it was
+/// reached, and the field at fault is `redisPassword` (its value never shown).
+pub(crate) fn password_refused(
+    error: &RedisError,
+    what: &str,
+    password_given: bool,
+) -> Option<ConfigError> {
+    let refused = error.kind() == ErrorKind::AuthenticationFailed
+        || matches!(error.code(), Some("WRONGPASS" | "NOAUTH"));
+    if !refused {
+        return None;
+    }
+    let why = if password_given {
+        "it refused the password (check redisPassword, and redisUsername for an ACL user)"
+    } else {
+        "it requires a password: set redisPassword (and redisUsername for an ACL user)"
+    };
+    Some(ConfigError::field(
+        "redisPassword",
+        format!("{what} was reached, but {why}"),
+    ))
 }
 
 /// A client-construction error: bad TLS material names its field, anything else redisHost.

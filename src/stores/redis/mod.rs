@@ -86,7 +86,9 @@ impl RedisStore {
         let settings = Settings::from_metadata(metadata)?;
         let connection = Arc::new(Connection::open(&settings).await?);
         if let Topology::Node((host, port)) = &settings.topology {
-            refuse_replicated_master(connection.handle(), &format!("{host}:{port}")).await?;
+            let address = format!("{host}:{port}");
+            let password_given = settings.password.is_some();
+            refuse_replicated_master(connection.handle(), &address, password_given).await?;
         }
         let signal = ReleaseSignal::start(Arc::downgrade(&connection), settings.read_timeout);
         let servers = match &settings.topology {
@@ -218,12 +220,20 @@ impl RedisStore {
 }
 
 /// daprd's start-up check: a lone master with replicas can lose a granted lock on failover.
-async fn refuse_replicated_master(mut handle: Handle, address: &str) -> Result<(), ConfigError> {
+async fn refuse_replicated_master(
+    mut handle: Handle,
+    address: &str,
+    password_given: bool,
+) -> Result<(), ConfigError> {
     let replication: String = redis::cmd("INFO")
         .arg("replication")
         .query_async(&mut handle)
         .await
-        .map_err(|e| ConfigError::new(format!("Redis at {address} did not answer INFO: {e}")))?;
+        .map_err(|e| {
+            let what = format!("Redis at {address}");
+            connection::password_refused(&e, &what, password_given)
+                .unwrap_or_else(|| ConfigError::new(format!("{what} did not answer INFO: {e}")))
+        })?;
     let replicas = replication
         .lines()
         .find_map(|l| l.strip_prefix("connected_slaves:"))
