@@ -20,7 +20,15 @@ async fn error_table_rows_in_order_on_both_protocols() {
     let expiry = || Expected::expiry_not_positive("nope");
     let resource = || Expected::no_resource("nope");
     let owner = || Expected::no_owner("nope");
-    let store = || Expected::store_not_found("nope", &["store"]);
+    // daprd's text to the letter: the stores there are go to the log, not the message.
+    let store = || {
+        Expected::new(
+            400,
+            "ERR_LOCK_STORE_NOT_FOUND",
+            Code::InvalidArgument,
+            "lock store nope not found",
+        )
+    };
     // (case, store, resource, owner, expiry, the answer)
     let locks = [
         ("expiry", "nope", "", "", 0, expiry()),
@@ -67,6 +75,15 @@ async fn error_table_rows_in_order_on_both_protocols() {
             Ok(protocol == Protocol::Grpc)
         );
     }
+    // The log names the stores there are, once for the name asked for four times.
+    let listed = "the lock stores loaded are: store";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !sidecar.logs().contains(listed) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let logs = sidecar.logs();
+    assert_eq!(logs.matches(listed).count(), 1, "{logs}");
+    assert!(logs.contains("lock store nope not found"), "{logs}");
 }
 
 #[tokio::test]
@@ -378,6 +395,58 @@ async fn transport_errors_answer_in_daprs_error_shape() {
     // Nothing was granted.
     assert_eq!(
         api.lock(Protocol::Grpc, "store", "hello", "o", 5).await,
+        Ok(true)
+    );
+}
+
+#[tokio::test]
+async fn a_body_cut_short_answers_in_daprs_error_shape_on_every_lock_route() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sidecar = Dlockd::start(Options::in_memory());
+    let address = sidecar.http.trim_start_matches("http://").to_string();
+    let body = br#"{"resourceId":"cut","lockOwner":"o","expiryInSeconds":5}"#;
+    let routes = [
+        "/v1.0-alpha1/lock/store",
+        "/v1.0-alpha1/unlock/store",
+        "/dlock/v1/acquire/store",
+        "/dlock/v1/renew/store",
+        "/dlock/v1/inspect/store",
+        "/dlock/v1/list/store",
+        "/dlock/v1/force-release/store",
+    ];
+    for route in routes {
+        // Whole, part or none of the body sent, under a Content-Length that promises more,
+        // then the client's sending side closed, as a client that gives up does.
+        for sent in [body.len(), body.len() / 2, 0] {
+            let mut conn = tokio::net::TcpStream::connect(&address).await.unwrap();
+            let head = format!(
+                "POST {route} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                body.len() + 7
+            );
+            conn.write_all(&[head.as_bytes(), &body[..sent]].concat())
+                .await
+                .unwrap();
+            conn.shutdown().await.unwrap();
+            let mut answer = Vec::new();
+            let read = conn.read_to_end(&mut answer);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), read).await;
+            let answer = String::from_utf8_lossy(&answer);
+            let case = format!("{route} with {sent} bytes sent: {answer}");
+            assert!(answer.starts_with("HTTP/1.1 400"), "{case}");
+            let (_, json) = answer.split_once("\r\n\r\n").expect(&case);
+            let json: serde_json::Value = serde_json::from_str(json).expect(&case);
+            assert_eq!(json["errorCode"], "ERR_MALFORMED_REQUEST", "{case}");
+            let message = json["message"].as_str().expect(&case);
+            assert!(
+                message.starts_with("failed reading the HTTP body"),
+                "{case}"
+            );
+        }
+    }
+    // Nothing was granted: the lock is free for another owner.
+    let api = Api::new(&sidecar).await;
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", "cut", "other", 5).await,
         Ok(true)
     );
 }
