@@ -46,7 +46,8 @@ fn connected<'a, S: LockStore + 'static>(
 }
 
 /// Builds the stores of one sidecar. It holds the embedded keyspace, so that every
-/// `lock.in-memory` component of the sidecar shares it.
+/// `lock.in-memory` component of the sidecar shares it; a clone shares it too.
+#[derive(Clone)]
 pub struct StoreTypes {
     memory: Arc<memory::MemoryStore>,
 }
