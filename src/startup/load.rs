@@ -313,7 +313,7 @@ pub(super) mod tests {
     /// blocks the thread ends, and this says it did. Returns the load's answer.
     pub(in crate::startup) fn with_a_slow_file<T>(
         fifo: PathBuf,
-        load: impl std::future::Future<Output = T>,
+        load: impl Future<Output = T>,
     ) -> T {
         let made = std::process::Command::new("mkfifo").arg(&fifo).status();
         assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", fifo.display());
@@ -350,7 +350,7 @@ pub(super) mod tests {
         let fifo = dir.join("secrets.json");
         std::fs::write(resources.join("c.yaml"), components(&fifo)).unwrap();
         let loaded = with_a_slow_file(fifo, async {
-            load_components(&[resources.clone()], "app", &StoreTypes::new()).await
+            load_components(std::slice::from_ref(&resources), "app", &StoreTypes::new()).await
         });
         let loaded = loaded.unwrap();
         assert_eq!(loaded.secret_stores.len(), 1);
