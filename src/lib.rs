@@ -23,6 +23,7 @@ pub mod interrupt;
 pub mod lock;
 pub mod metrics;
 pub(crate) mod percentile;
+#[allow(unused_qualifications, reason = "the code tonic-prost-build generates")]
 pub mod proto;
 pub mod startup;
 pub(crate) mod stores;
