@@ -288,15 +288,27 @@ pub(super) mod tests {
     use super::*;
 
     /// A folder of its own for one test.
-    pub(in crate::startup) fn folder(label: &str) -> PathBuf {
+    fn folder(label: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("dlock-load-{label}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
 
+    /// A folder for test `label` with a resources folder in it, which holds a secret store
+    /// component reading the named pipe `secrets.json` of the folder (not made yet) and a lock
+    /// store: (the folder, the resources folder, the pipe's path).
+    pub(in crate::startup) fn with_slow_secrets(label: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let dir = folder(label);
+        let resources = dir.join("resources");
+        std::fs::create_dir_all(&resources).unwrap();
+        let fifo = dir.join("secrets.json");
+        std::fs::write(resources.join("c.yaml"), components(&fifo)).unwrap();
+        (dir, resources, fifo)
+    }
+
     /// A secret store component reading `secrets`, and a lock store.
-    pub(in crate::startup) fn components(secrets: &Path) -> String {
+    fn components(secrets: &Path) -> String {
         format!(
             "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: files\nspec:\n  \
              type: secretstores.local.file\n  version: v1\n  metadata:\n  - name: secretsFile\n    \
@@ -344,11 +356,7 @@ pub(super) mod tests {
 
     #[test]
     fn a_load_reads_its_files_off_the_serving_threads() {
-        let dir = folder("slow-file");
-        let resources = dir.join("resources");
-        std::fs::create_dir_all(&resources).unwrap();
-        let fifo = dir.join("secrets.json");
-        std::fs::write(resources.join("c.yaml"), components(&fifo)).unwrap();
+        let (dir, resources, fifo) = with_slow_secrets("slow-load");
         let loaded = with_a_slow_file(fifo, async {
             load_components(std::slice::from_ref(&resources), "app", &StoreTypes::new()).await
         });

@@ -301,17 +301,13 @@ fn problem(component: String, error: &ConfigError) -> LoadProblem {
 /// The tests need named pipes, which are Unix's.
 #[cfg(all(test, unix))]
 mod tests {
-    use super::super::load::tests::{components, folder, with_a_slow_file};
+    use super::super::load::tests::{with_a_slow_file, with_slow_secrets};
     use super::*;
     use crate::lock::Registry;
 
     #[test]
     fn a_reload_reads_its_files_off_the_serving_threads() {
-        let dir = folder("slow-reload");
-        let resources = dir.join("resources");
-        std::fs::create_dir_all(&resources).unwrap();
-        let fifo = dir.join("secrets.json");
-        std::fs::write(resources.join("c.yaml"), components(&fifo)).unwrap();
+        let (dir, resources, fifo) = with_slow_secrets("slow-reload");
         // What the watch hands out; it reads the component files off the serving threads
         // itself (watch.rs).
         let snapshot = Snapshot::read(std::slice::from_ref(&resources));
