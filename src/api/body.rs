@@ -7,7 +7,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::{DeserializeOwned, Deserializer, Error as _};
@@ -133,8 +133,30 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for Body<T> {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
         let RawBody(bytes) = RawBody::from_request(request, state).await?;
-        parse(&bytes).map(Body).map_err(IntoResponse::into_response)
+        parse(&bytes)
+            .map(Body)
+            .map_err(|error| refuse(&bytes, error))
     }
+}
+
+/// The answer to a request whose body was read whole (`bytes`) and refused for `error`, by
+/// `parse` or a check that comes before it.
+pub(crate) fn refuse(bytes: &[u8], error: ApiError) -> Response {
+    let mut answer = error.into_response();
+    if ends_inside_its_json(bytes) {
+        answer
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    answer
+}
+
+/// Whether the body stops partway through its JSON: most likely a Content-Length smaller than
+/// what the client sent. The rest would then be read as the connection's next request, which
+/// hyper refuses with an empty 400 of its own; the refusal closes the connection instead, so
+/// the client gets one answer, in Dapr's shape.
+fn ends_inside_its_json(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err_and(|e| e.is_eof())
 }
 
 /// A lock route's body, read whole but not parsed yet, for a route that checks something

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::error::as_daprd;
 use super::metadata::describe;
 use super::{lock_request, status, ApiState};
 use crate::lock::{self, TryLockOutcome};
@@ -31,8 +32,10 @@ impl Dapr for DaprGrpc {
         request: Request<TryLockRequest>,
     ) -> Result<Response<TryLockResponse>, Status> {
         let r = request.into_inner();
+        let store = r.store_name.clone();
         let request = lock_request!(r);
-        let outcome = self.state.locks.try_lock(request).await?;
+        let outcome =
+            (self.state.locks.try_lock(request).await).map_err(|e| as_daprd(e, &store))?;
         Ok(Response::new(TryLockResponse {
             success: matches!(outcome, TryLockOutcome::Granted(_)),
         }))
@@ -43,12 +46,13 @@ impl Dapr for DaprGrpc {
         request: Request<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
         let r = request.into_inner();
+        let store = r.store_name.clone();
         let request = lock::UnlockRequest {
             store: r.store_name,
             resource_id: r.resource_id,
             owner: r.lock_owner,
         };
-        let outcome = self.state.locks.unlock(request).await?;
+        let outcome = (self.state.locks.unlock(request).await).map_err(|e| as_daprd(e, &store))?;
         Ok(Response::new(UnlockResponse {
             status: status(outcome),
         }))

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::access::Endpoint;
 use super::body::{Body, TryLockBody, UnlockBody};
-use super::error::ErrorBody;
+use super::error::{as_daprd, ErrorBody};
 use super::metadata::{describe, MetadataJson};
 use super::{auth, console, events_http, locks_http, status, ApiState};
 use crate::lock::{ApiError, TryLockOutcome};
@@ -58,7 +58,8 @@ async fn try_lock(
     Path(store): Path<String>,
     Body(body): Body<TryLockBody>,
 ) -> Result<Response, ApiError> {
-    let outcome = state.locks.try_lock(body.request(store)).await?;
+    let request = body.request(store.clone());
+    let outcome = (state.locks.try_lock(request).await).map_err(|e| as_daprd(e, &store))?;
     let success = matches!(outcome, TryLockOutcome::Granted(_));
     Ok(Json(json!({ "success": success })).into_response())
 }
@@ -68,7 +69,8 @@ async fn unlock(
     Path(store): Path<String>,
     Body(body): Body<UnlockBody>,
 ) -> Result<Response, ApiError> {
-    let outcome = state.locks.unlock(body.request(store)).await?;
+    let request = body.request(store.clone());
+    let outcome = (state.locks.unlock(request).await).map_err(|e| as_daprd(e, &store))?;
     Ok(Json(json!({ "status": status(outcome) })).into_response())
 }
 

@@ -1,6 +1,9 @@
 //! The one place where the lock API's errors become HTTP statuses, Dapr error codes and gRPC
 //! codes (docs/contract.md §2's table).
 
+use std::collections::BTreeSet;
+use std::sync::{Mutex, PoisonError};
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -58,6 +61,35 @@ pub(crate) fn grpc_code(kind: ErrorKind) -> tonic::Code {
         ErrorKind::Reconfigured => tonic::Code::Aborted,
         ErrorKind::ShuttingDown => tonic::Code::Unavailable,
     }
+}
+
+/// Row 5 as Dapr's own calls answer it: daprd's text to the letter, `lock store <store> not
+/// found`, which SDKs and clients may compare whole. The core's message goes on to name the
+/// stores that are loaded, which is what shows a typo; Dapr's calls leave that to the log.
+pub(crate) fn as_daprd(error: ApiError, store: &str) -> ApiError {
+    if error.kind != ErrorKind::StoreNotFound {
+        return error;
+    }
+    if first_time_unknown(store) {
+        tracing::warn!(
+            "a Dapr call named a store that is not loaded: {}",
+            error.message
+        );
+    }
+    ApiError::new(
+        ErrorKind::StoreNotFound,
+        format!("lock store {store} not found"),
+    )
+}
+
+/// Whether `store` is an unknown name not logged before: a client that retries a wrong name
+/// in a loop would otherwise flood the log. The names are bounded, so that a client naming a
+/// new store at every call can't grow them without end; past the bound nothing more is logged.
+fn first_time_unknown(store: &str) -> bool {
+    const MOST: usize = 64;
+    static LOGGED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let mut logged = LOGGED.lock().unwrap_or_else(PoisonError::into_inner);
+    logged.len() < MOST && logged.insert(store.to_string())
 }
 
 impl IntoResponse for ApiError {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -89,11 +90,12 @@ async fn force_release(
     Path(store): Path<String>,
     headers: HeaderMap,
     RawBody(bytes): RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, Response> {
     let given = headers.get(auth::ADMIN_HEADER).map(|v| v.as_bytes());
-    auth::admin(&state.admin_token, given)?;
-    let b: ResourceBody = body::parse(&bytes)?;
-    let released = state.locks.force_release(&store, &b.resource_id).await?;
+    auth::admin(&state.admin_token, given).map_err(|e| body::refuse(&bytes, e))?;
+    let b: ResourceBody = body::parse(&bytes).map_err(|e| body::refuse(&bytes, e))?;
+    let released = (state.locks.force_release(&store, &b.resource_id).await)
+        .map_err(IntoResponse::into_response)?;
     Ok(Json(json!({ "released": released })))
 }
 

@@ -111,6 +111,7 @@ fn init_logging(args: &DaemonArgs, api_log: bool) {
 /// that goes quiet after a burst of short locks (every one swept away since) would otherwise
 /// keep its peak. With one worker thread (the default) every allocation is on the thread
 /// this runs on, whose heap `mi_collect` collects.
+#[allow(unsafe_code, reason = "mimalloc's C API")]
 async fn return_freed_memory() {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
@@ -123,6 +124,7 @@ async fn return_freed_memory() {
 /// Lifts the soft limit on open files to the hard one, as Go programs (daprd among them) do
 /// by themselves: the usual soft limit, 1,024, is less than --max-connections allows.
 #[cfg(unix)]
+#[allow(unsafe_code, reason = "getrlimit and setrlimit are libc calls")]
 fn raise_open_file_limit() {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

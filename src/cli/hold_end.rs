@@ -56,6 +56,7 @@ pub(crate) async fn count_down(hold: &Hold, interrupt: &mut Interrupt) -> Exit {
 /// Stops the command and waits for it to end: SIGTERM on Unix, so it can clean up. Windows has
 /// no SIGTERM (a Ctrl-Break reaches only a child started in a process group of its own), so
 /// there the command is killed.
+#[allow(unsafe_code, reason = "kill(2) is a libc call")]
 pub(crate) async fn terminate(child: &mut tokio::process::Child) {
     #[cfg(unix)]
     if let Some(pid) = child.id() {

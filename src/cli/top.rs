@@ -70,6 +70,7 @@ pub async fn top(endpoint: &str, prefix: &str, iterations: Option<u32>) -> Exit 
 
 /// Windows 10's console draws ANSI sequences once asked to (Windows Terminal always does).
 #[cfg(windows)]
+#[allow(unsafe_code, reason = "the console API is Windows' C API")]
 fn ansi_on_windows() {
     use windows_sys::Win32::System::Console::{
         GetConsoleMode, GetStdHandle, SetConsoleMode, ENABLE_VIRTUAL_TERMINAL_PROCESSING,
@@ -214,6 +215,7 @@ mod keys {
 
     /// Non-canonical mode without echo; the previous settings, when stdin is a terminal.
     #[cfg(unix)]
+    #[allow(unsafe_code, reason = "termios is a libc API")]
     fn single_keys() -> Option<libc::termios> {
         // SAFETY: termios is plain data, filled by tcgetattr before it is read.
         unsafe {
@@ -231,6 +233,7 @@ mod keys {
     }
 
     impl Drop for Watching {
+        #[allow(unsafe_code, reason = "termios is a libc API")]
         fn drop(&mut self) {
             #[cfg(unix)]
             if let Some(saved) = &self.saved {

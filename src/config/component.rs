@@ -19,7 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_yaml::Value;
+use serde_norway::Value;
 
 use super::{duration, ConfigError};
 
@@ -128,7 +128,7 @@ pub fn parse_file(file: &Path, text: &str) -> Result<Vec<Component>, ConfigError
     let mut components = Vec::new();
     for (index, document) in documents(text).into_iter().enumerate() {
         let number = index + 1;
-        let value = match serde_yaml::from_str::<Value>(document.text) {
+        let value = match serde_norway::from_str::<Value>(document.text) {
             Ok(value) => value,
             Err(error) => match loose_type(document.text).filter(|t| is_other_category(t)) {
                 Some(type_name) => {
@@ -199,7 +199,7 @@ fn yaml_error(
     file: &Path,
     number: usize,
     first_line: usize,
-    error: &serde_yaml::Error,
+    error: &serde_norway::Error,
 ) -> ConfigError {
     let place = match error.location() {
         Some(at) => format!(
@@ -209,7 +209,7 @@ fn yaml_error(
         ),
         None => format!("the document starting at line {first_line}"),
     };
-    // serde_yaml's own text repeats a location relative to the document; keep only the reason.
+    // The parser's own text repeats a location relative to the document; keep only the reason.
     let text = error.to_string();
     let reason = text.split(" at line ").next().unwrap_or(&text);
     ConfigError::new(format!(
@@ -615,7 +615,7 @@ scopes: [bpm-server]
 
     #[test]
     fn documents_that_look_like_components_are_recognised() {
-        let misspelt = |doc: &str| match classify(&serde_yaml::from_str(doc).unwrap()) {
+        let misspelt = |doc: &str| match classify(&serde_norway::from_str(doc).unwrap()) {
             Document::Misspelt { field, found } => Some((field, found)),
             _ => None,
         };

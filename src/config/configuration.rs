@@ -15,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_yaml::{Mapping, Value};
+use serde_norway::{Mapping, Value};
 
 use super::ConfigError;
 
@@ -82,7 +82,7 @@ impl Configuration {
 }
 
 fn parse(file: &Path, text: &str) -> Result<Configuration, ConfigError> {
-    let doc: Value = serde_yaml::from_str(text.trim_start_matches(BOM)).map_err(|e| {
+    let doc: Value = serde_norway::from_str(text.trim_start_matches(BOM)).map_err(|e| {
         let place = e.location().map_or(String::new(), |at| {
             format!("line {}, column {}: ", at.line(), at.column())
         });

@@ -116,6 +116,7 @@ mod linux {
             (self.user_ticks + self.system_ticks) as f64 / ticks_per_second()
         }
 
+        #[allow(unsafe_code, reason = "sysconf is a libc call")]
         fn resident_bytes(&self) -> f64 {
             // SAFETY: sysconf only reads a configuration value.
             let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -135,6 +136,7 @@ mod linux {
         }
     }
 
+    #[allow(unsafe_code, reason = "sysconf is a libc call")]
     fn ticks_per_second() -> f64 {
         // SAFETY: sysconf only reads a configuration value.
         let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };

@@ -3,6 +3,7 @@
 //! (docs/contract.md §5).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
 
 use super::store_types::{StoreTypes, IN_MEMORY};
@@ -39,7 +40,25 @@ pub async fn load_components(
     if folders.is_empty() {
         return Ok(embedded_default(store_types).await);
     }
-    load_folders(folders, app_id, store_types).await
+    let (folders, app_id, store_types) =
+        (folders.to_vec(), app_id.to_string(), store_types.clone());
+    off_serving_threads(async move { load_folders(&folders, &app_id, &store_types).await }).await
+}
+
+/// Runs `load` on a thread of the blocking pool, not on the threads that serve requests:
+/// loading reads files with blocking calls (component files, a secrets file, certificates and
+/// keys that metadata names, some of them inside a store's connect), and a read from a slow
+/// disk or network share would stall every request meanwhile (all of them, with one worker
+/// thread). The connections a load opens still belong to the runtime: the blocking thread
+/// runs the load with the runtime's handle.
+pub(super) async fn off_serving_threads<T: Send + 'static>(
+    load: impl Future<Output = T> + Send + 'static,
+) -> T {
+    let runtime = tokio::runtime::Handle::current();
+    match tokio::task::spawn_blocking(move || runtime.block_on(load)).await {
+        Ok(loaded) => loaded,
+        Err(failed) => std::panic::resume_unwind(failed.into_panic()),
+    }
 }
 
 async fn embedded_default(store_types: &StoreTypes) -> Loaded {
@@ -257,4 +276,93 @@ fn resolve_metadata(
         metadata.insert(item.name.clone(), value);
     }
     Ok(metadata)
+}
+
+/// The tests need named pipes, which are Unix's.
+#[cfg(all(test, unix))]
+pub(super) mod tests {
+    use std::path::{Path, PathBuf};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A folder of its own for one test.
+    fn folder(label: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("dlock-load-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A folder for test `label` with a resources folder in it, which holds a secret store
+    /// component reading the named pipe `secrets.json` of the folder (not made yet) and a lock
+    /// store: (the folder, the resources folder, the pipe's path).
+    pub(in crate::startup) fn with_slow_secrets(label: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let dir = folder(label);
+        let resources = dir.join("resources");
+        std::fs::create_dir_all(&resources).unwrap();
+        let fifo = dir.join("secrets.json");
+        std::fs::write(resources.join("c.yaml"), components(&fifo)).unwrap();
+        (dir, resources, fifo)
+    }
+
+    /// A secret store component reading `secrets`, and a lock store.
+    fn components(secrets: &Path) -> String {
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: files\nspec:\n  \
+             type: secretstores.local.file\n  version: v1\n  metadata:\n  - name: secretsFile\n    \
+             value: {}\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: \
+             store\nspec:\n  type: lock.in-memory\n  version: v1\n",
+            secrets.display()
+        )
+    }
+
+    /// Runs `load` on a runtime with one thread, as `--worker-threads 1` serves, while it
+    /// reads the secrets file `fifo`: a named pipe, whose open blocks until something writes
+    /// it. The writer waits for a task of that runtime to run first, which it can only do if
+    /// the load left its one thread free; after five seconds it writes anyway, so a load that
+    /// blocks the thread ends, and this says it did. Returns the load's answer.
+    pub(in crate::startup) fn with_a_slow_file<T>(
+        fifo: PathBuf,
+        load: impl Future<Output = T>,
+    ) -> T {
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", fifo.display());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (ran, ran_seen) = mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            let free = ran_seen.recv_timeout(Duration::from_secs(5)).is_ok();
+            std::fs::write(&fifo, "{\"password\": \"p\"}").unwrap();
+            free
+        });
+        let answer = runtime.block_on(async {
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let _ = ran.send(());
+            });
+            load.await
+        });
+        let free = writer.join().unwrap();
+        assert!(
+            free,
+            "the serving thread was blocked while the load read a file"
+        );
+        answer
+    }
+
+    #[test]
+    fn a_load_reads_its_files_off_the_serving_threads() {
+        let (dir, resources, fifo) = with_slow_secrets("slow-load");
+        let loaded = with_a_slow_file(fifo, async {
+            load_components(std::slice::from_ref(&resources), "app", &StoreTypes::new()).await
+        });
+        let loaded = loaded.unwrap();
+        assert_eq!(loaded.secret_stores.len(), 1);
+        assert!(loaded.registry.get("store").is_some());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

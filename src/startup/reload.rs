@@ -24,7 +24,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::load::{is_in_scope, is_secret_store, load_lock_store, open_secret_store};
+use super::load::{
+    is_in_scope, is_secret_store, load_lock_store, off_serving_threads, open_secret_store,
+};
 use super::watch::{Broken, Snapshot, Watch};
 use super::StoreTypes;
 use crate::config::component::Component;
@@ -87,19 +89,7 @@ impl Reloader {
 
     async fn apply(&mut self, snapshot: &Snapshot, locks: &LockService) {
         let (next, mut file_problems) = self.wanted(snapshot);
-        let mut secret_stores = HashMap::new();
-        for component in next.values().filter(|c| is_secret_store(c)) {
-            match open_secret_store(component) {
-                Ok(store) => {
-                    secret_stores.insert(component.name.clone(), store);
-                }
-                Err(error) => file_problems.push(problem(component.name.clone(), &error)),
-            }
-        }
-
-        let mut registry = (*locks.registry()).clone();
-        let mut changes = Vec::new();
-        let mut retired: Vec<(Arc<LoadedStore>, String)> = Vec::new();
+        let mut edited = Vec::new();
         for component in next.values().filter(|c| !is_secret_store(c)) {
             let name = &component.name;
             if self
@@ -121,7 +111,23 @@ impl Reloader {
                     "component back to the version that serves");
                 continue;
             }
-            match load_lock_store(component, &secret_stores, &self.store_types).await {
+            edited.push(component.clone());
+        }
+        let secrets = next
+            .values()
+            .filter(|c| is_secret_store(c))
+            .cloned()
+            .collect();
+        let load = load_edits(secrets, edited, self.store_types.clone());
+        let (secret_problems, loads) = off_serving_threads(load).await;
+        file_problems.extend(secret_problems);
+
+        let mut registry = (*locks.registry()).clone();
+        let mut changes = Vec::new();
+        let mut retired: Vec<(Arc<LoadedStore>, String)> = Vec::new();
+        for (component, load) in loads {
+            let name = &component.name;
+            match load {
                 Ok(store) => {
                     tracing::info!(component = %name, file = %component.file.display(),
                         "component {}: {}",
@@ -240,6 +246,35 @@ impl Reloader {
     }
 }
 
+/// What a reload reads and connects, which `apply` runs off the serving threads: the secret
+/// stores, opened again, with the problems of those that do not open; then each edited lock
+/// store, loaded with them, in the order given.
+async fn load_edits(
+    secrets: Vec<Component>,
+    edited: Vec<Component>,
+    store_types: StoreTypes,
+) -> (
+    Vec<LoadProblem>,
+    Vec<(Component, Result<LoadedStore, ConfigError>)>,
+) {
+    let mut secret_stores = HashMap::new();
+    let mut problems = Vec::new();
+    for component in &secrets {
+        match open_secret_store(component) {
+            Ok(store) => {
+                secret_stores.insert(component.name.clone(), store);
+            }
+            Err(error) => problems.push(problem(component.name.clone(), &error)),
+        }
+    }
+    let mut loads = Vec::new();
+    for component in edited {
+        let load = load_lock_store(&component, &secret_stores, &store_types).await;
+        loads.push((component, load));
+    }
+    (problems, loads)
+}
+
 /// Whether two versions of a component say the same, wherever each is written.
 fn same(a: &Component, b: &Component) -> bool {
     let a = Component {
@@ -260,5 +295,33 @@ fn problem(component: String, error: &ConfigError) -> LoadProblem {
         component,
         file,
         reason: reason.to_string(),
+    }
+}
+
+/// The tests need named pipes, which are Unix's.
+#[cfg(all(test, unix))]
+mod tests {
+    use super::super::load::tests::{with_a_slow_file, with_slow_secrets};
+    use super::*;
+    use crate::lock::Registry;
+
+    #[test]
+    fn a_reload_reads_its_files_off_the_serving_threads() {
+        let (dir, resources, fifo) = with_slow_secrets("slow-reload");
+        // What the watch hands out; it reads the component files off the serving threads
+        // itself (watch.rs).
+        let snapshot = Snapshot::read(std::slice::from_ref(&resources));
+        let locks = LockService::new("app", Registry::default());
+        let mut reloader = Reloader::new(
+            vec![resources.clone()],
+            "app".into(),
+            StoreTypes::new(),
+            Vec::new(),
+            &locks,
+        );
+        with_a_slow_file(fifo, reloader.apply(&snapshot, &locks));
+        let registry = locks.registry();
+        assert!(registry.get("store").is_some());
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

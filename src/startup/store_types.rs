@@ -8,22 +8,41 @@ use std::sync::Arc;
 
 use crate::config::{ConfigError, Metadata};
 use crate::lock::LockStore;
-use crate::stores::{azure_blob, etcd, memory, mysql, postgresql, redis, zookeeper};
+#[cfg(feature = "azure-blob")]
+use crate::stores::azure_blob;
+#[cfg(feature = "etcd")]
+use crate::stores::etcd;
+use crate::stores::memory;
+#[cfg(feature = "mysql")]
+use crate::stores::mysql;
+#[cfg(feature = "postgresql")]
+use crate::stores::postgresql;
+#[cfg(feature = "redis")]
+use crate::stores::redis;
+#[cfg(feature = "zookeeper")]
+use crate::stores::zookeeper;
 
 /// The `spec.type` of the embedded store, which is also served when no component files are
 /// given.
 pub(super) const IN_MEMORY: &str = "lock.in-memory";
 
-/// Every store type, in the order the "this build supports" message lists them; one row each
-/// (kept as a table, so rustfmt leaves it be).
+/// Every store type of this build, in the order the "this build supports" message lists them;
+/// one row each (kept as a table, so rustfmt leaves it be), each but the embedded one there
+/// only with its Cargo feature.
 #[rustfmt::skip]
 const TABLE: &[(&str, Build)] = &[
     (IN_MEMORY, Build::Embedded),
+    #[cfg(feature = "redis")]
     ("lock.redis", Build::Connect(|m| connected(redis::RedisStore::connect(m)))),
+    #[cfg(feature = "etcd")]
     ("lock.etcd", Build::Connect(|m| connected(etcd::EtcdStore::connect(m)))),
+    #[cfg(feature = "zookeeper")]
     ("lock.zookeeper", Build::Connect(|m| connected(zookeeper::ZookeeperStore::connect(m)))),
+    #[cfg(feature = "postgresql")]
     ("lock.postgresql", Build::Connect(|m| connected(postgresql::PostgresStore::connect(m)))),
+    #[cfg(feature = "mysql")]
     ("lock.mysql", Build::Connect(|m| connected(mysql::MysqlStore::connect(m)))),
+    #[cfg(feature = "azure-blob")]
     ("lock.azure.blobstorage", Build::Connect(|m| connected(azure_blob::AzureBlobStore::connect(m)))),
 ];
 
@@ -46,7 +65,8 @@ fn connected<'a, S: LockStore + 'static>(
 }
 
 /// Builds the stores of one sidecar. It holds the embedded keyspace, so that every
-/// `lock.in-memory` component of the sidecar shares it.
+/// `lock.in-memory` component of the sidecar shares it; a clone shares it too.
+#[derive(Clone)]
 pub struct StoreTypes {
     memory: Arc<memory::MemoryStore>,
 }
@@ -81,5 +101,28 @@ impl StoreTypes {
 impl Default for StoreTypes {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_types_served_are_the_features_built() {
+        let names: Vec<&str> = StoreTypes::names().collect();
+        assert_eq!(names[0], IN_MEMORY, "the embedded store is always built");
+        let features = [
+            ("lock.redis", cfg!(feature = "redis")),
+            ("lock.etcd", cfg!(feature = "etcd")),
+            ("lock.zookeeper", cfg!(feature = "zookeeper")),
+            ("lock.postgresql", cfg!(feature = "postgresql")),
+            ("lock.mysql", cfg!(feature = "mysql")),
+            ("lock.azure.blobstorage", cfg!(feature = "azure-blob")),
+        ];
+        for (type_name, built) in features {
+            assert_eq!(names.contains(&type_name), built, "{type_name}");
+        }
+        assert_eq!(names.len(), 1 + features.iter().filter(|(_, b)| *b).count());
     }
 }

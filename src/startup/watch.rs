@@ -36,7 +36,7 @@ pub(super) struct Broken {
 
 impl Snapshot {
     /// Reads every path: a folder's YAML files, or a named file.
-    fn read(paths: &[PathBuf]) -> Snapshot {
+    pub(super) fn read(paths: &[PathBuf]) -> Snapshot {
         Snapshot(
             paths
                 .iter()

@@ -20,7 +20,15 @@ async fn error_table_rows_in_order_on_both_protocols() {
     let expiry = || Expected::expiry_not_positive("nope");
     let resource = || Expected::no_resource("nope");
     let owner = || Expected::no_owner("nope");
-    let store = || Expected::store_not_found("nope", &["store"]);
+    // daprd's text to the letter: the stores there are go to the log, not the message.
+    let store = || {
+        Expected::new(
+            400,
+            "ERR_LOCK_STORE_NOT_FOUND",
+            Code::InvalidArgument,
+            "lock store nope not found",
+        )
+    };
     // (case, store, resource, owner, expiry, the answer)
     let locks = [
         ("expiry", "nope", "", "", 0, expiry()),
@@ -67,6 +75,15 @@ async fn error_table_rows_in_order_on_both_protocols() {
             Ok(protocol == Protocol::Grpc)
         );
     }
+    // The log names the stores there are, once for the name asked for four times.
+    let listed = "the lock stores loaded are: store";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !sidecar.logs().contains(listed) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let logs = sidecar.logs();
+    assert_eq!(logs.matches(listed).count(), 1, "{logs}");
+    assert!(logs.contains("lock store nope not found"), "{logs}");
 }
 
 #[tokio::test]
@@ -380,4 +397,84 @@ async fn transport_errors_answer_in_daprs_error_shape() {
         api.lock(Protocol::Grpc, "store", "hello", "o", 5).await,
         Ok(true)
     );
+}
+
+#[tokio::test]
+async fn a_body_cut_short_answers_in_daprs_error_shape_on_every_lock_route() {
+    let sidecar = Dlockd::start(Options::in_memory());
+    let address = sidecar.http.trim_start_matches("http://").to_string();
+    let body = br#"{"resourceId":"cut","lockOwner":"o","expiryInSeconds":5}"#;
+    let routes = [
+        "/v1.0-alpha1/lock/store",
+        "/v1.0-alpha1/unlock/store",
+        "/dlock/v1/acquire/store",
+        "/dlock/v1/renew/store",
+        "/dlock/v1/inspect/store",
+        "/dlock/v1/list/store",
+        "/dlock/v1/force-release/store",
+    ];
+    let head = |route: &str, length: usize| {
+        format!("POST {route} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n")
+    };
+    for route in routes {
+        // Whole, part or none of the body sent, under a Content-Length that promises more.
+        for sent in [body.len(), body.len() / 2, 0] {
+            let request = [head(route, body.len() + 7).as_bytes(), &body[..sent]].concat();
+            let answer = sent_then_half_closed(&address, &request).await;
+            let case = format!("{route} with {sent} bytes sent: {answer}");
+            let error = one_dapr_error(&case, &answer, 400);
+            assert_eq!(error["errorCode"], "ERR_MALFORMED_REQUEST", "{case}");
+            let message = error["message"].as_str().unwrap();
+            assert!(
+                message.starts_with("failed reading the HTTP body"),
+                "{case}"
+            );
+        }
+        // A Content-Length shorter than the body, on a connection kept alive: the body read
+        // ends inside its JSON, and the rest of it must not be read as a next request (which
+        // the HTTP layer would refuse with an empty 400 of its own).
+        for short in [1, body.len() / 2] {
+            let request = [head(route, body.len() - short).as_bytes(), body].concat();
+            let answer = sent_then_half_closed(&address, &request).await;
+            let case = format!("{route} with a Content-Length {short} short: {answer}");
+            // Force release checks the admin token (there is none here) before the body.
+            let (status, error_code) = if route.contains("force-release") {
+                (403, "ERR_FORBIDDEN")
+            } else {
+                (400, "ERR_MALFORMED_REQUEST")
+            };
+            let error = one_dapr_error(&case, &answer, status);
+            assert_eq!(error["errorCode"], error_code, "{case}");
+        }
+    }
+    // Nothing was granted: the lock is free for another owner.
+    let api = Api::new(&sidecar).await;
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", "cut", "other", 5).await,
+        Ok(true)
+    );
+}
+
+/// Sends `request` on a new connection, then closes the sending side, as a client that gives
+/// up does, and reads all the sidecar answers before it closes.
+async fn sent_then_half_closed(address: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(address).await.unwrap();
+    conn.write_all(request).await.unwrap();
+    conn.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    let read = conn.read_to_end(&mut answer);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), read).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The body of `answer`, which must be one HTTP answer with `status` and Dapr's error shape.
+fn one_dapr_error(case: &str, answer: &str, status: u16) -> serde_json::Value {
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{case}");
+    assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")), "{case}");
+    let (_, body) = answer.split_once("\r\n\r\n").expect(case);
+    let error: serde_json::Value = serde_json::from_str(body).expect(case);
+    assert!(error["errorCode"].is_string(), "{case}");
+    assert!(error["message"].is_string(), "{case}");
+    error
 }

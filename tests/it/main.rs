@@ -2,6 +2,14 @@
 //! processes (dlockd, dlock, the Dapr SDKs) through their public interfaces; what the tests
 //! share lives in `support`.
 
+// The tests stop, freeze and signal the processes they start, and ask whether they run as
+// root, through libc.
+#![allow(
+    unsafe_code,
+    clippy::undocumented_unsafe_blocks,
+    reason = "process signals and ids through libc"
+)]
+
 mod azure_blob;
 mod bounds;
 mod cli;

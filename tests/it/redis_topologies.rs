@@ -336,7 +336,7 @@ async fn a_cluster_is_one_store_across_its_masters() {
             .unwrap();
         assert!(!keys.is_empty(), "no lock on the master at {address}");
     }
-    let listed = crate::support::locks::list(&waiter_locks, &prefix).await;
+    let listed = locks::list(&waiter_locks, &prefix).await;
     assert_eq!(listed.len(), 40, "{listed:?}");
     assert!(listed
         .iter()

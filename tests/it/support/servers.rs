@@ -431,7 +431,7 @@ impl Drop for Etcd {
 /// test temp dir. A tick of 500 ms lets sessions be as short as 1 s.
 pub struct Zookeeper {
     pub port: u16,
-    dir: std::path::PathBuf,
+    dir: PathBuf,
     child: Option<Child>,
 }
 
@@ -969,7 +969,7 @@ impl Azurite {
     /// points at.
     pub fn start_on(port: u16) -> Azurite {
         assert!(
-            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            TcpListener::bind(("127.0.0.1", port)).is_ok(),
             "port {port} is taken: stop whatever listens there to run this test"
         );
         let mut azurite = Azurite {
