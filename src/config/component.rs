@@ -13,8 +13,10 @@
 //!
 //! A document "looks like a component" when its `kind` is within two edits of `Component`
 //! (any case) or its `spec.type` is a dotted Dapr type (`lock.redis`, `bindings.cron`): such a
-//! document with another `kind` or `apiVersion` is a typo far more often than not, so it is
-//! skipped with a warning naming the file and the field instead of silently.
+//! document with another `kind` or `apiVersion` is a typo far more often than not. Skipped, a
+//! typo would silently remove a lock store (at start-up, or from a running sidecar on a live
+//! edit), so it is an error naming the file, the line and the field, unless the type is another
+//! building block's, which is skipped with a warning as it would be anyway.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -146,12 +148,23 @@ pub fn parse_file(file: &Path, text: &str) -> Result<Vec<Component>, ConfigError
                     "type {type_name} is not a lock store, skipped");
             }
             Document::Component(_) => components.push(parse_component(file, &value)?),
-            Document::Misspelt { field, found } => {
-                tracing::warn!(
-                    "{}: document {number}: field {field}: '{found}' is not '{}'; this looks like a component and is skipped",
-                    file.display(),
-                    if field == "kind" { KIND } else { API_VERSION },
+            // Another building block's component, misspelt: not ours to refuse.
+            Document::Misspelt { type_name, .. } if is_other_category(type_name) => {
+                tracing::warn!(file = %file.display(), document = number,
+                    "type {type_name} is not a lock store, skipped (and its kind or apiVersion is misspelt)");
+            }
+            // A lock store (or a secret store, or a type nobody serves) that a typo would
+            // silently remove: refused, so the running version keeps serving on a live edit
+            // and start-up stops naming the line.
+            Document::Misspelt { field, found, .. } => {
+                let line = field_line(document.text, field)
+                    .map_or(document.first_line, |l| document.first_line + l);
+                let expected = if field == "kind" { KIND } else { API_VERSION };
+                let message = format!(
+                    "line {line}: document {number}: '{found}' is not '{expected}': this looks \
+                     like a component with a typo (write {field}: {expected})"
                 );
+                return Err(ConfigError::field(field, message).in_file(file));
             }
             Document::Other => {
                 tracing::debug!(file = %file.display(), document = number, "not a component, skipped");
@@ -226,6 +239,7 @@ enum Document<'a> {
     Misspelt {
         field: &'static str,
         found: String,
+        type_name: &'a str,
     },
     Other,
 }
@@ -248,13 +262,23 @@ fn classify(value: &Value) -> Document<'_> {
         Document::Misspelt {
             field: "kind",
             found: describe(kind),
+            type_name,
         }
     } else {
         Document::Misspelt {
             field: "apiVersion",
             found: describe(api_version),
+            type_name,
         }
     }
+}
+
+/// The line of a document's top-level `field:` key, counted from 0 within the document.
+fn field_line(text: &str, field: &str) -> Option<usize> {
+    text.lines().position(|line| {
+        line.strip_prefix(field)
+            .is_some_and(|rest| rest.starts_with(':'))
+    })
 }
 
 /// Whether `type_name` belongs to a building block dlockd does not serve.
@@ -616,7 +640,7 @@ scopes: [bpm-server]
     #[test]
     fn documents_that_look_like_components_are_recognised() {
         let misspelt = |doc: &str| match classify(&serde_norway::from_str(doc).unwrap()) {
-            Document::Misspelt { field, found } => Some((field, found)),
+            Document::Misspelt { field, found, .. } => Some((field, found)),
             _ => None,
         };
         assert_eq!(

@@ -271,6 +271,12 @@ async fn an_edit_that_does_not_load_keeps_the_running_version() {
             "not valid YAML",
             None,
         ),
+        // A typo in `kind` once removed the running store.
+        (
+            good.replace("kind: Component", "kind: Componet"),
+            "field kind: line 2: document 1: 'Componet' is not 'Component'",
+            None,
+        ),
         (
             good.replace("lock.in-memory", "lock.nowhere"),
             "field spec.type: unknown type 'lock.nowhere'",
