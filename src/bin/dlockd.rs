@@ -181,6 +181,15 @@ async fn run(args: DaemonArgs, configuration: Configuration, api_log: bool) -> R
     let loaded = load_components(&args.resources_paths, &args.app_id, &store_types)
         .await
         .map_err(|e| format!("can't load components: {e}"))?;
+    let no_lock_store = loaded.registry.iter().next().is_none();
+    if !args.resources_paths.is_empty() && no_lock_store && !args.allow_no_lock_store {
+        return Err(format!(
+            "no lock store was loaded from {}: no component there is a lock store in scope for \
+             app id '{}' (see the lines above for what was skipped); give --allow-no-lock-store \
+             to start anyway, answering every lock call ERR_LOCK_STORE_NOT_CONFIGURED",
+            loaded.source, args.app_id
+        ));
+    }
     let sidecar = Arc::new(ApiState {
         locks: LockService::new(args.app_id.clone(), loaded.registry)
             .log_api_calls(api_log)

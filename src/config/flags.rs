@@ -202,6 +202,13 @@ pub struct DaemonArgs {
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_waiters: u32,
 
+    /// Start even when the component files give no lock store (dlockd's own flag): every lock
+    /// call then answers ERR_LOCK_STORE_NOT_CONFIGURED. Without it, a --resources-path that
+    /// yields no lock store (a typo, a scope, an ignoreErrors component that failed) stops
+    /// start-up saying so.
+    #[arg(long)]
+    pub allow_no_lock_store: bool,
+
     /// How often every lock store is asked a cheap question (a read of one key) in the
     /// background, so that `dlock status`, the metrics, the console and the log show an
     /// outage within this long even while no application calls (dlockd's own flag; 0 turns

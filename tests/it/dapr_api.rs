@@ -90,7 +90,18 @@ async fn error_table_rows_in_order_on_both_protocols() {
 async fn without_a_lock_store_every_call_says_not_configured() {
     // Components given, but none of them a lock store.
     let secrets = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: env}\nspec: {type: secretstores.local.env, version: v1}\n";
-    let sidecar = Dlockd::start(Options::with_files("app", &[("env.yaml", secrets.into())]));
+    let files = &[("env.yaml", secrets.to_string())];
+    // Refused at start-up unless asked for.
+    let refused = Dlockd::start_fails(Options::with_files("app", files)).output;
+    assert!(
+        refused.contains("no lock store was loaded from"),
+        "{refused}"
+    );
+    assert!(refused.contains("--allow-no-lock-store"), "{refused}");
+    let sidecar = Dlockd::start(Options {
+        extra_args: vec!["--allow-no-lock-store".into()],
+        ..Options::with_files("app", files)
+    });
     let api = Api::new(&sidecar).await;
     let want = Expected::new(
         500,
