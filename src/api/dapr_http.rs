@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
@@ -38,6 +38,7 @@ pub(crate) fn router(state: Arc<ApiState>, max_body_size: usize) -> Router {
             .merge(events_http::routes());
     }
     let mut routes = routes
+        .fallback(not_served)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -76,6 +77,22 @@ async fn unlock(
 
 /// A route asked with a method it does not serve, in Dapr's error shape (axum's own answer
 /// has no body, which SDKs cannot parse).
+/// Every other path: an app configured for daprd that calls state, pub/sub or any other
+/// building block here learns why nothing answers, instead of an empty 404.
+async fn not_served(uri: Uri) -> Response {
+    let message = format!(
+        "{} is not served: dlockd serves Dapr's lock API (lock, unlock, metadata, healthz) and \
+         its own under /dlock/v1/, less what the Configuration's spec.api closes; state, \
+         pub/sub and Dapr's other building blocks need daprd",
+        uri.path()
+    );
+    let body = ErrorBody {
+        error_code: "ERR_NOT_SERVED",
+        message: &message,
+    };
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
+}
+
 async fn method_not_allowed(method: Method) -> Response {
     let message = format!("method {method} is not allowed on this route");
     let body = ErrorBody {

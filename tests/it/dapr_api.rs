@@ -489,3 +489,30 @@ fn one_dapr_error(case: &str, answer: &str, status: u16) -> serde_json::Value {
     assert!(error["message"].is_string(), "{case}");
     error
 }
+
+/// An app configured for daprd that calls another building block here hears why nothing
+/// answers: 404 in Dapr's error shape, not an empty body.
+#[tokio::test]
+async fn other_building_blocks_answer_404_saying_only_the_lock_api_is_served() {
+    let sidecar = Dlockd::start(Options::in_memory());
+    let http = sidecar.http_client();
+    let state = http.get("/v1.0/state/statestore/order-1").await.unwrap();
+    let published = http
+        .post("/v1.0/publish/pubsub/orders", "{}")
+        .await
+        .unwrap();
+    for (path, answer) in [
+        ("/v1.0/state/statestore/order-1", state),
+        ("/v1.0/publish/pubsub/orders", published),
+    ] {
+        assert_eq!(answer.status, 404, "{path}");
+        let json = answer.json();
+        assert_eq!(json["errorCode"], "ERR_NOT_SERVED", "{json}");
+        let message = json["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with(&format!("{path} is not served")),
+            "{message}"
+        );
+        assert!(message.contains("need daprd"), "{message}");
+    }
+}
