@@ -39,6 +39,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
+use tokio::task::AbortHandle;
 
 use crate::config::ConfigError;
 use crate::config::Metadata;
@@ -68,6 +69,15 @@ pub(crate) struct EtcdStore {
     line_prefix: Vec<u8>,
     /// Deleted lock keys, from the watch.
     released: broadcast::Sender<Vec<u8>>,
+    /// The task relaying the watch, ended with the store: a store replaced by a reload, or
+    /// removed, closes its watch at once rather than at its next event.
+    relay: AbortHandle,
+}
+
+impl Drop for EtcdStore {
+    fn drop(&mut self) {
+        self.relay.abort();
+    }
 }
 
 impl EtcdStore {
@@ -142,12 +152,13 @@ impl EtcdStore {
         }
 
         let (released, _) = broadcast::channel(1024);
-        tokio::spawn(watch::relay_releases(
-            Arc::downgrade(&client),
+        let relay = tokio::spawn(watch::relay_releases(
+            client.clone(),
             prefix.clone().into_bytes(),
             range_end,
             released.clone(),
-        ));
+        ))
+        .abort_handle();
         let mut line_prefix = prefix.clone().into_bytes();
         line_prefix.push(LINE);
         Ok(Arc::new(EtcdStore {
@@ -155,6 +166,7 @@ impl EtcdStore {
             prefix,
             line_prefix,
             released,
+            relay,
         }))
     }
 
