@@ -36,6 +36,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::task::AbortHandle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -58,12 +59,20 @@ pub(crate) struct PostgresStore {
     timeout: Duration,
     /// Released keys, from the listening connection.
     released: Releases,
-    /// Held only by the store: the listening task stops when it is gone.
-    _alive: Arc<()>,
+    /// The listening task, ended with the store (see `Drop`).
+    listener: AbortHandle,
     /// The hosts of the connection string, for the ready line and the status API.
     servers: Vec<String>,
     /// The table, quoted, for errors about its values.
     table: String,
+}
+
+/// A store replaced by a reload, or removed, stops listening at once: its connection closes
+/// rather than staying open until the next notification.
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
 }
 
 impl PostgresStore {
@@ -99,20 +108,19 @@ impl PostgresStore {
         drop(client);
 
         let released = Releases::new();
-        let alive = Arc::new(());
-        tokio::spawn(listen::relay_releases(
+        let listener = tokio::spawn(listen::relay_releases(
             settings.connection.clone(),
             tls,
             names.channel.clone(),
             released.sender(),
-            Arc::downgrade(&alive),
-        ));
+        ))
+        .abort_handle();
         let store = Arc::new(PostgresStore {
             pool,
             statements: Statements::new(&names),
             timeout,
             released,
-            _alive: alive,
+            listener,
             servers: servers(&settings.connection),
             table: names.table.clone(),
         });
