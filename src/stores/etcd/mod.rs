@@ -299,15 +299,23 @@ impl EtcdStore {
     }
 
     /// After a grant whose answer was lost: the revision that created the key if the grant
-    /// landed (the key is on its lease, which no other grant has). If it did not, its lease is
-    /// revoked, so a copy still on its way lands on no lease and fails, or is deleted with it.
+    /// landed (the key is on its lease, which no other grant has). If it did not, or the key
+    /// can't be read, its lease is revoked, so a copy still on its way lands on no lease and
+    /// fails, or is deleted with it.
     async fn grant_landed(
         &self,
         path: &[u8],
         lease: i64,
         reason: String,
     ) -> Result<TryLockOutcome, StoreError> {
-        let now = self.get(path).await?;
+        let now = match self.get(path).await {
+            Ok(now) => now,
+            Err(error) => {
+                // Unknown still: revoking the lease undoes the grant if it landed.
+                self.client.discard(lease);
+                return Err(error);
+            }
+        };
         if let Some(kv) = now.as_ref().filter(|kv| kv.lease == lease) {
             return Ok(TryLockOutcome::Granted(Grant {
                 fencing_token: Some(kv.create_revision as u64),
