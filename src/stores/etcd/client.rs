@@ -477,3 +477,25 @@ pub(crate) enum AuthFailure {
 fn failed(member: &Member, status: &Status) -> StoreError {
     StoreError::Failed(format!("etcd at {}: {}", member.address, status.message()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_write_that_never_ran_is_sent_again() {
+        let refused = ConnectError("tcp connect error: Connection refused".into());
+        assert!(never_ran(&Status::from_error(Box::new(refused))));
+        assert!(never_ran(&Status::unavailable("etcdserver: no leader")));
+        // Sent, and then nothing: it may have run.
+        assert!(!never_ran(&Status::unavailable(
+            "h2 protocol error: broken pipe"
+        )));
+        assert!(!never_ran(&Status::deadline_exceeded(
+            "no answer within 3s"
+        )));
+        assert!(!never_ran(&Status::unavailable(
+            "etcdserver: leader changed"
+        )));
+    }
+}
