@@ -45,8 +45,9 @@ use crate::config::{ConfigError, Metadata};
 use crate::lock::{
     Capabilities, Grant, LockInfo, LockStore, OwnerChecked, StoreError, TryLockOutcome,
 };
+use crate::stores::sql;
+use crate::stores::sql::cleanup::{self, Cleanup};
 use crate::stores::sql::releases::Releases;
-use crate::stores::sql::{self, cleanup};
 use settings::Settings;
 use statements::{Names, Statements};
 
@@ -65,6 +66,8 @@ pub(crate) struct PostgresStore {
     servers: Vec<String>,
     /// The table, quoted, for errors about its values.
     table: String,
+    /// The removal of expired rows, ended with the store.
+    _cleanup: Cleanup,
 }
 
 /// A store replaced by a reload, or removed, stops listening at once: its connection closes
@@ -115,7 +118,17 @@ impl PostgresStore {
             released.sender(),
         ))
         .abort_handle();
-        let store = Arc::new(PostgresStore {
+        // Rows stay a grace period past their expiry: see `statements.rs`.
+        let grace = sql::ttl_millis(timeout);
+        let cleanup_interval = settings.table.cleanup_interval;
+        let store = Arc::new_cyclic(|store| PostgresStore {
+            _cleanup: cleanup::spawn(
+                store.clone(),
+                cleanup_interval,
+                move |store: Arc<PostgresStore>| async move {
+                    store.remove_expired(grace).await.map_err(|e| e.to_string())
+                },
+            ),
             pool,
             statements: Statements::new(&names),
             timeout,
@@ -124,15 +137,6 @@ impl PostgresStore {
             servers: servers(&settings.connection),
             table: names.table.clone(),
         });
-        // Rows stay a grace period past their expiry: see `statements.rs`.
-        let grace = sql::ttl_millis(timeout);
-        cleanup::spawn(
-            &store,
-            settings.table.cleanup_interval,
-            move |store: Arc<PostgresStore>| async move {
-                store.remove_expired(grace).await.map_err(|e| e.to_string())
-            },
-        );
         Ok(store)
     }
 
