@@ -1,6 +1,7 @@
 //! lock.etcd beyond the conformance suite: what it writes in etcd and what that costs, a
 //! three-member cluster that loses a member, authentication (a wrong password, a token that
-//! expires), locks shorter than etcd's minimum lease, and metadata errors.
+//! expires), locks shorter than etcd's minimum lease, metadata errors, and a removed store's
+//! release watch closing with it.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use dlock::proto::dlock::hold_event::Event;
 use dlock::proto::etcd::etcdserverpb::{
     kv_client::KvClient, lease_client::LeaseClient, LeaseTimeToLiveRequest, RangeRequest,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::Channel;
 
 use crate::support::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, SUCCESS};
@@ -494,4 +496,52 @@ async fn tls_works_with_an_inline_ca_and_needs_a_client_certificate() {
     );
     let failed = Dlockd::start_fails(Options::with_component("app", file)).output;
     assert!(failed.contains("can't reach etcd at"), "{failed}");
+}
+
+/// The watchers open on a member, from its metrics.
+async fn watchers(etcd: &Etcd) -> u64 {
+    let mut stream = tokio::net::TcpStream::connect(etcd.address())
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut metrics = String::new();
+    stream.read_to_string(&mut metrics).await.unwrap();
+    let gauge = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("etcd_debugging_mvcc_watcher_total "))
+        .unwrap_or_else(|| panic!("no watcher count in etcd's metrics:\n{metrics}"));
+    gauge.trim().parse::<f64>().unwrap() as u64
+}
+
+/// A store removed by a reload closes its release watch at once, without waiting for a
+/// deletion to arrive on it (none ever does here).
+#[tokio::test]
+async fn a_removed_store_closes_its_release_watch() {
+    let etcd = Etcd::start(&[]);
+    let file = component("store", "lock.etcd", &[("endpoints", &etcd.address())]);
+    let sidecar = Dlockd::start(Options::with_component("bpm", file));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while watchers(&etcd).await != 1 {
+        assert!(Instant::now() < deadline, "the release watch never opened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resources = sidecar.resources.clone().unwrap();
+    std::fs::remove_file(resources.join("store.yaml")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while watchers(&etcd).await != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the removed store's release watch is still open\n{}",
+            sidecar.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        sidecar.logs().contains("component removed"),
+        "{}",
+        sidecar.logs()
+    );
 }

@@ -41,12 +41,13 @@ mod settings;
 mod shared_key;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ring::digest::{digest, SHA256};
 use tokio::sync::broadcast;
+use tokio::task::AbortHandle;
 
 use crate::config::{ConfigError, Metadata};
 use crate::lock::{
@@ -81,6 +82,14 @@ pub(crate) struct AzureBlobStore {
     /// For keys a try found held: the local instant by which the holder's deadline has surely
     /// passed, so a waiter never polls later than that.
     seen_held: Mutex<HashMap<String, Instant>>,
+    /// The task keeping the service's clock, ended with the store.
+    clock: AbortHandle,
+}
+
+impl Drop for AzureBlobStore {
+    fn drop(&mut self) {
+        self.clock.abort();
+    }
 }
 
 impl AzureBlobStore {
@@ -127,12 +136,13 @@ impl AzureBlobStore {
                  than asked by up to this much"
             );
         }
-        tokio::spawn(keep_the_clock(Arc::downgrade(&client)));
+        let clock = tokio::spawn(keep_the_clock(client.clone())).abort_handle();
         Ok(Arc::new(AzureBlobStore {
             client,
             known: Known::default(),
             released: broadcast::channel(1024).0,
             seen_held: Mutex::new(HashMap::new()),
+            clock,
         }))
     }
 
@@ -508,13 +518,11 @@ async fn calibrate(client: &BlobClient) {
     }
 }
 
-/// Keeps the clock known while the store lives: requests usually do, an idle store asks.
-async fn keep_the_clock(client: Weak<BlobClient>) {
+/// Keeps the clock known while the store lives (it aborts this on drop): requests usually do,
+/// an idle store asks.
+async fn keep_the_clock(client: Arc<BlobClient>) {
     loop {
         tokio::time::sleep(CLOCK_CHECK_EVERY).await;
-        let Some(client) = client.upgrade() else {
-            return;
-        };
         calibrate(&client).await;
     }
 }

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, ConnectError, Request, Status, Streaming};
@@ -439,16 +440,24 @@ impl Client {
     }
 
     /// Opens a watch stream with one watcher; the stream stays open until etcd or the
-    /// connection ends it.
+    /// connection ends it, or `open`'s sender is dropped. Dropping the answer alone would
+    /// not do: the request side, still open, would keep the stream (and the connection under
+    /// it) alive in etcd and here.
     pub(crate) async fn watch(
         &self,
         request: WatchRequest,
+        open: watch::Receiver<()>,
     ) -> Result<Streaming<WatchResponse>, StoreError> {
         self.call(|channel, stamp| {
-            // The request side stays open: etcd ends a watch stream whose client stops sending.
+            // The request side stays open while `open` does: etcd ends a watch stream whose
+            // client stops sending; once the request side ends and the answer is dropped, the
+            // stream is reset, which ends the watch in etcd at once.
+            let mut open = open.clone();
+            let until_closed =
+                futures_util::stream::once(async move { while open.changed().await.is_ok() {} });
             let requests = tokio_stream::StreamExt::chain(
                 tokio_stream::once(request.clone()),
-                tokio_stream::pending(),
+                futures_util::StreamExt::filter_map(until_closed, |()| std::future::ready(None)),
             );
             let request = stamp.long_lived(requests);
             async move { Ok(WatchClient::new(channel).watch(request).await?.into_inner()) }
@@ -467,4 +476,26 @@ pub(crate) enum AuthFailure {
 
 fn failed(member: &Member, status: &Status) -> StoreError {
     StoreError::Failed(format!("etcd at {}: {}", member.address, status.message()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_write_that_never_ran_is_sent_again() {
+        let refused = ConnectError("tcp connect error: Connection refused".into());
+        assert!(never_ran(&Status::from_error(Box::new(refused))));
+        assert!(never_ran(&Status::unavailable("etcdserver: no leader")));
+        // Sent, and then nothing: it may have run.
+        assert!(!never_ran(&Status::unavailable(
+            "h2 protocol error: broken pipe"
+        )));
+        assert!(!never_ran(&Status::deadline_exceeded(
+            "no answer within 3s"
+        )));
+        assert!(!never_ran(&Status::unavailable(
+            "etcdserver: leader changed"
+        )));
+    }
 }

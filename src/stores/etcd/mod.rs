@@ -39,6 +39,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
+use tokio::task::AbortHandle;
 
 use crate::config::ConfigError;
 use crate::config::Metadata;
@@ -68,6 +69,15 @@ pub(crate) struct EtcdStore {
     line_prefix: Vec<u8>,
     /// Deleted lock keys, from the watch.
     released: broadcast::Sender<Vec<u8>>,
+    /// The task relaying the watch, ended with the store: a store replaced by a reload, or
+    /// removed, closes its watch at once rather than at its next event.
+    relay: AbortHandle,
+}
+
+impl Drop for EtcdStore {
+    fn drop(&mut self) {
+        self.relay.abort();
+    }
 }
 
 impl EtcdStore {
@@ -167,12 +177,13 @@ impl EtcdStore {
         }
 
         let (released, _) = broadcast::channel(1024);
-        tokio::spawn(watch::relay_releases(
-            Arc::downgrade(&client),
+        let relay = tokio::spawn(watch::relay_releases(
+            client.clone(),
             prefix.clone().into_bytes(),
             range_end,
             released.clone(),
-        ));
+        ))
+        .abort_handle();
         let mut line_prefix = prefix.clone().into_bytes();
         line_prefix.push(LINE);
         Ok(Arc::new(EtcdStore {
@@ -180,6 +191,7 @@ impl EtcdStore {
             prefix,
             line_prefix,
             released,
+            relay,
         }))
     }
 
@@ -312,15 +324,23 @@ impl EtcdStore {
     }
 
     /// After a grant whose answer was lost: the revision that created the key if the grant
-    /// landed (the key is on its lease, which no other grant has). If it did not, its lease is
-    /// revoked, so a copy still on its way lands on no lease and fails, or is deleted with it.
+    /// landed (the key is on its lease, which no other grant has). If it did not, or the key
+    /// can't be read, its lease is revoked, so a copy still on its way lands on no lease and
+    /// fails, or is deleted with it.
     async fn grant_landed(
         &self,
         path: &[u8],
         lease: i64,
         reason: String,
     ) -> Result<TryLockOutcome, StoreError> {
-        let now = self.get(path).await?;
+        let now = match self.get(path).await {
+            Ok(now) => now,
+            Err(error) => {
+                // Unknown still: revoking the lease undoes the grant if it landed.
+                self.client.discard(lease);
+                return Err(error);
+            }
+        };
         if let Some(kv) = now.as_ref().filter(|kv| kv.lease == lease) {
             return Ok(TryLockOutcome::Granted(Grant {
                 fencing_token: Some(kv.create_revision as u64),

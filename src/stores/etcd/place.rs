@@ -193,17 +193,28 @@ impl EtcdPlace {
             }
             Sent::Answered(_) => None,
             // After a lost answer the lock key says whether the grant landed: on its lease.
-            Sent::Unknown(_) => waiter
-                .client
-                .range(RangeRequest {
-                    key: waiter.lock.clone(),
-                    ..RangeRequest::default()
-                })
-                .await?
-                .kvs
-                .into_iter()
-                .find(|kv| kv.lease == lease.id)
-                .map(|kv| kv.create_revision),
+            Sent::Unknown(_) => {
+                let read = waiter
+                    .client
+                    .range(RangeRequest {
+                        key: waiter.lock.clone(),
+                        ..RangeRequest::default()
+                    })
+                    .await;
+                match read {
+                    Ok(answer) => answer
+                        .kvs
+                        .into_iter()
+                        .find(|kv| kv.lease == lease.id)
+                        .map(|kv| kv.create_revision),
+                    Err(error) => {
+                        // Unknown still: revoking the lease undoes the grant if it landed.
+                        self.grant_lease = 0;
+                        waiter.client.discard(lease.id);
+                        return Err(error);
+                    }
+                }
+            }
         };
         self.grant_lease = 0;
         let Some(revision) = granted else {

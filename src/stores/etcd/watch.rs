@@ -8,7 +8,7 @@
 //! One stream per store, not one per waiting key: waiters come and go every few milliseconds
 //! under contention, and a deletion event costs a sidecar nothing when nobody waits.
 
-use std::sync::Weak;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -50,20 +50,19 @@ pub(crate) async fn deleted(
         .unwrap_or(Ok(()))
 }
 
-/// Watches `[prefix, range_end)` for deletions and sends each deleted key on `released`. Ends
-/// when the store that owns `client` is gone.
+/// Watches `[prefix, range_end)` for deletions and sends each deleted key on `released`, until
+/// the store that started it aborts it (when the store is dropped).
 pub(crate) async fn relay_releases(
-    client: Weak<Client>,
+    etcd: Arc<Client>,
     prefix: Vec<u8>,
     range_end: Vec<u8>,
     released: broadcast::Sender<Vec<u8>>,
 ) {
     let mut next_revision = 0; // 0: from now
     let mut backoff = Duration::from_millis(100);
+    // Dropped with this task, which closes the open watch stream.
+    let (_open, open) = tokio::sync::watch::channel(());
     loop {
-        let Some(etcd) = client.upgrade() else {
-            return;
-        };
         let create = WatchCreateRequest {
             key: prefix.clone(),
             range_end: range_end.clone(),
@@ -71,12 +70,13 @@ pub(crate) async fn relay_releases(
             filters: vec![FilterType::Noput as i32],
         };
         let opened = etcd
-            .watch(WatchRequest {
-                request_union: Some(RequestUnion::CreateRequest(create)),
-            })
+            .watch(
+                WatchRequest {
+                    request_union: Some(RequestUnion::CreateRequest(create)),
+                },
+                open.clone(),
+            )
             .await;
-        // Holding the client while the stream is open would keep the store alive forever.
-        drop(etcd);
         match opened {
             Ok(mut stream) => loop {
                 let answer = match stream.message().await {
@@ -107,9 +107,6 @@ pub(crate) async fn relay_releases(
                     if event.r#type == EventType::Delete as i32 {
                         let _ = released.send(kv.key);
                     }
-                }
-                if client.strong_count() == 0 {
-                    return;
                 }
             },
             Err(error) => tracing::debug!("release signal unavailable, waiters poll: {error}"),

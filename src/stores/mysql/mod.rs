@@ -35,8 +35,9 @@ use crate::config::{ConfigError, Metadata};
 use crate::lock::{
     Capabilities, Grant, LockInfo, LockStore, OwnerChecked, StoreError, TryLockOutcome,
 };
+use crate::stores::sql;
+use crate::stores::sql::cleanup::{self, Cleanup};
 use crate::stores::sql::releases::Releases;
-use crate::stores::sql::{self, cleanup};
 use settings::{Server, Settings, Tls};
 use statements::Statements;
 
@@ -75,6 +76,8 @@ pub(crate) struct MysqlStore {
     server: String,
     /// The table, quoted, for errors about its values.
     table: String,
+    /// The removal of expired rows, ended with the store.
+    _cleanup: Cleanup,
 }
 
 impl MysqlStore {
@@ -97,7 +100,22 @@ impl MysqlStore {
         table::ensure(&mut conn, &settings.schema, &settings.table.table).await?;
         drop(conn);
         let table = format!("`{}`.`{}`", settings.schema, settings.table.table);
-        let store = Arc::new(MysqlStore {
+        let grace = micros(timeout);
+        let cleanup_interval = settings.table.cleanup_interval;
+        let store = Arc::new_cyclic(|store| MysqlStore {
+            _cleanup: cleanup::spawn(
+                store.clone(),
+                cleanup_interval,
+                move |store: Arc<MysqlStore>| async move {
+                    store
+                        .run(|mut conn, s| async move {
+                            conn.exec_drop(&s.cleanup, (grace,)).await?;
+                            Ok(conn.affected_rows())
+                        })
+                        .await
+                        .map_err(|e| e.to_string())
+                },
+            ),
             pool,
             statements: Statements::new(&table),
             table,
@@ -110,20 +128,6 @@ impl MysqlStore {
                 Server::Socket(path) => format!("unix:{path}"),
             },
         });
-        let grace = micros(timeout);
-        cleanup::spawn(
-            &store,
-            settings.table.cleanup_interval,
-            move |store: Arc<MysqlStore>| async move {
-                store
-                    .run(|mut conn, s| async move {
-                        conn.exec_drop(&s.cleanup, (grace,)).await?;
-                        Ok(conn.affected_rows())
-                    })
-                    .await
-                    .map_err(|e| e.to_string())
-            },
-        );
         Ok(store)
     }
 

@@ -8,7 +8,6 @@
 //! lock.
 
 use std::future::poll_fn;
-use std::sync::Weak;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
@@ -18,19 +17,18 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 /// The longest pause between two attempts to listen again.
 const MAX_PAUSE: Duration = Duration::from_secs(5);
 
-/// Relays the keys notified on `channel` to `released` for as long as `alive` (the store)
-/// exists.
+/// Relays the keys notified on `channel` to `released` until the store that started it aborts
+/// it (when the store is dropped), which also closes the connection.
 pub(crate) async fn relay_releases(
     config: tokio_postgres::Config,
     tls: MakeRustlsConnect,
     channel: String,
     released: broadcast::Sender<String>,
-    alive: Weak<()>,
 ) {
     let mut pause = Duration::from_millis(100);
     let mut reported = false;
-    while alive.strong_count() > 0 {
-        match listen(&config, &tls, &channel, &released, &alive).await {
+    loop {
+        match listen(&config, &tls, &channel, &released).await {
             Ok(()) => pause = Duration::from_millis(100),
             Err(e) if !reported => {
                 tracing::warn!(
@@ -46,14 +44,13 @@ pub(crate) async fn relay_releases(
     }
 }
 
-/// One connection's life: LISTEN, then relay until it ends (`Ok` when it had been listening)
-/// or the store is gone.
+/// One connection's life: LISTEN, then relay until it ends (`Ok` when it had been listening).
+/// The connection is driven by a task of its own, which ends once the client is dropped.
 async fn listen(
     config: &tokio_postgres::Config,
     tls: &MakeRustlsConnect,
     channel: &str,
     released: &broadcast::Sender<String>,
-    alive: &Weak<()>,
 ) -> Result<(), String> {
     let (client, mut connection) = config
         .connect(tls.clone())
@@ -82,23 +79,11 @@ async fn listen(
         return Err(e);
     }
     tracing::debug!("listening for releases on {channel}");
-    let mut check = tokio::time::interval(MAX_PAUSE);
-    loop {
-        tokio::select! {
-            message = received.recv() => match message {
-                Some(AsyncMessage::Notification(note)) => {
-                    let _ = released.send(note.payload().to_string());
-                }
-                Some(_) => {}
-                None => break, // the connection ended
-            },
-            _ = check.tick() => {
-                if alive.strong_count() == 0 {
-                    break;
-                }
-            }
+    while let Some(message) = received.recv().await {
+        if let AsyncMessage::Notification(note) = message {
+            let _ = released.send(note.payload().to_string());
         }
     }
-    driver.abort();
+    // The connection ended.
     Ok(())
 }

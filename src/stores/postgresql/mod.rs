@@ -36,6 +36,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::task::AbortHandle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -44,8 +45,9 @@ use crate::config::{ConfigError, Metadata};
 use crate::lock::{
     Capabilities, Grant, LockInfo, LockStore, OwnerChecked, StoreError, TryLockOutcome,
 };
+use crate::stores::sql;
+use crate::stores::sql::cleanup::{self, Cleanup};
 use crate::stores::sql::releases::Releases;
-use crate::stores::sql::{self, cleanup};
 use settings::Settings;
 use statements::{Names, Statements};
 
@@ -58,12 +60,22 @@ pub(crate) struct PostgresStore {
     timeout: Duration,
     /// Released keys, from the listening connection.
     released: Releases,
-    /// Held only by the store: the listening task stops when it is gone.
-    _alive: Arc<()>,
+    /// The listening task, ended with the store (see `Drop`).
+    listener: AbortHandle,
     /// The hosts of the connection string, for the ready line and the status API.
     servers: Vec<String>,
     /// The table, quoted, for errors about its values.
     table: String,
+    /// The removal of expired rows, ended with the store.
+    _cleanup: Cleanup,
+}
+
+/// A store replaced by a reload, or removed, stops listening at once: its connection closes
+/// rather than staying open until the next notification.
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
 }
 
 impl PostgresStore {
@@ -99,32 +111,32 @@ impl PostgresStore {
         drop(client);
 
         let released = Releases::new();
-        let alive = Arc::new(());
-        tokio::spawn(listen::relay_releases(
+        let listener = tokio::spawn(listen::relay_releases(
             settings.connection.clone(),
             tls,
             names.channel.clone(),
             released.sender(),
-            Arc::downgrade(&alive),
-        ));
-        let store = Arc::new(PostgresStore {
+        ))
+        .abort_handle();
+        // Rows stay a grace period past their expiry: see `statements.rs`.
+        let grace = sql::ttl_millis(timeout);
+        let cleanup_interval = settings.table.cleanup_interval;
+        let store = Arc::new_cyclic(|store| PostgresStore {
+            _cleanup: cleanup::spawn(
+                store.clone(),
+                cleanup_interval,
+                move |store: Arc<PostgresStore>| async move {
+                    store.remove_expired(grace).await.map_err(|e| e.to_string())
+                },
+            ),
             pool,
             statements: Statements::new(&names),
             timeout,
             released,
-            _alive: alive,
+            listener,
             servers: servers(&settings.connection),
             table: names.table.clone(),
         });
-        // Rows stay a grace period past their expiry: see `statements.rs`.
-        let grace = sql::ttl_millis(timeout);
-        cleanup::spawn(
-            &store,
-            settings.table.cleanup_interval,
-            move |store: Arc<PostgresStore>| async move {
-                store.remove_expired(grace).await.map_err(|e| e.to_string())
-            },
-        );
         Ok(store)
     }
 

@@ -201,14 +201,19 @@ struct Session {
 }
 
 impl Session {
-    /// Follows the client's state changes in a task of its own, which ends with the session.
+    /// Follows the client's state changes in a task of its own, which ends with the session:
+    /// when it terminates, or when the last copy of this `Session` is dropped (a store
+    /// replaced or removed), whichever comes first, not at the next change of state.
     fn new(client: Client) -> Session {
         let (cut, cut_since) = watch::channel(None);
         let mut states = client.state_watcher();
         tokio::spawn(async move {
             loop {
-                let state = states.changed().await;
-                if state.is_terminated() || cut.is_closed() {
+                let state = tokio::select! {
+                    state = states.changed() => state,
+                    () = cut.closed() => return,
+                };
+                if state.is_terminated() {
                     return;
                 }
                 let now_cut = state != SessionState::SyncConnected;
