@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use serde_norway::Value;
 
+use super::spelling::edit_distance;
 use super::{duration, ConfigError};
 
 const API_VERSION: &str = "dapr.io/v1alpha1";
@@ -295,24 +296,6 @@ fn loose_type(text: &str) -> Option<&str> {
         let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
         (!value.is_empty()).then_some(value)
     })
-}
-
-/// Levenshtein distance, for recognising a misspelt `kind`.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 fn parse_component(file: &Path, doc: &Value) -> Result<Component, ConfigError> {

@@ -17,6 +17,7 @@ mod mutation;
 pub(crate) mod secrets;
 mod settings;
 pub(crate) mod size;
+pub(crate) mod spelling;
 
 pub(crate) use error::ConfigError;
 pub(crate) use host_port::HostPort;

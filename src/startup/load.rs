@@ -205,6 +205,7 @@ pub(super) async fn load_lock_store(
         Ok(Some(Err(error))) => return Err(metadata_error(component, error)),
         Ok(Some(Ok(store))) => store,
     };
+    warn_unread(component, &metadata);
     let version = if component.version.is_empty() {
         "v1".into()
     } else {
@@ -217,6 +218,24 @@ pub(super) async fn load_lock_store(
         key_prefix,
         store,
     ))
+}
+
+/// One warning per metadata name the store never read: a typo (`keyPrefx`, which silently
+/// changes which sidecars share locks) or a setting of Dapr's that dlock has no use for.
+fn warn_unread(component: &Component, metadata: &Metadata) {
+    for unread in metadata.unread() {
+        let hint = unread
+            .did_you_mean
+            .map(|name| format!(" (did you mean '{name}'?)"))
+            .unwrap_or_default();
+        tracing::warn!(
+            "{}: component '{}': metadata '{}' is not a setting {} reads, so it has no effect{hint}",
+            component.file.display(),
+            component.name,
+            unread.name,
+            component.type_name,
+        );
+    }
 }
 
 /// A component whose `spec.type` this build does not serve, with the types it does.

@@ -424,3 +424,36 @@ async fn a_lock_store_file_that_is_not_yaml_stops_start_up_at_its_line_and_colum
         failed.output
     );
 }
+
+/// A metadata name the store never reads (a typo such as `keyPrefx`, which would silently
+/// change which sidecars share locks) is named in a warning, with the name it is closest to.
+#[tokio::test]
+async fn an_unread_metadata_name_is_a_warning_with_did_you_mean() {
+    let sidecar = Dlockd::start(Options::with_files(
+        "app",
+        &[(
+            "typo.yaml",
+            component("typo", MEMORY, &[("keyPrefx", "none"), ("flavour", "x")]),
+        )],
+    ));
+    let logs = sidecar.logs();
+    let warned = |name: &str| {
+        logs.lines()
+            .find(|l| l.contains("WARN") && l.contains(&format!("metadata '{name}'")))
+            .unwrap_or_else(|| panic!("no warning for {name}:\n{logs}"))
+            .to_string()
+    };
+    let typo = warned("keyPrefx");
+    assert!(typo.contains("typo.yaml: component 'typo'"), "{typo}");
+    assert!(
+        typo.contains("is not a setting lock.in-memory reads"),
+        "{typo}"
+    );
+    assert!(typo.contains("(did you mean 'keyPrefix'?)"), "{typo}");
+    assert!(!warned("flavour").contains("did you mean"));
+    // The value is a setting's, possibly a secret's: never shown.
+    assert!(
+        !logs.contains("flavour: x") && !logs.contains("'x'"),
+        "{logs}"
+    );
+}

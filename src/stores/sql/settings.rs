@@ -1,5 +1,6 @@
 //! The settings every SQL lock store reads alike, by the names Dapr's PostgreSQL and MySQL
-//! state stores use: `tableName`, `timeout` and `cleanupInterval`. The connection string is
+//! state stores use: `tableName`, `timeout` (or MySQL's `timeoutInSeconds`) and
+//! `cleanupInterval`. The connection string is
 //! each database's own (`postgresql/settings.rs`, `mysql/settings.rs`).
 
 use std::time::Duration;
@@ -39,9 +40,25 @@ impl TableSettings {
         for part in schema.iter().chain([&table]) {
             identifier("tableName", part)?;
         }
-        let timeout = metadata.duration_or("timeout", Duration::from_secs(5))?;
+        // Dapr's MySQL state store (and PostgreSQL's first version) name it
+        // `timeoutInSeconds`, a number of seconds; either name is read, not both.
+        let field = match (metadata.get("timeout"), metadata.get("timeoutInSeconds")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::field(
+                    "timeoutInSeconds",
+                    "give timeout or timeoutInSeconds, not both",
+                ))
+            }
+            (None, Some(_)) => "timeoutInSeconds",
+            _ => "timeout",
+        };
+        let timeout = if field == "timeout" {
+            metadata.duration_or("timeout", Duration::from_secs(5))?
+        } else {
+            Duration::from_secs(metadata.number_or("timeoutInSeconds", 5u64)?)
+        };
         if timeout.is_zero() {
-            return Err(ConfigError::field("timeout", "must be more than zero"));
+            return Err(ConfigError::field(field, "must be more than zero"));
         }
         Ok(TableSettings {
             schema: schema.map(str::to_string),
@@ -86,6 +103,17 @@ mod tests {
         let s = TableSettings::from_metadata(&metadata(&[]), true).unwrap();
         assert_eq!((s.schema, s.table.as_str()), (None, DEFAULT_TABLE));
         assert_eq!(s.timeout, Duration::from_secs(5));
+        let dapr_mysql: Metadata = [("timeoutInSeconds", "20")].into_iter().collect();
+        let s = TableSettings::from_metadata(&dapr_mysql, false).unwrap();
+        assert_eq!(s.timeout, Duration::from_secs(20));
+        let both: Metadata = [("timeoutInSeconds", "20"), ("timeout", "2s")]
+            .into_iter()
+            .collect();
+        let refused = TableSettings::from_metadata(&both, false).unwrap_err();
+        assert!(
+            refused.to_string().contains("timeoutInSeconds"),
+            "{refused}"
+        );
         assert_eq!(s.cleanup_interval, Duration::from_secs(60));
         let s = TableSettings::from_metadata(
             &metadata(&[
