@@ -321,23 +321,32 @@ async fn metadata_errors_name_the_field_and_hide_the_password() {
             "hunter2-secret",
         );
     }
-    // No ZooKeeper there: a clear error naming the servers, within the session timeout.
-    let started = Instant::now();
-    let failed = sidecar_with(&[
-        ("servers", "127.0.0.1:1".into()),
-        ("sessionTimeout", "1s".into()),
-        ("username", "bpm".into()),
-        ("password", "hunter2-secret".into()),
-    ])
-    .err()
-    .expect("no ZooKeeper, no start")
-    .output;
-    assert!(
-        failed.contains("can't open a ZooKeeper session with 127.0.0.1:1"),
-        "{failed}"
-    );
-    assert!(!failed.contains("hunter2-secret"));
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // No ZooKeeper there: a clear error naming each server and why it can't be reached, at
+    // once, whatever the session timeout (the default one outlasts the init timeout, which
+    // once left only "did not initialise within its initTimeout", no host and no cause).
+    for session_timeout in [Some("1s"), None] {
+        let started = Instant::now();
+        let mut metadata = vec![
+            ("servers", "127.0.0.1:1,127.0.0.1:2".to_string()),
+            ("username", "bpm".into()),
+            ("password", "hunter2-secret".into()),
+        ];
+        metadata.extend(session_timeout.map(|t| ("sessionTimeout", t.to_string())));
+        let failed = sidecar_with(&metadata)
+            .err()
+            .expect("no ZooKeeper, no start")
+            .output;
+        assert!(
+            failed.contains(
+                "field spec.metadata 'servers': can't reach any ZooKeeper server: 127.0.0.1:1: "
+            ),
+            "{failed}"
+        );
+        assert!(failed.contains("; 127.0.0.1:2: "), "{failed}");
+        assert!(failed.contains("refused"), "{failed}");
+        assert!(!failed.contains("hunter2-secret"));
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
 }
 
 #[tokio::test]

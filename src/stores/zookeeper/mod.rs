@@ -50,6 +50,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::net::TcpStream;
 use zookeeper_client::{Acls, CreateMode, MultiReadResult};
 
 use crate::config::ConfigError;
@@ -91,6 +92,7 @@ impl ZookeeperStore {
     /// missing; fails if the ensemble can't be reached within the session timeout.
     pub(crate) async fn connect(metadata: &Metadata) -> Result<Arc<ZookeeperStore>, ConfigError> {
         let settings = Settings::from_metadata(metadata)?;
+        reachable(&settings.servers).await?;
         let sessions = Sessions::open(&settings).await.map_err(|e| {
             ConfigError::new(format!(
                 "can't open a ZooKeeper session with {}: {e}",
@@ -275,4 +277,39 @@ impl LockStore for ZookeeperStore {
             line: true,
         }
     }
+}
+
+/// How long start-up's reachability check waits for each server's TCP connection.
+const REACH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Start-up's first look: whether any server of `servers` takes a TCP connection. The client
+/// library retries unreachable servers quietly until its session timeout, so without this an
+/// ensemble that is down showed only as an init timeout, with no host and no cause.
+async fn reachable(servers: &str) -> Result<(), ConfigError> {
+    let mut tries = tokio::task::JoinSet::new();
+    for server in servers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let server = server.to_string();
+        tries.spawn(async move {
+            let connected = tokio::time::timeout(REACH_TIMEOUT, TcpStream::connect(&server)).await;
+            let cause = match connected {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {REACH_TIMEOUT:?}"),
+            };
+            Err(format!("{server}: {cause}"))
+        });
+    }
+    let mut causes = Vec::new();
+    while let Some(tried) = tries.join_next().await {
+        match tried {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(cause)) => causes.push(cause),
+            Err(e) => causes.push(e.to_string()),
+        }
+    }
+    causes.sort();
+    Err(ConfigError::field(
+        "servers",
+        format!("can't reach any ZooKeeper server: {}", causes.join("; ")),
+    ))
 }
