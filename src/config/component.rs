@@ -128,6 +128,40 @@ pub(crate) fn component_files(folder: &Path) -> Result<Vec<PathBuf>, ConfigError
 
 /// Parses one file's documents, keeping the components dlockd may serve.
 pub fn parse_file(file: &Path, text: &str) -> Result<Vec<Component>, ConfigError> {
+    parse_noting(file, text, Notes::Logged)
+}
+
+/// Whether the documents a parse skips are noted in the log: at start-up, once; the reloader
+/// parses the same files again at every change it sees, and notes nothing twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Notes {
+    Logged,
+    Quiet,
+}
+
+impl Notes {
+    /// A skipped document's note: at `warn` (a typo) or `info`, or at `debug` when quiet.
+    fn note(self, warn: bool, file: &Path, number: usize, text: &str) {
+        match (self, warn) {
+            (Notes::Logged, true) => {
+                tracing::warn!(file = %file.display(), document = number, "{text}");
+            }
+            (Notes::Logged, false) => {
+                tracing::info!(file = %file.display(), document = number, "{text}");
+            }
+            (Notes::Quiet, _) => {
+                tracing::debug!(file = %file.display(), document = number, "{text}");
+            }
+        }
+    }
+}
+
+/// `parse_file`, noting what it skips as `notes` says.
+pub(crate) fn parse_noting(
+    file: &Path,
+    text: &str,
+    notes: Notes,
+) -> Result<Vec<Component>, ConfigError> {
     let mut components = Vec::new();
     for (index, document) in documents(text).into_iter().enumerate() {
         let number = index + 1;
@@ -135,8 +169,10 @@ pub fn parse_file(file: &Path, text: &str) -> Result<Vec<Component>, ConfigError
             Ok(value) => value,
             Err(error) => match loose_type(document.text).filter(|t| is_other_category(t)) {
                 Some(type_name) => {
-                    tracing::info!(file = %file.display(), document = number,
-                        "type {type_name} is not a lock store, skipped (it is not valid YAML: {error})");
+                    let text = format!(
+                        "type {type_name} is not a lock store, skipped (it is not valid YAML: {error})"
+                    );
+                    notes.note(false, file, number, &text);
                     continue;
                 }
                 None => return Err(yaml_error(file, number, document.first_line, &error)),
@@ -144,15 +180,18 @@ pub fn parse_file(file: &Path, text: &str) -> Result<Vec<Component>, ConfigError
         };
         match classify(&value) {
             Document::Component(type_name) if is_other_category(type_name) => {
-                tracing::info!(file = %file.display(), document = number,
-                    component = str_at(&value, &["metadata", "name"]).unwrap_or(""),
-                    "type {type_name} is not a lock store, skipped");
+                let name = str_at(&value, &["metadata", "name"]).unwrap_or("");
+                let text =
+                    format!("component '{name}': type {type_name} is not a lock store, skipped");
+                notes.note(false, file, number, &text);
             }
             Document::Component(_) => components.push(parse_component(file, &value)?),
             // Another building block's component, misspelt: not ours to refuse.
             Document::Misspelt { type_name, .. } if is_other_category(type_name) => {
-                tracing::warn!(file = %file.display(), document = number,
-                    "type {type_name} is not a lock store, skipped (and its kind or apiVersion is misspelt)");
+                let text = format!(
+                    "type {type_name} is not a lock store, skipped (and its kind or apiVersion is misspelt)"
+                );
+                notes.note(true, file, number, &text);
             }
             // A lock store (or a secret store, or a type nobody serves) that a typo would
             // silently remove: refused, so the running version keeps serving on a live edit

@@ -61,7 +61,8 @@ impl Snapshot {
                 }
             };
             for (file, text) in files {
-                match component::parse_file(file, text) {
+                // Start-up noted what it skipped in these files; a reload notes nothing again.
+                match component::parse_noting(file, text, component::Notes::Quiet) {
                     Ok(parsed) => components.extend(parsed),
                     Err(error) => broken.push(Broken {
                         path: file.clone(),
