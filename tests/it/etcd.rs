@@ -318,6 +318,13 @@ async fn a_lock_shorter_than_etcds_minimum_lease_frees_at_its_expiry() {
         "{}",
         sidecar.logs()
     );
+    // A fact of the cluster's settings, said once at info: no warning at every start.
+    let logs = sidecar.logs();
+    let noted: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("grants no lease"))
+        .collect();
+    assert!(noted.len() == 1 && noted[0].contains("INFO"), "{logs}");
 
     // a's one-second lock frees when its second is over, not when etcd's two-second lease
     // would end (which cannot be before 2 s after the grant): b, waiting in etcd's line, is

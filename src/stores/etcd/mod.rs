@@ -166,8 +166,10 @@ impl EtcdStore {
             .await
             .map_err(|e| ConfigError::new(format!("etcd refused a lease: {e}")))?;
         let _ = client.revoke(probe.id).await;
+        // A fact of the cluster's settings, not a fault (etcd's defaults give two seconds):
+        // said once at info, where an operator reading the start-up finds it.
         if probe.ttl > 1 {
-            tracing::warn!(
+            tracing::info!(
                 "etcd at {} grants no lease shorter than {}s (1.5 election timeouts): locks \
                  asked for less are freed on time by their sidecar, and last {}s if it dies",
                 client.addresses(),
