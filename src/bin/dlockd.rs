@@ -31,7 +31,8 @@ fn main() -> ExitCode {
     }
     if args.build_info {
         println!(
-            "Version: {DAPRD_VERSION}\nGit Commit: \nGit Version: dlock {}",
+            "Version: {DAPRD_VERSION}\nGit Commit: {}\nGit Version: dlock {}",
+            env!("DLOCK_GIT_COMMIT"),
             env!("CARGO_PKG_VERSION")
         );
         return ExitCode::SUCCESS;

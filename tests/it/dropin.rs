@@ -136,6 +136,21 @@ fn version_is_a_daprd_semver_line_on_stdout() {
     }
 }
 
+/// `--build-info` names the commit it was built from (tests run in a git checkout).
+#[test]
+fn build_info_names_the_commit() {
+    let output = Command::new(DLOCKD).arg("--build-info").output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let commit = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Git Commit: "))
+        .unwrap_or_else(|| panic!("no commit line: {stdout}"));
+    assert!(
+        commit.len() == 40 && commit.chars().all(|c| c.is_ascii_hexdigit()),
+        "{stdout}"
+    );
+}
+
 /// A request that never finishes (its body never arrives) holds shutdown for
 /// --dapr-graceful-shutdown-seconds, then dlockd gives up and exits 1, as daprd does.
 #[test]
