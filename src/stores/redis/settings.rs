@@ -132,6 +132,21 @@ impl Settings {
             .duration_or("readTimeout", Duration::from_secs(3))?
             .max(metadata.duration_or("writeTimeout", Duration::from_secs(3))?);
         let wait_replicas = wait_replicas(metadata, &topology, read_timeout)?;
+        // Dapr's state and lock stores also take the older `maxRetries` for `redisMaxRetries`
+        // (daprd copies it over when `redisMaxRetries` is unset); either name, not both.
+        let retries = match (
+            metadata.non_empty("redisMaxRetries"),
+            metadata.non_empty("maxRetries"),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::field(
+                    "maxRetries",
+                    "give redisMaxRetries or maxRetries, not both",
+                ))
+            }
+            (None, Some(_)) => "maxRetries",
+            _ => "redisMaxRetries",
+        };
         Ok(Settings {
             topology,
             username: metadata.non_empty("redisUsername").map(str::to_string),
@@ -140,7 +155,7 @@ impl Settings {
             tls,
             dial_timeout: metadata.duration_or("dialTimeout", Duration::from_secs(5))?,
             read_timeout,
-            max_retries: metadata.number_or("redisMaxRetries", 3)?,
+            max_retries: metadata.number_or(retries, 3)?,
             min_retry_interval: metadata
                 .duration_or("redisMinRetryInterval", Duration::from_millis(8))?,
             max_retry_interval: metadata
@@ -217,6 +232,28 @@ mod tests {
         assert_eq!(s.dial_timeout, Duration::from_secs(5));
         assert!(s.tls.is_none());
         assert_eq!(s.wait_replicas, None);
+    }
+
+    #[test]
+    fn dapr_older_max_retries_name() {
+        let retries = |items: &[(&str, &str)]| {
+            let mut all = vec![("redisHost", "h:1")];
+            all.extend_from_slice(items);
+            Settings::from_metadata(&metadata(&all)).map(|s| s.max_retries)
+        };
+        assert_eq!(retries(&[("maxRetries", "5")]), Ok(5));
+        assert_eq!(retries(&[("redisMaxRetries", "4")]), Ok(4));
+        assert_eq!(retries(&[]), Ok(3));
+        assert_eq!(
+            retries(&[("maxRetries", "many")])
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("maxRetries")
+        );
+        let both = retries(&[("redisMaxRetries", "4"), ("maxRetries", "5")]).unwrap_err();
+        assert_eq!(both.field.as_deref(), Some("maxRetries"));
+        assert!(both.message.contains("redisMaxRetries"), "{both}");
     }
 
     #[test]
