@@ -9,6 +9,19 @@ use std::time::Duration;
 use super::{duration, ConfigError, HostPort, Metadata};
 
 impl Metadata {
+    /// Which of two names of one setting is given (`name`, also when neither is): Dapr knows
+    /// some settings by an older name too. Both given is refused, naming both.
+    pub(crate) fn one_of<'a>(&self, name: &'a str, alias: &'a str) -> Result<&'a str, ConfigError> {
+        match (self.non_empty(name), self.non_empty(alias)) {
+            (Some(_), Some(_)) => Err(ConfigError::field(
+                alias,
+                format!("give {name} or {alias}, not both"),
+            )),
+            (None, Some(_)) => Ok(alias),
+            _ => Ok(name),
+        }
+    }
+
     /// The value of `name`, which must be set; `missing` says what it should hold.
     pub(crate) fn required(&self, name: &str, missing: &str) -> Result<&str, ConfigError> {
         self.non_empty(name)

@@ -134,19 +134,7 @@ impl Settings {
         let wait_replicas = wait_replicas(metadata, &topology, read_timeout)?;
         // Dapr's state and lock stores also take the older `maxRetries` for `redisMaxRetries`
         // (daprd copies it over when `redisMaxRetries` is unset); either name, not both.
-        let retries = match (
-            metadata.non_empty("redisMaxRetries"),
-            metadata.non_empty("maxRetries"),
-        ) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::field(
-                    "maxRetries",
-                    "give redisMaxRetries or maxRetries, not both",
-                ))
-            }
-            (None, Some(_)) => "maxRetries",
-            _ => "redisMaxRetries",
-        };
+        let retries = metadata.one_of("redisMaxRetries", "maxRetries")?;
         Ok(Settings {
             topology,
             username: metadata.non_empty("redisUsername").map(str::to_string),

@@ -42,16 +42,7 @@ impl TableSettings {
         }
         // Dapr's MySQL state store (and PostgreSQL's first version) name it
         // `timeoutInSeconds`, a number of seconds; either name is read, not both.
-        let field = match (metadata.get("timeout"), metadata.get("timeoutInSeconds")) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::field(
-                    "timeoutInSeconds",
-                    "give timeout or timeoutInSeconds, not both",
-                ))
-            }
-            (None, Some(_)) => "timeoutInSeconds",
-            _ => "timeout",
-        };
+        let field = metadata.one_of("timeout", "timeoutInSeconds")?;
         let timeout = if field == "timeout" {
             metadata.duration_or("timeout", Duration::from_secs(5))?
         } else {
