@@ -29,6 +29,7 @@
 //!   requests give.
 
 pub mod api_log;
+#[cfg(any(test, feature = "test-support"))]
 pub mod contract;
 pub(crate) mod error;
 pub(crate) mod events;
