@@ -99,6 +99,10 @@ pub enum StoreError {
 
 /// A lock backend. Implementations turn each call into that backend's own primitives and do
 /// nothing more: validation, key building, waiting and renewal loops live in the core.
+///
+/// Public so that the contract tests can hold a store (`Arc<dyn LockStore>`), but implemented
+/// only in this crate: a `Grant` can't be made outside it, so every store is one of ours and
+/// passes the contract suite (`contract/`) in this repository.
 #[async_trait]
 pub trait LockStore: Send + Sync + 'static {
     /// Takes `key` for `owner` for `ttl` if nobody holds it.
