@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
@@ -79,7 +79,17 @@ async fn unlock(
 /// has no body, which SDKs cannot parse).
 /// Every other path: an app configured for daprd that calls state, pub/sub or any other
 /// building block here learns why nothing answers, instead of an empty 404.
-async fn not_served(uri: Uri) -> Response {
+async fn not_served(uri: Uri, headers: HeaderMap) -> Response {
+    // A gRPC client pointed at this port by mistake gets the bare 404 that gRPC clients report
+    // as "not a gRPC server" (dlock says which port to give instead); a JSON body would read to
+    // them as a broken gRPC message.
+    let grpc = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"));
+    if grpc {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     let message = format!(
         "{} is not served: dlockd serves Dapr's lock API (lock, unlock, metadata, healthz) and \
          its own under /dlock/v1/, less what the Configuration's spec.api closes; state, \
