@@ -191,7 +191,10 @@ async fn the_console_shows_locks_live_force_releases_one_and_shows_a_failing_sto
         .wait_for("order-1002", &lock_row("orders", "order-1002"), SOON)
         .await;
     let (first, second) = (token(&orders_token), token(&later));
-    let number = |t: &str| t.parse::<u64>().unwrap_or_else(|_| panic!("not a token: {t}"));
+    let number = |t: &str| {
+        t.parse::<u64>()
+            .unwrap_or_else(|_| panic!("not a token: {t}"))
+    };
     assert!(number(&second) > number(&first), "{first} then {second}");
     let expected = [
         "orders/order-1001 refused to checkout-c".to_string(),
