@@ -3,6 +3,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use dlock::proto::dlock::InspectRequest;
+
 use crate::support::api::{Api, Protocol};
 use crate::support::backend::{unique, Backend};
 use crate::support::dlockd::{Dlockd, Options, DLOCK};
@@ -44,11 +46,20 @@ async fn shutdown_releases_held_sessions_tells_their_clients_and_exits_cleanly()
         .unwrap();
     let other = Backend::Redis.sidecar("shut", &[("lockstore", None)]);
     let api = Api::new(&other).await;
+    // Seen held through the other sidecar, without taking it (a probe that took the lock
+    // would make dlock wait behind it).
+    let mut locks = other.locks().await;
+    let inspect = InspectRequest {
+        store_name: "lockstore".into(),
+        resource_id: key.clone(),
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while api
-        .lock(Protocol::Http, "lockstore", &key, "probe", 1)
+    while !locks
+        .inspect(inspect.clone())
         .await
-        != Ok(false)
+        .unwrap()
+        .into_inner()
+        .held
     {
         assert!(Instant::now() < deadline, "dlock never took the lock");
         tokio::time::sleep(Duration::from_millis(20)).await;
