@@ -16,7 +16,10 @@ use serde::Deserialize;
 use super::connections::RequestRead;
 use super::error::ErrorBody;
 
-use crate::lock::{wait_timeout, AcquireRequest, ApiError, ErrorKind, LockRequest, UnlockRequest};
+use crate::lock::{
+    wait_timeout, AcquireRequest, ApiError, ErrorKind, Kind, LockRequest, Mode, ReleaseRequest,
+    UnlockRequest,
+};
 
 /// `POST /dlock/v1/inspect/{store}` and `/dlock/v1/force-release/{store}`; its one field
 /// opens every other lock body too.
@@ -78,6 +81,32 @@ pub(crate) struct AcquireBody {
         deserialize_with = "boolean"
     )]
     pub(crate) require_fencing: bool,
+    #[serde(deserialize_with = "mode")]
+    pub(crate) mode: Mode,
+    #[serde(deserialize_with = "uint32")]
+    pub(crate) limit: u32,
+    #[serde(deserialize_with = "boolean")]
+    pub(crate) reentrant: bool,
+}
+
+/// `POST /dlock/v1/release/{store}`.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub(crate) struct ReleaseBody {
+    #[serde(flatten)]
+    pub(crate) unlock: UnlockBody,
+    #[serde(rename = "allHolds", alias = "all_holds", deserialize_with = "boolean")]
+    pub(crate) all_holds: bool,
+}
+
+impl ReleaseBody {
+    /// The core's request, for the store named in the path.
+    pub(crate) fn request(self, store: String) -> ReleaseRequest {
+        ReleaseRequest {
+            unlock: self.unlock.request(store),
+            all_holds: self.all_holds,
+        }
+    }
 }
 
 impl UnlockBody {
@@ -110,6 +139,11 @@ impl AcquireBody {
             wait: wait_timeout(self.wait_timeout_ms)?,
             lock: self.try_lock.request(store),
             require_fencing: self.require_fencing,
+            kind: Kind {
+                mode: self.mode,
+                limit: self.limit,
+                reentrant: self.reentrant,
+            },
         })
     }
 }
@@ -227,6 +261,31 @@ fn int64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
     whole_number(deserializer)
 }
 
+fn uint32<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let n = whole_number(deserializer)?;
+    u32::try_from(n).map_err(|_| D::Error::custom("expected an unsigned 32-bit integer"))
+}
+
+/// An enum as protobuf's JSON mapping writes it: its name, or its number; null is the first.
+fn mode<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Mode, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Wire {
+        Name(String),
+        Number(i64),
+    }
+    match Option::<Wire>::deserialize(deserializer)? {
+        None => Ok(Mode::Exclusive),
+        Some(Wire::Name(name)) if name == "EXCLUSIVE" => Ok(Mode::Exclusive),
+        Some(Wire::Name(name)) if name == "SHARED" => Ok(Mode::Shared),
+        Some(Wire::Number(0)) => Ok(Mode::Exclusive),
+        Some(Wire::Number(1)) => Ok(Mode::Shared),
+        Some(_) => Err(D::Error::custom(
+            "mode is not a LockMode: expected \"EXCLUSIVE\" or \"SHARED\" (or 0 or 1)",
+        )),
+    }
+}
+
 /// An integer given as a JSON number (`10`, `10.0`, `1e1`) or a string holding exactly one
 /// (`"10"`, not `" 10"`, `"+10"` or `"010"`, which Go's protobuf JSON reader refuses); null
 /// is 0.
@@ -297,6 +356,29 @@ mod tests {
             (9_000_000_000, true)
         );
         assert_eq!(parse::<UnlockBody>(b"  \n").unwrap(), UnlockBody::default());
+    }
+
+    #[test]
+    fn lock_kinds_by_name_or_number() {
+        let body: AcquireBody =
+            parse(br#"{"mode":"SHARED","limit":"3","reentrant":true}"#).unwrap();
+        assert_eq!(
+            (body.mode, body.limit, body.reentrant),
+            (Mode::Shared, 3, true)
+        );
+        let body: AcquireBody = parse(br#"{"mode":1,"limit":null}"#).unwrap();
+        assert_eq!((body.mode, body.limit), (Mode::Shared, 0));
+        for bad in [
+            &br#"{"mode":"READ"}"#[..],
+            br#"{"mode":2}"#,
+            br#"{"limit":-1}"#,
+        ] {
+            let error = parse::<AcquireBody>(bad).unwrap_err();
+            assert_eq!(error.kind, ErrorKind::MalformedRequest, "{error}");
+        }
+        let body: ReleaseBody =
+            parse(br#"{"resourceId":"r","lockOwner":"o","allHolds":true}"#).unwrap();
+        assert!(body.all_holds);
     }
 
     #[test]

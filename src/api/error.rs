@@ -38,6 +38,7 @@ pub(crate) fn http_status(kind: ErrorKind) -> (StatusCode, &'static str) {
                 Operation::Inspect => "ERR_INSPECT",
                 Operation::List => "ERR_LIST",
                 Operation::ForceRelease => "ERR_FORCE_RELEASE",
+                Operation::Release => "ERR_RELEASE",
             },
         ),
         ErrorKind::Unsupported => (StatusCode::BAD_REQUEST, "ERR_NOT_SUPPORTED"),
@@ -48,13 +49,18 @@ pub(crate) fn http_status(kind: ErrorKind) -> (StatusCode, &'static str) {
             "ERR_LOCK_STORE_RECONFIGURED",
         ),
         ErrorKind::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "ERR_SHUTTING_DOWN"),
+        ErrorKind::LimitMismatch => (StatusCode::CONFLICT, "ERR_LIMIT_MISMATCH"),
+        ErrorKind::ModeConflict => (StatusCode::CONFLICT, "ERR_MODE_CONFLICT"),
     }
 }
 
 pub(crate) fn grpc_code(kind: ErrorKind) -> tonic::Code {
     match kind {
         ErrorKind::MalformedRequest | ErrorKind::StoreNotFound => tonic::Code::InvalidArgument,
-        ErrorKind::StoreNotConfigured | ErrorKind::Unsupported => tonic::Code::FailedPrecondition,
+        ErrorKind::StoreNotConfigured
+        | ErrorKind::Unsupported
+        | ErrorKind::LimitMismatch
+        | ErrorKind::ModeConflict => tonic::Code::FailedPrecondition,
         ErrorKind::Failed(_) => tonic::Code::Internal,
         ErrorKind::Forbidden => tonic::Code::PermissionDenied,
         ErrorKind::TooManyWaiters => tonic::Code::ResourceExhausted,

@@ -17,8 +17,9 @@ use crate::proto::dlock::hold_request::Action;
 use crate::proto::dlock::locks_server::Locks;
 use crate::proto::dlock::{
     AcquireRequest, AcquireResponse, ForceReleaseRequest, ForceReleaseResponse, HoldEvent,
-    HoldRequest, InspectRequest, InspectResponse, ListRequest, ListResponse, LockInfo, Lost,
-    Released, RenewRequest, RenewResponse, StoresRequest, StoresResponse, TimedOut,
+    HoldRequest, Holder, InspectRequest, InspectResponse, ListRequest, ListResponse, LockInfo,
+    LockMode, Lost, ReleaseRequest, ReleaseResponse, Released, RenewRequest, RenewResponse,
+    StoresRequest, StoresResponse, TimedOut,
 };
 
 /// Answers a little before the caller's deadline, so it hears "not acquired" rather than
@@ -43,6 +44,10 @@ fn acquire_request(
     deadline: Option<Duration>,
 ) -> Result<lock::AcquireRequest, ApiError> {
     let asked = lock::wait_timeout(r.wait_timeout_ms)?;
+    let mode = match r.mode() {
+        LockMode::Exclusive => lock::Mode::Exclusive,
+        LockMode::Shared => lock::Mode::Shared,
+    };
     Ok(lock::AcquireRequest {
         lock: lock_request!(r),
         wait: match deadline {
@@ -50,6 +55,11 @@ fn acquire_request(
             None => asked,
         },
         require_fencing: r.require_fencing,
+        kind: lock::Kind {
+            mode,
+            limit: r.limit,
+            reentrant: r.reentrant,
+        },
     })
 }
 
@@ -82,16 +92,40 @@ pub(crate) fn acquired(grant: Option<Grant>) -> AcquireResponse {
         acquired: grant.is_some(),
         fencing_token: token.unwrap_or(0),
         has_fencing: token.is_some(),
+        holds: grant.map_or(0, |g| g.holds),
     }
+}
+
+fn lock_mode(mode: lock::Mode) -> LockMode {
+    match mode {
+        lock::Mode::Exclusive => LockMode::Exclusive,
+        lock::Mode::Shared => LockMode::Shared,
+    }
+}
+
+fn millis(time: Duration) -> i64 {
+    time.as_millis().min(i64::MAX as u128) as i64
 }
 
 pub(crate) fn lock_info(held: HeldLock) -> LockInfo {
     LockInfo {
         resource_id: held.resource_id,
         lock_owner: held.owner,
-        expires_in_ms: held.expires_in.as_millis().min(i64::MAX as u128) as i64,
+        expires_in_ms: millis(held.expires_in),
         fencing_token: held.fencing_token.unwrap_or(0),
         waiting_here: held.waiting,
+        mode: lock_mode(held.mode).into(),
+        limit: held.limit,
+        holders: held
+            .holders
+            .into_iter()
+            .map(|holder| Holder {
+                lock_owner: holder.owner,
+                expires_in_ms: millis(holder.expires_in),
+                fencing_token: holder.fencing_token.unwrap_or(0),
+                holds: holder.holds,
+            })
+            .collect(),
     }
 }
 
@@ -185,6 +219,26 @@ impl Locks for LocksGrpc {
         let outcome = self.state.locks.renew(request).await?;
         Ok(Response::new(RenewResponse {
             status: status(outcome),
+        }))
+    }
+
+    async fn release(
+        &self,
+        request: Request<ReleaseRequest>,
+    ) -> Result<Response<ReleaseResponse>, Status> {
+        let r = request.into_inner();
+        let request = lock::ReleaseRequest {
+            unlock: lock::UnlockRequest {
+                store: r.store_name,
+                resource_id: r.resource_id,
+                owner: r.lock_owner,
+            },
+            all_holds: r.all_holds,
+        };
+        let released = self.state.locks.release_holds(request).await?;
+        Ok(Response::new(ReleaseResponse {
+            status: status(released.outcome),
+            holds_remaining: released.holds_left,
         }))
     }
 

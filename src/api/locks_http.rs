@@ -11,16 +11,20 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::body::{self, AcquireBody, Body, ListBody, RawBody, ResourceBody, TryLockBody};
+use super::body::{
+    self, AcquireBody, Body, ListBody, RawBody, ReleaseBody, ResourceBody, TryLockBody,
+};
 use super::locks_grpc::{acquired, lock_info};
 use super::{auth, status, stores, ApiState};
 use crate::lock::{ApiError, HeldLock};
+use crate::proto::dlock::LockMode;
 
 /// The routes, to be merged into the sidecar's router.
 pub(crate) fn routes() -> Router<Arc<ApiState>> {
     Router::new()
         .route("/dlock/v1/acquire/{store}", post(acquire))
         .route("/dlock/v1/renew/{store}", post(renew))
+        .route("/dlock/v1/release/{store}", post(release))
         .route("/dlock/v1/inspect/{store}", post(inspect))
         .route("/dlock/v1/list/{store}", post(list))
         .route("/dlock/v1/force-release/{store}", post(force_release))
@@ -38,6 +42,19 @@ async fn acquire(
         "acquired": answer.acquired,
         "fencingToken": answer.fencing_token.to_string(),
         "hasFencing": answer.has_fencing,
+        "holds": answer.holds,
+    })))
+}
+
+async fn release(
+    State(state): State<Arc<ApiState>>,
+    Path(store): Path<String>,
+    Body(b): Body<ReleaseBody>,
+) -> Result<Json<Value>, ApiError> {
+    let released = state.locks.release_holds(b.request(store)).await?;
+    Ok(Json(json!({
+        "status": status(released.outcome),
+        "holdsRemaining": released.holds_left,
     })))
 }
 
@@ -58,7 +75,23 @@ fn lock_json(held: HeldLock) -> Value {
         "expiresInMs": info.expires_in_ms.to_string(),
         "fencingToken": info.fencing_token.to_string(),
         "waitingHere": info.waiting_here,
+        "mode": mode_name(info.mode),
+        "limit": info.limit,
+        "holders": info.holders.iter().map(|holder| json!({
+            "lockOwner": holder.lock_owner,
+            "expiresInMs": holder.expires_in_ms.to_string(),
+            "fencingToken": holder.fencing_token.to_string(),
+            "holds": holder.holds,
+        })).collect::<Vec<_>>(),
     })
+}
+
+/// A `LockMode` as protobuf's JSON mapping names it.
+fn mode_name(mode: i32) -> &'static str {
+    match LockMode::try_from(mode) {
+        Ok(LockMode::Shared) => "SHARED",
+        _ => "EXCLUSIVE",
+    }
 }
 
 async fn inspect(

@@ -122,6 +122,7 @@ async fn contend(
             expiry_in_seconds: 30,
             wait_timeout_ms: 30_000,
             require_fencing: false,
+            ..AcquireRequest::default()
         };
         let granted = locks
             .acquire(acquire)

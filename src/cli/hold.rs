@@ -68,6 +68,7 @@ fn acquire_request(hold: &Hold, expiry: u32, waited: Duration) -> AcquireRequest
             w.saturating_sub(waited).as_millis().min(i64::MAX as u128) as i64
         }),
         require_fencing: false,
+        ..AcquireRequest::default()
     }
 }
 

@@ -258,6 +258,7 @@ mod tests {
             expires_in_ms: 12_345,
             fencing_token: 0,
             waiting_here: 2,
+            ..LockInfo::default()
         };
         let rows = [
             [

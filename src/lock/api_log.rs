@@ -75,8 +75,15 @@ impl Outcome for TryLockOutcome {
         match self {
             TryLockOutcome::Granted(_) => "granted",
             TryLockOutcome::Held => "held by another owner",
+            TryLockOutcome::Refused(_) => "refused",
         }
         .into()
+    }
+}
+
+impl Outcome for crate::lock::Released {
+    fn outcome(&self) -> String {
+        format!("{}, {} holds left", self.outcome.outcome(), self.holds_left)
     }
 }
 

@@ -13,6 +13,8 @@ pub(crate) enum Operation {
     Inspect,
     List,
     ForceRelease,
+    /// dlock's Release: one hold, or all of them.
+    Release,
 }
 
 impl Operation {
@@ -26,6 +28,7 @@ impl Operation {
             Operation::Inspect => "failed to inspect lock",
             Operation::List => "failed to list locks",
             Operation::ForceRelease => "failed to force-release lock",
+            Operation::Release => "failed to release lock",
         }
     }
 }
@@ -57,6 +60,12 @@ pub(crate) enum ErrorKind {
     /// A wait ended because the sidecar is shutting down: 503 ERR_SHUTTING_DOWN, gRPC
     /// Unavailable.
     ShuttingDown,
+    /// A shared request whose limit differs from the current holders': 409
+    /// ERR_LIMIT_MISMATCH, gRPC FailedPrecondition.
+    LimitMismatch,
+    /// A reentrant request in another mode than its owner holds: 409 ERR_MODE_CONFLICT, gRPC
+    /// FailedPrecondition.
+    ModeConflict,
 }
 
 /// An error answered to a client of the lock API.

@@ -13,26 +13,27 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::{Grant, LockStore, StoreError, TryLockOutcome};
+use super::{Grant, Kind, LockStore, StoreError, TryLockOutcome};
 
-/// `store.try_lock(key, owner, ttl)`, with a grant that nobody receives taken back.
-pub(crate) async fn try_lock(
+/// `store.acquire(key, owner, ttl, kind)`, with a grant that nobody receives taken back.
+pub(crate) async fn acquire(
     store: &Arc<dyn LockStore>,
     key: &str,
     owner: &str,
     ttl: Duration,
+    kind: Kind,
 ) -> Result<TryLockOutcome, StoreError> {
     let (answer, answered) = oneshot::channel();
     let (store, key, owner) = (store.clone(), key.to_string(), owner.to_string());
     tokio::spawn(async move {
-        let landed = match store.try_lock(&key, &owner, ttl).await {
+        let landed = match store.acquire(&key, &owner, ttl, kind).await {
             Ok(TryLockOutcome::Granted(grant)) => Ok(Landed::Granted(Unclaimed {
                 grant: Some(grant),
                 store,
                 key,
                 owner,
             })),
-            Ok(TryLockOutcome::Held) => Ok(Landed::Held),
+            Ok(other) => Ok(Landed::NotGranted(other)),
             Err(e) => Err(e),
         };
         // With the caller gone, the answer is dropped here (or in the channel, if the
@@ -44,7 +45,7 @@ pub(crate) async fn try_lock(
             let grant = unclaimed.grant.take();
             Ok(grant.map_or(TryLockOutcome::Held, TryLockOutcome::Granted))
         }
-        Ok(Ok(Landed::Held)) => Ok(TryLockOutcome::Held),
+        Ok(Ok(Landed::NotGranted(outcome))) => Ok(outcome),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(StoreError::Failed(
             "the try at the store ended without an answer".into(),
@@ -54,7 +55,8 @@ pub(crate) async fn try_lock(
 
 enum Landed {
     Granted(Unclaimed),
-    Held,
+    /// Held, or refused.
+    NotGranted(TryLockOutcome),
 }
 
 /// A grant on its way to its caller; dropped before the caller took it out, it is taken back.

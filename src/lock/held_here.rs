@@ -1,7 +1,8 @@
 //! The locks granted through this sidecar and not yet released, with the expiry each was last
 //! given: so the sidecar can say how many locks it holds for its clients, and notice a lock
 //! that reached its expiry unreleased (a client that crashed or forgot) and publish that it
-//! expired. It is this sidecar's view only: a lock renewed through another sidecar, or
+//! expired. A shared lock has a holder per owner, each with its own expiry, so entries are
+//! kept per store, key and owner. It is this sidecar's view only: a lock renewed through another sidecar, or
 //! released by force elsewhere, is seen here as expiring at the last expiry this sidecar gave.
 
 use std::cmp::Reverse;
@@ -28,22 +29,27 @@ pub(crate) struct HeldHere {
 /// expired and no others, however many are held.
 #[derive(Default)]
 struct Locks {
-    /// By store name and key.
-    by_key: HashMap<(String, String), Held>,
+    by_key: HashMap<At, Held>,
     /// Every expiry given, soonest first. An entry whose lock was renewed or released since is
     /// stale: the sweep drops it when its time comes, so stale entries last one expiry at most.
-    by_expiry: BinaryHeap<Reverse<(Instant, (String, String))>>,
+    by_expiry: BinaryHeap<Reverse<(Instant, At)>>,
+}
+
+/// A holder: store name, key and owner.
+type At = (String, String, String);
+
+fn at(store: &str, key: &str, owner: &str) -> At {
+    (store.to_string(), key.to_string(), owner.to_string())
 }
 
 impl Locks {
-    fn expires(&mut self, at: (String, String), expires: Instant) {
+    fn expires(&mut self, at: At, expires: Instant) {
         self.by_expiry.push(Reverse((expires, at)));
     }
 }
 
 struct Held {
     resource: String,
-    owner: String,
     expires: Instant,
 }
 
@@ -56,14 +62,17 @@ impl HeldHere {
         owner: &str,
         ttl: Duration,
     ) {
-        let expires = Instant::now() + ttl;
+        let mut expires = Instant::now() + ttl;
+        let at = at(store, key, owner);
+        let mut locks = self.lock();
+        // A re-entry keeps the later of the two expiries, as the store does.
+        if let Some(held) = locks.by_key.get(&at) {
+            expires = expires.max(held.expires);
+        }
         let held = Held {
             resource: resource.to_string(),
-            owner: owner.to_string(),
             expires,
         };
-        let at = (store.to_string(), key.to_string());
-        let mut locks = self.lock();
         locks.by_key.insert(at.clone(), held);
         locks.expires(at, expires);
         drop(locks);
@@ -75,28 +84,31 @@ impl HeldHere {
     /// The owner renewed the lock for `ttl` from now.
     pub(crate) fn renewed(&self, store: &str, key: &str, owner: &str, ttl: Duration) {
         let mut locks = self.lock();
-        let at = (store.to_string(), key.to_string());
+        let at = at(store, key, owner);
         let Some(held) = locks.by_key.get_mut(&at) else {
             return;
         };
-        if held.owner == owner {
-            let expires = Instant::now() + ttl;
-            held.expires = expires;
-            locks.expires(at, expires);
-        }
+        let expires = Instant::now() + ttl;
+        held.expires = expires;
+        locks.expires(at, expires);
     }
 
-    /// The lock is no longer held: released by its owner, or by force.
-    pub(crate) fn released(&self, store: &str, key: &str) {
+    /// `owner` no longer holds the lock: it released its last hold.
+    pub(crate) fn released(&self, store: &str, key: &str, owner: &str) {
+        self.lock().by_key.remove(&at(store, key, owner));
+    }
+
+    /// Nobody holds the lock any more: it was released by force.
+    pub(crate) fn released_all(&self, store: &str, key: &str) {
         self.lock()
             .by_key
-            .remove(&(store.to_string(), key.to_string()));
+            .retain(|(s, k, _), _| !(s == store && k == key));
     }
 
     /// How many locks are held through this sidecar, by store.
     pub(crate) fn counts(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
-        for (store, _) in self.lock().by_key.keys() {
+        for (store, _, _) in self.lock().by_key.keys() {
             *counts.entry(store.clone()).or_default() += 1;
         }
         counts
@@ -121,7 +133,7 @@ impl HeldHere {
                 .is_some_and(|held| held.expires <= now)
             {
                 if let Some(held) = locks.by_key.remove(&at) {
-                    expired.push((at.0, held.resource, held.owner));
+                    expired.push((at.0, held.resource, at.2));
                 }
             }
         }
@@ -175,7 +187,7 @@ mod tests {
         tokio::time::sleep(SECOND / 2).await;
         held.renewed(store, "k2", "o", SECOND);
         held.renewed(store, "k2", "someone else", Duration::ZERO);
-        held.released(store, "k3");
+        held.released(store, "k3", "o");
         tokio::time::sleep(SECOND * 3 / 4).await;
         assert_eq!(expired_in(store), ["forgotten"]);
         assert_eq!(held.counts().get(store), Some(&1));
@@ -193,7 +205,7 @@ mod tests {
             held.renewed(store, "k", "o", SECOND);
         }
         held.granted(store, "gone", "released", "o", SECOND);
-        held.released(store, "gone");
+        held.released(store, "gone", "o");
         assert_eq!(held.lock().by_expiry.len(), 1002);
         tokio::time::sleep(SECOND * 2).await;
         assert_eq!(expired_in(store), ["renewed"]);

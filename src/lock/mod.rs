@@ -36,7 +36,9 @@ pub(crate) mod events;
 mod guarded_try;
 pub(crate) mod health;
 mod held_here;
+pub(crate) mod holders;
 pub(crate) mod key;
+pub mod kind;
 pub mod probe;
 pub(crate) mod registry;
 pub(crate) mod request;
@@ -53,8 +55,11 @@ pub(crate) mod watched;
 pub(crate) use error::{ApiError, ErrorKind, Operation};
 pub(crate) use health::Health;
 pub(crate) use key::KeyPrefix;
+pub use kind::{Conflict, Holder, Kind, Mode, Released};
 pub(crate) use registry::{LoadedStore, Registry};
-pub(crate) use request::{wait_timeout, AcquireRequest, LockRequest, UnlockRequest};
+pub(crate) use request::{
+    wait_timeout, AcquireRequest, LockRequest, ReleaseRequest, UnlockRequest,
+};
 pub use service::{HeldLock, LockService};
 pub use store::{
     Capabilities, Grant, LockInfo, LockStore, OwnerChecked, Place, StoreError, TryLockOutcome,

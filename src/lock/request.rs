@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ApiError, ErrorKind, LoadedStore, LockService, Operation, Registry};
+use super::{ApiError, ErrorKind, Kind, LoadedStore, LockService, Mode, Operation, Registry};
 
 /// A lock as a request names it, with the time it is asked for: Dapr's TryLock, and renew.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,15 @@ pub(crate) struct AcquireRequest {
     pub(crate) wait: Duration,
     /// Refuses a store that can't issue fencing tokens.
     pub(crate) require_fencing: bool,
+    /// Shared, limited, reentrant (`kind.rs`); Dapr's plain lock by default.
+    pub(crate) kind: Kind,
+}
+
+/// dlock's Release: one of the owner's holds, or all of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReleaseRequest {
+    pub(crate) unlock: UnlockRequest,
+    pub(crate) all_holds: bool,
 }
 
 /// A request that passed the checks: the store it names, the key it built, the owner and the
@@ -46,6 +55,7 @@ pub(crate) struct CheckedLock {
     pub(crate) key: String,
     pub(crate) owner: String,
     pub(crate) ttl: Duration,
+    pub(crate) kind: Kind,
 }
 
 /// The wait a blocking acquire asks for, from the wire's milliseconds. A negative wait is
@@ -76,18 +86,45 @@ impl LockService {
             key,
             owner: request.owner,
             ttl,
+            kind: Kind::PLAIN,
         })
     }
 
-    /// Rows 1 to 6, then the acquire's own: fencing from a store that can't give it.
+    /// Rows 1 to 6, then the acquire's own: a limit on an exclusive lock, then fencing or a
+    /// kind from a store that can't give it.
     pub(crate) fn check_acquire(&self, request: AcquireRequest) -> Result<CheckedLock, ApiError> {
-        let lock = self.check(Operation::Acquire, request.lock)?;
-        if request.require_fencing && !lock.store.store.capabilities().fencing {
+        let kind = request.kind;
+        if kind.mode == Mode::Exclusive && kind.limit != 0 {
             return Err(ApiError::new(
-                ErrorKind::Unsupported,
-                format!("lock store {} can't issue fencing tokens", lock.store.name),
+                ErrorKind::MalformedRequest,
+                format!(
+                    "Limit is set on an EXCLUSIVE request in lock store {}: a limit needs \
+                     mode SHARED",
+                    request.lock.store
+                ),
             ));
         }
+        let mut lock = self.check(Operation::Acquire, request.lock)?;
+        let can = lock.store.store.capabilities();
+        let missing = [
+            (
+                request.require_fencing && !can.fencing,
+                "issue fencing tokens",
+            ),
+            (
+                kind.mode == Mode::Shared && !can.shared,
+                "grant shared locks",
+            ),
+            (kind.limit != 0 && !can.limit, "limit shared holders"),
+            (kind.reentrant && !can.reentrant, "grant reentrant locks"),
+        ];
+        if let Some((_, what)) = missing.iter().find(|(missing, _)| *missing) {
+            return Err(ApiError::new(
+                ErrorKind::Unsupported,
+                format!("lock store {} can't {what}", lock.store.name),
+            ));
+        }
+        lock.kind = kind;
         Ok(lock)
     }
 
@@ -182,7 +219,7 @@ fn not_configured() -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::super::test_double::DoubleStore;
-    use super::super::UnlockRequest;
+    use super::super::{ReleaseRequest, UnlockRequest};
     use super::*;
 
     /// The rows of the error table, in order.
@@ -229,6 +266,7 @@ mod tests {
             lock,
             wait: Duration::ZERO,
             require_fencing: false,
+            kind: Kind::PLAIN,
         };
         let unlock = UnlockRequest {
             store: store.into(),
@@ -239,6 +277,13 @@ mod tests {
             Operation::TryLock => service.try_lock(lock).await.map(drop),
             Operation::Acquire => service.acquire(acquire(lock)).await.map(drop),
             Operation::Renew => service.renew(lock).await.map(drop),
+            Operation::Release => {
+                let release = ReleaseRequest {
+                    unlock,
+                    all_holds: false,
+                };
+                service.release_holds(release).await.map(drop)
+            }
             Operation::Unlock => service.unlock(unlock).await.map(drop),
             Operation::Inspect => service.inspect(store, resource).await.map(drop),
             Operation::ForceRelease => service.force_release(store, resource).await.map(drop),
@@ -252,8 +297,16 @@ mod tests {
         let configured = DoubleStore::default().service();
         let empty = LockService::new("app", Registry::default());
         const TIMED: &[Operation] = &[TryLock, Acquire, Renew];
-        const OWNED: &[Operation] = &[TryLock, Acquire, Renew, Unlock];
-        const ALL: &[Operation] = &[TryLock, Acquire, Renew, Unlock, Inspect, ForceRelease];
+        const OWNED: &[Operation] = &[TryLock, Acquire, Renew, Unlock, Release];
+        const ALL: &[Operation] = &[
+            TryLock,
+            Acquire,
+            Renew,
+            Unlock,
+            Release,
+            Inspect,
+            ForceRelease,
+        ];
         // Each request is wrong from its row on, in every way the fields allow.
         let cases = [
             (&empty, ("nope", "", "", 0), Row::Expiry, TIMED),
@@ -300,6 +353,7 @@ mod tests {
             },
             wait: Duration::ZERO,
             require_fencing: true,
+            kind: Kind::PLAIN,
         };
         let answer = service.acquire(fenced("a||b")).await;
         assert_eq!(

@@ -21,8 +21,9 @@ use super::sidecar_line::SidecarLines;
 use super::store_line::StorePlace;
 use super::waiting_here::{TooManyWaiters, WaitingHere};
 use super::{
-    AcquireRequest, ApiError, ErrorKind, Grant, LoadedStore, LockInfo, LockRequest, Operation,
-    OwnerChecked, Registry, StoreError, TryLockOutcome, UnlockRequest,
+    AcquireRequest, ApiError, Conflict, ErrorKind, Grant, Holder, Kind, LoadedStore, LockInfo,
+    LockRequest, Mode, Operation, OwnerChecked, Registry, ReleaseRequest, Released, StoreError,
+    TryLockOutcome, UnlockRequest,
 };
 
 /// The first and the longest pause between a first-in-line waiter's attempts, when the
@@ -42,6 +43,9 @@ pub struct HeldLock {
     pub(crate) fencing_token: Option<u64>,
     /// How many blocking acquires wait for it through this sidecar (`waiting_here.rs`).
     pub(crate) waiting: u32,
+    pub(crate) mode: Mode,
+    pub(crate) limit: u32,
+    pub(crate) holders: Vec<Holder>,
 }
 
 /// Serves lock requests for one sidecar.
@@ -168,13 +172,16 @@ impl LockService {
         let op = Operation::TryLock;
         let tried = async {
             let lock = self.check(op, request)?;
+            let store = &lock.store.store;
             let outcome =
-                guarded_try::try_lock(&lock.store.store, &lock.key, &lock.owner, lock.ttl)
+                guarded_try::acquire(store, &lock.key, &lock.owner, lock.ttl, Kind::PLAIN)
                     .await
                     .map_err(|e| ApiError::failed(op, e))?;
             let grant = match &outcome {
                 TryLockOutcome::Granted(grant) => Some(grant),
-                TryLockOutcome::Held => None,
+                // A plain request is never refused for its kind; an exclusive holder sees a
+                // key held in any mode as held.
+                TryLockOutcome::Held | TryLockOutcome::Refused(_) => None,
             };
             self.granted(&lock, grant, None);
             Ok(outcome)
@@ -189,31 +196,52 @@ impl LockService {
         let released = async {
             let (store, key) =
                 self.locate(Operation::Unlock, &r.store, &r.resource_id, Some(&r.owner))?;
-            self.release(&store, &key, &r.resource_id, &r.owner).await
+            let released = self
+                .release(&store, &key, &r.resource_id, &r.owner, false)
+                .await;
+            released.map(|released| released.outcome)
         };
         Call::end(call, released.await)
     }
 
-    /// The owner-checked release behind unlock and the end of a session; a release wakes this
-    /// sidecar's first waiter for the key.
+    /// dlock's Release: one of the owner's holds, or all of them.
+    pub(crate) async fn release_holds(
+        &self,
+        request: ReleaseRequest,
+    ) -> Result<Released, ApiError> {
+        let r = &request.unlock;
+        let call = self.call("Release", &r.store, &r.resource_id, &r.owner);
+        let released = async {
+            let (store, key) =
+                self.locate(Operation::Release, &r.store, &r.resource_id, Some(&r.owner))?;
+            self.release(&store, &key, &r.resource_id, &r.owner, request.all_holds)
+                .await
+        };
+        Call::end(call, released.await)
+    }
+
+    /// The owner-checked release behind unlock, Release and the end of a session: one hold,
+    /// or all of them. A release wakes this sidecar's first waiter for the key.
     pub(crate) async fn release(
         &self,
         store: &LoadedStore,
         key: &str,
         resource_id: &str,
         owner: &str,
-    ) -> Result<OwnerChecked, ApiError> {
-        let outcome = store
+        all_holds: bool,
+    ) -> Result<Released, ApiError> {
+        let released = store
             .store
-            .unlock(key, owner)
+            .release(key, owner, all_holds)
             .await
             .map_err(|e| ApiError::failed(Operation::Unlock, e))?;
-        if outcome == OwnerChecked::Applied {
-            self.held_here.released(&store.name, key);
+        let outcome = released.outcome;
+        if outcome == OwnerChecked::Applied && released.holds_left == 0 {
+            self.held_here.released(&store.name, key, owner);
             self.lines.released(&store.name, key);
         }
         events::publish(&store.name, resource_id, owner, What::Released { outcome });
-        Ok(outcome)
+        Ok(released)
     }
 
     /// Takes the lock, waiting up to `wait` while someone else holds it; `None` when the wait
@@ -254,7 +282,9 @@ impl LockService {
                 )
             })?;
         let waited = async {
-            if lock.store.store.capabilities().line {
+            // The store's line takes plain requests only; the other kinds wait in this
+            // sidecar's line.
+            if lock.store.store.capabilities().line && lock.kind.is_plain() {
                 self.wait_in_store_line(&lock, deadline).await
             } else {
                 self.wait_in_sidecar_line(&lock, deadline).await
@@ -460,7 +490,7 @@ impl LockService {
                     resource = resource_id,
                     "lock released by force"
                 );
-                self.held_here.released(store_name, &key);
+                self.held_here.released_all(store_name, &key);
                 self.lines.released(store_name, &key);
                 events::publish(store_name, resource_id, "", What::ForceReleased);
             }
@@ -477,6 +507,9 @@ fn held(resource_id: String, info: LockInfo, waiting: u32) -> HeldLock {
         expires_in: info.expires_in,
         fencing_token: info.fencing_token,
         waiting,
+        mode: info.mode,
+        limit: info.limit,
+        holders: info.holders,
     }
 }
 
@@ -484,11 +517,43 @@ fn held(resource_id: String, info: LockInfo, waiting: u32) -> HeldLock {
 /// someone holds the key.
 async fn try_once(lock: &CheckedLock) -> Result<Option<(Grant, Instant)>, ApiError> {
     let asked = Instant::now();
-    let tried = guarded_try::try_lock(&lock.store.store, &lock.key, &lock.owner, lock.ttl).await;
+    let store = &lock.store.store;
+    let tried = guarded_try::acquire(store, &lock.key, &lock.owner, lock.ttl, lock.kind).await;
     match tried.map_err(|e| ApiError::failed(Operation::Acquire, e))? {
         TryLockOutcome::Granted(grant) => Ok(Some((grant, asked))),
         TryLockOutcome::Held => Ok(None),
+        TryLockOutcome::Refused(conflict) => Err(refused(lock, conflict)),
     }
+}
+
+/// A request that does not fit the key's holders, refused at once: waiting would not help.
+fn refused(lock: &CheckedLock, conflict: Conflict) -> ApiError {
+    let (kind, why) = match conflict {
+        Conflict::LimitMismatch { held } => (
+            ErrorKind::LimitMismatch,
+            format!(
+                "its holders took it with limit {held}, this request asks for limit {}",
+                lock.kind.limit
+            ),
+        ),
+        Conflict::ModeConflict { held } => (
+            ErrorKind::ModeConflict,
+            format!(
+                "the owner holds it {} and asked again {}; a lock's mode can't change while \
+                 it is held",
+                held.name(),
+                lock.kind.mode.name()
+            ),
+        ),
+    };
+    let prefix = Operation::Acquire.failure_prefix();
+    ApiError::new(
+        kind,
+        format!(
+            "{prefix} {} in lock store {}: {why}",
+            lock.resource_id, lock.store.name
+        ),
+    )
 }
 
 /// A store's wait (`wait_for_release`, `Place::wait_turn`), ended by the core after

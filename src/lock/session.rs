@@ -182,12 +182,20 @@ impl Session<'_> {
         }
     }
 
-    /// Releases the lock (if still ours) and ends the session.
+    /// Releases the session's hold of the lock (if still ours) and ends the session.
     pub(crate) async fn release(self) -> Result<OwnerChecked, ApiError> {
         let lock = &self.lock;
-        self.service
-            .release(&lock.store, &lock.key, &lock.resource_id, &lock.owner)
-            .await
+        let released = self
+            .service
+            .release(
+                &lock.store,
+                &lock.key,
+                &lock.resource_id,
+                &lock.owner,
+                false,
+            )
+            .await;
+        released.map(|released| released.outcome)
     }
 
     /// The end of a session whose store a reload replaced or removed, or whose sidecar is
@@ -198,7 +206,13 @@ impl Session<'_> {
         let lock = &self.lock;
         let released = self
             .service
-            .release(&lock.store, &lock.key, &lock.resource_id, &lock.owner)
+            .release(
+                &lock.store,
+                &lock.key,
+                &lock.resource_id,
+                &lock.owner,
+                false,
+            )
             .await;
         if let Err(error) = released {
             tracing::warn!(store = %lock.store.name, key = %lock.key,

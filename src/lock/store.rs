@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::kind::{Conflict, Holder, Kind, Mode, Released};
+
 /// The key the default health probe looks up: without `||`, so no resource id's key is it.
 pub(crate) const PROBE_KEY: &str = "dlock-health-probe";
 
@@ -18,6 +20,18 @@ pub struct Grant {
     /// A number that strictly increases across successive holders of the same key, where the
     /// store can guarantee it (`Capabilities::fencing`); `None` where it cannot.
     pub(crate) fencing_token: Option<u64>,
+    /// The owner's holds after this grant: 1 for a first grant, more for a reentrant one.
+    pub(crate) holds: u32,
+}
+
+impl Grant {
+    /// A first grant, with its token where the store has fencing.
+    pub(crate) fn first(fencing_token: Option<u64>) -> Grant {
+        Grant {
+            fencing_token,
+            holds: 1,
+        }
+    }
 }
 
 /// The answer to a try-lock.
@@ -26,6 +40,9 @@ pub enum TryLockOutcome {
     Granted(Grant),
     /// Someone holds the key, possibly the same owner: Dapr's locks are not reentrant.
     Held,
+    /// The request does not fit the key's holders (another limit, or a re-entry in the
+    /// other mode): refused at once, since waiting would not change it.
+    Refused(Conflict),
 }
 
 /// The answer to an owner-checked change (a release or a renewal); the numbering follows
@@ -44,10 +61,43 @@ pub enum OwnerChecked {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockInfo {
     pub(crate) key: String,
+    /// The exclusive holder, or the first shared holder: what a client that knows only
+    /// exclusive locks reads.
     pub(crate) owner: String,
-    /// Time left before the lock expires, by the store's clock.
+    /// Time left before that holder's lock expires, by the store's clock.
     pub(crate) expires_in: Duration,
     pub(crate) fencing_token: Option<u64>,
+    pub(crate) mode: Mode,
+    /// Shared only: the most holders at once; 0 without a limit.
+    pub(crate) limit: u32,
+    /// Every holder, the first one above included.
+    pub(crate) holders: Vec<Holder>,
+}
+
+impl LockInfo {
+    /// A key held exclusively, once, by `owner`.
+    pub(crate) fn exclusive(
+        key: impl Into<String>,
+        owner: impl Into<String>,
+        expires_in: Duration,
+        fencing_token: Option<u64>,
+    ) -> LockInfo {
+        let owner = owner.into();
+        LockInfo {
+            key: key.into(),
+            owner: owner.clone(),
+            expires_in,
+            fencing_token,
+            mode: Mode::Exclusive,
+            limit: 0,
+            holders: vec![Holder {
+                owner,
+                expires_in,
+                fencing_token,
+                holds: 1,
+            }],
+        }
+    }
 }
 
 /// What a store can do beyond try-lock, unlock, renew and inspect, which every store does.
@@ -64,6 +114,12 @@ pub struct Capabilities {
     /// sidecar keeps its own line, and across sidecars whoever retries first after a release
     /// wins.
     pub line: bool,
+    /// Shared holders (`Mode::Shared`): read locks.
+    pub shared: bool,
+    /// A limit on shared holders: counting semaphores.
+    pub limit: bool,
+    /// Reentrant holds, counted in the store's record.
+    pub reentrant: bool,
 }
 
 impl Capabilities {
@@ -74,6 +130,9 @@ impl Capabilities {
             (self.listing, "LISTING"),
             (self.release_signal, "RELEASE_SIGNAL"),
             (self.line, "WAIT_QUEUE"),
+            (self.shared, "SHARED"),
+            (self.limit, "LIMIT"),
+            (self.reentrant, "REENTRANT"),
         ]
         .into_iter()
         .filter(|(on, _)| *on)
@@ -113,10 +172,44 @@ pub trait LockStore: Send + Sync + 'static {
         ttl: Duration,
     ) -> Result<TryLockOutcome, StoreError>;
 
-    /// Releases `key` if `owner` holds it.
+    /// Takes `key` for `owner` for `ttl` in the kind asked (`kind.rs`), if the key's holders
+    /// allow it. A store that declares none of `Capabilities::{shared, limit, reentrant}`
+    /// keeps the default, which serves the plain kind through `try_lock`; the core refuses
+    /// the other kinds before asking such a store.
+    async fn acquire(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<TryLockOutcome, StoreError> {
+        if !kind.is_plain() {
+            return Err(StoreError::Unsupported("shared and reentrant locks"));
+        }
+        self.try_lock(key, owner, ttl).await
+    }
+
+    /// Releases `key` if `owner` holds it: one hold of a reentrant lock (Dapr's
+    /// UnlockAlpha1), the whole hold of any other.
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError>;
 
-    /// Extends `key`'s expiry to `ttl` from now if `owner` still holds it.
+    /// Takes back one of `owner`'s holds of `key`, or every one with `all_holds`, and says how
+    /// many are left. The default, for a store without reentrant holds, is `unlock`.
+    async fn release(
+        &self,
+        key: &str,
+        owner: &str,
+        _all_holds: bool,
+    ) -> Result<Released, StoreError> {
+        let outcome = self.unlock(key, owner).await?;
+        Ok(Released {
+            outcome,
+            holds_left: 0,
+        })
+    }
+
+    /// Extends `owner`'s hold of `key` to `ttl` from now if it still holds it; another
+    /// holder's deadline never moves.
     async fn renew(
         &self,
         key: &str,
@@ -134,7 +227,8 @@ pub trait LockStore: Send + Sync + 'static {
     /// client that disconnected, a wait cut short by a reload or a deadline), so that no lock
     /// stays held that nobody knows about. It must never release a newer grant of the same
     /// owner: a store whose grants carry fencing tokens releases only while the key is still
-    /// held under `grant`'s token. The default is the owner-checked `unlock`, which is exact
+    /// held under `grant`'s token, and of a reentrant grant it takes back one hold. The
+    /// default is the owner-checked `unlock`, which is exact
     /// for a store without tokens: there the lock cannot have changed hands to the same owner
     /// in between, since the owner's next try is refused while the grant holds.
     async fn take_back(
@@ -218,10 +312,21 @@ mod tests {
             listing: true,
             release_signal: true,
             line: true,
+            shared: true,
+            limit: true,
+            reentrant: true,
         };
         assert_eq!(
             all.names(),
-            ["FENCING", "LISTING", "RELEASE_SIGNAL", "WAIT_QUEUE"]
+            [
+                "FENCING",
+                "LISTING",
+                "RELEASE_SIGNAL",
+                "WAIT_QUEUE",
+                "SHARED",
+                "LIMIT",
+                "REENTRANT"
+            ]
         );
         let some = Capabilities {
             line: true,

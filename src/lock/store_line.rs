@@ -48,6 +48,9 @@ impl StorePlace {
                 Ok(Some(grant))
             }
             TryLockOutcome::Held => Ok(None),
+            TryLockOutcome::Refused(conflict) => Err(StoreError::Failed(format!(
+                "a place in the store's line was refused: {conflict:?}"
+            ))),
         }
     }
 

@@ -34,6 +34,7 @@ pub(crate) fn acquire(owner: &str, expiry_in_seconds: i32, wait: Duration) -> Ac
         },
         wait,
         require_fencing: false,
+        kind: crate::lock::Kind::PLAIN,
     }
 }
 
@@ -101,9 +102,7 @@ impl State {
             until: Instant::now() + ttl,
         };
         self.held.insert(key.to_string(), held);
-        TryLockOutcome::Granted(Grant {
-            fencing_token: None,
-        })
+        TryLockOutcome::Granted(Grant::first(None))
     }
 }
 
@@ -263,11 +262,8 @@ impl LockStore for DoubleStore {
         let info = {
             let mut state = self.state();
             state.fail_if_unavailable()?;
-            state.holder(key).map(|held| LockInfo {
-                key: key.to_string(),
-                owner: held.owner.clone(),
-                expires_in: held.until - Instant::now(),
-                fencing_token: None,
+            state.holder(key).map(|held| {
+                LockInfo::exclusive(key, held.owner.clone(), held.until - Instant::now(), None)
             })
         };
         self.answer(false).await;

@@ -11,6 +11,10 @@
 //! entries in deadline order too, so the sweep looks only at the entries that expired, not at
 //! every lock held.
 //!
+//! Each key's holders are a `holders::Record`, so shared, limited and reentrant locks follow
+//! the rules every store shares; the store's clock is this process's monotonic clock, in
+//! milliseconds since the store was made.
+//!
 //! The store holds at most `DEFAULT_MAX_LOCKS` locks: past it a try for a new key fails with
 //! an error saying so (after a sweep of what expired), never a grant, so a client that takes
 //! locks and never releases them exhausts the limit rather than the process's memory.
@@ -25,8 +29,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
+use crate::lock::holders::Record;
 use crate::lock::{
-    Capabilities, Grant, LockInfo, LockStore, OwnerChecked, StoreError, TryLockOutcome,
+    Capabilities, Grant, Kind, LockInfo, LockStore, OwnerChecked, Released, StoreError,
+    TryLockOutcome,
 };
 
 const SHARDS: usize = 64;
@@ -38,16 +44,10 @@ const MIN_ROOM: usize = 32;
 /// what would exhaust its memory (an entry takes about 200 bytes with its key).
 pub(crate) const DEFAULT_MAX_LOCKS: usize = 1_000_000;
 
+/// A key's holders, and when the last of them expires (its place in the deadline order).
 struct Held {
-    owner: String,
+    record: Record,
     deadline: Instant,
-    fencing_token: u64,
-}
-
-impl Held {
-    fn is_live(&self, now: Instant) -> bool {
-        self.deadline > now
-    }
 }
 
 struct Shard {
@@ -89,14 +89,6 @@ impl Table {
         Some(held)
     }
 
-    fn set_deadline(&mut self, key: &str, deadline: Instant) {
-        if let Some(held) = self.held.get_mut(key) {
-            self.expiries.remove(&(held.deadline, key.to_string()));
-            held.deadline = deadline;
-            self.expiries.insert((deadline, key.to_string()));
-        }
-    }
-
     /// Removes the entries whose deadline is not after `now`; answers how many.
     fn expire(&mut self, now: Instant) -> usize {
         let mut removed = 0;
@@ -124,6 +116,8 @@ pub(crate) struct MemoryStore {
     /// Entries in every shard, expired ones not yet swept included.
     entries: AtomicUsize,
     max_locks: usize,
+    /// The store's clock starts here: its times are milliseconds since.
+    epoch: Instant,
 }
 
 /// Why a try could not put a new key in.
@@ -152,6 +146,7 @@ impl MemoryStore {
             last_token: AtomicU64::new(seed),
             entries: AtomicUsize::new(0),
             max_locks,
+            epoch: Instant::now(),
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(sweep(Arc::downgrade(&store)));
@@ -200,72 +195,77 @@ impl MemoryStore {
         Err(Full)
     }
 
+    /// The store's clock: milliseconds since the store was made.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// One try at `key`; `Full` when the key is new and the store holds its maximum.
-    fn try_once(&self, key: &str, owner: &str, ttl: Duration) -> Result<TryLockOutcome, Full> {
-        let now = Instant::now();
-        let mut locks = Self::locks(self.shard(key));
-        match locks.get(key) {
-            Some(held) if held.is_live(now) => return Ok(TryLockOutcome::Held),
-            Some(_) => {} // expired: replaced, the count unchanged
-            None => self.reserve()?,
-        }
-        let held = Held {
-            owner: owner.to_string(),
-            deadline: Self::deadline(ttl),
-            // Taken under the shard lock, so successive holders of a key see increasing tokens.
-            fencing_token: self.last_token.fetch_add(1, Ordering::Relaxed) + 1,
-        };
-        let slot = locks.put(key, held);
-        Ok(TryLockOutcome::Granted(Grant {
-            fencing_token: Some(slot.fencing_token),
-        }))
-    }
-
-    fn deadline(ttl: Duration) -> Instant {
-        let now = Instant::now();
-        // A TTL too large to add (centuries) is as good as forever.
-        now.checked_add(ttl)
-            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
-    }
-
-    /// Applies `change` to `key`'s entry if `owner` holds it live; shared by unlock and renew.
-    /// Applies `change` if `owner` holds `key` (under the grant of `token`, when given: a
-    /// later grant of the same owner is then not held).
-    fn with_owned(
+    fn try_once(
         &self,
         key: &str,
         owner: &str,
-        token: Option<u64>,
-        change: impl FnOnce(&mut Table),
-    ) -> OwnerChecked {
-        let shard = self.shard(key);
-        let mut locks = Self::locks(shard);
-        match locks.get(key) {
-            Some(held) if held.is_live(Instant::now()) => {
-                if held.owner != owner {
-                    return OwnerChecked::HeldByOther;
-                }
-                if token.is_some_and(|token| token != held.fencing_token) {
-                    return OwnerChecked::NotHeld;
-                }
-                change(&mut locks);
-                OwnerChecked::Applied
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<TryLockOutcome, Full> {
+        let now = self.now_ms();
+        let mut locks = Self::locks(self.shard(key));
+        let mut record = match locks.get(key) {
+            Some(held) => held.record.clone(),
+            None => {
+                self.reserve()?;
+                Record::free()
             }
-            _ => OwnerChecked::NotHeld,
+        };
+        // Drawn under the shard lock, so successive holders of a key see increasing tokens;
+        // a try that draws none leaves a gap, which fencing allows.
+        let next_token = self.last_token.fetch_add(1, Ordering::Relaxed) + 1;
+        let acquired = record.acquire(now, owner, ttl, kind, next_token);
+        self.keep(&mut locks, key, record);
+        Ok(acquired.outcome)
+    }
+
+    /// Puts `record` back as `key`'s holders, or removes the key when nobody holds it.
+    fn keep(&self, locks: &mut Table, key: &str, record: Record) {
+        match record.last_deadline() {
+            Some(last) => {
+                let deadline = self.instant(last);
+                locks.put(key, Held { record, deadline });
+            }
+            None => {
+                if locks.remove(key).is_some() {
+                    self.entries.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
         }
     }
 
-    /// Releases `key` if `owner` holds it (under the grant of `token`, when given).
-    fn release(&self, key: &str, owner: &str, token: Option<u64>) -> OwnerChecked {
-        let outcome = self.with_owned(key, owner, token, |locks| {
-            if locks.remove(key).is_some() {
-                self.entries.fetch_sub(1, Ordering::Relaxed);
-            }
-        });
-        if outcome == OwnerChecked::Applied {
-            self.shard(key).released.notify_waiters();
+    /// A time of the store's clock as an instant.
+    fn instant(&self, ms: u64) -> Instant {
+        let far = self.epoch + Duration::from_secs(100 * 365 * 24 * 3600);
+        self.epoch
+            .checked_add(Duration::from_millis(ms))
+            .map_or(far, |at| at.min(far))
+    }
+
+    /// Applies `change` to `key`'s holders and keeps what it leaves; wakes the waiters when a
+    /// place came free.
+    fn change<T>(&self, key: &str, change: impl FnOnce(&mut Record, u64) -> T) -> T {
+        let shard = self.shard(key);
+        let mut locks = Self::locks(shard);
+        let Some(held) = locks.get(key) else {
+            return change(&mut Record::free(), self.now_ms());
+        };
+        let mut record = held.record.clone();
+        let before = record.holders.len();
+        let answer = change(&mut record, self.now_ms());
+        let freed = record.holders.len() < before;
+        self.keep(&mut locks, key, record);
+        drop(locks);
+        if freed {
+            shard.released.notify_waiters();
         }
-        outcome
+        answer
     }
 }
 
@@ -291,12 +291,22 @@ impl LockStore for MemoryStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<TryLockOutcome, StoreError> {
-        if let Ok(outcome) = self.try_once(key, owner, ttl) {
+        self.acquire(key, owner, ttl, Kind::PLAIN).await
+    }
+
+    async fn acquire(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<TryLockOutcome, StoreError> {
+        if let Ok(outcome) = self.try_once(key, owner, ttl, kind) {
             return Ok(outcome);
         }
         // Full: what expired makes room, then once more.
         self.sweep_once();
-        self.try_once(key, owner, ttl).map_err(|Full| {
+        self.try_once(key, owner, ttl, kind).map_err(|Full| {
             StoreError::Failed(format!(
                 "the in-memory store holds its maximum of {} locks: release some first",
                 self.max_locks
@@ -305,7 +315,16 @@ impl LockStore for MemoryStore {
     }
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
-        Ok(self.release(key, owner, None))
+        Ok(self.release(key, owner, false).await?.outcome)
+    }
+
+    async fn release(
+        &self,
+        key: &str,
+        owner: &str,
+        all_holds: bool,
+    ) -> Result<Released, StoreError> {
+        Ok(self.change(key, |record, now| record.release(now, owner, all_holds)))
     }
 
     async fn take_back(
@@ -314,7 +333,7 @@ impl LockStore for MemoryStore {
         owner: &str,
         grant: Grant,
     ) -> Result<OwnerChecked, StoreError> {
-        Ok(self.release(key, owner, grant.fencing_token))
+        Ok(self.change(key, |record, now| record.take_back(now, owner, grant)))
     }
 
     async fn renew(
@@ -323,22 +342,17 @@ impl LockStore for MemoryStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<OwnerChecked, StoreError> {
-        Ok(self.with_owned(key, owner, None, |locks| {
-            locks.set_deadline(key, Self::deadline(ttl))
-        }))
+        Ok(self.change(key, |record, now| record.renew(now, owner, ttl)))
     }
 
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
-        let now = Instant::now();
+        let now = self.now_ms();
         let locks = Self::locks(self.shard(key));
-        Ok(locks
-            .get(key)
-            .filter(|held| held.is_live(now))
-            .map(|held| info(key, held, now)))
+        Ok(locks.get(key).and_then(|held| held.record.info(key, now)))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<LockInfo>, StoreError> {
-        let now = Instant::now();
+        let now = self.now_ms();
         let mut found = Vec::new();
         for shard in self.shards.iter() {
             let locks = Self::locks(shard);
@@ -346,8 +360,8 @@ impl LockStore for MemoryStore {
                 locks
                     .held
                     .iter()
-                    .filter(|(key, held)| key.starts_with(prefix) && held.is_live(now))
-                    .map(|(key, held)| info(key, held, now)),
+                    .filter(|(key, _)| key.starts_with(prefix))
+                    .filter_map(|(key, held)| held.record.info(key, now)),
             );
         }
         found.sort_by(|a, b| a.key.cmp(&b.key));
@@ -360,7 +374,8 @@ impl LockStore for MemoryStore {
         if removed.is_some() {
             self.entries.fetch_sub(1, Ordering::Relaxed);
         }
-        let was_held = removed.is_some_and(|held| held.is_live(Instant::now()));
+        let now = self.now_ms();
+        let was_held = removed.is_some_and(|held| held.record.info("", now).is_some());
         if was_held {
             shard.released.notify_waiters();
         }
@@ -373,11 +388,16 @@ impl LockStore for MemoryStore {
         tokio::pin!(released);
         // Registered before looking, so a release between the look and the wait is not missed.
         released.as_mut().enable();
-        let now = Instant::now();
-        let wait = match Self::locks(shard).get(key) {
-            Some(held) if held.is_live(now) => max_wait.min(held.deadline - now),
-            _ => return Ok(()),
+        // Until the first holder's deadline: then a place comes free.
+        let now = self.now_ms();
+        let first_deadline = Self::locks(shard).get(key).and_then(|held| {
+            let live = held.record.holders.iter().map(|e| e.deadline_ms);
+            live.filter(|deadline| *deadline > now).min()
+        });
+        let Some(first_deadline) = first_deadline else {
+            return Ok(());
         };
+        let wait = max_wait.min(Duration::from_millis(first_deadline - now));
         tokio::select! {
             _ = released => {}
             _ = tokio::time::sleep(wait) => {}
@@ -391,16 +411,10 @@ impl LockStore for MemoryStore {
             listing: true,
             release_signal: true,
             line: false,
+            shared: true,
+            limit: true,
+            reentrant: true,
         }
-    }
-}
-
-fn info(key: &str, held: &Held, now: Instant) -> LockInfo {
-    LockInfo {
-        key: key.to_string(),
-        owner: held.owner.clone(),
-        expires_in: held.deadline - now,
-        fencing_token: Some(held.fencing_token),
     }
 }
 
@@ -413,7 +427,7 @@ mod tests {
     fn token(outcome: TryLockOutcome) -> u64 {
         match outcome {
             TryLockOutcome::Granted(grant) => grant.fencing_token.unwrap(),
-            TryLockOutcome::Held => panic!("expected a grant"),
+            other => panic!("expected a grant, got {other:?}"),
         }
     }
 
@@ -594,5 +608,6 @@ crate::store_contract!(
     contract,
     store: async { MemoryStore::new() },
     short_ttl: Duration::from_millis(200),
-    capabilities: [fencing, listing, release_signal],
+    one_instance: true,
+    capabilities: [fencing, listing, release_signal, shared, limit, reentrant],
 );

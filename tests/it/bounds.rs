@@ -26,6 +26,7 @@ fn acquire(resource: &str, owner: &str, wait: Duration) -> AcquireRequest {
         expiry_in_seconds: 60,
         wait_timeout_ms: wait.as_millis() as i64,
         require_fencing: false,
+        ..Default::default()
     }
 }
 

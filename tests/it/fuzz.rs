@@ -560,6 +560,7 @@ impl Fuzzer {
                     expiry_in_seconds: 60,
                     wait_timeout_ms: 0,
                     require_fencing: false,
+                    ..Default::default()
                 }
                 .encode_to_vec(),
             ),

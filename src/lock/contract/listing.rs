@@ -55,9 +55,7 @@ async fn held(s: &Subject, prefix: &str) -> Vec<(String, String, Grant)> {
         .into_iter()
         .map(|info| {
             assert!(info.expires_in <= LONG, "{info:?}");
-            let grant = Grant {
-                fencing_token: info.fencing_token,
-            };
+            let grant = Grant::first(info.fencing_token);
             (info.key, info.owner, grant)
         })
         .collect()

@@ -16,7 +16,9 @@
 //!
 //! This makes a module `redis` of tests, one per check. `store` is an expression whose
 //! `.await` is a fresh `Arc<impl LockStore>` (each test builds its own: a store's background
-//! tasks live on the test's runtime); `short_ttl` is the shortest lock the expiry checks take
+//! tasks live on the test's runtime); it is awaited twice, the second instance standing for a
+//! second sidecar on the same server, unless `one_instance: true` (a store kept in one
+//! process, whose instances do not share locks); `short_ttl` is the shortest lock the expiry checks take
 //! (see `Subject::short_ttl`). Each check takes keys of its own, so checks and test runs can
 //! share one store server.
 
@@ -25,6 +27,7 @@ pub mod expiry;
 pub mod fencing;
 pub mod force;
 pub mod inspect;
+pub mod kinds;
 pub mod line;
 pub mod listing;
 pub mod release;
@@ -51,6 +54,25 @@ macro_rules! store_contract {
     (@release_signal) => {
         $crate::store_contract!(@checks signal::release_wakes_a_waiter);
     };
+    (@shared) => {
+        $crate::store_contract!(@checks
+            kinds::shared_holders_coexist_and_exclude_a_writer,
+            kinds::inspect_shows_every_holder,
+            kinds::each_holder_expires_on_its_own,
+        );
+    };
+    (@limit) => {
+        $crate::store_contract!(@checks
+            kinds::a_limit_admits_exactly_n_under_contention,
+            kinds::a_dead_holders_permit_returns_and_a_limit_mismatch_is_refused,
+        );
+    };
+    (@reentrant) => {
+        $crate::store_contract!(@checks
+            kinds::reentrant_holds_count_through_two_sidecars,
+            kinds::all_holds_go_together_and_a_reentry_keeps_its_mode,
+        );
+    };
     (@line) => {
         $crate::store_contract!(@checks line::line_order, line::leave, line::wait_turn);
     };
@@ -62,18 +84,27 @@ macro_rules! store_contract {
             }
         )*
     };
+    (@peer $store:expr, true) => {
+        $crate::lock::contract::Subject::new($store.await, CONTRACT_SHORT_TTL)
+    };
+    (@peer $store:expr $(, false)?) => {
+        $crate::lock::contract::Subject::new($store.await, CONTRACT_SHORT_TTL).with_peer($store.await)
+    };
     (
         $suite:ident,
         store: $store:expr,
         short_ttl: $short_ttl:expr,
+        $(one_instance: $one:tt,)?
         capabilities: [$($capability:ident),* $(,)?] $(,)?
     ) => {
         mod $suite {
             #[allow(unused_imports)]
             use super::*;
 
+            const CONTRACT_SHORT_TTL: std::time::Duration = $short_ttl;
+
             async fn subject() -> $crate::lock::contract::Subject {
-                $crate::lock::contract::Subject::new($store.await, $short_ttl)
+                $crate::store_contract!(@peer $store $(, $one)?)
             }
 
             #[tokio::test]

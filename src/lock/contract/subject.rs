@@ -31,6 +31,9 @@ pub(crate) const POLL: Duration = Duration::from_millis(25);
 /// A lock store under test, with the TTL its expiry checks use.
 pub struct Subject {
     pub(crate) store: Arc<dyn LockStore>,
+    /// The store as a second sidecar sees it: another instance on the same server, or the
+    /// same instance for a store kept in one process.
+    pub(crate) peer: Arc<dyn LockStore>,
     /// A short TTL the store honours exactly enough for "held at half of it, free soon after
     /// it": the checks that wait for an expiry take locks of this TTL, so the smallest one the
     /// store supports keeps the suite fast.
@@ -39,7 +42,16 @@ pub struct Subject {
 
 impl Subject {
     pub fn new(store: Arc<dyn LockStore>, short_ttl: Duration) -> Subject {
-        Subject { store, short_ttl }
+        Subject {
+            peer: store.clone(),
+            store,
+            short_ttl,
+        }
+    }
+
+    /// The subject, with `peer` as the second sidecar's instance of the store.
+    pub fn with_peer(self, peer: Arc<dyn LockStore>) -> Subject {
+        Subject { peer, ..self }
     }
 
     /// A namespace no other check or test run uses: `lock||contract-<unique>||`, followed by
@@ -94,6 +106,9 @@ impl Subject {
             match self.store.try_lock(key, owner, ttl).await {
                 Ok(TryLockOutcome::Granted(grant)) => return self.checked(grant),
                 Ok(TryLockOutcome::Held) => {}
+                Ok(TryLockOutcome::Refused(conflict)) => {
+                    panic!("try_lock({key}, {owner}) refused: {conflict:?}")
+                }
                 Err(error) => panic!("try_lock({key}, {owner}) failed: {error}"),
             }
             assert!(

@@ -338,9 +338,7 @@ impl LockStore for AzureBlobStore {
                 }
             }
             self.seen_held().remove(key);
-            return Ok(TryLockOutcome::Granted(Grant {
-                fencing_token: Some(granted.fencing),
-            }));
+            return Ok(TryLockOutcome::Granted(Grant::first(Some(granted.fencing))));
         }
         // Every look found the key free and every write lost to another: under contention
         // this heavy (fifty owners on one key), other owners keep taking it between our read
@@ -463,6 +461,9 @@ impl LockStore for AzureBlobStore {
             listing: true,
             release_signal: false,
             line: false,
+            shared: false,
+            limit: false,
+            reentrant: false,
         }
     }
 }
@@ -475,12 +476,12 @@ impl AzureBlobStore {
             return None;
         }
         let left = record.deadline - self.client.clock.latest_now();
-        Some(LockInfo {
-            key: key.to_string(),
-            expires_in: Duration::from_millis(left.max(0) as u64),
-            fencing_token: Some(record.fencing),
-            owner: record.owner,
-        })
+        Some(LockInfo::exclusive(
+            key,
+            record.owner,
+            Duration::from_millis(left.max(0) as u64),
+            Some(record.fencing),
+        ))
     }
 }
 

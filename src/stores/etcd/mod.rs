@@ -245,12 +245,12 @@ impl EtcdStore {
             return Ok(None);
         };
         let key = String::from_utf8_lossy(&kv.key);
-        Ok(Some(LockInfo {
-            key: key.strip_prefix(&self.prefix).unwrap_or(&key).to_string(),
-            owner: record.owner,
+        Ok(Some(LockInfo::exclusive(
+            key.strip_prefix(&self.prefix).unwrap_or(&key),
+            record.owner,
             expires_in,
-            fencing_token: Some(kv.create_revision as u64),
-        }))
+            Some(kv.create_revision as u64),
+        )))
     }
 
     /// Runs `change` on the key at `path` in one transaction, only while the key is still the
@@ -344,9 +344,9 @@ impl EtcdStore {
             }
         };
         if let Some(kv) = now.as_ref().filter(|kv| kv.lease == lease) {
-            return Ok(TryLockOutcome::Granted(Grant {
-                fencing_token: Some(kv.create_revision as u64),
-            }));
+            return Ok(TryLockOutcome::Granted(Grant::first(Some(
+                kv.create_revision as u64,
+            ))));
         }
         self.client.discard(lease);
         match now {
@@ -425,9 +425,9 @@ impl LockStore for EtcdStore {
             .await?;
         let outcome = match sent {
             // The transaction's revision is the put's, which created the key.
-            Sent::Answered(answer) if answer.succeeded => TryLockOutcome::Granted(Grant {
-                fencing_token: Some(answer.header.map_or(0, |h| h.revision) as u64),
-            }),
+            Sent::Answered(answer) if answer.succeeded => TryLockOutcome::Granted(Grant::first(
+                Some(answer.header.map_or(0, |h| h.revision) as u64),
+            )),
             Sent::Answered(_) => {
                 self.client.discard(lease.id);
                 TryLockOutcome::Held
@@ -436,6 +436,7 @@ impl LockStore for EtcdStore {
         };
         if let TryLockOutcome::Granted(Grant {
             fencing_token: Some(revision),
+            ..
         }) = outcome
         {
             planned.landed(&self.client, &path, revision as i64);
@@ -577,6 +578,9 @@ impl LockStore for EtcdStore {
             listing: true,
             release_signal: true,
             line: true,
+            shared: false,
+            limit: false,
+            reentrant: false,
         }
     }
 }

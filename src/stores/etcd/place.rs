@@ -225,9 +225,7 @@ impl EtcdPlace {
         };
         waiter.client.discard(entry.lease);
         planned.landed(&waiter.client, &waiter.lock, revision);
-        Ok(TryLockOutcome::Granted(Grant {
-            fencing_token: Some(revision as u64),
-        }))
+        Ok(TryLockOutcome::Granted(Grant::first(Some(revision as u64))))
     }
 }
 

@@ -205,12 +205,12 @@ impl MysqlStore {
     }
 
     fn info(&self, mut row: Row) -> Result<LockInfo, StoreError> {
-        Ok(LockInfo {
-            key: self.text(&mut row, 0, "lock_key")?,
-            owner: self.text(&mut row, 1, "owner")?,
-            expires_in: sql::millis_left(self.column(&mut row, 2, "expires_at")?),
-            fencing_token: Some(self.column(&mut row, 3, "fencing_token")?),
-        })
+        Ok(LockInfo::exclusive(
+            self.text(&mut row, 0, "lock_key")?,
+            self.text(&mut row, 1, "owner")?,
+            sql::millis_left(self.column(&mut row, 2, "expires_at")?),
+            Some(self.column(&mut row, 3, "fencing_token")?),
+        ))
     }
 }
 
@@ -248,9 +248,7 @@ impl LockStore for MysqlStore {
             })
             .await?;
         Ok(match taken {
-            Take::Granted(token) => TryLockOutcome::Granted(Grant {
-                fencing_token: Some(token),
-            }),
+            Take::Granted(token) => TryLockOutcome::Granted(Grant::first(Some(token))),
             Take::Held(left) => {
                 self.remember(key, sql::millis_left(left));
                 TryLockOutcome::Held
@@ -350,6 +348,9 @@ impl LockStore for MysqlStore {
             listing: true,
             release_signal: false,
             line: false,
+            shared: false,
+            limit: false,
+            reentrant: false,
         }
     }
 }

@@ -210,15 +210,15 @@ impl PostgresStore {
     }
 
     fn info(&self, row: &Row) -> Result<LockInfo, StoreError> {
-        Ok(LockInfo {
-            key: self.column(row, 0, "key")?,
-            owner: self.column(row, 1, "owner")?,
-            expires_in: sql::millis_left(self.column(row, 2, "expires_at")?),
-            fencing_token: Some(sql::fencing_token(
+        Ok(LockInfo::exclusive(
+            self.column::<String>(row, 0, "key")?,
+            self.column::<String>(row, 1, "owner")?,
+            sql::millis_left(self.column(row, 2, "expires_at")?),
+            Some(sql::fencing_token(
                 &self.table,
                 self.column(row, 3, "fencing_token")?,
             )?),
-        })
+        ))
     }
 }
 
@@ -234,12 +234,10 @@ impl LockStore for PostgresStore {
             .query(|s| &s.take, &[&key, &owner, &sql::ttl_millis(ttl)])
             .await?;
         Ok(match rows.first() {
-            Some(row) => TryLockOutcome::Granted(Grant {
-                fencing_token: Some(sql::fencing_token(
-                    &self.table,
-                    self.column(row, 0, "fencing_token")?,
-                )?),
-            }),
+            Some(row) => TryLockOutcome::Granted(Grant::first(Some(sql::fencing_token(
+                &self.table,
+                self.column(row, 0, "fencing_token")?,
+            )?))),
             None => TryLockOutcome::Held,
         })
     }
@@ -307,6 +305,9 @@ impl LockStore for PostgresStore {
             listing: true,
             release_signal: true,
             line: false,
+            shared: false,
+            limit: false,
+            reentrant: false,
         }
     }
 }

@@ -208,13 +208,9 @@ impl RedisStore {
                 .rsplit_once('|')
                 .filter(|(who, _)| *who == owner)
                 .and_then(|(_, token)| token.parse().ok());
-            LockInfo {
-                key: key.to_string(),
-                owner,
-                // -1: no expiry (set by hand); shown as no time left rather than forever.
-                expires_in: Duration::from_millis(pttl.max(0) as u64),
-                fencing_token,
-            }
+            // -1: no expiry (set by hand); shown as no time left rather than forever.
+            let expires_in = Duration::from_millis(pttl.max(0) as u64);
+            LockInfo::exclusive(key, owner, expires_in, fencing_token)
         }))
     }
 }
@@ -293,9 +289,7 @@ impl LockStore for RedisStore {
         Ok(if token == 0 {
             TryLockOutcome::Held
         } else {
-            TryLockOutcome::Granted(Grant {
-                fencing_token: Some(token),
-            })
+            TryLockOutcome::Granted(Grant::first(Some(token)))
         })
     }
 
@@ -426,6 +420,9 @@ impl LockStore for RedisStore {
             listing: true,
             release_signal: true,
             line: false,
+            shared: false,
+            limit: false,
+            reentrant: false,
         }
     }
 }

@@ -81,9 +81,9 @@ pub(crate) async fn try_lock(
     if let Ok(Standing::First) = decided {
         let node = Contender::written(&mine, &owner, ttl, stat);
         tree.grants.granted(tree.sessions.clone(), &key, node);
-        return Ok(TryLockOutcome::Granted(Grant {
-            fencing_token: Some(stat.czxid as u64),
-        }));
+        return Ok(TryLockOutcome::Granted(Grant::first(Some(
+            stat.czxid as u64,
+        ))));
     }
     // Not first, or no answer: withdraw, so this node never holds the lock later (its name
     // is this attempt's alone, so any version is ours). If even that fails, the node goes

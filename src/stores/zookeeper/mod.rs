@@ -275,6 +275,9 @@ impl LockStore for ZookeeperStore {
             listing: true,
             release_signal: true,
             line: true,
+            shared: false,
+            limit: false,
+            reentrant: false,
         }
     }
 }

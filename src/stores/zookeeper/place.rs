@@ -76,9 +76,7 @@ impl ZookeeperPlace {
                 let token = node.fencing_token();
                 let sessions = self.tree.sessions.clone();
                 self.tree.grants.granted(sessions, &self.key, node);
-                Ok(Some(Grant {
-                    fencing_token: Some(token),
-                }))
+                Ok(Some(Grant::first(Some(token))))
             }
             Err(Error::NoNode) => Ok(None),
             Err(e) => Err(store_error(e)),

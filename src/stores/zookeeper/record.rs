@@ -119,12 +119,12 @@ impl Contender {
 
     /// The lock this node stands for, as the core reports it under the store key `key`.
     pub(crate) fn info(&self, key: &str) -> LockInfo {
-        LockInfo {
-            key: key.to_string(),
-            owner: self.owner.clone(),
-            expires_in: self.time_left(),
-            fencing_token: Some(self.fencing_token()),
-        }
+        LockInfo::exclusive(
+            key,
+            self.owner.clone(),
+            self.time_left(),
+            Some(self.fencing_token()),
+        )
     }
 }
 

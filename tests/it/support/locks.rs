@@ -135,6 +135,7 @@ pub fn request_on(
         expiry_in_seconds: expiry,
         wait_timeout_ms: wait_ms,
         require_fencing: false,
+        ..Default::default()
     }
 }
 

@@ -3,7 +3,7 @@
 //! calls work on the store named `store`, but for force release, which takes the store so its
 //! error cases can name a missing one; a test that wants another posts with `Api::post`.
 
-use dlock::proto::dlock::{AcquireResponse, LockInfo};
+use dlock::proto::dlock::{AcquireResponse, Holder, LockInfo, LockMode};
 use serde_json::{json, Value};
 
 use super::api::{Api, Failure};
@@ -107,7 +107,10 @@ fn lock_of(value: &Value) -> LockInfo {
         [
             "expiresInMs",
             "fencingToken",
+            "holders",
+            "limit",
             "lockOwner",
+            "mode",
             "resourceId",
             "waitingHere"
         ],
@@ -127,6 +130,27 @@ fn lock_of(value: &Value) -> LockInfo {
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or_else(|| panic!("waitingHere is not a u32: {value}")),
+        mode: match value["mode"].as_str() {
+            Some("EXCLUSIVE") => LockMode::Exclusive,
+            Some("SHARED") => LockMode::Shared,
+            _ => panic!("mode is not a LockMode name: {value}"),
+        }
+        .into(),
+        limit: value["limit"]
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or_else(|| panic!("limit is not a u32: {value}")),
+        holders: value["holders"]
+            .as_array()
+            .unwrap_or_else(|| panic!("holders is not an array: {value}"))
+            .iter()
+            .map(|holder| Holder {
+                lock_owner: holder["lockOwner"].as_str().unwrap().to_string(),
+                expires_in_ms: holder["expiresInMs"].as_str().unwrap().parse().unwrap(),
+                fencing_token: holder["fencingToken"].as_str().unwrap().parse().unwrap(),
+                holds: holder["holds"].as_u64().unwrap() as u32,
+            })
+            .collect(),
     }
 }
 
