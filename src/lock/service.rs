@@ -152,9 +152,13 @@ impl LockService {
                 What::Granted {
                     fencing_token: grant.fencing_token,
                     waited,
+                    mode: lock.kind.mode,
                 }
             }
-            None => What::Refused { waited },
+            None => What::Refused {
+                waited,
+                mode: lock.kind.mode,
+            },
         };
         events::publish(&lock.store.name, &lock.resource_id, &lock.owner, what);
     }
