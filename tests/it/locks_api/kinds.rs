@@ -287,3 +287,54 @@ async fn held_sessions_of_a_semaphore_each_hold_a_place() {
     let owners: Vec<_> = held.holders.iter().map(|h| h.lock_owner.as_str()).collect();
     assert_eq!(owners, ["second", "third"]);
 }
+
+/// examples/python/nightly_import.py, five runs at once against a real sidecar: never more
+/// than three import at once, all five finish.
+#[tokio::test]
+async fn the_nightly_import_example_runs_three_at_a_time() {
+    let sidecar = Dlockd::start(Options::in_memory());
+    let port = sidecar.http.rsplit(':').next().unwrap().to_string();
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/python/nightly_import.py"
+    );
+    let runs: Vec<_> = (0..5)
+        .map(|_| {
+            std::process::Command::new("python3")
+                .arg(example)
+                .env("DAPR_HTTP_PORT", &port)
+                .env("WORK_SECONDS", "1.5")
+                .env("LOCK_STORE", "store")
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("python3 runs")
+        })
+        .collect();
+    let mut spans = Vec::new();
+    for run in runs {
+        let output = run.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(output.status.success(), "{text}");
+        let at = |word: &str| -> i64 {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(word))
+                .unwrap_or_else(|| panic!("{text}"));
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        assert!(text.contains("released: status 0"), "{text}");
+        spans.push((at("START "), at("END ")));
+    }
+    // The most imports running at any instant: at every start, count the spans open then.
+    let most = spans
+        .iter()
+        .map(|(start, _)| {
+            spans
+                .iter()
+                .filter(|(s, e)| s <= start && start < e)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert_eq!(most, 3, "{spans:?}");
+}
