@@ -218,8 +218,15 @@ impl LockService {
         let released = async {
             let (store, key) =
                 self.locate(Operation::Release, &r.store, &r.resource_id, Some(&r.owner))?;
-            self.release(&store, &key, &r.resource_id, &r.owner, request.all_holds)
-                .await
+            let released = self.release(&store, &key, &r.resource_id, &r.owner, request.all_holds);
+            // Dapr's Unlock answers a store failure with ERR_UNLOCK; this call is ours.
+            released.await.map_err(|error| match error.kind {
+                ErrorKind::Failed(Operation::Unlock) => ApiError {
+                    kind: ErrorKind::Failed(Operation::Release),
+                    ..error
+                },
+                _ => error,
+            })
         };
         Call::end(call, released.await)
     }
