@@ -15,7 +15,7 @@ use super::connect::{self, report, Locks};
 use super::status::{describe, utc};
 use super::Exit;
 use crate::interrupt::Interrupt;
-use crate::proto::dlock::{Holder, ListRequest, LockInfo, LockMode, StoresRequest};
+use crate::proto::dlock::{ListRequest, LockInfo, LockMode, StoresRequest};
 
 const REFRESH: Duration = Duration::from_secs(1);
 /// Clear the screen, cursor home.
@@ -275,6 +275,7 @@ mod keys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::dlock::Holder;
 
     #[test]
     fn locks_in_columns() {
