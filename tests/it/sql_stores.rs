@@ -214,7 +214,7 @@ async fn an_older_layout_is_migrated_with_its_locks(sql: Sql) {
     };
     assert_eq!(
         sql.query(&comment).await.as_deref(),
-        Some("dlock lock table, layout 2")
+        Some("dlock lock table, layout 3")
     );
     // The migration numbered the old row 1; the new grant came after it.
     let token = sql
