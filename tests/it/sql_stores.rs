@@ -2,12 +2,15 @@
 //! each: a refused password names the field and never shows, rows of expired locks are
 //! removed in the background, a table of the classic layout (key, owner, expiry) that an
 //! older dlock made is migrated with its locks, as is a table of layout 2 (before shared
-//! locks), and values of a table changed outside dlock
-//! that the store cannot use (a NULL owner, a negative token) are a clear error, not a crash. Each database's own behaviour is in
-//! `postgresql.rs` and `mysql.rs`.
+//! locks), a plain take over an expired shared lock leaves no trace of its holders, and
+//! values of a table changed outside dlock that the store cannot use (a NULL owner, a negative
+//! token) are a clear error, not a crash. Each database's own behaviour is in `postgresql.rs`
+//! and `mysql.rs`.
 
 use std::time::{Duration, Instant};
 
+use dlock::config::Metadata;
+use dlock::lock::{Kind, LockStore, OwnerChecked, TryLockOutcome};
 use mysql_async::prelude::Queryable;
 use tokio_postgres::NoTls;
 
@@ -296,12 +299,43 @@ async fn a_layout_2_table_gains_the_holders_column_with_its_locks(sql: Sql) {
     sql.drop_store(&table).await;
 }
 
+/// A plain take over a shared lock that expired leaves no trace of its holders: a shared
+/// request then finds the plain lock held, and only its owner may release it.
+async fn a_plain_take_over_an_expired_shared_lock_leaves_no_holders(sql: Sql) {
+    let connection = sql.connection_string();
+    let metadata: Metadata = [("connectionString", connection.as_str())]
+        .into_iter()
+        .collect();
+    let store = dlock::startup::StoreTypes::new()
+        .build(sql.type_name(), &metadata)
+        .await
+        .expect("a build with the SQL stores")
+        .expect("the store starts");
+    let key = format!("lock||app||{}", unique("taken-over"));
+    let long = Duration::from_secs(60);
+    let shared = store.acquire(&key, "reader", Duration::from_millis(200), Kind::shared(0));
+    assert!(matches!(shared.await, Ok(TryLockOutcome::Granted(_))));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let plain = store.try_lock(&key, "writer", long).await;
+    assert!(matches!(plain, Ok(TryLockOutcome::Granted(_))), "{plain:?}");
+    let reader = store.acquire(&key, "reader", long, Kind::shared(0)).await;
+    assert_eq!(reader, Ok(TryLockOutcome::Held));
+    assert_eq!(
+        store.unlock(&key, "reader").await,
+        Ok(OwnerChecked::HeldByOther)
+    );
+    assert_eq!(
+        store.unlock(&key, "writer").await,
+        Ok(OwnerChecked::Applied)
+    );
+}
+
 async fn unusable_values_in_the_table_are_an_error_naming_the_column(sql: Sql) {
     let table = format!("unusable_{}", std::process::id());
     let (null_owner, negative) = (unique("null-owner"), unique("negative"));
     let key = |resource: &str| format!("lock||app||{resource}");
     let (null_key, negative_key) = (key(&null_owner), key(&negative));
-    // The current layout, but made by hand: the owner may be NULL, the token negative.
+    // Layout 2 (migrated on start), made by hand: the owner may be NULL, the token negative.
     let made = match sql {
         Sql::Postgresql => format!(
             "DROP TABLE IF EXISTS {table};
@@ -384,6 +418,11 @@ macro_rules! sql_store_tests {
             #[tokio::test]
             async fn a_layout_2_table_gains_the_holders_column_with_its_locks() {
                 super::a_layout_2_table_gains_the_holders_column_with_its_locks($sql).await;
+            }
+
+            #[tokio::test]
+            async fn a_plain_take_over_an_expired_shared_lock_leaves_no_holders() {
+                super::a_plain_take_over_an_expired_shared_lock_leaves_no_holders($sql).await;
             }
 
             #[tokio::test]
