@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use dlock::config::Metadata;
-use dlock::lock::{Kind, LockStore, OwnerChecked, TryLockOutcome};
+use dlock::lock::{Kind, OwnerChecked, TryLockOutcome};
 use mysql_async::prelude::Queryable;
 use tokio_postgres::NoTls;
 
