@@ -64,14 +64,14 @@ dlock::store_contract!(
     postgresql,
     store: store(Backend::Postgresql),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, release_signal],
+    capabilities: [fencing, listing, release_signal, shared, limit, reentrant],
 );
 
 dlock::store_contract!(
     mysql,
     store: store(Backend::Mysql),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing],
+    capabilities: [fencing, listing, shared, limit, reentrant],
 );
 
 // Azurite keeps time to the millisecond, but the store knows the service's clock only to a
