@@ -306,6 +306,8 @@ macro_rules! permit_suite {
 mod permits {
     permit_suite! {
         redis: Backend::Redis;
+        postgresql: Backend::Postgresql;
+        mysql: Backend::Mysql;
     }
 }
 
