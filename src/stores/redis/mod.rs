@@ -178,6 +178,37 @@ impl RedisStore {
         }
     }
 
+    /// Takes back one of `owner`'s holds at `lock` (a Redis key), or all of them: the plain
+    /// release script, and for a record, a compare-and-set of it.
+    async fn release_at(
+        &self,
+        lock: &str,
+        owner: &str,
+        all_holds: bool,
+    ) -> Result<Released, StoreError> {
+        for _ in 0..RACES {
+            let mut invocation = self.unlock.key(lock);
+            invocation
+                .key(token_key(lock))
+                .arg(owner)
+                .arg(signal::channel(lock));
+            let (now_ms, value) = match self.owner_checked(&invocation, None).await?.0 {
+                Checked::Plain(answer) => {
+                    return Ok(Released {
+                        outcome: outcome(answer),
+                        holds_left: 0,
+                    })
+                }
+                Checked::Record { now_ms, value } => (now_ms, value),
+            };
+            let release = |record: &mut holders::Record, now| record.release(now, owner, all_holds);
+            if let Some((released, _)) = self.change(lock, now_ms, &value, None, release).await? {
+                return Ok(released);
+            }
+        }
+        Err(records::lost_races(lock))
+    }
+
     /// Takes back one hold of `grant` of `owner` at `lock` (a Redis key), only while the lock
     /// is still held under that grant's token: never a later grant of the same owner.
     async fn take_back_at(
@@ -187,9 +218,7 @@ impl RedisStore {
         grant: Grant,
     ) -> Result<OwnerChecked, StoreError> {
         let Some(token) = grant.fencing_token else {
-            return Err(StoreError::Failed(format!(
-                "a grant of {lock} without a fencing token"
-            )));
+            return Ok(self.release_at(lock, owner, false).await?.outcome);
         };
         for _ in 0..RACES {
             let mut invocation = self.release_grant.key(lock);
@@ -334,28 +363,8 @@ impl LockStore for RedisStore {
         owner: &str,
         all_holds: bool,
     ) -> Result<Released, StoreError> {
-        let lock = self.layout.lock_key(key);
-        for _ in 0..RACES {
-            let mut invocation = self.unlock.key(&lock);
-            invocation
-                .key(token_key(&lock))
-                .arg(owner)
-                .arg(signal::channel(&lock));
-            let (now_ms, value) = match self.owner_checked(&invocation, None).await?.0 {
-                Checked::Plain(answer) => {
-                    return Ok(Released {
-                        outcome: outcome(answer),
-                        holds_left: 0,
-                    })
-                }
-                Checked::Record { now_ms, value } => (now_ms, value),
-            };
-            let release = |record: &mut holders::Record, now| record.release(now, owner, all_holds);
-            if let Some((released, _)) = self.change(&lock, now_ms, &value, None, release).await? {
-                return Ok(released);
-            }
-        }
-        Err(records::lost_races(&lock))
+        self.release_at(&self.layout.lock_key(key), owner, all_holds)
+            .await
     }
 
     async fn take_back(
