@@ -36,14 +36,14 @@ dlock::store_contract!(
     redis,
     store: store(Backend::Redis),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, release_signal],
+    capabilities: [fencing, listing, release_signal, shared, limit, reentrant],
 );
 
 dlock::store_contract!(
     redis_cluster,
     store: store(Backend::RedisCluster),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, release_signal],
+    capabilities: [fencing, listing, release_signal, shared, limit, reentrant],
 );
 
 dlock::store_contract!(

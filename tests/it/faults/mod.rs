@@ -306,6 +306,7 @@ macro_rules! permit_suite {
 mod permits {
     permit_suite! {
         redis: Backend::Redis;
+        redis_cluster: Backend::RedisCluster;
         postgresql: Backend::Postgresql;
         mysql: Backend::Mysql;
     }
