@@ -21,7 +21,7 @@ const SHORT_TTL: Duration = Duration::from_millis(300);
 const ETCD_SHORT_TTL: Duration = Duration::from_secs(1);
 
 /// Builds `backend`'s store, connected to its shared test server, as a component would get it.
-async fn store(backend: Backend) -> Arc<dyn LockStore> {
+pub(crate) async fn store(backend: Backend) -> Arc<dyn LockStore> {
     let metadata = backend.connection();
     let metadata: Metadata = metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let type_name = backend.type_name();

@@ -42,7 +42,7 @@ async fn daprd_unlock(redis: &mut Connection, key: &str, owner: &str) -> i64 {
         .unwrap()
 }
 
-async fn raw() -> Connection {
+pub(crate) async fn raw() -> Connection {
     let client = redis::Client::open(format!("redis://{}", shared("DLOCK_TEST_REDIS"))).unwrap();
     client.get_multiplexed_async_connection().await.unwrap()
 }

@@ -115,7 +115,7 @@ impl Sql {
     }
 }
 
-async fn postgres() -> tokio_postgres::Client {
+pub(crate) async fn postgres() -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(&postgres_connection_string(), NoTls)
         .await
         .expect("the test server answers");
@@ -123,7 +123,7 @@ async fn postgres() -> tokio_postgres::Client {
     client
 }
 
-async fn mysql() -> mysql_async::Conn {
+pub(crate) async fn mysql() -> mysql_async::Conn {
     let address = std::env::var("DLOCK_TEST_MYSQL").unwrap();
     let (host, port) = address.rsplit_once(':').unwrap();
     let options = mysql_async::OptsBuilder::default()
