@@ -18,26 +18,26 @@ use crate::support::backend::{unique, Backend};
 const ROUNDS: u64 = 100;
 const TTL: Duration = Duration::from_secs(30);
 
-/// The operations measured, each run `ROUNDS` times on keys of its own.
+/// The pairs measured (an acquire and its release), each run `ROUNDS` times on keys of its own.
 #[derive(Clone, Copy, Debug)]
 enum Operation {
-    PlainPair,
-    SharedPair,
-    ReentryPair,
+    Plain,
+    Shared,
+    Reentry,
 }
 
 async fn run(store: &Arc<dyn LockStore>, operation: Operation, keys: &[String]) {
     for key in keys {
         match operation {
-            Operation::PlainPair => {
+            Operation::Plain => {
                 store.try_lock(key, "o", TTL).await.unwrap();
                 store.unlock(key, "o").await.unwrap();
             }
-            Operation::SharedPair => {
+            Operation::Shared => {
                 store.acquire(key, "o", TTL, Kind::shared(3)).await.unwrap();
                 store.release(key, "o", false).await.unwrap();
             }
-            Operation::ReentryPair => {
+            Operation::Reentry => {
                 store
                     .acquire(key, "o", TTL, Kind::PLAIN.reentrant())
                     .await
@@ -50,7 +50,7 @@ async fn run(store: &Arc<dyn LockStore>, operation: Operation, keys: &[String]) 
 
 /// Takes each key once reentrantly, so that the measured pair is a re-entry and its release.
 async fn prepare(store: &Arc<dyn LockStore>, operation: Operation, keys: &[String]) {
-    if let Operation::ReentryPair = operation {
+    if let Operation::Reentry = operation {
         for key in keys {
             store
                 .acquire(key, "o", TTL, Kind::PLAIN.reentrant())
@@ -146,9 +146,9 @@ async fn counters(backend: Backend) -> Counters {
 async fn measure(backend: Backend) {
     let store = store(backend).await;
     for operation in [
-        Operation::PlainPair,
-        Operation::SharedPair,
-        Operation::ReentryPair,
+        Operation::Plain,
+        Operation::Shared,
+        Operation::Reentry,
     ] {
         let keys: Vec<String> = (0..ROUNDS).map(|_| unique("lock||cost||k")).collect();
         prepare(&store, operation, &keys).await;
