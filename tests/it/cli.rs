@@ -591,7 +591,7 @@ async fn a_limit_admits_that_many_runs_at_once_and_the_next_waits() {
     let second = Run::start(&sidecar, &["--limit", "2", "--owner", "b", &key, "3"]);
     let taken = first.wait_for("acquired").max(second.wait_for("acquired"));
     let third = Run::start(&sidecar, &["--limit", "2", "--owner", "c", &key, "1"]);
-    third.wait_for("waiting");
+    third.wait_for("and 1 other (");
     // The third place comes free only when a holder's 3 s are over.
     let third_taken = third.wait_for("acquired");
     assert!(
