@@ -46,6 +46,7 @@ pub(crate) mod service;
 pub(crate) mod session;
 pub(crate) mod sidecar_line;
 pub(crate) mod store;
+pub(crate) mod store_error;
 pub(crate) mod store_line;
 #[cfg(test)]
 mod test_double;
@@ -61,6 +62,5 @@ pub(crate) use request::{
     wait_timeout, AcquireRequest, LockRequest, ReleaseRequest, UnlockRequest,
 };
 pub use service::{HeldLock, LockService};
-pub use store::{
-    Capabilities, Grant, LockInfo, LockStore, OwnerChecked, Place, StoreError, TryLockOutcome,
-};
+pub use store::{Capabilities, Grant, LockInfo, LockStore, OwnerChecked, Place, TryLockOutcome};
+pub use store_error::{Cause, StoreError};

@@ -97,7 +97,7 @@ impl LoadedStore {
     pub(crate) async fn probe(&self, limit: Duration) {
         let answer = tokio::time::timeout(limit, self.unwatched.probe()).await;
         let outcome = answer.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(format!(
+            Err(StoreError::unavailable(format!(
                 "the health probe got no answer within {limit:?}"
             )))
         });
