@@ -25,7 +25,7 @@ pub struct LoadedStore {
     /// The component's `metadata.name`: the store name clients give.
     pub name: String,
     /// The component's `spec.type`, e.g. `lock.in-memory`.
-    pub type_name: String,
+    pub(crate) type_name: String,
     /// The component's `spec.version` as written (`v1` when empty).
     pub(crate) version: String,
     pub(crate) key_prefix: KeyPrefix,
