@@ -36,7 +36,7 @@ pub(crate) const SHUTTING_DOWN: &str = "the sidecar is shutting down";
 
 /// A held lock as a client sees it: by resource id, not store key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeldLock {
+pub(crate) struct HeldLock {
     pub(crate) resource_id: String,
     pub(crate) owner: String,
     pub(crate) expires_in: Duration,
@@ -93,7 +93,7 @@ impl LockService {
     /// Begins the sidecar's shutdown: every blocking acquire ends with an error, and every
     /// session releases its lock and tells its client it lost it (`session.rs`), so that no
     /// lock stays held in the store for a sidecar that is going away.
-    pub fn shut_down(&self) {
+    pub(crate) fn shut_down(&self) {
         self.shutting_down.send_replace(true);
     }
 

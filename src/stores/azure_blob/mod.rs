@@ -504,7 +504,7 @@ fn lease_id(owner: &str) -> String {
 }
 
 fn contended(key: &str) -> StoreError {
-    StoreError::Unavailable(format!(
+    StoreError::unavailable(format!(
         "the blob of {key} changed under every one of {ATTEMPTS} attempts"
     ))
 }

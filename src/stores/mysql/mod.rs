@@ -144,15 +144,13 @@ impl MysqlStore {
         Fut: std::future::Future<Output = Result<T, mysql_async::Error>>,
     {
         let attempt = async {
-            let conn = self.pool.get_conn().await.map_err(|e| store_error(&e))?;
-            work(conn, &self.statements)
-                .await
-                .map_err(|e| store_error(&e))
+            let conn = self.pool.get_conn().await.map_err(store_error)?;
+            work(conn, &self.statements).await.map_err(store_error)
         };
         tokio::time::timeout(self.timeout, attempt)
             .await
             .map_err(|_| {
-                StoreError::Unavailable(format!("MySQL did not answer within {:?}", self.timeout))
+                StoreError::unavailable(format!("MySQL did not answer within {:?}", self.timeout))
             })?
     }
 
@@ -293,7 +291,7 @@ impl MysqlStore {
     ) -> Result<T, StoreError> {
         match row.take_opt(index) {
             Some(Ok(value)) => Ok(value),
-            Some(Err(e)) => Err(sql::unreadable(&self.table, column, e)),
+            Some(Err(e)) => Err(sql::unreadable(&self.table, column, &e).with_source(e)),
             None => Err(sql::unreadable(&self.table, column, "no value")),
         }
     }
@@ -621,7 +619,7 @@ fn describe(e: &mysql_async::Error) -> String {
 
 /// A failed statement as the core sees it: the server away, read-only, or out of time or
 /// connections is an outage; any other server error is a failure.
-fn store_error(e: &mysql_async::Error) -> StoreError {
+fn store_error(e: mysql_async::Error) -> StoreError {
     const OUTAGE: [u16; 6] = [
         1040, // too many connections
         1205, // lock wait timeout
@@ -630,11 +628,11 @@ fn store_error(e: &mysql_async::Error) -> StoreError {
         1792, // read-only transaction
         1836, // read-only mode
     ];
-    match e {
+    match &e {
         mysql_async::Error::Server(server) if !OUTAGE.contains(&server.code) => {
-            StoreError::Failed(describe(e))
+            StoreError::failed(describe(&e)).with_source(e)
         }
-        _ => StoreError::Unavailable(describe(e)),
+        _ => StoreError::unavailable(describe(&e)).with_source(e),
     }
 }
 

@@ -150,21 +150,18 @@ impl PostgresStore {
     ) -> Result<Vec<Row>, StoreError> {
         let work = async {
             let client = self.pool.get().await.map_err(|e| {
-                StoreError::Unavailable(format!("no connection to PostgreSQL: {e}"))
+                StoreError::unavailable(format!("no connection to PostgreSQL: {e}")).with_source(e)
             })?;
             let prepared = client
                 .prepare_cached(statement(&self.statements))
                 .await
-                .map_err(|e| store_error(&e))?;
-            client
-                .query(&prepared, params)
-                .await
-                .map_err(|e| store_error(&e))
+                .map_err(store_error)?;
+            client.query(&prepared, params).await.map_err(store_error)
         };
         tokio::time::timeout(self.timeout, work)
             .await
             .map_err(|_| {
-                StoreError::Unavailable(format!(
+                StoreError::unavailable(format!(
                     "PostgreSQL did not answer within {:?}",
                     self.timeout
                 ))
@@ -175,16 +172,16 @@ impl PostgresStore {
     async fn remove_expired(&self, grace_millis: i64) -> Result<u64, StoreError> {
         let work = async {
             let client = self.pool.get().await.map_err(|e| {
-                StoreError::Unavailable(format!("no connection to PostgreSQL: {e}"))
+                StoreError::unavailable(format!("no connection to PostgreSQL: {e}")).with_source(e)
             })?;
             client
                 .execute(&self.statements.cleanup, &[&grace_millis])
                 .await
-                .map_err(|e| store_error(&e))
+                .map_err(store_error)
         };
         tokio::time::timeout(self.timeout, work)
             .await
-            .map_err(|_| StoreError::Unavailable("PostgreSQL did not answer in time".into()))?
+            .map_err(|_| StoreError::unavailable("PostgreSQL did not answer in time"))?
     }
 
     /// Column `index` of a row, which the statement takes from the table's `column`.
@@ -197,7 +194,7 @@ impl PostgresStore {
         row.try_get(index).map_err(|e| {
             // The driver's own words name the column by number; the reason is its source.
             let reason = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
-            sql::unreadable(&self.table, column, reason)
+            sql::unreadable(&self.table, column, reason).with_source(e)
         })
     }
 
@@ -206,7 +203,7 @@ impl PostgresStore {
     fn owner_checked(&self, rows: &[Row]) -> Result<Option<OwnerChecked>, StoreError> {
         let row = rows
             .first()
-            .ok_or_else(|| StoreError::Failed("PostgreSQL answered no row".into()))?;
+            .ok_or_else(|| StoreError::failed("PostgreSQL answered no row"))?;
         let applied: bool = row.try_get(0).map_err(unexpected)?;
         let holder: Option<String> = self.column(row, 1, "owner")?;
         let record: bool = row.try_get(2).map_err(unexpected)?;
@@ -238,11 +235,11 @@ impl PostgresStore {
         grant: bool,
         change: impl Change<T>,
     ) -> Result<T, StoreError> {
-        let db = |e: tokio_postgres::Error| store_error(&e);
+        let db = |e: tokio_postgres::Error| store_error(e);
         let s = &self.statements;
         let work = async {
             let mut client = self.pool.get().await.map_err(|e| {
-                StoreError::Unavailable(format!("no connection to PostgreSQL: {e}"))
+                StoreError::unavailable(format!("no connection to PostgreSQL: {e}")).with_source(e)
             })?;
             let transaction = client
                 .build_transaction()
@@ -299,7 +296,7 @@ impl PostgresStore {
         tokio::time::timeout(self.timeout, work)
             .await
             .map_err(|_| {
-                StoreError::Unavailable(format!(
+                StoreError::unavailable(format!(
                     "PostgreSQL did not answer within {:?}",
                     self.timeout
                 ))
@@ -460,7 +457,7 @@ impl LockStore for PostgresStore {
 /// A computed value of a statement's answer that is not what the statement gives: a value of
 /// the table is named by `PostgresStore::column` instead.
 fn unexpected(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Failed(format!("PostgreSQL answered unexpectedly: {e}"))
+    StoreError::failed(format!("PostgreSQL answered unexpectedly: {e}")).with_source(e)
 }
 
 /// The TLS connector: certificates are checked against `sslrootcert`, else the system's
@@ -518,7 +515,7 @@ fn describe(e: &tokio_postgres::Error) -> String {
 
 /// A failed statement as the core sees it: PostgreSQL away, read-only (a standby, during a
 /// failover) or out of resources is an outage; anything else is a failure.
-fn store_error(e: &tokio_postgres::Error) -> StoreError {
+fn store_error(e: tokio_postgres::Error) -> StoreError {
     let outage = match e.code() {
         None => true,
         Some(code) => {
@@ -528,9 +525,9 @@ fn store_error(e: &tokio_postgres::Error) -> StoreError {
         }
     };
     if outage {
-        StoreError::Unavailable(describe(e))
+        StoreError::unavailable(describe(&e)).with_source(e)
     } else {
-        StoreError::Failed(describe(e))
+        StoreError::failed(describe(&e)).with_source(e)
     }
 }
 

@@ -70,9 +70,9 @@ fn store_error(error: RedisError) -> StoreError {
         || error.is_connection_dropped()
         || error.is_connection_refusal()
     {
-        StoreError::Unavailable(error.to_string())
+        StoreError::unavailable(error.to_string()).with_source(error)
     } else {
-        StoreError::Failed(error.to_string())
+        StoreError::failed(error.to_string()).with_source(error)
     }
 }
 
@@ -160,7 +160,7 @@ impl RedisStore {
     ) -> Result<OwnerChecked, StoreError> {
         if let (Some(wait), Some(acknowledged)) = (self.wait_replicas, acknowledged) {
             if outcome == OwnerChecked::Applied && acknowledged < wait.replicas {
-                return Err(StoreError::Unavailable(replicas::shortfall(
+                return Err(StoreError::unavailable(replicas::shortfall(
                     "the renewal",
                     acknowledged,
                     wait,
@@ -324,7 +324,7 @@ impl LockStore for RedisStore {
                 if token != 0 && acknowledged < wait.replicas {
                     let grant = Grant::first(Some(token));
                     self.release_unconfirmed(&lock, owner, grant).await;
-                    return Err(StoreError::Unavailable(replicas::shortfall(
+                    return Err(StoreError::unavailable(replicas::shortfall(
                         "the grant",
                         acknowledged,
                         wait,
@@ -513,5 +513,25 @@ impl LockStore for RedisStore {
             limit: true,
             reentrant: true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_connection_is_an_outage_caused_by_the_redis_error() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let redis_error = RedisError::from(refused);
+        let words = redis_error.to_string();
+        let error = store_error(redis_error);
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            format!("lock store unavailable: {words}")
+        );
+        let source = std::error::Error::source(&error).expect("the Redis error is the source");
+        assert!(source.is::<RedisError>(), "{source:?}");
     }
 }

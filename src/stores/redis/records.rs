@@ -77,7 +77,7 @@ pub(super) fn decode(lock: &str, value: &str) -> Result<Option<Record>, StoreErr
         return Ok(None);
     }
     Record::decode(value).map(Some).ok_or_else(|| {
-        StoreError::Failed(format!(
+        StoreError::failed(format!(
             "the lock key {lock} holds a holders record this version cannot read"
         ))
     })
@@ -119,14 +119,14 @@ fn plain_as_record(look: &Look, owner: &str) -> Option<Record> {
 fn halves(encoded: &str) -> Result<(String, String), StoreError> {
     let field = format!("\"t\":{UNDRAWN}");
     let (before, after) = encoded.split_once(&field).ok_or_else(|| {
-        StoreError::Failed("a new holder's record has no place for its token".to_string())
+        StoreError::failed("a new holder's record has no place for its token".to_string())
     })?;
     Ok((format!("{before}\"t\":"), after.to_string()))
 }
 
 /// An operation that found the key changed under it every time it tried.
 pub(super) fn lost_races(lock: &str) -> StoreError {
-    StoreError::Unavailable(format!(
+    StoreError::unavailable(format!(
         "the lock key {lock} changed under {RACES} tries in a row; try again"
     ))
 }
@@ -197,7 +197,7 @@ impl RedisStore {
             if let (Some(wait), Some(acknowledged)) = (self.wait_replicas, acknowledged) {
                 if acknowledged < wait.replicas {
                     self.release_unconfirmed(&lock, owner, grant).await;
-                    return Err(StoreError::Unavailable(replicas::shortfall(
+                    return Err(StoreError::unavailable(replicas::shortfall(
                         "the grant",
                         acknowledged,
                         wait,
@@ -223,7 +223,7 @@ impl RedisStore {
         change: impl FnOnce(&mut Record, u64) -> T,
     ) -> Result<Option<(T, Option<u32>)>, StoreError> {
         let Some(mut record) = decode(lock, value)? else {
-            return Err(StoreError::Failed(format!(
+            return Err(StoreError::failed(format!(
                 "the lock key {lock} was answered as a record but holds none"
             )));
         };

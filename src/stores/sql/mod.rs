@@ -30,7 +30,7 @@ use crate::lock::{OwnerChecked, StoreError};
 
 /// A value of `table`'s `column` that the store cannot use, and why.
 pub(crate) fn unreadable(table: &str, column: &str, reason: impl Display) -> StoreError {
-    StoreError::Failed(format!(
+    StoreError::failed(format!(
         "the lock table {table} holds a value dlock can't use in its column {column}: {reason}"
     ))
 }
