@@ -145,11 +145,7 @@ async fn counters(backend: Backend) -> Counters {
 
 async fn measure(backend: Backend) {
     let store = store(backend).await;
-    for operation in [
-        Operation::Plain,
-        Operation::Shared,
-        Operation::Reentry,
-    ] {
+    for operation in [Operation::Plain, Operation::Shared, Operation::Reentry] {
         let keys: Vec<String> = (0..ROUNDS).map(|_| unique("lock||cost||k")).collect();
         prepare(&store, operation, &keys).await;
         let before = counters(backend).await;
