@@ -89,8 +89,8 @@ async fn reenter(
 }
 
 /// The live nodes of `key` in line order, ahead of the node with sequence `mine` (every one
-/// without it), once the expired ones among them are deleted; `None` when `mine` is gone. A
-/// free key costs one read (its listing), else two.
+/// without it), once the expired ones among them are deleted; `None` when `mine` is gone.
+/// With none ahead, one read (the listing), else two.
 async fn live_ahead(
     tree: &Tree,
     key: &str,
@@ -98,13 +98,9 @@ async fn live_ahead(
     mine: Option<i64>,
 ) -> Result<Option<Vec<Contender>>, StoreError> {
     for _ in 0..MAX_LOOKS {
-        let mut nodes = tree.nodes(key_node).await?;
-        if let Some(mine) = mine {
-            if !nodes.iter().any(|(sequence, _)| *sequence == mine) {
-                return Ok(None);
-            }
-            nodes.retain(|(sequence, _)| *sequence < mine);
-        }
+        let Some(nodes) = tree.nodes(key_node, mine).await? else {
+            return Ok(None);
+        };
         let (expired, live): (Vec<_>, Vec<_>) = nodes
             .into_iter()
             .map(|(_, node)| node)

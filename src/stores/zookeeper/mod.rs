@@ -40,9 +40,10 @@
 //! A lock + unlock pair through one sidecar costs two ZooKeeper writes (create, delete; a key's
 //! container node is one more the first time, or after ZooKeeper reaped it) and two reads (the
 //! key's children before and after the create). A refused try-lock costs two reads and no
-//! write. A shared grant costs one write (its node's create) and four reads (the key's nodes,
-//! listed and then read in one multi-read, before and after the create; three on a key nobody
-//! holds); a refused one two reads; a re-entry two reads and a write (the count's `setData`).
+//! write. A shared grant costs one write (its node's create) and four reads (the key's nodes
+//! listed, then the data of those ahead in one multi-read, before and after the create; two
+//! reads on a key nobody holds, as a plain lock); a refused one two reads and no write; a
+//! re-entry two reads and a write (the count's `setData`).
 //! A release is one write (a delete, or a `setData` of a count above one), after two reads
 //! when it goes through another sidecar than the one that granted it.
 //!
@@ -324,7 +325,7 @@ impl LockStore for ZookeeperStore {
         let key_node = tree.key_node(key);
         let mut released = false;
         for _ in 0..MAX_LOOKS {
-            let nodes = tree.nodes(&key_node).await?;
+            let nodes = tree.nodes(&key_node, None).await?.unwrap_or_default();
             let front: Vec<&Contender> = match nodes.first() {
                 None => return Ok(released),
                 Some((_, first)) if first.mode == Mode::Exclusive => vec![first],

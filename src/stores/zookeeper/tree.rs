@@ -153,11 +153,25 @@ impl Tree {
         Ok(first.filter(|holder| !holder.expired()))
     }
 
-    /// Every contender node under `key_node` with its sequence, in line order, expired ones
-    /// included: a listing and one multi-read of their data.
-    pub(crate) async fn nodes(&self, key_node: &str) -> Result<Vec<(i64, Contender)>, StoreError> {
+    /// The contender nodes under `key_node` with their sequences, in line order, expired ones
+    /// included: every one, or with `mine` those ahead of it (`None` when `mine` is not
+    /// there). A listing, and a multi-read of their data when there are any.
+    pub(crate) async fn nodes(
+        &self,
+        key_node: &str,
+        mine: Option<i64>,
+    ) -> Result<Option<Vec<(i64, Contender)>>, StoreError> {
         let children = self.list_children(key_node).await?.unwrap_or_default();
         let mut line = names::contenders(&children);
+        if let Some(mine) = mine {
+            if !line.iter().any(|(sequence, _)| *sequence == mine) {
+                return Ok(None);
+            }
+            line.retain(|(sequence, _)| *sequence < mine);
+        }
+        if line.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
         line.sort();
         let paths: Vec<String> = line
             .iter()
@@ -171,15 +185,14 @@ impl Tree {
                 nodes.push((sequence, Contender::parse(&path, &data, stat)?));
             }
         }
-        Ok(nodes)
+        Ok(Some(nodes))
     }
 
     /// The key's holders, in line order: none, one exclusive, or the shared ones.
     pub(crate) async fn holders(&self, key: &str) -> Result<Vec<Contender>, StoreError> {
-        let nodes = self.nodes(&self.key_node(key)).await?;
-        Ok(holders_of(
-            nodes.into_iter().map(|(_, node)| node).collect(),
-        ))
+        let nodes = self.nodes(&self.key_node(key), None).await?;
+        let line = nodes.unwrap_or_default().into_iter().map(|(_, node)| node);
+        Ok(holders_of(line.collect()))
     }
 
     /// Deletes `key`'s node at `path` if its version is still `version` (any version: `None`);
