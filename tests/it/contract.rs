@@ -57,7 +57,7 @@ dlock::store_contract!(
     zookeeper,
     store: store(Backend::Zookeeper),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, release_signal, line],
+    capabilities: [fencing, listing, release_signal, line, shared, limit, reentrant],
 );
 
 dlock::store_contract!(

@@ -2,10 +2,12 @@
 //! holds while the holder's sidecar hangs, a session that expires (its locks reported lost,
 //! never assumed held, and a new session opened), an ensemble that loses its leader, digest
 //! credentials, metadata errors, a granting sidecar's shortcut meeting changes made
-//! elsewhere, and listing.
+//! elsewhere, listing, and the nodes of shared and reentrant holders.
 
 use std::time::{Duration, Instant};
 
+use dlock::config::Metadata;
+use dlock::lock::{Kind, LockStore, OwnerChecked, TryLockOutcome};
 use dlock::proto::dlock::hold_event::Event;
 use zookeeper_client::Client;
 
@@ -441,4 +443,89 @@ async fn listing_decodes_the_key_nodes_and_skips_free_keys() {
             (resources[1].clone(), "owner-1".to_string(), tokens[1]),
         ]
     );
+}
+
+/// The store itself, as a `lock.zookeeper` component on the shared server gets it.
+async fn store() -> std::sync::Arc<dyn LockStore> {
+    let connection = Backend::Zookeeper.connection();
+    let metadata: Metadata = connection.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    dlock::startup::StoreTypes::new()
+        .build("lock.zookeeper", &metadata)
+        .await
+        .expect("this build has lock.zookeeper")
+        .expect("lock.zookeeper starts")
+}
+
+async fn granted(store: &dyn LockStore, key: &str, owner: &str, kind: Kind) {
+    match store
+        .acquire(key, owner, Duration::from_secs(30), kind)
+        .await
+    {
+        Ok(TryLockOutcome::Granted(_)) => {}
+        other => panic!("{owner} was not granted {key}: {other:?}"),
+    }
+}
+
+/// Each shared holder has a node of its own saying its kind and the key's limit, and a
+/// reentrant owner's holds are counted in its node's data, as zkCli shows them.
+#[tokio::test]
+async fn shared_holders_and_reentrant_holds_are_in_their_nodes() {
+    let store = store().await;
+    let resource = unique("shared-nodes");
+    let key = format!("lock||app||{resource}");
+    granted(&*store, &key, "a", Kind::shared(3)).await;
+    for _ in 0..2 {
+        granted(&*store, &key, "b", Kind::shared(3).reentrant()).await;
+    }
+    let zk = raw().await;
+    let key_node = format!("/dlock/lock||app||{resource}");
+    let mut children = zk.list_children(&key_node).await.unwrap();
+    children.sort();
+    let mut nodes = Vec::new();
+    for child in &children {
+        let (data, _) = zk.get_data(&format!("{key_node}/{child}")).await.unwrap();
+        nodes.push(String::from_utf8(data).unwrap());
+    }
+    assert_eq!(
+        nodes,
+        [
+            r#"{"owner":"a","expiryMs":30000,"shared":true,"limit":3}"#,
+            r#"{"owner":"b","expiryMs":30000,"shared":true,"limit":3,"holds":2}"#,
+        ]
+    );
+    for (owner, holds) in [("a", 1), ("b", 2)] {
+        for _ in 0..holds {
+            let released = store.unlock(&key, owner).await;
+            assert_eq!(released, Ok(OwnerChecked::Applied));
+        }
+    }
+    assert_eq!(store.inspect(&key).await.unwrap(), None);
+}
+
+/// On a key held shared, a waiter is woken when any holder leaves, not only the first: the
+/// place the second one frees is a place the waiter can take.
+#[tokio::test]
+async fn any_shared_holder_that_leaves_wakes_a_waiter() {
+    let store = store().await;
+    let key = format!("lock||app||{}", unique("shared-wake"));
+    for owner in ["first", "second"] {
+        granted(&*store, &key, owner, Kind::shared(2)).await;
+    }
+    let waiter = {
+        let (store, key) = (store.clone(), key.clone());
+        tokio::spawn(async move { store.wait_for_release(&key, Duration::from_secs(30)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiter.is_finished(),
+        "the waiter returned while the key was full"
+    );
+    let released = store.unlock(&key, "second").await;
+    assert_eq!(released, Ok(OwnerChecked::Applied));
+    let woken = tokio::time::timeout(Duration::from_secs(2), waiter).await;
+    assert!(
+        matches!(woken, Ok(Ok(Ok(())))),
+        "the second holder's release did not wake the waiter: {woken:?}"
+    );
+    assert_eq!(store.unlock(&key, "first").await, Ok(OwnerChecked::Applied));
 }

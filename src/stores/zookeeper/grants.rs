@@ -1,5 +1,6 @@
 //! This sidecar's grants: for each lock it granted and has not yet seen end, a timer that
-//! deletes the lock's node at its deadline, and the node as this sidecar last wrote it.
+//! deletes the lock's node at its deadline, and the node as this sidecar last wrote it. A key
+//! may have several: one per shared holder this sidecar admitted.
 //!
 //! The timer makes the lock free on time and wakes the waiters of every sidecar through their
 //! watches. ZooKeeper has no per-node expiry that fits (TTL nodes are reaped by a periodic
@@ -24,13 +25,14 @@ use zookeeper_client::Error;
 use super::names::key_node_of;
 use super::record::Contender;
 use super::session::Sessions;
+use crate::lock::Mode;
 
 /// The pause before trying again when ZooKeeper did not answer.
 const RETRY: Duration = Duration::from_millis(250);
 
 #[derive(Default)]
 pub(crate) struct Grants {
-    by_key: Mutex<HashMap<String, Grant>>,
+    by_key: Mutex<HashMap<String, Vec<Grant>>>,
 }
 
 struct Grant {
@@ -39,9 +41,9 @@ struct Grant {
 }
 
 impl Grants {
-    fn by_key(&self) -> MutexGuard<'_, HashMap<String, Grant>> {
-        // Every change under this mutex is one map operation: poisoning can't leave it
-        // half-done.
+    fn by_key(&self) -> MutexGuard<'_, HashMap<String, Vec<Grant>>> {
+        // Every change under this mutex is one map or list operation: poisoning can't leave
+        // it half-done.
         self.by_key.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -54,55 +56,65 @@ impl Grants {
             expire(&sessions, &path, wait).await;
             forget(grants, &owned_key, &path);
         });
-        let replaced = by_key.insert(
-            key.to_string(),
-            Grant {
-                node,
-                timer: timer.abort_handle(),
-            },
-        );
-        // A new grant of the key means the old node is gone: its timer has nothing to do.
-        if let Some(old) = replaced {
-            old.timer.abort();
-        }
+        let of_key = by_key.entry(key.to_string()).or_default();
+        // An exclusive grant means every older node of the key is gone, and a shared one that
+        // the owner's older node is: their timers have nothing to do.
+        let exclusive = node.mode == Mode::Exclusive;
+        of_key.retain(|old| {
+            let gone = exclusive || old.node.owner == node.owner;
+            if gone {
+                old.timer.abort();
+            }
+            !gone
+        });
+        of_key.push(Grant {
+            node,
+            timer: timer.abort_handle(),
+        });
     }
 
     /// The live lock this sidecar granted `owner` on `key`, as last written.
     pub(crate) fn of(&self, key: &str, owner: &str) -> Option<Contender> {
         self.by_key()
-            .get(key)
+            .get(key)?
+            .iter()
             .map(|grant| &grant.node)
-            .filter(|node| node.owner == owner && !node.expired())
+            .find(|node| node.owner == owner && !node.expired())
             .cloned()
     }
 
-    /// Records a renewal of a lock this sidecar granted (nothing if `node` is another).
+    /// Records a rewrite of a lock this sidecar granted (nothing if `node` is another).
     pub(crate) fn rewritten(&self, key: &str, node: Contender) {
-        if let Some(grant) = self.by_key().get_mut(key) {
-            if grant.node.path == node.path {
-                grant.node = node;
-            }
+        let mut by_key = self.by_key();
+        let grants = by_key.get_mut(key).into_iter().flatten();
+        if let Some(grant) = grants.into_iter().find(|g| g.node.path == node.path) {
+            grant.node = node;
         }
     }
 
     /// Forgets the lock at `path` once its node is gone, and stops its timer.
     pub(crate) fn ended(&self, key: &str, path: &str) {
-        let mut by_key = self.by_key();
-        if by_key.get(key).is_some_and(|grant| grant.node.path == path) {
-            if let Some(grant) = by_key.remove(key) {
-                grant.timer.abort();
-            }
+        if let Some(grant) = remove(&mut self.by_key(), key, path) {
+            grant.timer.abort();
         }
     }
+}
+
+/// Takes the grant of the node at `path` out of `by_key`.
+fn remove(by_key: &mut HashMap<String, Vec<Grant>>, key: &str, path: &str) -> Option<Grant> {
+    let of_key = by_key.get_mut(key)?;
+    let at = of_key.iter().position(|grant| grant.node.path == path)?;
+    let grant = of_key.swap_remove(at);
+    if of_key.is_empty() {
+        by_key.remove(key);
+    }
+    Some(grant)
 }
 
 /// Forgets a grant whose timer has run its course.
 fn forget(grants: Weak<Grants>, key: &str, path: &str) {
     if let Some(grants) = grants.upgrade() {
-        let mut by_key = grants.by_key();
-        if by_key.get(key).is_some_and(|grant| grant.node.path == path) {
-            by_key.remove(key);
-        }
+        remove(&mut grants.by_key(), key, path);
     }
 }
 

@@ -2,7 +2,8 @@
 //! sequence order, and the first one holds the lock until it expires or goes. A try-lock passes
 //! through the line without waiting in it: it enters, keeps its node only if first, and
 //! withdraws otherwise. A release or a renewal changes the holder's node only while it is the
-//! owner's, with a write conditional on the version read.
+//! owner's, with a write conditional on the version read. (The other kinds of lock enter
+//! through `kinds.rs`; a release or renewal is the same for every kind.)
 //!
 //! Whoever finds an expired holder ahead of its own node deletes it: that is how an expiry
 //! holds even when the holder's sidecar is hung or cut off.
@@ -14,7 +15,7 @@ use std::time::Duration;
 use super::names;
 use super::record::{self, Contender};
 use super::tree::{busy, Tree, MAX_LOOKS};
-use crate::lock::{Grant, OwnerChecked, StoreError, TryLockOutcome};
+use crate::lock::{Grant, OwnerChecked, Released, StoreError, TryLockOutcome};
 
 /// Where a contender's node stands in its key's line of waiters; for a waiter's node, the
 /// position of its place.
@@ -94,39 +95,50 @@ pub(crate) async fn try_lock(
     decided.map(|_| TryLockOutcome::Held)
 }
 
-/// Runs an owner-checked change (release or renewal) on the key's live holder: first on the
-/// node as this sidecar last wrote it, when it granted the lock, without reading it; then,
-/// or else, on the node as read. With `token`, only on the node of that grant: a later grant
-/// of the same owner is not held.
+/// Runs an owner-checked change (a release or a renewal) on the owner's node among the key's
+/// live holders: first on the node as this sidecar last wrote it, when it granted the lock,
+/// without reading it; then, or else, on the node as read. With `token`, only on the node of
+/// that grant: a later grant of the same owner is not held. `change` answers the owner's holds
+/// after it, or `None` when the node changed under it (then it is read again).
 pub(crate) async fn owner_checked<F, Fut>(
     tree: &Tree,
     key: &str,
     owner: &str,
     token: Option<u64>,
     change: F,
-) -> Result<OwnerChecked, StoreError>
+) -> Result<Released, StoreError>
 where
     F: Fn(Contender) -> Fut,
-    Fut: Future<Output = Result<bool, StoreError>>,
+    Fut: Future<Output = Result<Option<u32>, StoreError>>,
 {
     let other_grant = |node: &Contender| token.is_some_and(|t| t != node.fencing_token());
+    let not = |outcome| Released {
+        outcome,
+        holds_left: 0,
+    };
+    let applied = |holds_left| Released {
+        outcome: OwnerChecked::Applied,
+        holds_left,
+    };
     if let Some(granted) = tree.grants.of(key, owner).filter(|n| !other_grant(n)) {
-        if change(granted).await? {
-            return Ok(OwnerChecked::Applied);
+        if let Some(left) = change(granted).await? {
+            return Ok(applied(left));
         }
     }
     for _ in 0..MAX_LOOKS {
-        let Some(holder) = tree.holder(key).await? else {
-            return Ok(OwnerChecked::NotHeld);
+        let holders = tree.holders(key).await?;
+        let Some(holder) = holders.iter().find(|holder| holder.owner == owner) else {
+            return Ok(not(if holders.is_empty() {
+                OwnerChecked::NotHeld
+            } else {
+                OwnerChecked::HeldByOther
+            }));
         };
-        if holder.owner != owner {
-            return Ok(OwnerChecked::HeldByOther);
+        if other_grant(holder) {
+            return Ok(not(OwnerChecked::NotHeld));
         }
-        if other_grant(&holder) {
-            return Ok(OwnerChecked::NotHeld);
-        }
-        if change(holder).await? {
-            return Ok(OwnerChecked::Applied);
+        if let Some(left) = change(holder.clone()).await? {
+            return Ok(applied(left));
         }
         // The node changed between the read and the write: read it again.
     }

@@ -21,24 +21,43 @@
 //! - Fencing token: the lock node's czxid, the zxid of its creation, which rises with every
 //!   write anywhere in the ensemble.
 //! - Release signal: a data watch on the holder's node fires when it is deleted (released,
-//!   expired, its session gone) or renewed.
+//!   expired, its session gone) or renewed; on a key held shared, a watch on the key's
+//!   children too, since any holder that leaves frees a place.
 //! - Line of waiters: a blocking acquire keeps its node, marked waiting, until it is the
 //!   lowest (`place.rs`), so ZooKeeper's sequence numbers serve waiters in arrival order across
 //!   sidecars; a try-lock behind any node withdraws, so it never jumps the line.
 //!
+//! The other kinds of lock (`crate::lock::Kind`) are ZooKeeper's read/write recipe on the same
+//! nodes (`admission.rs`, `kinds.rs`): a shared node, marked so in its data with its key's
+//! limit, holds the key while no exclusive node is ahead of it and fewer than its limit of
+//! shared nodes are; an exclusive node holds it when first, as a plain lock does. Each holder
+//! keeps its own node, so its own expiry (its timer here, and contenders deleting it once
+//! expired) and its own fencing token, the node's czxid, which exceeds every earlier node's of
+//! the key, shared or not. A reentrant owner's holds are a count in its node's data, changed
+//! with a `setData` conditional on the version read, so a hold is counted once, through any
+//! sidecar. A plain lock's node is an exclusive one with one hold, and its data is unchanged.
+//!
 //! A lock + unlock pair through one sidecar costs two ZooKeeper writes (create, delete; a key's
 //! container node is one more the first time, or after ZooKeeper reaped it) and two reads (the
 //! key's children before and after the create). A refused try-lock costs two reads and no
-//! write.
+//! write. A shared grant costs one write (its node's create) and four reads (the key's nodes
+//! listed, then the data of those ahead in one multi-read, before and after the create; two
+//! reads on a key nobody holds, as a plain lock); a refused one two reads and no write; a
+//! re-entry two reads and a write (the count's `setData`).
+//! A release is one write (a delete, or a `setData` of a count above one), after two reads
+//! when it goes through another sidecar than the one that granted it.
 //!
 //! Files: `tree.rs` reads and writes the nodes; `holding.rs` decides who holds a key (a node's
-//! standing in the line, a try-lock, an owner's release or renewal); `place.rs` is a waiter's
-//! place in the line; `grants.rs` keeps this sidecar's grants and their expiry timers;
-//! `record.rs` is what a node holds, `names.rs` how keys and nodes are named, `session.rs` the
-//! ZooKeeper sessions.
+//! standing in the line, a try-lock, an owner's release or renewal); `admission.rs` which
+//! nodes hold a key, in every kind; `kinds.rs` acquires the kinds beyond the plain lock;
+//! `place.rs` is a waiter's place in the line; `grants.rs` keeps this sidecar's grants and
+//! their expiry timers; `record.rs` is what a node holds, `names.rs` how keys and nodes are
+//! named, `session.rs` the ZooKeeper sessions.
 
+mod admission;
 mod grants;
 mod holding;
+mod kinds;
 mod names;
 mod place;
 mod record;
@@ -56,7 +75,8 @@ use zookeeper_client::{Acls, CreateMode, MultiReadResult};
 use crate::config::ConfigError;
 use crate::config::Metadata;
 use crate::lock::{
-    Capabilities, LockInfo, LockStore, OwnerChecked, Place, StoreError, TryLockOutcome,
+    Capabilities, Kind, LockInfo, LockStore, Mode, OwnerChecked, Place, Released, StoreError,
+    TryLockOutcome,
 };
 use place::ZookeeperPlace;
 use record::Contender;
@@ -74,16 +94,27 @@ pub(crate) struct ZookeeperStore {
 }
 
 impl ZookeeperStore {
-    /// Deletes the key's node if `owner` holds it (under the grant of `token`, when given).
-    async fn release(
+    /// Takes back one of `owner`'s holds of `key`, or all of them (under the grant of `token`,
+    /// when given): its node's last hold goes with the node, an earlier one with a `setData`
+    /// of the count that keeps the node's expiry; both conditional on the version read, so a
+    /// release retried after a lost answer finds the node changed and reads it again.
+    async fn release_holds(
         &self,
         key: &str,
         owner: &str,
         token: Option<u64>,
-    ) -> Result<OwnerChecked, StoreError> {
+        all_holds: bool,
+    ) -> Result<Released, StoreError> {
         let tree = &self.tree;
         holding::owner_checked(tree, key, owner, token, |node| async move {
-            tree.delete(key, &node.path, Some(node.stat.version)).await
+            let left = if all_holds { 0 } else { node.holds - 1 };
+            let written = if left == 0 {
+                tree.delete(key, &node.path, Some(node.stat.version))
+                    .await?
+            } else {
+                tree.rewrite(key, &node, node.time_left(), left).await?
+            };
+            Ok(written.then_some(left))
         })
         .await
     }
@@ -155,8 +186,40 @@ impl LockStore for ZookeeperStore {
         })?
     }
 
+    async fn acquire(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<TryLockOutcome, StoreError> {
+        if kind.is_plain() {
+            return self.try_lock(key, owner, ttl).await;
+        }
+        // In a task of its own, as a try-lock is.
+        let attempt = tokio::spawn(kinds::acquire(
+            self.tree.clone(),
+            key.to_string(),
+            owner.to_string(),
+            ttl,
+            kind,
+        ));
+        attempt
+            .await
+            .map_err(|e| StoreError::Failed(format!("the lock attempt failed: {e}")))?
+    }
+
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
-        self.release(key, owner, None).await
+        Ok(self.release_holds(key, owner, None, false).await?.outcome)
+    }
+
+    async fn release(
+        &self,
+        key: &str,
+        owner: &str,
+        all_holds: bool,
+    ) -> Result<Released, StoreError> {
+        self.release_holds(key, owner, None, all_holds).await
     }
 
     async fn take_back(
@@ -165,7 +228,10 @@ impl LockStore for ZookeeperStore {
         owner: &str,
         grant: crate::lock::Grant,
     ) -> Result<OwnerChecked, StoreError> {
-        self.release(key, owner, grant.fencing_token).await
+        let released = self
+            .release_holds(key, owner, grant.fencing_token, false)
+            .await?;
+        Ok(released.outcome)
     }
 
     async fn renew(
@@ -175,14 +241,16 @@ impl LockStore for ZookeeperStore {
         ttl: Duration,
     ) -> Result<OwnerChecked, StoreError> {
         let tree = &self.tree;
-        holding::owner_checked(tree, key, owner, None, |node| async move {
-            tree.rewrite(key, &node, ttl).await
+        let renewed = holding::owner_checked(tree, key, owner, None, |node| async move {
+            let written = tree.rewrite(key, &node, ttl, node.holds).await?;
+            Ok(written.then_some(node.holds))
         })
-        .await
+        .await?;
+        Ok(renewed.outcome)
     }
 
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
-        Ok(self.tree.holder(key).await?.map(|holder| holder.info(key)))
+        Ok(record::info(key, &self.tree.holders(key).await?))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<LockInfo>, StoreError> {
@@ -201,45 +269,85 @@ impl LockStore for ZookeeperStore {
         keys.sort();
         let mut found = Vec::new();
         for batch in keys.chunks(LIST_BATCH) {
-            // One multi-read for the batch's children, one for their first contenders' data.
+            // One multi-read for the batch's children, one for their first contenders' data,
+            // and one for the data of every node of the keys held shared.
             let nodes = batch.iter().map(|(_, node)| node.clone()).collect();
             let children = tree.read_many(nodes, true).await?;
-            let firsts: Vec<(&str, String)> = batch
+            let lines: Vec<(&str, Vec<String>)> = batch
                 .iter()
                 .zip(children)
                 .filter_map(|((key, node), result)| match result {
                     MultiReadResult::Children { children } => {
-                        let (_, name) = names::first_contender(&children)?;
-                        Some((key.as_str(), format!("{node}/{name}")))
+                        let mut line = names::contenders(&children);
+                        line.sort();
+                        let paths: Vec<String> = line
+                            .into_iter()
+                            .map(|(_, name)| format!("{node}/{name}"))
+                            .collect();
+                        (!paths.is_empty()).then_some((key.as_str(), paths))
                     }
                     _ => None, // the key's node is gone: nothing held
                 })
                 .collect();
-            let paths = firsts.iter().map(|(_, path)| path.clone()).collect();
-            let data = tree.read_many(paths, false).await?;
-            for ((key, path), result) in firsts.into_iter().zip(data) {
+            let firsts = lines.iter().map(|(_, paths)| paths[0].clone()).collect();
+            let data = tree.read_many(firsts, false).await?;
+            let mut shared = Vec::new();
+            for ((key, paths), result) in lines.iter().zip(data) {
                 if let MultiReadResult::Data { data, stat } = result {
-                    let holder = Contender::parse(&path, &data, stat)?;
-                    if !holder.expired() {
-                        found.push(holder.info(key));
+                    let first = Contender::parse(&paths[0], &data, stat)?;
+                    if first.mode == Mode::Shared {
+                        shared.push((*key, paths));
+                    } else {
+                        found.extend(record::info(key, &tree::holders_of(vec![first])));
                     }
                 }
             }
+            let paths = shared.iter().flat_map(|(_, paths)| paths.iter().cloned());
+            let mut data = tree.read_many(paths.collect(), false).await?.into_iter();
+            for (key, paths) in shared {
+                let mut line = Vec::new();
+                for (path, result) in paths.iter().zip(data.by_ref()) {
+                    if let MultiReadResult::Data { data, stat } = result {
+                        line.push(Contender::parse(path, &data, stat)?);
+                    }
+                }
+                found.extend(record::info(key, &tree::holders_of(line)));
+            }
         }
+        found.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(found)
     }
 
     async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
+        // The first node if it is exclusive, else the shared ones at the front of the line:
+        // every holder, and nothing behind them.
         let tree = &self.tree;
+        let key_node = tree.key_node(key);
+        let mut released = false;
         for _ in 0..MAX_LOOKS {
-            let Some(first) = tree.first(key).await? else {
-                return Ok(false);
+            let nodes = tree.nodes(&key_node, None).await?.unwrap_or_default();
+            let front: Vec<&Contender> = match nodes.first() {
+                None => return Ok(released),
+                Some((_, first)) if first.mode == Mode::Exclusive => vec![first],
+                Some(_) => nodes
+                    .iter()
+                    .map(|(_, node)| node)
+                    .take_while(|node| node.mode == Mode::Shared)
+                    .collect(),
             };
-            if tree
-                .delete(key, &first.path, Some(first.stat.version))
-                .await?
-            {
-                return Ok(!first.expired());
+            let mut all = true;
+            for node in front {
+                if tree
+                    .delete(key, &node.path, Some(node.stat.version))
+                    .await?
+                {
+                    released |= !node.expired();
+                } else {
+                    all = false; // renewed or gone meanwhile: look again
+                }
+            }
+            if all {
+                return Ok(released);
             }
         }
         Err(busy(key))
@@ -248,11 +356,16 @@ impl LockStore for ZookeeperStore {
     async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
         let tree = &self.tree;
         let started = tokio::time::Instant::now();
-        let Some((_, first)) = tree.first_name(&tree.key_node(key)).await? else {
+        let key_node = tree.key_node(key);
+        let Some((_, first)) = tree.first_name(&key_node).await? else {
             return Ok(()); // free already
         };
-        tree.watch(&first, max_wait.saturating_sub(started.elapsed()))
-            .await
+        tree.watch(
+            &first,
+            Some(&key_node),
+            max_wait.saturating_sub(started.elapsed()),
+        )
+        .await
     }
 
     async fn join(
@@ -275,9 +388,9 @@ impl LockStore for ZookeeperStore {
             listing: true,
             release_signal: true,
             line: true,
-            shared: false,
-            limit: false,
-            reentrant: false,
+            shared: true,
+            limit: true,
+            reentrant: true,
         }
     }
 }

@@ -84,20 +84,24 @@ pub(crate) fn key_node_of(path: &str) -> &str {
     path.rsplit_once('/').map_or(path, |(parent, _)| parent)
 }
 
-/// The contender with the lowest sequence number among `children`: the holder, if any.
-pub(crate) fn first_contender(children: &[String]) -> Option<(i64, &str)> {
+/// The contenders among `children`, with their sequence numbers, in no particular order.
+pub(crate) fn contenders(children: &[String]) -> Vec<(i64, &str)> {
     children
         .iter()
         .filter_map(|name| Some((sequence(name)?, name.as_str())))
-        .min()
+        .collect()
+}
+
+/// The contender with the lowest sequence number among `children`: the holder, if any.
+pub(crate) fn first_contender(children: &[String]) -> Option<(i64, &str)> {
+    contenders(children).into_iter().min()
 }
 
 /// The contender just ahead of the one with sequence `mine` among `children`: the node it
 /// waits for. `None` when it is first, or not among them.
 pub(crate) fn predecessor(children: &[String], mine: i64) -> Option<(i64, &str)> {
-    children
-        .iter()
-        .filter_map(|name| Some((sequence(name)?, name.as_str())))
+    contenders(children)
+        .into_iter()
         .filter(|(sequence, _)| *sequence < mine)
         .max()
 }

@@ -126,7 +126,7 @@ impl Place for ZookeeperPlace {
         };
         let ahead = format!("{}/{ahead}", self.key_node);
         self.tree
-            .watch(&ahead, max_wait.saturating_sub(started.elapsed()))
+            .watch(&ahead, None, max_wait.saturating_sub(started.elapsed()))
             .await
     }
 

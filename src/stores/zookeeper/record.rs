@@ -6,6 +6,11 @@
 //! measured from the ensemble's clock; sidecars compare it with their own wall clock, so their
 //! clocks must agree with the leader's to well within a lock's expiry (NTP does).
 //!
+//! A node of another kind than Dapr's says so besides: `"shared":true` for a shared holder,
+//! `"limit":N` for a shared key's limit, `"holds":N` for an owner that took the key again
+//! reentrantly; each is left out at its default (exclusive, no limit, one hold), so a plain
+//! lock's data is as it always was, and a plain lock reads as an exclusive one with one hold.
+//!
 //! A blocking acquire's node waits in line first, marked `"waiting":true`. A waiting node
 //! never expires (its sidecar's session bounds it): its mtime is only its arrival. Once it is
 //! the lowest node its sidecar promotes it with a conditional `setData` of the plain data, which
@@ -19,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use zookeeper_client::Stat;
 
-use crate::lock::{LockInfo, StoreError};
+use crate::lock::{Holder, Kind, LockInfo, Mode, StoreError};
 
 #[derive(Serialize, Deserialize)]
 struct Data<'a> {
@@ -29,6 +34,24 @@ struct Data<'a> {
     expiry_ms: u64,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     waiting: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    shared: bool,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    limit: u32,
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    holds: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 fn expiry_ms(ttl: Duration) -> u64 {
@@ -37,23 +60,41 @@ fn expiry_ms(ttl: Duration) -> u64 {
 
 /// The data of a node for `owner`, expiring `ttl` after it is written.
 pub(crate) fn data(owner: &str, ttl: Duration) -> Vec<u8> {
-    encode(owner, ttl, false)
+    kind_data(owner, ttl, Kind::PLAIN)
+}
+
+/// The data of a new holder's node for `owner` in `kind`, expiring `ttl` after it is written.
+pub(crate) fn kind_data(owner: &str, ttl: Duration, kind: Kind) -> Vec<u8> {
+    encode(Data {
+        shared: kind.mode == Mode::Shared,
+        limit: kind.limit,
+        ..Data::new(owner, ttl)
+    })
 }
 
 /// The data of a node for `owner` waiting in line, for a lock of `ttl` once granted.
 pub(crate) fn waiting(owner: &str, ttl: Duration) -> Vec<u8> {
-    encode(owner, ttl, true)
+    encode(Data {
+        waiting: true,
+        ..Data::new(owner, ttl)
+    })
 }
 
-fn encode(owner: &str, ttl: Duration, waiting: bool) -> Vec<u8> {
-    let owner = Cow::Borrowed(owner);
-    let expiry_ms = expiry_ms(ttl);
-    serde_json::to_vec(&Data {
-        owner,
-        expiry_ms,
-        waiting,
-    })
-    .expect("plain JSON")
+impl<'a> Data<'a> {
+    fn new(owner: &'a str, ttl: Duration) -> Data<'a> {
+        Data {
+            owner: Cow::Borrowed(owner),
+            expiry_ms: expiry_ms(ttl),
+            waiting: false,
+            shared: false,
+            limit: 0,
+            holds: 1,
+        }
+    }
+}
+
+fn encode(data: Data) -> Vec<u8> {
+    serde_json::to_vec(&data).expect("plain JSON")
 }
 
 /// A contender's node as read or written: where it is, whose it is, and its stat.
@@ -64,6 +105,11 @@ pub(crate) struct Contender {
     expiry_ms: u64,
     /// Still waiting in line: not (yet) a grant.
     pub(crate) waiting: bool,
+    pub(crate) mode: Mode,
+    /// Shared only: the most holders the key may have at once; 0 without a limit.
+    pub(crate) limit: u32,
+    /// How many times the owner holds the key through this node.
+    pub(crate) holds: u32,
     pub(crate) stat: Stat,
 }
 
@@ -79,6 +125,13 @@ impl Contender {
             owner: parsed.owner.into_owned(),
             expiry_ms: parsed.expiry_ms,
             waiting: parsed.waiting,
+            mode: if parsed.shared {
+                Mode::Shared
+            } else {
+                Mode::Exclusive
+            },
+            limit: parsed.limit,
+            holds: parsed.holds.max(1),
             stat,
         })
     }
@@ -90,7 +143,40 @@ impl Contender {
             owner: owner.to_string(),
             expiry_ms: expiry_ms(ttl),
             waiting: false,
+            mode: Mode::Exclusive,
+            limit: 0,
+            holds: 1,
             stat,
+        }
+    }
+
+    /// The node's data with its holds set to `holds`, expiring `ttl` after it is written.
+    pub(crate) fn data_with(&self, ttl: Duration, holds: u32) -> Vec<u8> {
+        encode(Data {
+            shared: self.mode == Mode::Shared,
+            limit: self.limit,
+            holds,
+            ..Data::new(&self.owner, ttl)
+        })
+    }
+
+    /// The node as rewritten with `data_with(ttl, holds)`, whose write answered `stat`.
+    pub(crate) fn rewritten(&self, ttl: Duration, holds: u32, stat: Stat) -> Contender {
+        Contender {
+            expiry_ms: expiry_ms(ttl),
+            waiting: false,
+            holds,
+            stat,
+            ..self.clone()
+        }
+    }
+
+    /// The kind of lock the node asked for (reentrancy aside, which a node does not record).
+    pub(crate) fn kind(&self) -> Kind {
+        Kind {
+            mode: self.mode,
+            limit: self.limit,
+            reentrant: false,
         }
     }
 
@@ -117,15 +203,31 @@ impl Contender {
         self.stat.czxid as u64
     }
 
-    /// The lock this node stands for, as the core reports it under the store key `key`.
-    pub(crate) fn info(&self, key: &str) -> LockInfo {
-        LockInfo::exclusive(
-            key,
-            self.owner.clone(),
-            self.time_left(),
-            Some(self.fencing_token()),
-        )
+    /// This node as one of its key's holders.
+    pub(crate) fn holder(&self) -> Holder {
+        Holder {
+            owner: self.owner.clone(),
+            expires_in: self.time_left(),
+            fencing_token: Some(self.fencing_token()),
+            holds: self.holds,
+        }
     }
+}
+
+/// The lock that `holders` (in line order) stand for, as the core reports it under the store
+/// key `key`; `None` when there are none.
+pub(crate) fn info(key: &str, holders: &[Contender]) -> Option<LockInfo> {
+    let first = holders.first()?;
+    let holders: Vec<Holder> = holders.iter().map(Contender::holder).collect();
+    Some(LockInfo {
+        key: key.to_string(),
+        owner: first.owner.clone(),
+        expires_in: holders[0].expires_in,
+        fencing_token: holders[0].fencing_token,
+        mode: first.mode,
+        limit: first.limit,
+        holders,
+    })
 }
 
 #[cfg(test)]
@@ -183,6 +285,37 @@ mod tests {
         assert_eq!(old.time_left(), Duration::from_secs(10));
         let granted = Contender::parse("/n", &super::data("w", Duration::from_secs(10)), stat(0));
         assert!(!granted.unwrap().waiting);
+    }
+
+    #[test]
+    fn a_plain_lock_keeps_its_data_and_other_kinds_add_theirs() {
+        let ttl = Duration::from_secs(10);
+        let text = |data: Vec<u8>| String::from_utf8(data).unwrap();
+        assert_eq!(text(data("o", ttl)), r#"{"owner":"o","expiryMs":10000}"#);
+        assert_eq!(
+            text(kind_data("o", ttl, Kind::PLAIN.reentrant())),
+            text(data("o", ttl))
+        );
+        let shared = kind_data("r", ttl, Kind::shared(3));
+        assert_eq!(
+            text(shared.clone()),
+            r#"{"owner":"r","expiryMs":10000,"shared":true,"limit":3}"#
+        );
+        let node = Contender::parse("/n", &shared, stat(now_ms())).unwrap();
+        assert_eq!((node.mode, node.limit, node.holds), (Mode::Shared, 3, 1));
+        assert_eq!(node.kind(), Kind::shared(3));
+        let again = node.data_with(Duration::from_secs(5), 2);
+        assert_eq!(
+            text(again.clone()),
+            r#"{"owner":"r","expiryMs":5000,"shared":true,"limit":3,"holds":2}"#
+        );
+        let again = Contender::parse("/n", &again, stat(now_ms())).unwrap();
+        assert_eq!((again.mode, again.limit, again.holds), (Mode::Shared, 3, 2));
+        let plain = Contender::parse("/n", &data("o", ttl), stat(now_ms())).unwrap();
+        assert_eq!(
+            (plain.mode, plain.limit, plain.holds),
+            (Mode::Exclusive, 0, 1)
+        );
     }
 
     #[test]

@@ -11,11 +11,28 @@ use std::time::Duration;
 
 use zookeeper_client::{Acls, CreateMode, Error, MultiReadResult, OneshotWatcher, Stat};
 
+use super::admission;
 use super::grants::Grants;
 use super::names::{self, key_node_of};
-use super::record::{self, Contender};
+use super::record::Contender;
 use super::session::{store_error, Sessions};
-use crate::lock::StoreError;
+use crate::lock::{Mode, StoreError};
+
+/// The holders among a key's nodes `line` (in line order, expired ones included). A key whose
+/// first node is exclusive is held by that node alone, while it lives, as it always was;
+/// behind shared nodes, the expired ones count as gone, as they soon are.
+pub(crate) fn holders_of(line: Vec<Contender>) -> Vec<Contender> {
+    match line.first() {
+        None => Vec::new(),
+        Some(first) if first.mode == Mode::Exclusive => {
+            line.into_iter().take(1).filter(|n| !n.expired()).collect()
+        }
+        Some(_) => {
+            let live: Vec<Contender> = line.into_iter().filter(|n| !n.expired()).collect();
+            admission::holders(&live)
+        }
+    }
+}
 
 /// How many times one call reads a key again after its nodes changed under it, before it
 /// reports the key as too busy to read.
@@ -136,6 +153,48 @@ impl Tree {
         Ok(first.filter(|holder| !holder.expired()))
     }
 
+    /// The contender nodes under `key_node` with their sequences, in line order, expired ones
+    /// included: every one, or with `mine` those ahead of it (`None` when `mine` is not
+    /// there). A listing, and a multi-read of their data when there are any.
+    pub(crate) async fn nodes(
+        &self,
+        key_node: &str,
+        mine: Option<i64>,
+    ) -> Result<Option<Vec<(i64, Contender)>>, StoreError> {
+        let children = self.list_children(key_node).await?.unwrap_or_default();
+        let mut line = names::contenders(&children);
+        if let Some(mine) = mine {
+            if !line.iter().any(|(sequence, _)| *sequence == mine) {
+                return Ok(None);
+            }
+            line.retain(|(sequence, _)| *sequence < mine);
+        }
+        if line.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        line.sort();
+        let paths: Vec<String> = line
+            .iter()
+            .map(|(_, name)| format!("{key_node}/{name}"))
+            .collect();
+        let read = self.read_many(paths.clone(), false).await?;
+        let mut nodes = Vec::with_capacity(line.len());
+        for (((sequence, _), path), result) in line.into_iter().zip(paths).zip(read) {
+            // A node gone between the listing and the read is no longer in line.
+            if let MultiReadResult::Data { data, stat } = result {
+                nodes.push((sequence, Contender::parse(&path, &data, stat)?));
+            }
+        }
+        Ok(Some(nodes))
+    }
+
+    /// The key's holders, in line order: none, one exclusive, or the shared ones.
+    pub(crate) async fn holders(&self, key: &str) -> Result<Vec<Contender>, StoreError> {
+        let nodes = self.nodes(&self.key_node(key), None).await?;
+        let line = nodes.unwrap_or_default().into_iter().map(|(_, node)| node);
+        Ok(holders_of(line.collect()))
+    }
+
     /// Deletes `key`'s node at `path` if its version is still `version` (any version: `None`);
     /// false when it changed or is gone.
     pub(crate) async fn delete(
@@ -159,16 +218,18 @@ impl Tree {
         }
     }
 
-    /// Renews `key`'s lock `node` for `ttl` if the node's version is still the one read; false
-    /// when it changed or is gone.
+    /// Rewrites `key`'s lock `node` to expire `ttl` from now with `holds` holds (a renewal, or
+    /// a hold taken or given back) if the node's version is still the one read; false when it
+    /// changed or is gone.
     pub(crate) async fn rewrite(
         &self,
         key: &str,
         node: &Contender,
         ttl: Duration,
+        holds: u32,
     ) -> Result<bool, StoreError> {
         let (path, version) = (node.path.as_str(), Some(node.stat.version));
-        let data = record::data(&node.owner, ttl);
+        let data = node.data_with(ttl, holds);
         let data = data.as_slice();
         match self
             .sessions
@@ -178,8 +239,7 @@ impl Tree {
             .await
         {
             Ok(stat) => {
-                let rewritten = Contender::written(path, &node.owner, ttl, stat);
-                self.grants.rewritten(key, rewritten);
+                self.grants.rewritten(key, node.rewritten(ttl, holds, stat));
                 Ok(true)
             }
             Err(e) => self.refused(key, path, e),
@@ -241,16 +301,56 @@ impl Tree {
 
     /// Waits until the node at `path` changes or goes (a release, an expiry by its holder's
     /// timer, the end of its session, a renewal, a promotion), its expiry passes in case nobody
-    /// deletes it, or `max_wait` runs out; the reads count against `max_wait`.
-    pub(crate) async fn watch(&self, path: &str, max_wait: Duration) -> Result<(), StoreError> {
+    /// deletes it, or `max_wait` runs out; the reads count against `max_wait`. With
+    /// `key_node`, when the node is a shared holder, also until any node under `key_node`
+    /// comes or goes: a place that any holder gives up frees the key for a waiter.
+    pub(crate) async fn watch(
+        &self,
+        path: &str,
+        key_node: Option<&str>,
+        max_wait: Duration,
+    ) -> Result<(), StoreError> {
         let deadline = tokio::time::Instant::now() + max_wait;
         let Some((node, Some(watcher))) = self.read(path, true).await? else {
             return Ok(()); // gone already
         };
+        let line = match key_node.filter(|_| node.mode == Mode::Shared) {
+            Some(key_node) => match self.watch_children(key_node).await? {
+                Some(line) => Some(line),
+                None => return Ok(()), // the key's node is gone: nothing is held
+            },
+            None => None,
+        };
         let wait = deadline
             .saturating_duration_since(tokio::time::Instant::now())
             .min(node.time_left());
-        let _ = tokio::time::timeout(wait, watcher.changed()).await;
+        let changed = async {
+            match line {
+                Some(line) => {
+                    tokio::select! {
+                        _ = watcher.changed() => {}
+                        _ = line.changed() => {}
+                    }
+                }
+                None => drop(watcher.changed().await),
+            }
+        };
+        let _ = tokio::time::timeout(wait, changed).await;
         Ok(())
+    }
+
+    /// A watch on the nodes under `key_node` coming and going; `None` when it is gone.
+    async fn watch_children(&self, key_node: &str) -> Result<Option<OneshotWatcher>, StoreError> {
+        let watched = self
+            .sessions
+            .run(key_node, |c| async move {
+                c.list_and_watch_children(key_node).await
+            })
+            .await;
+        match watched {
+            Ok((_, watcher)) => Ok(Some(watcher)),
+            Err(Error::NoNode) => Ok(None),
+            Err(e) => Err(store_error(e)),
+        }
     }
 }
