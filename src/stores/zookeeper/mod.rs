@@ -181,9 +181,7 @@ impl LockStore for ZookeeperStore {
             owner.to_string(),
             ttl,
         ));
-        attempt.await.map_err(|e| {
-            StoreError::failed(format!("the lock attempt failed: {e}")).with_source(e)
-        })?
+        finished(attempt).await
     }
 
     async fn acquire(
@@ -204,9 +202,7 @@ impl LockStore for ZookeeperStore {
             ttl,
             kind,
         ));
-        attempt
-            .await
-            .map_err(|e| StoreError::Failed(format!("the lock attempt failed: {e}")))?
+        finished(attempt).await
     }
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
@@ -428,4 +424,13 @@ async fn reachable(servers: &str) -> Result<(), ConfigError> {
         "servers",
         format!("can't reach any ZooKeeper server: {}", causes.join("; ")),
     ))
+}
+
+/// The answer of a lock attempt run in a task of its own (see `try_lock`).
+async fn finished<T>(
+    attempt: tokio::task::JoinHandle<Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    attempt
+        .await
+        .map_err(|e| StoreError::failed(format!("the lock attempt failed: {e}")).with_source(e))?
 }
