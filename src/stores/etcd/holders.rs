@@ -636,14 +636,47 @@ mod tests {
         }
     }
 
-    #[test]
-    fn holders_are_in_grant_order_with_their_tokens_and_holds() {
-        let kv = |owner: &str, created: i64, value: &[u8]| KeyValue {
+    fn kv(owner: &str, created: i64, value: &[u8]) -> KeyValue {
+        KeyValue {
             key: [&b"dlock/\xfek\xff"[..], owner.as_bytes()].concat(),
             create_revision: created,
             value: value.to_vec(),
             ..KeyValue::default()
-        };
+        }
+    }
+
+    #[test]
+    fn a_key_is_let_in_by_the_keys_created_before_it_alone() {
+        const TTL: Duration = Duration::from_secs(10);
+        let three = Kind::shared(3);
+        let kvs = [
+            kv("a", 1, b"S 3 1"),
+            kv("b", 2, b"S 3 1"),
+            kv("c", 3, b"S 3 1"),
+            kv("d", 4, b"S 3 1"),
+        ];
+        let outcome = |mine: &KeyValue, owner, kind| admitted(&kvs, mine, owner, TTL, kind).outcome;
+        // The third is let in whatever came after it; the fourth is one too many.
+        assert_eq!(
+            outcome(&kvs[2], "c", three),
+            TryLockOutcome::Granted(Grant::first(Some(3)))
+        );
+        assert_eq!(outcome(&kvs[3], "d", three), TryLockOutcome::Held);
+        // Put beside shared holders, an exclusive key or another limit is not let in.
+        let late = kv("w", 5, b"X 0 1");
+        assert_eq!(
+            outcome(&late, "w", Kind::PLAIN.reentrant()),
+            TryLockOutcome::Held
+        );
+        let other = kv("o", 5, b"S 5 1");
+        assert_eq!(
+            outcome(&other, "o", Kind::shared(5)),
+            TryLockOutcome::Refused(crate::lock::Conflict::LimitMismatch { held: 3 })
+        );
+    }
+
+    #[test]
+    fn holders_are_in_grant_order_with_their_tokens_and_holds() {
         let record = record(&[kv("b", 9, b"S 2 1"), kv("a", 7, b"S 2 3")], |_| NEVER);
         assert_eq!((record.mode, record.limit), (Mode::Shared, 2));
         let holders: Vec<_> = record
