@@ -50,7 +50,7 @@ dlock::store_contract!(
     etcd,
     store: store(Backend::Etcd),
     short_ttl: ETCD_SHORT_TTL,
-    capabilities: [fencing, listing, release_signal, line],
+    capabilities: [fencing, listing, release_signal, line, shared, limit, reentrant],
 );
 
 dlock::store_contract!(

@@ -336,6 +336,18 @@ impl Client {
         .await
     }
 
+    /// A transaction of reads only, all at one revision: sent again freely, as a read is.
+    pub(crate) async fn read_together(
+        &self,
+        request: TxnRequest,
+    ) -> Result<TxnResponse, StoreError> {
+        self.call(|channel, stamp| {
+            let request = stamp.request(request.clone());
+            async move { Ok(KvClient::new(channel).txn(request).await?.into_inner()) }
+        })
+        .await
+    }
+
     /// A transaction, sent once (see the module's doc).
     pub(crate) async fn txn(&self, request: TxnRequest) -> Result<Sent<TxnResponse>, StoreError> {
         self.write(|channel, stamp| {

@@ -22,6 +22,10 @@
 //! the first waiter and a try-lock both put the lock key only if it is absent and nobody ahead
 //! waits, in one transaction, so a try-lock never jumps the line.
 //!
+//! Shared, limited and reentrant locks keep a key per holder under `<keyPrefixPath>/\xfe`, on
+//! a lease per holder (`holders.rs`). The plain lock key is left as it was, so a plain grant
+//! only adds one comparison: that no holder's key exists.
+//!
 //! etcd leases are whole seconds, and etcd grants no lease shorter than its minimum (one and a
 //! half election timeouts, rounded up: 2 s with etcd's defaults). The store learns that minimum
 //! at start-up and says so in the log when it is above one second: a lock asked for less is
@@ -29,6 +33,7 @@
 
 mod client;
 mod deadline;
+mod holders;
 mod place;
 mod requests;
 mod settings;
@@ -44,7 +49,8 @@ use tokio::task::AbortHandle;
 use crate::config::ConfigError;
 use crate::config::Metadata;
 use crate::lock::{
-    Capabilities, Grant, LockInfo, LockStore, OwnerChecked, Place, StoreError, TryLockOutcome,
+    Capabilities, Grant, Kind, LockInfo, LockStore, OwnerChecked, Place, Released, StoreError,
+    TryLockOutcome,
 };
 use crate::proto::etcd::etcdserverpb::{
     compare::{CompareTarget, TargetUnion},
@@ -65,9 +71,11 @@ pub(crate) struct EtcdStore {
     client: Arc<Client>,
     /// `<keyPrefixPath>/`: every lock key starts with it.
     prefix: String,
+    /// `<keyPrefixPath>/\xfe`: every holder's key of a shared or reentrant lock starts with it.
+    holders_prefix: Vec<u8>,
     /// `<keyPrefixPath>/\xff`: every waiter's key starts with it.
     line_prefix: Vec<u8>,
-    /// Deleted lock keys, from the watch.
+    /// Deleted keys under the prefix (locks, holders, waiters), from the watch.
     released: broadcast::Sender<Vec<u8>>,
     /// The task relaying the watch, ended with the store: a store replaced by a reload, or
     /// removed, closes its watch at once rather than at its next event.
@@ -81,20 +89,17 @@ impl Drop for EtcdStore {
 }
 
 impl EtcdStore {
-    /// Releases `key` if `owner` holds it; with `token`, only the grant of that token (its
-    /// key's create revision), never a later grant of the same owner.
-    async fn release(
+    /// Releases the plain lock `current`, read at `path`, if `owner` holds it; with `token`,
+    /// only the grant of that token (its key's create revision), never a later grant of the
+    /// same owner. The delete is guarded by the version read, which lets a delete whose answer
+    /// was lost be told apart from one that never ran.
+    async fn release_plain(
         &self,
-        key: &str,
+        path: &[u8],
+        current: KeyValue,
         owner: &str,
         token: Option<u64>,
     ) -> Result<OwnerChecked, StoreError> {
-        let path = self.path(key);
-        // Read first: the delete is guarded by the version read, which lets a delete whose
-        // answer was lost be told apart from one that never ran.
-        let Some(current) = self.get(&path).await? else {
-            return Ok(OwnerChecked::NotHeld);
-        };
         if Record::read(&current.value).owner != owner {
             return Ok(OwnerChecked::HeldByOther);
         }
@@ -102,10 +107,11 @@ impl EtcdStore {
             return Ok(OwnerChecked::NotHeld);
         }
         let (checked, _) = self
-            .change_version(&path, Some(owner), current, Change::Release)
+            .change_version(path, Some(owner), current, Change::Release)
             .await?;
         Ok(checked)
     }
+
     /// Connects as a `lock.etcd` component's metadata says: authenticates when a user is given
     /// (bad credentials fail start-up, naming the field), checks the prefix can be read, learns
     /// etcd's minimum lease, and starts the release watch.
@@ -186,11 +192,14 @@ impl EtcdStore {
             released.clone(),
         ))
         .abort_handle();
+        let mut holders_prefix = prefix.clone().into_bytes();
+        holders_prefix.push(holders::HOLDERS);
         let mut line_prefix = prefix.clone().into_bytes();
         line_prefix.push(LINE);
         Ok(Arc::new(EtcdStore {
             client,
             prefix,
+            holders_prefix,
             line_prefix,
             released,
             relay,
@@ -412,13 +421,19 @@ impl LockStore for EtcdStore {
             return Ok(TryLockOutcome::Held);
         }
         let lease = self.client.grant(Self::lease_seconds(ttl)).await?;
-        // Free, and nobody waiting for it: a try never jumps the line.
+        // Free, held by no shared or reentrant holder, and nobody waiting for it: a try never
+        // jumps the line.
         let (line, line_end) = self.line(key);
+        let (holders, holders_end) = self.holders(key);
         let planned = Planned::new(owner, ttl, lease.ttl);
         let sent = self
             .client
             .txn(TxnRequest {
-                compare: vec![absent(&path), none_in(&line, &line_end)],
+                compare: vec![
+                    absent(&path),
+                    none_in(&line, &line_end),
+                    none_in(&holders, &holders_end),
+                ],
                 success: vec![put(&path, &planned.value, lease.id)],
                 failure: Vec::new(),
             })
@@ -444,8 +459,38 @@ impl LockStore for EtcdStore {
         Ok(outcome)
     }
 
+    async fn acquire(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<TryLockOutcome, StoreError> {
+        if kind.is_plain() {
+            return self.try_lock(key, owner, ttl).await;
+        }
+        self.acquire_held(key, owner, ttl, kind).await
+    }
+
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
-        self.release(key, owner, None).await
+        Ok(self.release(key, owner, false).await?.outcome)
+    }
+
+    async fn release(
+        &self,
+        key: &str,
+        owner: &str,
+        all_holds: bool,
+    ) -> Result<Released, StoreError> {
+        let path = self.path(key);
+        // A plain lock first, as Dapr's unlock finds most; else the key's holders.
+        match self.get(&path).await? {
+            Some(current) => Ok(Released {
+                outcome: self.release_plain(&path, current, owner, None).await?,
+                holds_left: 0,
+            }),
+            None => self.release_held(key, owner, all_holds).await,
+        }
     }
 
     async fn take_back(
@@ -454,7 +499,17 @@ impl LockStore for EtcdStore {
         owner: &str,
         grant: Grant,
     ) -> Result<OwnerChecked, StoreError> {
-        self.release(key, owner, grant.fencing_token).await
+        let path = self.path(key);
+        match self.get(&path).await? {
+            Some(current) => {
+                self.release_plain(&path, current, owner, grant.fencing_token)
+                    .await
+            }
+            None => {
+                self.change_held(key, owner, |record| record.take_back(0, owner, grant))
+                    .await
+            }
+        }
     }
 
     async fn renew(
@@ -465,7 +520,7 @@ impl LockStore for EtcdStore {
     ) -> Result<OwnerChecked, StoreError> {
         let path = self.path(key);
         let Some(current) = self.get(&path).await? else {
-            return Ok(OwnerChecked::NotHeld);
+            return self.renew_held(key, owner, ttl).await;
         };
         let record = Record::read(&current.value);
         if record.owner != owner {
@@ -508,14 +563,14 @@ impl LockStore for EtcdStore {
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
         match self.get(&self.path(key)).await? {
             Some(kv) => self.info(kv).await,
-            None => Ok(None),
+            None => self.inspect_held(key).await,
         }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<LockInfo>, StoreError> {
         let start = self.path(prefix);
-        // Lock keys only: the lines of waiters sort after every one of them.
-        let range_end = prefix_end(&start).min(self.line_prefix.clone());
+        // Plain lock keys only: the holders and the lines of waiters sort after every one.
+        let range_end = prefix_end(&start).min(self.holders_prefix.clone());
         let answer = self
             .client
             .range(RangeRequest {
@@ -530,13 +585,15 @@ impl LockStore for EtcdStore {
                 found.push(info);
             }
         }
+        found.extend(self.list_held(prefix).await?);
+        found.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(found)
     }
 
     async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
         let path = self.path(key);
         let Some(current) = self.get(&path).await? else {
-            return Ok(false);
+            return self.force_release_held(key).await;
         };
         let (checked, _) = self
             .change_version(&path, None, current, Change::Release)
@@ -545,7 +602,11 @@ impl LockStore for EtcdStore {
     }
 
     async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
-        watch::deleted(&self.client, &self.released, &self.path(key), max_wait).await
+        // The plain lock, or any holder's place.
+        let path = self.path(key);
+        let (holders, holders_end) = self.holders(key);
+        let spans = [(&path[..], &[][..]), (&holders[..], &holders_end[..])];
+        watch::deleted(&self.client, &self.released, &spans, max_wait).await
     }
 
     async fn join(
@@ -555,10 +616,13 @@ impl LockStore for EtcdStore {
         ttl: Duration,
     ) -> Result<Box<dyn Place>, StoreError> {
         let (line, line_end) = self.line(key);
+        let (holders, holders_end) = self.holders(key);
         let waiter = Waiter {
             client: self.client.clone(),
             released: self.released.clone(),
             lock: self.path(key),
+            holders,
+            holders_end,
             line,
             line_end,
             owner: owner.to_string(),
@@ -578,9 +642,9 @@ impl LockStore for EtcdStore {
             listing: true,
             release_signal: true,
             line: true,
-            shared: false,
-            limit: false,
-            reentrant: false,
+            shared: true,
+            limit: true,
+            reentrant: true,
         }
     }
 }

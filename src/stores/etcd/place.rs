@@ -7,9 +7,14 @@
 //! lock key (on a lease of the lock's expiry; a short lock with its deadline, `deadline.rs`)
 //! and delete its own waiter key, only if the lock
 //! key is absent, its waiter key is still the one it made, and no waiter key in the line is
-//! older than it. A waiter watches only the key just ahead of it, or the lock key once it is
-//! first (`watch::deleted`). Leaving revokes the waiter's lease, which deletes its key, and the
-//! lease of a grant whose answer never arrived, which deletes the lock it may have taken.
+//! older than it. A waiter watches only the key just ahead of it, or the lock key and the
+//! holders' keys once it is first (`watch::deleted`). Leaving revokes the waiter's lease, which
+//! deletes its key, and the lease of a grant whose answer never arrived, which deletes the
+//! lock it may have taken.
+//!
+//! The line is the plain lock's: shared and reentrant requests do not join it, but a try of
+//! theirs is refused while anyone waits in it, and the first waiter is granted only once the
+//! key's holders (`holders.rs`) are gone too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +25,7 @@ use tokio::task::AbortHandle;
 
 use super::client::{Client, Sent};
 use super::deadline::Planned;
-use super::requests::{absent, compare, exists, put};
+use super::requests::{absent, any_in, compare, exists, none_in, put};
 use super::watch;
 use crate::lock::{Grant, Place, StoreError, TryLockOutcome};
 use crate::proto::etcd::etcdserverpb::{
@@ -40,6 +45,9 @@ pub(crate) struct Waiter {
     pub(crate) released: broadcast::Sender<Vec<u8>>,
     /// The lock key.
     pub(crate) lock: Vec<u8>,
+    /// The range of the key's shared and reentrant holders, who hold it as much as the lock key.
+    pub(crate) holders: Vec<u8>,
+    pub(crate) holders_end: Vec<u8>,
     /// The range of the key's waiters.
     pub(crate) line: Vec<u8>,
     pub(crate) line_end: Vec<u8>,
@@ -182,7 +190,12 @@ impl EtcdPlace {
         let sent = waiter
             .client
             .txn(TxnRequest {
-                compare: vec![absent(&waiter.lock), still_mine, nobody_ahead],
+                compare: vec![
+                    absent(&waiter.lock),
+                    none_in(&waiter.holders, &waiter.holders_end),
+                    still_mine,
+                    nobody_ahead,
+                ],
                 success: vec![put(&waiter.lock, &planned.value, lease.id), leave_line],
                 failure: Vec::new(),
             })
@@ -254,7 +267,10 @@ impl Place for EtcdPlace {
             .filter(|kv| kv.create_revision < self.entry.revision)
             .max_by_key(|kv| kv.create_revision)
             .map(|kv| kv.key);
-        if self.ahead.is_some() || exists(&waiter.client, &waiter.lock).await? {
+        if self.ahead.is_some()
+            || exists(&waiter.client, &waiter.lock).await?
+            || any_in(&waiter.client, &waiter.holders, &waiter.holders_end).await?
+        {
             return Ok(TryLockOutcome::Held);
         }
         self.take().await
@@ -262,8 +278,15 @@ impl Place for EtcdPlace {
 
     async fn wait_turn(&mut self, max_wait: Duration) -> Result<(), StoreError> {
         let waiter = &self.waiter;
-        let awaited = self.ahead.as_deref().unwrap_or(&waiter.lock);
-        watch::deleted(&waiter.client, &waiter.released, awaited, max_wait).await
+        let spans = match &self.ahead {
+            Some(ahead) => vec![(&ahead[..], &[][..])],
+            // First: the lock key, or a holder's place.
+            None => vec![
+                (&waiter.lock[..], &[][..]),
+                (&waiter.holders[..], &waiter.holders_end[..]),
+            ],
+        };
+        watch::deleted(&waiter.client, &waiter.released, &spans, max_wait).await
     }
 
     async fn leave(self: Box<Self>) {

@@ -9,15 +9,22 @@ use crate::proto::etcd::etcdserverpb::{
     compare::{CompareResult, CompareTarget, TargetUnion},
     request_op::Request as Op,
     response_op::Response as OpAnswer,
-    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnResponse,
+    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse, RequestOp, TxnResponse,
 };
 use crate::proto::etcd::mvccpb::KeyValue;
 
 /// Whether the key exists: a read, no write.
 pub(crate) async fn exists(client: &Client, path: &[u8]) -> Result<bool, StoreError> {
+    any_in(client, path, &[]).await
+}
+
+/// Whether any key of `[start, end)` exists (the key `start` alone for an empty `end`, as
+/// etcd reads a range): a read, no write.
+pub(crate) async fn any_in(client: &Client, start: &[u8], end: &[u8]) -> Result<bool, StoreError> {
     let answer = client
         .range(RangeRequest {
-            key: path.to_vec(),
+            key: start.to_vec(),
+            range_end: end.to_vec(),
             count_only: true,
             ..RangeRequest::default()
         })
@@ -68,6 +75,18 @@ pub(crate) fn read(path: &[u8]) -> RequestOp {
     }
 }
 
+/// A read of `[start, end)` inside a transaction; with `count_only`, of how many keys it holds.
+pub(crate) fn read_range(start: &[u8], end: &[u8], count_only: bool) -> RequestOp {
+    RequestOp {
+        request: Some(Op::RequestRange(RangeRequest {
+            key: start.to_vec(),
+            range_end: end.to_vec(),
+            count_only,
+            ..RangeRequest::default()
+        })),
+    }
+}
+
 pub(crate) fn delete(path: &[u8]) -> DeleteRangeRequest {
     DeleteRangeRequest {
         key: path.to_vec(),
@@ -84,6 +103,31 @@ pub(crate) fn first_record(answer: TxnResponse) -> Option<KeyValue> {
         OpAnswer::ResponsePut(put) => put.prev_kv,
         OpAnswer::ResponseDeleteRange(deleted) => deleted.prev_kvs.into_iter().next(),
     }
+}
+
+/// Every record the first operation of a transaction deleted (`delete` with a range).
+pub(crate) fn first_records(answer: TxnResponse) -> Vec<KeyValue> {
+    match answer
+        .responses
+        .into_iter()
+        .next()
+        .and_then(|op| op.response)
+    {
+        Some(OpAnswer::ResponseDeleteRange(deleted)) => deleted.prev_kvs,
+        _ => Vec::new(),
+    }
+}
+
+/// The reads of a transaction of reads, in order (`read_range`).
+pub(crate) fn ranges(answer: TxnResponse) -> Vec<RangeResponse> {
+    let ranges = answer
+        .responses
+        .into_iter()
+        .filter_map(|op| match op.response? {
+            OpAnswer::ResponseRange(range) => Some(range),
+            _ => None,
+        });
+    ranges.collect()
 }
 
 /// The end of the range of keys starting with `prefix`.

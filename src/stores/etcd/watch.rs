@@ -1,5 +1,5 @@
-//! The release signal: one watch per store on the whole lock prefix, lines of waiters
-//! included, reporting deletions only, relayed to this sidecar's waiters. An unlock, a forced
+//! The release signal: one watch per store on the whole lock prefix, holders and lines of
+//! waiters included, reporting deletions only, relayed to this sidecar's waiters. An unlock, a forced
 //! release and an expired lease all delete the key, so all three wake waiters at once. After a
 //! broken stream the watch resumes from the revision after the last one it saw, so no release
 //! in between is missed; if etcd has compacted that history away it resumes from now, and
@@ -14,30 +14,48 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 use super::client::Client;
-use super::requests::exists;
+use super::requests::any_in;
 use crate::lock::StoreError;
 use crate::proto::etcd::etcdserverpb::{
     watch_create_request::FilterType, watch_request::RequestUnion, WatchCreateRequest, WatchRequest,
 };
 use crate::proto::etcd::mvccpb::event::EventType;
 
-/// Returns when the key at `path` is deleted (at once if it does not exist), or after
+/// Returns when a key of one of `spans` is deleted (at once if none has a key), or after
 /// `max_wait`; the look counts against the wait too: the caller's deadline is the caller's.
+/// A span is `(start, end)` as etcd reads a range: the keys of `[start, end)`, or the key
+/// `start` alone for an empty `end`.
 pub(crate) async fn deleted(
     client: &Client,
     released: &broadcast::Sender<Vec<u8>>,
-    path: &[u8],
+    spans: &[(&[u8], &[u8])],
     max_wait: Duration,
 ) -> Result<(), StoreError> {
     // Listening before looking: a deletion after the look is on its way to us.
     let mut released = released.subscribe();
     let deleted = async {
-        if !exists(client, path).await? {
+        let mut held = false;
+        for (start, end) in spans {
+            if any_in(client, start, end).await? {
+                held = true;
+                break;
+            }
+        }
+        if !held {
             return Ok(());
         }
+        let within = |key: &[u8]| {
+            spans.iter().any(|(start, end)| {
+                if end.is_empty() {
+                    key == *start
+                } else {
+                    *start <= key && key < *end
+                }
+            })
+        };
         loop {
             match released.recv().await {
-                Ok(deleted) if deleted == path => return Ok(()),
+                Ok(deleted) if within(&deleted) => return Ok(()),
                 Ok(_) => {}
                 // Some deletions were dropped: ours may be among them.
                 Err(broadcast::error::RecvError::Lagged(_)) => return Ok(()),

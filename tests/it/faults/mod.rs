@@ -307,6 +307,7 @@ mod permits {
     permit_suite! {
         redis: Backend::Redis;
         redis_cluster: Backend::RedisCluster;
+        etcd: Backend::Etcd;
         zookeeper: Backend::Zookeeper;
         postgresql: Backend::Postgresql;
         mysql: Backend::Mysql;
