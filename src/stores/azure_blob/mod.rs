@@ -76,6 +76,14 @@ use settings::Settings;
 /// under it.
 const ATTEMPTS: usize = 8;
 
+/// The same for a holder's own release or renewal, which must not fail for finding the blob
+/// changed eight times in a row: a semaphore's holders release while its waiters rush each
+/// place that frees, and on a busy service every look can come a moment too late.
+const HOLDER_ATTEMPTS: usize = 64;
+/// The most a change of holders waits, jittered and growing, after each write it lost to
+/// another's, so that contenders spread out.
+const BACKOFF_MAX_MS: u64 = 16;
+
 /// How well the store wants to know the service's clock, and how long it asks at most to
 /// learn it (the date must tick over between two answers, once a second).
 const CLOCK_TARGET: Duration = Duration::from_millis(50);
@@ -250,17 +258,19 @@ impl AzureBlobStore {
     }
 
     /// Applies `change` to `key`'s live holders, whichever form its blob has, and writes what
-    /// it leaves if the blob is still as read; on a lost race, reads and applies it again, at
-    /// most `ATTEMPTS` times (`None` then). A change from what this sidecar last saw skips
-    /// the read; an answer that writes nothing is always given from a fresh read.
+    /// it leaves if the blob is still as read; on a lost race, reads and applies it again, in
+    /// `attempts` at most (`None` then). A change from what this sidecar last saw skips the
+    /// read; an answer that writes nothing is always given from a fresh read.
     async fn change_holders<T>(
         &self,
         key: &str,
+        attempts: usize,
         mut change: impl FnMut(&mut Holders, Now, u64) -> Step<T>,
     ) -> Result<Option<T>, StoreError> {
         let blob = names::blob_name(key);
         let mut last_seen = self.known.get(&blob);
-        for _ in 0..ATTEMPTS {
+        let mut lost = 0;
+        for _ in 0..attempts {
             let from_memory = last_seen.is_some();
             let seen = match last_seen.take() {
                 Some(seen) => Some(seen),
@@ -307,6 +317,12 @@ impl AzureBlobStore {
                 .await?;
             let Written::Done(etag) = written else {
                 self.known.forget(&blob);
+                // What this sidecar last saw was merely old: no one to make way for.
+                if !from_memory {
+                    lost += 1;
+                    let most = BACKOFF_MAX_MS.min(1 << lost);
+                    tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=most))).await;
+                }
                 continue;
             };
             let mut now = Seen {
@@ -462,7 +478,7 @@ impl LockStore for AzureBlobStore {
         }
         let mut refused_by = None;
         let outcome = self
-            .change_holders(key, |holders, now, next_token| {
+            .change_holders(key, ATTEMPTS, |holders, now, next_token| {
                 let acquired = holders.acquire(now.ms, owner, now.ttl(ttl), kind, next_token);
                 let granted = matches!(acquired.outcome, TryLockOutcome::Granted(_));
                 refused_by = (!granted).then(|| holders.clone());
@@ -500,12 +516,12 @@ impl LockStore for AzureBlobStore {
         all_holds: bool,
     ) -> Result<Released, StoreError> {
         let released = self
-            .change_holders(key, |holders, now, _| {
+            .change_holders(key, HOLDER_ATTEMPTS, |holders, now, _| {
                 let released = holders.release(now.ms, owner, all_holds);
                 Step::new(released, released.outcome == OwnerChecked::Applied)
             })
             .await?;
-        released.ok_or_else(|| contended(key))
+        released.ok_or_else(|| contended(key, HOLDER_ATTEMPTS))
     }
 
     async fn take_back(
@@ -515,12 +531,12 @@ impl LockStore for AzureBlobStore {
         grant: Grant,
     ) -> Result<OwnerChecked, StoreError> {
         let taken = self
-            .change_holders(key, |holders, now, _| {
+            .change_holders(key, HOLDER_ATTEMPTS, |holders, now, _| {
                 let taken = holders.take_back(now.ms, owner, grant);
                 Step::new(taken, taken == OwnerChecked::Applied)
             })
             .await?;
-        taken.ok_or_else(|| contended(key))
+        taken.ok_or_else(|| contended(key, HOLDER_ATTEMPTS))
     }
 
     async fn renew(
@@ -530,12 +546,12 @@ impl LockStore for AzureBlobStore {
         ttl: Duration,
     ) -> Result<OwnerChecked, StoreError> {
         let renewed = self
-            .change_holders(key, |holders, now, _| {
+            .change_holders(key, HOLDER_ATTEMPTS, |holders, now, _| {
                 let renewed = holders.renew(now.ms, owner, now.ttl(ttl));
                 Step::new(renewed, renewed == OwnerChecked::Applied)
             })
             .await?;
-        renewed.ok_or_else(|| contended(key))
+        renewed.ok_or_else(|| contended(key, HOLDER_ATTEMPTS))
     }
 
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
@@ -579,7 +595,7 @@ impl LockStore for AzureBlobStore {
                 return Ok(true);
             }
         }
-        Err(contended(key))
+        Err(contended(key, ATTEMPTS))
     }
 
     async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
@@ -656,9 +672,9 @@ fn lease_id(owner: &str) -> String {
     )
 }
 
-fn contended(key: &str) -> StoreError {
+fn contended(key: &str, attempts: usize) -> StoreError {
     StoreError::Unavailable(format!(
-        "the blob of {key} changed under every one of {ATTEMPTS} attempts"
+        "the blob of {key} changed under every one of {attempts} attempts"
     ))
 }
 
