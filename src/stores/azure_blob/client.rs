@@ -1,7 +1,7 @@
 //! Every call this store makes to Azure Blob Storage, straight over its REST API: the store's
-//! logic sees typed operations (read a blob, create it, write its metadata or replace its
-//! content under conditions, take, release or break its lease, list by prefix, create the
-//! container) and never HTTP, so another client could replace this module alone.
+//! logic sees typed operations (read a blob's properties, create it, write its metadata under
+//! conditions, take, release or break its lease, list by prefix, create the container) and
+//! never HTTP, so another client could replace this module alone.
 //!
 //! Why our own client rather than an SDK crate (issue 11 §5, its criteria in order):
 //! - connection strings and account keys: the official `azure_storage_blob` 1.x has neither
@@ -55,9 +55,8 @@ pub(crate) struct BlobClient {
 }
 
 /// The most of an answer's body the store reads. The longest answer it asks for, a page of a
-/// listing (at most 5,000 names of at most 1,024 characters, in XML), stays well under it, as
-/// does a key's holders (`form.rs`) short of hundreds of thousands of them; a longer one is
-/// not read into memory.
+/// listing (at most 5,000 names of at most 1,024 characters, in XML), stays well under it; a
+/// longer one is not read into memory.
 const MAX_ANSWER: usize = 16 * 1024 * 1024;
 
 /// Reads a body of at most `limit` bytes; a longer one is an error saying so, read no further.
@@ -119,13 +118,12 @@ impl From<Failure> for StoreError {
     }
 }
 
-/// A blob as the store needs it: its properties and its content.
-pub(crate) struct Blob {
+/// A blob's properties as the store needs them.
+pub(crate) struct Properties {
     pub(crate) etag: String,
     /// The blob has an active lease (leased, or breaking).
     pub(crate) leased: bool,
     pub(crate) metadata: HashMap<String, String>,
-    pub(crate) body: Bytes,
 }
 
 /// The answer to a write under conditions.
@@ -256,9 +254,9 @@ impl BlobClient {
         }
     }
 
-    /// The blob, properties and content; `None` when it does not exist.
-    pub(crate) async fn get(&self, blob: &str) -> Result<Option<Blob>, Failure> {
-        let answer = self.send(Method::GET, Some(blob), &[], Vec::new()).await?;
+    /// The blob's properties; `None` when it does not exist.
+    pub(crate) async fn properties(&self, blob: &str) -> Result<Option<Properties>, Failure> {
+        let answer = self.send(Method::HEAD, Some(blob), &[], Vec::new()).await?;
         match answer.status {
             200 => {}
             404 => return Ok(None),
@@ -272,11 +270,10 @@ impl BlobClient {
                 Some((name.to_string(), value.to_str().ok()?.to_string()))
             })
             .collect();
-        Ok(Some(Blob {
+        Ok(Some(Properties {
             etag: answer.header("etag").to_string(),
             leased: matches!(answer.header("x-ms-lease-state"), "leased" | "breaking"),
             metadata,
-            body: answer.body,
         }))
     }
 
@@ -311,35 +308,6 @@ impl BlobClient {
         lease_id: Option<&str>,
         if_match: &str,
     ) -> Result<Written, Failure> {
-        let query = [("comp", "metadata")];
-        self.write(blob, &query, metadata, lease_id, if_match, None)
-            .await
-    }
-
-    /// Replaces the blob's content and metadata, under the same conditions as `set_metadata`.
-    pub(crate) async fn put(
-        &self,
-        blob: &str,
-        body: Bytes,
-        metadata: &[(&str, String)],
-        lease_id: Option<&str>,
-        if_match: &str,
-    ) -> Result<Written, Failure> {
-        self.write(blob, &[], metadata, lease_id, if_match, Some(body))
-            .await
-    }
-
-    /// Writes `metadata`, and the content where given, if the blob's ETag is still `if_match`
-    /// (and, with a lease id, if that lease is the blob's active one).
-    async fn write(
-        &self,
-        blob: &str,
-        query: &[(&str, &str)],
-        metadata: &[(&str, String)],
-        lease_id: Option<&str>,
-        if_match: &str,
-        body: Option<Bytes>,
-    ) -> Result<Written, Failure> {
         let names: Vec<String> = metadata
             .iter()
             .map(|(name, _)| format!("x-ms-meta-{name}"))
@@ -353,11 +321,7 @@ impl BlobClient {
         if let Some(id) = lease_id {
             headers.push(("x-ms-lease-id", id.to_string()));
         }
-        if body.is_some() {
-            headers.push(("x-ms-blob-type", "BlockBlob".to_string()));
-        }
-        let body = body.unwrap_or_default();
-        self.send_with_body(Method::PUT, Some(blob), query, headers, body)
+        self.send(Method::PUT, Some(blob), &[("comp", "metadata")], headers)
             .await?
             .written()
     }
@@ -418,26 +382,13 @@ impl BlobClient {
         }
     }
 
-    /// Sends one request without a body.
+    /// Sends one request, signed or carrying the SAS, bounded by the request timeout.
     async fn send(
         &self,
         method: Method,
         blob: Option<&str>,
         query: &[(&str, &str)],
         headers: Vec<(&str, String)>,
-    ) -> Result<Response, Failure> {
-        self.send_with_body(method, blob, query, headers, Bytes::new())
-            .await
-    }
-
-    /// Sends one request, signed or carrying the SAS, bounded by the request timeout.
-    async fn send_with_body(
-        &self,
-        method: Method,
-        blob: Option<&str>,
-        query: &[(&str, &str)],
-        headers: Vec<(&str, String)>,
-        body: Bytes,
     ) -> Result<Response, Failure> {
         let path = match blob {
             Some(blob) => format!("{}/{blob}", self.container_path),
@@ -452,7 +403,7 @@ impl BlobClient {
         headers.push(("x-ms-date", httpdate::fmt_http_date(SystemTime::now())));
         let has_body = method == Method::PUT;
         if has_body {
-            headers.push(("content-length", body.len().to_string()));
+            headers.push(("content-length", "0".to_string()));
         }
         match &self.credential {
             Credential::Key(key) => {
@@ -475,7 +426,7 @@ impl BlobClient {
             request = request.header(*name, value);
         }
         let request = request
-            .body(Full::new(body))
+            .body(Full::new(Bytes::new()))
             .map_err(|e| Failure::Unreachable(format!("a request that can't be sent: {e}")))?;
 
         let sent = Instant::now();

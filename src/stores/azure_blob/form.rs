@@ -1,13 +1,18 @@
-//! The two forms a lock's blob takes, and the one view of its holders both give.
+//! The two forms a lock's record takes in its blob's metadata, and the one view of its holders
+//! both give.
 //!
-//! A plain lock (Dapr's: exclusive, one hold) lives in the blob's metadata alone (`record.rs`),
-//! as it always has. Any other set of holders (shared ones, a limit, reentrant holds) is the
-//! core's holders record (`lock::holders`), kept in the blob's content: metadata values are
-//! ASCII header values of at most 8 KiB in all, too small for a semaphore's holders, while the
-//! content is bounded only by what the store reads of an answer. The metadata of a blob in that
-//! form still names the key and keeps the fencing counter, which every grant of either form
-//! draws from, and mirrors the first holder and the last deadline, so that Azure's tools, and a
-//! sidecar that knows only plain locks, see the key held.
+//! A plain lock (Dapr's: exclusive, one hold) is the owner, deadline and counter of
+//! `record.rs`, as it always has been. Any other set of holders (shared ones, a limit,
+//! reentrant holds) is the core's holders record (`lock::holders`), kept beside them in one
+//! more metadata value. The metadata, not the blob's content, because the store reads a blob
+//! with a HEAD request only: Azurite was seen to leave GETs of lock blobs unanswered for
+//! seconds under the contention of fifty owners, where HEADs were answered. The price is
+//! Azure's limit of 8 KiB of metadata per blob: a grant whose holders would not fit is
+//! refused with an error saying so (about 70 holders with 36-character owners).
+//!
+//! In that form the metadata still names the key and keeps the fencing counter, which every
+//! grant of either form draws from, and mirrors the first holder and the last deadline, so
+//! that Azure's tools, and a sidecar that knows only plain locks, see the key held.
 //!
 //! Every operation reads the holders through `holders` whatever the form (a plain holder is an
 //! exclusive holder of one hold), applies the core's rules, and writes back through `state`:
@@ -15,22 +20,53 @@
 //! only by plain locks never leaves it, and a reentrant owner's last-but-one release returns a
 //! key to it.
 
-use hyper::body::Bytes;
+use std::collections::HashMap;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 
 use super::record::Record;
 use crate::lock::holders::{Entry, Record as Holders};
-use crate::lock::Mode;
+use crate::lock::{Mode, StoreError};
 
-/// The holders kept in a blob's content, if the content is a holders record; anything else
-/// (an empty blob, a plain lock's) is `None`.
-pub(crate) fn from_body(body: &[u8]) -> Option<Holders> {
-    Holders::decode(std::str::from_utf8(body).ok()?)
+/// The metadata name of the holders record, in base64url (metadata values are ASCII).
+const HOLDERS: &str = "holders";
+
+/// Azure's limit on a blob's metadata, names and values together.
+const METADATA_LIMIT: usize = 8 * 1024;
+
+/// The holders kept in a blob's metadata, if there are; a plain lock's blob has none.
+pub(crate) fn from_metadata(metadata: &HashMap<String, String>) -> Option<Holders> {
+    let bytes = URL_SAFE_NO_PAD.decode(metadata.get(HOLDERS)?).ok()?;
+    Holders::decode(std::str::from_utf8(&bytes).ok()?)
 }
 
-/// The key's holders as a blob shows them, not yet purged of the expired: the content's
-/// record, or else the plain lock's holder, if the metadata names one.
-pub(crate) fn holders(record: &Record, body: Option<&Holders>) -> Holders {
-    if let Some(holders) = body {
+/// The metadata that keeps `record` and, where given, `holders`: an error naming the key when
+/// it would be larger than a blob may have.
+pub(crate) fn metadata(
+    record: &Record,
+    holders: Option<&Holders>,
+) -> Result<Vec<(&'static str, String)>, StoreError> {
+    let mut metadata = record.to_metadata();
+    if let Some(holders) = holders {
+        metadata.push((HOLDERS, URL_SAFE_NO_PAD.encode(holders.encode())));
+    }
+    let size: usize = metadata.iter().map(|(n, v)| n.len() + v.len()).sum();
+    if size > METADATA_LIMIT {
+        return Err(StoreError::Failed(format!(
+            "the {} holders of '{}' would not fit in the {METADATA_LIMIT} bytes of metadata \
+             an Azure blob may have: release some first, or use a lower limit",
+            holders.map_or(0, |h| h.holders.len()),
+            record.key
+        )));
+    }
+    Ok(metadata)
+}
+
+/// The key's holders as a blob shows them, not yet purged of the expired: the holders record,
+/// or else the plain lock's holder, if the record names one.
+pub(crate) fn holders(record: &Record, kept: Option<&Holders>) -> Holders {
+    if let Some(holders) = kept {
         return holders.clone();
     }
     let mut holders = Holders::free();
@@ -45,7 +81,7 @@ pub(crate) fn holders(record: &Record, body: Option<&Holders>) -> Holders {
     holders
 }
 
-/// The blob's metadata and content that keep `holders` of `key`, the counter at `fencing`.
+/// The record and holders record that keep `holders` of `key`, the counter at `fencing`.
 pub(crate) fn state(key: &str, holders: &Holders, fencing: u64) -> (Record, Option<Holders>) {
     let mut record = Record {
         key: key.to_string(),
@@ -63,11 +99,6 @@ pub(crate) fn state(key: &str, holders: &Holders, fencing: u64) -> (Record, Opti
     (record, (!plain).then(|| holders.clone()))
 }
 
-/// The content that keeps `holders`: empty for the plain form.
-pub(crate) fn body(holders: Option<&Holders>) -> Bytes {
-    holders.map_or_else(Bytes::new, |holders| Bytes::from(holders.encode()))
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -77,38 +108,67 @@ mod tests {
 
     const TTL: Duration = Duration::from_secs(10);
 
+    fn read_back(record: &Record, holders: Option<&Holders>) -> (Record, Option<Holders>) {
+        let metadata: HashMap<String, String> = metadata(record, holders)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert!(metadata.values().all(|v| v.is_ascii()));
+        let read = Record::from_metadata("b", &metadata).unwrap();
+        (read, from_metadata(&metadata))
+    }
+
     #[test]
-    fn a_plain_lock_and_nobody_stay_in_the_metadata() {
+    fn a_plain_lock_and_nobody_stay_in_the_plain_form() {
         let free = state("k", &Holders::free(), 7);
         assert_eq!(free.0.owner, "");
         assert_eq!((free.0.fencing, free.1), (7, None));
 
         let mut one = Holders::free();
         one.acquire(0, "o", TTL, Kind::PLAIN.reentrant(), 8);
-        let (record, body) = state("k", &one, 8);
-        assert_eq!(body, None);
+        let (record, kept) = state("k", &one, 8);
+        assert_eq!(kept, None);
         assert_eq!((record.owner.as_str(), record.deadline), ("o", 10_000));
         // Read back, the plain lock is the same single holder.
+        let (record, kept) = read_back(&record, None);
+        assert_eq!(kept, None);
         assert_eq!(holders(&record, None), one);
     }
 
     #[test]
-    fn shared_holders_and_reentrant_holds_go_in_the_content() {
+    fn shared_holders_and_reentrant_holds_keep_the_holders_record() {
         let mut shared = Holders::free();
-        shared.acquire(0, "a", TTL, Kind::shared(2), 1);
+        shared.acquire(0, "a ✓", TTL, Kind::shared(2), 1);
         shared.acquire(0, "b", TTL * 2, Kind::shared(2), 2);
-        let (record, body) = state("k", &shared, 2);
-        assert_eq!(body.as_ref(), Some(&shared));
-        // The metadata mirrors a holder until the last deadline: seen held by plain readers.
-        assert_eq!((record.owner.as_str(), record.deadline), ("a", 20_000));
-        assert_eq!(from_body(&self::body(body.as_ref())), Some(shared.clone()));
-        assert_eq!(holders(&record, body.as_ref()), shared);
+        let (record, kept) = state("k", &shared, 2);
+        assert_eq!(kept.as_ref(), Some(&shared));
+        // The record mirrors a holder until the last deadline: seen held by plain readers.
+        assert_eq!((record.owner.as_str(), record.deadline), ("a ✓", 20_000));
+        let (record, kept) = read_back(&record, kept.as_ref());
+        assert_eq!(kept.as_ref(), Some(&shared));
+        assert_eq!(holders(&record, kept.as_ref()), shared);
 
         let mut twice = Holders::free();
         twice.acquire(0, "o", TTL, Kind::PLAIN.reentrant(), 3);
         twice.acquire(0, "o", TTL, Kind::PLAIN.reentrant(), 4);
         assert_eq!(state("k", &twice, 3).1, Some(twice));
-        assert_eq!(from_body(b""), None);
-        assert_eq!(from_body(b"not a record"), None);
+    }
+
+    #[test]
+    fn holders_that_would_not_fit_are_refused_naming_the_key() {
+        let mut many = Holders::free();
+        for n in 0..200 {
+            let owner = format!("{n:036}");
+            many.acquire(0, &owner, TTL, Kind::shared(0), n);
+        }
+        let (record, kept) = state("the-key", &many, 200);
+        let refused = metadata(&record, kept.as_ref()).unwrap_err().to_string();
+        assert!(
+            refused.contains("200 holders of 'the-key' would not fit"),
+            "{refused}"
+        );
+        many.holders.truncate(50);
+        assert!(metadata(&record, Some(&many)).is_ok());
     }
 }

@@ -17,7 +17,7 @@
 //! more at each grant, written under the same condition: they rise through releases, expiries,
 //! breaks and restarts, since the counter lives on the blob.
 //!
-//! Shared, limited and reentrant locks keep the key's holders in the blob's content instead
+//! Shared, limited and reentrant locks keep the key's holders as one more metadata value
 //! (`form.rs`), each with its own deadline by the service's clock, under the core's rules
 //! (`lock::holders`): a change reads the blob, applies the rules, and writes the holders back
 //! with the same ETag condition, again on a lost race. Their grants draw from the same counter,
@@ -35,9 +35,9 @@
 //! the lease (3); a release writes the record and gives the lease back (2, the read skipped);
 //! a try on a blob this sidecar saw released skips its read too (4 a pair then). A refused try
 //! is one read. A blob is created once per key, on its first lock (one more request). A shared
-//! grant is a read and a write of the content (2); a shared release is the write alone when
-//! this sidecar saw the blob last (1), or a read and a write (2), and the last holder's release
-//! writes the plain form back.
+//! grant is a read and a write (2, the read skipped when this sidecar wrote the blob last); a
+//! shared release is a write (1) when this sidecar wrote the blob last, else 2; the last
+//! holder's release writes the plain form back.
 
 mod account;
 mod client;
@@ -170,15 +170,15 @@ impl AzureBlobStore {
 
     /// The blob as it is now, remembered; `None` when it does not exist.
     async fn read(&self, blob: &str) -> Result<Option<Seen>, StoreError> {
-        let Some(found) = self.client.get(blob).await? else {
+        let Some(properties) = self.client.properties(blob).await? else {
             self.known.forget(blob);
             return Ok(None);
         };
         let seen = Seen {
-            record: Record::from_metadata(blob, &found.metadata)?,
-            holders: form::from_body(&found.body),
-            etag: found.etag,
-            leased: found.leased,
+            record: Record::from_metadata(blob, &properties.metadata)?,
+            holders: form::from_metadata(&properties.metadata),
+            etag: properties.etag,
+            leased: properties.leased,
         };
         self.known.saw(blob, seen.clone());
         Ok(Some(seen))
@@ -231,9 +231,8 @@ impl AzureBlobStore {
         self.seen_held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes `record`, and `holders` as the content, over the blob as `seen`, if it is still
-    /// as seen: only the metadata where both are plain locks' (so a plain lock's blob keeps
-    /// its form and its cost), the content too where either keeps holders there.
+    /// Writes `record`, and `holders` where given, over the blob as `seen`, if it is still as
+    /// seen.
     async fn write(
         &self,
         blob: &str,
@@ -242,18 +241,11 @@ impl AzureBlobStore {
         holders: Option<&Holders>,
         lease: Option<&str>,
     ) -> Result<Written, StoreError> {
-        let metadata = record.to_metadata();
-        let written = if holders.is_none() && seen.holders.is_none() {
-            let client = &self.client;
-            client
-                .set_metadata(blob, &metadata, lease, &seen.etag)
-                .await?
-        } else {
-            let body = form::body(holders);
-            self.client
-                .put(blob, body, &metadata, lease, &seen.etag)
-                .await?
-        };
+        let metadata = form::metadata(record, holders)?;
+        let client = &self.client;
+        let written = client
+            .set_metadata(blob, &metadata, lease, &seen.etag)
+            .await?;
         Ok(written)
     }
 
@@ -311,9 +303,9 @@ impl AzureBlobStore {
             } else {
                 fencing
             };
-            let (record, body) = form::state(key, &holders, fencing);
+            let (record, kept) = form::state(key, &holders, fencing);
             let written = self
-                .write(&blob, &seen, &record, body.as_ref(), lease.as_deref())
+                .write(&blob, &seen, &record, kept.as_ref(), lease.as_deref())
                 .await?;
             let Written::Done(etag) = written else {
                 self.known.forget(&blob);
@@ -329,7 +321,7 @@ impl AzureBlobStore {
                 etag,
                 leased: seen.leased,
                 record,
-                holders: body,
+                holders: kept,
             };
             if let (Some(lease), true) = (&lease, holders.is_free()) {
                 // The key is free already; a lease left behind is broken by the next taker.
@@ -428,7 +420,6 @@ impl LockStore for AzureBlobStore {
                 continue;
             }
             let granted = seen.record.granted(key, owner, self.deadline(ttl))?;
-            // Over holders that expired in the content, the content is cleared too.
             let Written::Done(etag) = self.write(&blob, &seen, &granted, None, None).await? else {
                 continue; // someone else wrote first: look again
             };

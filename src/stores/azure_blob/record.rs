@@ -3,9 +3,9 @@
 //! ASCII header values, so the key and the owner (any text) are stored in base64url.
 //!
 //! The record, not the lease, says whether the key is held: it is held while the record names
-//! an owner and its deadline has not passed (unless the blob's content keeps the key's holders
-//! instead, `form.rs`). A release clears the owner and keeps the counter,
-//! so fencing tokens go on rising through releases, expiries and breaks.
+//! an owner and its deadline has not passed (unless the metadata keeps a holders record
+//! instead, `form.rs`). A release clears the owner and keeps the counter, so fencing tokens go
+//! on rising through releases, expiries and breaks.
 
 use std::collections::HashMap;
 
