@@ -632,14 +632,17 @@ impl LockStore for AzureBlobStore {
 
 impl AzureBlobStore {
     /// The lock `seen` shows, if it is held. The time each holder has left is the time it is
-    /// surely held still, by the latest time the service's clock may show.
+    /// surely held still, by the latest time the service's clock may show, less what the clock
+    /// of the sidecar that set the deadline may have run ahead (about `CLOCK_TARGET`): so it
+    /// is never more than the TTL that sidecar was asked for, and never more than is sure.
     fn info(&self, key: &str, seen: &Seen) -> Option<LockInfo> {
         let holders = form::holders(&seen.record, seen.holders.as_ref());
         let now = self.now();
         let mut info = holders.info(key, now.ms)?;
-        info.expires_in = info.expires_in.saturating_sub(now.slack);
+        let unsure = now.slack + now.slack.max(CLOCK_TARGET);
+        info.expires_in = info.expires_in.saturating_sub(unsure);
         for holder in &mut info.holders {
-            holder.expires_in = holder.expires_in.saturating_sub(now.slack);
+            holder.expires_in = holder.expires_in.saturating_sub(unsure);
         }
         Some(info)
     }
