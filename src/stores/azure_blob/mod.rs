@@ -35,9 +35,8 @@
 //! the lease (3); a release writes the record and gives the lease back (2, the read skipped);
 //! a try on a blob this sidecar saw released skips its read too (4 a pair then). A refused try
 //! is one read. A blob is created once per key, on its first lock (one more request). A shared
-//! grant is a read and a write (2, the read skipped when this sidecar wrote the blob last); a
-//! shared release is a write (1) when this sidecar wrote the blob last, else 2; the last
-//! holder's release writes the plain form back.
+//! grant or release is one write, after a read unless this sidecar made the blob's last change
+//! (1 or 2; 3 when what it last saw had gone stale: the failed write, a read, the write).
 
 mod account;
 mod client;
