@@ -241,11 +241,8 @@ impl AzureBlobStore {
         lease: Option<&str>,
     ) -> Result<Written, StoreError> {
         let metadata = form::metadata(record, holders)?;
-        let client = &self.client;
-        let written = client
-            .set_metadata(blob, &metadata, lease, &seen.etag)
-            .await?;
-        Ok(written)
+        let written = self.client.set_metadata(blob, &metadata, lease, &seen.etag);
+        Ok(written.await?)
     }
 
     /// Applies `change` to `key`'s live holders, whichever form its blob has, and writes what
@@ -290,10 +287,8 @@ impl AzureBlobStore {
                 (true, Some(holder)) => Some(lease_id(&holder.owner)),
                 (true, None) => {
                     // The lease of a holder whose deadline passed, or of a release cut short.
-                    let client = &self.client;
-                    client
-                        .lease(&blob, LeaseAction::Break, Some(&seen.etag))
-                        .await?;
+                    let etag = Some(seen.etag.as_str());
+                    self.client.lease(&blob, LeaseAction::Break, etag).await?;
                     continue;
                 }
             };
