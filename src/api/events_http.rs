@@ -83,16 +83,18 @@ fn json_of(event: &Event) -> Value {
         What::Granted {
             fencing_token,
             waited,
+            mode,
         } => (
             "granted",
             json!({
                 "fencingToken": fencing_token.unwrap_or(0).to_string(),
                 "waitedMs": waited.as_ref().map(millis),
+                "mode": mode.name(),
             }),
         ),
-        What::Refused { waited } => (
+        What::Refused { waited, mode } => (
             "refused",
-            json!({ "waitedMs": waited.as_ref().map(millis) }),
+            json!({ "waitedMs": waited.as_ref().map(millis), "mode": mode.name() }),
         ),
         What::Released { outcome } => {
             let outcome = match outcome {
@@ -135,6 +137,7 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
+    use crate::lock::Mode;
 
     fn event(what: What) -> Event {
         Event {
@@ -151,11 +154,12 @@ mod tests {
         let granted = What::Granted {
             fencing_token: Some(17),
             waited: None,
+            mode: Mode::Shared,
         };
         assert_eq!(
             json_of(&event(granted)),
             json!({"atUnixMs": "1796197201123", "store": "orders", "resourceId": "r",
-                   "lockOwner": "o", "what": "granted", "fencingToken": "17"})
+                   "lockOwner": "o", "what": "granted", "fencingToken": "17", "mode": "SHARED"})
         );
         let recovered = What::StoreRecovered {
             after: Duration::from_millis(2500),

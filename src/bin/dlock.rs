@@ -14,6 +14,7 @@ use dlock::cli::inspect;
 use dlock::cli::status;
 use dlock::cli::top;
 use dlock::cli::Exit;
+use dlock::lock::Kind;
 use std::time::Duration;
 
 /// mimalloc, as in dlockd: `dlock bench` is the load generator of the published figures, and
@@ -83,6 +84,21 @@ struct HoldArgs {
     /// Fail at once if the lock is held, instead of waiting (like flock -n).
     #[arg(short = 'n', long = "no-wait")]
     no_wait: bool,
+
+    /// Take the lock shared: shared holders coexist, an exclusive one waits for them all (a
+    /// read lock).
+    #[arg(long)]
+    shared: bool,
+
+    /// At most N shared holders at once (a semaphore: `--limit 3`); implies --shared. Every
+    /// holder of a key must give the same limit.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    limit: Option<u32>,
+
+    /// The owner may take the lock again while holding it (give the same --owner): one more
+    /// hold, the same fencing token.
+    #[arg(long)]
+    reentrant: bool,
 }
 
 #[derive(Args)]
@@ -244,7 +260,15 @@ async fn take(args: HoldArgs, target: Target, endpoint: String) -> ExitCode {
         let _ = writeln!(std::io::stderr(), "dlock: KEY and SECONDS are required");
         return ExitCode::from(2);
     };
+    let mut kind = match (args.shared, args.limit) {
+        (false, None) => Kind::PLAIN,
+        (_, limit) => Kind::shared(limit.unwrap_or(0)),
+    };
+    if args.reentrant {
+        kind = kind.reentrant();
+    }
     let outcome = hold::run(Hold {
+        kind,
         wait,
         key,
         // Within 1..=i32::MAX: clap checked the range.

@@ -44,6 +44,13 @@ pub async fn run(hold: Hold) -> Exit {
         }
     };
     if dapr_only::lacks_dlock_api(&mut locks, &hold).await {
+        if !hold.kind.is_plain() {
+            errln!(
+                "dlock: this sidecar serves Dapr's lock API only, which has no shared, limited \
+                 or reentrant locks: drop --shared, --limit and --reentrant, or use dlockd"
+            );
+            return Exit::Failed;
+        }
         return dapr_only::run(&mut dapr, &hold, &mut interrupt).await;
     }
     let mut line = WaitingLine::new();
@@ -59,6 +66,7 @@ pub async fn run(hold: Hold) -> Exit {
 
 /// The acquire, waiting what is left of `--wait` after `waited`.
 fn acquire_request(hold: &Hold, expiry: u32, waited: Duration) -> AcquireRequest {
+    let (mode, limit, reentrant) = hold.kind_fields();
     AcquireRequest {
         store_name: hold.store.clone(),
         resource_id: hold.key.clone(),
@@ -68,7 +76,9 @@ fn acquire_request(hold: &Hold, expiry: u32, waited: Duration) -> AcquireRequest
             w.saturating_sub(waited).as_millis().min(i64::MAX as u128) as i64
         }),
         require_fencing: false,
-        ..AcquireRequest::default()
+        mode,
+        limit,
+        reentrant,
     }
 }
 

@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use super::Exit;
+use crate::lock::{Kind, Mode};
+use crate::proto::dlock::LockMode;
 
 /// What to lock and how.
 pub struct Hold {
@@ -15,6 +17,8 @@ pub struct Hold {
     pub endpoint: String,
     /// How long to wait for the lock; `None`: as long as it takes. Zero: fail at once (`-n`).
     pub wait: Option<Duration>,
+    /// Shared (`--shared`, `--limit N`), reentrant (`--reentrant`), or Dapr's plain lock.
+    pub kind: Kind,
 }
 
 /// The default owner: this host and process, so two runs never share an owner.
@@ -24,6 +28,17 @@ pub fn default_owner() -> String {
         gethostname::gethostname().to_string_lossy(),
         std::process::id()
     )
+}
+
+impl Hold {
+    /// The kind's fields of dlock's AcquireRequest: mode, limit, reentrant.
+    pub(crate) fn kind_fields(&self) -> (i32, u32, bool) {
+        let mode = match self.kind.mode {
+            Mode::Exclusive => LockMode::Exclusive,
+            Mode::Shared => LockMode::Shared,
+        };
+        (mode.into(), self.kind.limit, self.kind.reentrant)
+    }
 }
 
 pub(crate) fn not_acquired(hold: &Hold) -> Exit {

@@ -15,10 +15,11 @@ pub struct HttpClient {
     inner: Client<HttpConnector, Full<Bytes>>,
 }
 
-/// A response: status and body.
+/// A response: status and body, and for the tests its content type.
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub status: u16,
+    #[cfg(feature = "test-support")]
     pub content_type: Option<String>,
     pub body: Bytes,
 }
@@ -46,6 +47,7 @@ impl HttpClient {
     }
 
     /// A POST with extra headers (such as `dlock-admin-token`).
+    #[cfg(feature = "test-support")]
     pub async fn post_with(
         &self,
         path: &str,
@@ -55,6 +57,7 @@ impl HttpClient {
         self.send("POST", path, body.into(), headers).await
     }
 
+    #[cfg(feature = "test-support")]
     pub async fn get(&self, path: &str) -> Result<Answer, String> {
         self.send("GET", path, Bytes::new(), &[]).await
     }
@@ -85,6 +88,7 @@ impl HttpClient {
             )
         })?;
         let status = response.status().as_u16();
+        #[cfg(feature = "test-support")]
         let content_type = response
             .headers()
             .get("content-type")
@@ -98,6 +102,7 @@ impl HttpClient {
             .to_bytes();
         Ok(Answer {
             status,
+            #[cfg(feature = "test-support")]
             content_type,
             body,
         })

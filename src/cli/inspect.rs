@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::connect::report;
 use super::connect::{self, Locks};
 use super::Exit;
-use crate::proto::dlock::{ForceReleaseRequest, InspectRequest, ListRequest, LockInfo};
+use crate::proto::dlock::{ForceReleaseRequest, InspectRequest, ListRequest, LockInfo, LockMode};
 
 async fn client(endpoint: &str) -> Result<Locks, Exit> {
     connect::locks(endpoint, Duration::from_secs(5))
@@ -19,16 +19,45 @@ async fn client(endpoint: &str) -> Result<Locks, Exit> {
 }
 
 fn describe(lock: &LockInfo) -> String {
+    let seconds = |ms: i64| format!("{:.1}s left", ms as f64 / 1000.0);
+    let token = |token: u64| match token {
+        0 => String::new(),
+        token => format!(", fencing token {token}"),
+    };
+    let owner = |owner: &str, holds: u32| match holds {
+        0 | 1 => owner.to_string(),
+        holds => format!("{owner} x{holds}"),
+    };
+    if lock.mode() == LockMode::Shared {
+        let limit = match lock.limit {
+            0 => String::new(),
+            limit => format!(", limit {limit}"),
+        };
+        let holders: Vec<String> = lock
+            .holders
+            .iter()
+            .map(|h| {
+                let (left, token) = (seconds(h.expires_in_ms), token(h.fencing_token));
+                format!("{} ({left}{token})", owner(&h.lock_owner, h.holds))
+            })
+            .collect();
+        return format!(
+            "{}\theld shared{limit} by {}",
+            lock.resource_id,
+            holders.join(", ")
+        );
+    }
     let token = if lock.fencing_token == 0 {
         String::new()
     } else {
         format!("\tfencing token {}", lock.fencing_token)
     };
+    let holds = lock.holders.first().map_or(1, |h| h.holds);
     format!(
-        "{}\theld by {}\t{:.1}s left{token}",
+        "{}\theld by {}\t{}{token}",
         lock.resource_id,
-        lock.lock_owner,
-        lock.expires_in_ms as f64 / 1000.0
+        owner(&lock.lock_owner, holds),
+        seconds(lock.expires_in_ms)
     )
 }
 

@@ -15,7 +15,7 @@ use super::connect::{self, report, Locks};
 use super::status::{describe, utc};
 use super::Exit;
 use crate::interrupt::Interrupt;
-use crate::proto::dlock::{ListRequest, LockInfo, StoresRequest};
+use crate::proto::dlock::{ListRequest, LockInfo, LockMode, StoresRequest};
 
 const REFRESH: Duration = Duration::from_secs(1);
 /// Clear the screen, cursor home.
@@ -104,7 +104,10 @@ async fn frame(locks: &mut Locks, prefix: &str) -> Result<String, tonic::Status>
         "LEFT".into(),
         "FENCING".into(),
         "WAITING HERE".into(),
+        "MODE".into(),
     ]];
+    let mut held = 0;
+    let mut waiting = 0;
     let mut notes = Vec::new();
     for store in &answer.stores {
         out.push_str(&describe(store));
@@ -120,18 +123,15 @@ async fn frame(locks: &mut Locks, prefix: &str) -> Result<String, tonic::Status>
         match locks.list(request).await {
             Ok(listed) => {
                 let listed = listed.into_inner().locks;
-                rows.extend(listed.iter().map(|lock| row(&store.name, lock)));
+                held += listed.len();
+                waiting += listed.iter().map(|lock| lock.waiting_here).sum::<u32>();
+                rows.extend(listed.iter().flat_map(|lock| lock_rows(&store.name, lock)));
             }
             Err(status) => notes.push(format!("{}: {}", store.name, status.message())),
         }
     }
     out.push('\n');
     out.push_str(&columns(&rows));
-    let held = rows.len() - 1;
-    let waiting: u32 = rows[1..]
-        .iter()
-        .filter_map(|r| r[5].parse::<u32>().ok())
-        .sum();
     out.push_str(&format!(
         "\n{held} held, {waiting} waiting through this sidecar (other sidecars' waiters are not counted)"
     ));
@@ -142,24 +142,50 @@ async fn frame(locks: &mut Locks, prefix: &str) -> Result<String, tonic::Status>
     Ok(out)
 }
 
-fn row(store: &str, lock: &LockInfo) -> [String; 6] {
-    let token = match lock.fencing_token {
+/// A lock's rows: its first holder's with the lock's columns, then one per other holder of a
+/// shared lock, each with its own time left and token.
+fn lock_rows(store: &str, lock: &LockInfo) -> Vec<[String; 7]> {
+    let token = |token: u64| match token {
         0 => "-".to_string(),
         token => token.to_string(),
     };
-    [
+    let left = |ms: i64| format!("{:.1}s", ms as f64 / 1000.0);
+    let owner = |owner: &str, holds: u32| match holds {
+        0 | 1 => owner.to_string(),
+        holds => format!("{owner} x{holds}"),
+    };
+    let mode = match (lock.mode(), lock.limit) {
+        (LockMode::Exclusive, _) => "exclusive".to_string(),
+        (LockMode::Shared, 0) => "shared".to_string(),
+        (LockMode::Shared, limit) => format!("shared, limit {limit}"),
+    };
+    let first_holds = lock.holders.first().map_or(1, |h| h.holds);
+    let mut rows = vec![[
         store.to_string(),
         lock.resource_id.clone(),
-        lock.lock_owner.clone(),
-        format!("{:.1}s", lock.expires_in_ms as f64 / 1000.0),
-        token,
+        owner(&lock.lock_owner, first_holds),
+        left(lock.expires_in_ms),
+        token(lock.fencing_token),
         lock.waiting_here.to_string(),
-    ]
+        mode,
+    ]];
+    rows.extend(lock.holders.iter().skip(1).map(|holder| {
+        [
+            String::new(),
+            String::new(),
+            owner(&holder.lock_owner, holder.holds),
+            left(holder.expires_in_ms),
+            token(holder.fencing_token),
+            String::new(),
+            String::new(),
+        ]
+    }));
+    rows
 }
 
 /// The rows in columns as wide as their widest cell, two spaces apart.
-fn columns(rows: &[[String; 6]]) -> String {
-    let mut widths = [0; 6];
+fn columns(rows: &[[String; 7]]) -> String {
+    let mut widths = [0; 7];
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -249,6 +275,7 @@ mod keys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::dlock::Holder;
 
     #[test]
     fn locks_in_columns() {
@@ -260,22 +287,40 @@ mod tests {
             waiting_here: 2,
             ..LockInfo::default()
         };
-        let rows = [
-            [
-                "STORE",
-                "RESOURCE",
-                "OWNER",
-                "LEFT",
-                "FENCING",
-                "WAITING HERE",
-            ]
-            .map(String::from),
-            row("jobs", &lock),
-        ];
+        let holder = |owner: &str, expires_in_ms, fencing_token, holds| Holder {
+            lock_owner: owner.into(),
+            expires_in_ms,
+            fencing_token,
+            holds,
+        };
+        let semaphore = LockInfo {
+            resource_id: "nightly".into(),
+            lock_owner: "a".into(),
+            expires_in_ms: 9_000,
+            fencing_token: 7,
+            mode: LockMode::Shared.into(),
+            limit: 3,
+            holders: vec![holder("a", 9_000, 7, 2), holder("b", 1_500, 9, 1)],
+            ..LockInfo::default()
+        };
+        let mut rows = vec![[
+            "STORE",
+            "RESOURCE",
+            "OWNER",
+            "LEFT",
+            "FENCING",
+            "WAITING HERE",
+            "MODE",
+        ]
+        .map(String::from)];
+        rows.extend(lock_rows("jobs", &lock));
+        rows.extend(lock_rows("jobs", &semaphore));
         assert_eq!(
             columns(&rows),
-            "STORE  RESOURCE   OWNER     LEFT   FENCING  WAITING HERE\n\
-             jobs   invoice-7  worker-1  12.3s  -        2"
+            "STORE  RESOURCE   OWNER     LEFT   FENCING  WAITING HERE  MODE\n\
+             jobs   invoice-7  worker-1  12.3s  -        2             exclusive\n\
+             jobs   nightly    a x2      9.0s   7        0             shared, limit 3\n\
+             \x20                 b         1.5s   9"
         );
     }
 }

@@ -25,8 +25,14 @@ impl WaitingLine {
     }
 
     pub(crate) fn show(&mut self, key: &str, lock: &LockInfo) {
+        // A shared lock shows its first holder, and how many others hold it too.
+        let others = match lock.holders.len() {
+            0 | 1 => String::new(),
+            2 => " and 1 other".to_string(),
+            n => format!(" and {} others", n - 1),
+        };
         let text = format!(
-            "dlock: '{key}' is held by {} ({:.1}s left); waiting…",
+            "dlock: '{key}' is held by {}{others} ({:.1}s left); waiting…",
             lock.lock_owner,
             lock.expires_in_ms as f64 / 1000.0
         );

@@ -51,9 +51,9 @@ pub struct Configuration {
 /// One entry of `spec.api.allowed` or `spec.api.denied`, as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiRule {
-    pub name: String,
-    pub version: String,
-    pub protocol: String,
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) protocol: String,
 }
 
 impl Default for Configuration {

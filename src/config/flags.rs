@@ -133,7 +133,7 @@ pub struct DaemonArgs {
 
     /// The largest request body or gRPC message accepted (e.g. 4Mi). Default: 4Mi.
     #[arg(long, value_parser = parse_size)]
-    pub max_body_size: Option<usize>,
+    pub(crate) max_body_size: Option<usize>,
 
     /// Deprecated by daprd: --max-body-size in whole MiB. --max-body-size wins over it.
     #[arg(long, value_name = "MB")]
@@ -147,7 +147,7 @@ pub struct DaemonArgs {
         allow_hyphen_values = true,
         value_name = "SECONDS"
     )]
-    pub dapr_graceful_shutdown_seconds: i64,
+    pub(crate) dapr_graceful_shutdown_seconds: i64,
 
     /// On SIGINT or SIGTERM, keep serving this long (e.g. 10s) before shutting down, so that
     /// the app can still release its locks while it stops.
@@ -223,7 +223,7 @@ pub struct DaemonArgs {
     /// The address the metrics port listens on: an IP address or a host name (daprd's
     /// default, all interfaces, when not given).
     #[arg(long, value_name = "ADDR")]
-    pub metrics_listen_address: Option<String>,
+    pub(crate) metrics_listen_address: Option<String>,
 
     /// Whether to serve metrics (on by default, as in daprd; the Configuration's
     /// spec.metric.enabled: false turns them off too).
@@ -309,7 +309,7 @@ impl DaemonArgs {
     /// Parses daprd-style arguments. daprd gives every `-name` longer than two characters a
     /// second dash before parsing, and start scripts use both spellings, so dlockd does too
     /// (a negative number such as `-1` is left alone).
-    pub fn try_parse_daprd_style(
+    pub(crate) fn try_parse_daprd_style(
         args: impl IntoIterator<Item = String>,
     ) -> Result<Self, clap::Error> {
         let args = args.into_iter().map(|arg| {

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::broadcast;
 
-use super::OwnerChecked;
+use super::{Mode, OwnerChecked};
 
 /// How many events are kept for a reader that arrives later.
 const RECENT: usize = 500;
@@ -41,10 +41,14 @@ pub(crate) enum What {
     Granted {
         fencing_token: Option<u64>,
         waited: Option<Duration>,
+        mode: Mode,
     },
     /// A lock was refused because another owner holds it: TryLock's answer, or a blocking
     /// acquire whose wait ran out after `waited`.
-    Refused { waited: Option<Duration> },
+    Refused {
+        waited: Option<Duration>,
+        mode: Mode,
+    },
     /// An owner asked to release a lock, and this is the store's answer.
     Released { outcome: OwnerChecked },
     /// A lock granted through this sidecar reached its expiry without being released.

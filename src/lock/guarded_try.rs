@@ -47,8 +47,8 @@ pub(crate) async fn acquire(
         }
         Ok(Ok(Landed::NotGranted(outcome))) => Ok(outcome),
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(StoreError::Failed(
-            "the try at the store ended without an answer".into(),
+        Err(_) => Err(StoreError::failed(
+            "the try at the store ended without an answer",
         )),
     }
 }

@@ -205,7 +205,7 @@ mod tests {
     use super::*;
 
     fn down() -> StoreError {
-        StoreError::Unavailable("connection refused".into())
+        StoreError::unavailable("connection refused")
     }
 
     #[tokio::test(start_paused = true)]
@@ -240,7 +240,7 @@ mod tests {
         let health = StoreHealth::new("s", "lock.double");
         health.record::<()>(&Err(StoreError::Unsupported("listing")));
         assert_eq!(health.now(), Health::Ok);
-        health.record::<()>(&Err(StoreError::Failed("bad answer".into())));
+        health.record::<()>(&Err(StoreError::failed("bad answer")));
         assert!(matches!(health.now(), Health::Failing { .. }));
         health.record(&Ok(()));
         assert_eq!(health.now(), Health::Ok);

@@ -20,7 +20,7 @@ use super::{Grant, LockInfo, OwnerChecked, TryLockOutcome};
 
 /// How a record starts when encoded, so a store can tell it from a value of its plain lock
 /// (daprd's Redis value is the owner itself).
-const MARK: &str = "dlock-holders:";
+pub(crate) const MARK: &str = "dlock-holders:";
 
 /// A key's holders: one exclusive holder, or up to `limit` shared ones.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -80,7 +80,7 @@ pub enum Conflict {
 
 /// One holder of a key: the only one of an exclusive lock, one of a shared lock's.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holder {
+pub(crate) struct Holder {
     pub(crate) owner: String,
     /// Time left before this holder's place expires, by the store's clock.
     pub(crate) expires_in: Duration,

@@ -38,7 +38,7 @@ pub(crate) mod health;
 mod held_here;
 pub(crate) mod holders;
 pub(crate) mod key;
-pub mod kind;
+pub(crate) mod kind;
 pub mod probe;
 pub(crate) mod registry;
 pub(crate) mod request;
@@ -46,6 +46,7 @@ pub(crate) mod service;
 pub(crate) mod session;
 pub(crate) mod sidecar_line;
 pub(crate) mod store;
+pub(crate) mod store_error;
 pub(crate) mod store_line;
 #[cfg(test)]
 mod test_double;
@@ -55,12 +56,14 @@ pub(crate) mod watched;
 pub(crate) use error::{ApiError, ErrorKind, Operation};
 pub(crate) use health::Health;
 pub(crate) use key::KeyPrefix;
-pub use kind::{Conflict, Holder, Kind, Mode, Released};
+pub use kind::Kind;
+pub(crate) use kind::{Conflict, Holder, Mode, Released};
 pub(crate) use registry::{LoadedStore, Registry};
 pub(crate) use request::{
     wait_timeout, AcquireRequest, LockRequest, ReleaseRequest, UnlockRequest,
 };
-pub use service::{HeldLock, LockService};
-pub use store::{
-    Capabilities, Grant, LockInfo, LockStore, OwnerChecked, Place, StoreError, TryLockOutcome,
-};
+pub(crate) use service::HeldLock;
+pub use service::LockService;
+pub use store::{Capabilities, LockStore, OwnerChecked, TryLockOutcome};
+pub(crate) use store::{Grant, LockInfo, Place};
+pub(crate) use store_error::StoreError;

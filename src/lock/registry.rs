@@ -25,7 +25,7 @@ pub struct LoadedStore {
     /// The component's `metadata.name`: the store name clients give.
     pub name: String,
     /// The component's `spec.type`, e.g. `lock.in-memory`.
-    pub type_name: String,
+    pub(crate) type_name: String,
     /// The component's `spec.version` as written (`v1` when empty).
     pub(crate) version: String,
     pub(crate) key_prefix: KeyPrefix,
@@ -97,7 +97,7 @@ impl LoadedStore {
     pub(crate) async fn probe(&self, limit: Duration) {
         let answer = tokio::time::timeout(limit, self.unwatched.probe()).await;
         let outcome = answer.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(format!(
+            Err(StoreError::unavailable(format!(
                 "the health probe got no answer within {limit:?}"
             )))
         });

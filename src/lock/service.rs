@@ -36,7 +36,7 @@ pub(crate) const SHUTTING_DOWN: &str = "the sidecar is shutting down";
 
 /// A held lock as a client sees it: by resource id, not store key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeldLock {
+pub(crate) struct HeldLock {
     pub(crate) resource_id: String,
     pub(crate) owner: String,
     pub(crate) expires_in: Duration,
@@ -93,7 +93,7 @@ impl LockService {
     /// Begins the sidecar's shutdown: every blocking acquire ends with an error, and every
     /// session releases its lock and tells its client it lost it (`session.rs`), so that no
     /// lock stays held in the store for a sidecar that is going away.
-    pub fn shut_down(&self) {
+    pub(crate) fn shut_down(&self) {
         self.shutting_down.send_replace(true);
     }
 
@@ -152,9 +152,13 @@ impl LockService {
                 What::Granted {
                     fencing_token: grant.fencing_token,
                     waited,
+                    mode: lock.kind.mode,
                 }
             }
-            None => What::Refused { waited },
+            None => What::Refused {
+                waited,
+                mode: lock.kind.mode,
+            },
         };
         events::publish(&lock.store.name, &lock.resource_id, &lock.owner, what);
     }
@@ -214,8 +218,15 @@ impl LockService {
         let released = async {
             let (store, key) =
                 self.locate(Operation::Release, &r.store, &r.resource_id, Some(&r.owner))?;
-            self.release(&store, &key, &r.resource_id, &r.owner, request.all_holds)
-                .await
+            let released = self.release(&store, &key, &r.resource_id, &r.owner, request.all_holds);
+            // Dapr's Unlock answers a store failure with ERR_UNLOCK; this call is ours.
+            released.await.map_err(|error| match error.kind {
+                ErrorKind::Failed(Operation::Unlock) => ApiError {
+                    kind: ErrorKind::Failed(Operation::Release),
+                    ..error
+                },
+                _ => error,
+            })
         };
         Call::end(call, released.await)
     }

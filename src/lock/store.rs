@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::kind::{Conflict, Holder, Kind, Mode, Released};
+use super::StoreError;
 
 /// The key the default health probe looks up: without `||`, so no resource id's key is it.
 pub(crate) const PROBE_KEY: &str = "dlock-health-probe";
@@ -139,21 +140,6 @@ impl Capabilities {
         .map(|(_, name)| name.to_string())
         .collect()
     }
-}
-
-/// Why a store could not answer. The sidecar turns every variant into ERR_TRY_LOCK /
-/// ERR_UNLOCK on Dapr's API; the variants let callers that retry tell an outage from a refusal.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// The store could not be reached or did not answer in time; retrying may help.
-    #[error("lock store unavailable: {0}")]
-    Unavailable(String),
-    /// The store cannot do this at all (see `Capabilities`).
-    #[error("not supported by this lock store: {0}")]
-    Unsupported(&'static str),
-    /// The store answered with something it should not have.
-    #[error("{0}")]
-    Failed(String),
 }
 
 /// A lock backend. Implementations turn each call into that backend's own primitives and do

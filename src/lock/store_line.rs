@@ -35,9 +35,9 @@ impl StorePlace {
             let place = store.join(&key, &owner, ttl).await?;
             Ok(StorePlace { place: Some(place) })
         });
-        joining
-            .await
-            .map_err(|e| StoreError::Failed(format!("joining the line failed: {e}")))?
+        joining.await.map_err(|e| {
+            StoreError::failed(format!("joining the line failed: {e}")).with_source(e)
+        })?
     }
 
     /// Takes the lock if this place's turn has come; `None` while others are ahead or hold it.
@@ -48,7 +48,7 @@ impl StorePlace {
                 Ok(Some(grant))
             }
             TryLockOutcome::Held => Ok(None),
-            TryLockOutcome::Refused(conflict) => Err(StoreError::Failed(format!(
+            TryLockOutcome::Refused(conflict) => Err(StoreError::failed(format!(
                 "a place in the store's line was refused: {conflict:?}"
             ))),
         }

@@ -91,7 +91,7 @@ impl State {
 
     fn fail_if_unavailable(&self) -> Result<(), StoreError> {
         if self.unavailable {
-            return Err(StoreError::Unavailable("switched off by the test".into()));
+            return Err(StoreError::unavailable("switched off by the test"));
         }
         Ok(())
     }

@@ -12,7 +12,8 @@ use async_trait::async_trait;
 
 use super::health::StoreHealth;
 use super::{
-    Capabilities, Grant, LockInfo, LockStore, OwnerChecked, Place, StoreError, TryLockOutcome,
+    Capabilities, Grant, Kind, LockInfo, LockStore, OwnerChecked, Place, Released, StoreError,
+    TryLockOutcome,
 };
 
 pub(crate) struct Watched {
@@ -32,8 +33,37 @@ impl LockStore for Watched {
             .await
     }
 
+    async fn acquire(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<TryLockOutcome, StoreError> {
+        // A plain acquire is Dapr's try, and keeps its name in the store latency metric.
+        let operation = if kind.is_plain() {
+            "try_lock"
+        } else {
+            "acquire"
+        };
+        let acquired = self.store.acquire(key, owner, ttl, kind);
+        self.seen(operation, acquired).await
+    }
+
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
         self.seen("unlock", self.store.unlock(key, owner)).await
+    }
+
+    async fn release(
+        &self,
+        key: &str,
+        owner: &str,
+        all_holds: bool,
+    ) -> Result<Released, StoreError> {
+        // One hold is Dapr's unlock, and keeps its name in the store latency metric.
+        let operation = if all_holds { "release" } else { "unlock" };
+        let released = self.store.release(key, owner, all_holds);
+        self.seen(operation, released).await
     }
 
     async fn take_back(

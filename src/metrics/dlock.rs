@@ -10,7 +10,15 @@ use prometheus::{HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use super::daprd::{counter, histogram};
 use crate::lock::events::{ComponentChange, Event, What};
-use crate::lock::{Health, LockService, OwnerChecked};
+use crate::lock::{Health, LockService, Mode, OwnerChecked};
+
+/// A lock mode as a label value.
+fn mode_label(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Exclusive => "exclusive",
+        Mode::Shared => "shared",
+    }
+}
 
 /// Seconds, from a millisecond to ten minutes: a wait for a lock and a store call both.
 const SECONDS: [f64; 16] = [
@@ -35,19 +43,21 @@ pub(crate) struct Dlock {
 impl Dlock {
     pub(crate) fn new(registry: &Registry) -> prometheus::Result<Self> {
         let store = ["store"];
+        let by_mode = ["store", "mode"];
         Ok(Dlock {
             grants: counter(
                 registry,
                 "dlock_lock_grants_total",
-                "Locks granted through this sidecar (TryLock, blocking acquires, held sessions).",
-                &store,
+                "Locks granted through this sidecar (TryLock, blocking acquires, held sessions), \
+                 by mode: exclusive, shared.",
+                &by_mode,
             )?,
             refusals: counter(
                 registry,
                 "dlock_lock_refusals_total",
                 "Locks refused because another owner held them (TryLock, or a blocking \
-                 acquire whose wait ran out).",
-                &store,
+                 acquire whose wait ran out), by mode: exclusive, shared.",
+                &by_mode,
             )?,
             releases: counter(
                 registry,
@@ -91,9 +101,9 @@ impl Dlock {
                 registry,
                 "dlock_lock_wait_seconds",
                 "Time blocking acquires and held sessions waited for a lock, by outcome \
-                 (granted, or refused when the wait ran out).",
+                 (granted, or refused when the wait ran out) and mode.",
                 &SECONDS,
-                &["store", "outcome"],
+                &["store", "outcome", "mode"],
             )?,
             store_calls: histogram(
                 registry,
@@ -119,13 +129,15 @@ impl Dlock {
     pub(crate) fn event(&self, event: &Event) {
         let store = event.store.as_str();
         match &event.what {
-            What::Granted { waited, .. } => {
-                self.grants.with_label_values(&[store]).inc();
-                self.waited(store, "granted", *waited);
+            What::Granted { waited, mode, .. } => {
+                let mode = mode_label(*mode);
+                self.grants.with_label_values(&[store, mode]).inc();
+                self.waited(store, "granted", mode, *waited);
             }
-            What::Refused { waited } => {
-                self.refusals.with_label_values(&[store]).inc();
-                self.waited(store, "refused", *waited);
+            What::Refused { waited, mode } => {
+                let mode = mode_label(*mode);
+                self.refusals.with_label_values(&[store, mode]).inc();
+                self.waited(store, "refused", mode, *waited);
             }
             What::Released { outcome } => {
                 let outcome = match outcome {
@@ -154,10 +166,10 @@ impl Dlock {
         }
     }
 
-    fn waited(&self, store: &str, outcome: &str, waited: Option<Duration>) {
+    fn waited(&self, store: &str, outcome: &str, mode: &str, waited: Option<Duration>) {
         if let Some(waited) = waited {
             self.wait
-                .with_label_values(&[store, outcome])
+                .with_label_values(&[store, outcome, mode])
                 .observe(waited.as_secs_f64());
         }
     }

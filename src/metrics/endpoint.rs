@@ -14,7 +14,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 /// What a scrape answers: the metrics as they are now.
-pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
+pub(crate) type Render = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Prometheus's text exposition format, as daprd's exporter answers it.
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";

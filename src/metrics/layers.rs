@@ -25,18 +25,18 @@ use super::daprd::{GrpcCall, HttpRequest};
 use super::Metrics;
 
 /// Whether a store of this name is loaded, so its name may be a path label.
-pub type KnownStore = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+pub(crate) type KnownStore = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Records every HTTP request; for `axum::Router::layer`, which runs it after routing, so
 /// the matched route is known.
 #[derive(Clone)]
-pub struct HttpMetricsLayer {
+pub(crate) struct HttpMetricsLayer {
     metrics: Arc<Metrics>,
     known_store: KnownStore,
 }
 
 impl HttpMetricsLayer {
-    pub fn new(metrics: Arc<Metrics>, known_store: KnownStore) -> Self {
+    pub(crate) fn new(metrics: Arc<Metrics>, known_store: KnownStore) -> Self {
         HttpMetricsLayer {
             metrics,
             known_store,
@@ -56,7 +56,7 @@ impl<S> Layer<S> for HttpMetricsLayer {
 }
 
 #[derive(Clone)]
-pub struct HttpMetrics<S> {
+pub(crate) struct HttpMetrics<S> {
     inner: S,
     layer: HttpMetricsLayer,
 }
@@ -143,12 +143,12 @@ fn path_label(path: &str, route: Option<&str>, known_store: &dyn Fn(&str) -> boo
 /// Records every gRPC call when its response has been sent whole (or the client went away),
 /// with the status from the response's trailers.
 #[derive(Clone)]
-pub struct GrpcMetricsLayer {
+pub(crate) struct GrpcMetricsLayer {
     metrics: Arc<Metrics>,
 }
 
 impl GrpcMetricsLayer {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(metrics: Arc<Metrics>) -> Self {
         GrpcMetricsLayer { metrics }
     }
 }
@@ -165,7 +165,7 @@ impl<S> Layer<S> for GrpcMetricsLayer {
 }
 
 #[derive(Clone)]
-pub struct GrpcMetrics<S> {
+pub(crate) struct GrpcMetrics<S> {
     inner: S,
     metrics: Arc<Metrics>,
 }
@@ -292,7 +292,7 @@ enum Direction {
 }
 
 /// A gRPC body that counts its bytes for its call, and reads the status from its trailers.
-pub struct Counted<B> {
+pub(crate) struct Counted<B> {
     inner: B,
     call: Arc<Call>,
     direction: Direction,

@@ -9,6 +9,6 @@ mod reload;
 mod store_types;
 mod watch;
 
-pub use load::{load_components, Loaded};
+pub use load::load_components;
 pub use reload::Reloader;
 pub use store_types::StoreTypes;

@@ -307,7 +307,7 @@ impl LockStore for MemoryStore {
         // Full: what expired makes room, then once more.
         self.sweep_once();
         self.try_once(key, owner, ttl, kind).map_err(|Full| {
-            StoreError::Failed(format!(
+            StoreError::failed(format!(
                 "the in-memory store holds its maximum of {} locks: release some first",
                 self.max_locks
             ))

@@ -582,3 +582,37 @@ async fn a_wait_ended_by_a_reconfigured_store_is_asked_again() {
         assert_eq!(run.exit_code(), 0, "{said}");
     }
 }
+
+#[tokio::test]
+async fn a_limit_admits_that_many_runs_at_once_and_the_next_waits() {
+    let sidecar = Dlockd::start(Options::default());
+    let key = unique("nightly");
+    let first = Run::start(&sidecar, &["--limit", "2", "--owner", "a", &key, "3"]);
+    let second = Run::start(&sidecar, &["--limit", "2", "--owner", "b", &key, "3"]);
+    let taken = first.wait_for("acquired").max(second.wait_for("acquired"));
+    let third = Run::start(&sidecar, &["--limit", "2", "--owner", "c", &key, "1"]);
+    third.wait_for("and 1 other (");
+    // The third place comes free only when a holder's 3 s are over.
+    let third_taken = third.wait_for("acquired");
+    assert!(
+        third_taken >= taken + Duration::from_secs(2),
+        "{}",
+        third.text()
+    );
+    let inspected = Command::new(DLOCK)
+        .args(["--endpoint", &sidecar.grpc, "inspect", &key])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&inspected.stdout);
+    assert!(shown.contains("held shared, limit 2 by "), "{shown}");
+    for run in [first, second, third] {
+        assert_eq!(run.exit_code(), 0);
+    }
+    // Another limit than the holders' is refused at once, naming both.
+    let a = Run::start(&sidecar, &["--limit", "2", "--owner", "a", &key, "5"]);
+    a.wait_for("acquired");
+    let other = Run::start(&sidecar, &["--limit", "3", "--owner", "x", &key, "5"]);
+    other.wait_for("limit 2");
+    assert_eq!(other.exit_code(), 1);
+    a.exit_code();
+}

@@ -270,6 +270,33 @@ async fn the_console_shows_locks_live_force_releases_one_and_shows_a_failing_sto
         .wait_for("the force release in the feed", forced, SOON)
         .await;
 
+    // A semaphore's row shows its mode and limit, and each holder with its own countdown.
+    for (owner, expiry) in [("night-1", 50), ("night-2", 20)] {
+        let body = json!({"resourceId": "report-run", "lockOwner": owner,
+                          "expiryInSeconds": expiry, "mode": "SHARED", "limit": 2});
+        let answer = api.post("/dlock/v1/acquire/jobs", body.to_string()).await;
+        assert_eq!(answer.unwrap()["acquired"], true);
+    }
+    let holders = format!(
+        "{} return r && r.cells[2].children.length === 2 && {{
+            owners: Array.from(r.cells[2].children, c => c.textContent),
+            left: Array.from(r.cells[3].children, c => c.textContent),
+            mode: r.cells[6].textContent}};",
+        row("jobs", "report-run")
+    );
+    let shown = browser
+        .wait_for("the semaphore's holders", &holders, APPEARS_WITHIN)
+        .await;
+    assert_eq!(shown["owners"], json!(["night-1", "night-2"]), "{shown}");
+    assert_eq!(shown["mode"], "shared, limit 2", "{shown}");
+    let left: Vec<f64> = shown["left"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|text| seconds_left(&json!({ "left": text })))
+        .collect();
+    assert!(left[0] > 40.0 && left[1] <= 20.0, "{shown}");
+
     // A store stopped shows as failing, in the table and in the feed.
     redis.stop();
     let failing = "const r = document.querySelector('#stores tr[data-store=\"orders\"] td.health');

@@ -21,7 +21,7 @@ const SHORT_TTL: Duration = Duration::from_millis(300);
 const ETCD_SHORT_TTL: Duration = Duration::from_secs(1);
 
 /// Builds `backend`'s store, connected to its shared test server, as a component would get it.
-async fn store(backend: Backend) -> Arc<dyn LockStore> {
+pub(crate) async fn store(backend: Backend) -> Arc<dyn LockStore> {
     let metadata = backend.connection();
     let metadata: Metadata = metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let type_name = backend.type_name();
@@ -36,14 +36,14 @@ dlock::store_contract!(
     redis,
     store: store(Backend::Redis),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, release_signal],
+    capabilities: [fencing, listing, release_signal, shared, limit, reentrant],
 );
 
 dlock::store_contract!(
     redis_cluster,
     store: store(Backend::RedisCluster),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, release_signal],
+    capabilities: [fencing, listing, release_signal, shared, limit, reentrant],
 );
 
 dlock::store_contract!(
@@ -64,14 +64,14 @@ dlock::store_contract!(
     postgresql,
     store: store(Backend::Postgresql),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, release_signal],
+    capabilities: [fencing, listing, release_signal, shared, limit, reentrant],
 );
 
 dlock::store_contract!(
     mysql,
     store: store(Backend::Mysql),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing],
+    capabilities: [fencing, listing, shared, limit, reentrant],
 );
 
 // Azurite keeps time to the millisecond, but the store knows the service's clock only to a

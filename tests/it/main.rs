@@ -26,6 +26,7 @@ mod faults;
 mod fuzz;
 mod health;
 mod keyspace;
+mod kinds_cost;
 mod lifecycle;
 mod locks_api;
 mod messages;

@@ -354,3 +354,48 @@ async fn a_failing_store_flips_its_health_gauge() {
     );
     assert_eq!(sample(&scrape(&sidecar).await, healthy, &store), Some(1.0));
 }
+
+#[tokio::test]
+async fn grants_refusals_and_waits_are_counted_by_mode() {
+    let sidecar = Dlockd::start(Options::in_memory());
+    let api = Api::new(&sidecar).await;
+    let resource = unique("metrics-shared");
+    let mut acquired = Vec::new();
+    for owner in ["a", "b", "c"] {
+        let body = serde_json::json!({"resourceId": resource, "lockOwner": owner,
+            "expiryInSeconds": 30, "mode": "SHARED", "limit": 2, "waitTimeoutMs": 20});
+        let answer = api.post("/dlock/v1/acquire/store", body.to_string()).await;
+        acquired.push(answer.unwrap()["acquired"].clone());
+    }
+    assert_eq!(acquired, [true, true, false]);
+    assert_eq!(
+        api.lock(Protocol::Http, "store", &resource, "w", 30).await,
+        Ok(false)
+    );
+    let text = scrape(&sidecar).await;
+    let mode = |mode| [("store", "store"), ("mode", mode)];
+    assert_eq!(
+        sample(&text, "dlock_lock_grants_total", &mode("shared")),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(&text, "dlock_lock_grants_total", &mode("exclusive")),
+        None
+    );
+    assert_eq!(
+        sample(&text, "dlock_lock_refusals_total", &mode("shared")),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "dlock_lock_refusals_total", &mode("exclusive")),
+        Some(1.0)
+    );
+    let waits = "dlock_lock_wait_seconds_count";
+    let granted = [
+        ("store", "store"),
+        ("outcome", "granted"),
+        ("mode", "shared"),
+    ];
+    assert_eq!(sample(&text, waits, &granted), Some(2.0));
+    assert!(!text.contains(&resource), "a resource id in the metrics");
+}

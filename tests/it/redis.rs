@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection as Connection;
+use serde_json::{json, Value};
 
 use crate::support::api::{Api, Protocol, LOCK_BELONGS_TO_OTHERS, LOCK_DOES_NOT_EXIST, SUCCESS};
 use crate::support::backend::{unique, Backend};
@@ -41,7 +42,7 @@ async fn daprd_unlock(redis: &mut Connection, key: &str, owner: &str) -> i64 {
         .unwrap()
 }
 
-async fn raw() -> Connection {
+pub(crate) async fn raw() -> Connection {
     let client = redis::Client::open(format!("redis://{}", shared("DLOCK_TEST_REDIS"))).unwrap();
     client.get_multiplexed_async_connection().await.unwrap()
 }
@@ -123,6 +124,90 @@ async fn daprd_and_dlockd_share_locks_both_ways() {
             Ok(true)
         );
     }
+}
+
+/// dlock's acquire in the kind `kind` (JSON fields merged into the request), answered at once.
+async fn acquire(api: &Api, resource: &str, owner: &str, kind: Value) -> Value {
+    let mut body = json!({"resourceId": resource, "lockOwner": owner, "expiryInSeconds": 30,
+                          "waitTimeoutMs": 0});
+    body.as_object_mut()
+        .unwrap()
+        .extend(kind.as_object().unwrap().clone());
+    api.post("/dlock/v1/acquire/store", body.to_string())
+        .await
+        .unwrap()
+}
+
+/// A shared lock is a record at daprd's key, which daprd's `SET NX` finds held and daprd's
+/// release finds another owner's; Dapr's unlock by a shared holder releases its place. A plain
+/// lock taken through Dapr's API is entered again by its owner's reentrant acquire (one more
+/// hold, the plain grant's token), and Dapr's unlock gives the holds back one at a time.
+#[tokio::test]
+async fn kinds_share_daprds_key_and_a_plain_lock_is_entered_again() {
+    let sidecar = Backend::Redis.sidecar("bpm", &[("store", None)]);
+    let api = Api::new(&sidecar).await;
+    let mut redis = raw().await;
+    let resource = unique("kinds");
+    let key = format!("lock||bpm||{resource}");
+    let shared = json!({"mode": "SHARED", "limit": 2});
+    assert_eq!(
+        acquire(&api, &resource, "reader", shared).await["acquired"],
+        true
+    );
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!((28..=30).contains(&ttl), "{ttl}");
+    assert_eq!(daprd_lock(&mut redis, &key, "daprd-server").await, None);
+    assert_eq!(daprd_unlock(&mut redis, &key, "reader").await, -2);
+    for protocol in [Protocol::Grpc, Protocol::Http] {
+        let taken = api.lock(protocol, "store", &resource, "reader", 30).await;
+        assert_eq!(taken, Ok(false), "a plain try by a shared holder");
+    }
+    assert_eq!(
+        api.unlock(Protocol::Http, "store", &resource, "reader")
+            .await,
+        Ok(SUCCESS)
+    );
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(!exists);
+
+    assert_eq!(
+        api.lock(Protocol::Grpc, "store", &resource, "o", 30).await,
+        Ok(true)
+    );
+    let plain = inspect(&api, &resource).await;
+    let again = acquire(&api, &resource, "o", json!({"reentrant": true})).await;
+    assert_eq!(
+        (&again["acquired"], &again["holds"]),
+        (&json!(true), &json!(2))
+    );
+    assert_eq!(again["fencingToken"], plain["lock"]["fencingToken"]);
+    assert_eq!(daprd_lock(&mut redis, &key, "daprd-server").await, None);
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &resource, "o").await,
+        Ok(SUCCESS)
+    );
+    let one = inspect(&api, &resource).await;
+    assert_eq!(one["lock"]["holders"][0]["holds"], 1, "{one}");
+    assert_eq!(
+        api.unlock(Protocol::Http, "store", &resource, "o").await,
+        Ok(SUCCESS)
+    );
+    assert_eq!(inspect(&api, &resource).await["held"], false);
+}
+
+async fn inspect(api: &Api, resource: &str) -> Value {
+    let body = json!({ "resourceId": resource });
+    api.post("/dlock/v1/inspect/store", body.to_string())
+        .await
+        .unwrap()
 }
 
 #[tokio::test]

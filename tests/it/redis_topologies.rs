@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use dlock::cli::connect::Locks;
+use dlock::proto::dlock::{AcquireRequest, LockMode};
 
 use crate::support::api::{Api, Protocol, SUCCESS};
 use crate::support::backend::{unique, Backend};
@@ -402,6 +403,25 @@ async fn with_wait_replicas_a_cluster_without_replicas_grants_nothing_and_keeps_
                 .await
                 .is_some(),
             "{resource} was left held"
+        );
+        // A shared grant is a record in the lock key; unconfirmed, it is taken back too.
+        let shared = format!("{prefix}/shared-{i}");
+        let request = AcquireRequest {
+            mode: LockMode::Shared.into(),
+            ..locks::request(&shared, "a", 60, Duration::ZERO)
+        };
+        let refused = waiting
+            .clone()
+            .acquire(request)
+            .await
+            .expect_err("no shared grant without a replica");
+        assert!(
+            refused.message().contains("0 of the 1 replica"),
+            "{refused:?}"
+        );
+        assert!(
+            locks::inspect(&not_waiting, &shared).await.is_none(),
+            "{shared} was left held"
         );
     }
 }

@@ -1,12 +1,16 @@
 //! What `lock.postgresql` and `lock.mysql` share beyond the suites, written once and run for
 //! each: a refused password names the field and never shows, rows of expired locks are
 //! removed in the background, a table of the classic layout (key, owner, expiry) that an
-//! older dlock made is migrated with its locks, and values of a table changed outside dlock
-//! that the store cannot use (a NULL owner, a negative token) are a clear error, not a crash. Each database's own behaviour is in
-//! `postgresql.rs` and `mysql.rs`.
+//! older dlock made is migrated with its locks, as is a table of layout 2 (before shared
+//! locks), a plain take over an expired shared lock leaves no trace of its holders, and
+//! values of a table changed outside dlock that the store cannot use (a NULL owner, a negative
+//! token) are a clear error, not a crash. Each database's own behaviour is in `postgresql.rs`
+//! and `mysql.rs`.
 
 use std::time::{Duration, Instant};
 
+use dlock::config::Metadata;
+use dlock::lock::{Kind, OwnerChecked, TryLockOutcome};
 use mysql_async::prelude::Queryable;
 use tokio_postgres::NoTls;
 
@@ -111,7 +115,7 @@ impl Sql {
     }
 }
 
-async fn postgres() -> tokio_postgres::Client {
+pub(crate) async fn postgres() -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(&postgres_connection_string(), NoTls)
         .await
         .expect("the test server answers");
@@ -119,7 +123,7 @@ async fn postgres() -> tokio_postgres::Client {
     client
 }
 
-async fn mysql() -> mysql_async::Conn {
+pub(crate) async fn mysql() -> mysql_async::Conn {
     let address = std::env::var("DLOCK_TEST_MYSQL").unwrap();
     let (host, port) = address.rsplit_once(':').unwrap();
     let options = mysql_async::OptsBuilder::default()
@@ -214,7 +218,7 @@ async fn an_older_layout_is_migrated_with_its_locks(sql: Sql) {
     };
     assert_eq!(
         sql.query(&comment).await.as_deref(),
-        Some("dlock lock table, layout 2")
+        Some("dlock lock table, layout 3")
     );
     // The migration numbered the old row 1; the new grant came after it.
     let token = sql
@@ -229,12 +233,109 @@ async fn an_older_layout_is_migrated_with_its_locks(sql: Sql) {
     sql.drop_store(&table).await;
 }
 
+async fn a_layout_2_table_gains_the_holders_column_with_its_locks(sql: Sql) {
+    let table = format!("layout2_{}", std::process::id());
+    let resource = unique("kept");
+    let key = format!("lock||app||{resource}");
+    // Layout 2, as the dlock before shared locks made it, holding a live lock of another
+    // owner under token 5.
+    let made = match sql {
+        Sql::Postgresql => format!(
+            "DROP TABLE IF EXISTS {table};
+             DROP SEQUENCE IF EXISTS {table}_fencing;
+             CREATE SEQUENCE {table}_fencing START 6;
+             CREATE TABLE {table} (key text PRIMARY KEY, owner text NOT NULL,
+                 expires_at timestamptz NOT NULL, fencing_token bigint NOT NULL);
+             CREATE INDEX ON {table} (expires_at);
+             COMMENT ON TABLE {table} IS 'dlock lock table, layout 2';
+             INSERT INTO {table} VALUES ('{key}', 'old', now() + interval '1 hour', 5);"
+        ),
+        Sql::Mysql => format!(
+            "CREATE DATABASE IF NOT EXISTS dlock;
+             DROP TABLE IF EXISTS dlock.{table};
+             CREATE TABLE dlock.{table} (key_hash BINARY(32) NOT NULL PRIMARY KEY,
+                 lock_key BLOB NOT NULL, owner BLOB NOT NULL, expires_at DATETIME(6) NOT NULL,
+                 fencing_token BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+                 UNIQUE KEY fencing (fencing_token), KEY expires (expires_at))
+                 ENGINE = InnoDB COMMENT = 'dlock lock table, layout 2';
+             INSERT INTO dlock.{table} (key_hash, lock_key, owner, expires_at, fencing_token)
+                 VALUES (UNHEX(SHA2('{key}', 256)), '{key}', 'old',
+                         UTC_TIMESTAMP(6) + INTERVAL 1 HOUR, 5);"
+        ),
+    };
+    sql.execute(&made).await;
+
+    let sidecar = sql.sidecar(&[("tableName", &table)]);
+    let api = Api::new(&sidecar).await;
+    let lock = || api.lock(Protocol::Grpc, "store", &resource, "new", 60);
+    assert_eq!(
+        lock().await,
+        Ok(false),
+        "the lock held before is held after"
+    );
+    let schema = match sql {
+        Sql::Postgresql => "current_schema()",
+        Sql::Mysql => "'dlock'",
+    };
+    let holders = format!(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = {schema} \
+         AND table_name = '{table}' AND column_name = 'holders'"
+    );
+    assert_eq!(sql.query(&holders).await.as_deref(), Some("1"));
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "store", &resource, "old").await,
+        Ok(SUCCESS)
+    );
+    assert_eq!(lock().await, Ok(true));
+    let token = sql
+        .query(&format!(
+            "SELECT fencing_token FROM {} WHERE owner = 'new'",
+            sql.table(&table)
+        ))
+        .await
+        .expect("the new owner's row");
+    assert!(token.parse::<u64>().unwrap() > 5, "token {token}");
+    drop(sidecar);
+    sql.drop_store(&table).await;
+}
+
+/// A plain take over a shared lock that expired leaves no trace of its holders: a shared
+/// request then finds the plain lock held, and only its owner may release it.
+async fn a_plain_take_over_an_expired_shared_lock_leaves_no_holders(sql: Sql) {
+    let connection = sql.connection_string();
+    let metadata: Metadata = [("connectionString", connection.as_str())]
+        .into_iter()
+        .collect();
+    let store = dlock::startup::StoreTypes::new()
+        .build(sql.type_name(), &metadata)
+        .await
+        .expect("a build with the SQL stores")
+        .expect("the store starts");
+    let key = format!("lock||app||{}", unique("taken-over"));
+    let long = Duration::from_secs(60);
+    let shared = store.acquire(&key, "reader", Duration::from_millis(200), Kind::shared(0));
+    assert!(matches!(shared.await, Ok(TryLockOutcome::Granted(_))));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let plain = store.try_lock(&key, "writer", long).await;
+    assert!(matches!(plain, Ok(TryLockOutcome::Granted(_))), "{plain:?}");
+    let reader = store.acquire(&key, "reader", long, Kind::shared(0)).await;
+    assert_eq!(reader, Ok(TryLockOutcome::Held));
+    assert_eq!(
+        store.unlock(&key, "reader").await,
+        Ok(OwnerChecked::HeldByOther)
+    );
+    assert_eq!(
+        store.unlock(&key, "writer").await,
+        Ok(OwnerChecked::Applied)
+    );
+}
+
 async fn unusable_values_in_the_table_are_an_error_naming_the_column(sql: Sql) {
     let table = format!("unusable_{}", std::process::id());
     let (null_owner, negative) = (unique("null-owner"), unique("negative"));
     let key = |resource: &str| format!("lock||app||{resource}");
     let (null_key, negative_key) = (key(&null_owner), key(&negative));
-    // The current layout, but made by hand: the owner may be NULL, the token negative.
+    // Layout 2 (migrated on start), made by hand: the owner may be NULL, the token negative.
     let made = match sql {
         Sql::Postgresql => format!(
             "DROP TABLE IF EXISTS {table};
@@ -312,6 +413,16 @@ macro_rules! sql_store_tests {
             #[tokio::test]
             async fn an_older_layout_is_migrated_with_its_locks() {
                 super::an_older_layout_is_migrated_with_its_locks($sql).await;
+            }
+
+            #[tokio::test]
+            async fn a_layout_2_table_gains_the_holders_column_with_its_locks() {
+                super::a_layout_2_table_gains_the_holders_column_with_its_locks($sql).await;
+            }
+
+            #[tokio::test]
+            async fn a_plain_take_over_an_expired_shared_lock_leaves_no_holders() {
+                super::a_plain_take_over_an_expired_shared_lock_leaves_no_holders($sql).await;
             }
 
             #[tokio::test]

@@ -95,8 +95,26 @@ function lockRow(store, lock) {
   const actions = el("td", null, "actions");
   actions.append(button);
   tr.append(el("td", store), el("td", lock.resourceId, "resource"), el("td", "", "owner"),
-    el("td", "", "left"), el("td", "", "token num"), el("td", "", "waiting num"), actions);
+    el("td", "", "left"), el("td", "", "token num"), el("td", "", "waiting num"),
+    el("td", "", "mode"), actions);
   return tr;
+}
+
+/** Puts one line per holder in a cell. */
+function lines(cell, texts) {
+  cell.replaceChildren(...texts.map((text) => el("div", text)));
+}
+
+/** A lock's holders: every holder of a shared lock, the one of an exclusive lock. */
+function holdersOf(lock) {
+  if (Array.isArray(lock.holders) && lock.holders.length > 0) return lock.holders;
+  return [{ lockOwner: lock.lockOwner, expiresInMs: lock.expiresInMs,
+    fencingToken: lock.fencingToken, holds: 1 }];
+}
+
+function modeOf(lock) {
+  if (lock.mode !== "SHARED") return "exclusive";
+  return lock.limit > 0 ? "shared, limit " + lock.limit : "shared";
 }
 
 /** Updates the lock table in place: rows are kept by store and resource id, so a row a
@@ -113,11 +131,13 @@ function renderLocks(listed, now) {
         row = { tr: lockRow(store, lock) };
         state.rows.set(key, row);
       }
-      row.expiresAt = now + Number(lock.expiresInMs);
+      const holders = holdersOf(lock);
+      row.expiresAt = holders.map((h) => now + Number(h.expiresInMs));
       const cells = row.tr.cells;
-      cells[2].textContent = lock.lockOwner;
-      cells[4].textContent = lock.fencingToken === "0" ? "–" : lock.fencingToken;
+      lines(cells[2], holders.map((h) => h.lockOwner + (h.holds > 1 ? " \u00d7" + h.holds : "")));
+      lines(cells[4], holders.map((h) => (h.fencingToken === "0" ? "–" : h.fencingToken)));
       cells[5].textContent = String(lock.waitingHere);
+      cells[6].textContent = modeOf(lock);
       body.append(row.tr); // moves it into sorted order
     }
   }
@@ -134,7 +154,7 @@ function renderLocks(listed, now) {
 function tick() {
   const now = performance.now();
   for (const row of state.rows.values()) {
-    row.tr.cells[3].textContent = timeLeft(row.expiresAt - now);
+    lines(row.tr.cells[3], row.expiresAt.map((at) => timeLeft(at - now)));
   }
 }
 
@@ -191,7 +211,7 @@ function waited(e) {
 }
 
 const WHAT = {
-  granted: (e) => ["granted to " + e.lockOwner +
+  granted: (e) => ["granted to " + e.lockOwner + (e.mode === "SHARED" ? ", shared" : "") +
     (e.fencingToken !== "0" ? " (fencing token " + e.fencingToken + ")" : "") + waited(e), "good"],
   refused: (e) => ["refused to " + e.lockOwner + waited(e), ""],
   released: (e) => [e.outcome === "released" ? "released by " + e.lockOwner

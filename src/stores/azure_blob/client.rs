@@ -107,13 +107,15 @@ impl std::fmt::Display for Failure {
     }
 }
 
+impl std::error::Error for Failure {}
+
 impl From<Failure> for StoreError {
     fn from(failure: Failure) -> StoreError {
         match failure {
             Failure::Unreachable(_) | Failure::Refused { status: 500.., .. } => {
-                StoreError::Unavailable(failure.to_string())
+                StoreError::unavailable(failure.to_string()).with_source(failure)
             }
-            Failure::Refused { .. } => StoreError::Failed(failure.to_string()),
+            Failure::Refused { .. } => StoreError::failed(failure.to_string()).with_source(failure),
         }
     }
 }

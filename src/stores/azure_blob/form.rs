@@ -53,7 +53,7 @@ pub(crate) fn metadata(
     }
     let size: usize = metadata.iter().map(|(n, v)| n.len() + v.len()).sum();
     if size > METADATA_LIMIT {
-        return Err(StoreError::Failed(format!(
+        return Err(StoreError::failed(format!(
             "the {} holders of '{}' would not fit in the {METADATA_LIMIT} bytes of metadata \
              an Azure blob may have: release some first, or use a lower limit",
             holders.map_or(0, |h| h.holders.len()),

@@ -661,7 +661,7 @@ fn lease_id(owner: &str) -> String {
 }
 
 fn contended(key: &str, attempts: usize) -> StoreError {
-    StoreError::Unavailable(format!(
+    StoreError::unavailable(format!(
         "the blob of {key} changed under every one of {attempts} attempts"
     ))
 }

@@ -85,7 +85,7 @@ impl Record {
     /// The token the next grant of `key` gets.
     pub(crate) fn next_token(&self, key: &str) -> Result<u64, StoreError> {
         self.fencing.checked_add(1).ok_or_else(|| {
-            StoreError::Failed(format!(
+            StoreError::failed(format!(
                 "the blob of '{key}' has used up its fencing counter ({})",
                 self.fencing
             ))
@@ -113,7 +113,7 @@ fn number<T: std::str::FromStr + Default>(
     match metadata.get(name) {
         None => Ok(T::default()),
         Some(value) => value.parse().map_err(|_| {
-            StoreError::Failed(format!(
+            StoreError::failed(format!(
                 "the metadata '{name}' of the blob {blob} is '{value}', which is not {what}"
             ))
         }),

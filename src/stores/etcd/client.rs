@@ -206,7 +206,7 @@ impl Client {
             .await
             .map_err(|failure| match failure {
                 Failure::Store(error) => error,
-                Failure::Unknown(reason) => StoreError::Unavailable(reason),
+                Failure::Unknown(reason) => StoreError::unavailable(reason),
             })
     }
 
@@ -259,10 +259,10 @@ impl Client {
                 match self.authenticate_on(member, left).await {
                     Ok(()) => continue, // the same member again, with the new token
                     Err(status) if worth_another_member(&status) => {}
-                    Err(status) => return Err(Failure::Store(failed(member, &status))),
+                    Err(status) => return Err(Failure::Store(failed(member, status))),
                 }
             } else if !worth_another_member(&status) {
-                return Err(Failure::Store(failed(member, &status)));
+                return Err(Failure::Store(failed(member, status)));
             }
             last_failure = format!("{}: {}", member.address, status.message());
             // Every caller moves on: this member may be the one that is gone.
@@ -283,7 +283,7 @@ impl Client {
         if last_failure.is_empty() {
             last_failure = "no answer".into();
         }
-        Err(Failure::Store(StoreError::Unavailable(format!(
+        Err(Failure::Store(StoreError::unavailable(format!(
             "etcd did not answer within {:?}: {last_failure}",
             self.timeout
         ))))
@@ -366,7 +366,7 @@ impl Client {
         if granted.error.is_empty() {
             Ok(granted)
         } else {
-            Err(StoreError::Failed(format!(
+            Err(StoreError::failed(format!(
                 "etcd refused a lease: {}",
                 granted.error
             )))
@@ -474,8 +474,9 @@ pub(crate) enum AuthFailure {
     Unreachable(String),
 }
 
-fn failed(member: &Member, status: &Status) -> StoreError {
-    StoreError::Failed(format!("etcd at {}: {}", member.address, status.message()))
+fn failed(member: &Member, status: Status) -> StoreError {
+    StoreError::failed(format!("etcd at {}: {}", member.address, status.message()))
+        .with_source(status)
 }
 
 #[cfg(test)]

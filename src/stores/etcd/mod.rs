@@ -154,7 +154,7 @@ impl EtcdStore {
             })
             .await
             .map_err(|e| match e {
-                StoreError::Unavailable(reason) => unreachable(reason),
+                StoreError::Unavailable(cause) => unreachable(cause.to_string()),
                 other => ConfigError::field(
                     "keyPrefixPath",
                     format!("can't read the keys under '{prefix}': {other}"),
@@ -304,7 +304,7 @@ impl EtcdStore {
                         continue; // no copy ran: sending another is safe
                     }
                     if unchanged {
-                        return Err(StoreError::Unavailable(reason));
+                        return Err(StoreError::unavailable(reason));
                     }
                     now
                 }
@@ -351,7 +351,7 @@ impl EtcdStore {
         self.client.discard(lease);
         match now {
             Some(_) => Ok(TryLockOutcome::Held),
-            None => Err(StoreError::Unavailable(format!(
+            None => Err(StoreError::unavailable(format!(
                 "{reason}; it did not land, the lock is free"
             ))),
         }

@@ -143,7 +143,7 @@ impl Waiter {
             .await?;
         match answer.kvs.into_iter().find(|kv| kv.lease == lease) {
             Some(kv) => Ok(kv.create_revision),
-            None => Err(StoreError::Unavailable(format!(
+            None => Err(StoreError::unavailable(format!(
                 "{reason}; the waiter's key was not made"
             ))),
         }

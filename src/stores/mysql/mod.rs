@@ -2,7 +2,9 @@
 //! lock (layout in `table.rs`, statements and their reasons in `statements.rs`). Every
 //! decision is one statement, atomic in InnoDB and timed by the server's clock; expired rows
 //! count as free at once and are removed in the background (`cleanupInterval`). Fencing tokens
-//! come from the table's `AUTO_INCREMENT` counter.
+//! come from the table's `AUTO_INCREMENT` counter. A key held in another kind (shared,
+//! limited, reentrant) keeps its holders in its row and is changed by one transaction that
+//! locks the row (`stores::sql::holders`, `statements.rs`).
 //!
 //! MySQL has no notifications: a waiter polls. The core backs its polls off; this store adds
 //! jitter, so sidecars waiting for one key do not all ask at the same instant, and bounds each
@@ -28,15 +30,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mysql_async::prelude::{FromValue, Queryable};
-use mysql_async::{Conn, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, SslOpts};
+use mysql_async::{
+    Conn, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, SslOpts, Transaction, TxOpts,
+};
 use tokio::time::Instant;
 
 use crate::config::{ConfigError, Metadata};
 use crate::lock::{
-    Capabilities, Grant, LockInfo, LockStore, OwnerChecked, StoreError, TryLockOutcome,
+    Capabilities, Grant, Kind, LockInfo, LockStore, OwnerChecked, Released, StoreError,
+    TryLockOutcome,
 };
 use crate::stores::sql;
 use crate::stores::sql::cleanup::{self, Cleanup};
+use crate::stores::sql::holders::{self, Applied, Change, Stored};
 use crate::stores::sql::releases::Releases;
 use settings::{Server, Settings, Tls};
 use statements::Statements;
@@ -138,15 +144,13 @@ impl MysqlStore {
         Fut: std::future::Future<Output = Result<T, mysql_async::Error>>,
     {
         let attempt = async {
-            let conn = self.pool.get_conn().await.map_err(|e| store_error(&e))?;
-            work(conn, &self.statements)
-                .await
-                .map_err(|e| store_error(&e))
+            let conn = self.pool.get_conn().await.map_err(store_error)?;
+            work(conn, &self.statements).await.map_err(store_error)
         };
         tokio::time::timeout(self.timeout, attempt)
             .await
             .map_err(|_| {
-                StoreError::Unavailable(format!("MySQL did not answer within {:?}", self.timeout))
+                StoreError::unavailable(format!("MySQL did not answer within {:?}", self.timeout))
             })?
     }
 
@@ -158,30 +162,124 @@ impl MysqlStore {
         expiries.insert(key.to_string(), Instant::now() + left);
     }
 
-    /// Explains an owner-checked change that changed nothing.
     /// A release's answer: applied when it changed a row (and its waiters are told), else
-    /// why not.
+    /// why not; `None` when the key keeps holders, which the statement left to a transaction.
     async fn released_or_refused(
         &self,
         key: &str,
         released: u64,
-    ) -> Result<OwnerChecked, StoreError> {
+    ) -> Result<Option<OwnerChecked>, StoreError> {
         if released > 0 {
             self.released.announce(key);
-            return Ok(OwnerChecked::Applied);
+            return Ok(Some(OwnerChecked::Applied));
         }
         self.refusal(key).await
     }
 
-    async fn refusal(&self, key: &str) -> Result<OwnerChecked, StoreError> {
+    /// Explains an owner-checked change that changed nothing: `None` when the key keeps
+    /// holders.
+    async fn refusal(&self, key: &str) -> Result<Option<OwnerChecked>, StoreError> {
         let row: Option<Row> = self
             .run(|mut conn, s| async move { conn.exec_first(&s.holder, (key,)).await })
             .await?;
         let holder = match row {
-            Some(mut row) => Some(self.text(&mut row, 0, "owner")?),
+            Some(mut row) => {
+                if self.column::<bool>(&mut row, 1, "holders")? {
+                    return Ok(None);
+                }
+                Some(self.text(&mut row, 0, "owner")?)
+            }
             None => None,
         };
-        Ok(sql::owner_checked(false, holder.as_deref()))
+        Ok(Some(sql::owner_checked(false, holder.as_deref())))
+    }
+
+    /// Applies `change` to `key`'s holders in one transaction (see `statements.rs`), again
+    /// when InnoDB picked it as a deadlock's victim (and rolled it back whole).
+    async fn change<T>(
+        &self,
+        key: &str,
+        grant: bool,
+        change: impl Change<T>,
+    ) -> Result<T, StoreError> {
+        let applied = self
+            .run(|mut conn, s| async move {
+                let mut tries = 0;
+                loop {
+                    let tx = conn.start_transaction(TxOpts::default()).await?;
+                    match self.transact(tx, s, key, grant, change).await {
+                        Err(mysql_async::Error::Server(e))
+                            if e.code == DEADLOCK && tries < DEADLOCK_RETRIES =>
+                        {
+                            tries += 1;
+                        }
+                        done => return done,
+                    }
+                }
+            })
+            .await??;
+        if applied.freed {
+            self.released.announce(key);
+        }
+        Ok(applied.answer)
+    }
+
+    /// The transaction's steps; it is committed when the change applied cleanly, else rolled
+    /// back.
+    async fn transact<T>(
+        &self,
+        mut tx: Transaction<'_>,
+        s: &Statements,
+        key: &str,
+        grant: bool,
+        change: impl Change<T>,
+    ) -> Result<Result<Applied<T>, StoreError>, mysql_async::Error> {
+        if grant {
+            tx.exec_drop(&s.lock_row, (key, key)).await?;
+        } else {
+            tx.exec_drop(&s.lock_existing, (key,)).await?;
+        }
+        let row: Option<Row> = tx.exec_first(&s.read_row, (key,)).await?;
+        let read = match row.map(|row| self.stored(row)).transpose() {
+            Ok(read) => read,
+            Err(e) => return tx.rollback().await.map(|()| Err(e)),
+        };
+        // Without a row nothing is held, whatever the time.
+        let now_ms = read.as_ref().map_or(0, |(_, now_ms)| *now_ms);
+        let stored = read.map(|(stored, _)| stored);
+        let mut applied = holders::apply(&self.table, stored.as_ref(), now_ms, change, 0);
+        if matches!(&applied, Ok(a) if a.drew_token) {
+            tx.exec_drop(&s.delete_row, (key,)).await?;
+            tx.exec_drop(&s.insert, (key, key, "", 1i64)).await?;
+            let drawn: Option<u64> = tx.exec_first(&s.drawn, ()).await?;
+            let token = drawn.unwrap_or(0);
+            applied = holders::apply(&self.table, stored.as_ref(), now_ms, change, token);
+        }
+        let applied = match applied {
+            Ok(applied) => applied,
+            Err(e) => return tx.rollback().await.map(|()| Err(e)),
+        };
+        if let Some(row) = &applied.write {
+            let deadline = row.deadline_ms.saturating_mul(1000);
+            let params = (&row.owner, deadline, row.token, &row.holders, key);
+            tx.exec_drop(&s.write_row, params).await?;
+        }
+        tx.commit().await?;
+        Ok(Ok(applied))
+    }
+
+    /// The key's row as `read_row` answers it, and the server's clock in milliseconds.
+    fn stored(&self, mut row: Row) -> Result<(Stored, u64), StoreError> {
+        let deadline_ms: i64 = self.column(&mut row, 1, "expires_at")?;
+        let holders: Option<Vec<u8>> = self.column(&mut row, 3, "holders")?;
+        let stored = Stored {
+            owner: self.text(&mut row, 0, "owner")?,
+            deadline_ms: deadline_ms.max(0) as u64,
+            token: self.column(&mut row, 2, "fencing_token")?,
+            holders: holders.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
+        };
+        let now_ms: i64 = self.column(&mut row, 4, "expires_at")?;
+        Ok((stored, now_ms.max(0) as u64))
     }
 
     /// Column `index` of a row, which the statement takes from the table's `column`.
@@ -193,7 +291,7 @@ impl MysqlStore {
     ) -> Result<T, StoreError> {
         match row.take_opt(index) {
             Some(Ok(value)) => Ok(value),
-            Some(Err(e)) => Err(sql::unreadable(&self.table, column, e)),
+            Some(Err(e)) => Err(sql::unreadable(&self.table, column, &e).with_source(e)),
             None => Err(sql::unreadable(&self.table, column, "no value")),
         }
     }
@@ -204,13 +302,21 @@ impl MysqlStore {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
-    fn info(&self, mut row: Row) -> Result<LockInfo, StoreError> {
-        Ok(LockInfo::exclusive(
-            self.text(&mut row, 0, "lock_key")?,
+    /// A live row of Inspect or List: `None` when its holders have all expired.
+    fn info(&self, mut row: Row) -> Result<Option<LockInfo>, StoreError> {
+        let key = self.text(&mut row, 0, "lock_key")?;
+        let holders: Option<Vec<u8>> = self.column(&mut row, 4, "holders")?;
+        if let Some(encoded) = holders {
+            let now_ms: i64 = self.column(&mut row, 5, "expires_at")?;
+            let encoded = String::from_utf8_lossy(&encoded);
+            return holders::info(&self.table, &key, &encoded, now_ms.max(0) as u64);
+        }
+        Ok(Some(LockInfo::exclusive(
+            key,
             self.text(&mut row, 1, "owner")?,
             sql::millis_left(self.column(&mut row, 2, "expires_at")?),
             Some(self.column(&mut row, 3, "fencing_token")?),
-        ))
+        )))
     }
 }
 
@@ -256,11 +362,43 @@ impl LockStore for MysqlStore {
         })
     }
 
+    async fn acquire(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<TryLockOutcome, StoreError> {
+        if kind.is_plain() {
+            return self.try_lock(key, owner, ttl).await;
+        }
+        self.change(key, true, holders::acquire(owner, ttl, kind))
+            .await
+    }
+
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
+        Ok(self.release(key, owner, false).await?.outcome)
+    }
+
+    async fn release(
+        &self,
+        key: &str,
+        owner: &str,
+        all_holds: bool,
+    ) -> Result<Released, StoreError> {
         let released = self
             .run(|mut conn, s| async move { changed(&mut conn, &s.release, (key, owner)).await })
             .await?;
-        self.released_or_refused(key, released).await
+        match self.released_or_refused(key, released).await? {
+            Some(outcome) => Ok(Released {
+                outcome,
+                holds_left: 0,
+            }),
+            None => {
+                self.change(key, false, holders::release(owner, all_holds))
+                    .await
+            }
+        }
     }
 
     async fn take_back(
@@ -277,7 +415,13 @@ impl LockStore for MysqlStore {
                 changed(&mut conn, &s.take_back, (key, owner, token)).await
             })
             .await?;
-        self.released_or_refused(key, released).await
+        match self.released_or_refused(key, released).await? {
+            Some(outcome) => Ok(outcome),
+            None => {
+                self.change(key, false, holders::take_back(owner, grant))
+                    .await
+            }
+        }
     }
 
     async fn renew(
@@ -286,28 +430,40 @@ impl LockStore for MysqlStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<OwnerChecked, StoreError> {
-        let ttl = micros(ttl);
-        let renewed = self
-            .run(|mut conn, s| async move { changed(&mut conn, &s.renew, (ttl, key, owner)).await })
+        let micros = micros(ttl);
+        let renewed =
+            self.run(|mut conn, s| async move {
+                changed(&mut conn, &s.renew, (micros, key, owner)).await
+            })
             .await?;
         if renewed > 0 {
             return Ok(OwnerChecked::Applied);
         }
-        self.refusal(key).await
+        match self.refusal(key).await? {
+            Some(outcome) => Ok(outcome),
+            None => self.change(key, false, holders::renew(owner, ttl)).await,
+        }
     }
 
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
         let row: Option<Row> = self
             .run(|mut conn, s| async move { conn.exec_first(&s.inspect, (key,)).await })
             .await?;
-        row.map(|row| self.info(row)).transpose()
+        Ok(match row {
+            Some(row) => self.info(row)?,
+            None => None,
+        })
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<LockInfo>, StoreError> {
         let rows: Vec<Row> = self
             .run(|mut conn, s| async move { conn.exec(&s.list, (prefix, prefix)).await })
             .await?;
-        rows.into_iter().map(|row| self.info(row)).collect()
+        let mut held = Vec::with_capacity(rows.len());
+        for row in rows {
+            held.extend(self.info(row)?);
+        }
+        Ok(held)
     }
 
     async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
@@ -348,9 +504,9 @@ impl LockStore for MysqlStore {
             listing: true,
             release_signal: false,
             line: false,
-            shared: false,
-            limit: false,
-            reentrant: false,
+            shared: true,
+            limit: true,
+            reentrant: true,
         }
     }
 }
@@ -463,7 +619,7 @@ fn describe(e: &mysql_async::Error) -> String {
 
 /// A failed statement as the core sees it: the server away, read-only, or out of time or
 /// connections is an outage; any other server error is a failure.
-fn store_error(e: &mysql_async::Error) -> StoreError {
+fn store_error(e: mysql_async::Error) -> StoreError {
     const OUTAGE: [u16; 6] = [
         1040, // too many connections
         1205, // lock wait timeout
@@ -472,11 +628,11 @@ fn store_error(e: &mysql_async::Error) -> StoreError {
         1792, // read-only transaction
         1836, // read-only mode
     ];
-    match e {
+    match &e {
         mysql_async::Error::Server(server) if !OUTAGE.contains(&server.code) => {
-            StoreError::Failed(describe(e))
+            StoreError::failed(describe(&e)).with_source(e)
         }
-        _ => StoreError::Unavailable(describe(e)),
+        _ => StoreError::unavailable(describe(&e)).with_source(e),
     }
 }
 

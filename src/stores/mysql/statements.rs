@@ -22,6 +22,20 @@
 //!   the row, expired, rather than deleting it: a take whose `INSERT` drew its number and then
 //!   stalled, while another take was granted a larger one and released, must still meet the
 //!   row and fail on the key, then take over with a fresh, larger number.
+//! - **plain statements and records**: a key held in another kind keeps its holders in the
+//!   row's `holders` column (`stores::sql::holders`), with the first holder as `owner` and the
+//!   last deadline as `expires_at`, so a take finds it held (and a take over it once it
+//!   expired inserts a fresh row, without holders). A release, take-back or renewal leaves a
+//!   row that has holders alone; `holder` then says so, and the store serves the request with
+//!   a transaction.
+//! - **the transaction** of a key with holders: `lock_row` inserts an expired placeholder row
+//!   when the key has none, or locks the row it has (`ON DUPLICATE KEY UPDATE` with no change
+//!   still locks it), and `lock_existing` only locks; then `read_row` reads it (a locking read,
+//!   so the newest version whatever the isolation level) and the clock, which is read when
+//!   that statement starts, after the row was locked. A grant draws its token the only way the
+//!   `AUTO_INCREMENT` counter hands one out: `delete_row` and the `insert` of a fresh row,
+//!   whose number `drawn` reads; `write_row` then writes the row back. Nobody sees the row
+//!   between the two: it is locked until the commit.
 //! - **keys**: InnoDB's index entries are at most 3072 bytes, and a 1 KiB resource id in
 //!   utf8mb4 can take 4 KiB; the primary key is the SHA-256 of the key (`key_hash`,
 //!   32 bytes), computed by the server, and the key itself sits beside it in a `BLOB`.
@@ -56,17 +70,32 @@ pub(crate) struct Statements {
     pub(crate) force_release: String,
     /// grace µs.
     pub(crate) cleanup: String,
+    /// key, key: creates the key's row if missing, and locks it.
+    pub(crate) lock_row: String,
+    /// key: locks the key's row if there is one.
+    pub(crate) lock_existing: String,
+    /// key: owner, expiry in ms (rounded up), token, holders, the clock in ms (rounded down).
+    pub(crate) read_row: String,
+    /// key.
+    pub(crate) delete_row: String,
+    /// The token the last `insert` drew.
+    pub(crate) drawn: String,
+    /// owner, expiry in µs since the epoch, token, holders, key.
+    pub(crate) write_row: String,
 }
 
 /// The key's row, by the hash that is its primary key.
 const ROW: &str = "key_hash = UNHEX(SHA2(?, 256))";
 const LIVE: &str = "expires_at > UTC_TIMESTAMP(6)";
+/// The start of the epoch, as a time the server adds intervals to without a time zone.
+const EPOCH: &str = "CAST('1970-01-01' AS DATETIME(6))";
 
 impl Statements {
     /// Statements for `table`, already quoted (`` `schema`.`table` ``).
     pub(crate) fn new(table: &str) -> Statements {
         let millis_left = "TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(6), expires_at) DIV 1000";
-        let columns = format!("lock_key, owner, {millis_left}, fencing_token");
+        let now_ms = format!("TIMESTAMPDIFF(MICROSECOND, {EPOCH}, UTC_TIMESTAMP(6)) DIV 1000");
+        let columns = format!("lock_key, owner, {millis_left}, fencing_token, holders, {now_ms}");
         Statements {
             insert: format!(
                 "INSERT INTO {table} (key_hash, lock_key, owner, expires_at) \
@@ -78,28 +107,48 @@ impl Statements {
             expires_in: format!("SELECT {millis_left} FROM {table} WHERE {ROW} AND {LIVE}"),
             release: format!(
                 "UPDATE {table} SET expires_at = UTC_TIMESTAMP(6) \
-                 WHERE {ROW} AND owner = ? AND {LIVE}"
+                 WHERE {ROW} AND owner = ? AND {LIVE} AND holders IS NULL"
             ),
             take_back: format!(
                 "UPDATE {table} SET expires_at = UTC_TIMESTAMP(6) \
-                 WHERE {ROW} AND owner = ? AND fencing_token = ? AND {LIVE}"
+                 WHERE {ROW} AND owner = ? AND fencing_token = ? AND {LIVE} \
+                 AND holders IS NULL"
             ),
             renew: format!(
                 "UPDATE {table} SET expires_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND \
-                 WHERE {ROW} AND owner = ? AND {LIVE}"
+                 WHERE {ROW} AND owner = ? AND {LIVE} AND holders IS NULL"
             ),
-            holder: format!("SELECT owner FROM {table} WHERE {ROW} AND {LIVE}"),
+            holder: format!(
+                "SELECT owner, holders IS NOT NULL FROM {table} WHERE {ROW} AND {LIVE}"
+            ),
             inspect: format!("SELECT {columns} FROM {table} WHERE {ROW} AND {LIVE}"),
             list: format!(
                 "SELECT {columns} FROM {table} \
                  WHERE SUBSTRING(lock_key, 1, LENGTH(?)) = ? AND {LIVE} ORDER BY lock_key"
             ),
             force_release: format!(
-                "UPDATE {table} SET expires_at = UTC_TIMESTAMP(6) WHERE {ROW} AND {LIVE}"
+                "UPDATE {table} SET expires_at = UTC_TIMESTAMP(6), holders = NULL \
+                 WHERE {ROW} AND {LIVE}"
             ),
             cleanup: format!(
                 "DELETE FROM {table} \
                  WHERE expires_at < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND"
+            ),
+            lock_row: format!(
+                "INSERT INTO {table} (key_hash, lock_key, owner, expires_at) \
+                 VALUES (UNHEX(SHA2(?, 256)), ?, '', {EPOCH}) \
+                 ON DUPLICATE KEY UPDATE owner = owner"
+            ),
+            lock_existing: format!("SELECT 1 FROM {table} WHERE {ROW} FOR UPDATE"),
+            read_row: format!(
+                "SELECT owner, (TIMESTAMPDIFF(MICROSECOND, {EPOCH}, expires_at) + 999) DIV 1000, \
+                 fencing_token, holders, {now_ms} FROM {table} WHERE {ROW} FOR UPDATE"
+            ),
+            delete_row: format!("DELETE FROM {table} WHERE {ROW}"),
+            drawn: "SELECT LAST_INSERT_ID()".to_string(),
+            write_row: format!(
+                "UPDATE {table} SET owner = ?, expires_at = {EPOCH} + INTERVAL ? MICROSECOND, \
+                 fencing_token = ?, holders = ? WHERE {ROW}"
             ),
         }
     }

@@ -3,9 +3,10 @@
 //! DDL is not transactional: sidecars starting together serialize on a named lock
 //! (`GET_LOCK`), so one does the work and the others find it done.
 //!
-//! The layout (2): `key_hash BINARY(32)` primary key (see `statements.rs`), `lock_key BLOB`,
+//! The layout (3): `key_hash BINARY(32)` primary key (see `statements.rs`), `lock_key BLOB`,
 //! `owner BLOB`, `expires_at DATETIME(6)` in UTC by the server's clock, `fencing_token`
-//! `AUTO_INCREMENT`, and an index on `expires_at` for the cleanup. Layout 1, the classic lock
+//! `AUTO_INCREMENT`, `holders MEDIUMBLOB` (NULL but for a key held in another kind than the
+//! plain one, see `stores::sql::holders`), and an index on `expires_at` for the cleanup. Layout 1, the classic lock
 //! table, is `lock_key` as the primary key, `owner` and `expires_at`.
 
 use mysql_async::prelude::Queryable;
@@ -77,11 +78,24 @@ async fn steps(
                      owner BLOB NOT NULL,
                      expires_at DATETIME(6) NOT NULL,
                      fencing_token BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+                     holders MEDIUMBLOB NULL,
                      UNIQUE KEY fencing (fencing_token),
                      KEY expires (expires_at)
                  ) ENGINE = InnoDB COMMENT = '{current}'"
                 ),
             ],
+            Decision::Migrate(2) => {
+                tracing::info!(
+                    "migrating the lock table {qualified} to layout {}",
+                    layout::CURRENT
+                );
+                // Table comment and column in one statement: DDL is not transactional, and a
+                // sidecar stopped in between must not find the comment without the column.
+                vec![format!(
+                    "ALTER TABLE {qualified} ADD COLUMN holders MEDIUMBLOB NULL, \
+                     COMMENT = '{current}'"
+                )]
+            }
             Decision::Migrate(_) => {
                 let columns: Vec<String> = conn
                     .exec(
@@ -109,6 +123,7 @@ async fn steps(
                     format!(
                         "ALTER TABLE {qualified} ADD COLUMN key_hash BINARY(32) NULL FIRST, \
                      ADD COLUMN fencing_token BIGINT UNSIGNED NOT NULL AUTO_INCREMENT, \
+                     ADD COLUMN holders MEDIUMBLOB NULL, \
                      ADD UNIQUE KEY fencing (fencing_token)"
                     ),
                     format!("UPDATE {qualified} SET key_hash = UNHEX(SHA2(lock_key, 256))"),

@@ -43,10 +43,12 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::{ConfigError, Metadata};
 use crate::lock::{
-    Capabilities, Grant, LockInfo, LockStore, OwnerChecked, StoreError, TryLockOutcome,
+    Capabilities, Grant, Kind, LockInfo, LockStore, OwnerChecked, Released, StoreError,
+    TryLockOutcome,
 };
 use crate::stores::sql;
 use crate::stores::sql::cleanup::{self, Cleanup};
+use crate::stores::sql::holders::{self, Change, Stored};
 use crate::stores::sql::releases::Releases;
 use settings::Settings;
 use statements::{Names, Statements};
@@ -148,21 +150,18 @@ impl PostgresStore {
     ) -> Result<Vec<Row>, StoreError> {
         let work = async {
             let client = self.pool.get().await.map_err(|e| {
-                StoreError::Unavailable(format!("no connection to PostgreSQL: {e}"))
+                StoreError::unavailable(format!("no connection to PostgreSQL: {e}")).with_source(e)
             })?;
             let prepared = client
                 .prepare_cached(statement(&self.statements))
                 .await
-                .map_err(|e| store_error(&e))?;
-            client
-                .query(&prepared, params)
-                .await
-                .map_err(|e| store_error(&e))
+                .map_err(store_error)?;
+            client.query(&prepared, params).await.map_err(store_error)
         };
         tokio::time::timeout(self.timeout, work)
             .await
             .map_err(|_| {
-                StoreError::Unavailable(format!(
+                StoreError::unavailable(format!(
                     "PostgreSQL did not answer within {:?}",
                     self.timeout
                 ))
@@ -173,16 +172,16 @@ impl PostgresStore {
     async fn remove_expired(&self, grace_millis: i64) -> Result<u64, StoreError> {
         let work = async {
             let client = self.pool.get().await.map_err(|e| {
-                StoreError::Unavailable(format!("no connection to PostgreSQL: {e}"))
+                StoreError::unavailable(format!("no connection to PostgreSQL: {e}")).with_source(e)
             })?;
             client
                 .execute(&self.statements.cleanup, &[&grace_millis])
                 .await
-                .map_err(|e| store_error(&e))
+                .map_err(store_error)
         };
         tokio::time::timeout(self.timeout, work)
             .await
-            .map_err(|_| StoreError::Unavailable("PostgreSQL did not answer in time".into()))?
+            .map_err(|_| StoreError::unavailable("PostgreSQL did not answer in time"))?
     }
 
     /// Column `index` of a row, which the statement takes from the table's `column`.
@@ -195,30 +194,124 @@ impl PostgresStore {
         row.try_get(index).map_err(|e| {
             // The driver's own words name the column by number; the reason is its source.
             let reason = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
-            sql::unreadable(&self.table, column, reason)
+            sql::unreadable(&self.table, column, reason).with_source(e)
         })
     }
 
-    /// The one answer row of an owner-checked statement, read as release or renewal.
-    fn owner_checked(&self, rows: &[Row]) -> Result<OwnerChecked, StoreError> {
+    /// The one answer row of an owner-checked statement, read as release or renewal: `None`
+    /// when the key keeps holders, which the statement leaves to a transaction.
+    fn owner_checked(&self, rows: &[Row]) -> Result<Option<OwnerChecked>, StoreError> {
         let row = rows
             .first()
-            .ok_or_else(|| StoreError::Failed("PostgreSQL answered no row".into()))?;
+            .ok_or_else(|| StoreError::failed("PostgreSQL answered no row"))?;
         let applied: bool = row.try_get(0).map_err(unexpected)?;
         let holder: Option<String> = self.column(row, 1, "owner")?;
-        Ok(sql::owner_checked(applied, holder.as_deref()))
+        let record: bool = row.try_get(2).map_err(unexpected)?;
+        Ok((!record).then(|| sql::owner_checked(applied, holder.as_deref())))
     }
 
-    fn info(&self, row: &Row) -> Result<LockInfo, StoreError> {
-        Ok(LockInfo::exclusive(
-            self.column::<String>(row, 0, "key")?,
+    /// A live row of Inspect or List: `None` when its holders have all expired.
+    fn info(&self, row: &Row) -> Result<Option<LockInfo>, StoreError> {
+        let key = self.column::<String>(row, 0, "key")?;
+        if let Some(encoded) = self.column::<Option<String>>(row, 4, "holders")? {
+            let now_ms: i64 = row.try_get(5).map_err(unexpected)?;
+            return holders::info(&self.table, &key, &encoded, now_ms.max(0) as u64);
+        }
+        Ok(Some(LockInfo::exclusive(
+            key,
             self.column::<String>(row, 1, "owner")?,
             sql::millis_left(self.column(row, 2, "expires_at")?),
             Some(sql::fencing_token(
                 &self.table,
                 self.column(row, 3, "fencing_token")?,
             )?),
-        ))
+        )))
+    }
+
+    /// Applies `change` to `key`'s holders in one transaction (see `statements.rs`).
+    async fn change<T>(
+        &self,
+        key: &str,
+        grant: bool,
+        change: impl Change<T>,
+    ) -> Result<T, StoreError> {
+        let db = |e: tokio_postgres::Error| store_error(e);
+        let s = &self.statements;
+        let work = async {
+            let mut client = self.pool.get().await.map_err(|e| {
+                StoreError::unavailable(format!("no connection to PostgreSQL: {e}")).with_source(e)
+            })?;
+            let transaction = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+                .start()
+                .await
+                .map_err(db)?;
+            let lock = if grant { &s.lock_row } else { &s.lock_existing };
+            let lock = transaction.prepare_cached(lock).await.map_err(db)?;
+            transaction.execute(&lock, &[&key]).await.map_err(db)?;
+            let read = transaction.prepare_cached(&s.read_row).await.map_err(db)?;
+            let stored = match transaction.query_opt(&read, &[&key]).await.map_err(db)? {
+                Some(row) => Some((
+                    self.stored(&row)?,
+                    row.try_get::<_, i64>(4).map_err(unexpected)?,
+                )),
+                None => None,
+            };
+            // Without a row nothing is held, whatever the time.
+            let now_ms = stored.as_ref().map_or(0, |(_, now)| (*now).max(0) as u64);
+            let stored = stored.map(|(row, _)| row);
+            let mut applied = holders::apply(&self.table, stored.as_ref(), now_ms, change, 0)?;
+            if applied.drew_token {
+                let draw = transaction
+                    .prepare_cached(&s.draw_token)
+                    .await
+                    .map_err(db)?;
+                let drawn: i64 = transaction.query_one(&draw, &[]).await.map_err(db)?.get(0);
+                let token = sql::fencing_token(&self.table, drawn)?;
+                applied = holders::apply(&self.table, stored.as_ref(), now_ms, change, token)?;
+            }
+            if let Some(row) = &applied.write {
+                let write = transaction.prepare_cached(&s.write_row).await.map_err(db)?;
+                let deadline_ms = i64::try_from(row.deadline_ms).unwrap_or(i64::MAX);
+                let token = i64::try_from(row.token).unwrap_or(i64::MAX);
+                transaction
+                    .execute(
+                        &write,
+                        &[
+                            &key,
+                            &row.owner,
+                            &deadline_ms,
+                            &token,
+                            &row.holders,
+                            &applied.freed,
+                        ],
+                    )
+                    .await
+                    .map_err(db)?;
+            }
+            transaction.commit().await.map_err(db)?;
+            Ok(applied.answer)
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| {
+                StoreError::unavailable(format!(
+                    "PostgreSQL did not answer within {:?}",
+                    self.timeout
+                ))
+            })?
+    }
+
+    /// The key's row as `read_row` answers it.
+    fn stored(&self, row: &Row) -> Result<Stored, StoreError> {
+        let deadline_ms: i64 = self.column(row, 1, "expires_at")?;
+        Ok(Stored {
+            owner: self.column(row, 0, "owner")?,
+            deadline_ms: deadline_ms.max(0) as u64,
+            token: sql::fencing_token(&self.table, self.column(row, 2, "fencing_token")?)?,
+            holders: self.column(row, 3, "holders")?,
+        })
     }
 }
 
@@ -242,8 +335,41 @@ impl LockStore for PostgresStore {
         })
     }
 
+    async fn acquire(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<TryLockOutcome, StoreError> {
+        if kind.is_plain() {
+            return self.try_lock(key, owner, ttl).await;
+        }
+        self.change(key, true, holders::acquire(owner, ttl, kind))
+            .await
+    }
+
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
-        self.owner_checked(&self.query(|s| &s.release, &[&key, &owner]).await?)
+        Ok(self.release(key, owner, false).await?.outcome)
+    }
+
+    async fn release(
+        &self,
+        key: &str,
+        owner: &str,
+        all_holds: bool,
+    ) -> Result<Released, StoreError> {
+        let rows = self.query(|s| &s.release, &[&key, &owner]).await?;
+        match self.owner_checked(&rows)? {
+            Some(outcome) => Ok(Released {
+                outcome,
+                holds_left: 0,
+            }),
+            None => {
+                self.change(key, false, holders::release(owner, all_holds))
+                    .await
+            }
+        }
     }
 
     async fn take_back(
@@ -255,11 +381,16 @@ impl LockStore for PostgresStore {
         let Some(token) = grant.fencing_token.and_then(|t| i64::try_from(t).ok()) else {
             return self.unlock(key, owner).await;
         };
-        self.owner_checked(
-            &self
-                .query(|s| &s.take_back, &[&key, &owner, &token])
-                .await?,
-        )
+        let rows = self
+            .query(|s| &s.take_back, &[&key, &owner, &token])
+            .await?;
+        match self.owner_checked(&rows)? {
+            Some(outcome) => Ok(outcome),
+            None => {
+                self.change(key, false, holders::take_back(owner, grant))
+                    .await
+            }
+        }
     }
 
     async fn renew(
@@ -268,18 +399,29 @@ impl LockStore for PostgresStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<OwnerChecked, StoreError> {
-        let ttl = sql::ttl_millis(ttl);
-        self.owner_checked(&self.query(|s| &s.renew, &[&key, &owner, &ttl]).await?)
+        let millis = sql::ttl_millis(ttl);
+        let rows = self.query(|s| &s.renew, &[&key, &owner, &millis]).await?;
+        match self.owner_checked(&rows)? {
+            Some(outcome) => Ok(outcome),
+            None => self.change(key, false, holders::renew(owner, ttl)).await,
+        }
     }
 
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
         let rows = self.query(|s| &s.inspect, &[&key]).await?;
-        rows.first().map(|row| self.info(row)).transpose()
+        Ok(match rows.first() {
+            Some(row) => self.info(row)?,
+            None => None,
+        })
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<LockInfo>, StoreError> {
         let rows = self.query(|s| &s.list, &[&prefix]).await?;
-        rows.iter().map(|row| self.info(row)).collect()
+        let mut held = Vec::with_capacity(rows.len());
+        for row in &rows {
+            held.extend(self.info(row)?);
+        }
+        Ok(held)
     }
 
     async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
@@ -305,9 +447,9 @@ impl LockStore for PostgresStore {
             listing: true,
             release_signal: true,
             line: false,
-            shared: false,
-            limit: false,
-            reentrant: false,
+            shared: true,
+            limit: true,
+            reentrant: true,
         }
     }
 }
@@ -315,7 +457,7 @@ impl LockStore for PostgresStore {
 /// A computed value of a statement's answer that is not what the statement gives: a value of
 /// the table is named by `PostgresStore::column` instead.
 fn unexpected(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Failed(format!("PostgreSQL answered unexpectedly: {e}"))
+    StoreError::failed(format!("PostgreSQL answered unexpectedly: {e}")).with_source(e)
 }
 
 /// The TLS connector: certificates are checked against `sslrootcert`, else the system's
@@ -373,7 +515,7 @@ fn describe(e: &tokio_postgres::Error) -> String {
 
 /// A failed statement as the core sees it: PostgreSQL away, read-only (a standby, during a
 /// failover) or out of resources is an outage; anything else is a failure.
-fn store_error(e: &tokio_postgres::Error) -> StoreError {
+fn store_error(e: tokio_postgres::Error) -> StoreError {
     let outage = match e.code() {
         None => true,
         Some(code) => {
@@ -383,9 +525,9 @@ fn store_error(e: &tokio_postgres::Error) -> StoreError {
         }
     };
     if outage {
-        StoreError::Unavailable(describe(e))
+        StoreError::unavailable(describe(&e)).with_source(e)
     } else {
-        StoreError::Failed(describe(e))
+        StoreError::failed(describe(&e)).with_source(e)
     }
 }
 

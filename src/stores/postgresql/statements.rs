@@ -16,6 +16,18 @@
 //!   a force release) keeps the row, expired, rather than deleting it: a take that drew its
 //!   token and then stalled, while another take was granted a larger one and released, must
 //!   still find the row and its larger token, not an empty slot to insert into.
+//! - **plain statements and records**: a key held in another kind keeps its holders in the
+//!   row's `holders` column (`stores::sql::holders`), with the first holder as `owner` and the
+//!   last deadline as `expires_at`, so a take finds it held. A take over an expired row
+//!   clears the column; a release, take-back or renewal leaves a row that has one alone and
+//!   says so (a third answer column), and the store serves the request with a transaction.
+//! - **the transaction** of a key with holders: under READ COMMITTED, `lock_row` inserts an
+//!   expired placeholder row when the key has none, or locks the row it has (`ON CONFLICT DO
+//!   UPDATE … WHERE false` changes nothing but locks the row), and `lock_existing` only locks;
+//!   then `read_row` reads it and `clock_timestamp()`, the clock at that moment, since `now()`
+//!   is when the transaction began, before it may have waited for the row. A grant draws its
+//!   token (`draw_token`) only once the row is locked, so it exceeds every earlier grant of the
+//!   key; `write_row` writes the row back and notifies the key's waiters when asked.
 //! - **cleanup** removes rows that expired more than a grace period ago (the timeout, which
 //!   is also every session's `statement_timeout`), so a take that drew its token before the
 //!   row was removed has finished, or been cancelled by the server, by then.
@@ -31,6 +43,15 @@ pub(crate) struct Statements {
     pub(crate) list: String,
     pub(crate) force_release: String,
     pub(crate) cleanup: String,
+    /// key: creates the key's row if missing, and locks it.
+    pub(crate) lock_row: String,
+    /// key: locks the key's row if there is one.
+    pub(crate) lock_existing: String,
+    /// key: owner, expiry in ms (rounded up), token, holders, the clock in ms (rounded down).
+    pub(crate) read_row: String,
+    pub(crate) draw_token: String,
+    /// key, owner, expiry in ms, token, holders, whether to notify.
+    pub(crate) write_row: String,
 }
 
 /// The names the store's objects go by, quoted for statements.
@@ -72,47 +93,76 @@ impl Statements {
         let expiry = "now() + $3::bigint * interval '1 millisecond'";
         let holder = format!("(SELECT owner FROM {table} WHERE key = $1 AND expires_at > now())");
         let millis_left = "(extract(epoch FROM expires_at - now()) * 1000)::bigint";
+        let record = format!(
+            "EXISTS (SELECT 1 FROM {table} \
+             WHERE key = $1 AND expires_at > now() AND holders IS NOT NULL)"
+        );
+        let now_ms = "floor(extract(epoch FROM now()) * 1000)::bigint";
         Statements {
             take: format!(
                 "INSERT INTO {table} AS held (key, owner, expires_at, fencing_token) \
                  VALUES ($1, $2, {expiry}, nextval('{sequence}')) \
                  ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, \
-                 expires_at = excluded.expires_at, fencing_token = excluded.fencing_token \
+                 expires_at = excluded.expires_at, fencing_token = excluded.fencing_token, \
+                 holders = NULL \
                  WHERE held.expires_at <= now() AND held.fencing_token < excluded.fencing_token \
                  RETURNING held.fencing_token"
             ),
             release: format!(
                 "WITH released AS (UPDATE {table} SET expires_at = now() \
-                 WHERE key = $1 AND owner = $2 AND expires_at > now() RETURNING key) \
-                 SELECT (SELECT count(pg_notify('{channel}', key)) FROM released) > 0, {holder}"
+                 WHERE key = $1 AND owner = $2 AND expires_at > now() AND holders IS NULL \
+                 RETURNING key) \
+                 SELECT (SELECT count(pg_notify('{channel}', key)) FROM released) > 0, {holder}, \
+                 {record}"
             ),
             take_back: format!(
                 "WITH released AS (UPDATE {table} SET expires_at = now() \
                  WHERE key = $1 AND owner = $2 AND fencing_token = $3 AND expires_at > now() \
-                 RETURNING key) \
-                 SELECT (SELECT count(pg_notify('{channel}', key)) FROM released) > 0, {holder}"
+                 AND holders IS NULL RETURNING key) \
+                 SELECT (SELECT count(pg_notify('{channel}', key)) FROM released) > 0, {holder}, \
+                 {record}"
             ),
             renew: format!(
                 "WITH renewed AS (UPDATE {table} SET expires_at = {expiry} \
-                 WHERE key = $1 AND owner = $2 AND expires_at > now() RETURNING key) \
-                 SELECT EXISTS (SELECT 1 FROM renewed), {holder}"
+                 WHERE key = $1 AND owner = $2 AND expires_at > now() AND holders IS NULL \
+                 RETURNING key) \
+                 SELECT EXISTS (SELECT 1 FROM renewed), {holder}, {record}"
             ),
             inspect: format!(
-                "SELECT key, owner, {millis_left}, fencing_token FROM {table} \
-                 WHERE key = $1 AND expires_at > now()"
+                "SELECT key, owner, {millis_left}, fencing_token, holders, {now_ms} \
+                 FROM {table} WHERE key = $1 AND expires_at > now()"
             ),
             list: format!(
-                "SELECT key, owner, {millis_left}, fencing_token FROM {table} \
-                 WHERE starts_with(key, $1) AND expires_at > now() ORDER BY key"
+                "SELECT key, owner, {millis_left}, fencing_token, holders, {now_ms} \
+                 FROM {table} WHERE starts_with(key, $1) AND expires_at > now() ORDER BY key"
             ),
             force_release: format!(
-                "WITH released AS (UPDATE {table} SET expires_at = now() \
+                "WITH released AS (UPDATE {table} SET expires_at = now(), holders = NULL \
                  WHERE key = $1 AND expires_at > now() RETURNING key) \
                  SELECT count(pg_notify('{channel}', key)), count(*) > 0 FROM released"
             ),
             cleanup: format!(
                 "DELETE FROM {table} \
                  WHERE expires_at < now() - $1::bigint * interval '1 millisecond'"
+            ),
+            lock_row: format!(
+                "INSERT INTO {table} AS held (key, owner, expires_at, fencing_token) \
+                 VALUES ($1, '', 'epoch', 0) \
+                 ON CONFLICT (key) DO UPDATE SET owner = held.owner WHERE false"
+            ),
+            lock_existing: format!("SELECT 1 FROM {table} WHERE key = $1 FOR UPDATE"),
+            read_row: format!(
+                "SELECT owner, ceil(extract(epoch FROM expires_at) * 1000)::bigint, \
+                 fencing_token, holders, \
+                 floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint \
+                 FROM {table} WHERE key = $1"
+            ),
+            draw_token: format!("SELECT nextval('{sequence}')"),
+            write_row: format!(
+                "WITH written AS (UPDATE {table} SET owner = $2, \
+                 expires_at = 'epoch'::timestamptz + $3::bigint * interval '1 millisecond', \
+                 fencing_token = $4, holders = $5 WHERE key = $1 RETURNING key) \
+                 SELECT count(pg_notify('{channel}', key)) FROM written WHERE $6::boolean"
             ),
         }
     }

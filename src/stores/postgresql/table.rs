@@ -3,10 +3,11 @@
 //! starting together take a transaction-scoped advisory lock first, so one of them does the
 //! work and the others find it done.
 //!
-//! The layout (2): `key text PRIMARY KEY` (PostgreSQL's B-tree takes entries up to about
+//! The layout (3): `key text PRIMARY KEY` (PostgreSQL's B-tree takes entries up to about
 //! 2.7 kB, above any key a 1 KiB resource id makes), `owner text`, `expires_at timestamptz`
-//! (PostgreSQL's clock), `fencing_token bigint` from the sequence `<table>_fencing`, and an
-//! index on `expires_at` for the cleanup.
+//! (PostgreSQL's clock), `fencing_token bigint` from the sequence `<table>_fencing`, `holders
+//! text` (NULL but for a key held in another kind than the plain one, see
+//! `stores::sql::holders`), and an index on `expires_at` for the cleanup.
 
 use tokio_postgres::Client;
 
@@ -79,8 +80,19 @@ pub(crate) async fn ensure(client: &mut Client, names: &Names) -> Result<(), Con
                      key text PRIMARY KEY,
                      owner text NOT NULL,
                      expires_at timestamptz NOT NULL,
-                     fencing_token bigint NOT NULL);
+                     fencing_token bigint NOT NULL,
+                     holders text);
                  CREATE INDEX ON {table} (expires_at);
+                 COMMENT ON TABLE {table} IS '{current}';"
+            )
+        }
+        Decision::Migrate(2) => {
+            tracing::info!(
+                "migrating the lock table {table} to layout {}",
+                layout::CURRENT
+            );
+            format!(
+                "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS holders text;
                  COMMENT ON TABLE {table} IS '{current}';"
             )
         }
@@ -113,6 +125,7 @@ pub(crate) async fn ensure(client: &mut Client, names: &Names) -> Result<(), Con
                  ALTER TABLE {table} ADD COLUMN fencing_token bigint;
                  UPDATE {table} SET fencing_token = nextval('{sequence}');
                  ALTER TABLE {table} ALTER COLUMN fencing_token SET NOT NULL;
+                 ALTER TABLE {table} ADD COLUMN holders text;
                  CREATE INDEX IF NOT EXISTS {index} ON {table} (expires_at);
                  COMMENT ON TABLE {table} IS '{current}';",
                 index = index_name(names),

@@ -3,6 +3,8 @@
 //! script with daprd's answers), so daprd and dlockd fleets on one Redis share every lock.
 //! Fencing, renewal, inspection and the release signal live beside it (see `scripts.rs`),
 //! in a bounded number of keys: nothing per resource id outlives its lock (see `keys.rs`).
+//! Shared, limited and reentrant locks keep their holders as a record in the lock key itself
+//! (see `records.rs`).
 //!
 //! The connection in each topology (one server, Sentinel, Cluster) is in `connection.rs`;
 //! where keys live, hash tags for a cluster included, in `keys.rs`. What a failover can lose,
@@ -11,6 +13,7 @@
 
 mod connection;
 mod keys;
+mod records;
 mod replicas;
 mod scripts;
 mod settings;
@@ -20,15 +23,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::{RedisError, Script};
+use redis::{RedisError, Script, ScriptInvocation};
 
 use crate::config::ConfigError;
 use crate::config::Metadata;
+use crate::lock::holders;
 use crate::lock::{
-    Capabilities, Grant, LockInfo, LockStore, OwnerChecked, StoreError, TryLockOutcome,
+    Capabilities, Grant, Kind, LockInfo, LockStore, OwnerChecked, Released, StoreError,
+    TryLockOutcome,
 };
 use connection::{Connection, Handle};
 use keys::{legacy_fence_key, token_key, KeyLayout};
+use records::{Checked, RACES};
 use settings::{Settings, Topology, WaitReplicas};
 use signal::ReleaseSignal;
 
@@ -44,7 +50,8 @@ pub(crate) struct RedisStore {
     acquire: Script,
     unlock: Script,
     renew: Script,
-    inspect: Script,
+    look: Script,
+    swap: Script,
     force_release: Script,
     release_grant: Script,
     /// `waitReplicas`: grants and renewals count once this many replicas have them.
@@ -63,9 +70,9 @@ fn store_error(error: RedisError) -> StoreError {
         || error.is_connection_dropped()
         || error.is_connection_refusal()
     {
-        StoreError::Unavailable(error.to_string())
+        StoreError::unavailable(error.to_string()).with_source(error)
     } else {
-        StoreError::Failed(error.to_string())
+        StoreError::failed(error.to_string()).with_source(error)
     }
 }
 
@@ -107,7 +114,8 @@ impl RedisStore {
             acquire: scripts::acquire(),
             unlock: scripts::unlock(),
             renew: scripts::renew(),
-            inspect: scripts::inspect(),
+            look: scripts::look(),
+            swap: scripts::swap(),
             force_release: scripts::force_release(),
             release_grant: scripts::release_grant(),
             wait_replicas: settings.wait_replicas,
@@ -121,97 +129,135 @@ impl RedisStore {
         store_error(error)
     }
 
-    /// Runs an owner-checked script (release or renew) on a lock and its token record; both
-    /// take the owner and one more argument and answer -1 / -2 / done. With `confirm`, a done
-    /// that fewer replicas than asked for acknowledged is an outage.
+    /// Runs an owner-checked script (unlock, renew, release of a grant): its answer and, with
+    /// `confirm`, how many replicas acknowledged.
     async fn owner_checked(
         &self,
-        script: &Script,
-        lock: &str,
-        owner: &str,
-        extra: impl redis::ToRedisArgs,
+        invocation: &ScriptInvocation<'_>,
         confirm: Option<WaitReplicas>,
-    ) -> Result<OwnerChecked, StoreError> {
-        let mut invocation = script.key(lock);
-        invocation.key(token_key(lock)).arg(owner).arg(extra);
+    ) -> Result<(Checked, Option<u32>), StoreError> {
         let mut handle = self.connection.handle();
-        let Some(wait) = confirm else {
-            let answer: i64 = invocation
-                .invoke_async(&mut handle)
-                .await
-                .map_err(|e| self.failed(e))?;
-            return Ok(outcome(answer));
-        };
-        let (answer, acknowledged): (i64, u32) =
-            replicas::run_confirmed(&mut handle, &invocation, wait)
-                .await
-                .map_err(|e| self.failed(e))?;
-        let outcome = outcome(answer);
-        if outcome == OwnerChecked::Applied && acknowledged < wait.replicas {
-            // Not undone: the replicas still have the expiry before it, which the holder had
-            // already been promised.
-            return Err(StoreError::Unavailable(replicas::shortfall(
-                "the renewal",
-                acknowledged,
-                wait,
-            )));
+        match confirm {
+            None => {
+                let answer = invocation.invoke_async(&mut handle).await;
+                Ok((answer.map_err(|e| self.failed(e))?, None))
+            }
+            Some(wait) => {
+                let answered = replicas::run_confirmed(&mut handle, invocation, wait).await;
+                let (answer, acknowledged) = answered.map_err(|e| self.failed(e))?;
+                Ok((answer, Some(acknowledged)))
+            }
+        }
+    }
+
+    /// A renewal's outcome, or an outage when fewer replicas than asked for acknowledged it.
+    /// Not undone: the replicas still have the expiry before it, which the holder had already
+    /// been promised.
+    fn confirmed_renewal(
+        &self,
+        outcome: OwnerChecked,
+        acknowledged: Option<u32>,
+    ) -> Result<OwnerChecked, StoreError> {
+        if let (Some(wait), Some(acknowledged)) = (self.wait_replicas, acknowledged) {
+            if outcome == OwnerChecked::Applied && acknowledged < wait.replicas {
+                return Err(StoreError::unavailable(replicas::shortfall(
+                    "the renewal",
+                    acknowledged,
+                    wait,
+                )));
+            }
         }
         Ok(outcome)
     }
 
-    /// Releases a grant that its replicas did not confirm, if the lock still holds it.
-    async fn release_unconfirmed(&self, lock: &str, owner: &str, token: u64) {
-        if let Err(error) = self.release_grant(lock, owner, token).await {
+    /// Takes back a grant that its replicas did not confirm, if the lock still holds it.
+    async fn release_unconfirmed(&self, lock: &str, owner: &str, grant: Grant) {
+        if let Err(error) = self.take_back_at(lock, owner, grant).await {
             // Held until its expiry; the caller was told it was not granted either way.
             tracing::warn!("an unconfirmed grant of {lock} stays until it expires: {error}");
         }
     }
 
-    /// Releases the grant of `owner` with `token` at `lock` (a Redis key), only while the lock
-    /// is still held under that token: never a later grant of the same owner.
-    async fn release_grant(
+    /// Takes back one of `owner`'s holds at `lock` (a Redis key), or all of them: the plain
+    /// release script, and for a record, a compare-and-set of it.
+    async fn release_at(
         &self,
         lock: &str,
         owner: &str,
-        token: u64,
+        all_holds: bool,
+    ) -> Result<Released, StoreError> {
+        for _ in 0..RACES {
+            let mut invocation = self.unlock.key(lock);
+            invocation
+                .key(token_key(lock))
+                .arg(owner)
+                .arg(signal::channel(lock));
+            let (now_ms, value) = match self.owner_checked(&invocation, None).await?.0 {
+                Checked::Plain(answer) => {
+                    return Ok(Released {
+                        outcome: outcome(answer),
+                        holds_left: 0,
+                    })
+                }
+                Checked::Record { now_ms, value } => (now_ms, value),
+            };
+            let release = |record: &mut holders::Record, now| record.release(now, owner, all_holds);
+            if let Some((released, _)) = self.change(lock, now_ms, &value, None, release).await? {
+                return Ok(released);
+            }
+        }
+        Err(records::lost_races(lock))
+    }
+
+    /// Takes back one hold of `grant` of `owner` at `lock` (a Redis key), only while the lock
+    /// is still held under that grant's token: never a later grant of the same owner.
+    async fn take_back_at(
+        &self,
+        lock: &str,
+        owner: &str,
+        grant: Grant,
     ) -> Result<OwnerChecked, StoreError> {
-        let released: i64 = self
-            .release_grant
-            .key(lock)
-            .key(token_key(lock))
-            .arg(owner)
-            .arg(format!("{owner}|{token}"))
-            .arg(signal::channel(lock))
-            .invoke_async(&mut self.connection.handle())
-            .await
-            .map_err(|e| self.failed(e))?;
-        Ok(if released == 1 {
-            OwnerChecked::Applied
-        } else {
-            OwnerChecked::NotHeld
-        })
+        let Some(token) = grant.fencing_token else {
+            return Ok(self.release_at(lock, owner, false).await?.outcome);
+        };
+        for _ in 0..RACES {
+            let mut invocation = self.release_grant.key(lock);
+            invocation
+                .key(token_key(lock))
+                .arg(owner)
+                .arg(format!("{owner}|{token}"))
+                .arg(signal::channel(lock));
+            let (now_ms, value) = match self.owner_checked(&invocation, None).await?.0 {
+                Checked::Plain(1) => return Ok(OwnerChecked::Applied),
+                Checked::Plain(_) => return Ok(OwnerChecked::NotHeld),
+                Checked::Record { now_ms, value } => (now_ms, value),
+            };
+            let take_back = |record: &mut holders::Record, now| record.take_back(now, owner, grant);
+            if let Some((outcome, _)) = self.change(lock, now_ms, &value, None, take_back).await? {
+                return Ok(outcome);
+            }
+        }
+        Err(records::lost_races(lock))
     }
 
     /// Who holds the lock at `lock` (a Redis key), reported under the store key `key`.
     async fn inspect_lock(&self, key: &str, lock: &str) -> Result<Option<LockInfo>, StoreError> {
-        let found: Option<(String, i64, String)> = self
-            .inspect
-            .key(lock)
-            .key(token_key(lock))
-            .invoke_async(&mut self.connection.handle())
-            .await
-            .map_err(|e| self.failed(e))?;
-        Ok(found.map(|(owner, pttl, record)| {
-            // The token record is `<owner>|<token>`; a lock taken by daprd has none, and a
-            // record left by an earlier holder names another owner.
-            let fencing_token = record
-                .rsplit_once('|')
-                .filter(|(who, _)| *who == owner)
-                .and_then(|(_, token)| token.parse().ok());
-            // -1: no expiry (set by hand); shown as no time left rather than forever.
-            let expires_in = Duration::from_millis(pttl.max(0) as u64);
-            LockInfo::exclusive(key, owner, expires_in, fencing_token)
-        }))
+        let look = self.look(lock).await?;
+        let Some(value) = look.value.as_deref() else {
+            return Ok(None);
+        };
+        if let Some(record) = records::decode(lock, value)? {
+            return Ok(record.info(key, look.now_ms));
+        }
+        let fencing_token = records::plain_token(value, look.token_record.as_deref());
+        // -1: no expiry (set by hand); shown as no time left rather than forever.
+        let expires_in = Duration::from_millis(look.pttl.max(0) as u64);
+        Ok(Some(LockInfo::exclusive(
+            key,
+            value,
+            expires_in,
+            fencing_token,
+        )))
     }
 }
 
@@ -276,8 +322,9 @@ impl LockStore for RedisStore {
                     .await
                     .map_err(|e| self.failed(e))?;
                 if token != 0 && acknowledged < wait.replicas {
-                    self.release_unconfirmed(&lock, owner, token).await;
-                    return Err(StoreError::Unavailable(replicas::shortfall(
+                    let grant = Grant::first(Some(token));
+                    self.release_unconfirmed(&lock, owner, grant).await;
+                    return Err(StoreError::unavailable(replicas::shortfall(
                         "the grant",
                         acknowledged,
                         wait,
@@ -293,9 +340,30 @@ impl LockStore for RedisStore {
         })
     }
 
+    async fn acquire(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<TryLockOutcome, StoreError> {
+        if kind.is_plain() {
+            return self.try_lock(key, owner, ttl).await;
+        }
+        self.acquire_kind(key, owner, ttl, kind).await
+    }
+
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
-        let lock = self.layout.lock_key(key);
-        self.owner_checked(&self.unlock, &lock, owner, signal::channel(&lock), None)
+        Ok(self.release(key, owner, false).await?.outcome)
+    }
+
+    async fn release(
+        &self,
+        key: &str,
+        owner: &str,
+        all_holds: bool,
+    ) -> Result<Released, StoreError> {
+        self.release_at(&self.layout.lock_key(key), owner, all_holds)
             .await
     }
 
@@ -305,11 +373,8 @@ impl LockStore for RedisStore {
         owner: &str,
         grant: Grant,
     ) -> Result<OwnerChecked, StoreError> {
-        let lock = self.layout.lock_key(key);
-        match grant.fencing_token {
-            Some(token) => self.release_grant(&lock, owner, token).await,
-            None => self.unlock(key, owner).await,
-        }
+        self.take_back_at(&self.layout.lock_key(key), owner, grant)
+            .await
     }
 
     async fn renew(
@@ -319,8 +384,24 @@ impl LockStore for RedisStore {
         ttl: Duration,
     ) -> Result<OwnerChecked, StoreError> {
         let lock = self.layout.lock_key(key);
-        self.owner_checked(&self.renew, &lock, owner, millis(ttl), self.wait_replicas)
-            .await
+        let confirm = self.wait_replicas;
+        for _ in 0..RACES {
+            let mut invocation = self.renew.key(&lock);
+            invocation.key(token_key(&lock)).arg(owner).arg(millis(ttl));
+            let (now_ms, value) = match self.owner_checked(&invocation, confirm).await? {
+                (Checked::Plain(answer), acknowledged) => {
+                    return self.confirmed_renewal(outcome(answer), acknowledged)
+                }
+                (Checked::Record { now_ms, value }, _) => (now_ms, value),
+            };
+            let renew = |record: &mut holders::Record, now| record.renew(now, owner, ttl);
+            if let Some((renewed, acknowledged)) =
+                self.change(&lock, now_ms, &value, confirm, renew).await?
+            {
+                return self.confirmed_renewal(renewed, acknowledged);
+            }
+        }
+        Err(records::lost_races(&lock))
     }
 
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
@@ -389,22 +470,30 @@ impl LockStore for RedisStore {
         let lock = self.layout.lock_key(key);
         // Subscribed before looking, so a release in between is not missed.
         let mut interest = self.signal.watch(signal::channel(&lock), deadline).await;
-        let mut handle = self.connection.handle();
-        let look = redis::cmd("PTTL").arg(&lock).clone();
-        let pttl: i64 = match tokio::time::timeout_at(deadline, look.query_async(&mut handle)).await
-        {
-            Ok(answer) => answer.map_err(|e| self.failed(e))?,
+        let look = match tokio::time::timeout_at(deadline, self.look(&lock)).await {
+            Ok(look) => look?,
             Err(_) => return Ok(()), // out of time: the caller looks again
         };
-        if pttl == -2 {
+        let Some(value) = look.value.as_deref() else {
             return Ok(()); // free already
-        }
+        };
+        // A place comes free at the first holder's deadline; a plain lock's is the key's.
+        let left_ms = match records::decode(&lock, value)? {
+            Some(mut record) => {
+                record.purge(look.now_ms);
+                if record.is_free() {
+                    return Ok(());
+                }
+                let left = record.holders.iter().map(|e| e.deadline_ms - look.now_ms);
+                left.min()
+            }
+            None => u64::try_from(look.pttl).ok().filter(|ms| *ms > 0),
+        };
         // A release by daprd publishes nothing, and an expiry publishes nothing: the wait is
         // bounded by the holder's expiry and by max_wait, so those are seen by polling.
-        let until = if pttl > 0 {
-            deadline.min(tokio::time::Instant::now() + Duration::from_millis(pttl as u64))
-        } else {
-            deadline
+        let until = match left_ms {
+            Some(ms) => deadline.min(tokio::time::Instant::now() + Duration::from_millis(ms)),
+            None => deadline,
         };
         let _ = tokio::time::timeout_at(until, interest.released()).await;
         Ok(())
@@ -420,9 +509,29 @@ impl LockStore for RedisStore {
             listing: true,
             release_signal: true,
             line: false,
-            shared: false,
-            limit: false,
-            reentrant: false,
+            shared: true,
+            limit: true,
+            reentrant: true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_connection_is_an_outage_caused_by_the_redis_error() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let redis_error = RedisError::from(refused);
+        let words = redis_error.to_string();
+        let error = store_error(redis_error);
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            format!("lock store unavailable: {words}")
+        );
+        let source = std::error::Error::source(&error).expect("the Redis error is the source");
+        assert!(source.is::<RedisError>(), "{source:?}");
     }
 }

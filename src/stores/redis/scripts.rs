@@ -8,6 +8,11 @@
 //! Releases publish on the lock's own channel, the release signal for waiters on every sidecar
 //! (see `signal.rs`).
 //!
+//! A shared, limited or reentrant lock keeps its holders as a `holders::Record` in the lock key
+//! itself (see `records.rs`), so daprd's `SET NX` finds such a key held too. The owner-checked
+//! scripts of the plain lock leave a record alone and answer it with the server's clock
+//! instead, so the caller goes on to change it without another read.
+//!
 //! A token is never below the server's clock in microseconds (`TIME`): the counter is lifted
 //! to it before counting on. A replica promoted after its master died may lack the master's
 //! last increments, but its clock has moved on by the time of the failover, so its tokens
@@ -16,6 +21,63 @@
 
 use redis::Script;
 
+use crate::lock::holders::MARK;
+
+/// Lua: `draw(counter, legacy)` advances a shared fencing counter and answers the token, never
+/// below the server's clock in microseconds, after lifting the counter to an earlier version's
+/// per-key counter (`legacy`), which it then deletes.
+const DRAW: &str = r"
+local function draw(counter, legacy_key)
+  local legacy = redis.call('GET', legacy_key)
+  if legacy then
+    if tonumber(legacy) > (tonumber(redis.call('GET', counter)) or 0) then
+      redis.call('SET', counter, legacy)
+    end
+    redis.call('DEL', legacy_key)
+  end
+  local token = redis.call('INCR', counter)
+  local now = redis.call('TIME')
+  local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  if token < floor then
+    token = floor
+    redis.call('SET', counter, string.format('%.0f', token))
+  end
+  return token
+end
+";
+
+/// Lua: `now_ms()`, the server's clock in milliseconds, the clock of a record's deadlines.
+const NOW_MS: &str = r"
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+";
+
+/// Lua: `is_record(value)`, whether a lock key's value is a holders record rather than an owner.
+fn is_record() -> String {
+    format!(
+        r"
+local function is_record(value)
+  return string.sub(value, 1, {len}) == '{MARK}'
+end
+",
+        len = MARK.len()
+    )
+}
+
+/// Lua that an owner-checked script starts with: when the lock key holds a record, it answers
+/// `{now ms, record}` untouched.
+fn answer_a_record() -> String {
+    format!(
+        r"{NOW_MS}{is_record}
+local holder = redis.call('GET', KEYS[1])
+if holder and is_record(holder) then return {{now_ms(), holder}} end
+",
+        is_record = is_record()
+    )
+}
+
 /// KEYS: lock, shared fencing counter, token, the key's counter from earlier versions.
 /// ARGV: owner, ttl ms. Returns the fencing token, or 0 when held.
 ///
@@ -23,38 +85,26 @@ use redis::Script;
 /// reading `TIME` must not be; `replicate_commands` has it replicate the writes instead (the
 /// default from Redis 5, the only way from 7).
 pub(crate) fn acquire() -> Script {
-    Script::new(
+    Script::new(&format!(
         r"
         if redis.replicate_commands then redis.replicate_commands() end
+        {DRAW}
         if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
           return 0
         end
-        local legacy = redis.call('GET', KEYS[4])
-        if legacy then
-          if tonumber(legacy) > (tonumber(redis.call('GET', KEYS[2])) or 0) then
-            redis.call('SET', KEYS[2], legacy)
-          end
-          redis.call('DEL', KEYS[4])
-        end
-        local token = redis.call('INCR', KEYS[2])
-        local now = redis.call('TIME')
-        local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
-        if token < floor then
-          token = floor
-          redis.call('SET', KEYS[2], string.format('%.0f', token))
-        end
+        local token = draw(KEYS[2], KEYS[4])
         redis.call('SET', KEYS[3], ARGV[1] .. '|' .. string.format('%.0f', token), 'PX', ARGV[2])
         return token
         ",
-    )
+    ))
 }
 
-/// daprd's release, with the same answers: -1 not held, -2 held by another, >= 0 released.
-/// KEYS: lock, token. ARGV: owner, channel.
+/// daprd's release, with the same answers: -1 not held, -2 held by another, >= 0 released; a
+/// record is answered as `{now ms, record}`. KEYS: lock, token. ARGV: owner, channel.
 pub(crate) fn unlock() -> Script {
-    Script::new(
+    Script::new(&format!(
         r"
-        local holder = redis.call('GET', KEYS[1])
+        {record}
         if not holder then return -1 end
         if holder ~= ARGV[1] then return -2 end
         redis.call('DEL', KEYS[2])
@@ -62,48 +112,95 @@ pub(crate) fn unlock() -> Script {
         redis.call('PUBLISH', ARGV[2], '')
         return deleted
         ",
-    )
+        record = answer_a_record()
+    ))
 }
 
-/// Releases one grant, a grant whose replicas did not confirm it: only while the lock is still
-/// the owner's under that grant's token, never a later grant of the same owner.
-/// KEYS: lock, token. ARGV: owner, `<owner>|<token>`, channel. Returns 1 when released.
+/// Releases one grant, a grant whose replicas did not confirm it or whose caller had gone:
+/// only while the lock is still the owner's under that grant's token, never a later grant of
+/// the same owner. KEYS: lock, token. ARGV: owner, `<owner>|<token>`, channel. Returns 1 when
+/// released, 0 when not; a record as `{now ms, record}`.
 pub(crate) fn release_grant() -> Script {
-    Script::new(
+    Script::new(&format!(
         r"
-        if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('GET', KEYS[2]) ~= ARGV[2] then
+        {record}
+        if holder ~= ARGV[1] or redis.call('GET', KEYS[2]) ~= ARGV[2] then
           return 0
         end
         redis.call('DEL', KEYS[2], KEYS[1])
         redis.call('PUBLISH', ARGV[3], '')
         return 1
         ",
-    )
+        record = answer_a_record()
+    ))
 }
 
-/// KEYS: lock, token. ARGV: owner, ttl ms. Answers as unlock: -1, -2, or 1 renewed.
+/// KEYS: lock, token. ARGV: owner, ttl ms. Answers as unlock: -1, -2, or 1 renewed; a record
+/// as `{now ms, record}`.
 pub(crate) fn renew() -> Script {
-    Script::new(
+    Script::new(&format!(
         r"
-        local holder = redis.call('GET', KEYS[1])
+        {record}
         if not holder then return -1 end
         if holder ~= ARGV[1] then return -2 end
         redis.call('PEXPIRE', KEYS[1], ARGV[2])
         redis.call('PEXPIRE', KEYS[2], ARGV[2])
         return 1
         ",
-    )
+        record = answer_a_record()
+    ))
 }
 
-/// KEYS: lock, token. Returns false when free, else {owner, pttl ms, token record or ''}.
-pub(crate) fn inspect() -> Script {
-    Script::new(
+/// A look at a lock in one step. KEYS: lock, token. Returns {now ms, the lock key's value or
+/// nil, its pttl, the token record or nil}.
+pub(crate) fn look() -> Script {
+    Script::new(&format!(
         r"
-        local holder = redis.call('GET', KEYS[1])
-        if not holder then return false end
-        return {holder, redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[2]) or ''}
+        {NOW_MS}
+        return {{now_ms(), redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]),
+          redis.call('GET', KEYS[2])}}
         ",
-    )
+    ))
+}
+
+/// The compare-and-set of a record: writes the lock key's new value only if it still holds
+/// what the caller read (and, when given, the token record too), with the expiry at the new
+/// value's deadline by the server's clock, or deletes the key when that is past; with `draw`,
+/// first draws a token from the key's counter and writes it between the value's two halves.
+/// The token record, of no use beside a record, goes. KEYS: as acquire's. ARGV: '1' when the
+/// key was read holding a value, else '0'; that value; the token record read, or '' to not
+/// look; the new value (its part before the token when drawing); its part after the token;
+/// '1' to draw; the deadline ms; a channel to publish a release on, or ''. Returns -1 when
+/// the key changed since it was read, else the token drawn, 0 when none.
+pub(crate) fn swap() -> Script {
+    Script::new(&format!(
+        r"
+        if redis.replicate_commands then redis.replicate_commands() end
+        {DRAW}{NOW_MS}
+        local current = redis.call('GET', KEYS[1])
+        if ARGV[1] == '1' then
+          if current ~= ARGV[2] then return -1 end
+          if ARGV[3] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[3] then return -1 end
+        elseif current then
+          return -1
+        end
+        local token = 0
+        local value = ARGV[4]
+        if ARGV[6] == '1' then
+          token = draw(KEYS[2], KEYS[4])
+          value = value .. string.format('%.0f', token) .. ARGV[5]
+        end
+        redis.call('DEL', KEYS[3])
+        local left = tonumber(ARGV[7]) - now_ms()
+        if left > 0 then
+          redis.call('SET', KEYS[1], value, 'PX', string.format('%.0f', left))
+        else
+          redis.call('DEL', KEYS[1])
+        end
+        if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], '') end
+        return token
+        ",
+    ))
 }
 
 /// KEYS: lock, token. ARGV: channel. Returns 1 when something was held.

@@ -2,18 +2,22 @@
 //! settings every SQL store reads the same way (`settings.rs`), the layout-version check that
 //! decides whether a lock table is created, migrated or refused (`layout.rs`), the background
 //! removal of expired rows (`cleanup.rs`), the released keys a sidecar's waiters listen to
-//! (`releases.rs`), and the reading of answers (below): an owner-checked statement's, and
+//! (`releases.rs`), shared, limited and reentrant locks kept in a row (`holders.rs`), and the
+//! reading of answers (below): an owner-checked statement's, and
 //! values of the table that cannot be used, which are an error naming the table and the column,
 //! never a panic: a table made or changed outside dlock may hold a NULL, a value of another
 //! type, or a negative fencing token. The statements themselves are each database's own: their dialects differ
 //! exactly where a lock table needs them (upserts, sequences, index limits, clocks).
 //!
 //! Both stores follow one design: a row per held lock, keyed by the store key, holding the
-//! owner, the expiry as a time of the database's clock and the fencing token. Every decision is
-//! one statement that the database runs atomically, and every comparison with "now" is made by
-//! the database, so sidecars with skewed clocks still agree on who holds a lock.
+//! owner, the expiry as a time of the database's clock and the fencing token. Every decision on
+//! a plain lock is one statement that the database runs atomically, every decision on a key
+//! held in another kind one transaction that locks its row (`holders.rs`), and every
+//! comparison with "now" is made by the database, so sidecars with skewed clocks still agree on
+//! who holds a lock.
 
 pub(crate) mod cleanup;
+pub(crate) mod holders;
 pub(crate) mod layout;
 #[cfg(test)]
 pub(crate) mod raw_bench;
@@ -26,7 +30,7 @@ use crate::lock::{OwnerChecked, StoreError};
 
 /// A value of `table`'s `column` that the store cannot use, and why.
 pub(crate) fn unreadable(table: &str, column: &str, reason: impl Display) -> StoreError {
-    StoreError::Failed(format!(
+    StoreError::failed(format!(
         "the lock table {table} holds a value dlock can't use in its column {column}: {reason}"
     ))
 }

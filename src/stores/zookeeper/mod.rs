@@ -150,9 +150,9 @@ impl LockStore for ZookeeperStore {
             owner.to_string(),
             ttl,
         ));
-        attempt
-            .await
-            .map_err(|e| StoreError::Failed(format!("the lock attempt failed: {e}")))?
+        attempt.await.map_err(|e| {
+            StoreError::failed(format!("the lock attempt failed: {e}")).with_source(e)
+        })?
     }
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {

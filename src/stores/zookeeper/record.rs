@@ -70,7 +70,7 @@ pub(crate) struct Contender {
 impl Contender {
     pub(crate) fn parse(path: &str, data: &[u8], stat: Stat) -> Result<Contender, StoreError> {
         let parsed: Data = serde_json::from_slice(data).map_err(|_| {
-            StoreError::Failed(format!(
+            StoreError::failed(format!(
                 "the node {path} is not a dlock lock (its data is not {{\"owner\",\"expiryMs\"}})"
             ))
         })?;

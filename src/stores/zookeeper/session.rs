@@ -276,16 +276,17 @@ fn ended(error: &Error) -> bool {
 /// A ZooKeeper failure as the core sees it: an outage the caller may retry, or a wrong answer.
 pub(crate) fn store_error(error: Error) -> StoreError {
     match error {
-        Error::Timeout => {
-            StoreError::Unavailable("ZooKeeper did not answer within requestTimeout".into())
-        }
+        Error::Timeout => StoreError::unavailable("ZooKeeper did not answer within requestTimeout")
+            .with_source(error),
         Error::ConnectionLoss
         | Error::NoHosts
         | Error::SessionExpired
         | Error::SessionMoved
         | Error::ClientClosed
         | Error::Throttled
-        | Error::NotReadOnly => StoreError::Unavailable(format!("ZooKeeper: {error}")),
-        other => StoreError::Failed(format!("ZooKeeper: {other}")),
+        | Error::NotReadOnly => {
+            StoreError::unavailable(format!("ZooKeeper: {error}")).with_source(error)
+        }
+        other => StoreError::failed(format!("ZooKeeper: {other}")).with_source(other),
     }
 }

@@ -31,7 +31,7 @@ pub(crate) struct Tree {
 
 /// The answer for a key whose nodes changed under every one of `MAX_LOOKS` looks.
 pub(crate) fn busy(key: &str) -> StoreError {
-    StoreError::Unavailable(format!("the lock {key} changed hands too often to be read"))
+    StoreError::unavailable(format!("the lock {key} changed hands too often to be read"))
 }
 
 impl Tree {

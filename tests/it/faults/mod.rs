@@ -20,9 +20,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dlock::cli::connect::Locks;
+use dlock::proto::dlock::{AcquireRequest, LockMode};
 
 use crate::support::backend::Backend;
-use crate::support::locks::acquire_grpc;
+use crate::support::locks::request_on;
 use crate::support::servers::shared;
 
 /// The expiry of every lock in the suite, in seconds: short, so the suite stays quick.
@@ -202,11 +203,36 @@ struct Granted {
 /// try is a
 /// try-lock (an acquire that does not wait), so the grant came after the last one was sent.
 async fn contend(locks: &Locks, key: &str, owner: &str, within: Duration) -> Option<Granted> {
+    contend_for(
+        locks,
+        request_on("store", key, owner, TTL_SECONDS as i32, 0),
+        within,
+    )
+    .await
+}
+
+/// `contend` for a place among at most `limit` shared holders.
+async fn contend_for_a_place(
+    locks: &Locks,
+    key: &str,
+    owner: &str,
+    limit: u32,
+    within: Duration,
+) -> Option<Granted> {
+    let request = AcquireRequest {
+        mode: LockMode::Shared.into(),
+        limit,
+        ..request_on("store", key, owner, TTL_SECONDS as i32, 0)
+    };
+    contend_for(locks, request, within).await
+}
+
+async fn contend_for(locks: &Locks, request: AcquireRequest, within: Duration) -> Option<Granted> {
     let deadline = Instant::now() + within;
     loop {
         let sent = Instant::now();
-        let tried = acquire_grpc(locks, "store", key, owner, TTL_SECONDS as i32, 0).await;
-        if let Ok(answer) = tried {
+        let tried = locks.clone().acquire(request.clone()).await;
+        if let Ok(answer) = tried.map(tonic::Response::into_inner) {
             if answer.acquired {
                 let token = answer.has_fencing.then_some(answer.fencing_token);
                 return Some(Granted { sent, token });
@@ -261,6 +287,29 @@ fault_suite! {
     postgresql: Backend::Postgresql;
     mysql: Backend::Mysql;
     azure_blob: Backend::AzureBlob;
+}
+
+/// The partition of a semaphore's permit holder, on the stores with LIMIT.
+macro_rules! permit_suite {
+    ($($store:ident: $backend:expr;)*) => {$(
+        mod $store {
+            use crate::support::backend::Backend;
+
+            #[tokio::test]
+            async fn permit_partition() {
+                super::super::partition::permit_holder_is_told_first($backend).await;
+            }
+        }
+    )*};
+}
+
+mod permits {
+    permit_suite! {
+        redis: Backend::Redis;
+        redis_cluster: Backend::RedisCluster;
+        postgresql: Backend::Postgresql;
+        mysql: Backend::Mysql;
+    }
 }
 
 /// The embedded store has no server to lose or be cut from: a crash of its sidecar is the

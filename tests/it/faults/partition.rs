@@ -3,11 +3,15 @@
 //! renewed lock through it. The holder must be told (dlock exits 4) strictly before another
 //! owner, through a sidecar outside, is granted the lock; that owner gets it within the expiry
 //! plus the store's detection time; and once the link is back the cut-off sidecar serves again.
+//! The same holds for one permit of a semaphore: the cut-off holder of one of two places is
+//! told before its place goes to anyone else, while the holder of the other place keeps it.
 
 use std::time::{Duration, Instant};
 
 use super::history::History;
-use super::{contend, detection, figures, server_ports, Holder, APP, SLACK, TTL};
+use super::{
+    contend, contend_for_a_place, detection, figures, server_ports, Holder, APP, SLACK, TTL,
+};
 use crate::support::api::{Api, Protocol, SUCCESS};
 use crate::support::backend::{unique, Backend};
 use crate::support::dlockd::{Dlockd, Options, DLOCK};
@@ -80,6 +84,84 @@ pub async fn holder_is_told_first(backend: Backend) {
             ("holder_told", told - cut),
             ("other_granted", granted.sent - cut),
             ("serves_again", served - healed),
+        ],
+    );
+}
+
+/// A semaphore of two places: one holder inside the partition, one outside. Once the link is
+/// cut, the holder inside is told (dlock exits 4) before a third owner gets its place; the
+/// holder outside keeps its place throughout.
+pub async fn permit_holder_is_told_first(backend: Backend) {
+    let Some(netns) = Netns::create(&server_ports(backend)) else {
+        return;
+    };
+    let inside = Dlockd::start(Options {
+        netns: Some(netns.name.clone()),
+        ..Options::with_component(APP, backend.component("store", None))
+    });
+    let outside = backend.sidecar(APP, &[("store", None)]);
+    let locks = outside.locks().await;
+    let key = unique("permit-partition");
+    let semaphore = |mut command: std::process::Command| {
+        command.args(["--limit", "2"]);
+        command
+    };
+    let mut cut_off = Holder::start(
+        semaphore(netns.command(DLOCK)),
+        &inside.grpc,
+        &key,
+        "inside",
+    );
+    let mut kept = Holder::start(
+        semaphore(std::process::Command::new(DLOCK)),
+        &outside.grpc,
+        &key,
+        "outside",
+    );
+    tokio::time::sleep(TTL / 2).await;
+    let full = contend_for_a_place(&locks, &key, "third", 2, Duration::ZERO).await;
+    assert!(
+        full.is_none(),
+        "a third place was granted under a limit of two"
+    );
+
+    let cut = Instant::now();
+    netns.cut();
+    let within = TTL + detection(backend) + SLACK;
+    let Some(granted) = contend_for_a_place(&locks, &key, "third", 2, within).await else {
+        panic!(
+            "nobody got the cut-off holder's place in {:?}",
+            cut.elapsed()
+        );
+    };
+    let Some((told, status)) = cut_off.exited(SLACK) else {
+        panic!(
+            "the partitioned holder was not told of its loss:\n{}",
+            cut_off.output()
+        );
+    };
+    assert_eq!(status.code(), Some(4), "{}", cut_off.output());
+    assert!(
+        told < granted.sent,
+        "the holder was told {:?} after the cut, not before its place went to another owner \
+         ({:?} after the cut, at the latest)\n{}",
+        told - cut,
+        granted.sent - cut,
+        cut_off.output()
+    );
+    assert!(
+        kept.exited(Duration::ZERO).is_none(),
+        "the holder outside lost its place:\n{}",
+        kept.output()
+    );
+    kept.stop();
+    netns.heal();
+    figures(
+        backend,
+        "permit_partition",
+        &[
+            ("holder_told", told - cut),
+            ("other_granted", granted.sent - cut),
         ],
     );
 }

@@ -26,7 +26,14 @@ async fn dapr_api_token_covers_our_routes_too() {
     let anonymous = sidecar.http_client();
     let wrong = HttpClient::new(&sidecar.http, Some("u".into()));
     for client in [&anonymous, &wrong] {
-        for route in ["acquire", "renew", "inspect", "list", "force-release"] {
+        for route in [
+            "acquire",
+            "renew",
+            "release",
+            "inspect",
+            "list",
+            "force-release",
+        ] {
             let path = format!("/dlock/v1/{route}/store");
             let answer = client.post(&path, body.clone()).await.unwrap();
             assert_eq!(

@@ -63,7 +63,8 @@ async fn http_and_grpc_answer_alike() {
             .await
             .unwrap();
         let grpc_took = started.elapsed();
-        let refused = json!({"acquired": false, "fencingToken": "0", "hasFencing": false});
+        let refused =
+            json!({"acquired": false, "fencingToken": "0", "hasFencing": false, "holds": 0});
         assert_eq!(http, refused, "HTTP, wait {wait_ms} ms");
         assert_eq!(acquire_json(&grpc), refused, "gRPC, wait {wait_ms} ms");
         let waited = Duration::from_millis(wait_ms as u64);

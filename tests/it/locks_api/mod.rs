@@ -5,6 +5,7 @@ mod api_token;
 mod doors_agree;
 mod errors;
 mod force_release;
+mod kinds;
 mod shared_with_dapr;
 
 use crate::support::dlockd::Options;

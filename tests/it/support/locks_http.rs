@@ -79,14 +79,16 @@ pub fn acquire_json(answer: &AcquireResponse) -> Value {
         "acquired": answer.acquired,
         "fencingToken": answer.fencing_token.to_string(),
         "hasFencing": answer.has_fencing,
+        "holds": answer.holds,
     })
 }
 
 /// A granted HTTP acquire: checks its shape and returns the fencing token.
 pub fn granted_token(answer: &Value) -> u64 {
     let object = answer.as_object().expect("an object");
-    assert_eq!(object.len(), 3, "{answer}");
+    assert_eq!(object.len(), 4, "{answer}");
     assert_eq!(answer["acquired"], json!(true), "{answer}");
+    assert_eq!(answer["holds"], json!(1), "{answer}");
     assert_eq!(answer["hasFencing"], json!(true), "{answer}");
     let token: u64 = answer["fencingToken"]
         .as_str()

@@ -1,0 +1,186 @@
+//! What a lock of each kind costs its store, counted by the store itself: the commands or
+//! statements it served and the rows or keys it wrote, per plain try-lock + unlock, per shared
+//! grant + release, and per reentrant re-entry + release, side by side. A benchmark that prints
+//! figures, not a test (the servers are shared by the whole suite, so their counters move with
+//! every other test); run it alone:
+//!
+//! `scripts/test.sh kinds_cost --ignored --nocapture 2>&1 | grep 'kinds cost'`
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dlock::lock::{Kind, LockStore};
+use mysql_async::prelude::Queryable;
+
+use crate::contract::store;
+use crate::support::backend::{unique, Backend};
+
+const ROUNDS: u64 = 100;
+const TTL: Duration = Duration::from_secs(30);
+
+/// The pairs measured (an acquire and its release), each run `ROUNDS` times on keys of its own.
+#[derive(Clone, Copy, Debug)]
+enum Operation {
+    Plain,
+    Shared,
+    Reentry,
+}
+
+async fn run(store: &Arc<dyn LockStore>, operation: Operation, keys: &[String]) {
+    for key in keys {
+        match operation {
+            Operation::Plain => {
+                store.try_lock(key, "o", TTL).await.unwrap();
+                store.unlock(key, "o").await.unwrap();
+            }
+            Operation::Shared => {
+                store.acquire(key, "o", TTL, Kind::shared(3)).await.unwrap();
+                store.release(key, "o", false).await.unwrap();
+            }
+            Operation::Reentry => {
+                store
+                    .acquire(key, "o", TTL, Kind::PLAIN.reentrant())
+                    .await
+                    .unwrap();
+                store.release(key, "o", false).await.unwrap();
+            }
+        }
+    }
+}
+
+/// Takes each key once reentrantly, so that the measured pair is a re-entry and its release.
+async fn prepare(store: &Arc<dyn LockStore>, operation: Operation, keys: &[String]) {
+    if let Operation::Reentry = operation {
+        for key in keys {
+            store
+                .acquire(key, "o", TTL, Kind::PLAIN.reentrant())
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// A store's own counters, by name.
+type Counters = Vec<(&'static str, u64)>;
+
+async fn redis_counters() -> Counters {
+    let mut redis = crate::redis::raw().await;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let calls = |line: &str| -> u64 {
+        line.split("calls=")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.parse().unwrap())
+    };
+    let commands: u64 = info
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_"))
+        .map(calls)
+        .sum();
+    let scripts: u64 = info
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .map(calls)
+        .sum();
+    vec![
+        ("commands (inner ones of scripts included)", commands),
+        ("script calls", scripts),
+    ]
+}
+
+async fn postgres_counters() -> Counters {
+    // A busy backend reports its counts once a second at most, an idle one within 10 s.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let client = crate::sql_stores::postgres().await;
+    let row = client
+        .query_one(
+            "SELECT xact_commit, tup_inserted + tup_updated + tup_deleted FROM pg_stat_database \
+             WHERE datname = current_database()",
+            &[],
+        )
+        .await
+        .unwrap();
+    vec![
+        ("transactions", row.get::<_, i64>(0) as u64),
+        ("rows written", row.get::<_, i64>(1) as u64),
+    ]
+}
+
+async fn mysql_counters() -> Counters {
+    let mut mysql = crate::sql_stores::mysql().await;
+    let rows: Vec<(String, String)> = mysql
+        .query(
+            "SHOW GLOBAL STATUS WHERE Variable_name IN \
+             ('Questions', 'Com_insert', 'Com_update', 'Com_delete', 'Com_commit')",
+        )
+        .await
+        .unwrap();
+    let get = |name: &str| -> u64 {
+        rows.iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, v)| v.parse().unwrap())
+    };
+    vec![
+        ("statements", get("Questions")),
+        (
+            "write statements",
+            get("Com_insert") + get("Com_update") + get("Com_delete"),
+        ),
+        ("commits", get("Com_commit")),
+    ]
+}
+
+async fn counters(backend: Backend) -> Counters {
+    match backend {
+        Backend::Redis => redis_counters().await,
+        Backend::Postgresql => postgres_counters().await,
+        Backend::Mysql => mysql_counters().await,
+        other => panic!("no counters read for {other:?}"),
+    }
+}
+
+async fn measure(backend: Backend) {
+    let store = store(backend).await;
+    for operation in [Operation::Plain, Operation::Shared, Operation::Reentry] {
+        let keys: Vec<String> = (0..ROUNDS).map(|_| unique("lock||cost||k")).collect();
+        prepare(&store, operation, &keys).await;
+        let before = counters(backend).await;
+        run(&store, operation, &keys).await;
+        let after = counters(backend).await;
+        let figures: Vec<String> = before
+            .iter()
+            .zip(&after)
+            .map(|((name, b), (_, a))| {
+                // Reading the counters adds a few commands or statements per read: under
+                // 0.05 per pair over the rounds.
+                format!("{name} {:.2}", (a - b) as f64 / ROUNDS as f64)
+            })
+            .collect();
+        eprintln!(
+            "kinds cost: {backend:?} {operation:?}: per pair {}",
+            figures.join(", ")
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "a benchmark: run alone, see the module's documentation"]
+async fn redis() {
+    measure(Backend::Redis).await;
+}
+
+#[tokio::test]
+#[ignore = "a benchmark: run alone, see the module's documentation"]
+async fn postgresql() {
+    measure(Backend::Postgresql).await;
+}
+
+#[tokio::test]
+#[ignore = "a benchmark: run alone, see the module's documentation"]
+async fn mysql() {
+    measure(Backend::Mysql).await;
+}
