@@ -80,5 +80,5 @@ dlock::store_contract!(
     azure_blob,
     store: store(Backend::AzureBlob),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing],
+    capabilities: [fencing, listing, shared, limit, reentrant],
 );

@@ -158,6 +158,10 @@ pub async fn a_limit_admits_exactly_n_under_contention(s: &Subject) {
     const LIMIT: usize = 3;
     const CLIENTS: usize = 8;
     const GRANTS_EACH: usize = 25;
+    // Held long enough for three grants to land while it is held, on a store whose requests
+    // take a few milliseconds each (Azurite on a busy machine): else the limit is never seen
+    // reached, which proves nothing about it.
+    const HOLD: Duration = Duration::from_millis(25);
     let key = s.key("semaphore");
     let holding = Arc::new(AtomicUsize::new(0));
     let most = Arc::new(AtomicUsize::new(0));
@@ -192,7 +196,7 @@ pub async fn a_limit_admits_exactly_n_under_contention(s: &Subject) {
                     now <= LIMIT,
                     "{now} holders at once under a limit of {LIMIT}"
                 );
-                tokio::time::sleep(Duration::from_millis(3)).await;
+                tokio::time::sleep(HOLD).await;
                 holding.fetch_sub(1, Ordering::SeqCst);
                 let released = store.release(&key, &owner, false).await.unwrap();
                 assert_eq!(released.outcome, OwnerChecked::Applied, "{owner}");

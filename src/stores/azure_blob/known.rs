@@ -1,5 +1,5 @@
 //! What this sidecar last saw of each lock blob: its ETag, whether it was leased, and its
-//! record. A change that starts from what was last seen skips reading the blob first: the
+//! record and holders. A change that starts from what was last seen skips reading the blob first: the
 //! write is conditioned on that ETag anyway, so if someone changed the blob since, the write
 //! fails and the store reads it and tries again. A holder's release and renewal, and a try
 //! after a release through this sidecar, thus cost one request less, which is most of a
@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use super::record::Record;
+use crate::lock::holders::Record as Holders;
 
 /// Blobs remembered at most; past that the memory starts over.
 const LIMIT: usize = 10_000;
@@ -19,6 +20,8 @@ pub(crate) struct Seen {
     pub(crate) etag: String,
     pub(crate) leased: bool,
     pub(crate) record: Record,
+    /// The holders record (`form.rs`); `None` for a plain lock's blob.
+    pub(crate) holders: Option<Holders>,
 }
 
 #[derive(Default)]

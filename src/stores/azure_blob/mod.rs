@@ -17,6 +17,14 @@
 //! more at each grant, written under the same condition: they rise through releases, expiries,
 //! breaks and restarts, since the counter lives on the blob.
 //!
+//! Shared, limited and reentrant locks keep the key's holders as one more metadata value
+//! (`form.rs`), each with its own deadline by the service's clock, under the core's rules
+//! (`lock::holders`): a change reads the blob, applies the rules, and writes the holders back
+//! with the same ETag condition, again on a lost race. Their grants draw from the same counter,
+//! and take no lease. Releases, renewals, inspection and listing read either form, so Dapr's
+//! unlock takes back one hold of a reentrant lock, and a plain try finds a key held by readers
+//! held.
+//!
 //! The store has no release signal: a waiter polls (the core's backoff, jittered here), and
 //! never sleeps past the moment the holder's deadline passes; a release through the same
 //! sidecar wakes its waiters (the core's `SidecarLines`) and its sessions (`released`) at once.
@@ -26,12 +34,15 @@
 //! Requests per uncontended lock and unlock: a try reads the blob, writes the record and takes
 //! the lease (3); a release writes the record and gives the lease back (2, the read skipped);
 //! a try on a blob this sidecar saw released skips its read too (4 a pair then). A refused try
-//! is one read. A blob is created once per key, on its first lock (one more request).
+//! is one read. A blob is created once per key, on its first lock (one more request). A shared
+//! grant or release is one write, after a read unless this sidecar made the blob's last change
+//! (1 or 2; 3 when what it last saw had gone stale: the failed write, a read, the write).
 
 mod account;
 mod client;
 mod clock;
 mod connection_string;
+mod form;
 mod known;
 mod names;
 #[cfg(test)]
@@ -50,8 +61,10 @@ use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 
 use crate::config::{ConfigError, Metadata};
+use crate::lock::holders::Record as Holders;
 use crate::lock::{
-    Capabilities, Grant, LockInfo, LockStore, OwnerChecked, StoreError, TryLockOutcome,
+    Capabilities, Grant, Kind, LockInfo, LockStore, OwnerChecked, Released, StoreError,
+    TryLockOutcome,
 };
 use client::{BlobClient, Failure, LeaseAction, Written};
 use known::{Known, Seen};
@@ -61,6 +74,14 @@ use settings::Settings;
 /// Reads and conditional writes one call makes before giving up on a key that keeps changing
 /// under it.
 const ATTEMPTS: usize = 8;
+
+/// The same for a holder's own release or renewal, which must not fail for finding the blob
+/// changed eight times in a row: a semaphore's holders release while its waiters rush each
+/// place that frees, and on a busy service every look can come a moment too late.
+const HOLDER_ATTEMPTS: usize = 64;
+/// The most a change of holders waits, jittered and growing, after each write it lost to
+/// another's, so that contenders spread out.
+const BACKOFF_MAX_MS: u64 = 16;
 
 /// How well the store wants to know the service's clock, and how long it asks at most to
 /// learn it (the date must tick over between two answers, once a second).
@@ -154,6 +175,7 @@ impl AzureBlobStore {
         };
         let seen = Seen {
             record: Record::from_metadata(blob, &properties.metadata)?,
+            holders: form::from_metadata(&properties.metadata),
             etag: properties.etag,
             leased: properties.leased,
         };
@@ -161,8 +183,24 @@ impl AzureBlobStore {
         Ok(Some(seen))
     }
 
-    fn held_now(&self, record: &Record) -> bool {
-        record.held_at(self.client.clock.earliest_now())
+    /// The service's clock now, as the holders' deadlines are kept: the earliest time it may
+    /// show, so that a holder counts as expired only once its deadline has surely passed.
+    fn now(&self) -> Now {
+        Now {
+            ms: u64::try_from(self.client.clock.earliest_now()).unwrap_or(0),
+            slack: self.client.clock.uncertainty(),
+        }
+    }
+
+    /// The key's holders in `seen` that are live now, whichever form the blob has.
+    fn live_holders(&self, seen: &Seen) -> Holders {
+        let mut holders = form::holders(&seen.record, seen.holders.as_ref());
+        holders.purge(self.now().ms);
+        holders
+    }
+
+    fn held_now(&self, seen: &Seen) -> bool {
+        !self.live_holders(seen).is_free()
     }
 
     /// A deadline `ttl` from now, by the latest time the service may have now.
@@ -171,83 +209,119 @@ impl AzureBlobStore {
         self.client.clock.latest_now().saturating_add(ttl)
     }
 
+    /// Remembers, for a waiter, when the first of the live `holders` of `key` surely expires.
+    fn saw_held(&self, key: &str, holders: &Holders) {
+        let Some(first) = holders.holders.iter().map(|e| e.deadline_ms).min() else {
+            return;
+        };
+        let past = self
+            .client
+            .clock
+            .when_past(i64::try_from(first).unwrap_or(i64::MAX));
+        let mut held = self.seen_held();
+        if held.len() >= SEEN_HELD_LIMIT {
+            held.clear();
+        }
+        held.insert(key.to_string(), past);
+    }
+
     fn seen_held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
         // Each change under this mutex is one map operation: poisoning leaves nothing half done.
         self.seen_held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes `change` of the record of `key`'s blob, only while `owner` holds it: the change
-    /// the owner's release or renewal makes.
-    /// Releases `key` if `owner` holds it (under the grant of `token`, when given), and
-    /// tells this sidecar's waiters.
-    async fn release(
+    /// Writes `record`, and `holders` where given, over the blob as `seen`, if it is still as
+    /// seen.
+    async fn write(
         &self,
-        key: &str,
-        owner: &str,
-        token: Option<u64>,
-    ) -> Result<OwnerChecked, StoreError> {
-        let checked = self
-            .owner_checked(key, owner, token, Record::released, true)
-            .await?;
-        if checked == OwnerChecked::Applied {
-            let _ = self.released.send(key.to_string());
-        }
-        Ok(checked)
+        blob: &str,
+        seen: &Seen,
+        record: &Record,
+        holders: Option<&Holders>,
+        lease: Option<&str>,
+    ) -> Result<Written, StoreError> {
+        let metadata = form::metadata(record, holders)?;
+        let written = self.client.set_metadata(blob, &metadata, lease, &seen.etag);
+        Ok(written.await?)
     }
 
-    async fn owner_checked(
+    /// Applies `change` to `key`'s live holders, whichever form its blob has, and writes what
+    /// it leaves if the blob is still as read; on a lost race, reads and applies it again, in
+    /// `attempts` at most (`None` then). A change from what this sidecar last saw skips the
+    /// read; an answer that writes nothing is always given from a fresh read.
+    async fn change_holders<T>(
         &self,
         key: &str,
-        owner: &str,
-        token: Option<u64>,
-        change: impl Fn(&Record) -> Record,
-        release_lease: bool,
-    ) -> Result<OwnerChecked, StoreError> {
+        attempts: usize,
+        mut change: impl FnMut(&mut Holders, Now, u64) -> Step<T>,
+    ) -> Result<Option<T>, StoreError> {
         let blob = names::blob_name(key);
-        let lease = lease_id(owner);
-        // The owner's own lock as last seen here: changed without reading it first.
-        let mut last_seen = self
-            .known
-            .get(&blob)
-            .filter(|seen| seen.record.owner == owner && self.held_now(&seen.record));
-        for _ in 0..ATTEMPTS {
+        let mut last_seen = self.known.get(&blob);
+        let mut lost = 0;
+        for _ in 0..attempts {
+            let from_memory = last_seen.is_some();
             let seen = match last_seen.take() {
-                Some(seen) => seen,
-                None => match self.read(&blob).await? {
-                    Some(seen) => seen,
-                    None => return Ok(OwnerChecked::NotHeld),
-                },
+                Some(seen) => Some(seen),
+                None => self.read(&blob).await?,
             };
-            if !self.held_now(&seen.record) {
-                return Ok(OwnerChecked::NotHeld);
+            let before = match &seen {
+                Some(seen) => self.live_holders(seen),
+                None => Holders::free(),
+            };
+            let fencing = seen.as_ref().map_or(0, |seen| seen.record.fencing);
+            let mut holders = before.clone();
+            let step = change(&mut holders, self.now(), fencing.saturating_add(1));
+            if !step.changed {
+                if from_memory {
+                    continue;
+                }
+                return Ok(Some(step.answer));
             }
-            if seen.record.owner != owner {
-                return Ok(OwnerChecked::HeldByOther);
-            }
-            // Asked for one grant, and the owner holds a later one.
-            if token.is_some_and(|token| token != seen.record.fencing) {
-                return Ok(OwnerChecked::NotHeld);
-            }
-            let changed = change(&seen.record);
-            let holder_lease = seen.leased.then_some(lease.as_str());
+            let Some(seen) = seen else {
+                self.client.create(&blob).await?;
+                continue;
+            };
+            // A lease is only ever the exclusive holder's, taken with its plain grant.
+            let lease = match (seen.leased, before.holders.first()) {
+                (false, _) => None,
+                (true, Some(holder)) => Some(lease_id(&holder.owner)),
+                (true, None) => {
+                    // The lease of a holder whose deadline passed, or of a release cut short.
+                    let etag = Some(seen.etag.as_str());
+                    self.client.lease(&blob, LeaseAction::Break, etag).await?;
+                    continue;
+                }
+            };
+            let fencing = if step.drew_token {
+                seen.record.next_token(key)?
+            } else {
+                fencing
+            };
+            let (record, kept) = form::state(key, &holders, fencing);
             let written = self
-                .client
-                .set_metadata(&blob, &changed.to_metadata(), holder_lease, &seen.etag)
+                .write(&blob, &seen, &record, kept.as_ref(), lease.as_deref())
                 .await?;
             let Written::Done(etag) = written else {
                 self.known.forget(&blob);
+                // What this sidecar last saw was merely old: no one to make way for.
+                if !from_memory {
+                    lost += 1;
+                    let most = BACKOFF_MAX_MS.min(1 << lost);
+                    tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=most))).await;
+                }
                 continue;
             };
             let mut now = Seen {
                 etag,
                 leased: seen.leased,
-                record: changed,
+                record,
+                holders: kept,
             };
-            if release_lease && seen.leased {
-                // The record is free already; a lease left behind is broken by the next taker.
+            if let (Some(lease), true) = (&lease, holders.is_free()) {
+                // The key is free already; a lease left behind is broken by the next taker.
                 match self
                     .client
-                    .lease(&blob, LeaseAction::Release(&lease), Some(&now.etag))
+                    .lease(&blob, LeaseAction::Release(lease), Some(&now.etag))
                     .await
                 {
                     Ok(Written::Done(etag)) => {
@@ -258,9 +332,47 @@ impl AzureBlobStore {
                 }
             }
             self.known.saw(&blob, now);
-            return Ok(OwnerChecked::Applied);
+            if holders.holders.len() < before.holders.len() {
+                let _ = self.released.send(key.to_string());
+            }
+            return Ok(Some(step.answer));
         }
-        Err(contended(key))
+        Ok(None)
+    }
+}
+
+/// The service's clock as a change of holders sees it.
+#[derive(Clone, Copy)]
+struct Now {
+    /// The earliest time the service's clock may show, in ms since the epoch.
+    ms: u64,
+    /// How much later it may show.
+    slack: Duration,
+}
+
+impl Now {
+    /// The time to live to give the holders' rules so that the deadline lies `ttl` after the
+    /// latest time the service may show: a lock lasts at least its TTL, as a plain one does.
+    fn ttl(self, ttl: Duration) -> Duration {
+        ttl.saturating_add(self.slack)
+    }
+}
+
+/// What a change of holders answers, and whether it changed them (and then whether the grant
+/// drew the next fencing token).
+struct Step<T> {
+    answer: T,
+    changed: bool,
+    drew_token: bool,
+}
+
+impl<T> Step<T> {
+    fn new(answer: T, changed: bool) -> Step<T> {
+        Step {
+            answer,
+            changed,
+            drew_token: false,
+        }
     }
 }
 
@@ -277,7 +389,7 @@ impl LockStore for AzureBlobStore {
         let mut last_seen = self
             .known
             .get(&blob)
-            .filter(|seen| !seen.leased && !self.held_now(&seen.record));
+            .filter(|seen| !seen.leased && !self.held_now(seen));
         for _ in 0..ATTEMPTS {
             let seen = match last_seen.take() {
                 Some(seen) => seen,
@@ -289,13 +401,9 @@ impl LockStore for AzureBlobStore {
                     }
                 },
             };
-            if self.held_now(&seen.record) {
-                let mut held = self.seen_held();
-                if held.len() >= SEEN_HELD_LIMIT {
-                    held.clear();
-                }
-                let past = self.client.clock.when_past(seen.record.deadline);
-                held.insert(key.to_string(), past);
+            let holders = self.live_holders(&seen);
+            if !holders.is_free() {
+                self.saw_held(key, &holders);
                 return Ok(TryLockOutcome::Held);
             }
             if seen.leased {
@@ -306,11 +414,7 @@ impl LockStore for AzureBlobStore {
                 continue;
             }
             let granted = seen.record.granted(key, owner, self.deadline(ttl))?;
-            let Written::Done(etag) = self
-                .client
-                .set_metadata(&blob, &granted.to_metadata(), None, &seen.etag)
-                .await?
-            else {
+            let Written::Done(etag) = self.write(&blob, &seen, &granted, None, None).await? else {
                 continue; // someone else wrote first: look again
             };
             // The key is ours; the lease shuts out writers that do not hold it.
@@ -325,14 +429,15 @@ impl LockStore for AzureBlobStore {
                         etag,
                         leased: true,
                         record: granted.clone(),
+                        holders: None,
                     },
                 ),
                 Written::Conflict => {
                     // Changed since our write: only a force release (or a contender whose
                     // clock says the lock already expired) does that. Ours if the record
                     // still is.
-                    let now = self.read(&blob).await?.map(|seen| seen.record);
-                    if now.as_ref() != Some(&granted) {
+                    let now = self.read(&blob).await?;
+                    if !now.is_some_and(|seen| seen.record == granted && seen.holders.is_none()) {
                         continue;
                     }
                 }
@@ -346,8 +451,62 @@ impl LockStore for AzureBlobStore {
         Ok(TryLockOutcome::Held)
     }
 
+    async fn acquire(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<TryLockOutcome, StoreError> {
+        if kind.is_plain() {
+            return self.try_lock(key, owner, ttl).await;
+        }
+        let mut refused_by = None;
+        let outcome = self
+            .change_holders(key, ATTEMPTS, |holders, now, next_token| {
+                let acquired = holders.acquire(now.ms, owner, now.ttl(ttl), kind, next_token);
+                let granted = matches!(acquired.outcome, TryLockOutcome::Granted(_));
+                refused_by = (!granted).then(|| holders.clone());
+                Step {
+                    answer: acquired.outcome,
+                    changed: granted,
+                    drew_token: acquired.drew_token,
+                }
+            })
+            .await?;
+        match outcome {
+            Some(TryLockOutcome::Granted(grant)) => {
+                self.seen_held().remove(key);
+                Ok(TryLockOutcome::Granted(grant))
+            }
+            Some(refused) => {
+                if let Some(holders) = refused_by {
+                    self.saw_held(key, &holders);
+                }
+                Ok(refused)
+            }
+            // Every write lost to another's, as in `try_lock`: a refusal, not a failure.
+            None => Ok(TryLockOutcome::Held),
+        }
+    }
+
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
-        self.release(key, owner, None).await
+        Ok(self.release(key, owner, false).await?.outcome)
+    }
+
+    async fn release(
+        &self,
+        key: &str,
+        owner: &str,
+        all_holds: bool,
+    ) -> Result<Released, StoreError> {
+        let released = self
+            .change_holders(key, HOLDER_ATTEMPTS, |holders, now, _| {
+                let released = holders.release(now.ms, owner, all_holds);
+                Step::new(released, released.outcome == OwnerChecked::Applied)
+            })
+            .await?;
+        released.ok_or_else(|| contended(key, HOLDER_ATTEMPTS))
     }
 
     async fn take_back(
@@ -356,7 +515,13 @@ impl LockStore for AzureBlobStore {
         owner: &str,
         grant: Grant,
     ) -> Result<OwnerChecked, StoreError> {
-        self.release(key, owner, grant.fencing_token).await
+        let taken = self
+            .change_holders(key, HOLDER_ATTEMPTS, |holders, now, _| {
+                let taken = holders.take_back(now.ms, owner, grant);
+                Step::new(taken, taken == OwnerChecked::Applied)
+            })
+            .await?;
+        taken.ok_or_else(|| contended(key, HOLDER_ATTEMPTS))
     }
 
     async fn renew(
@@ -365,29 +530,29 @@ impl LockStore for AzureBlobStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<OwnerChecked, StoreError> {
-        let deadline = self.deadline(ttl);
-        let renewed = |record: &Record| Record {
-            deadline,
-            ..record.clone()
-        };
-        self.owner_checked(key, owner, None, renewed, false).await
+        let renewed = self
+            .change_holders(key, HOLDER_ATTEMPTS, |holders, now, _| {
+                let renewed = holders.renew(now.ms, owner, now.ttl(ttl));
+                Step::new(renewed, renewed == OwnerChecked::Applied)
+            })
+            .await?;
+        renewed.ok_or_else(|| contended(key, HOLDER_ATTEMPTS))
     }
 
     async fn inspect(&self, key: &str) -> Result<Option<LockInfo>, StoreError> {
         let seen = self.read(&names::blob_name(key)).await?;
-        Ok(seen.and_then(|seen| self.info(key, seen.record)))
+        Ok(seen.and_then(|seen| self.info(key, &seen)))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<LockInfo>, StoreError> {
         let mut found = Vec::new();
         for blob in self.client.list(&names::list_prefix(prefix)).await? {
-            let Some(Seen { record, .. }) = self.read(&blob).await? else {
+            let Some(seen) = self.read(&blob).await? else {
                 continue; // deleted since the listing
             };
             // Hashed names match more than the prefix: the recorded key decides.
-            if record.key.starts_with(prefix) {
-                let key = record.key.clone();
-                found.extend(self.info(&key, record));
+            if seen.record.key.starts_with(prefix) {
+                found.extend(self.info(&seen.record.key, &seen));
             }
         }
         found.sort_by(|a, b| a.key.cmp(&b.key));
@@ -397,34 +562,25 @@ impl LockStore for AzureBlobStore {
     async fn force_release(&self, key: &str) -> Result<bool, StoreError> {
         let blob = names::blob_name(key);
         for _ in 0..ATTEMPTS {
-            let Some(Seen {
-                etag,
-                leased,
-                record,
-            }) = self.read(&blob).await?
-            else {
+            let Some(seen) = self.read(&blob).await? else {
                 return Ok(false);
             };
-            if leased {
+            if seen.leased {
                 self.client
-                    .lease(&blob, LeaseAction::Break, Some(&etag))
+                    .lease(&blob, LeaseAction::Break, Some(&seen.etag))
                     .await?;
                 continue; // the record is cleared without a lease, as read again
             }
-            if !self.held_now(&record) {
+            if !self.held_now(&seen) {
                 return Ok(false);
             }
-            let released = record.released().to_metadata();
-            if let Written::Done(_) = self
-                .client
-                .set_metadata(&blob, &released, None, &etag)
-                .await?
-            {
+            let released = seen.record.released();
+            if let Written::Done(_) = self.write(&blob, &seen, &released, None, None).await? {
                 let _ = self.released.send(key.to_string());
                 return Ok(true);
             }
         }
-        Err(contended(key))
+        Err(contended(key, ATTEMPTS))
     }
 
     async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
@@ -461,27 +617,28 @@ impl LockStore for AzureBlobStore {
             listing: true,
             release_signal: false,
             line: false,
-            shared: false,
-            limit: false,
-            reentrant: false,
+            shared: true,
+            limit: true,
+            reentrant: true,
         }
     }
 }
 
 impl AzureBlobStore {
-    /// The lock `record` describes, if it is held. The time left is the time it is surely
-    /// held still, by the latest time the service's clock may show.
-    fn info(&self, key: &str, record: Record) -> Option<LockInfo> {
-        if !self.held_now(&record) {
-            return None;
+    /// The lock `seen` shows, if it is held. The time each holder has left is the time it is
+    /// surely held still, by the latest time the service's clock may show, less what the clock
+    /// of the sidecar that set the deadline may have run ahead (about `CLOCK_TARGET`): so it
+    /// is never more than the TTL that sidecar was asked for, and never more than is sure.
+    fn info(&self, key: &str, seen: &Seen) -> Option<LockInfo> {
+        let holders = form::holders(&seen.record, seen.holders.as_ref());
+        let now = self.now();
+        let mut info = holders.info(key, now.ms)?;
+        let unsure = now.slack + now.slack.max(CLOCK_TARGET);
+        info.expires_in = info.expires_in.saturating_sub(unsure);
+        for holder in &mut info.holders {
+            holder.expires_in = holder.expires_in.saturating_sub(unsure);
         }
-        let left = record.deadline - self.client.clock.latest_now();
-        Some(LockInfo::exclusive(
-            key,
-            record.owner,
-            Duration::from_millis(left.max(0) as u64),
-            Some(record.fencing),
-        ))
+        Some(info)
     }
 }
 
@@ -503,9 +660,9 @@ fn lease_id(owner: &str) -> String {
     )
 }
 
-fn contended(key: &str) -> StoreError {
+fn contended(key: &str, attempts: usize) -> StoreError {
     StoreError::unavailable(format!(
-        "the blob of {key} changed under every one of {ATTEMPTS} attempts"
+        "the blob of {key} changed under every one of {attempts} attempts"
     ))
 }
 

@@ -3,8 +3,9 @@
 //! ASCII header values, so the key and the owner (any text) are stored in base64url.
 //!
 //! The record, not the lease, says whether the key is held: it is held while the record names
-//! an owner and its deadline has not passed. A release clears the owner and keeps the counter,
-//! so fencing tokens go on rising through releases, expiries and breaks.
+//! an owner and its deadline has not passed (unless the metadata keeps a holders record
+//! instead, `form.rs`). A release clears the owner and keeps the counter, so fencing tokens go
+//! on rising through releases, expiries and breaks.
 
 use std::collections::HashMap;
 
@@ -66,11 +67,6 @@ impl Record {
         ]
     }
 
-    /// Whether the record names an owner whose deadline is after `now` (service ms).
-    pub(crate) fn held_at(&self, now: i64) -> bool {
-        !self.owner.is_empty() && self.deadline > now
-    }
-
     /// The record of a grant to `owner` until `deadline`: the next fencing token.
     pub(crate) fn granted(
         &self,
@@ -78,17 +74,21 @@ impl Record {
         owner: &str,
         deadline: i64,
     ) -> Result<Record, StoreError> {
-        let fencing = self.fencing.checked_add(1).ok_or_else(|| {
-            StoreError::failed(format!(
-                "the blob of '{key}' has used up its fencing counter ({})",
-                self.fencing
-            ))
-        })?;
         Ok(Record {
             key: key.to_string(),
             owner: owner.to_string(),
             deadline,
-            fencing,
+            fencing: self.next_token(key)?,
+        })
+    }
+
+    /// The token the next grant of `key` gets.
+    pub(crate) fn next_token(&self, key: &str) -> Result<u64, StoreError> {
+        self.fencing.checked_add(1).ok_or_else(|| {
+            StoreError::failed(format!(
+                "the blob of '{key}' has used up its fencing counter ({})",
+                self.fencing
+            ))
         })
     }
 
@@ -137,10 +137,8 @@ mod tests {
         assert!(metadata.values().all(|v| v.is_ascii()));
         assert_eq!(Record::from_metadata("b", &metadata).unwrap(), record);
         assert_eq!(record.fencing, 1);
-        assert!(record.held_at(1_700_000_000_122));
-        assert!(!record.held_at(1_700_000_000_123));
         let released = record.released();
-        assert!(!released.held_at(0));
+        assert_eq!((released.owner.as_str(), released.deadline), ("", 0));
         assert_eq!(released.granted("k", "b", 5).unwrap().fencing, 2);
         assert_eq!(
             Record::from_metadata("b", &HashMap::new()).unwrap(),

@@ -311,6 +311,7 @@ mod permits {
         zookeeper: Backend::Zookeeper;
         postgresql: Backend::Postgresql;
         mysql: Backend::Mysql;
+        azure_blob: Backend::AzureBlob;
     }
 }
 
