@@ -158,10 +158,22 @@ pub trait LockStore: Send + Sync + 'static {
         ttl: Duration,
     ) -> Result<TryLockOutcome, StoreError>;
 
-    /// Takes `key` for `owner` for `ttl` in the kind asked (`kind.rs`), if the key's holders
-    /// allow it. A store that declares none of `Capabilities::{shared, limit, reentrant}`
-    /// keeps the default, which serves the plain kind through `try_lock`; the core refuses
-    /// the other kinds before asking such a store.
+    /// Takes `key` for `owner` for `ttl` in a kind other than the plain one (`kind.rs`), if
+    /// the key's holders allow it, on a store that declares the kind
+    /// (`Capabilities::{shared, limit, reentrant}`): the core refuses a kind before asking a
+    /// store that lacks it.
+    async fn acquire_kind(
+        &self,
+        _key: &str,
+        _owner: &str,
+        _ttl: Duration,
+        _kind: Kind,
+    ) -> Result<TryLockOutcome, StoreError> {
+        Err(StoreError::Unsupported("shared and reentrant locks"))
+    }
+
+    /// Takes `key` in the kind asked: the plain kind by `try_lock`, the others by
+    /// `acquire_kind`. The one way the core acquires; stores implement the two it chooses from.
     async fn acquire(
         &self,
         key: &str,
@@ -169,29 +181,25 @@ pub trait LockStore: Send + Sync + 'static {
         ttl: Duration,
         kind: Kind,
     ) -> Result<TryLockOutcome, StoreError> {
-        if !kind.is_plain() {
-            return Err(StoreError::Unsupported("shared and reentrant locks"));
+        if kind.is_plain() {
+            self.try_lock(key, owner, ttl).await
+        } else {
+            self.acquire_kind(key, owner, ttl, kind).await
         }
-        self.try_lock(key, owner, ttl).await
     }
 
-    /// Releases `key` if `owner` holds it: one hold of a reentrant lock (Dapr's
-    /// UnlockAlpha1), the whole hold of any other.
-    async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError>;
-
-    /// Takes back one of `owner`'s holds of `key`, or every one with `all_holds`, and says how
-    /// many are left. The default, for a store without reentrant holds, is `unlock`.
+    /// Takes back one of `owner`'s holds of `key` (the whole hold of a lock held once), or
+    /// every one with `all_holds`, and says how many are left.
     async fn release(
         &self,
         key: &str,
         owner: &str,
-        _all_holds: bool,
-    ) -> Result<Released, StoreError> {
-        let outcome = self.unlock(key, owner).await?;
-        Ok(Released {
-            outcome,
-            holds_left: 0,
-        })
+        all_holds: bool,
+    ) -> Result<Released, StoreError>;
+
+    /// Releases `key` if `owner` holds it: one hold, as Dapr's UnlockAlpha1 does.
+    async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
+        Ok(self.release(key, owner, false).await?.outcome)
     }
 
     /// Extends `owner`'s hold of `key` to `ttl` from now if it still holds it; another

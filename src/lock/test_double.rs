@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::{
     AcquireRequest, Capabilities, Grant, KeyPrefix, LoadedStore, LockInfo, LockRequest,
-    LockService, LockStore, OwnerChecked, Place, Registry, StoreError, TryLockOutcome,
+    LockService, LockStore, OwnerChecked, Place, Registry, Released, StoreError, TryLockOutcome,
     UnlockRequest,
 };
 
@@ -217,7 +217,12 @@ impl LockStore for DoubleStore {
         Ok(outcome)
     }
 
-    async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
+    async fn release(
+        &self,
+        key: &str,
+        owner: &str,
+        _all_holds: bool,
+    ) -> Result<Released, StoreError> {
         let mut state = self.state();
         state.fail_if_unavailable()?;
         let outcome = match state.holder(key) {
@@ -228,7 +233,10 @@ impl LockStore for DoubleStore {
         if outcome == OwnerChecked::Applied {
             state.held.remove(key);
         }
-        Ok(outcome)
+        Ok(Released {
+            outcome,
+            holds_left: 0,
+        })
     }
 
     async fn renew(

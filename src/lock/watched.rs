@@ -33,25 +33,15 @@ impl LockStore for Watched {
             .await
     }
 
-    async fn acquire(
+    async fn acquire_kind(
         &self,
         key: &str,
         owner: &str,
         ttl: Duration,
         kind: Kind,
     ) -> Result<TryLockOutcome, StoreError> {
-        // A plain acquire is Dapr's try, and keeps its name in the store latency metric.
-        let operation = if kind.is_plain() {
-            "try_lock"
-        } else {
-            "acquire"
-        };
-        let acquired = self.store.acquire(key, owner, ttl, kind);
-        self.seen(operation, acquired).await
-    }
-
-    async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
-        self.seen("unlock", self.store.unlock(key, owner)).await
+        let acquired = self.store.acquire_kind(key, owner, ttl, kind);
+        self.seen("acquire", acquired).await
     }
 
     async fn release(

@@ -225,6 +225,26 @@ impl MemoryStore {
         Ok(acquired.outcome)
     }
 
+    /// A try of any kind; when the store is full, what expired makes room, then once more.
+    fn take(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<TryLockOutcome, StoreError> {
+        if let Ok(outcome) = self.try_once(key, owner, ttl, kind) {
+            return Ok(outcome);
+        }
+        self.sweep_once();
+        self.try_once(key, owner, ttl, kind).map_err(|Full| {
+            StoreError::failed(format!(
+                "the in-memory store holds its maximum of {} locks: release some first",
+                self.max_locks
+            ))
+        })
+    }
+
     /// Puts `record` back as `key`'s holders, or removes the key when nobody holds it.
     fn keep(&self, locks: &mut Table, key: &str, record: Record) {
         match record.last_deadline() {
@@ -291,31 +311,17 @@ impl LockStore for MemoryStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<TryLockOutcome, StoreError> {
-        self.acquire(key, owner, ttl, Kind::PLAIN).await
+        self.take(key, owner, ttl, Kind::PLAIN)
     }
 
-    async fn acquire(
+    async fn acquire_kind(
         &self,
         key: &str,
         owner: &str,
         ttl: Duration,
         kind: Kind,
     ) -> Result<TryLockOutcome, StoreError> {
-        if let Ok(outcome) = self.try_once(key, owner, ttl, kind) {
-            return Ok(outcome);
-        }
-        // Full: what expired makes room, then once more.
-        self.sweep_once();
-        self.try_once(key, owner, ttl, kind).map_err(|Full| {
-            StoreError::failed(format!(
-                "the in-memory store holds its maximum of {} locks: release some first",
-                self.max_locks
-            ))
-        })
-    }
-
-    async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
-        Ok(self.release(key, owner, false).await?.outcome)
+        self.take(key, owner, ttl, kind)
     }
 
     async fn release(

@@ -451,16 +451,13 @@ impl LockStore for AzureBlobStore {
         Ok(TryLockOutcome::Held)
     }
 
-    async fn acquire(
+    async fn acquire_kind(
         &self,
         key: &str,
         owner: &str,
         ttl: Duration,
         kind: Kind,
     ) -> Result<TryLockOutcome, StoreError> {
-        if kind.is_plain() {
-            return self.try_lock(key, owner, ttl).await;
-        }
         let mut refused_by = None;
         let outcome = self
             .change_holders(key, ATTEMPTS, |holders, now, next_token| {
@@ -488,10 +485,6 @@ impl LockStore for AzureBlobStore {
             // Every write lost to another's, as in `try_lock`: a refusal, not a failure.
             None => Ok(TryLockOutcome::Held),
         }
-    }
-
-    async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
-        Ok(self.release(key, owner, false).await?.outcome)
     }
 
     async fn release(

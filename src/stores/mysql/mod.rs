@@ -362,22 +362,15 @@ impl LockStore for MysqlStore {
         })
     }
 
-    async fn acquire(
+    async fn acquire_kind(
         &self,
         key: &str,
         owner: &str,
         ttl: Duration,
         kind: Kind,
     ) -> Result<TryLockOutcome, StoreError> {
-        if kind.is_plain() {
-            return self.try_lock(key, owner, ttl).await;
-        }
         self.change(key, true, holders::acquire(owner, ttl, kind))
             .await
-    }
-
-    async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
-        Ok(self.release(key, owner, false).await?.outcome)
     }
 
     async fn release(

@@ -340,21 +340,14 @@ impl LockStore for RedisStore {
         })
     }
 
-    async fn acquire(
+    async fn acquire_kind(
         &self,
         key: &str,
         owner: &str,
         ttl: Duration,
         kind: Kind,
     ) -> Result<TryLockOutcome, StoreError> {
-        if kind.is_plain() {
-            return self.try_lock(key, owner, ttl).await;
-        }
-        self.acquire_kind(key, owner, ttl, kind).await
-    }
-
-    async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
-        Ok(self.release(key, owner, false).await?.outcome)
+        self.acquire_record(key, owner, ttl, kind).await
     }
 
     async fn release(

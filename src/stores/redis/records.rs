@@ -150,7 +150,7 @@ impl RedisStore {
     }
 
     /// Takes `key` in a kind other than the plain one: a look, then a compare-and-set.
-    pub(super) async fn acquire_kind(
+    pub(super) async fn acquire_record(
         &self,
         key: &str,
         owner: &str,

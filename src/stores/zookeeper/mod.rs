@@ -184,16 +184,13 @@ impl LockStore for ZookeeperStore {
         finished(attempt).await
     }
 
-    async fn acquire(
+    async fn acquire_kind(
         &self,
         key: &str,
         owner: &str,
         ttl: Duration,
         kind: Kind,
     ) -> Result<TryLockOutcome, StoreError> {
-        if kind.is_plain() {
-            return self.try_lock(key, owner, ttl).await;
-        }
         // In a task of its own, as a try-lock is.
         let attempt = tokio::spawn(kinds::acquire(
             self.tree.clone(),
@@ -203,10 +200,6 @@ impl LockStore for ZookeeperStore {
             kind,
         ));
         finished(attempt).await
-    }
-
-    async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
-        Ok(self.release_holds(key, owner, None, false).await?.outcome)
     }
 
     async fn release(

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use super::history::History;
 use super::{
-    contend, contend_for_a_place, detection, figures, server_ports, Holder, APP, SLACK, TTL,
+    contend, contend_for_a_place, detection, figures, server_ports, Granted, Holder, APP, SLACK,
+    TTL,
 };
 use crate::support::api::{Api, Protocol, SUCCESS};
 use crate::support::backend::{unique, Backend};
@@ -50,21 +51,7 @@ pub async fn holder_is_told_first(backend: Backend) {
             cut.elapsed()
         );
     };
-    let Some((told, status)) = holder.exited(SLACK) else {
-        panic!(
-            "the partitioned holder was not told of its loss:\n{}",
-            holder.output()
-        );
-    };
-    assert_eq!(status.code(), Some(4), "{}", holder.output());
-    assert!(
-        told < granted.sent,
-        "the holder was told {:?} after the cut, not before another owner was granted the lock \
-         ({:?} after the cut, at the latest)\n{}",
-        told - cut,
-        granted.sent - cut,
-        holder.output()
-    );
+    let told = told_first(&mut holder, &granted, cut);
     history.record(&holder.owner, token, holder.started, told);
     let api = Api::new(&outside).await;
     assert_eq!(
@@ -134,21 +121,7 @@ pub async fn permit_holder_is_told_first(backend: Backend) {
             cut.elapsed()
         );
     };
-    let Some((told, status)) = cut_off.exited(SLACK) else {
-        panic!(
-            "the partitioned holder was not told of its loss:\n{}",
-            cut_off.output()
-        );
-    };
-    assert_eq!(status.code(), Some(4), "{}", cut_off.output());
-    assert!(
-        told < granted.sent,
-        "the holder was told {:?} after the cut, not before its place went to another owner \
-         ({:?} after the cut, at the latest)\n{}",
-        told - cut,
-        granted.sent - cut,
-        cut_off.output()
-    );
+    let told = told_first(&mut cut_off, &granted, cut);
     assert!(
         kept.exited(Duration::ZERO).is_none(),
         "the holder outside lost its place:\n{}",
@@ -164,6 +137,27 @@ pub async fn permit_holder_is_told_first(backend: Backend) {
             ("other_granted", granted.sent - cut),
         ],
     );
+}
+
+/// When the partitioned `holder` was told of its loss (dlock exits 4), checked to be strictly
+/// before another owner's grant was asked for.
+fn told_first(holder: &mut Holder, granted: &Granted, cut: Instant) -> Instant {
+    let Some((told, status)) = holder.exited(SLACK) else {
+        panic!(
+            "the partitioned holder was not told of its loss:\n{}",
+            holder.output()
+        );
+    };
+    assert_eq!(status.code(), Some(4), "{}", holder.output());
+    assert!(
+        told < granted.sent,
+        "the holder was told {:?} after the cut, not before another owner was granted its \
+         place ({:?} after the cut, at the latest)\n{}",
+        told - cut,
+        granted.sent - cut,
+        holder.output()
+    );
+    told
 }
 
 /// When the sidecar inside first served again: a `dlock -n` run inside that took a lock of
