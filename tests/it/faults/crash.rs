@@ -1,5 +1,6 @@
-//! Crashes: a holding sidecar killed (SIGKILL), and a store server killed (kill -9) and
-//! started again while a lock is held through a renewed session.
+//! Crashes: a holding sidecar killed (SIGKILL), the same for one holder of a semaphore's
+//! places, and a store server killed (kill -9) and started again while a lock is held through
+//! a renewed session.
 //!
 //! A killed sidecar renews nothing: its lock stays held until its expiry, then another owner
 //! gets it; its `dlock` hears at once (the session's stream breaks) and exits 4. On the
@@ -16,7 +17,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::history::History;
-use super::{contend, detection, figures, Holder, APP, SLACK, TTL};
+use super::{contend, contend_for_a_place, detection, figures, Holder, APP, SLACK, TTL};
 use crate::support::api::{Api, Protocol, LOCK_DOES_NOT_EXIST, SUCCESS};
 use crate::support::backend::{unique, Backend};
 use crate::support::dlockd::{component, Dlockd, Options, DLOCK};
@@ -200,5 +201,50 @@ pub async fn store_restart(backend: Backend) {
             ("server_down_and_up", resumed - killed),
             ("serves_again", served - resumed),
         ],
+    );
+}
+
+/// A semaphore of two places, one held through a sidecar killed with SIGKILL: its place frees
+/// at its own expiry, to a third owner, while the holder of the other place keeps it.
+pub async fn killed_permit_holder(backend: Backend) {
+    let holding = backend.sidecar(APP, &[("store", None)]);
+    let other = backend.sidecar(APP, &[("store", None)]);
+    let key = unique("permit-crash");
+    let place = |grpc: &str, owner: &str| {
+        let mut dlock = Command::new(DLOCK);
+        dlock.args(["--limit", "2"]);
+        Holder::start(dlock, grpc, &key, owner)
+    };
+    let mut dies = place(&holding.grpc, "dies");
+    let mut lives = place(&other.grpc, "lives");
+    tokio::time::sleep(TTL / 2).await;
+
+    let killed = Instant::now();
+    holding.kill();
+    let Some((_, status)) = dies.exited(SLACK) else {
+        panic!("dlock was not told its sidecar died:\n{}", dies.output());
+    };
+    assert_eq!(status.code(), Some(4), "{}", dies.output());
+    let locks = other.locks().await;
+    assert!(
+        contend_for_a_place(&locks, &key, "third", 2, Duration::ZERO)
+            .await
+            .is_none(),
+        "the place was free as soon as its sidecar died"
+    );
+    let within = TTL + detection(backend) + SLACK;
+    let Some(granted) = contend_for_a_place(&locks, &key, "third", 2, within).await else {
+        panic!("the dead sidecar's place was not freed within {within:?}");
+    };
+    assert!(
+        lives.exited(Duration::ZERO).is_none(),
+        "the holder of the other place lost it:\n{}",
+        lives.output()
+    );
+    lives.stop();
+    figures(
+        backend,
+        "permit_crash",
+        &[("place_freed", granted.sent - killed)],
     );
 }

@@ -289,7 +289,7 @@ fault_suite! {
     azure_blob: Backend::AzureBlob;
 }
 
-/// The partition of a semaphore's permit holder, on the stores with LIMIT.
+/// A semaphore's permit holder cut off by a partition, and killed, on the stores with LIMIT.
 macro_rules! permit_suite {
     ($($store:ident: $backend:expr;)*) => {$(
         mod $store {
@@ -298,6 +298,11 @@ macro_rules! permit_suite {
             #[tokio::test]
             async fn permit_partition() {
                 super::super::partition::permit_holder_is_told_first($backend).await;
+            }
+
+            #[tokio::test]
+            async fn permit_crash() {
+                super::super::crash::killed_permit_holder($backend).await;
             }
         }
     )*};
