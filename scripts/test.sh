@@ -192,7 +192,7 @@ dataDir=$servers/zookeeper/data
 clientPort=$zookeeper_port
 clientPortAddress=127.0.0.1
 admin.enableServer=false
-4lw.commands.whitelist=srvr
+4lw.commands.whitelist=srvr,mntr
 EOF
 scripts/zookeeper-server.sh "$servers/zookeeper" >/dev/null 2>&1 &
 echo $! >"$servers/zookeeper/zookeeper.pid"

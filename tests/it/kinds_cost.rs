@@ -1,5 +1,5 @@
-//! What a lock of each kind costs its store, counted by the store itself: the commands or
-//! statements it served and the rows or keys it wrote, per plain try-lock + unlock, per shared
+//! What a lock of each kind costs its store, counted by the store itself: the commands,
+//! statements or requests it served and the rows, keys or proposals it wrote, per plain try-lock + unlock, per shared
 //! grant + release, and per reentrant re-entry + release, side by side. A benchmark that prints
 //! figures, not a test (the servers are shared by the whole suite, so their counters move with
 //! every other test); run it alone:
@@ -9,11 +9,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use dlock::cli::http_client::HttpClient;
 use dlock::lock::{Kind, LockStore};
 use mysql_async::prelude::Queryable;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::contract::store;
 use crate::support::backend::{unique, Backend};
+use crate::support::servers::shared;
 
 const ROUNDS: u64 = 100;
 const TTL: Duration = Duration::from_secs(30);
@@ -134,11 +137,50 @@ async fn mysql_counters() -> Counters {
     ]
 }
 
+/// etcd's own metrics: the gRPC messages it received (a stream's counted one by one) and the
+/// Raft proposals it committed (every write, lease grants and revokes included).
+async fn etcd_counters() -> Counters {
+    let address = shared("DLOCK_TEST_ETCD");
+    let metrics = HttpClient::new(&format!("http://{address}"), None)
+        .get("/metrics")
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    let sum = |name: &str| -> u64 {
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    };
+    vec![
+        ("requests", sum("grpc_server_msg_received_total{")),
+        ("writes", sum("etcd_server_proposals_committed_total ")),
+    ]
+}
+
+/// ZooKeeper's `mntr`: the packets it received (requests and the session's pings).
+async fn zookeeper_counters() -> Counters {
+    let address = shared("DLOCK_TEST_ZOOKEEPER");
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream.write_all(b"mntr").await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let value = |name: &str| -> u64 {
+        answer
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in mntr: {answer}"))
+    };
+    vec![("requests (pings included)", value("zk_packets_received"))]
+}
+
 async fn counters(backend: Backend) -> Counters {
     match backend {
         Backend::Redis => redis_counters().await,
         Backend::Postgresql => postgres_counters().await,
         Backend::Mysql => mysql_counters().await,
+        Backend::Etcd => etcd_counters().await,
+        Backend::Zookeeper => zookeeper_counters().await,
         other => panic!("no counters read for {other:?}"),
     }
 }
@@ -183,4 +225,16 @@ async fn postgresql() {
 #[ignore = "a benchmark: run alone, see the module's documentation"]
 async fn mysql() {
     measure(Backend::Mysql).await;
+}
+
+#[tokio::test]
+#[ignore = "a benchmark: run alone, see the module's documentation"]
+async fn etcd() {
+    measure(Backend::Etcd).await;
+}
+
+#[tokio::test]
+#[ignore = "a benchmark: run alone, see the module's documentation"]
+async fn zookeeper() {
+    measure(Backend::Zookeeper).await;
 }
