@@ -97,6 +97,8 @@ pub(crate) struct ReleaseBody {
     pub(crate) unlock: UnlockBody,
     #[serde(rename = "allHolds", alias = "all_holds", deserialize_with = "boolean")]
     pub(crate) all_holds: bool,
+    #[serde(deserialize_with = "uint32")]
+    pub(crate) holds: u32,
 }
 
 impl ReleaseBody {
@@ -105,6 +107,7 @@ impl ReleaseBody {
         ReleaseRequest {
             unlock: self.unlock.request(store),
             all_holds: self.all_holds,
+            expected_holds: (self.holds != 0).then_some(self.holds),
         }
     }
 }

@@ -51,6 +51,7 @@ pub(crate) fn http_status(kind: ErrorKind) -> (StatusCode, &'static str) {
         ErrorKind::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "ERR_SHUTTING_DOWN"),
         ErrorKind::LimitMismatch => (StatusCode::CONFLICT, "ERR_LIMIT_MISMATCH"),
         ErrorKind::ModeConflict => (StatusCode::CONFLICT, "ERR_MODE_CONFLICT"),
+        ErrorKind::HoldsMismatch => (StatusCode::CONFLICT, "ERR_HOLDS_MISMATCH"),
     }
 }
 
@@ -60,7 +61,8 @@ pub(crate) fn grpc_code(kind: ErrorKind) -> tonic::Code {
         ErrorKind::StoreNotConfigured
         | ErrorKind::Unsupported
         | ErrorKind::LimitMismatch
-        | ErrorKind::ModeConflict => tonic::Code::FailedPrecondition,
+        | ErrorKind::ModeConflict
+        | ErrorKind::HoldsMismatch => tonic::Code::FailedPrecondition,
         ErrorKind::Failed(_) => tonic::Code::Internal,
         ErrorKind::Forbidden => tonic::Code::PermissionDenied,
         ErrorKind::TooManyWaiters => tonic::Code::ResourceExhausted,

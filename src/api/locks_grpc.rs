@@ -234,6 +234,7 @@ impl Locks for LocksGrpc {
                 owner: r.lock_owner,
             },
             all_holds: r.all_holds,
+            expected_holds: (r.holds != 0).then_some(r.holds),
         };
         let released = self.state.locks.release_holds(request).await?;
         Ok(Response::new(ReleaseResponse {

@@ -66,6 +66,9 @@ pub(crate) enum ErrorKind {
     /// A reentrant request in another mode than its owner holds: 409 ERR_MODE_CONFLICT, gRPC
     /// FailedPrecondition.
     ModeConflict,
+    /// A release whose expected holds are neither the owner's holds nor one more: 409
+    /// ERR_HOLDS_MISMATCH, gRPC FailedPrecondition.
+    HoldsMismatch,
 }
 
 /// An error answered to a client of the lock API.

@@ -43,6 +43,9 @@ pub(crate) struct AcquireRequest {
 pub(crate) struct ReleaseRequest {
     pub(crate) unlock: UnlockRequest,
     pub(crate) all_holds: bool,
+    /// The holds the owner has before this release, when the client says (see `service.rs`'s
+    /// `release_holds`).
+    pub(crate) expected_holds: Option<u32>,
 }
 
 /// A request that passed the checks: the store it names, the key it built, the owner and the
@@ -281,6 +284,7 @@ mod tests {
                 let release = ReleaseRequest {
                     unlock,
                     all_holds: false,
+                    expected_holds: None,
                 };
                 service.release_holds(release).await.map(drop)
             }

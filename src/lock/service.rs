@@ -218,6 +218,27 @@ impl LockService {
         let released = async {
             let (store, key) =
                 self.locate(Operation::Release, &r.store, &r.resource_id, Some(&r.owner))?;
+            if let Some(expected) = request.expected_holds {
+                let holds = self.holds_of(&store, &key, &r.owner).await?;
+                if holds + 1 == expected {
+                    // The release this one resends already landed.
+                    return Ok(Released {
+                        outcome: OwnerChecked::Applied,
+                        holds_left: holds,
+                    });
+                }
+                if holds != expected {
+                    let message = format!(
+                        "{}: the holds of {} on {} in lock store {} are {holds}, the release \
+                         expected {expected}",
+                        Operation::Release.failure_prefix(),
+                        r.owner,
+                        r.resource_id,
+                        r.store
+                    );
+                    return Err(ApiError::new(ErrorKind::HoldsMismatch, message));
+                }
+            }
             let released = self.release(&store, &key, &r.resource_id, &r.owner, request.all_holds);
             // Dapr's Unlock answers a store failure with ERR_UNLOCK; this call is ours.
             released.await.map_err(|error| match error.kind {
@@ -229,6 +250,20 @@ impl LockService {
             })
         };
         Call::end(call, released.await)
+    }
+
+    /// How many holds `owner` has of `key` now (0: none). Read before a release that says how
+    /// many it expects: exact for a client that sends one release at a time, as a client
+    /// resending a release whose answer it lost does (only its owner changes its holds, but
+    /// for an expiry, which drops them all).
+    async fn holds_of(&self, store: &LoadedStore, key: &str, owner: &str) -> Result<u32, ApiError> {
+        let info = store
+            .store
+            .inspect(key)
+            .await
+            .map_err(|e| ApiError::failed(Operation::Release, e))?;
+        let holder = info.and_then(|info| info.holders.into_iter().find(|h| h.owner == owner));
+        Ok(holder.map_or(0, |h| h.holds))
     }
 
     /// The owner-checked release behind unlock, Release and the end of a session: one hold,

@@ -223,9 +223,31 @@ async fn reentrant_holds_and_release_through_both_doors() {
         }) => assert_eq!(error_code, "ERR_MODE_CONFLICT"),
         other => panic!("{other:?}"),
     }
-    // One hold back over HTTP, then the rest at once over gRPC.
-    let one = release_http(&api, &resource, "o", false).await.unwrap();
-    assert_eq!(one, json!({"status": SUCCESS, "holdsRemaining": 1}));
+    // One hold back over HTTP, saying the two it had: resent (an answer lost), it takes no
+    // second hold; a count that is neither is refused. Then the rest at once over gRPC.
+    let checked = json!({"resourceId": resource, "lockOwner": "o", "holds": 2}).to_string();
+    for _ in 0..2 {
+        let one = api.post("/dlock/v1/release/store", checked.clone()).await;
+        assert_eq!(
+            one.unwrap(),
+            json!({"status": SUCCESS, "holdsRemaining": 1})
+        );
+    }
+    let wrong = json!({"resourceId": resource, "lockOwner": "o", "holds": 5}).to_string();
+    match api.post("/dlock/v1/release/store", wrong).await {
+        Err(Failure::Http {
+            status: 409,
+            error_code,
+            message,
+        }) => {
+            assert_eq!(error_code, "ERR_HOLDS_MISMATCH");
+            assert!(
+                message.contains("are 1, the release expected 5"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(
         api.lock(Protocol::Grpc, "store", &resource, "p", 30).await,
         Ok(false)
@@ -237,6 +259,7 @@ async fn reentrant_holds_and_release_through_both_doors() {
             resource_id: resource.clone(),
             lock_owner: "o".into(),
             all_holds: true,
+            holds: 0,
         })
         .await
         .unwrap()
