@@ -6,16 +6,18 @@
 //!
 //! `scripts/test.sh kinds_cost --ignored --nocapture 2>&1 | grep 'kinds cost'`
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use dlock::cli::http_client::HttpClient;
+use dlock::config::Metadata;
 use dlock::lock::{Kind, LockStore};
 use mysql_async::prelude::Queryable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::contract::store;
-use crate::support::backend::{unique, Backend};
+use crate::support::backend::{azurite_metadata, unique, Backend};
 use crate::support::servers::shared;
 
 const ROUNDS: u64 = 100;
@@ -174,6 +176,91 @@ async fn zookeeper_counters() -> Counters {
     vec![("requests (pings included)", value("zk_packets_received"))]
 }
 
+/// Azurite counts nothing, so the Azure store talks to it through this proxy, which counts the
+/// HTTP requests that pass, and the writes (PUT, DELETE) among them.
+struct CountingProxy {
+    address: String,
+    requests: Arc<AtomicU64>,
+    writes: Arc<AtomicU64>,
+}
+
+impl CountingProxy {
+    async fn start(target: String) -> CountingProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let (requests, writes) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let counts = (requests.clone(), writes.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let counts = counts.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                });
+                tokio::spawn(async move {
+                    let mut line = Vec::new();
+                    let mut chunk = [0u8; 16 * 1024];
+                    while let Ok(n) = client_read.read(&mut chunk).await {
+                        if n == 0 || server_write.write_all(&chunk[..n]).await.is_err() {
+                            return;
+                        }
+                        for &byte in &chunk[..n] {
+                            if byte != b'\n' {
+                                line.push(byte);
+                                continue;
+                            }
+                            let text = String::from_utf8_lossy(&line);
+                            if text.trim_end().ends_with(" HTTP/1.1") {
+                                counts.0.fetch_add(1, Ordering::Relaxed);
+                                if text.starts_with("PUT ") || text.starts_with("DELETE ") {
+                                    counts.1.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            line.clear();
+                        }
+                    }
+                });
+            }
+        });
+        CountingProxy {
+            address,
+            requests,
+            writes,
+        }
+    }
+}
+
+/// The proxy the Azure store of this process talks through.
+static AZURE_PROXY: tokio::sync::OnceCell<CountingProxy> = tokio::sync::OnceCell::const_new();
+
+async fn azure_proxy() -> &'static CountingProxy {
+    AZURE_PROXY
+        .get_or_init(|| CountingProxy::start(shared("DLOCK_TEST_AZURITE")))
+        .await
+}
+
+async fn azure_store() -> Arc<dyn LockStore> {
+    let metadata = azurite_metadata(&azure_proxy().await.address, "dlock-test");
+    let metadata: Metadata = metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    dlock::startup::StoreTypes::new()
+        .build("lock.azure.blobstorage", &metadata)
+        .await
+        .expect("this build has Azure Blob")
+        .expect("the Azure store starts")
+}
+
+async fn azure_counters() -> Counters {
+    let proxy = azure_proxy().await;
+    vec![
+        ("requests", proxy.requests.load(Ordering::Relaxed)),
+        ("writes", proxy.writes.load(Ordering::Relaxed)),
+    ]
+}
+
 async fn counters(backend: Backend) -> Counters {
     match backend {
         Backend::Redis => redis_counters().await,
@@ -181,12 +268,16 @@ async fn counters(backend: Backend) -> Counters {
         Backend::Mysql => mysql_counters().await,
         Backend::Etcd => etcd_counters().await,
         Backend::Zookeeper => zookeeper_counters().await,
+        Backend::AzureBlob => azure_counters().await,
         other => panic!("no counters read for {other:?}"),
     }
 }
 
 async fn measure(backend: Backend) {
-    let store = store(backend).await;
+    let store = match backend {
+        Backend::AzureBlob => azure_store().await,
+        _ => store(backend).await,
+    };
     for operation in [Operation::Plain, Operation::Shared, Operation::Reentry] {
         let keys: Vec<String> = (0..ROUNDS).map(|_| unique("lock||cost||k")).collect();
         prepare(&store, operation, &keys).await;
@@ -237,4 +328,10 @@ async fn etcd() {
 #[ignore = "a benchmark: run alone, see the module's documentation"]
 async fn zookeeper() {
     measure(Backend::Zookeeper).await;
+}
+
+#[tokio::test]
+#[ignore = "a benchmark: run alone, see the module's documentation"]
+async fn azure_blob() {
+    measure(Backend::AzureBlob).await;
 }
