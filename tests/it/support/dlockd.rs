@@ -67,6 +67,8 @@ pub struct Options {
     pub cwd: Option<PathBuf>,
     /// The network namespace to run in (`netns.rs`); default: the test's own.
     pub netns: Option<String>,
+    /// Another dlockd binary (a benchmark runs the release build); default: this build's.
+    pub binary: Option<String>,
 }
 
 impl Options {
@@ -138,14 +140,15 @@ impl Dlockd {
 
     pub fn try_start(options: Options) -> Result<Dlockd, Failed> {
         let dir = temp_dir("sidecar");
+        let binary = options.binary.as_deref().unwrap_or(DLOCKD);
         let mut command = match &options.netns {
             // `ip netns exec` becomes dlockd (it execs it), so killing the child kills dlockd.
             Some(netns) => {
                 let mut command = Command::new("ip");
-                command.args(["netns", "exec", netns, DLOCKD]);
+                command.args(["netns", "exec", netns, binary]);
                 command
             }
-            None => Command::new(DLOCKD),
+            None => Command::new(binary),
         };
         if !options.only_extra_args {
             command
