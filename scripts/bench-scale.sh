@@ -10,5 +10,6 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 cargo build --release --locked --bin dlockd
 export DLOCK_BENCH_DLOCKD="$root/target/release/dlockd"
+# libtest prints a test's name without ending the line, so a figure may follow it on the line.
 scripts/test.sh "scale::${1:-}" --ignored --nocapture --test-threads=1 2>&1 |
-  grep --line-buffered -E '^scale|panicked|FAILED|error'
+  grep --line-buffered -oE 'scale: .*|panicked.*|^error.*|test result: FAILED.*'
