@@ -79,6 +79,7 @@ fn acquire_request(hold: &Hold, expiry: u32, waited: Duration) -> AcquireRequest
         mode,
         limit,
         reentrant,
+        resource_ids: Vec::new(),
     }
 }
 

@@ -500,6 +500,8 @@ impl LockStore for MysqlStore {
             shared: true,
             limit: true,
             reentrant: true,
+            multi: true,
+            multi_atomic: false,
         }
     }
 }

@@ -443,6 +443,8 @@ impl LockStore for PostgresStore {
             shared: true,
             limit: true,
             reentrant: true,
+            multi: true,
+            multi_atomic: false,
         }
     }
 }

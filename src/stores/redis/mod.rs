@@ -505,6 +505,8 @@ impl LockStore for RedisStore {
             shared: true,
             limit: true,
             reentrant: true,
+            multi: true,
+            multi_atomic: false,
         }
     }
 }
