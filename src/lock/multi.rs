@@ -35,6 +35,24 @@ impl ManyOutcome {
     }
 }
 
+/// Whether a key's answer lets a multi-lock's try go on to the next key: for a store that
+/// tries the keys in turn inside one transaction and rolls it back on the first refusal.
+pub(crate) fn granted(outcome: &TryLockOutcome) -> bool {
+    matches!(outcome, TryLockOutcome::Granted(_))
+}
+
+/// A multi-lock's answer from its keys' answers in turn, up to the first refusal (`granted`).
+pub(crate) fn outcome(answers: Vec<TryLockOutcome>) -> ManyOutcome {
+    let mut grants = Vec::with_capacity(answers.len());
+    for answer in answers {
+        match answer {
+            TryLockOutcome::Granted(grant) => grants.push(grant),
+            refused => return ManyOutcome::of_one(refused),
+        }
+    }
+    ManyOutcome::Granted(grants)
+}
+
 /// `LockStore::acquire_many` for a store without one operation for it: each key in turn,
 /// and on a key refused (or a failure) what was taken is given back before answering.
 pub(crate) async fn in_sorted_order<S: LockStore + ?Sized>(

@@ -64,14 +64,14 @@ dlock::store_contract!(
     postgresql,
     store: store(Backend::Postgresql),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, release_signal, shared, limit, reentrant, multi],
+    capabilities: [fencing, listing, release_signal, shared, limit, reentrant, multi, multi_atomic],
 );
 
 dlock::store_contract!(
     mysql,
     store: store(Backend::Mysql),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, shared, limit, reentrant, multi],
+    capabilities: [fencing, listing, shared, limit, reentrant, multi, multi_atomic],
 );
 
 // Azurite keeps time to the millisecond, but the store knows the service's clock only to a
