@@ -36,7 +36,7 @@ dlock::store_contract!(
     redis,
     store: store(Backend::Redis),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, release_signal, shared, limit, reentrant, multi],
+    capabilities: [fencing, listing, release_signal, shared, limit, reentrant, multi, multi_atomic],
 );
 
 dlock::store_contract!(
