@@ -87,6 +87,12 @@ pub(crate) struct AcquireBody {
     pub(crate) limit: u32,
     #[serde(deserialize_with = "boolean")]
     pub(crate) reentrant: bool,
+    #[serde(
+        rename = "resourceIds",
+        alias = "resource_ids",
+        deserialize_with = "strings"
+    )]
+    pub(crate) resource_ids: Vec<String>,
 }
 
 /// `POST /dlock/v1/release/{store}`.
@@ -99,6 +105,12 @@ pub(crate) struct ReleaseBody {
     pub(crate) all_holds: bool,
     #[serde(deserialize_with = "uint32")]
     pub(crate) holds: u32,
+    #[serde(
+        rename = "resourceIds",
+        alias = "resource_ids",
+        deserialize_with = "strings"
+    )]
+    pub(crate) resource_ids: Vec<String>,
 }
 
 impl ReleaseBody {
@@ -108,6 +120,7 @@ impl ReleaseBody {
             unlock: self.unlock.request(store),
             all_holds: self.all_holds,
             expected_holds: (self.holds != 0).then_some(self.holds),
+            resource_ids: self.resource_ids,
         }
     }
 }
@@ -147,6 +160,7 @@ impl AcquireBody {
                 limit: self.limit,
                 reentrant: self.reentrant,
             },
+            resource_ids: self.resource_ids,
         })
     }
 }
@@ -249,6 +263,16 @@ pub(crate) fn parse<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Ap
 
 fn string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// A repeated string: a JSON array of strings; null is empty, as is a null element's string.
+fn strings<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let strings = Option::<Vec<Option<String>>>::deserialize(deserializer)?;
+    Ok(strings
+        .unwrap_or_default()
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect())
 }
 
 fn boolean<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {

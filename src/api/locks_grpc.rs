@@ -60,6 +60,7 @@ fn acquire_request(
             limit: r.limit,
             reentrant: r.reentrant,
         },
+        resource_ids: r.resource_ids,
     })
 }
 
@@ -235,6 +236,7 @@ impl Locks for LocksGrpc {
             },
             all_holds: r.all_holds,
             expected_holds: (r.holds != 0).then_some(r.holds),
+            resource_ids: r.resource_ids,
         };
         let released = self.state.locks.release_holds(request).await?;
         Ok(Response::new(ReleaseResponse {

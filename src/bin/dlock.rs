@@ -99,6 +99,11 @@ struct HoldArgs {
     /// hold, the same fencing token.
     #[arg(long)]
     reentrant: bool,
+
+    /// One more key to take with KEY, all or none, in one lock (a multi-lock); repeat it for
+    /// more. The keys are held under one expiry, renewed together, and released together.
+    #[arg(long, value_name = "KEY")]
+    also: Vec<String>,
 }
 
 #[derive(Args)]
@@ -271,6 +276,7 @@ async fn take(args: HoldArgs, target: Target, endpoint: String) -> ExitCode {
         kind,
         wait,
         key,
+        also: args.also,
         // Within 1..=i32::MAX: clap checked the range.
         seconds: u32::try_from(seconds).unwrap_or(1),
         command: args.run,

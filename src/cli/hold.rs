@@ -16,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::connect::{self, report, Client, Locks};
 use super::dapr_only;
-use super::hold_end::{count_down, exit_code, release, terminate, GRANT_LATENCY};
+use super::hold_end::{count_down, exit_code, release, release_all, terminate, GRANT_LATENCY};
 use super::hold_request::{not_acquired, Hold};
 use super::waiting_line::WaitingLine;
 use super::Exit;
@@ -44,6 +44,13 @@ pub async fn run(hold: Hold) -> Exit {
         }
     };
     if dapr_only::lacks_dlock_api(&mut locks, &hold).await {
+        if !hold.also.is_empty() {
+            errln!(
+                "dlock: this sidecar serves Dapr's lock API only, which takes one key at a \
+                 time: drop --also, or use dlockd"
+            );
+            return Exit::Failed;
+        }
         if !hold.kind.is_plain() {
             errln!(
                 "dlock: this sidecar serves Dapr's lock API only, which has no shared, limited \
@@ -67,9 +74,10 @@ pub async fn run(hold: Hold) -> Exit {
 /// The acquire, waiting what is left of `--wait` after `waited`.
 fn acquire_request(hold: &Hold, expiry: u32, waited: Duration) -> AcquireRequest {
     let (mode, limit, reentrant) = hold.kind_fields();
+    let (resource_id, resource_ids) = hold.resources();
     AcquireRequest {
         store_name: hold.store.clone(),
-        resource_id: hold.key.clone(),
+        resource_id,
         lock_owner: hold.owner.clone(),
         expiry_in_seconds: i32::try_from(expiry).unwrap_or(i32::MAX),
         wait_timeout_ms: hold.wait.map_or(i64::MAX, |w| {
@@ -79,6 +87,7 @@ fn acquire_request(hold: &Hold, expiry: u32, waited: Duration) -> AcquireRequest
         mode,
         limit,
         reentrant,
+        resource_ids,
     }
 }
 
@@ -152,7 +161,11 @@ async fn hold_for(
     }
     let expires_no_sooner = Instant::now() + Duration::from_secs(expiry.into()) - GRANT_LATENCY;
     let ended = count_down(hold, interrupt).await;
-    let released = release(dapr, hold, expires_no_sooner).await;
+    let released = if hold.also.is_empty() {
+        release(dapr, hold, expires_no_sooner).await
+    } else {
+        release_all(locks, hold, expires_no_sooner).await
+    };
     match ended {
         Exit::Ok => released,
         ended => ended,

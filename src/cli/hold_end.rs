@@ -5,12 +5,13 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use super::connect::{report, Client};
+use super::connect::{report, Client, Locks};
 use super::hold_request::Hold;
 use super::Exit;
 use crate::interrupt::Interrupt;
 use crate::proto::dapr::unlock_response::Status;
 use crate::proto::dapr::UnlockRequest;
+use crate::proto::dlock::ReleaseRequest;
 
 pub(crate) async fn count_down(hold: &Hold, interrupt: &mut Interrupt) -> Exit {
     let until = Instant::now() + Duration::from_secs(hold.seconds.into());
@@ -96,10 +97,43 @@ pub(crate) async fn release(client: &mut Client, hold: &Hold, expires_no_sooner:
         lock_owner: hold.owner.clone(),
     };
     let answer = client.unlock_alpha1(request).await;
+    let status = answer.map(|response| response.get_ref().status());
+    released(hold, status, expires_no_sooner)
+}
+
+/// Releases a multi-lock held without a command, every key as one, through dlock's own
+/// Release, and says what its answer means as `release` does.
+pub(crate) async fn release_all(
+    locks: &mut Locks,
+    hold: &Hold,
+    expires_no_sooner: Instant,
+) -> Exit {
+    let (resource_id, resource_ids) = hold.resources();
+    let request = ReleaseRequest {
+        store_name: hold.store.clone(),
+        resource_id,
+        lock_owner: hold.owner.clone(),
+        resource_ids,
+        ..ReleaseRequest::default()
+    };
+    let answer = locks.release(request).await;
+    // dlock's LockStatus numbers its answers as Dapr's unlock does.
+    let status = answer.map(|response| {
+        Status::try_from(response.get_ref().status).unwrap_or(Status::InternalError)
+    });
+    released(hold, status, expires_no_sooner)
+}
+
+/// What a release's answer says about the lock, and dlock's exit for it.
+fn released(
+    hold: &Hold,
+    answer: Result<Status, tonic::Status>,
+    expires_no_sooner: Instant,
+) -> Exit {
     let early = Instant::now() < expires_no_sooner;
     let key = &hold.key;
     match answer {
-        Ok(response) => match response.get_ref().status() {
+        Ok(status) => match status {
             Status::Success => {
                 errln!("dlock: released '{key}'");
                 Exit::Ok

@@ -19,6 +19,8 @@ pub struct Hold {
     pub wait: Option<Duration>,
     /// Shared (`--shared`, `--limit N`), reentrant (`--reentrant`), or Dapr's plain lock.
     pub kind: Kind,
+    /// More keys taken with `key` in one multi-lock (`--also`).
+    pub also: Vec<String>,
 }
 
 /// The default owner: this host and process, so two runs never share an owner.
@@ -31,6 +33,16 @@ pub fn default_owner() -> String {
 }
 
 impl Hold {
+    /// The resource fields of dlock's requests: `resource_id`, or for a multi-lock
+    /// `resource_ids` with every key (and `resource_id` empty).
+    pub(crate) fn resources(&self) -> (String, Vec<String>) {
+        if self.also.is_empty() {
+            return (self.key.clone(), Vec::new());
+        }
+        let all = std::iter::once(&self.key).chain(&self.also).cloned();
+        (String::new(), all.collect())
+    }
+
     /// The kind's fields of dlock's AcquireRequest: mode, limit, reentrant.
     pub(crate) fn kind_fields(&self) -> (i32, u32, bool) {
         let mode = match self.kind.mode {

@@ -8,11 +8,13 @@
 //! caller was gone before or while it arrived, is taken back (`LockStore::take_back`, which
 //! never touches a newer grant of the same owner).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::multi::{self, ManyOutcome};
 use super::{Grant, Kind, LockStore, StoreError, TryLockOutcome};
 
 /// `store.acquire(key, owner, ttl, kind)`, with a grant that nobody receives taken back.
@@ -23,14 +25,51 @@ pub(crate) async fn acquire(
     ttl: Duration,
     kind: Kind,
 ) -> Result<TryLockOutcome, StoreError> {
+    let (asked, key_) = (store.clone(), key.to_string());
+    let (owner_, keys) = (owner.to_string(), vec![key.to_string()]);
+    let ask = async move {
+        let outcome = asked.acquire(&key_, &owner_, ttl, kind).await?;
+        Ok(ManyOutcome::of_one(outcome))
+    };
+    Ok(match guarded(store, keys, owner, ask).await? {
+        ManyOutcome::Granted(grants) => grants
+            .first()
+            .map_or(TryLockOutcome::Held, |g| TryLockOutcome::Granted(*g)),
+        ManyOutcome::Held => TryLockOutcome::Held,
+        ManyOutcome::Refused(conflict) => TryLockOutcome::Refused(conflict),
+    })
+}
+
+/// `store.acquire_many(keys, owner, ttl, kind)`, with a multi-lock that nobody receives
+/// taken back, every key of it.
+pub(crate) async fn acquire_many(
+    store: &Arc<dyn LockStore>,
+    keys: &[String],
+    owner: &str,
+    ttl: Duration,
+    kind: Kind,
+) -> Result<ManyOutcome, StoreError> {
+    let (asked, keys_, owner_) = (store.clone(), keys.to_vec(), owner.to_string());
+    let ask = async move { asked.acquire_many(&keys_, &owner_, ttl, kind).await };
+    guarded(store, keys.to_vec(), owner, ask).await
+}
+
+/// Runs `ask` in a task of its own, and takes back the grants of `keys` it answers when
+/// nobody hears them.
+async fn guarded(
+    store: &Arc<dyn LockStore>,
+    keys: Vec<String>,
+    owner: &str,
+    ask: impl Future<Output = Result<ManyOutcome, StoreError>> + Send + 'static,
+) -> Result<ManyOutcome, StoreError> {
     let (answer, answered) = oneshot::channel();
-    let (store, key, owner) = (store.clone(), key.to_string(), owner.to_string());
+    let (store, owner) = (store.clone(), owner.to_string());
     tokio::spawn(async move {
-        let landed = match store.acquire(&key, &owner, ttl, kind).await {
-            Ok(TryLockOutcome::Granted(grant)) => Ok(Landed::Granted(Unclaimed {
-                grant: Some(grant),
+        let landed = match ask.await {
+            Ok(ManyOutcome::Granted(grants)) => Ok(Landed::Granted(Unclaimed {
+                grants,
                 store,
-                key,
+                keys,
                 owner,
             })),
             Ok(other) => Ok(Landed::NotGranted(other)),
@@ -42,8 +81,7 @@ pub(crate) async fn acquire(
     });
     match answered.await {
         Ok(Ok(Landed::Granted(mut unclaimed))) => {
-            let grant = unclaimed.grant.take();
-            Ok(grant.map_or(TryLockOutcome::Held, TryLockOutcome::Granted))
+            Ok(ManyOutcome::Granted(std::mem::take(&mut unclaimed.grants)))
         }
         Ok(Ok(Landed::NotGranted(outcome))) => Ok(outcome),
         Ok(Err(e)) => Err(e),
@@ -56,43 +94,49 @@ pub(crate) async fn acquire(
 enum Landed {
     Granted(Unclaimed),
     /// Held, or refused.
-    NotGranted(TryLockOutcome),
+    NotGranted(ManyOutcome),
 }
 
-/// A grant on its way to its caller; dropped before the caller took it out, it is taken back.
+/// Grants on their way to their caller, one per key; dropped before the caller took them
+/// out, they are taken back.
 struct Unclaimed {
-    grant: Option<Grant>,
+    grants: Vec<Grant>,
     store: Arc<dyn LockStore>,
-    key: String,
+    keys: Vec<String>,
     owner: String,
 }
 
 impl Drop for Unclaimed {
     fn drop(&mut self) {
-        let Some(grant) = self.grant.take() else {
+        let grants = std::mem::take(&mut self.grants);
+        if grants.is_empty() {
             return;
-        };
+        }
         // Dropped with the runtime itself, there is nothing left to run a release on: the
         // lock frees at its expiry.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (store, key, owner) = (
+        let (store, keys, owner) = (
             self.store.clone(),
-            std::mem::take(&mut self.key),
+            std::mem::take(&mut self.keys),
             std::mem::take(&mut self.owner),
         );
         runtime.spawn(async move {
-            match store.take_back(&key, &owner, grant).await {
-                Ok(outcome) => {
-                    tracing::debug!(key = %key, owner = %owner, ?outcome,
-                        "took back a lock granted after its waiter had gone");
+            if let [key] = &keys[..] {
+                match store.take_back(key, &owner, grants[0]).await {
+                    Ok(outcome) => {
+                        tracing::debug!(key = %key, owner = %owner, ?outcome,
+                            "took back a lock granted after its waiter had gone");
+                    }
+                    Err(error) => {
+                        tracing::warn!(key = %key, owner = %owner,
+                            "a lock granted after its waiter had gone could not be taken \
+                             back; it frees at its expiry: {error}");
+                    }
                 }
-                Err(error) => {
-                    tracing::warn!(key = %key, owner = %owner,
-                        "a lock granted after its waiter had gone could not be taken back; \
-                         it frees at its expiry: {error}");
-                }
+            } else {
+                multi::give_back(&*store, &keys, &owner, &grants).await;
             }
         });
     }

@@ -39,6 +39,7 @@ mod held_here;
 pub(crate) mod holders;
 pub(crate) mod key;
 pub(crate) mod kind;
+pub(crate) mod multi;
 pub mod probe;
 pub(crate) mod registry;
 pub(crate) mod request;
@@ -58,6 +59,7 @@ pub(crate) use health::Health;
 pub(crate) use key::KeyPrefix;
 pub use kind::Kind;
 pub(crate) use kind::{Conflict, Holder, Mode, Released};
+pub use multi::ManyOutcome;
 pub(crate) use registry::{LoadedStore, Registry};
 pub(crate) use request::{
     wait_timeout, AcquireRequest, LockRequest, ReleaseRequest, UnlockRequest,

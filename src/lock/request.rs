@@ -36,6 +36,9 @@ pub(crate) struct AcquireRequest {
     pub(crate) require_fencing: bool,
     /// Shared, limited, reentrant (`kind.rs`); Dapr's plain lock by default.
     pub(crate) kind: Kind,
+    /// A multi-lock's resources (`multi.rs`), every one or none; `lock.resource_id` is then
+    /// empty. Empty for a lock of one resource.
+    pub(crate) resource_ids: Vec<String>,
 }
 
 /// dlock's Release: one of the owner's holds, or all of them.
@@ -46,6 +49,8 @@ pub(crate) struct ReleaseRequest {
     /// The holds the owner has before this release, when the client says (see `service.rs`'s
     /// `release_holds`).
     pub(crate) expected_holds: Option<u32>,
+    /// A multi-lock's resources, released as a whole; `unlock.resource_id` is then empty.
+    pub(crate) resource_ids: Vec<String>,
 }
 
 /// A request that passed the checks: the store it names, the key it built, the owner and the
@@ -59,6 +64,36 @@ pub(crate) struct CheckedLock {
     pub(crate) owner: String,
     pub(crate) ttl: Duration,
     pub(crate) kind: Kind,
+    /// A multi-lock's keys, sorted, each with its resource id; `key` and `resource_id` are
+    /// the first. Empty for a lock of one key.
+    pub(crate) many: Vec<Named>,
+}
+
+/// A key of a multi-lock, and the resource id it was built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Named {
+    pub(crate) key: String,
+    pub(crate) resource_id: String,
+}
+
+impl CheckedLock {
+    /// The keys the lock takes: a multi-lock's every key, or the one.
+    pub(crate) fn keys(&self) -> Vec<String> {
+        if self.many.is_empty() {
+            vec![self.key.clone()]
+        } else {
+            self.many.iter().map(|named| named.key.clone()).collect()
+        }
+    }
+
+    /// The resource ids the lock takes, in the order of `keys`.
+    pub(crate) fn resource_ids(&self) -> Vec<&str> {
+        if self.many.is_empty() {
+            vec![&self.resource_id]
+        } else {
+            self.many.iter().map(|n| n.resource_id.as_str()).collect()
+        }
+    }
 }
 
 /// The wait a blocking acquire asks for, from the wire's milliseconds. A negative wait is
@@ -90,6 +125,7 @@ impl LockService {
             owner: request.owner,
             ttl,
             kind: Kind::PLAIN,
+            many: Vec::new(),
         })
     }
 
@@ -107,7 +143,12 @@ impl LockService {
                 ),
             ));
         }
-        let mut lock = self.check(Operation::Acquire, request.lock)?;
+        let multi = !request.resource_ids.is_empty();
+        let mut lock = if multi {
+            self.check_many(request.lock, request.resource_ids)?
+        } else {
+            self.check(Operation::Acquire, request.lock)?
+        };
         let can = lock.store.store.capabilities();
         let missing = [
             (
@@ -120,6 +161,7 @@ impl LockService {
             ),
             (kind.limit != 0 && !can.limit, "limit shared holders"),
             (kind.reentrant && !can.reentrant, "grant reentrant locks"),
+            (multi && !can.multi, "take several resources in one lock"),
         ];
         if let Some((_, what)) = missing.iter().find(|(missing, _)| *missing) {
             return Err(ApiError::new(
@@ -129,6 +171,56 @@ impl LockService {
         }
         lock.kind = kind;
         Ok(lock)
+    }
+
+    /// A multi-lock's acquire: `lock` names no resource of its own, and each of
+    /// `resource_ids` passes rows 1 to 6 as a lock of one would, then none is named twice. The
+    /// keys come out sorted, so every multi-lock takes them in one order.
+    fn check_many(
+        &self,
+        lock: LockRequest,
+        resource_ids: Vec<String>,
+    ) -> Result<CheckedLock, ApiError> {
+        both_named(&lock.store, &lock.resource_id)?;
+        let mut checked = Vec::with_capacity(resource_ids.len());
+        for resource_id in resource_ids {
+            let one = LockRequest {
+                resource_id,
+                ..lock.clone()
+            };
+            checked.push(self.check(Operation::Acquire, one)?);
+        }
+        checked.sort_by(|a, b| a.key.cmp(&b.key));
+        let many = named_once(
+            &lock.store,
+            checked.iter().map(|c| (&c.key, &c.resource_id)),
+        )?;
+        let mut first = checked.swap_remove(0);
+        first.many = many;
+        Ok(first)
+    }
+
+    /// A multi-lock's release: each of `resource_ids` located as a lock of one is, none named
+    /// twice, and the request naming no resource of its own. The keys come out sorted.
+    pub(crate) fn locate_many(
+        &self,
+        op: Operation,
+        unlock: &UnlockRequest,
+        resource_ids: &[String],
+    ) -> Result<(Arc<LoadedStore>, Vec<Named>), ApiError> {
+        both_named(&unlock.store, &unlock.resource_id)?;
+        let mut located = Vec::with_capacity(resource_ids.len());
+        let mut store = None;
+        for resource_id in resource_ids {
+            let (found, key) = self.locate(op, &unlock.store, resource_id, Some(&unlock.owner))?;
+            store = Some(found);
+            located.push((key, resource_id));
+        }
+        located.sort();
+        let many = named_once(&unlock.store, located.iter().map(|(k, r)| (k, *r)))?;
+        // `resource_ids` is not empty, so a store was found.
+        let store = store.ok_or_else(not_configured)?;
+        Ok((store, many))
     }
 
     /// Rows 2 to 6, and the store key. Calls without an owner (inspect, force release) skip
@@ -188,6 +280,41 @@ fn find(registry: &Registry, store_name: &str) -> Result<Arc<LoadedStore>, ApiEr
         .get(store_name)
         .cloned()
         .ok_or_else(|| not_found(store_name, &registry.names()))
+}
+
+/// A multi-lock's own row: its resources are named in `resourceIds` alone.
+fn both_named(store_name: &str, resource_id: &str) -> Result<(), ApiError> {
+    if resource_id.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorKind::MalformedRequest,
+        format!(
+            "ResourceId and ResourceIds are both set in lock store {store_name}: a multi-lock \
+             names every resource in ResourceIds, and ResourceId stays empty"
+        ),
+    ))
+}
+
+/// A multi-lock's keys, sorted, as `Named`, once each checked to be named once.
+fn named_once<'a>(
+    store_name: &str,
+    sorted: impl Iterator<Item = (&'a String, &'a String)>,
+) -> Result<Vec<Named>, ApiError> {
+    let mut many: Vec<Named> = Vec::new();
+    for (key, resource_id) in sorted {
+        if many.last().is_some_and(|last| &last.key == key) {
+            return Err(ApiError::new(
+                ErrorKind::MalformedRequest,
+                format!("ResourceIds names {resource_id} twice in lock store {store_name}"),
+            ));
+        }
+        many.push(Named {
+            key: key.clone(),
+            resource_id: resource_id.clone(),
+        });
+    }
+    Ok(many)
 }
 
 /// Row 1.
@@ -270,6 +397,7 @@ mod tests {
             wait: Duration::ZERO,
             require_fencing: false,
             kind: Kind::PLAIN,
+            resource_ids: Vec::new(),
         };
         let unlock = UnlockRequest {
             store: store.into(),
@@ -285,6 +413,7 @@ mod tests {
                     unlock,
                     all_holds: false,
                     expected_holds: None,
+                    resource_ids: Vec::new(),
                 };
                 service.release_holds(release).await.map(drop)
             }
@@ -358,6 +487,7 @@ mod tests {
             wait: Duration::ZERO,
             require_fencing: true,
             kind: Kind::PLAIN,
+            resource_ids: Vec::new(),
         };
         let answer = service.acquire(fenced("a||b")).await;
         assert_eq!(

@@ -16,7 +16,8 @@ use super::api_log::Call;
 use super::events::{self, What};
 use super::guarded_try;
 use super::held_here::HeldHere;
-use super::request::CheckedLock;
+use super::multi::ManyOutcome;
+use super::request::{CheckedLock, Named};
 use super::sidecar_line::SidecarLines;
 use super::store_line::StorePlace;
 use super::waiting_here::{TooManyWaiters, WaitingHere};
@@ -140,33 +141,37 @@ impl LockService {
 
     /// A grant or a refusal, as the events tell it; a grant is kept until released.
     fn granted(&self, lock: &CheckedLock, grant: Option<&Grant>, waited: Option<Duration>) {
-        let what = match grant {
-            Some(grant) => {
-                self.held_here.granted(
-                    &lock.store.name,
-                    &lock.key,
-                    &lock.resource_id,
-                    &lock.owner,
-                    lock.ttl,
-                );
-                What::Granted {
-                    fencing_token: grant.fencing_token,
+        for (key, resource_id) in lock.keys().iter().zip(lock.resource_ids()) {
+            let what = match grant {
+                Some(grant) => {
+                    self.held_here.granted(
+                        &lock.store.name,
+                        key,
+                        resource_id,
+                        &lock.owner,
+                        lock.ttl,
+                    );
+                    What::Granted {
+                        fencing_token: grant.fencing_token,
+                        waited,
+                        mode: lock.kind.mode,
+                    }
+                }
+                None => What::Refused {
                     waited,
                     mode: lock.kind.mode,
-                }
-            }
-            None => What::Refused {
-                waited,
-                mode: lock.kind.mode,
-            },
-        };
-        events::publish(&lock.store.name, &lock.resource_id, &lock.owner, what);
+                },
+            };
+            events::publish(&lock.store.name, resource_id, &lock.owner, what);
+        }
     }
 
     /// A renewal the store applied, which moves the lock's expiry here too.
     pub(crate) fn renewed(&self, lock: &CheckedLock) {
-        self.held_here
-            .renewed(&lock.store.name, &lock.key, &lock.owner, lock.ttl);
+        for key in lock.keys() {
+            self.held_here
+                .renewed(&lock.store.name, &key, &lock.owner, lock.ttl);
+        }
     }
 
     /// Dapr's TryLockAlpha1.
@@ -216,10 +221,21 @@ impl LockService {
         let r = &request.unlock;
         let call = self.call("Release", &r.store, &r.resource_id, &r.owner);
         let released = async {
-            let (store, key) =
-                self.locate(Operation::Release, &r.store, &r.resource_id, Some(&r.owner))?;
+            let (store, many) = if request.resource_ids.is_empty() {
+                let (store, key) =
+                    self.locate(Operation::Release, &r.store, &r.resource_id, Some(&r.owner))?;
+                let one = Named {
+                    key,
+                    resource_id: r.resource_id.clone(),
+                };
+                (store, vec![one])
+            } else {
+                self.locate_many(Operation::Release, r, &request.resource_ids)?
+            };
+            // A multi-lock's keys are held alike: its first key's holds are the lock's.
+            let key = &many[0].key;
             if let Some(expected) = request.expected_holds {
-                let holds = self.holds_of(&store, &key, &r.owner).await?;
+                let holds = self.holds_of(&store, key, &r.owner).await?;
                 if holds + 1 == expected {
                     // The release this one resends already landed.
                     return Ok(Released {
@@ -233,13 +249,13 @@ impl LockService {
                          expected {expected}",
                         Operation::Release.failure_prefix(),
                         r.owner,
-                        r.resource_id,
+                        many[0].resource_id,
                         r.store
                     );
                     return Err(ApiError::new(ErrorKind::HoldsMismatch, message));
                 }
             }
-            let released = self.release(&store, &key, &r.resource_id, &r.owner, request.all_holds);
+            let released = self.release_all(&store, &many, &r.owner, request.all_holds);
             // Dapr's Unlock answers a store failure with ERR_UNLOCK; this call is ours.
             released.await.map_err(|error| match error.kind {
                 ErrorKind::Failed(Operation::Unlock) => ApiError {
@@ -290,6 +306,55 @@ impl LockService {
         Ok(released)
     }
 
+    /// The release of a multi-lock, as a whole (one key: `release`): one hold of every key,
+    /// or all of them. A release wakes this sidecar's first waiter for each key.
+    pub(crate) async fn release_all(
+        &self,
+        store: &LoadedStore,
+        many: &[Named],
+        owner: &str,
+        all_holds: bool,
+    ) -> Result<Released, ApiError> {
+        if let [one] = many {
+            return (self.release(store, &one.key, &one.resource_id, owner, all_holds)).await;
+        }
+        let keys: Vec<String> = many.iter().map(|named| named.key.clone()).collect();
+        let released = store
+            .store
+            .release_many(&keys, owner, all_holds)
+            .await
+            .map_err(|e| ApiError::failed(Operation::Unlock, e))?;
+        let outcome = released.outcome;
+        for named in many {
+            if outcome == OwnerChecked::Applied && released.holds_left == 0 {
+                self.held_here.released(&store.name, &named.key, owner);
+                self.lines.released(&store.name, &named.key);
+            }
+            let what = What::Released { outcome };
+            events::publish(&store.name, &named.resource_id, owner, what);
+        }
+        Ok(released)
+    }
+
+    /// Releases what `lock` took, as a whole: the end of a session.
+    pub(crate) async fn release_checked(
+        &self,
+        lock: &CheckedLock,
+        all_holds: bool,
+    ) -> Result<Released, ApiError> {
+        let one = [Named {
+            key: lock.key.clone(),
+            resource_id: lock.resource_id.clone(),
+        }];
+        let many = if lock.many.is_empty() {
+            &one[..]
+        } else {
+            &lock.many
+        };
+        self.release_all(&lock.store, many, &lock.owner, all_holds)
+            .await
+    }
+
     /// Takes the lock, waiting up to `wait` while someone else holds it; `None` when the wait
     /// ran out. Waiters are served in arrival order: across sidecars where the store keeps the
     /// line, else among this sidecar's waiters. Dropping the future (a client that gives up or
@@ -330,7 +395,9 @@ impl LockService {
         let waited = async {
             // The store's line takes plain requests only; the other kinds wait in this
             // sidecar's line.
-            if lock.store.store.capabilities().line && lock.kind.is_plain() {
+            if !lock.many.is_empty() {
+                self.wait_for_all(&lock, deadline).await
+            } else if lock.store.store.capabilities().line && lock.kind.is_plain() {
                 self.wait_in_store_line(&lock, deadline).await
             } else {
                 self.wait_in_sidecar_line(&lock, deadline).await
@@ -399,6 +466,33 @@ impl LockService {
                     _ = tokio::time::sleep(left) => {}
                 }
             }
+        }
+    }
+
+    /// `acquire` of a multi-lock: all or none at each try, so it never holds a key while it
+    /// waits; tried again whenever any of its keys is released (or at a backing-off poll).
+    /// It stands in no line: a release of one key may let a single-key waiter in first.
+    async fn wait_for_all(
+        &self,
+        lock: &CheckedLock,
+        deadline: Instant,
+    ) -> Result<Option<(Grant, Instant)>, ApiError> {
+        let failed = |e| ApiError::failed(Operation::Acquire, e);
+        let store = &lock.store.store;
+        let keys = lock.keys();
+        let mut poll = FIRST_POLL;
+        loop {
+            if let Some(grant) = try_all(lock, &keys).await? {
+                return Ok(Some(grant));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let max_wait = poll.min(left);
+            let signals = keys.iter().map(|key| store.wait_for_release(key, max_wait));
+            bounded_any(max_wait, signals).await.map_err(failed)?;
+            poll = (poll * 2).min(MAX_POLL);
         }
     }
 
@@ -572,6 +666,22 @@ async fn try_once(lock: &CheckedLock) -> Result<Option<(Grant, Instant)>, ApiErr
     }
 }
 
+/// One all-or-none try of a multi-lock's `keys`: the first key's grant (the lock's token, as
+/// docs/contract.md says) and when it was asked for, or `None` while any key is held.
+async fn try_all(
+    lock: &CheckedLock,
+    keys: &[String],
+) -> Result<Option<(Grant, Instant)>, ApiError> {
+    let asked = Instant::now();
+    let store = &lock.store.store;
+    let tried = guarded_try::acquire_many(store, keys, &lock.owner, lock.ttl, lock.kind).await;
+    match tried.map_err(|e| ApiError::failed(Operation::Acquire, e))? {
+        ManyOutcome::Granted(grants) => Ok(grants.first().map(|grant| (*grant, asked))),
+        ManyOutcome::Held => Ok(None),
+        ManyOutcome::Refused(conflict) => Err(refused(lock, conflict)),
+    }
+}
+
 /// A request that does not fit the key's holders, refused at once: waiting would not help.
 fn refused(lock: &CheckedLock, conflict: Conflict) -> ApiError {
     let (kind, why) = match conflict {
@@ -610,6 +720,22 @@ async fn bounded(
     wait: impl std::future::Future<Output = Result<(), StoreError>>,
 ) -> Result<(), StoreError> {
     tokio::time::timeout(max_wait, wait).await.unwrap_or(Ok(()))
+}
+
+/// The first of several store waits to end (`wait_for_release` of each key of a multi-lock),
+/// ended by the core after `max_wait` as `bounded` ends one.
+async fn bounded_any<W>(
+    max_wait: Duration,
+    waits: impl IntoIterator<Item = W>,
+) -> Result<(), StoreError>
+where
+    W: std::future::Future<Output = Result<(), StoreError>> + Unpin,
+{
+    let any = futures_util::future::select_all(waits);
+    match tokio::time::timeout(max_wait, any).await {
+        Ok((signal, _, _)) => signal,
+        Err(_) => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -14,15 +14,17 @@
 //! store call on the way is bounded by the deadline, so a call that hangs (inside a client
 //! library's reconnect) cannot keep the session past it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::{sleep_until, timeout_at, Instant};
 
 use super::api_log::{Call, Outcome};
 use super::events::{self, What};
+use super::multi;
 use super::request::CheckedLock;
 use super::service::SHUTTING_DOWN;
-use super::{AcquireRequest, ApiError, Grant, LockService, OwnerChecked};
+use super::{AcquireRequest, ApiError, Grant, LockService, LockStore, OwnerChecked, StoreError};
 
 /// The share of a lock's expiry by which a session's deadline comes before the store's
 /// earliest expiry, for the difference between the two clocks' rates: 10%, far beyond the drift
@@ -94,6 +96,15 @@ impl Session<'_> {
     pub(crate) async fn keep(&self) -> String {
         let reason = self.keep_until_lost().await;
         let lock = &self.lock;
+        if !lock.many.is_empty() && !self.ended_here() {
+            // Losing one key loses a multi-lock whole: the keys still held go too, so nobody
+            // waits for them until their expiry.
+            if let Err(error) = self.service.release_checked(lock, false).await {
+                tracing::warn!(store = %lock.store.name, key = %lock.key,
+                    "releasing the rest of a lost multi-lock failed; it frees at its expiry: \
+                     {error}");
+            }
+        }
         // One line per session that ends so: the holder is told, and so is the operator.
         if self.ended_here() {
             tracing::info!(store = %lock.store.name, resource = %lock.resource_id,
@@ -120,12 +131,9 @@ impl Session<'_> {
 
     async fn keep_until_lost(&self) -> String {
         let CheckedLock {
-            store,
-            key,
-            owner,
-            ttl,
-            ..
+            store, key, ttl, ..
         } = &self.lock;
+        let keys = self.lock.keys();
         let period = *ttl / 3;
         // The store's expiry is no sooner than this: the last confirmed call went out then.
         let mut expires_no_sooner = self.asked + *ttl;
@@ -140,7 +148,7 @@ impl Session<'_> {
                 () = sleep_until(wake) => {}
                 // A release of this key (by force, or an expiry we missed) wakes us early; the
                 // renewal below then finds out whether the lock is still ours.
-                signal = store.store.wait_for_release(key, max_wait) => {
+                signal = released_any(&store.store, &keys, max_wait) => {
                     if signal.is_err() {
                         sleep_until(wake).await;
                     }
@@ -154,7 +162,7 @@ impl Session<'_> {
                 return unconfirmed(failure);
             }
             let sent = Instant::now();
-            let renewed = match timeout_at(deadline, store.store.renew(key, owner, *ttl)).await {
+            let renewed = match timeout_at(deadline, self.renew_all(&keys)).await {
                 Ok(renewed) => renewed,
                 Err(_) => return unconfirmed(Some("the renewal got no answer".into())),
             };
@@ -182,19 +190,22 @@ impl Session<'_> {
         }
     }
 
+    /// Renews every key of the lock: applied only when every key was, since losing any key
+    /// loses a multi-lock whole.
+    async fn renew_all(&self, keys: &[String]) -> Result<OwnerChecked, StoreError> {
+        let CheckedLock {
+            store, owner, ttl, ..
+        } = &self.lock;
+        let mut each = Vec::with_capacity(keys.len());
+        for key in keys {
+            each.push(store.store.renew(key, owner, *ttl).await?);
+        }
+        Ok(multi::renewed_whole(&each))
+    }
+
     /// Releases the session's hold of the lock (if still ours) and ends the session.
     pub(crate) async fn release(self) -> Result<OwnerChecked, ApiError> {
-        let lock = &self.lock;
-        let released = self
-            .service
-            .release(
-                &lock.store,
-                &lock.key,
-                &lock.resource_id,
-                &lock.owner,
-                false,
-            )
-            .await;
+        let released = self.service.release_checked(&self.lock, false).await;
         released.map(|released| released.outcome)
     }
 
@@ -204,22 +215,23 @@ impl Session<'_> {
     /// says what happened.
     async fn release_and_end(&self, reason: String) -> String {
         let lock = &self.lock;
-        let released = self
-            .service
-            .release(
-                &lock.store,
-                &lock.key,
-                &lock.resource_id,
-                &lock.owner,
-                false,
-            )
-            .await;
+        let released = self.service.release_checked(lock, false).await;
         if let Err(error) = released {
             tracing::warn!(store = %lock.store.name, key = %lock.key,
                 "releasing the lock of an ended session failed ({reason}): {error}");
         }
         format!("{reason}; the session ended")
     }
+}
+
+/// The first release signal of any of `keys` (`LockStore::wait_for_release`).
+async fn released_any(
+    store: &Arc<dyn LockStore>,
+    keys: &[String],
+    max_wait: Duration,
+) -> Result<(), StoreError> {
+    let signals = keys.iter().map(|key| store.wait_for_release(key, max_wait));
+    futures_util::future::select_all(signals).await.0
 }
 
 /// Why a session gave up a lock whose renewal the store did not confirm in time, with the last

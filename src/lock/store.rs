@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::kind::{Conflict, Holder, Kind, Mode, Released};
+use super::multi::{self, ManyOutcome};
 use super::StoreError;
 
 /// The key the default health probe looks up: without `||`, so no resource id's key is it.
@@ -121,6 +122,12 @@ pub struct Capabilities {
     pub limit: bool,
     /// Reentrant holds, counted in the store's record.
     pub reentrant: bool,
+    /// Multi-locks: several keys taken all or none (`LockStore::acquire_many`).
+    pub multi: bool,
+    /// A multi-lock is taken and released in one store operation, so no other client ever
+    /// sees some of its keys held and the others not; without it the keys are taken one by
+    /// one in sorted order and a failed try is rolled back.
+    pub multi_atomic: bool,
 }
 
 impl Capabilities {
@@ -134,6 +141,8 @@ impl Capabilities {
             (self.shared, "SHARED"),
             (self.limit, "LIMIT"),
             (self.reentrant, "REENTRANT"),
+            (self.multi, "MULTI"),
+            (self.multi_atomic, "MULTI_ATOMIC"),
         ]
         .into_iter()
         .filter(|(on, _)| *on)
@@ -196,6 +205,32 @@ pub trait LockStore: Send + Sync + 'static {
         owner: &str,
         all_holds: bool,
     ) -> Result<Released, StoreError>;
+
+    /// Takes every key of `keys` (sorted, no key twice) for `owner` for `ttl` in `kind`, or
+    /// none of them: a multi-lock. The default takes them one by one in sorted order and takes
+    /// back what it got when one is refused (`multi.rs`); a store that can do it in one
+    /// operation overrides it and declares `Capabilities::multi_atomic`.
+    async fn acquire_many(
+        &self,
+        keys: &[String],
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<ManyOutcome, StoreError> {
+        multi::in_sorted_order(self, keys, owner, ttl, kind).await
+    }
+
+    /// Takes back one of `owner`'s holds of every key of a multi-lock (or all of them): the
+    /// lock is released as a whole. The default releases the keys one by one; a store with
+    /// `Capabilities::multi_atomic` releases them in one operation.
+    async fn release_many(
+        &self,
+        keys: &[String],
+        owner: &str,
+        all_holds: bool,
+    ) -> Result<Released, StoreError> {
+        multi::release_each(self, keys, owner, all_holds).await
+    }
 
     /// Releases `key` if `owner` holds it: one hold, as Dapr's UnlockAlpha1 does.
     async fn unlock(&self, key: &str, owner: &str) -> Result<OwnerChecked, StoreError> {
@@ -309,6 +344,8 @@ mod tests {
             shared: true,
             limit: true,
             reentrant: true,
+            multi: true,
+            multi_atomic: true,
         };
         assert_eq!(
             all.names(),
@@ -319,7 +356,9 @@ mod tests {
                 "WAIT_QUEUE",
                 "SHARED",
                 "LIMIT",
-                "REENTRANT"
+                "REENTRANT",
+                "MULTI",
+                "MULTI_ATOMIC"
             ]
         );
         let some = Capabilities {

@@ -35,6 +35,7 @@ pub(crate) fn acquire(owner: &str, expiry_in_seconds: i32, wait: Duration) -> Ac
         wait,
         require_fencing: false,
         kind: crate::lock::Kind::PLAIN,
+        resource_ids: Vec::new(),
     }
 }
 

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 
 use super::health::StoreHealth;
 use super::{
-    Capabilities, Grant, Kind, LockInfo, LockStore, OwnerChecked, Place, Released, StoreError,
-    TryLockOutcome,
+    Capabilities, Grant, Kind, LockInfo, LockStore, ManyOutcome, OwnerChecked, Place, Released,
+    StoreError, TryLockOutcome,
 };
 
 pub(crate) struct Watched {
@@ -42,6 +42,27 @@ impl LockStore for Watched {
     ) -> Result<TryLockOutcome, StoreError> {
         let acquired = self.store.acquire_kind(key, owner, ttl, kind);
         self.seen("acquire", acquired).await
+    }
+
+    async fn acquire_many(
+        &self,
+        keys: &[String],
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<ManyOutcome, StoreError> {
+        let acquired = self.store.acquire_many(keys, owner, ttl, kind);
+        self.seen("acquire_many", acquired).await
+    }
+
+    async fn release_many(
+        &self,
+        keys: &[String],
+        owner: &str,
+        all_holds: bool,
+    ) -> Result<Released, StoreError> {
+        let released = self.store.release_many(keys, owner, all_holds);
+        self.seen("release_many", released).await
     }
 
     async fn release(

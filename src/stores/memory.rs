@@ -15,6 +15,9 @@
 //! the rules every store shares; the store's clock is this process's monotonic clock, in
 //! milliseconds since the store was made.
 //!
+//! A multi-lock's keys are taken and released under all their shards' mutexes at once
+//! (`multi.rs`), so nobody sees some of them held and not the others.
+//!
 //! The store holds at most `DEFAULT_MAX_LOCKS` locks: past it a try for a new key fails with
 //! an error saying so (after a sweep of what expired), never a grant, so a client that takes
 //! locks and never releases them exhausts the limit rather than the process's memory.
@@ -31,9 +34,11 @@ use tokio::sync::Notify;
 
 use crate::lock::holders::Record;
 use crate::lock::{
-    Capabilities, Grant, Kind, LockInfo, LockStore, OwnerChecked, Released, StoreError,
-    TryLockOutcome,
+    Capabilities, Grant, Kind, LockInfo, LockStore, ManyOutcome, OwnerChecked, Released,
+    StoreError, TryLockOutcome,
 };
+
+mod multi;
 
 const SHARDS: usize = 64;
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -155,7 +160,11 @@ impl MemoryStore {
     }
 
     fn shard(&self, key: &str) -> &Shard {
-        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
+        &self.shards[self.shard_index(key)]
+    }
+
+    fn shard_index(&self, key: &str) -> usize {
+        (self.hasher.hash_one(key) as usize) % SHARDS
     }
 
     fn locks(shard: &Shard) -> MutexGuard<'_, Table> {
@@ -324,6 +333,25 @@ impl LockStore for MemoryStore {
         self.take(key, owner, ttl, kind)
     }
 
+    async fn acquire_many(
+        &self,
+        keys: &[String],
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<ManyOutcome, StoreError> {
+        self.take_many(keys, owner, ttl, kind)
+    }
+
+    async fn release_many(
+        &self,
+        keys: &[String],
+        owner: &str,
+        all_holds: bool,
+    ) -> Result<Released, StoreError> {
+        Ok(self.release_whole(keys, owner, all_holds))
+    }
+
     async fn release(
         &self,
         key: &str,
@@ -420,6 +448,8 @@ impl LockStore for MemoryStore {
             shared: true,
             limit: true,
             reentrant: true,
+            multi: true,
+            multi_atomic: true,
         }
     }
 }
@@ -615,5 +645,5 @@ crate::store_contract!(
     store: async { MemoryStore::new() },
     short_ttl: Duration::from_millis(200),
     one_instance: true,
-    capabilities: [fencing, listing, release_signal, shared, limit, reentrant],
+    capabilities: [fencing, listing, release_signal, shared, limit, reentrant, multi, multi_atomic],
 );

@@ -616,3 +616,62 @@ async fn a_limit_admits_that_many_runs_at_once_and_the_next_waits() {
     assert_eq!(other.exit_code(), 1);
     a.exit_code();
 }
+
+#[tokio::test]
+async fn also_takes_every_key_in_one_lock_and_releases_them_together() {
+    let sidecar = Dlockd::start(Options::default());
+    let api = Api::new(&sidecar).await;
+    let (first, second) = (unique("also-a"), unique("also-b"));
+    // Another owner holds the second key: the multi-lock waits, holding neither.
+    assert_eq!(
+        api.lock(Protocol::Grpc, "lockstore", &second, "other", 30)
+            .await,
+        Ok(true)
+    );
+    let run = Run::start(&sidecar, &["--also", &first, &second, "1"]);
+    run.wait_for("; waiting");
+    assert_eq!(
+        api.lock(Protocol::Http, "lockstore", &first, "probe", 30)
+            .await,
+        Ok(true),
+        "the first key was held while the multi-lock waited"
+    );
+    assert_eq!(
+        api.unlock(Protocol::Http, "lockstore", &first, "probe")
+            .await,
+        Ok(SUCCESS)
+    );
+    assert_eq!(
+        api.unlock(Protocol::Grpc, "lockstore", &second, "other")
+            .await,
+        Ok(SUCCESS)
+    );
+    run.wait_for("acquired");
+    for key in [&first, &second] {
+        assert_eq!(
+            api.lock(Protocol::Grpc, "lockstore", key, "p", 30).await,
+            Ok(false)
+        );
+    }
+    run.wait_for("released");
+    assert_eq!(run.exit_code(), 0);
+    for key in [&first, &second] {
+        assert_eq!(
+            api.lock(Protocol::Grpc, "lockstore", key, "p", 30).await,
+            Ok(true)
+        );
+    }
+    // With a command, the keys are held in one session.
+    let (a, b) = (unique("also-c"), unique("also-d"));
+    let run = Run::start(&sidecar, &["--also", &b, &a, "5", "--", "sleep", "1"]);
+    run.wait_for("acquired");
+    assert_eq!(
+        api.lock(Protocol::Http, "lockstore", &b, "p", 30).await,
+        Ok(false)
+    );
+    assert_eq!(run.exit_code(), 0);
+    assert_eq!(
+        api.lock(Protocol::Http, "lockstore", &b, "p", 30).await,
+        Ok(true)
+    );
+}

@@ -36,42 +36,42 @@ dlock::store_contract!(
     redis,
     store: store(Backend::Redis),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, release_signal, shared, limit, reentrant],
+    capabilities: [fencing, listing, release_signal, shared, limit, reentrant, multi, multi_atomic],
 );
 
 dlock::store_contract!(
     redis_cluster,
     store: store(Backend::RedisCluster),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, release_signal, shared, limit, reentrant],
+    capabilities: [fencing, listing, release_signal, shared, limit, reentrant, multi],
 );
 
 dlock::store_contract!(
     etcd,
     store: store(Backend::Etcd),
     short_ttl: ETCD_SHORT_TTL,
-    capabilities: [fencing, listing, release_signal, line, shared, limit, reentrant],
+    capabilities: [fencing, listing, release_signal, line, shared, limit, reentrant, multi],
 );
 
 dlock::store_contract!(
     zookeeper,
     store: store(Backend::Zookeeper),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, release_signal, line, shared, limit, reentrant],
+    capabilities: [fencing, listing, release_signal, line, shared, limit, reentrant, multi],
 );
 
 dlock::store_contract!(
     postgresql,
     store: store(Backend::Postgresql),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, release_signal, shared, limit, reentrant],
+    capabilities: [fencing, listing, release_signal, shared, limit, reentrant, multi, multi_atomic],
 );
 
 dlock::store_contract!(
     mysql,
     store: store(Backend::Mysql),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, shared, limit, reentrant],
+    capabilities: [fencing, listing, shared, limit, reentrant, multi, multi_atomic],
 );
 
 // Azurite keeps time to the millisecond, but the store knows the service's clock only to a
@@ -80,5 +80,5 @@ dlock::store_contract!(
     azure_blob,
     store: store(Backend::AzureBlob),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, shared, limit, reentrant],
+    capabilities: [fencing, listing, shared, limit, reentrant, multi],
 );

@@ -30,6 +30,7 @@ pub mod inspect;
 pub mod kinds;
 pub mod line;
 pub mod listing;
+pub mod multi;
 pub mod release;
 pub mod renewal;
 pub mod signal;
@@ -72,6 +73,17 @@ macro_rules! store_contract {
             kinds::reentrant_holds_count_through_two_sidecars,
             kinds::all_holds_go_together_and_a_reentry_keeps_its_mode,
         );
+    };
+    (@multi) => {
+        $crate::store_contract!(@checks multi::all_or_none);
+    };
+    // A reader on another thread than the tries, so that a store kept in this process is
+    // looked at between its steps too.
+    (@multi_atomic) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_failed_try_is_never_seen() {
+            $crate::lock::contract::multi::a_failed_try_is_never_seen(&subject().await).await;
+        }
     };
     (@line) => {
         $crate::store_contract!(@checks line::line_order, line::leave, line::wait_turn);

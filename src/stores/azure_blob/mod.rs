@@ -613,6 +613,8 @@ impl LockStore for AzureBlobStore {
             shared: true,
             limit: true,
             reentrant: true,
+            multi: true,
+            multi_atomic: false,
         }
     }
 }

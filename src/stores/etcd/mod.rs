@@ -638,6 +638,8 @@ impl LockStore for EtcdStore {
             shared: true,
             limit: true,
             reentrant: true,
+            multi: true,
+            multi_atomic: false,
         }
     }
 }

@@ -36,9 +36,10 @@ use mysql_async::{
 use tokio::time::Instant;
 
 use crate::config::{ConfigError, Metadata};
+use crate::lock::multi::{self, granted};
 use crate::lock::{
-    Capabilities, Grant, Kind, LockInfo, LockStore, OwnerChecked, Released, StoreError,
-    TryLockOutcome,
+    Capabilities, Grant, Kind, LockInfo, LockStore, ManyOutcome, OwnerChecked, Released,
+    StoreError, TryLockOutcome,
 };
 use crate::stores::sql;
 use crate::stores::sql::cleanup::{self, Cleanup};
@@ -202,12 +203,31 @@ impl MysqlStore {
         grant: bool,
         change: impl Change<T>,
     ) -> Result<T, StoreError> {
+        let keys = [key.to_string()];
+        let mut answers = self.change_many(&keys, grant, change, |_| true).await?;
+        answers
+            .pop()
+            .ok_or_else(|| StoreError::failed("a change of one key answered nothing"))
+    }
+
+    /// Applies `change` to the holders of each of `keys` in one transaction, locking their
+    /// rows in the order given (sorted, so two transactions never wait on each other), and
+    /// commits only when `keep` accepts every key's answer: the answers up to the first it
+    /// refuses, whose transaction is rolled back. Again when InnoDB picked it as a deadlock's
+    /// victim.
+    async fn change_many<T>(
+        &self,
+        keys: &[String],
+        grant: bool,
+        change: impl Change<T>,
+        keep: impl Fn(&T) -> bool + Copy,
+    ) -> Result<Vec<T>, StoreError> {
         let applied = self
             .run(|mut conn, s| async move {
                 let mut tries = 0;
                 loop {
                     let tx = conn.start_transaction(TxOpts::default()).await?;
-                    match self.transact(tx, s, key, grant, change).await {
+                    match self.transact(tx, s, keys, grant, change, keep).await {
                         Err(mysql_async::Error::Server(e))
                             if e.code == DEADLOCK && tries < DEADLOCK_RETRIES =>
                         {
@@ -218,17 +238,48 @@ impl MysqlStore {
                 }
             })
             .await??;
-        if applied.freed {
-            self.released.announce(key);
+        let mut answers = Vec::with_capacity(applied.len());
+        for (key, applied) in keys.iter().zip(applied) {
+            if applied.freed {
+                self.released.announce(key);
+            }
+            answers.push(applied.answer);
         }
-        Ok(applied.answer)
+        Ok(answers)
     }
 
-    /// The transaction's steps; it is committed when the change applied cleanly, else rolled
-    /// back.
+    /// The transaction's steps, key by key; it is committed when every change applied
+    /// cleanly and `keep` took every answer, else rolled back.
     async fn transact<T>(
         &self,
         mut tx: Transaction<'_>,
+        s: &Statements,
+        keys: &[String],
+        grant: bool,
+        change: impl Change<T>,
+        keep: impl Fn(&T) -> bool,
+    ) -> Result<Result<Vec<Applied<T>>, StoreError>, mysql_async::Error> {
+        let mut all = Vec::with_capacity(keys.len());
+        for key in keys {
+            let applied = match self.step(&mut tx, s, key, grant, change).await? {
+                Ok(applied) => applied,
+                Err(e) => return tx.rollback().await.map(|()| Err(e)),
+            };
+            let kept = keep(&applied.answer);
+            all.push(applied);
+            if !kept {
+                return tx.rollback().await.map(|()| Ok(all));
+            }
+        }
+        tx.commit().await?;
+        Ok(Ok(all))
+    }
+
+    /// One key's change inside `tx`: locks its row, reads it and the server's clock, and
+    /// writes back what the change made of it.
+    async fn step<T>(
+        &self,
+        tx: &mut Transaction<'_>,
         s: &Statements,
         key: &str,
         grant: bool,
@@ -242,7 +293,7 @@ impl MysqlStore {
         let row: Option<Row> = tx.exec_first(&s.read_row, (key,)).await?;
         let read = match row.map(|row| self.stored(row)).transpose() {
             Ok(read) => read,
-            Err(e) => return tx.rollback().await.map(|()| Err(e)),
+            Err(e) => return Ok(Err(e)),
         };
         // Without a row nothing is held, whatever the time.
         let now_ms = read.as_ref().map_or(0, |(_, now_ms)| *now_ms);
@@ -257,14 +308,13 @@ impl MysqlStore {
         }
         let applied = match applied {
             Ok(applied) => applied,
-            Err(e) => return tx.rollback().await.map(|()| Err(e)),
+            Err(e) => return Ok(Err(e)),
         };
         if let Some(row) = &applied.write {
             let deadline = row.deadline_ms.saturating_mul(1000);
             let params = (&row.owner, deadline, row.token, &row.holders, key);
             tx.exec_drop(&s.write_row, params).await?;
         }
-        tx.commit().await?;
         Ok(Ok(applied))
     }
 
@@ -371,6 +421,29 @@ impl LockStore for MysqlStore {
     ) -> Result<TryLockOutcome, StoreError> {
         self.change(key, true, holders::acquire(owner, ttl, kind))
             .await
+    }
+
+    async fn acquire_many(
+        &self,
+        keys: &[String],
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<ManyOutcome, StoreError> {
+        let acquire = holders::acquire(owner, ttl, kind);
+        let answers = self.change_many(keys, true, acquire, granted).await?;
+        Ok(multi::outcome(answers))
+    }
+
+    async fn release_many(
+        &self,
+        keys: &[String],
+        owner: &str,
+        all_holds: bool,
+    ) -> Result<Released, StoreError> {
+        let release = holders::release(owner, all_holds);
+        let answers = self.change_many(keys, false, release, |_| true).await?;
+        Ok(multi::released_whole(&answers))
     }
 
     async fn release(
@@ -500,6 +573,8 @@ impl LockStore for MysqlStore {
             shared: true,
             limit: true,
             reentrant: true,
+            multi: true,
+            multi_atomic: true,
         }
     }
 }

@@ -42,9 +42,10 @@ use tokio_postgres::Row;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::{ConfigError, Metadata};
+use crate::lock::multi::{self, granted};
 use crate::lock::{
-    Capabilities, Grant, Kind, LockInfo, LockStore, OwnerChecked, Released, StoreError,
-    TryLockOutcome,
+    Capabilities, Grant, Kind, LockInfo, LockStore, ManyOutcome, OwnerChecked, Released,
+    StoreError, TryLockOutcome,
 };
 use crate::stores::sql;
 use crate::stores::sql::cleanup::{self, Cleanup};
@@ -235,8 +236,25 @@ impl PostgresStore {
         grant: bool,
         change: impl Change<T>,
     ) -> Result<T, StoreError> {
+        let keys = [key.to_string()];
+        let mut answers = self.change_many(&keys, grant, change, |_| true).await?;
+        answers
+            .pop()
+            .ok_or_else(|| StoreError::failed("a change of one key answered nothing"))
+    }
+
+    /// Applies `change` to the holders of each of `keys` in one transaction, locking their
+    /// rows in the order given (sorted, so two transactions never wait on each other), and
+    /// commits only when `keep` accepts every key's answer: the answers up to the first it
+    /// refuses, whose transaction is rolled back.
+    async fn change_many<T>(
+        &self,
+        keys: &[String],
+        grant: bool,
+        change: impl Change<T>,
+        keep: impl Fn(&T) -> bool,
+    ) -> Result<Vec<T>, StoreError> {
         let db = |e: tokio_postgres::Error| store_error(e);
-        let s = &self.statements;
         let work = async {
             let mut client = self.pool.get().await.map_err(|e| {
                 StoreError::unavailable(format!("no connection to PostgreSQL: {e}")).with_source(e)
@@ -247,51 +265,18 @@ impl PostgresStore {
                 .start()
                 .await
                 .map_err(db)?;
-            let lock = if grant { &s.lock_row } else { &s.lock_existing };
-            let lock = transaction.prepare_cached(lock).await.map_err(db)?;
-            transaction.execute(&lock, &[&key]).await.map_err(db)?;
-            let read = transaction.prepare_cached(&s.read_row).await.map_err(db)?;
-            let stored = match transaction.query_opt(&read, &[&key]).await.map_err(db)? {
-                Some(row) => Some((
-                    self.stored(&row)?,
-                    row.try_get::<_, i64>(4).map_err(unexpected)?,
-                )),
-                None => None,
-            };
-            // Without a row nothing is held, whatever the time.
-            let now_ms = stored.as_ref().map_or(0, |(_, now)| (*now).max(0) as u64);
-            let stored = stored.map(|(row, _)| row);
-            let mut applied = holders::apply(&self.table, stored.as_ref(), now_ms, change, 0)?;
-            if applied.drew_token {
-                let draw = transaction
-                    .prepare_cached(&s.draw_token)
-                    .await
-                    .map_err(db)?;
-                let drawn: i64 = transaction.query_one(&draw, &[]).await.map_err(db)?.get(0);
-                let token = sql::fencing_token(&self.table, drawn)?;
-                applied = holders::apply(&self.table, stored.as_ref(), now_ms, change, token)?;
-            }
-            if let Some(row) = &applied.write {
-                let write = transaction.prepare_cached(&s.write_row).await.map_err(db)?;
-                let deadline_ms = i64::try_from(row.deadline_ms).unwrap_or(i64::MAX);
-                let token = i64::try_from(row.token).unwrap_or(i64::MAX);
-                transaction
-                    .execute(
-                        &write,
-                        &[
-                            &key,
-                            &row.owner,
-                            &deadline_ms,
-                            &token,
-                            &row.holders,
-                            &applied.freed,
-                        ],
-                    )
-                    .await
-                    .map_err(db)?;
+            let mut answers = Vec::with_capacity(keys.len());
+            for key in keys {
+                let answer = self.change_in(&transaction, key, grant, change).await?;
+                let kept = keep(&answer);
+                answers.push(answer);
+                if !kept {
+                    // Dropped without a commit, the transaction rolls back.
+                    return Ok(answers);
+                }
             }
             transaction.commit().await.map_err(db)?;
-            Ok(applied.answer)
+            Ok(answers)
         };
         tokio::time::timeout(self.timeout, work)
             .await
@@ -301,6 +286,63 @@ impl PostgresStore {
                     self.timeout
                 ))
             })?
+    }
+
+    /// `change` of one key's holders inside `transaction`: locks the key's row, reads it and
+    /// the database's clock, and writes back what the change made of it.
+    async fn change_in<T>(
+        &self,
+        transaction: &deadpool_postgres::Transaction<'_>,
+        key: &str,
+        grant: bool,
+        change: impl Change<T>,
+    ) -> Result<T, StoreError> {
+        let db = |e: tokio_postgres::Error| store_error(e);
+        let s = &self.statements;
+        let lock = if grant { &s.lock_row } else { &s.lock_existing };
+        let lock = transaction.prepare_cached(lock).await.map_err(db)?;
+        transaction.execute(&lock, &[&key]).await.map_err(db)?;
+        let read = transaction.prepare_cached(&s.read_row).await.map_err(db)?;
+        let stored = match transaction.query_opt(&read, &[&key]).await.map_err(db)? {
+            Some(row) => Some((
+                self.stored(&row)?,
+                row.try_get::<_, i64>(4).map_err(unexpected)?,
+            )),
+            None => None,
+        };
+        // Without a row nothing is held, whatever the time.
+        let now_ms = stored.as_ref().map_or(0, |(_, now)| (*now).max(0) as u64);
+        let stored = stored.map(|(row, _)| row);
+        let mut applied = holders::apply(&self.table, stored.as_ref(), now_ms, change, 0)?;
+        if applied.drew_token {
+            let draw = transaction
+                .prepare_cached(&s.draw_token)
+                .await
+                .map_err(db)?;
+            let drawn: i64 = transaction.query_one(&draw, &[]).await.map_err(db)?.get(0);
+            let token = sql::fencing_token(&self.table, drawn)?;
+            applied = holders::apply(&self.table, stored.as_ref(), now_ms, change, token)?;
+        }
+        if let Some(row) = &applied.write {
+            let write = transaction.prepare_cached(&s.write_row).await.map_err(db)?;
+            let deadline_ms = i64::try_from(row.deadline_ms).unwrap_or(i64::MAX);
+            let token = i64::try_from(row.token).unwrap_or(i64::MAX);
+            transaction
+                .execute(
+                    &write,
+                    &[
+                        &key,
+                        &row.owner,
+                        &deadline_ms,
+                        &token,
+                        &row.holders,
+                        &applied.freed,
+                    ],
+                )
+                .await
+                .map_err(db)?;
+        }
+        Ok(applied.answer)
     }
 
     /// The key's row as `read_row` answers it.
@@ -344,6 +386,29 @@ impl LockStore for PostgresStore {
     ) -> Result<TryLockOutcome, StoreError> {
         self.change(key, true, holders::acquire(owner, ttl, kind))
             .await
+    }
+
+    async fn acquire_many(
+        &self,
+        keys: &[String],
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<ManyOutcome, StoreError> {
+        let acquire = holders::acquire(owner, ttl, kind);
+        let answers = self.change_many(keys, true, acquire, granted).await?;
+        Ok(multi::outcome(answers))
+    }
+
+    async fn release_many(
+        &self,
+        keys: &[String],
+        owner: &str,
+        all_holds: bool,
+    ) -> Result<Released, StoreError> {
+        let release = holders::release(owner, all_holds);
+        let answers = self.change_many(keys, false, release, |_| true).await?;
+        Ok(multi::released_whole(&answers))
     }
 
     async fn release(
@@ -443,6 +508,8 @@ impl LockStore for PostgresStore {
             shared: true,
             limit: true,
             reentrant: true,
+            multi: true,
+            multi_atomic: true,
         }
     }
 }

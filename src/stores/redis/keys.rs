@@ -36,6 +36,12 @@ impl KeyLayout {
         KeyLayout { hash_tagged }
     }
 
+    /// Whether every lock key is in one slot (one server): not in a cluster, where each has a
+    /// hash tag of its own.
+    pub(crate) fn one_slot(self) -> bool {
+        !self.hash_tagged
+    }
+
     /// The Redis key of the lock on `store_key`.
     pub(crate) fn lock_key(self, store_key: &str) -> String {
         if self.hash_tagged {

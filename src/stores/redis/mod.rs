@@ -13,6 +13,7 @@
 
 mod connection;
 mod keys;
+mod multi;
 mod records;
 mod replicas;
 mod scripts;
@@ -29,8 +30,8 @@ use crate::config::ConfigError;
 use crate::config::Metadata;
 use crate::lock::holders;
 use crate::lock::{
-    Capabilities, Grant, Kind, LockInfo, LockStore, OwnerChecked, Released, StoreError,
-    TryLockOutcome,
+    Capabilities, Grant, Kind, LockInfo, LockStore, ManyOutcome, OwnerChecked, Released,
+    StoreError, TryLockOutcome,
 };
 use connection::{Connection, Handle};
 use keys::{legacy_fence_key, token_key, KeyLayout};
@@ -52,6 +53,8 @@ pub(crate) struct RedisStore {
     renew: Script,
     look: Script,
     swap: Script,
+    /// A multi-lock's compare-and-set (`multi.rs`).
+    swap_many: Script,
     force_release: Script,
     release_grant: Script,
     /// `waitReplicas`: grants and renewals count once this many replicas have them.
@@ -116,6 +119,7 @@ impl RedisStore {
             renew: scripts::renew(),
             look: scripts::look(),
             swap: scripts::swap(),
+            swap_many: scripts::swap_many(),
             force_release: scripts::force_release(),
             release_grant: scripts::release_grant(),
             wait_replicas: settings.wait_replicas,
@@ -350,6 +354,25 @@ impl LockStore for RedisStore {
         self.acquire_record(key, owner, ttl, kind).await
     }
 
+    async fn acquire_many(
+        &self,
+        keys: &[String],
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<ManyOutcome, StoreError> {
+        self.acquire_all(keys, owner, ttl, kind).await
+    }
+
+    async fn release_many(
+        &self,
+        keys: &[String],
+        owner: &str,
+        all_holds: bool,
+    ) -> Result<Released, StoreError> {
+        self.release_all(keys, owner, all_holds).await
+    }
+
     async fn release(
         &self,
         key: &str,
@@ -505,6 +528,8 @@ impl LockStore for RedisStore {
             shared: true,
             limit: true,
             reentrant: true,
+            multi: true,
+            multi_atomic: self.multi_atomic(),
         }
     }
 }

@@ -30,7 +30,7 @@ pub(super) const RACES: usize = 100;
 
 /// The token a new holder has in the record until the compare-and-set draws the real one and
 /// writes it in its place (see `halves`).
-const UNDRAWN: u64 = u64::MAX;
+pub(super) const UNDRAWN: u64 = u64::MAX;
 
 /// What a plain owner-checked script (unlock, renew, release of a grant) answered.
 pub(super) enum Checked {
@@ -92,6 +92,23 @@ pub(super) fn plain_token(owner: &str, token_record: Option<&str>) -> Option<u64
         .and_then(|(_, token)| token.parse().ok())
 }
 
+/// The record an acquire by `owner` changes at `look`, and the token record its
+/// compare-and-set must find unchanged; `None` when the key is another's plain lock, held
+/// whatever the kind asked.
+pub(super) fn readable(
+    lock: &str,
+    look: &Look,
+    owner: &str,
+) -> Result<Option<(Record, Option<String>)>, StoreError> {
+    Ok(match look.value.as_deref() {
+        None => Some((Record::free(), None)),
+        Some(value) => match decode(lock, value)? {
+            Some(record) => Some((record, None)),
+            None => plain_as_record(look, owner).map(|r| (r, look.token_record.clone())),
+        },
+    })
+}
+
 /// A plain lock of `owner` as a record, so that its owner may enter it again: one exclusive
 /// holder with one hold, the plain grant's token and deadline. `None` when it can't be one: a
 /// lock of another owner, taken by daprd (no token), or without an expiry.
@@ -116,7 +133,7 @@ fn plain_as_record(look: &Look, owner: &str) -> Option<Record> {
 /// An encoded record whose new holder has the `UNDRAWN` token, as the parts before and after
 /// that token, for the script to join around the token it draws. Split at the `"t":` key, which
 /// JSON can't hold inside a string (a quote there is escaped), so no owner can move the split.
-fn halves(encoded: &str) -> Result<(String, String), StoreError> {
+pub(super) fn halves(encoded: &str) -> Result<(String, String), StoreError> {
     let field = format!("\"t\":{UNDRAWN}");
     let (before, after) = encoded.split_once(&field).ok_or_else(|| {
         StoreError::failed("a new holder's record has no place for its token".to_string())
@@ -160,15 +177,8 @@ impl RedisStore {
         let lock = self.layout.lock_key(key);
         for _ in 0..RACES {
             let look = self.look(&lock).await?;
-            let (mut record, token_record) = match look.value.as_deref() {
-                None => (Record::free(), None),
-                Some(value) => match decode(&lock, value)? {
-                    Some(record) => (record, None),
-                    None => match plain_as_record(&look, owner) {
-                        Some(record) => (record, look.token_record.as_deref()),
-                        None => return Ok(TryLockOutcome::Held),
-                    },
-                },
+            let Some((mut record, token_record)) = readable(&lock, &look, owner)? else {
+                return Ok(TryLockOutcome::Held);
             };
             let acquired = record.acquire(look.now_ms, owner, ttl, kind, UNDRAWN);
             let TryLockOutcome::Granted(mut grant) = acquired.outcome else {
@@ -176,7 +186,7 @@ impl RedisStore {
             };
             let read = Read {
                 value: look.value.as_deref(),
-                token_record,
+                token_record: token_record.as_deref(),
             };
             let swapped = self
                 .swap(

@@ -203,6 +203,53 @@ pub(crate) fn swap() -> Script {
     ))
 }
 
+/// The compare-and-set of several records at once (a multi-lock's, `multi.rs`): `swap` for
+/// each key, but nothing written unless every key still holds what was read. KEYS: swap's four
+/// for each key in turn. ARGV: the number of keys, then swap's eight for each key in turn.
+/// Returns {-1} when any key changed since it was read, else the token drawn for each key (0
+/// where none).
+pub(crate) fn swap_many() -> Script {
+    Script::new(&format!(
+        r"
+        if redis.replicate_commands then redis.replicate_commands() end
+        {DRAW}{NOW_MS}
+        local n = tonumber(ARGV[1])
+        for i = 0, n - 1 do
+          local k, a = i * 4, 1 + i * 8
+          local current = redis.call('GET', KEYS[k + 1])
+          if ARGV[a + 1] == '1' then
+            if current ~= ARGV[a + 2] then return {{-1}} end
+            if ARGV[a + 3] ~= '' and redis.call('GET', KEYS[k + 3]) ~= ARGV[a + 3] then
+              return {{-1}}
+            end
+          elseif current then
+            return {{-1}}
+          end
+        end
+        local tokens = {{}}
+        for i = 0, n - 1 do
+          local k, a = i * 4, 1 + i * 8
+          local token = 0
+          local value = ARGV[a + 4]
+          if ARGV[a + 6] == '1' then
+            token = draw(KEYS[k + 2], KEYS[k + 4])
+            value = value .. string.format('%.0f', token) .. ARGV[a + 5]
+          end
+          redis.call('DEL', KEYS[k + 3])
+          local left = tonumber(ARGV[a + 7]) - now_ms()
+          if left > 0 then
+            redis.call('SET', KEYS[k + 1], value, 'PX', string.format('%.0f', left))
+          else
+            redis.call('DEL', KEYS[k + 1])
+          end
+          if ARGV[a + 8] ~= '' then redis.call('PUBLISH', ARGV[a + 8], '') end
+          tokens[i + 1] = token
+        end
+        return tokens
+        ",
+    ))
+}
+
 /// KEYS: lock, token. ARGV: channel. Returns 1 when something was held.
 pub(crate) fn force_release() -> Script {
     Script::new(

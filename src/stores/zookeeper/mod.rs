@@ -380,6 +380,8 @@ impl LockStore for ZookeeperStore {
             shared: true,
             limit: true,
             reentrant: true,
+            multi: true,
+            multi_atomic: false,
         }
     }
 }

@@ -260,6 +260,7 @@ async fn reentrant_holds_and_release_through_both_doors() {
             lock_owner: "o".into(),
             all_holds: true,
             holds: 0,
+            resource_ids: Vec::new(),
         })
         .await
         .unwrap()

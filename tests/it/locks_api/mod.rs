@@ -6,6 +6,7 @@ mod doors_agree;
 mod errors;
 mod force_release;
 mod kinds;
+mod multi;
 mod shared_with_dapr;
 
 use crate::support::dlockd::Options;
