@@ -10,7 +10,12 @@ use dlock::cli::http_client::HttpClient;
 use dlock::proto::dlock::hold_event::Event;
 use dlock::proto::dlock::LockInfo;
 use dlock::proto::etcd::etcdserverpb::{
-    kv_client::KvClient, lease_client::LeaseClient, LeaseTimeToLiveRequest, RangeRequest,
+    compare::{CompareResult, CompareTarget, TargetUnion},
+    kv_client::KvClient,
+    lease_client::LeaseClient,
+    request_op::Request as Op,
+    Compare, DeleteRangeRequest, LeaseGrantRequest, LeaseTimeToLiveRequest, PutRequest,
+    RangeRequest, RequestOp, TxnRequest,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::Channel;
@@ -630,5 +635,151 @@ async fn a_removed_store_closes_its_release_watch() {
         sidecar.logs().contains("component removed"),
         "{}",
         sidecar.logs()
+    );
+}
+
+/// What etcd counted between `before` and `after`, per pair, by counter.
+fn per_pair(before: &[(&str, u64)], after: &[(&str, u64)], pairs: usize) -> String {
+    let figures: Vec<String> = before
+        .iter()
+        .zip(after)
+        .map(|((name, b), (_, a))| format!("{name} {:.2}", (a - b) as f64 / pairs as f64))
+        .collect();
+    figures.join(", ")
+}
+
+/// etcd's counters of writes: Raft proposals (every write, lease grants and revokes
+/// included), WAL fsyncs, and the key-value operations by kind.
+async fn writes(etcd: &Etcd) -> Vec<(&'static str, u64)> {
+    let mut counted = Vec::new();
+    for (label, name) in [
+        ("proposals", "etcd_server_proposals_committed_total"),
+        ("fsyncs", "etcd_disk_wal_fsync_duration_seconds_count"),
+        ("txns", "etcd_mvcc_txn_total"),
+        ("puts", "etcd_mvcc_put_total"),
+        ("deletes", "etcd_mvcc_delete_total"),
+    ] {
+        counted.push((label, metric(etcd, name).await));
+    }
+    counted
+}
+
+/// What a lock costs etcd, counted by etcd itself: per uncontended lock+unlock pair of
+/// `dlock bench` through dlockd, per hand-over from a holder on one sidecar to a waiter on
+/// another, and a bare client's put-on-a-lease and delete (etcd's `concurrency.Mutex` on its
+/// session lease, at its floor) beside `dlock bench`'s pairs per second. A benchmark that
+/// prints figures, not a test; run it alone:
+///
+/// `scripts/test.sh etcd::cost --ignored --nocapture 2>&1 | grep 'etcd cost'`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run alone, see its documentation"]
+async fn cost() {
+    const PAIRS: usize = 500;
+    let etcd = Etcd::start(&[]);
+    let file = component("store", "lock.etcd", &[("endpoints", &etcd.address())]);
+    let holder = Dlockd::start(Options::with_component("app", file.clone()));
+    let waiter = Dlockd::start(Options::with_component("app", file));
+    let (holder_locks, waiter_locks) = (holder.locks().await, waiter.locks().await);
+    let (api, waiter_api) = (Api::new(&holder).await, Api::new(&waiter).await);
+    // The shared leases of `dlock bench`'s expiry, granted once per sidecar, before counting.
+    for locks in [&holder_locks, &waiter_locks] {
+        assert!(try_acquire(locks, &unique("warm"), "o", 10).await.is_some());
+    }
+
+    for clients in [1, 50] {
+        let before = writes(&etcd).await;
+        let rate = crate::support::bench::dlock_bench(&holder, "store", clients, PAIRS);
+        let after = writes(&etcd).await;
+        let channel = channel(&etcd.address()).await;
+        let lease = LeaseClient::new(channel.clone())
+            .lease_grant(LeaseGrantRequest { ttl: 60, id: 0 })
+            .await
+            .unwrap()
+            .into_inner()
+            .id;
+        let raw = crate::support::bench::raw_pairs(clients, PAIRS, move |n| {
+            let mut kv = KvClient::new(channel.clone());
+            async move {
+                let key = format!("raw/{n}").into_bytes();
+                let put = PutRequest {
+                    key: key.clone(),
+                    value: b"o".to_vec(),
+                    lease,
+                    prev_kv: false,
+                };
+                let absent = Compare {
+                    result: CompareResult::Equal as i32,
+                    target: CompareTarget::Create as i32,
+                    key: key.clone(),
+                    target_union: Some(TargetUnion::CreateRevision(0)),
+                    range_end: Vec::new(),
+                };
+                let txn = TxnRequest {
+                    compare: vec![absent],
+                    success: vec![RequestOp {
+                        request: Some(Op::RequestPut(put)),
+                    }],
+                    failure: Vec::new(),
+                };
+                assert!(kv.txn(txn).await.unwrap().into_inner().succeeded);
+                kv.delete_range(DeleteRangeRequest {
+                    key,
+                    ..DeleteRangeRequest::default()
+                })
+                .await
+                .unwrap();
+            }
+        })
+        .await;
+        eprintln!(
+            "etcd cost: {clients} clients: dlock bench {rate:.0} pairs/s, bare put+delete \
+             {raw:.0} pairs/s ({:.0}%); per dlock bench pair: {}",
+            rate / raw * 100.0,
+            per_pair(&before, &after, PAIRS)
+        );
+    }
+
+    const HAND_OVERS: usize = 20;
+    let mut counted = None;
+    for _ in 0..HAND_OVERS {
+        let key = unique("hand-over");
+        assert!(try_acquire(&holder_locks, &key, "a", 30).await.is_some());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let before = writes(&etcd).await;
+        let waiting = {
+            let (locks, key) = (waiter_locks.clone(), key.clone());
+            tokio::spawn(
+                async move { acquire(&locks, &key, "b", 30, Duration::from_secs(10)).await },
+            )
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            api.unlock(Protocol::Grpc, "store", &key, "a").await,
+            Ok(SUCCESS)
+        );
+        assert!(waiting.await.unwrap().unwrap().is_some());
+        // The waiter's own lease is revoked in the background.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let after = writes(&etcd).await;
+        let sums = counted.get_or_insert_with(|| vec![0; after.len()]);
+        for (sum, ((_, b), (_, a))) in sums.iter_mut().zip(before.iter().zip(&after)) {
+            *sum += a - b;
+        }
+        assert_eq!(
+            waiter_api.unlock(Protocol::Grpc, "store", &key, "b").await,
+            Ok(SUCCESS)
+        );
+    }
+    let names = writes(&etcd).await;
+    let zero: Vec<(&str, u64)> = names.iter().map(|(name, _)| (*name, 0)).collect();
+    let sums: Vec<(&str, u64)> = names
+        .iter()
+        .zip(counted.unwrap())
+        .map(|((name, _), sum)| (*name, sum))
+        .collect();
+    eprintln!(
+        "etcd cost: per hand-over (the waiter's try, its place in the line, the holder's \
+         unlock, the waiter's grant): {}",
+        per_pair(&zero, &sums, HAND_OVERS)
     );
 }
