@@ -529,3 +529,43 @@ async fn any_shared_holder_that_leaves_wakes_a_waiter() {
     );
     assert_eq!(store.unlock(&key, "first").await, Ok(OwnerChecked::Applied));
 }
+
+/// `dlock bench` through dlockd on lock.zookeeper beside a bare client of the same server on
+/// one session doing what a lock needs at the least: create an ephemeral sequential node under
+/// the key's node and delete it. A benchmark that prints figures, not a test; run it alone:
+///
+/// `scripts/test.sh zookeeper::cost --ignored --nocapture 2>&1 | grep 'zookeeper cost'`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run alone, see its documentation"]
+async fn cost() {
+    use zookeeper_client::{Acls, CreateMode};
+    const PAIRS: usize = 2000;
+    let sidecar = Backend::Zookeeper.sidecar("app", &[("store", None)]);
+    let client = raw().await;
+    let root = format!("/{}", unique("raw"));
+    let persistent = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    client.create(&root, &[], &persistent).await.unwrap();
+    for n in 0..50 {
+        let key = format!("{root}/{n}");
+        client.create(&key, &[], &persistent).await.unwrap();
+    }
+    for clients in [1, 50] {
+        let rate = crate::support::bench::dlock_bench(&sidecar, "store", clients, PAIRS);
+        let (client, root) = (client.clone(), root.clone());
+        let bare = crate::support::bench::raw_pairs(clients, PAIRS, move |n| {
+            let (client, prefix) = (client.clone(), format!("{root}/{n}/lock-"));
+            async move {
+                let contender = CreateMode::EphemeralSequential.with_acls(Acls::anyone_all());
+                let (_, sequence) = client.create(&prefix, b"o", &contender).await.unwrap();
+                let node = format!("{prefix}{sequence}");
+                client.delete(&node, None).await.unwrap();
+            }
+        })
+        .await;
+        eprintln!(
+            "zookeeper cost: {clients} clients: dlock bench {rate:.0} pairs/s, bare \
+             create+delete {bare:.0} pairs/s ({:.0}%)",
+            rate / bare * 100.0
+        );
+    }
+}

@@ -289,7 +289,9 @@ impl EtcdStore {
                 Sent::Answered(_) => continue, // changed since the read: read again
                 Sent::Unknown(reason) => {
                     *lease = None;
-                    let landed = self.grant_landed(&mine, granted.id, reason).await?;
+                    let landed = self
+                        .grant_landed(&mine, (&holding.encode(), granted.id), true, reason)
+                        .await?;
                     if !is_grant(&landed) {
                         return Ok(landed);
                     }

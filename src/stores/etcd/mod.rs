@@ -1,19 +1,20 @@
 //! `lock.etcd`: locks in an etcd cluster (v3 API), each a key `<keyPrefixPath>/<store key>`
-//! holding the raw owner, attached to a lease of its own whose TTL is the lock's expiry, so
-//! etcd deletes it on time by itself when the holder's sidecar is gone. A lock shorter than
-//! etcd's minimum lease also carries its deadline, and its sidecar deletes it then
-//! (`deadline.rs`); the lease is only the backstop for a sidecar that died.
+//! whose value is the owner and the lock's deadline (`deadline.rs`). The key rides on a lease
+//! this sidecar shares among its locks of about the same expiry (`leases.rs`), so an
+//! uncontended lock and unlock is two writes to etcd, the put and the delete, with no lease
+//! granted or revoked for it. The deadline ends the lock, for every reader, whichever sidecar
+//! wrote it; the sidecar that wrote it deletes it then, and the shared lease clears away the
+//! keys of a sidecar that died.
 //!
 //! Every change to a key is one etcd transaction guarded by a comparison (`requests.rs` builds
-//! them): a grant puts the key only if it does not exist (create revision 0); a release reads
-//! the key and deletes it only if it is still the version read, which held the owner; a
-//! renewal to another TTL puts a new lease on it, again only on the version read. A write
-//! whose answer was lost is never simply sent again: the key is read back to learn whether it
-//! ran (`client.rs`, `change_version`). A renewal to the same TTL writes nothing: it restarts the lease of the
-//! owner's grant, which no other grant shares, so it can extend nothing but that lock. The
-//! revision that created the key is the fencing token: etcd's revisions rise across the whole
-//! cluster, so a later holder always has a larger one. Deletions, by release or by an expired lease, reach waiters through
-//! one watch (`watch.rs`).
+//! them): a grant puts the key only if it does not exist (create revision 0), after deleting
+//! a key past its deadline; a release reads the key and deletes it only if it is still the
+//! version read, which held the owner; a renewal puts the new deadline on it, again only on
+//! the version read. A write whose answer was lost is never simply sent again: the key is read
+//! back to learn whether it ran (`client.rs`, `change_version`). The revision that created the
+//! key is the fencing token: etcd's revisions rise across the whole cluster, so a later holder
+//! always has a larger one. Deletions, by release, by a deadline's timer or by an expired
+//! lease, reach waiters through one watch (`watch.rs`).
 //!
 //! Blocking acquires wait in a line kept in etcd (`place.rs`): a key per waiter under
 //! `<keyPrefixPath>/\xff`, ordered by create revision. No lock key starts there (store keys
@@ -28,12 +29,14 @@
 //!
 //! etcd leases are whole seconds, and etcd grants no lease shorter than its minimum (one and a
 //! half election timeouts, rounded up: 2 s with etcd's defaults). The store learns that minimum
-//! at start-up and says so in the log when it is above one second: a lock asked for less is
-//! freed on time by its sidecar, and lasts the minimum only if that sidecar dies.
+//! at start-up and says so in the log when it is above one second; plain locks, timed by their
+//! deadlines, are exact whatever it is, while a shared or reentrant holder lasts at least the
+//! minimum.
 
 mod client;
 mod deadline;
 mod holders;
+mod leases;
 mod place;
 mod requests;
 mod settings;
@@ -59,9 +62,10 @@ use crate::proto::etcd::etcdserverpb::{
 };
 use crate::proto::etcd::mvccpb::KeyValue;
 use client::{AuthFailure, Client, Sent};
-use deadline::{Planned, Record};
+use deadline::{Planned, Record, Timers};
+use leases::Leases;
 use place::Waiter;
-use requests::{absent, compare, delete, exists, first_record, none_in, prefix_end, put, read};
+use requests::{absent, compare, delete, first_record, none_in, prefix_end, put, read};
 use settings::Settings;
 
 /// The byte after the lock prefix where the lines of waiters start: never in a UTF-8 key.
@@ -75,6 +79,10 @@ pub(crate) struct EtcdStore {
     holders_prefix: Vec<u8>,
     /// `<keyPrefixPath>/\xff`: every waiter's key starts with it.
     line_prefix: Vec<u8>,
+    /// The leases this sidecar's lock keys ride on.
+    leases: Arc<Leases>,
+    /// The deadlines of the locks this sidecar wrote.
+    timers: Arc<Timers>,
     /// Deleted keys under the prefix (locks, holders, waiters), from the watch.
     released: broadcast::Sender<Vec<u8>>,
     /// The task relaying the watch, ended with the store: a store replaced by a reload, or
@@ -109,6 +117,9 @@ impl EtcdStore {
         let (checked, _) = self
             .change_version(path, Some(owner), current, Change::Release)
             .await?;
+        if checked == OwnerChecked::Applied {
+            self.timers.disarm(path);
+        }
         Ok(checked)
     }
 
@@ -176,8 +187,9 @@ impl EtcdStore {
         // said once at info, where an operator reading the start-up finds it.
         if probe.ttl > 1 {
             tracing::info!(
-                "etcd at {} grants no lease shorter than {}s (1.5 election timeouts): locks \
-                 asked for less are freed on time by their sidecar, and last {}s if it dies",
+                "etcd at {} grants no lease shorter than {}s (1.5 election timeouts): shared \
+                 and reentrant holders asked for less last {}s (plain locks end at their own \
+                 deadline)",
                 client.addresses(),
                 probe.ttl,
                 probe.ttl
@@ -197,6 +209,8 @@ impl EtcdStore {
         let mut line_prefix = prefix.clone().into_bytes();
         line_prefix.push(LINE);
         Ok(Arc::new(EtcdStore {
+            leases: Arc::new(Leases::new(client.clone())),
+            timers: Arc::new(Timers::new(client.clone())),
             client,
             prefix,
             holders_prefix,
@@ -237,9 +251,9 @@ impl EtcdStore {
         (start, end)
     }
 
-    /// A held key as the core sees it, with the time left: to a short lock's deadline, else
-    /// on its lease. `None` when the lease is already gone (the key goes with it) or the
-    /// deadline has passed (a dead sidecar's short lock, which its lease still keeps).
+    /// A held key as the core sees it, with the time left to its deadline (on its lease, for a
+    /// key written before deadlines were). `None` when the deadline has passed (a dead
+    /// sidecar's lock, which its lease still keeps) or the lease is already gone.
     async fn info(&self, kv: KeyValue) -> Result<Option<LockInfo>, StoreError> {
         let record = Record::read(&kv.value);
         let seconds_left = if kv.lease == 0 || record.deadline.is_some() {
@@ -265,8 +279,7 @@ impl EtcdStore {
     /// Runs `change` on the key at `path` in one transaction, only while the key is still the
     /// version `current` read (its mod revision), and answers with the revision it ran at.
     /// While the key changes under it but still holds `owner` (anyone's, for `None`), it reads
-    /// the new version and tries again. Once it ran, the key's old lease names no lock any
-    /// more (the change deleted the key or put it on another lease), so it is discarded.
+    /// the new version and tries again.
     ///
     /// The guard lets at most one copy of the transaction run, so one whose answer was lost is
     /// sent again only while the key is still the version guarded: then no copy has run yet.
@@ -296,7 +309,6 @@ impl EtcdStore {
                 .await?;
             let now = match sent {
                 Sent::Answered(answer) if answer.succeeded => {
-                    self.client.discard(current.lease);
                     return Ok((
                         OwnerChecked::Applied,
                         answer.header.map_or(0, |h| h.revision),
@@ -320,7 +332,6 @@ impl EtcdStore {
             };
             if lost_answers > 0 {
                 if let Some(revision) = change.landed(&current, now.as_ref()) {
-                    self.client.discard(current.lease);
                     return Ok((OwnerChecked::Applied, revision));
                 }
             }
@@ -335,29 +346,40 @@ impl EtcdStore {
     }
 
     /// After a grant whose answer was lost: the revision that created the key if the grant
-    /// landed (the key is on its lease, which no other grant has). If it did not, or the key
-    /// can't be read, its lease is revoked, so a copy still on its way lands on no lease and
-    /// fails, or is deleted with it.
+    /// landed (the key holds the value it put, on its lease). A lease of the grant's own
+    /// (`own_lease`) is revoked if it did not, or the key can't be read, so a copy still on
+    /// its way lands on no lease and fails, or is deleted with it. A shared lease can't be: a
+    /// copy that lands late holds the lock unseen until the deadline in its value, as the lock
+    /// of a sidecar that died does.
     async fn grant_landed(
         &self,
         path: &[u8],
-        lease: i64,
+        (value, lease): (&[u8], i64),
+        own_lease: bool,
         reason: String,
     ) -> Result<TryLockOutcome, StoreError> {
+        let undo = || {
+            if own_lease {
+                self.client.discard(lease);
+            }
+        };
         let now = match self.get(path).await {
             Ok(now) => now,
             Err(error) => {
                 // Unknown still: revoking the lease undoes the grant if it landed.
-                self.client.discard(lease);
+                undo();
                 return Err(error);
             }
         };
-        if let Some(kv) = now.as_ref().filter(|kv| kv.lease == lease) {
+        if let Some(kv) = now
+            .as_ref()
+            .filter(|kv| kv.lease == lease && kv.value == value)
+        {
             return Ok(TryLockOutcome::Granted(Grant::first(Some(
                 kv.create_revision as u64,
             ))));
         }
-        self.client.discard(lease);
+        undo();
         match now {
             Some(_) => Ok(TryLockOutcome::Held),
             None => Err(StoreError::unavailable(format!(
@@ -391,16 +413,19 @@ impl Change {
     /// Whether a copy of the change landed on `guarded`, now that the key is `now`, and at
     /// which revision. A release landed once the lock `guarded` belongs to is gone (deleted,
     /// or replaced by another grant): the owner's lock is released, whichever delete did it.
-    /// A renewal landed when the key is on its new lease, which nothing else uses.
+    /// A renewal landed when the key holds its new value (a deadline to the millisecond) on
+    /// its lease, in the same grant.
     fn landed(&self, guarded: &KeyValue, now: Option<&KeyValue>) -> Option<i64> {
         match (self, now) {
             (Change::Release, None) => Some(0),
             (Change::Release, Some(kv)) => {
                 (kv.create_revision != guarded.create_revision).then_some(0)
             }
-            (Change::Extend { lease, .. }, Some(kv)) => {
-                (kv.lease == *lease).then_some(kv.mod_revision)
-            }
+            (Change::Extend { value, lease }, Some(kv)) => (kv.create_revision
+                == guarded.create_revision
+                && kv.lease == *lease
+                && kv.value == *value)
+                .then_some(kv.mod_revision),
             (Change::Extend { .. }, None) => None,
         }
     }
@@ -415,17 +440,17 @@ impl LockStore for EtcdStore {
         ttl: Duration,
     ) -> Result<TryLockOutcome, StoreError> {
         let path = self.path(key);
-        // A held key is refused by a read alone: a waiter retrying costs etcd no writes (the
-        // lease and the transaction below are two), and the answer comes sooner.
-        if exists(&self.client, &path).await? {
+        // A held key is refused by a read alone: a waiter retrying costs etcd no write, and
+        // the answer comes sooner.
+        if deadline::live(&self.client, &path).await?.is_some() {
             return Ok(TryLockOutcome::Held);
         }
-        let lease = self.client.grant(Self::lease_seconds(ttl)).await?;
+        let lease = self.leases.for_lock(ttl).await?;
         // Free, held by no shared or reentrant holder, and nobody waiting for it: a try never
         // jumps the line.
         let (line, line_end) = self.line(key);
         let (holders, holders_end) = self.holders(key);
-        let planned = Planned::new(owner, ttl, lease.ttl);
+        let planned = Planned::new(owner, ttl);
         let sent = self
             .client
             .txn(TxnRequest {
@@ -434,7 +459,7 @@ impl LockStore for EtcdStore {
                     none_in(&line, &line_end),
                     none_in(&holders, &holders_end),
                 ],
-                success: vec![put(&path, &planned.value, lease.id)],
+                success: vec![put(&path, &planned.value, lease)],
                 failure: Vec::new(),
             })
             .await?;
@@ -443,18 +468,18 @@ impl LockStore for EtcdStore {
             Sent::Answered(answer) if answer.succeeded => TryLockOutcome::Granted(Grant::first(
                 Some(answer.header.map_or(0, |h| h.revision) as u64),
             )),
-            Sent::Answered(_) => {
-                self.client.discard(lease.id);
-                TryLockOutcome::Held
+            Sent::Answered(_) => TryLockOutcome::Held,
+            Sent::Unknown(reason) => {
+                self.grant_landed(&path, (&planned.value, lease), false, reason)
+                    .await?
             }
-            Sent::Unknown(reason) => self.grant_landed(&path, lease.id, reason).await?,
         };
         if let TryLockOutcome::Granted(Grant {
             fencing_token: Some(revision),
             ..
         }) = outcome
         {
-            planned.landed(&self.client, &path, revision as i64);
+            planned.landed(&self.timers, &path, revision as i64);
         }
         Ok(outcome)
     }
@@ -520,35 +545,21 @@ impl LockStore for EtcdStore {
             return Ok(OwnerChecked::HeldByOther);
         }
         if record.left(Duration::ZERO).is_none() {
-            return Ok(OwnerChecked::NotHeld); // past its deadline: its timer is deleting it
+            return Ok(OwnerChecked::NotHeld); // past its deadline: free to anyone
         }
-        let seconds = Self::lease_seconds(ttl);
-        if current.lease != 0 && record.deadline.is_none() {
-            // The lease names this grant alone, so restarting it extends this holder's lock
-            // and nothing else. Exact when the lease already has the TTL asked for.
-            let now = self.client.keep_alive(current.lease).await?;
-            if now <= 0 {
-                return Ok(OwnerChecked::NotHeld); // expired since the read
-            }
-            if now == seconds && Duration::from_secs(now as u64) <= ttl {
-                return Ok(OwnerChecked::Applied);
-            }
-        }
-        // Another TTL, or a short lock's new deadline: a new lease, swapped in only while the
-        // owner still holds the key.
-        let lease = self.client.grant(seconds).await?;
-        let planned = Planned::new(owner, ttl, lease.ttl);
+        // The new deadline, on the shared lease of its bucket, written only while the owner
+        // still holds the key: one write.
+        let lease = self.leases.for_lock(ttl).await?;
+        let planned = Planned::new(owner, ttl);
         let extend = Change::Extend {
             value: planned.value.clone(),
-            lease: lease.id,
+            lease,
         };
         let (checked, revision) = self
             .change_version(&path, Some(owner), current, extend)
             .await?;
         if checked == OwnerChecked::Applied {
-            planned.landed(&self.client, &path, revision);
-        } else {
-            self.client.discard(lease.id);
+            planned.landed(&self.timers, &path, revision);
         }
         Ok(checked)
     }
@@ -591,12 +602,16 @@ impl LockStore for EtcdStore {
         let (checked, _) = self
             .change_version(&path, None, current, Change::Release)
             .await?;
+        if checked == OwnerChecked::Applied {
+            self.timers.disarm(&path);
+        }
         Ok(checked == OwnerChecked::Applied)
     }
 
     async fn wait_for_release(&self, key: &str, max_wait: Duration) -> Result<(), StoreError> {
         // The plain lock, or any holder's place.
         let path = self.path(key);
+        let max_wait = deadline::until_deadline(&self.client, &path, max_wait).await?;
         let (holders, holders_end) = self.holders(key);
         let spans = [(&path[..], &[][..]), (&holders[..], &holders_end[..])];
         watch::deleted(&self.client, &self.released, &spans, max_wait).await
@@ -612,6 +627,8 @@ impl LockStore for EtcdStore {
         let (holders, holders_end) = self.holders(key);
         let waiter = Waiter {
             client: self.client.clone(),
+            leases: self.leases.clone(),
+            timers: self.timers.clone(),
             released: self.released.clone(),
             lock: self.path(key),
             holders,
@@ -620,7 +637,6 @@ impl LockStore for EtcdStore {
             line_end,
             owner: owner.to_string(),
             ttl,
-            lease_seconds: Self::lease_seconds(ttl),
         };
         Ok(Box::new(waiter.join().await?))
     }

@@ -4,13 +4,12 @@
 //! Each waiter's key is attached to a lease of its own (`WAITER_LEASE`) that this sidecar
 //! keeps alive while the waiter waits, so the key of a waiter whose sidecar died goes with
 //! the lease, within its TTL. The first waiter takes the lock with one transaction: put the
-//! lock key (on a lease of the lock's expiry; a short lock with its deadline, `deadline.rs`)
-//! and delete its own waiter key, only if the lock
-//! key is absent, its waiter key is still the one it made, and no waiter key in the line is
+//! lock key (with its deadline, `deadline.rs`, on this sidecar's shared lease, `leases.rs`)
+//! and delete its own waiter key, only if the lock key is absent (or was past its deadline,
+//! and deleted), its waiter key is still the one it made, and no waiter key in the line is
 //! older than it. A waiter watches only the key just ahead of it, or the lock key and the
-//! holders' keys once it is first (`watch::deleted`). Leaving revokes the waiter's lease, which
-//! deletes its key, and the lease of a grant whose answer never arrived, which deletes the
-//! lock it may have taken.
+//! holders' keys once it is first (`watch::deleted`), then no longer than the lock's
+//! deadline. Leaving revokes the waiter's lease, which deletes its key.
 //!
 //! The line is the plain lock's: shared and reentrant requests do not join it, but a try of
 //! theirs is refused while anyone waits in it, and the first waiter is granted only once the
@@ -24,8 +23,9 @@ use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 
 use super::client::{Client, Sent};
-use super::deadline::Planned;
-use super::requests::{absent, any_in, compare, exists, none_in, put};
+use super::deadline::{self, Planned, Timers};
+use super::leases::Leases;
+use super::requests::{absent, any_in, compare, none_in, put};
 use super::watch;
 use crate::lock::{Grant, Place, StoreError, TryLockOutcome};
 use crate::proto::etcd::etcdserverpb::{
@@ -42,6 +42,8 @@ const WAITER_LEASE: i64 = 3;
 /// A waiter: whose it is, the lease its grant gets, and the lock and line it waits in.
 pub(crate) struct Waiter {
     pub(crate) client: Arc<Client>,
+    pub(crate) leases: Arc<Leases>,
+    pub(crate) timers: Arc<Timers>,
     pub(crate) released: broadcast::Sender<Vec<u8>>,
     /// The lock key.
     pub(crate) lock: Vec<u8>,
@@ -52,9 +54,8 @@ pub(crate) struct Waiter {
     pub(crate) line: Vec<u8>,
     pub(crate) line_end: Vec<u8>,
     pub(crate) owner: String,
-    /// The lock's expiry, and the lease a grant asks for.
+    /// The lock's expiry.
     pub(crate) ttl: Duration,
-    pub(crate) lease_seconds: i64,
 }
 
 /// A waiter's place in the line: the store's `Place`.
@@ -63,8 +64,6 @@ pub(crate) struct EtcdPlace {
     entry: Entry,
     /// The waiter key just ahead, as last seen; `None` when first.
     ahead: Option<Vec<u8>>,
-    /// The lease of a grant under way, until its transaction answered.
-    grant_lease: i64,
 }
 
 /// A waiter's key in the line, and the task keeping its lease alive.
@@ -90,7 +89,6 @@ impl Waiter {
             waiter: self,
             entry,
             ahead: None,
-            grant_lease: 0,
         })
     }
 
@@ -163,9 +161,8 @@ impl EtcdPlace {
     /// the waiter's key, in one transaction.
     async fn take(&mut self) -> Result<TryLockOutcome, StoreError> {
         let (waiter, entry) = (&self.waiter, &self.entry);
-        let lease = waiter.client.grant(waiter.lease_seconds).await?;
-        self.grant_lease = lease.id;
-        let planned = Planned::new(&waiter.owner, waiter.ttl, lease.ttl);
+        let lease = waiter.leases.for_lock(waiter.ttl).await?;
+        let planned = Planned::new(&waiter.owner, waiter.ttl);
         let nobody_ahead = Compare {
             result: CompareResult::Greater as i32,
             range_end: waiter.line_end.clone(),
@@ -196,7 +193,7 @@ impl EtcdPlace {
                     still_mine,
                     nobody_ahead,
                 ],
-                success: vec![put(&waiter.lock, &planned.value, lease.id), leave_line],
+                success: vec![put(&waiter.lock, &planned.value, lease), leave_line],
                 failure: Vec::new(),
             })
             .await?;
@@ -205,39 +202,30 @@ impl EtcdPlace {
                 Some(answer.header.map_or(0, |h| h.revision))
             }
             Sent::Answered(_) => None,
-            // After a lost answer the lock key says whether the grant landed: on its lease.
+            // After a lost answer the lock key says whether the grant landed: with the value it
+            // put. A copy that lands later holds the lock unseen until that value's deadline,
+            // as a lock of a sidecar that died does (the lease is shared: revoking it is no
+            // undo).
             Sent::Unknown(_) => {
-                let read = waiter
+                let answer = waiter
                     .client
                     .range(RangeRequest {
                         key: waiter.lock.clone(),
                         ..RangeRequest::default()
                     })
-                    .await;
-                match read {
-                    Ok(answer) => answer
-                        .kvs
-                        .into_iter()
-                        .find(|kv| kv.lease == lease.id)
-                        .map(|kv| kv.create_revision),
-                    Err(error) => {
-                        // Unknown still: revoking the lease undoes the grant if it landed.
-                        self.grant_lease = 0;
-                        waiter.client.discard(lease.id);
-                        return Err(error);
-                    }
-                }
+                    .await?;
+                answer
+                    .kvs
+                    .into_iter()
+                    .find(|kv| kv.lease == lease && kv.value == planned.value)
+                    .map(|kv| kv.create_revision)
             }
         };
-        self.grant_lease = 0;
         let Some(revision) = granted else {
-            // Not granted: revoking the lease fails a copy of the grant still on its way, or
-            // deletes the lock it made.
-            waiter.client.discard(lease.id);
             return Ok(TryLockOutcome::Held);
         };
         waiter.client.discard(entry.lease);
-        planned.landed(&waiter.client, &waiter.lock, revision);
+        planned.landed(&waiter.timers, &waiter.lock, revision);
         Ok(TryLockOutcome::Granted(Grant::first(Some(revision as u64))))
     }
 }
@@ -268,7 +256,9 @@ impl Place for EtcdPlace {
             .max_by_key(|kv| kv.create_revision)
             .map(|kv| kv.key);
         if self.ahead.is_some()
-            || exists(&waiter.client, &waiter.lock).await?
+            || deadline::live(&waiter.client, &waiter.lock)
+                .await?
+                .is_some()
             || any_in(&waiter.client, &waiter.holders, &waiter.holders_end).await?
         {
             return Ok(TryLockOutcome::Held);
@@ -278,6 +268,10 @@ impl Place for EtcdPlace {
 
     async fn wait_turn(&mut self, max_wait: Duration) -> Result<(), StoreError> {
         let waiter = &self.waiter;
+        let max_wait = match &self.ahead {
+            Some(_) => max_wait,
+            None => deadline::until_deadline(&waiter.client, &waiter.lock, max_wait).await?,
+        };
         let spans = match &self.ahead {
             Some(ahead) => vec![(&ahead[..], &[][..])],
             // First: the lock key, or a holder's place.
@@ -290,12 +284,9 @@ impl Place for EtcdPlace {
     }
 
     async fn leave(self: Box<Self>) {
-        for lease in [self.entry.lease, self.grant_lease] {
-            if lease != 0 {
-                if let Err(error) = self.waiter.client.revoke(lease).await {
-                    tracing::debug!("lease {lease:x} of a waiter left to expire: {error}");
-                }
-            }
+        let lease = self.entry.lease;
+        if let Err(error) = self.waiter.client.revoke(lease).await {
+            tracing::debug!("lease {lease:x} of a waiter left to expire: {error}");
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The pieces of the etcd requests the store and its places send: the comparisons that guard a
 //! transaction, the operations inside it, the record its answer carries, key ranges, and the
-//! read that tells whether a key exists. They live apart from the store so that the release
-//! watch and the places build the same requests the store does.
+//! read that tells whether keys of a range exist. They live apart from the store so that the
+//! release watch and the places build the same requests the store does.
 
 use super::client::Client;
 use crate::lock::StoreError;
@@ -12,11 +12,6 @@ use crate::proto::etcd::etcdserverpb::{
     Compare, DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse, RequestOp, TxnResponse,
 };
 use crate::proto::etcd::mvccpb::KeyValue;
-
-/// Whether the key exists: a read, no write.
-pub(crate) async fn exists(client: &Client, path: &[u8]) -> Result<bool, StoreError> {
-    any_in(client, path, &[]).await
-}
 
 /// Whether any key of `[start, end)` exists (the key `start` alone for an empty `end`, as
 /// etcd reads a range): a read, no write.

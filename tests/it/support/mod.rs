@@ -5,6 +5,7 @@
 pub mod api;
 pub mod azure_sas;
 pub mod backend;
+pub mod bench;
 pub mod certs;
 pub mod dlockd;
 pub mod expected;
