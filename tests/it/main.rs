@@ -42,4 +42,5 @@ mod slow_clients;
 mod sql_stores;
 mod support;
 mod top;
+mod windows;
 mod zookeeper;

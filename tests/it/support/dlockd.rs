@@ -67,6 +67,9 @@ pub struct Options {
     pub cwd: Option<PathBuf>,
     /// The network namespace to run in (`netns.rs`); default: the test's own.
     pub netns: Option<String>,
+    /// The command that runs the sidecar, program first, instead of DLOCKD: e.g. Wine and
+    /// dlockd.exe (`windows.rs`).
+    pub program: Option<Vec<std::ffi::OsString>>,
 }
 
 impl Options {
@@ -145,7 +148,14 @@ impl Dlockd {
                 command.args(["netns", "exec", netns, DLOCKD]);
                 command
             }
-            None => Command::new(DLOCKD),
+            None => match &options.program {
+                Some(program) => {
+                    let mut command = Command::new(&program[0]);
+                    command.args(&program[1..]);
+                    command
+                }
+                None => Command::new(DLOCKD),
+            },
         };
         if !options.only_extra_args {
             command
@@ -284,9 +294,18 @@ impl Dlockd {
     }
 
     /// Sends SIGTERM and waits for the exit; returns the status and everything it printed.
-    pub fn terminate(mut self) -> (ExitStatus, String) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+    pub fn terminate(self) -> (ExitStatus, String) {
+        self.begin_terminate();
+        self.wait_for_exit()
+    }
+
+    /// The process id, for a test that asks the sidecar to stop in another way.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the sidecar to stop by itself; returns the status and everything it printed.
+    pub fn wait_for_exit(mut self) -> (ExitStatus, String) {
         let status = self.child.wait().unwrap();
         for reader in self.readers.drain(..) {
             let _ = reader.join();
