@@ -40,15 +40,27 @@ x86_64-w64-mingw32-gcc -O2 -shared -o "$win_bin/bcryptprimitives.dll" \
 # One prefix for the whole run; no Mono or Gecko (their install prompts would wait forever).
 export WINEPREFIX="$win_root/target/wine"
 export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+# A new prefix is made once, by a wineserver of its own (`wineboot -i` leaves two copies of
+# Wine's service manager running, which then refuse each other's calls).
+if [[ ! -f "$WINEPREFIX/system.reg" ]]; then
+  win_say "wineboot -i ($WINEPREFIX)"
+  wineboot -i </dev/null >/dev/null 2>&1
+  wineserver -k || true
+fi
 # One wineserver for the whole run, and Wine's own background processes (services.exe and the
 # rest) started here with /dev/null for output: started by a test's first Wine process instead,
-# they would inherit its pipes and hold them open, so its output would never end.
+# they would inherit its pipes and hold them open, so its output would never end. Stopped with
+# the servers: `wineserver -k` ends every process of the prefix, which a plain kill of the
+# server would leave running.
 mkdir -p "$servers/wine"
 pids+=("$servers/wine/wineserver.pid")
-wineserver -f -p </dev/null >"$servers/wine/wineserver.log" 2>&1 &
+(
+  trap 'wineserver -k; exit 0' TERM
+  wineserver -f -p &
+  wait
+) </dev/null >"$servers/wine/wineserver.log" 2>&1 &
 echo $! >"$servers/wine/wineserver.pid"
-if [[ ! -f "$WINEPREFIX/system.reg" ]]; then win_say "wineboot -i ($WINEPREFIX)"; fi
-wineboot -i </dev/null >"$servers/wine/wineboot.log" 2>&1 \
+wineboot </dev/null >"$servers/wine/wineboot.log" 2>&1 \
   || { win_say "wineboot failed"; cat "$servers/wine/wineboot.log" >&2; exit 1; }
 
 DLOCK_TEST_WINE="$(command -v wine)"

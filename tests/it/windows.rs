@@ -18,6 +18,7 @@ use crate::sdk;
 use crate::support::api::{Api, Protocol, SUCCESS};
 use crate::support::backend::{unique, Backend};
 use crate::support::dlockd::{component, temp_dir, Dlockd, Options, DLOCKD};
+use dlock::cli::http_client::HttpClient;
 
 /// A file scripts/windows.sh made, named by its environment variable; missing is a failure.
 fn from_env(variable: &str) -> PathBuf {
@@ -374,4 +375,73 @@ async fn a_file_replaced_the_windows_way_is_reloaded_live() {
             .is_err(),
         "the replaced store is gone"
     );
+}
+
+/// dlockd.exe as a Windows service under Wine's Service Control Manager: `sc create` with the
+/// documented command line, `sc start` serves, `sc stop` is the graceful shutdown, and the log
+/// goes to the file given.
+#[tokio::test]
+async fn as_a_windows_service_it_serves_until_stopped() {
+    let name = unique("dlockd").replace('-', "_");
+    let folder = temp_dir("win-service");
+    let log = folder.join("dlockd.log");
+    let (http, grpc) = (free_port(), free_port());
+    let command_line = format!(
+        "{} service --log-file {} --app-id win-service --dapr-listen-addresses 127.0.0.1 \
+         --dapr-http-port {http} --dapr-grpc-port {grpc} --metrics-port 0",
+        on_z(&dlockd_exe()),
+        on_z(&log)
+    );
+    let sc = |args: &[&str]| {
+        let run = wine_run("sc")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "sc {args:?}: {run:?}\nlog: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        String::from_utf8_lossy(&run.stdout).into_owned()
+    };
+    sc(&["create", &name, "binPath=", &command_line]);
+    sc(&["start", &name]);
+    let api = HttpClient::new(&format!("http://127.0.0.1:{http}"), None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answer = loop {
+        let body = r#"{"resourceId":"r","lockOwner":"o","expiryInSeconds":30}"#;
+        if let Ok(answer) = api.post("/v1.0-alpha1/lock/lockstore", body).await {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the service does not serve; log: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(answer.json()["success"], true, "{answer:?}");
+    sc(&["stop", &name]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let logged = loop {
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        if logged.contains("stopped") {
+            break logged;
+        }
+        assert!(Instant::now() < deadline, "not stopped; log: {logged}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(logged.contains("dlockd ready:"), "{logged}");
+    assert!(logged.contains("shutting down"), "{logged}");
+    let state = sc(&["query", &name]);
+    assert!(state.contains("STOPPED"), "{state}");
+    assert!(state.contains("WIN32_EXIT_CODE    : 0 "), "{state}");
+    sc(&["delete", &name]);
+}
+
+/// A loopback port free right now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
 }
