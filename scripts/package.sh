@@ -71,7 +71,7 @@ check="$dist/check"
 rm -rf "$check" && mkdir -p "$check/linux" "$check/windows"
 tar -C "$check/linux" -xzf "$dist/$linux_name.tar.gz"
 linux_dlockd="$check/linux/$linux_name/dlockd"
-file "$linux_dlockd" | grep -q "statically linked" \
+file "$linux_dlockd" | grep -Eq "statically linked|static-pie linked" \
   || { say "$linux_dlockd is not statically linked: $(file "$linux_dlockd")"; exit 1; }
 expected="$("$linux_dlockd" --version)"
 [[ -n "$expected" ]] || { say "dlockd --version printed nothing"; exit 1; }
