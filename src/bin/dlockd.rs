@@ -38,7 +38,7 @@ fn main() -> ExitCode {
 /// Serves with daprd's command line until stopped: by `stop` if given, else by SIGINT or
 /// SIGTERM (Ctrl-C, Ctrl-Break).
 fn serve(argv: Vec<String>, stop: Option<StopRequest>) -> ExitCode {
-    let args = DaemonArgs::parse_daprd_style(argv.into_iter());
+    let args = DaemonArgs::parse_daprd_style(argv);
     // Printed as daprd prints them: the `dapr` CLI reads stdout and parses the version.
     if args.version {
         println!("{DAPRD_VERSION}");
