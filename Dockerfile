@@ -10,14 +10,21 @@
 # Built from the repository root, so the whole crate (src/, proto/, build.rs, Cargo.lock) is
 # the build context; .dockerignore keeps target/ and the test SDKs out of it.
 
+# The static (musl) binaries, as in the Linux release tarball (scripts/package.sh): they need
+# nothing from the image but its CA certificates.
 FROM rust:1-slim-bookworm AS build
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends musl-tools \
+    && rm -rf /var/lib/apt/lists/* \
+    && rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
 COPY . .
 # The cache mounts keep the registry and the compiled dependencies between builds.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bins \
-    && install -D -m 755 target/release/dlockd target/release/dlock /out/
+    cargo build --release --locked --bins --target x86_64-unknown-linux-musl \
+    && install -D -m 755 target/x86_64-unknown-linux-musl/release/dlockd \
+        target/x86_64-unknown-linux-musl/release/dlock /out/
 
 FROM debian:bookworm-slim
 # ca-certificates: the system roots, for stores reached over TLS.

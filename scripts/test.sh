@@ -319,6 +319,15 @@ DLOCK_TEST_PROMTOOL="$(command -v promtool)"
 export DLOCK_TEST_PROMETHEUS DLOCK_TEST_PROMTOOL
 export DLOCK_TEST_PROMETHEUS_PORT=$((19090 + offset))
 
+# --- Windows ---------------------------------------------------------------------------
+# dlockd.exe and dlock.exe under Wine (scripts/windows.sh; tests/it/windows.rs). A filtered
+# run builds them only when its filter names windows, and otherwise leaves those tests out.
+if (($# == 0)) || [[ "$*" == *windows* ]]; then
+  source scripts/windows.sh
+else
+  set -- "$@" --skip windows::
+fi
+
 # --- Tests ---------------------------------------------------------------------------
 # The SDK tests find the venv's Python here; a missing SDK fails them, never skips them.
 # The console's tests drive Chromium through a chromedriver each starts on a port from here.

@@ -1,5 +1,6 @@
 //! dlockd, the sidecar: loads the component files, binds Dapr's ports, serves until SIGINT or
-//! SIGTERM (Ctrl-C or Ctrl-Break on Windows).
+//! SIGTERM (Ctrl-C or Ctrl-Break on Windows), or as a Windows service until the service is
+//! stopped (`dlockd service`, src/startup/windows_service.rs).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,8 +23,22 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// A stop request from elsewhere than the console (the Windows service's stop).
+type StopRequest = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 fn main() -> ExitCode {
-    let args = DaemonArgs::parse_daprd_style(std::env::args());
+    let argv: Vec<String> = std::env::args().collect();
+    #[cfg(windows)]
+    if dlock::startup::windows_service::requested(&argv) {
+        return dlock::startup::windows_service::run(argv, serve);
+    }
+    serve(argv, None)
+}
+
+/// Serves with daprd's command line until stopped: by `stop` if given, else by SIGINT or
+/// SIGTERM (Ctrl-C, Ctrl-Break).
+fn serve(argv: Vec<String>, stop: Option<StopRequest>) -> ExitCode {
+    let args = DaemonArgs::parse_daprd_style(argv);
     // Printed as daprd prints them: the `dapr` CLI reads stdout and parses the version.
     if args.version {
         println!("{DAPRD_VERSION}");
@@ -70,7 +85,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args, configuration, api_log)) {
+    match runtime.block_on(run(args, configuration, api_log, stop)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
@@ -147,10 +162,20 @@ fn raise_open_file_limit() {
     }
 }
 
-async fn run(args: DaemonArgs, configuration: Configuration, api_log: bool) -> Result<(), String> {
+async fn run(
+    args: DaemonArgs,
+    configuration: Configuration,
+    api_log: bool,
+    stop: Option<StopRequest>,
+) -> Result<(), String> {
     // Installed before anything else, so a SIGTERM right after the ready line still shuts
     // down gracefully instead of killing the process.
-    let shutdown = shutdown_signal().map_err(|e| format!("can't install signal handlers: {e}"))?;
+    let shutdown = match stop {
+        Some(stop) => stop,
+        None => {
+            Box::pin(shutdown_signal().map_err(|e| format!("can't install signal handlers: {e}"))?)
+        }
+    };
     if args.app_port.is_some() {
         tracing::debug!("--app-port is accepted for daprd compatibility; dlockd calls no app");
     }

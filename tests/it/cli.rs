@@ -11,8 +11,8 @@ use crate::support::backend::unique;
 use crate::support::dlockd::{component, temp_dir, Dlockd, Options, DLOCK};
 
 /// A running `dlock`, its stderr lines collected with the time each arrived.
-struct Run {
-    child: Child,
+pub(crate) struct Run {
+    pub(crate) child: Child,
     lines: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
@@ -22,7 +22,17 @@ impl Run {
     }
 
     fn start_with(sidecar: &Dlockd, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut child = Command::new(DLOCK)
+        Run::spawn(Command::new(DLOCK), sidecar, args, env)
+    }
+
+    /// Runs `command` (a dlock, e.g. dlock.exe under Wine) against `sidecar` with `args`.
+    pub(crate) fn spawn(
+        mut command: Command,
+        sidecar: &Dlockd,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Run {
+        let mut child = command
             .arg("--endpoint")
             .arg(&sidecar.grpc)
             .args(args)
@@ -45,7 +55,7 @@ impl Run {
     }
 
     /// Waits for a line containing `text`; returns when it arrived.
-    fn wait_for(&self, text: &str) -> Instant {
+    pub(crate) fn wait_for(&self, text: &str) -> Instant {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some((at, _)) = self
@@ -66,7 +76,7 @@ impl Run {
         }
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let lines = self.lines.lock().unwrap();
         lines
             .iter()
@@ -75,7 +85,7 @@ impl Run {
             .join("\n")
     }
 
-    fn exit_code(mut self) -> i32 {
+    pub(crate) fn exit_code(mut self) -> i32 {
         let status = self.child.wait().unwrap();
         std::thread::sleep(Duration::from_millis(50)); // the last lines
         status.code().unwrap_or(-1)

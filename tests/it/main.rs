@@ -44,4 +44,5 @@ mod sql_stores;
 mod store_counters;
 mod support;
 mod top;
+mod windows;
 mod zookeeper;

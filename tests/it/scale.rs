@@ -104,7 +104,7 @@ async fn run(backend: Backend, sidecars: usize) -> Run {
     let daemons: Vec<Dlockd> = (0..sidecars)
         .map(|i| {
             Dlockd::start(Options {
-                binary: std::env::var("DLOCK_BENCH_DLOCKD").ok(),
+                program: std::env::var_os("DLOCK_BENCH_DLOCKD").map(|binary| vec![binary]),
                 ..Options::with_component(&format!("scale-{i}"), file.clone())
             })
         })

@@ -12,7 +12,7 @@ fn root() -> &'static Path {
 }
 
 /// The venv's Python; a missing install is a failure that says how to fix it, never a skip.
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     let python = std::env::var_os("DLOCK_TEST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target/sdk/venv/bin/python"));
@@ -24,7 +24,7 @@ fn python() -> PathBuf {
     python
 }
 
-fn node_modules_ready() {
+pub(crate) fn node_modules_ready() {
     let sdk = root().join("tests/sdk/js/node_modules/@dapr/dapr");
     assert!(
         sdk.exists(),
@@ -33,7 +33,7 @@ fn node_modules_ready() {
     );
 }
 
-fn run(sidecar: &Dlockd, program: &Path, script: &str, env: &[(&str, &str)]) {
+pub(crate) fn run(sidecar: &Dlockd, program: &Path, script: &str, env: &[(&str, &str)]) {
     let port = |url: &str| url.rsplit(':').next().unwrap().to_string();
     let output = Command::new(program)
         .arg(root().join(script))

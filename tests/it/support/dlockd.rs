@@ -67,8 +67,9 @@ pub struct Options {
     pub cwd: Option<PathBuf>,
     /// The network namespace to run in (`netns.rs`); default: the test's own.
     pub netns: Option<String>,
-    /// Another dlockd binary (a benchmark runs the release build); default: this build's.
-    pub binary: Option<String>,
+    /// The command that runs the sidecar, program first, instead of DLOCKD: e.g. Wine and
+    /// dlockd.exe (`windows.rs`), or a release build (`scale.rs`).
+    pub program: Option<Vec<std::ffi::OsString>>,
 }
 
 impl Options {
@@ -140,15 +141,21 @@ impl Dlockd {
 
     pub fn try_start(options: Options) -> Result<Dlockd, Failed> {
         let dir = temp_dir("sidecar");
-        let binary = options.binary.as_deref().unwrap_or(DLOCKD);
         let mut command = match &options.netns {
             // `ip netns exec` becomes dlockd (it execs it), so killing the child kills dlockd.
             Some(netns) => {
                 let mut command = Command::new("ip");
-                command.args(["netns", "exec", netns, binary]);
+                command.args(["netns", "exec", netns, DLOCKD]);
                 command
             }
-            None => Command::new(binary),
+            None => match &options.program {
+                Some(program) => {
+                    let mut command = Command::new(&program[0]);
+                    command.args(&program[1..]);
+                    command
+                }
+                None => Command::new(DLOCKD),
+            },
         };
         if !options.only_extra_args {
             command
@@ -287,9 +294,18 @@ impl Dlockd {
     }
 
     /// Sends SIGTERM and waits for the exit; returns the status and everything it printed.
-    pub fn terminate(mut self) -> (ExitStatus, String) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+    pub fn terminate(self) -> (ExitStatus, String) {
+        self.begin_terminate();
+        self.wait_for_exit()
+    }
+
+    /// The process id, for a test that asks the sidecar to stop in another way.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the sidecar to stop by itself; returns the status and everything it printed.
+    pub fn wait_for_exit(mut self) -> (ExitStatus, String) {
         let status = self.child.wait().unwrap();
         for reader in self.readers.drain(..) {
             let _ = reader.join();
