@@ -177,10 +177,17 @@ impl LockService {
         let tried = async {
             let lock = self.check(op, request)?;
             let store = &lock.store.store;
-            let outcome =
+            // Where the waiters wait in this sidecar's line, the store can't refuse a try
+            // that would jump them: this sidecar does.
+            let jumps_the_line = !store.line_takes(Kind::PLAIN)
+                && self.lines.anyone_waits(&lock.store.name, &lock.key);
+            let outcome = if jumps_the_line {
+                TryLockOutcome::Held
+            } else {
                 guarded_try::acquire(store, &lock.key, &lock.owner, lock.ttl, Kind::PLAIN)
                     .await
-                    .map_err(|e| ApiError::failed(op, e))?;
+                    .map_err(|e| ApiError::failed(op, e))?
+            };
             let grant = match &outcome {
                 TryLockOutcome::Granted(grant) => Some(grant),
                 // A plain request is never refused for its kind; an exclusive holder sees a
@@ -328,9 +335,8 @@ impl LockService {
                 )
             })?;
         let waited = async {
-            // The store's line takes plain requests only; the other kinds wait in this
-            // sidecar's line.
-            if lock.store.store.capabilities().line && lock.kind.is_plain() {
+            // A kind the store's line does not take waits in this sidecar's line.
+            if lock.store.store.line_takes(lock.kind) {
                 self.wait_in_store_line(&lock, deadline).await
             } else {
                 self.wait_in_sidecar_line(&lock, deadline).await
@@ -418,9 +424,10 @@ impl LockService {
         if Instant::now() >= deadline {
             return Ok(None);
         }
-        let mut place = StorePlace::join(store.clone(), &lock.key, &lock.owner, lock.ttl)
-            .await
-            .map_err(failed)?;
+        let mut place =
+            StorePlace::join(store.clone(), &lock.key, &lock.owner, lock.ttl, lock.kind)
+                .await
+                .map_err(failed)?;
         let mut poll = FIRST_POLL;
         loop {
             let asked = Instant::now();

@@ -97,12 +97,19 @@ impl LockStore for Watched {
         key: &str,
         owner: &str,
         ttl: Duration,
+        kind: Kind,
     ) -> Result<Box<dyn Place>, StoreError> {
-        let place = self.seen("join", self.store.join(key, owner, ttl)).await?;
+        let place = self
+            .seen("join", self.store.join(key, owner, ttl, kind))
+            .await?;
         Ok(Box::new(WatchedPlace {
             place,
             health: self.health.clone(),
         }))
+    }
+
+    fn line_takes(&self, kind: Kind) -> bool {
+        self.store.line_takes(kind)
     }
 
     fn capabilities(&self) -> Capabilities {
