@@ -438,7 +438,7 @@ impl LockService {
             if left.is_zero() {
                 return Ok(None);
             }
-            let max_wait = poll.min(left);
+            let max_wait = place.pause(poll).min(left);
             bounded(max_wait, place.wait_turn(max_wait))
                 .await
                 .map_err(failed)?;

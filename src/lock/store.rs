@@ -299,6 +299,13 @@ pub trait Place: Send + Sync + 'static {
     /// released), or after `max_wait` at the latest.
     async fn wait_turn(&mut self, max_wait: Duration) -> Result<(), StoreError>;
 
+    /// How long the core waits for this place's turn before it tries again, when its own pause
+    /// would be `poll`. The default keeps `poll`; a store that wakes every place whose turn may
+    /// have come pauses longer a place that others wait ahead of.
+    fn pause(&self, poll: Duration) -> Duration {
+        poll
+    }
+
     /// Leaves the line. Also releases a lock that a `try_take` cut short may have taken, so a
     /// waiter that gave up never holds the lock afterwards.
     async fn leave(self: Box<Self>);

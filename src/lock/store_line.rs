@@ -55,6 +55,14 @@ impl StorePlace {
         }
     }
 
+    /// How long to wait before the next try, when the core's own pause would be `poll`.
+    pub(crate) fn pause(&self, poll: Duration) -> Duration {
+        self.place
+            .as_ref()
+            .expect("a place that took the lock is used up")
+            .pause(poll)
+    }
+
     /// Returns when the place may have moved up, or after `max_wait`.
     pub(crate) async fn wait_turn(&mut self, max_wait: Duration) -> Result<(), StoreError> {
         self.place().wait_turn(max_wait).await

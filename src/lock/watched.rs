@@ -184,6 +184,10 @@ impl Place for WatchedPlace {
         self.place.wait_turn(max_wait).await
     }
 
+    fn pause(&self, poll: Duration) -> Duration {
+        self.place.pause(poll)
+    }
+
     async fn leave(self: Box<Self>) {
         self.place.leave().await
     }

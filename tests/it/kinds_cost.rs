@@ -66,7 +66,7 @@ async fn prepare(store: &Arc<dyn LockStore>, operation: Operation, keys: &[Strin
 }
 
 /// A store's own counters, by name.
-type Counters = Vec<(&'static str, u64)>;
+pub(crate) type Counters = Vec<(&'static str, u64)>;
 
 async fn redis_counters() -> Counters {
     let mut redis = crate::redis::raw().await;
@@ -261,7 +261,9 @@ async fn azure_counters() -> Counters {
     ]
 }
 
-async fn counters(backend: Backend) -> Counters {
+/// The counters of `backend`'s shared server (not Azurite's: see `CountingProxy`), also read
+/// by the scale benchmark (`scale.rs`).
+pub(crate) async fn counters(backend: Backend) -> Counters {
     match backend {
         Backend::Redis => redis_counters().await,
         Backend::Postgresql => postgres_counters().await,

@@ -37,6 +37,7 @@ mod reconnect;
 mod redis;
 mod redis_topologies;
 mod reload;
+mod scale;
 mod sdk;
 mod slow_clients;
 mod sql_stores;

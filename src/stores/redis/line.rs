@@ -29,6 +29,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::Script;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::signal::Interest;
 use super::{millis, RedisStore};
@@ -37,6 +38,13 @@ use crate::lock::{Kind, Place, StoreError, TryLockOutcome};
 /// How long a waiter stays in line without looking at its turn. The core looks at least every
 /// 200 ms while it waits; a dead sidecar's waiter holds up the line at most this long.
 pub(crate) const WAITER_LEASE: Duration = Duration::from_secs(3);
+
+/// How long a waiter with others ahead of it pauses between looks at its turn, unless woken
+/// (`Place::pause`): it looks to renew its lease and to find the waiters ahead gone with their
+/// lapsed leases. The first waiter looks as often as the core polls (10 ms doubling to 200 ms),
+/// for a holder's expiry, which publishes nothing; a waiter behind is woken when it becomes
+/// first by a release, a grant or a leave, so looking more often would find nothing new.
+const LOOK_EVERY: Duration = Duration::from_millis(500);
 
 /// How long a new waiter waits for its channel's subscription before it goes on polling.
 const SUBSCRIBE_WITHIN: Duration = Duration::from_secs(1);
@@ -183,6 +191,8 @@ impl Turn<'_> {
 /// What a waiter's try came to.
 pub(super) enum Taken {
     Outcome(TryLockOutcome),
+    /// Others wait ahead of it.
+    Behind,
     /// Its lease lapsed and the line dropped it.
     Gone,
 }
@@ -201,6 +211,8 @@ pub(super) struct RedisPlace {
     /// A take runs in a task of its own, so that a caller who gives up half-way leaves a take
     /// that `leave` can still see to its end and undo.
     taking: Option<JoinHandle<Result<Taken, StoreError>>>,
+    /// When the last look found others ahead, while no wake has come since.
+    behind_since: Option<Instant>,
 }
 
 impl RedisStore {
@@ -220,7 +232,7 @@ impl RedisStore {
             RandomState::new().hash_one(owner),
             std::process::id()
         );
-        let deadline = tokio::time::Instant::now() + SUBSCRIBE_WITHIN;
+        let deadline = Instant::now() + SUBSCRIBE_WITHIN;
         let channel = format!("{}{waiter}", turn_prefix(&lock));
         let (turn, entered) = tokio::join!(
             self.signal.watch(channel, deadline),
@@ -236,6 +248,7 @@ impl RedisStore {
             waiter,
             turn,
             taking: None,
+            behind_since: None,
             store: self,
         })
     }
@@ -282,7 +295,7 @@ impl RedisStore {
         Ok(match stands {
             -1 => Taken::Gone,
             1 => Taken::Outcome(self.acquire_record(key, owner, ttl, kind, turn).await?),
-            _ => Taken::Outcome(TryLockOutcome::Held),
+            _ => Taken::Behind,
         })
     }
 }
@@ -301,8 +314,13 @@ impl Place for RedisPlace {
         let taken = taken.map_err(|e| {
             StoreError::failed(format!("a waiter's try failed: {e}")).with_source(e)
         })??;
+        self.behind_since = None;
         match taken {
             Taken::Outcome(outcome) => Ok(outcome),
+            Taken::Behind => {
+                self.behind_since = Some(Instant::now());
+                Ok(TryLockOutcome::Held)
+            }
             Taken::Gone => {
                 tracing::warn!(
                     "a waiter's lease lapsed (Redis out of reach?): it joins the line again"
@@ -313,8 +331,22 @@ impl Place for RedisPlace {
         }
     }
 
+    fn pause(&self, poll: Duration) -> Duration {
+        match self.behind_since {
+            Some(at) => (at + LOOK_EVERY)
+                .saturating_duration_since(Instant::now())
+                .max(poll),
+            None => poll,
+        }
+    }
+
     async fn wait_turn(&mut self, max_wait: Duration) -> Result<(), StoreError> {
-        let _ = tokio::time::timeout(max_wait, self.turn.released()).await;
+        if tokio::time::timeout(max_wait, self.turn.released())
+            .await
+            .is_ok()
+        {
+            self.behind_since = None;
+        }
         Ok(())
     }
 

@@ -297,6 +297,7 @@ impl RedisStore {
         };
         Ok(match token {
             -1 => Taken::Gone,
+            -2 => Taken::Behind,
             0 => Taken::Outcome(TryLockOutcome::Held),
             token => Taken::Outcome(TryLockOutcome::Granted(Grant::first(Some(token as u64)))),
         })
@@ -367,8 +368,8 @@ impl LockStore for RedisStore {
     ) -> Result<TryLockOutcome, StoreError> {
         match self.acquire_plain(key, owner, ttl, Turn::Try).await? {
             Taken::Outcome(outcome) => Ok(outcome),
-            Taken::Gone => Err(StoreError::failed(
-                "a try was answered as a waiter gone from the line".to_string(),
+            Taken::Gone | Taken::Behind => Err(StoreError::failed(
+                "a try was answered as a waiter in the line".to_string(),
             )),
         }
     }

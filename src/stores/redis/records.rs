@@ -219,6 +219,7 @@ impl RedisStore {
             let (token, acknowledged) = match swapped {
                 Swapped::Done(token, acknowledged) => (token, acknowledged),
                 Swapped::Changed => continue,
+                // To a waiter, the line moved between its look and the grant: it looks again.
                 Swapped::NotItsTurn => return Ok(TryLockOutcome::Held),
             };
             if acquired.drew_token {

@@ -81,8 +81,8 @@ if holder and is_record(holder) then return {{now_ms(), holder}} end
 
 /// KEYS: lock, shared fencing counter, token, the key's counter from earlier versions, the
 /// line, its leases (`line.rs`). ARGV: owner, ttl ms, the turn ('-' for a try, else the
-/// waiter), a waiter's lease ms. Returns the fencing token, 0 when held (or while others wait,
-/// or ahead of the waiter), -1 when the waiter is no longer in line.
+/// waiter), a waiter's lease ms. Returns the fencing token, 0 when held (or, to a try, while
+/// others wait), -1 when the waiter is no longer in line, -2 when others wait ahead of it.
 ///
 /// Redis before 5 replicates a script by running it again on the replicas, which a script
 /// reading `TIME` must not be; `replicate_commands` has it replicate the writes instead (the
@@ -96,6 +96,7 @@ pub(crate) fn acquire() -> Script {
           if anyone_waits(KEYS[6], now_ms()) then return 0 end
         else
           local stands = turn(KEYS[5], KEYS[6], ARGV[3], now_ms(), tonumber(ARGV[4]))
+          if stands == 0 then return -2 end
           if stands ~= 1 then return stands end
         end
         if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
