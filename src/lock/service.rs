@@ -182,10 +182,17 @@ impl LockService {
         let tried = async {
             let lock = self.check(op, request)?;
             let store = &lock.store.store;
-            let outcome =
+            // Where the waiters wait in this sidecar's line, the store can't refuse a try
+            // that would jump them: this sidecar does.
+            let jumps_the_line = !store.line_takes(Kind::PLAIN)
+                && self.lines.anyone_waits(&lock.store.name, &lock.key);
+            let outcome = if jumps_the_line {
+                TryLockOutcome::Held
+            } else {
                 guarded_try::acquire(store, &lock.key, &lock.owner, lock.ttl, Kind::PLAIN)
                     .await
-                    .map_err(|e| ApiError::failed(op, e))?;
+                    .map_err(|e| ApiError::failed(op, e))?
+            };
             let grant = match &outcome {
                 TryLockOutcome::Granted(grant) => Some(grant),
                 // A plain request is never refused for its kind; an exclusive holder sees a
@@ -393,11 +400,11 @@ impl LockService {
                 )
             })?;
         let waited = async {
-            // The store's line takes plain requests only; the other kinds wait in this
-            // sidecar's line.
+            // A multi-lock stands in no line (`wait_for_all`); a kind the store's line does not
+            // take waits in this sidecar's line.
             if !lock.many.is_empty() {
                 self.wait_for_all(&lock, deadline).await
-            } else if lock.store.store.capabilities().line && lock.kind.is_plain() {
+            } else if lock.store.store.line_takes(lock.kind) {
                 self.wait_in_store_line(&lock, deadline).await
             } else {
                 self.wait_in_sidecar_line(&lock, deadline).await
@@ -512,9 +519,10 @@ impl LockService {
         if Instant::now() >= deadline {
             return Ok(None);
         }
-        let mut place = StorePlace::join(store.clone(), &lock.key, &lock.owner, lock.ttl)
-            .await
-            .map_err(failed)?;
+        let mut place =
+            StorePlace::join(store.clone(), &lock.key, &lock.owner, lock.ttl, lock.kind)
+                .await
+                .map_err(failed)?;
         let mut poll = FIRST_POLL;
         loop {
             let asked = Instant::now();
@@ -525,7 +533,7 @@ impl LockService {
             if left.is_zero() {
                 return Ok(None);
             }
-            let max_wait = poll.min(left);
+            let max_wait = place.pause(poll).min(left);
             bounded(max_wait, place.wait_turn(max_wait))
                 .await
                 .map_err(failed)?;

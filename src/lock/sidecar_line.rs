@@ -4,8 +4,11 @@
 //! without waiting for the store's signal or a poll.
 //!
 //! Only the first waiter of a key asks the store; the others wait their turn, so a crowd of
-//! waiters costs the store one request per attempt, not one per waiter. A place is left when
-//! dropped: a waiter that gives up, times out or disconnects leaves no trace.
+//! waiters costs the store one request per attempt, not one per waiter. A try through this
+//! sidecar is refused while any of its waiters waits for the key (KINDS.md, rule 3), so it
+//! never jumps them: on the in-memory store, whose every waiter waits in this one sidecar,
+//! that makes this line the key's whole line. A place is left when dropped: a waiter that
+//! gives up, times out or disconnects leaves no trace.
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
@@ -63,6 +66,13 @@ impl SidecarLines {
             id,
             changed: line.changed.clone(),
         }
+    }
+
+    /// Whether any acquire waits in the line for `key` of `store`.
+    pub(crate) fn anyone_waits(&self, store: &str, key: &str) -> bool {
+        let lines = self.lines();
+        // Keyed by owned strings; a try with nobody waiting here costs no allocation.
+        !lines.is_empty() && lines.contains_key(&(store.to_string(), key.to_string()))
     }
 
     /// Says that `key` of `store` was released through this sidecar: its waiters look again.
@@ -165,6 +175,28 @@ mod tests {
             assert_eq!(at, released_at, "{owner} was not woken by the release");
             holder = owner;
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_try_never_jumps_a_waiter_here() {
+        let double = DoubleStore::default();
+        let service = Arc::new(double.service());
+        hold(&service, "holder").await;
+        let (taken, mut took) = mpsc::unbounded_channel();
+        waiter(&service, "waiter", &taken);
+        drop(taken);
+        sleep(SETTLE).await;
+        // Freed behind this sidecar's back (an expiry, a release elsewhere): the waiter finds
+        // it at its next poll, and a try in between does not take its turn.
+        double.lose(KEY);
+        let tried = service.try_lock(acquire("jumper", 60, LONG).lock).await;
+        assert_eq!(tried, Ok(TryLockOutcome::Held));
+        let (owner, _) = took.recv().await.unwrap();
+        assert_eq!(owner, "waiter");
+        // With nobody waiting, a try is granted again.
+        let released = service.unlock(unlock("waiter")).await;
+        assert_eq!(released, Ok(OwnerChecked::Applied));
+        hold(&service, "jumper").await;
     }
 
     #[tokio::test(start_paused = true)]

@@ -280,18 +280,27 @@ pub trait LockStore: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Joins the end of the store's own line of waiters for `key`, where
-    /// `Capabilities::line` says it has one. The core drives the place it answers (see
+    /// Joins the end of the store's own line of waiters for `key`, asking for `kind`, where
+    /// `line_takes(kind)` says the line serves it. The core drives the place it answers (see
     /// `Place`) and leaves the line for a waiter that gives up.
     async fn join(
         &self,
         _key: &str,
         _owner: &str,
         _ttl: Duration,
+        _kind: Kind,
     ) -> Result<Box<dyn Place>, StoreError> {
         Err(StoreError::Unsupported(
             "a line of waiters kept in the store",
         ))
+    }
+
+    /// Whether a blocking acquire of `kind` waits in the store's own line (`join`). The default
+    /// serves the plain kind only, where the store keeps a line at all: a line that takes every
+    /// kind in one order (KINDS.md, rule 3) says so; the other kinds then wait in this
+    /// sidecar's line.
+    fn line_takes(&self, kind: Kind) -> bool {
+        self.capabilities().line && kind.is_plain()
     }
 
     /// A cheap question whose answer says the store is reachable and answering, for the
@@ -316,14 +325,21 @@ pub trait LockStore: Send + Sync + 'static {
 /// its primitives; the deadline, the retries and leaving on cancellation belong to the core.
 #[async_trait]
 pub trait Place: Send + Sync + 'static {
-    /// Takes the lock for `ttl` if this place is first in line and nobody holds the key:
-    /// `Held` otherwise. A granted place is used up: its entry has become the lock or is gone.
+    /// Takes the lock for `ttl`, in the kind the place joined with, if this place is first in
+    /// line and the key's holders allow it: `Held` otherwise. A granted place is used up: its entry has become the lock or is gone.
     /// A place whose entry vanished (a session or lease the store lost) joins again at the end.
     async fn try_take(&mut self) -> Result<TryLockOutcome, StoreError>;
 
     /// Returns when the place may have moved up (the waiter ahead left, or the holder
     /// released), or after `max_wait` at the latest.
     async fn wait_turn(&mut self, max_wait: Duration) -> Result<(), StoreError>;
+
+    /// How long the core waits for this place's turn before it tries again, when its own pause
+    /// would be `poll`. The default keeps `poll`; a store that wakes every place whose turn may
+    /// have come pauses longer a place that others wait ahead of.
+    fn pause(&self, poll: Duration) -> Duration {
+        poll
+    }
 
     /// Leaves the line. Also releases a lock that a `try_take` cut short may have taken, so a
     /// waiter that gave up never holds the lock afterwards.

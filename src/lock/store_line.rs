@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Grant, LockStore, Place, StoreError, TryLockOutcome};
+use super::{Grant, Kind, LockStore, Place, StoreError, TryLockOutcome};
 
 /// A waiter's place in a store's line (the store's `Place`, driven by the core), left when
 /// dropped before it took the lock.
@@ -21,18 +21,19 @@ pub(crate) struct StorePlace {
 }
 
 impl StorePlace {
-    /// Joins the end of `key`'s line in `store`.
+    /// Joins the end of `key`'s line in `store`, asking for `kind`.
     pub(crate) async fn join(
         store: Arc<dyn LockStore>,
         key: &str,
         owner: &str,
         ttl: Duration,
+        kind: Kind,
     ) -> Result<StorePlace, StoreError> {
         let (key, owner) = (key.to_string(), owner.to_string());
         // The place is wrapped inside the task: if nobody awaits it any more, the task's
         // answer is dropped there, and the place leaves the line.
         let joining = tokio::spawn(async move {
-            let place = store.join(&key, &owner, ttl).await?;
+            let place = store.join(&key, &owner, ttl, kind).await?;
             Ok(StorePlace { place: Some(place) })
         });
         joining.await.map_err(|e| {
@@ -52,6 +53,14 @@ impl StorePlace {
                 "a place in the store's line was refused: {conflict:?}"
             ))),
         }
+    }
+
+    /// How long to wait before the next try, when the core's own pause would be `poll`.
+    pub(crate) fn pause(&self, poll: Duration) -> Duration {
+        self.place
+            .as_ref()
+            .expect("a place that took the lock is used up")
+            .pause(poll)
     }
 
     /// Returns when the place may have moved up, or after `max_wait`.

@@ -304,6 +304,7 @@ impl LockStore for DoubleStore {
         key: &str,
         owner: &str,
         ttl: Duration,
+        _kind: crate::lock::Kind,
     ) -> Result<Box<dyn Place>, StoreError> {
         let id = {
             let mut state = self.state();

@@ -118,12 +118,19 @@ impl LockStore for Watched {
         key: &str,
         owner: &str,
         ttl: Duration,
+        kind: Kind,
     ) -> Result<Box<dyn Place>, StoreError> {
-        let place = self.seen("join", self.store.join(key, owner, ttl)).await?;
+        let place = self
+            .seen("join", self.store.join(key, owner, ttl, kind))
+            .await?;
         Ok(Box::new(WatchedPlace {
             place,
             health: self.health.clone(),
         }))
+    }
+
+    fn line_takes(&self, kind: Kind) -> bool {
+        self.store.line_takes(kind)
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -196,6 +203,10 @@ impl Place for WatchedPlace {
 
     async fn wait_turn(&mut self, max_wait: Duration) -> Result<(), StoreError> {
         self.place.wait_turn(max_wait).await
+    }
+
+    fn pause(&self, poll: Duration) -> Duration {
+        self.place.pause(poll)
     }
 
     async fn leave(self: Box<Self>) {

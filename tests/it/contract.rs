@@ -9,7 +9,7 @@ use std::time::Duration;
 use dlock::config::Metadata;
 use dlock::lock::LockStore;
 
-use crate::support::backend::Backend;
+use crate::support::backend::{Backend, REDIS_WAITER_LEASE};
 
 /// The TTL of the expiry checks for stores that keep time to the millisecond (Redis,
 /// ZooKeeper): short, yet long enough that a pause of a busy machine or a slow round trip does
@@ -36,14 +36,16 @@ dlock::store_contract!(
     redis,
     store: store(Backend::Redis),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, release_signal, shared, limit, reentrant, multi, multi_atomic],
+    fair_line: REDIS_WAITER_LEASE,
+    capabilities: [fencing, listing, release_signal, line, shared, limit, reentrant, multi, multi_atomic],
 );
 
 dlock::store_contract!(
     redis_cluster,
     store: store(Backend::RedisCluster),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, release_signal, shared, limit, reentrant, multi],
+    fair_line: REDIS_WAITER_LEASE,
+    capabilities: [fencing, listing, release_signal, line, shared, limit, reentrant, multi],
 );
 
 dlock::store_contract!(

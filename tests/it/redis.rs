@@ -236,9 +236,10 @@ async fn a_waiter_notices_a_release_by_daprd() {
         .await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // The waiting sidecar listens on this lock's release channel, and only while it waits.
-    let channel = format!("dlock||released||{key}");
-    assert_eq!(subscribers(&mut redis, &channel).await, 1);
+    // The waiting sidecar listens on its waiter's own channel in the lock's line, and only
+    // while it waits.
+    let channels = format!("dlock||turn||{key}||*");
+    assert_eq!(listened(&mut redis, &channels).await, 1);
     // daprd's release publishes nothing; the waiter still notices by polling, within 200 ms.
     daprd_unlock(&mut redis, &key, "daprd-server").await;
     let released = std::time::Instant::now();
@@ -249,22 +250,23 @@ async fn a_waiter_notices_a_release_by_daprd() {
         released.elapsed()
     );
     for _ in 0..50 {
-        if subscribers(&mut redis, &channel).await == 0 {
+        if listened(&mut redis, &channels).await == 0 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("the sidecar still listens on {channel} after its waiter was served");
+    panic!("the sidecar still listens on {channels} after its waiter was served");
 }
 
-async fn subscribers(redis: &mut Connection, channel: &str) -> i64 {
-    let counts: (String, i64) = redis::cmd("PUBSUB")
-        .arg("NUMSUB")
-        .arg(channel)
+/// How many channels matching `pattern` someone listens on.
+async fn listened(redis: &mut Connection, pattern: &str) -> usize {
+    let channels: Vec<String> = redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .arg(pattern)
         .query_async(redis)
         .await
         .unwrap();
-    counts.1
+    channels.len()
 }
 
 #[tokio::test]

@@ -4,11 +4,11 @@
 use std::time::Instant;
 
 use super::subject::{Subject, LONG, PROMPTLY, SETTLE, SHORT_WAIT};
-use crate::lock::{Grant, OwnerChecked, Place, TryLockOutcome};
+use crate::lock::{Grant, Kind, OwnerChecked, Place, TryLockOutcome};
 
 async fn join(s: &Subject, key: &str, owner: &str) -> Box<dyn Place> {
     s.store
-        .join(key, owner, LONG)
+        .join(key, owner, LONG, Kind::PLAIN)
         .await
         .unwrap_or_else(|e| panic!("{owner} can't join the line of {key}: {e}"))
 }

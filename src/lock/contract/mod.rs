@@ -19,11 +19,14 @@
 //! tasks live on the test's runtime); it is awaited twice, the second instance standing for a
 //! second sidecar on the same server, unless `one_instance: true` (a store kept in one
 //! process, whose instances do not share locks); `short_ttl` is the shortest lock the expiry checks take
-//! (see `Subject::short_ttl`). Each check takes keys of its own, so checks and test runs can
+//! (see `Subject::short_ttl`); `fair_line: <lease>` says that the store's line takes every
+//! kind (`LockStore::line_takes`) and holds each waiter's place on a lease of that length, and
+//! brings the checks of `fair.rs` that need it. Each check takes keys of its own, so checks and test runs can
 //! share one store server.
 
 pub mod exclusion;
 pub mod expiry;
+pub mod fair;
 pub mod fencing;
 pub mod force;
 pub mod inspect;
@@ -86,7 +89,32 @@ macro_rules! store_contract {
         }
     };
     (@line) => {
-        $crate::store_contract!(@checks line::line_order, line::leave, line::wait_turn);
+        $crate::store_contract!(@checks
+            line::line_order,
+            line::leave,
+            line::wait_turn,
+            fair::grants_follow_arrival_across_sidecars,
+        );
+    };
+    (@is_fair) => {
+        false
+    };
+    (@is_fair $lease:expr) => {
+        true
+    };
+    (@fair_line $lease:expr) => {
+        $crate::store_contract!(@checks
+            fair::a_writer_waits_for_readers_ahead_and_holds_back_readers_behind,
+        );
+        #[tokio::test]
+        async fn a_dead_waiter_frees_the_line_at_its_lease_expiry() {
+            let lease: std::time::Duration = $lease;
+            $crate::lock::contract::fair::a_dead_waiter_frees_the_line_at_its_lease_expiry(
+                &subject().await,
+                lease,
+            )
+            .await;
+        }
     };
     (@checks $($module:ident::$check:ident),* $(,)?) => {
         $(
@@ -107,6 +135,7 @@ macro_rules! store_contract {
         store: $store:expr,
         short_ttl: $short_ttl:expr,
         $(one_instance: $one:tt,)?
+        $(fair_line: $lease:expr,)?
         capabilities: [$($capability:ident),* $(,)?] $(,)?
     ) => {
         mod $suite {
@@ -124,7 +153,10 @@ macro_rules! store_contract {
                 #[allow(unused_mut)]
                 let mut declared = $crate::lock::Capabilities::default();
                 $(declared.$capability = true;)*
-                subject().await.assert_capabilities(declared);
+                let subject = subject().await;
+                subject.assert_capabilities(declared);
+                let fair_line = $crate::store_contract!(@is_fair $($lease)?);
+                $crate::lock::contract::fair::assert_fair_line(&subject, fair_line);
             }
 
             $crate::store_contract!(@checks
@@ -140,6 +172,7 @@ macro_rules! store_contract {
                 signal::wait_is_bounded,
             );
             $($crate::store_contract!(@$capability);)*
+            $($crate::store_contract!(@fair_line $lease);)?
         }
     };
 }

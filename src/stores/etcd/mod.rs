@@ -622,6 +622,7 @@ impl LockStore for EtcdStore {
         key: &str,
         owner: &str,
         ttl: Duration,
+        _kind: Kind,
     ) -> Result<Box<dyn Place>, StoreError> {
         let (line, line_end) = self.line(key);
         let (holders, holders_end) = self.holders(key);

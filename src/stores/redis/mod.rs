@@ -4,7 +4,8 @@
 //! Fencing, renewal, inspection and the release signal live beside it (see `scripts.rs`),
 //! in a bounded number of keys: nothing per resource id outlives its lock (see `keys.rs`).
 //! Shared, limited and reentrant locks keep their holders as a record in the lock key itself
-//! (see `records.rs`).
+//! (see `records.rs`). Blocking acquires of every kind wait in one fair line kept beside the
+//! lock key, each waiter on a lease of its own (see `line.rs`).
 //!
 //! The connection in each topology (one server, Sentinel, Cluster) is in `connection.rs`;
 //! where keys live, hash tags for a cluster included, in `keys.rs`. What a failover can lose,
@@ -13,6 +14,7 @@
 
 mod connection;
 mod keys;
+mod line;
 mod multi;
 mod records;
 mod replicas;
@@ -20,7 +22,7 @@ mod scripts;
 mod settings;
 mod signal;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,11 +32,12 @@ use crate::config::ConfigError;
 use crate::config::Metadata;
 use crate::lock::holders;
 use crate::lock::{
-    Capabilities, Grant, Kind, LockInfo, LockStore, ManyOutcome, OwnerChecked, Released,
+    Capabilities, Grant, Kind, LockInfo, LockStore, ManyOutcome, OwnerChecked, Place, Released,
     StoreError, TryLockOutcome,
 };
 use connection::{Connection, Handle};
 use keys::{legacy_fence_key, token_key, KeyLayout};
+use line::{line_key, turn_prefix, LineScripts, Taken, Turn};
 use records::{Checked, RACES};
 use settings::{Settings, Topology, WaitReplicas};
 use signal::ReleaseSignal;
@@ -43,6 +46,8 @@ use signal::ReleaseSignal;
 const SCAN_COUNT: usize = 500;
 
 pub(crate) struct RedisStore {
+    /// The store itself, for the places of its line, which outlive a call.
+    me: Weak<RedisStore>,
     connection: Arc<Connection>,
     /// `redisHost`'s `host:port`s: the server, the cluster's seed nodes, or the sentinels.
     servers: Vec<String>,
@@ -57,6 +62,7 @@ pub(crate) struct RedisStore {
     swap_many: Script,
     force_release: Script,
     release_grant: Script,
+    line: LineScripts,
     /// `waitReplicas`: grants and renewals count once this many replicas have them.
     wait_replicas: Option<WaitReplicas>,
 }
@@ -106,7 +112,8 @@ impl RedisStore {
             Topology::Cluster(nodes) => nodes.as_slice(),
             Topology::Sentinel { sentinels, .. } => sentinels.as_slice(),
         };
-        Ok(Arc::new(RedisStore {
+        Ok(Arc::new_cyclic(|me| RedisStore {
+            me: me.clone(),
             servers: servers
                 .iter()
                 .map(|(host, port)| format!("{host}:{port}"))
@@ -122,6 +129,7 @@ impl RedisStore {
             swap_many: scripts::swap_many(),
             force_release: scripts::force_release(),
             release_grant: scripts::release_grant(),
+            line: LineScripts::new(),
             wait_replicas: settings.wait_replicas,
         }))
     }
@@ -194,8 +202,10 @@ impl RedisStore {
             let mut invocation = self.unlock.key(lock);
             invocation
                 .key(token_key(lock))
+                .key(line_key(lock))
                 .arg(owner)
-                .arg(signal::channel(lock));
+                .arg(signal::channel(lock))
+                .arg(turn_prefix(lock));
             let (now_ms, value) = match self.owner_checked(&invocation, None).await?.0 {
                 Checked::Plain(answer) => {
                     return Ok(Released {
@@ -228,9 +238,11 @@ impl RedisStore {
             let mut invocation = self.release_grant.key(lock);
             invocation
                 .key(token_key(lock))
+                .key(line_key(lock))
                 .arg(owner)
                 .arg(format!("{owner}|{token}"))
-                .arg(signal::channel(lock));
+                .arg(signal::channel(lock))
+                .arg(turn_prefix(lock));
             let (now_ms, value) = match self.owner_checked(&invocation, None).await?.0 {
                 Checked::Plain(1) => return Ok(OwnerChecked::Applied),
                 Checked::Plain(_) => return Ok(OwnerChecked::NotHeld),
@@ -242,6 +254,57 @@ impl RedisStore {
             }
         }
         Err(records::lost_races(lock))
+    }
+
+    /// Takes the plain lock at `key` in one script, on `turn`: a try while nobody waits, or a
+    /// waiter first in line.
+    async fn acquire_plain(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+        turn: Turn<'_>,
+    ) -> Result<Taken, StoreError> {
+        let lock = self.layout.lock_key(key);
+        let mut invocation = self.acquire.key(&lock);
+        invocation
+            .key(self.layout.fencing_counter(&lock))
+            .key(token_key(&lock))
+            .key(legacy_fence_key(&lock))
+            .key(line_key(&lock))
+            .key(line::leases_key(&lock))
+            .arg(owner)
+            .arg(millis(ttl))
+            .arg(turn.arg())
+            .arg(millis(line::WAITER_LEASE));
+        let mut handle = self.connection.handle();
+        let token: i64 = match self.wait_replicas {
+            None => invocation
+                .invoke_async(&mut handle)
+                .await
+                .map_err(|e| self.failed(e))?,
+            Some(wait) => {
+                let (token, acknowledged) = replicas::run_confirmed(&mut handle, &invocation, wait)
+                    .await
+                    .map_err(|e| self.failed(e))?;
+                if token > 0 && acknowledged < wait.replicas {
+                    let grant = Grant::first(Some(token as u64));
+                    self.release_unconfirmed(&lock, owner, grant).await;
+                    return Err(StoreError::unavailable(replicas::shortfall(
+                        "the grant",
+                        acknowledged,
+                        wait,
+                    )));
+                }
+                token
+            }
+        };
+        Ok(match token {
+            -1 => Taken::Gone,
+            -2 => Taken::Behind,
+            0 => Taken::Outcome(TryLockOutcome::Held),
+            token => Taken::Outcome(TryLockOutcome::Granted(Grant::first(Some(token as u64)))),
+        })
     }
 
     /// Who holds the lock at `lock` (a Redis key), reported under the store key `key`.
@@ -307,41 +370,12 @@ impl LockStore for RedisStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<TryLockOutcome, StoreError> {
-        let lock = self.layout.lock_key(key);
-        let mut invocation = self.acquire.key(&lock);
-        invocation
-            .key(self.layout.fencing_counter(&lock))
-            .key(token_key(&lock))
-            .key(legacy_fence_key(&lock))
-            .arg(owner)
-            .arg(millis(ttl));
-        let mut handle = self.connection.handle();
-        let token: u64 = match self.wait_replicas {
-            None => invocation
-                .invoke_async(&mut handle)
-                .await
-                .map_err(|e| self.failed(e))?,
-            Some(wait) => {
-                let (token, acknowledged) = replicas::run_confirmed(&mut handle, &invocation, wait)
-                    .await
-                    .map_err(|e| self.failed(e))?;
-                if token != 0 && acknowledged < wait.replicas {
-                    let grant = Grant::first(Some(token));
-                    self.release_unconfirmed(&lock, owner, grant).await;
-                    return Err(StoreError::unavailable(replicas::shortfall(
-                        "the grant",
-                        acknowledged,
-                        wait,
-                    )));
-                }
-                token
-            }
-        };
-        Ok(if token == 0 {
-            TryLockOutcome::Held
-        } else {
-            TryLockOutcome::Granted(Grant::first(Some(token)))
-        })
+        match self.acquire_plain(key, owner, ttl, Turn::Try).await? {
+            Taken::Outcome(outcome) => Ok(outcome),
+            Taken::Gone | Taken::Behind => Err(StoreError::failed(
+                "a try was answered as a waiter in the line".to_string(),
+            )),
+        }
     }
 
     async fn acquire_kind(
@@ -351,7 +385,7 @@ impl LockStore for RedisStore {
         ttl: Duration,
         kind: Kind,
     ) -> Result<TryLockOutcome, StoreError> {
-        self.acquire_record(key, owner, ttl, kind).await
+        self.acquire_record(key, owner, ttl, kind, Turn::Try).await
     }
 
     async fn acquire_many(
@@ -473,7 +507,9 @@ impl LockStore for RedisStore {
             .force_release
             .key(&lock)
             .key(token_key(&lock))
+            .key(line_key(&lock))
             .arg(signal::channel(&lock))
+            .arg(turn_prefix(&lock))
             .invoke_async(&mut self.connection.handle())
             .await
             .map_err(|e| self.failed(e))?;
@@ -515,6 +551,25 @@ impl LockStore for RedisStore {
         Ok(())
     }
 
+    async fn join(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<Box<dyn Place>, StoreError> {
+        let me = self
+            .me
+            .upgrade()
+            .ok_or_else(|| StoreError::unavailable("the store is shutting down".to_string()))?;
+        Ok(Box::new(me.join_line(key, owner, ttl, kind).await?))
+    }
+
+    /// Every kind waits in the one line.
+    fn line_takes(&self, _kind: Kind) -> bool {
+        true
+    }
+
     fn servers(&self) -> Vec<String> {
         self.servers.clone()
     }
@@ -524,7 +579,7 @@ impl LockStore for RedisStore {
             fencing: true,
             listing: true,
             release_signal: true,
-            line: false,
+            line: true,
             shared: true,
             limit: true,
             reentrant: true,

@@ -17,6 +17,7 @@
 use redis::{FromRedisValue, ParsingError, Value};
 
 use super::keys::{legacy_fence_key, token_key};
+use super::line::{self, leases_key, line_key, turn_prefix, Turn};
 use super::settings::WaitReplicas;
 use super::{replicas, signal, RedisStore};
 use crate::lock::holders::{Entry, Record, MARK};
@@ -60,6 +61,18 @@ pub(super) struct Look {
     pub(super) pttl: i64,
     /// The plain lock's `<owner>|<token>`, when there is one.
     pub(super) token_record: Option<String>,
+}
+
+/// What a compare-and-set does besides writing the record.
+struct Change<'a> {
+    /// Draw the new holder's token.
+    draw: bool,
+    /// Announce a release: a place came free.
+    publish: bool,
+    /// The turn the grant claims; `None` for a change that grants nobody new, or a re-entry.
+    turn: Option<Turn<'a>>,
+    /// Wake the next waiter once this one is granted: a shared grant may admit it too.
+    wake_next: bool,
 }
 
 /// What a compare-and-set expects the key to still hold.
@@ -141,6 +154,16 @@ pub(super) fn halves(encoded: &str) -> Result<(String, String), StoreError> {
     Ok((format!("{before}\"t\":"), after.to_string()))
 }
 
+/// What the compare-and-set did.
+enum Swapped {
+    /// Written: the token drawn (0 when none) and, when asked, how many replicas acknowledged.
+    Done(u64, Option<u32>),
+    /// The key changed since it was read.
+    Changed,
+    /// The turn given was not the caller's: others wait, or wait ahead of the waiter.
+    NotItsTurn,
+}
+
 /// An operation that found the key changed under it every time it tried.
 pub(super) fn lost_races(lock: &str) -> StoreError {
     StoreError::unavailable(format!(
@@ -166,13 +189,15 @@ impl RedisStore {
         })
     }
 
-    /// Takes `key` in a kind other than the plain one: a look, then a compare-and-set.
+    /// Takes `key` in a kind other than the plain one, on `turn`: a look, then a
+    /// compare-and-set that checks the turn. A holder's re-entry by a try needs no turn.
     pub(super) async fn acquire_record(
         &self,
         key: &str,
         owner: &str,
         ttl: Duration,
         kind: Kind,
+        turn: Turn<'_>,
     ) -> Result<TryLockOutcome, StoreError> {
         let lock = self.layout.lock_key(key);
         for _ in 0..RACES {
@@ -188,18 +213,24 @@ impl RedisStore {
                 value: look.value.as_deref(),
                 token_record: token_record.as_deref(),
             };
+            let turn = match turn {
+                Turn::Try if !acquired.drew_token => None,
+                turn => Some(turn),
+            };
+            let change = Change {
+                draw: acquired.drew_token,
+                publish: false,
+                turn,
+                wake_next: matches!(turn, Some(Turn::Waiter(_))) && kind.mode == Mode::Shared,
+            };
             let swapped = self
-                .swap(
-                    &lock,
-                    read,
-                    &record,
-                    acquired.drew_token,
-                    false,
-                    self.wait_replicas,
-                )
+                .swap(&lock, read, &record, change, self.wait_replicas)
                 .await?;
-            let Some((token, acknowledged)) = swapped else {
-                continue;
+            let (token, acknowledged) = match swapped {
+                Swapped::Done(token, acknowledged) => (token, acknowledged),
+                Swapped::Changed => continue,
+                // To a waiter, the line moved between its look and the grant: it looks again.
+                Swapped::NotItsTurn => return Ok(TryLockOutcome::Held),
             };
             if acquired.drew_token {
                 grant.fencing_token = Some(token);
@@ -248,25 +279,37 @@ impl RedisStore {
             value: Some(value),
             token_record: None,
         };
-        let swapped = self
-            .swap(lock, read, &record, false, freed, confirm)
-            .await?;
-        Ok(swapped.map(|(_, acknowledged)| (answer, acknowledged)))
+        let change = Change {
+            draw: false,
+            publish: freed,
+            turn: None,
+            wake_next: false,
+        };
+        match self.swap(lock, read, &record, change, confirm).await? {
+            Swapped::Done(_, acknowledged) => Ok(Some((answer, acknowledged))),
+            Swapped::Changed => Ok(None),
+            Swapped::NotItsTurn => Err(StoreError::failed(
+                "a change that claimed no turn was refused its turn".to_string(),
+            )),
+        }
     }
 
     /// The compare-and-set (`scripts::swap`): writes `record` at `lock` if the key still holds
-    /// what was `read`, drawing the new holder's token with `draw`; publishes a release with
-    /// `publish`. Answers the token drawn (0 when none) and, with `confirm`, how many replicas
-    /// acknowledged; `None` when the key had changed.
+    /// what was `read` and the change's turn is the caller's, as `change` says.
     async fn swap(
         &self,
         lock: &str,
         read: Read<'_>,
         record: &Record,
-        draw: bool,
-        publish: bool,
+        change: Change<'_>,
         confirm: Option<WaitReplicas>,
-    ) -> Result<Option<(u64, Option<u32>)>, StoreError> {
+    ) -> Result<Swapped, StoreError> {
+        let Change {
+            draw,
+            publish,
+            turn,
+            wake_next,
+        } = change;
         let encoded = record.encode();
         let (before, after) = if draw {
             halves(&encoded)?
@@ -284,6 +327,8 @@ impl RedisStore {
             .key(self.layout.fencing_counter(lock))
             .key(token_key(lock))
             .key(legacy_fence_key(lock))
+            .key(line_key(lock))
+            .key(leases_key(lock))
             .arg(flag(read.value.is_some()))
             .arg(read.value.unwrap_or_default())
             .arg(read.token_record.unwrap_or_default())
@@ -291,7 +336,11 @@ impl RedisStore {
             .arg(after)
             .arg(flag(draw))
             .arg(record.last_deadline().unwrap_or(0))
-            .arg(channel);
+            .arg(channel)
+            .arg(turn.map(Turn::arg).unwrap_or_default())
+            .arg(super::millis(line::WAITER_LEASE))
+            .arg(turn_prefix(lock))
+            .arg(flag(wake_next));
         let mut handle = self.connection.handle();
         let (answer, acknowledged): (i64, Option<u32>) = match confirm {
             None => {
@@ -304,9 +353,11 @@ impl RedisStore {
                 (answer, Some(acknowledged))
             }
         };
-        Ok(u64::try_from(answer)
-            .ok()
-            .map(|token| (token, acknowledged)))
+        Ok(match answer {
+            -1 => Swapped::Changed,
+            -2 => Swapped::NotItsTurn,
+            token => Swapped::Done(token.max(0) as u64, acknowledged),
+        })
     }
 }
 

@@ -21,6 +21,7 @@
 
 use redis::Script;
 
+use super::line::LINE;
 use crate::lock::holders::MARK;
 
 /// Lua: `draw(counter, legacy)` advances a shared fencing counter and answers the token, never
@@ -47,7 +48,7 @@ end
 ";
 
 /// Lua: `now_ms()`, the server's clock in milliseconds, the clock of a record's deadlines.
-const NOW_MS: &str = r"
+pub(super) const NOW_MS: &str = r"
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -70,7 +71,7 @@ end
 /// `{now ms, record}` untouched.
 fn answer_a_record() -> String {
     format!(
-        r"{NOW_MS}{is_record}
+        r"{NOW_MS}{LINE}{is_record}
 local holder = redis.call('GET', KEYS[1])
 if holder and is_record(holder) then return {{now_ms(), holder}} end
 ",
@@ -78,8 +79,10 @@ if holder and is_record(holder) then return {{now_ms(), holder}} end
     )
 }
 
-/// KEYS: lock, shared fencing counter, token, the key's counter from earlier versions.
-/// ARGV: owner, ttl ms. Returns the fencing token, or 0 when held.
+/// KEYS: lock, shared fencing counter, token, the key's counter from earlier versions, the
+/// line, its leases (`line.rs`). ARGV: owner, ttl ms, the turn ('-' for a try, else the
+/// waiter), a waiter's lease ms. Returns the fencing token, 0 when held (or, to a try, while
+/// others wait), -1 when the waiter is no longer in line, -2 when others wait ahead of it.
 ///
 /// Redis before 5 replicates a script by running it again on the replicas, which a script
 /// reading `TIME` must not be; `replicate_commands` has it replicate the writes instead (the
@@ -88,19 +91,29 @@ pub(crate) fn acquire() -> Script {
     Script::new(&format!(
         r"
         if redis.replicate_commands then redis.replicate_commands() end
-        {DRAW}
+        {DRAW}{NOW_MS}{LINE}
+        if ARGV[3] == '-' then
+          if anyone_waits(KEYS[6], now_ms()) then return 0 end
+        else
+          local stands = turn(KEYS[5], KEYS[6], ARGV[3], now_ms(), tonumber(ARGV[4]))
+          if stands == 0 then return -2 end
+          if stands ~= 1 then return stands end
+        end
         if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
           return 0
         end
         local token = draw(KEYS[2], KEYS[4])
         redis.call('SET', KEYS[3], ARGV[1] .. '|' .. string.format('%.0f', token), 'PX', ARGV[2])
+        if ARGV[3] ~= '-' then leave_line(KEYS[5], KEYS[6], ARGV[3]) end
         return token
         ",
     ))
 }
 
 /// daprd's release, with the same answers: -1 not held, -2 held by another, >= 0 released; a
-/// record is answered as `{now ms, record}`. KEYS: lock, token. ARGV: owner, channel.
+/// record is answered as `{now ms, record}`. A release wakes the line's first waiter, or
+/// whoever listens on the lock's channel when nobody waits in the line. KEYS: lock, token,
+/// line. ARGV: owner, channel, turn prefix.
 pub(crate) fn unlock() -> Script {
     Script::new(&format!(
         r"
@@ -109,7 +122,7 @@ pub(crate) fn unlock() -> Script {
         if holder ~= ARGV[1] then return -2 end
         redis.call('DEL', KEYS[2])
         local deleted = redis.call('DEL', KEYS[1])
-        redis.call('PUBLISH', ARGV[2], '')
+        announce(KEYS[3], ARGV[3], ARGV[2])
         return deleted
         ",
         record = answer_a_record()
@@ -118,8 +131,8 @@ pub(crate) fn unlock() -> Script {
 
 /// Releases one grant, a grant whose replicas did not confirm it or whose caller had gone:
 /// only while the lock is still the owner's under that grant's token, never a later grant of
-/// the same owner. KEYS: lock, token. ARGV: owner, `<owner>|<token>`, channel. Returns 1 when
-/// released, 0 when not; a record as `{now ms, record}`.
+/// the same owner. KEYS: lock, token, line. ARGV: owner, `<owner>|<token>`, channel, turn
+/// prefix. Returns 1 when released, 0 when not; a record as `{now ms, record}`.
 pub(crate) fn release_grant() -> Script {
     Script::new(&format!(
         r"
@@ -128,7 +141,7 @@ pub(crate) fn release_grant() -> Script {
           return 0
         end
         redis.call('DEL', KEYS[2], KEYS[1])
-        redis.call('PUBLISH', ARGV[3], '')
+        announce(KEYS[3], ARGV[4], ARGV[3])
         return 1
         ",
         record = answer_a_record()
@@ -167,22 +180,31 @@ pub(crate) fn look() -> Script {
 /// what the caller read (and, when given, the token record too), with the expiry at the new
 /// value's deadline by the server's clock, or deletes the key when that is past; with `draw`,
 /// first draws a token from the key's counter and writes it between the value's two halves.
-/// The token record, of no use beside a record, goes. KEYS: as acquire's. ARGV: '1' when the
-/// key was read holding a value, else '0'; that value; the token record read, or '' to not
-/// look; the new value (its part before the token when drawing); its part after the token;
-/// '1' to draw; the deadline ms; a channel to publish a release on, or ''. Returns -1 when
-/// the key changed since it was read, else the token drawn, 0 when none.
+/// The token record, of no use beside a record, goes. A turn, when given, is checked as the
+/// plain grant checks it, and a waiter granted leaves the line. KEYS: as acquire's. ARGV: '1'
+/// when the key was read holding a value, else '0'; that value; the token record read, or ''
+/// to not look; the new value (its part before the token when drawing); its part after the
+/// token; '1' to draw; the deadline ms; a channel to publish a release on, or ''; the turn
+/// ('' none, '-' a try, else the waiter); a waiter's lease ms; the turn prefix; '1' to wake
+/// the next waiter after the grant. Returns -1 when the key changed since it was read, -2 when
+/// the turn is not the caller's, else the token drawn, 0 when none.
 pub(crate) fn swap() -> Script {
     Script::new(&format!(
         r"
         if redis.replicate_commands then redis.replicate_commands() end
-        {DRAW}{NOW_MS}
+        {DRAW}{NOW_MS}{LINE}
         local current = redis.call('GET', KEYS[1])
         if ARGV[1] == '1' then
           if current ~= ARGV[2] then return -1 end
           if ARGV[3] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[3] then return -1 end
         elseif current then
           return -1
+        end
+        if ARGV[9] == '-' then
+          if anyone_waits(KEYS[6], now_ms()) then return -2 end
+        elseif ARGV[9] ~= '' then
+          if turn(KEYS[5], KEYS[6], ARGV[9], now_ms(), tonumber(ARGV[10])) ~= 1 then return -2 end
+          leave_line(KEYS[5], KEYS[6], ARGV[9])
         end
         local token = 0
         local value = ARGV[4]
@@ -197,7 +219,11 @@ pub(crate) fn swap() -> Script {
         else
           redis.call('DEL', KEYS[1])
         end
-        if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], '') end
+        if ARGV[8] ~= '' then
+          announce(KEYS[5], ARGV[11], ARGV[8])
+        elseif ARGV[12] == '1' then
+          wake_first(KEYS[5], ARGV[11])
+        end
         return token
         ",
     ))
@@ -250,14 +276,15 @@ pub(crate) fn swap_many() -> Script {
     ))
 }
 
-/// KEYS: lock, token. ARGV: channel. Returns 1 when something was held.
+/// KEYS: lock, token, line. ARGV: channel, turn prefix. Returns 1 when something was held.
 pub(crate) fn force_release() -> Script {
-    Script::new(
+    Script::new(&format!(
         r"
+        {LINE}
         redis.call('DEL', KEYS[2])
         local deleted = redis.call('DEL', KEYS[1])
-        if deleted > 0 then redis.call('PUBLISH', ARGV[1], '') end
+        if deleted > 0 then announce(KEYS[3], ARGV[2], ARGV[1]) end
         return deleted
         ",
-    )
+    ))
 }

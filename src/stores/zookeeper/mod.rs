@@ -362,6 +362,7 @@ impl LockStore for ZookeeperStore {
         key: &str,
         owner: &str,
         ttl: Duration,
+        _kind: Kind,
     ) -> Result<Box<dyn Place>, StoreError> {
         let place = ZookeeperPlace::join(self.tree.clone(), key, owner, ttl).await?;
         Ok(Box::new(place))

@@ -117,12 +117,15 @@ macro_rules! conformance_suite {
 // The embedded store lives inside one dlockd: no server to lose, no keys or line shared with
 // another sidecar.
 conformance_suite!(memory, Backend::Memory, [per_process]);
-// Redis keeps no line of waiters: each sidecar keeps its own (the every-store items).
-conformance_suite!(redis, Backend::Redis, [shared, release_signal, outage]);
+conformance_suite!(
+    redis,
+    Backend::Redis,
+    [shared, release_signal, outage, store_line]
+);
 conformance_suite!(
     redis_cluster,
     Backend::RedisCluster,
-    [shared, release_signal, outage]
+    [shared, release_signal, outage, store_line]
 );
 conformance_suite!(
     etcd,
