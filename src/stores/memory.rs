@@ -126,7 +126,7 @@ pub(crate) struct MemoryStore {
 }
 
 /// Why a try could not put a new key in.
-struct Full;
+pub(super) struct Full;
 
 impl MemoryStore {
     /// Creates the store, holding at most `DEFAULT_MAX_LOCKS`, and, inside a tokio runtime,
@@ -242,11 +242,20 @@ impl MemoryStore {
         ttl: Duration,
         kind: Kind,
     ) -> Result<TryLockOutcome, StoreError> {
-        if let Ok(outcome) = self.try_once(key, owner, ttl, kind) {
+        self.with_room(|| self.try_once(key, owner, ttl, kind))
+    }
+
+    /// Runs `attempt`; when the store is full, sweeps what expired to make room and runs it
+    /// once more, and a store still full is an error saying so.
+    pub(super) fn with_room<T>(
+        &self,
+        attempt: impl Fn() -> Result<T, Full>,
+    ) -> Result<T, StoreError> {
+        if let Ok(outcome) = attempt() {
             return Ok(outcome);
         }
         self.sweep_once();
-        self.try_once(key, owner, ttl, kind).map_err(|Full| {
+        attempt().map_err(|Full| {
             StoreError::failed(format!(
                 "the in-memory store holds its maximum of {} locks: release some first",
                 self.max_locks

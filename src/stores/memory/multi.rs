@@ -26,16 +26,7 @@ impl MemoryStore {
         ttl: Duration,
         kind: Kind,
     ) -> Result<ManyOutcome, StoreError> {
-        if let Ok(outcome) = self.try_many(keys, owner, ttl, kind) {
-            return Ok(outcome);
-        }
-        self.sweep_once();
-        self.try_many(keys, owner, ttl, kind).map_err(|Full| {
-            StoreError::failed(format!(
-                "the in-memory store holds its maximum of {} locks: release some first",
-                self.max_locks
-            ))
-        })
+        self.with_room(|| self.try_many(keys, owner, ttl, kind))
     }
 
     fn try_many(
