@@ -5,18 +5,40 @@
 #                                       distribution), README.md, LICENSE, components/
 #   SHA256SUMS                          of both archives (`sha256sum -c SHA256SUMS`)
 # and checks each archive by unpacking it in a fresh folder and running `dlockd --version` from
-# it (the Windows one under Wine). The Dockerfile builds its image from the static binary.
+# it (the Windows one under Wine). The Linux tarball also carries the Dockerfile, whose image is
+# built from the unpacked tarball (the static binaries, not the source); no container engine
+# runs on the machines this is made on, so the check is that everything it copies is there.
 # Installs what a fresh Debian machine lacks: the two Rust targets, MinGW-w64, musl-gcc, Wine.
 #
-#   scripts/package.sh
+#   scripts/package.sh [--profile PROFILE]      (default: release, the files one ships)
 #
-# Not called by scripts/test.sh: its two release builds (about 6 minutes each on two cores, on
-# top of the suite's debug builds) would bring CI close to its 45-minute budget.
+# CI runs it with `--profile dev` after scripts/test.sh (.ci/run): that checks everything the
+# script does — both cross builds, the static link, the archives' contents, the sums,
+# `--version` from each unpacked archive — while reusing the Windows build the Windows suite
+# just made, where the two release builds (fat LTO, one codegen unit) would add about a quarter
+# of an hour on CI's two cores. The dev archives say so in their names.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 say() { echo "package.sh: $*" >&2; }
+
+profile=release
+while (($#)); do
+  case "$1" in
+    --profile) profile="${2:?--profile needs a profile name}"; shift 2 ;;
+    *) echo "usage: scripts/package.sh [--profile PROFILE]" >&2; exit 2 ;;
+  esac
+done
+# Cargo's folder for a profile, and the archives' suffix for anything but a release.
+case "$profile" in
+  dev) profile_dir=debug; suffix=-dev ;;
+  release) profile_dir=release; suffix= ;;
+  *) profile_dir="$profile"; suffix="-$profile" ;;
+esac
+# A dev archive carries no debug info (it would make the binaries ten times larger); the same
+# setting as the Windows suite's build (scripts/windows.sh), so that build is reused.
+export CARGO_PROFILE_DEV_DEBUG=0
 
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 windows=x86_64-pc-windows-gnu
@@ -40,8 +62,8 @@ for target in "$windows" "$linux"; do
 done
 
 for target in "$linux" "$windows"; do
-  say "cargo build --release --target $target"
-  cargo build --release --locked --target "$target" --bins >&2
+  say "cargo build --profile $profile --target $target"
+  cargo build --profile "$profile" --locked --target "$target" --bins >&2
 done
 
 rm -rf "$dist" && mkdir -p "$dist"
@@ -54,10 +76,10 @@ stage() {
   cp -r components "$folder/components"
   echo "$folder"
 }
-linux_name="dlock-$version-linux-x86_64"
-windows_name="dlock-$version-windows-x86_64"
-stage "$linux_name" "$out/$linux/release/dlockd" "$out/$linux/release/dlock" >/dev/null
-stage "$windows_name" "$out/$windows/release/dlockd.exe" "$out/$windows/release/dlock.exe" >/dev/null
+linux_name="dlock-$version-linux-x86_64$suffix"
+windows_name="dlock-$version-windows-x86_64$suffix"
+stage "$linux_name" "$out/$linux/$profile_dir/dlockd" "$out/$linux/$profile_dir/dlock" Dockerfile >/dev/null
+stage "$windows_name" "$out/$windows/$profile_dir/dlockd.exe" "$out/$windows/$profile_dir/dlock.exe" >/dev/null
 # Fixed owners and modes, so the archives do not depend on who built them.
 tar -C "$dist/stage" --owner=0 --group=0 --numeric-owner -czf "$dist/$linux_name.tar.gz" "$linux_name"
 (cd "$dist/stage" && zip -qr "$dist/$windows_name.zip" "$windows_name")
@@ -76,6 +98,11 @@ file "$linux_dlockd" | grep -Eq "statically linked|static-pie linked" \
 expected="$("$linux_dlockd" --version)"
 [[ -n "$expected" ]] || { say "dlockd --version printed nothing"; exit 1; }
 "$check/linux/$linux_name/dlock" --help >/dev/null
+# The Dockerfile's build context is the unpacked folder: whatever it copies must be in it.
+while read -r source; do
+  [[ -e "$check/linux/$linux_name/$source" ]] \
+    || { say "the Dockerfile copies $source, which the Linux archive lacks"; exit 1; }
+done < <(sed -n 's/^COPY \(.*\) [^ ]*$/\1/p' "$check/linux/$linux_name/Dockerfile" | tr ' ' '\n')
 
 unzip -q "$dist/$windows_name.zip" -d "$check/windows"
 # Wine 8 lacks ProcessPrng, which Rust's standard library calls: the test shim goes beside
@@ -89,6 +116,8 @@ wine "$win_folder/dlockd.exe" --version </dev/null >"$check/windows-version" 2>/
 windows_version="$(tr -d '\r' <"$check/windows-version")"
 [[ "$windows_version" == "$expected" ]] \
   || { say "dlockd.exe --version printed '$windows_version', not '$expected'"; exit 1; }
+# No Wine process of this check outlives it.
+wineserver -k 2>/dev/null || true
 rm -rf "$check"
 
 say "dlockd --version: $expected (Linux static and Windows under Wine)"
