@@ -84,14 +84,18 @@ fn json_of(event: &Event) -> Value {
             fencing_token,
             waited,
             mode,
-        } => (
-            "granted",
-            json!({
+            with,
+        } => {
+            let mut details = json!({
                 "fencingToken": fencing_token.unwrap_or(0).to_string(),
                 "waitedMs": waited.as_ref().map(millis),
                 "mode": mode.name(),
-            }),
-        ),
+            });
+            if !with.is_empty() {
+                details["with"] = json!(with);
+            }
+            ("granted", details)
+        }
         What::Refused { waited, mode } => (
             "refused",
             json!({ "waitedMs": waited.as_ref().map(millis), "mode": mode.name() }),
@@ -155,11 +159,24 @@ mod tests {
             fencing_token: Some(17),
             waited: None,
             mode: Mode::Shared,
+            with: Vec::new(),
         };
         assert_eq!(
             json_of(&event(granted)),
             json!({"atUnixMs": "1796197201123", "store": "orders", "resourceId": "r",
                    "lockOwner": "o", "what": "granted", "fencingToken": "17", "mode": "SHARED"})
+        );
+        let one_of_a_multi_lock = What::Granted {
+            fencing_token: None,
+            waited: Some(Duration::from_millis(40)),
+            mode: Mode::Exclusive,
+            with: vec!["s".into(), "t".into()],
+        };
+        assert_eq!(
+            json_of(&event(one_of_a_multi_lock)),
+            json!({"atUnixMs": "1796197201123", "store": "orders", "resourceId": "r",
+                   "lockOwner": "o", "what": "granted", "fencingToken": "0", "waitedMs": "40",
+                   "mode": "EXCLUSIVE", "with": ["s", "t"]})
         );
         let recovered = What::StoreRecovered {
             after: Duration::from_millis(2500),

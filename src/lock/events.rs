@@ -42,6 +42,10 @@ pub(crate) enum What {
         fencing_token: Option<u64>,
         waited: Option<Duration>,
         mode: Mode,
+        /// The other resources of the multi-lock granted with this one, so whoever reads the
+        /// events sees them as one lock (the store keeps each resource apart); empty for a
+        /// lock of one resource.
+        with: Vec<String>,
     },
     /// A lock was refused because another owner holds it: TryLock's answer, or a blocking
     /// acquire whose wait ran out after `waited`.

@@ -141,7 +141,9 @@ impl LockService {
 
     /// A grant or a refusal, as the events tell it; a grant is kept until released.
     fn granted(&self, lock: &CheckedLock, grant: Option<&Grant>, waited: Option<Duration>) {
-        for (key, resource_id) in lock.keys().iter().zip(lock.resource_ids()) {
+        let resource_ids = lock.resource_ids();
+        for (key, resource_id) in lock.keys().iter().zip(&resource_ids) {
+            let resource_id = *resource_id;
             let what = match grant {
                 Some(grant) => {
                     self.held_here.granted(
@@ -155,6 +157,11 @@ impl LockService {
                         fencing_token: grant.fencing_token,
                         waited,
                         mode: lock.kind.mode,
+                        with: resource_ids
+                            .iter()
+                            .filter(|other| **other != resource_id)
+                            .map(|other| other.to_string())
+                            .collect(),
                     }
                 }
                 None => What::Refused {

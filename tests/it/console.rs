@@ -297,6 +297,30 @@ async fn the_console_shows_locks_live_force_releases_one_and_shows_a_failing_sto
         .collect();
     assert!(left[0] > 40.0 && left[1] <= 20.0, "{shown}");
 
+    // A multi-lock is one grant of two resources: each resource's line in the feed names the
+    // other.
+    let body = json!({"resourceIds": ["batch-b", "batch-a"], "lockOwner": "batch@host-5",
+                      "expiryInSeconds": 60});
+    let answer = api.post("/dlock/v1/acquire/jobs", body.to_string()).await;
+    assert_eq!(answer.unwrap()["acquired"], true);
+    let together = "const t = Array.from(document.querySelectorAll('#feed li'), l => l.textContent)
+                        .filter(l => l.includes('granted to batch@host-5'));
+                    return t.length === 2 && t;";
+    let together = browser
+        .wait_for("the multi-lock in the feed", together, SOON)
+        .await;
+    let together: Vec<String> = serde_json::from_value(together).unwrap();
+    for (line, (resource, other)) in together
+        .iter()
+        .zip([("batch-b", "batch-a"), ("batch-a", "batch-b")])
+    {
+        assert!(
+            line[8..].starts_with(&format!("jobs/{resource} granted to batch@host-5"))
+                && line.ends_with(&format!(", one multi-lock with {other}")),
+            "{line:?}: {together:?}"
+        );
+    }
+
     // A store stopped shows as failing, in the table and in the feed.
     redis.stop();
     let failing = "const r = document.querySelector('#stores tr[data-store=\"orders\"] td.health');

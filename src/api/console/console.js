@@ -212,7 +212,8 @@ function waited(e) {
 
 const WHAT = {
   granted: (e) => ["granted to " + e.lockOwner + (e.mode === "SHARED" ? ", shared" : "") +
-    (e.fencingToken !== "0" ? " (fencing token " + e.fencingToken + ")" : "") + waited(e), "good"],
+    (e.fencingToken !== "0" ? " (fencing token " + e.fencingToken + ")" : "") + waited(e) +
+    (e.with ? ", one multi-lock with " + e.with.join(", ") : ""), "good"],
   refused: (e) => ["refused to " + e.lockOwner + waited(e), ""],
   released: (e) => [e.outcome === "released" ? "released by " + e.lockOwner
     : "release by " + e.lockOwner + ": " + e.outcome, ""],
