@@ -258,6 +258,50 @@ async fn a_waiter_notices_a_release_by_daprd() {
     panic!("the sidecar still listens on {channels} after its waiter was served");
 }
 
+/// A multi-lock's release wakes the waiter first in line for each of its resources on the
+/// waiter's own channel, as a release of one resource does, rather than leaving it to find
+/// the release at its next poll.
+#[tokio::test]
+async fn a_multi_locks_release_wakes_the_first_waiter_in_line() {
+    use futures_util::StreamExt;
+    let sidecar = Backend::Redis.sidecar("bpm", &[("store", None)]);
+    let api = Api::new(&sidecar).await;
+    let locks = sidecar.locks().await;
+    let (first, second) = (unique("together-a"), unique("together-b"));
+    let taken = json!({"resourceIds": [&first, &second], "lockOwner": "batch",
+                       "expiryInSeconds": 60});
+    let taken = api.post("/dlock/v1/acquire/store", taken.to_string()).await;
+    assert_eq!(taken.unwrap()["acquired"], true);
+    let client = redis::Client::open(format!("redis://{}", shared("DLOCK_TEST_REDIS"))).unwrap();
+    let mut turns = client.get_async_pubsub().await.unwrap();
+    let key = format!("lock||bpm||{second}");
+    turns
+        .psubscribe(format!("dlock||turn||{key}||*"))
+        .await
+        .unwrap();
+    let resource = second.clone();
+    let waiter = tokio::spawn(async move {
+        crate::support::locks::acquire(&locks, &resource, "single", 30, Duration::from_secs(10))
+            .await
+    });
+    let mut redis = raw().await;
+    let channels = format!("dlock||turn||{key}||*");
+    while listened(&mut redis, &channels).await == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let released = json!({"resourceIds": [&first, &second], "lockOwner": "batch"});
+    let released = api
+        .post("/dlock/v1/release/store", released.to_string())
+        .await;
+    assert_eq!(released.unwrap()["status"], json!(SUCCESS));
+    let woken = tokio::time::timeout(Duration::from_secs(2), turns.on_message().next()).await;
+    assert!(
+        matches!(woken, Ok(Some(_))),
+        "the release published nothing on the waiter's channel"
+    );
+    assert!(waiter.await.unwrap().unwrap().is_some());
+}
+
 /// How many channels matching `pattern` someone listens on.
 async fn listened(redis: &mut Connection, pattern: &str) -> usize {
     let channels: Vec<String> = redis::cmd("PUBSUB")

@@ -14,6 +14,7 @@
 use std::time::Duration;
 
 use super::keys::{legacy_fence_key, token_key};
+use super::line::{line_key, turn_prefix};
 use super::records::{self, halves, lost_races, readable, RACES, UNDRAWN};
 use super::{signal, RedisStore};
 use crate::lock::holders::Record;
@@ -155,6 +156,7 @@ impl RedisStore {
                 .key(self.layout.fencing_counter(lock))
                 .key(token_key(lock))
                 .key(legacy_fence_key(lock))
+                .key(line_key(lock))
                 .arg(flag(write.value.is_some()))
                 .arg(write.value.as_deref().unwrap_or_default())
                 .arg(write.token_record.as_deref().unwrap_or_default())
@@ -162,7 +164,8 @@ impl RedisStore {
                 .arg(after)
                 .arg(flag(write.draw))
                 .arg(write.record.last_deadline().unwrap_or(0))
-                .arg(channel);
+                .arg(channel)
+                .arg(turn_prefix(lock));
         }
         let answer: Vec<i64> = invocation
             .invoke_async(&mut self.connection.handle())

@@ -231,17 +231,18 @@ pub(crate) fn swap() -> Script {
 
 /// The compare-and-set of several records at once (a multi-lock's, `multi.rs`): `swap` for
 /// each key, but nothing written unless every key still holds what was read. KEYS: swap's four
-/// for each key in turn. ARGV: the number of keys, then swap's eight for each key in turn.
-/// Returns {-1} when any key changed since it was read, else the token drawn for each key (0
-/// where none).
+/// and the key's line for each key in turn. ARGV: the number of keys, then swap's eight and
+/// the line's turn prefix for each key in turn. A key released wakes its line's first waiter,
+/// or else publishes on its channel, as a release of that key alone does. Returns {-1} when
+/// any key changed since it was read, else the token drawn for each key (0 where none).
 pub(crate) fn swap_many() -> Script {
     Script::new(&format!(
         r"
         if redis.replicate_commands then redis.replicate_commands() end
-        {DRAW}{NOW_MS}
+        {DRAW}{NOW_MS}{LINE}
         local n = tonumber(ARGV[1])
         for i = 0, n - 1 do
-          local k, a = i * 4, 1 + i * 8
+          local k, a = i * 5, 1 + i * 9
           local current = redis.call('GET', KEYS[k + 1])
           if ARGV[a + 1] == '1' then
             if current ~= ARGV[a + 2] then return {{-1}} end
@@ -254,7 +255,7 @@ pub(crate) fn swap_many() -> Script {
         end
         local tokens = {{}}
         for i = 0, n - 1 do
-          local k, a = i * 4, 1 + i * 8
+          local k, a = i * 5, 1 + i * 9
           local token = 0
           local value = ARGV[a + 4]
           if ARGV[a + 6] == '1' then
@@ -268,7 +269,7 @@ pub(crate) fn swap_many() -> Script {
           else
             redis.call('DEL', KEYS[k + 1])
           end
-          if ARGV[a + 8] ~= '' then redis.call('PUBLISH', ARGV[a + 8], '') end
+          if ARGV[a + 8] ~= '' then announce(KEYS[k + 5], ARGV[a + 9], ARGV[a + 8]) end
           tokens[i + 1] = token
         end
         return tokens
