@@ -323,7 +323,9 @@ export DLOCK_TEST_PROMETHEUS_PORT=$((19090 + offset))
 # dlockd.exe and dlock.exe under Wine (scripts/windows.sh; tests/it/windows.rs). A filtered
 # run builds them only when its filter names windows, and otherwise leaves those tests out.
 if (($# == 0)) || [[ "$*" == *windows* ]]; then
+  windows_from=$SECONDS
   source scripts/windows.sh
+  say "the Windows suite's setup took $((SECONDS - windows_from)) s"
 else
   set -- "$@" --skip windows::
 fi
