@@ -52,7 +52,7 @@ dlock::store_contract!(
     etcd,
     store: store(Backend::Etcd),
     short_ttl: ETCD_SHORT_TTL,
-    capabilities: [fencing, listing, release_signal, line, shared, limit, reentrant, multi],
+    capabilities: [fencing, listing, release_signal, line, shared, limit, reentrant, multi, multi_atomic],
 );
 
 dlock::store_contract!(
