@@ -59,7 +59,7 @@ dlock::store_contract!(
     zookeeper,
     store: store(Backend::Zookeeper),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, release_signal, line, shared, limit, reentrant, multi],
+    capabilities: [fencing, listing, release_signal, line, shared, limit, reentrant, multi, multi_atomic],
 );
 
 dlock::store_contract!(

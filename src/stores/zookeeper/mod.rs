@@ -47,7 +47,11 @@
 //! A release is one write (a delete, or a `setData` of a count above one), after two reads
 //! when it goes through another sidecar than the one that granted it.
 //!
-//! Files: `tree.rs` reads and writes the nodes; `holding.rs` decides who holds a key (a node's
+//! A multi-lock creates the nodes of all its keys in one `multi()` transaction, guarded on
+//! each key node's version, which every node joining a line moves on (`multi.rs`); that write
+//! rides in the joining node's own transaction, so it costs no request and no log write more.
+//!
+//! Files: `tree.rs` reads and writes the nodes; `multi.rs` takes and releases multi-locks; `holding.rs` decides who holds a key (a node's
 //! standing in the line, a try-lock, an owner's release or renewal); `admission.rs` which
 //! nodes hold a key, in every kind; `kinds.rs` acquires the kinds beyond the plain lock;
 //! `place.rs` is a waiter's place in the line; `grants.rs` keeps this sidecar's grants and
@@ -58,6 +62,7 @@ mod admission;
 mod grants;
 mod holding;
 mod kinds;
+mod multi;
 mod names;
 mod place;
 mod record;
@@ -75,8 +80,8 @@ use zookeeper_client::{Acls, CreateMode, MultiReadResult};
 use crate::config::ConfigError;
 use crate::config::Metadata;
 use crate::lock::{
-    Capabilities, Kind, LockInfo, LockStore, Mode, OwnerChecked, Place, Released, StoreError,
-    TryLockOutcome,
+    Capabilities, Kind, LockInfo, LockStore, ManyOutcome, Mode, OwnerChecked, Place, Released,
+    StoreError, TryLockOutcome,
 };
 use place::ZookeeperPlace;
 use record::Contender;
@@ -209,6 +214,37 @@ impl LockStore for ZookeeperStore {
         all_holds: bool,
     ) -> Result<Released, StoreError> {
         self.release_holds(key, owner, None, all_holds).await
+    }
+
+    async fn acquire_many(
+        &self,
+        keys: &[String],
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<ManyOutcome, StoreError> {
+        // In a task of its own, as a try-lock is.
+        let attempt = tokio::spawn(multi::acquire_all(
+            self.tree.clone(),
+            keys.to_vec(),
+            owner.to_string(),
+            ttl,
+            kind,
+        ));
+        match finished(attempt).await? {
+            Some(outcome) => Ok(outcome),
+            // A re-entry of keys the owner holds already: key by key (`multi.rs`).
+            None => crate::lock::multi::in_sorted_order(self, keys, owner, ttl, kind).await,
+        }
+    }
+
+    async fn release_many(
+        &self,
+        keys: &[String],
+        owner: &str,
+        all_holds: bool,
+    ) -> Result<Released, StoreError> {
+        multi::release_all(&self.tree, keys, owner, all_holds).await
     }
 
     async fn take_back(
@@ -382,7 +418,7 @@ impl LockStore for ZookeeperStore {
             limit: true,
             reentrant: true,
             multi: true,
-            multi_atomic: false,
+            multi_atomic: true,
         }
     }
 }
