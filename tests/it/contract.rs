@@ -59,6 +59,7 @@ dlock::store_contract!(
     zookeeper,
     store: store(Backend::Zookeeper),
     short_ttl: SHORT_TTL,
+    kinds_in_line: true,
     capabilities: [fencing, listing, release_signal, line, shared, limit, reentrant, multi, multi_atomic],
 );
 

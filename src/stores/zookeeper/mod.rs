@@ -398,10 +398,15 @@ impl LockStore for ZookeeperStore {
         key: &str,
         owner: &str,
         ttl: Duration,
-        _kind: Kind,
+        kind: Kind,
     ) -> Result<Box<dyn Place>, StoreError> {
-        let place = ZookeeperPlace::join(self.tree.clone(), key, owner, ttl).await?;
+        let place = ZookeeperPlace::join(self.tree.clone(), key, owner, ttl, kind).await?;
         Ok(Box::new(place))
+    }
+
+    /// Every kind waits in the one line of sequential nodes (KINDS.md rule 3, `place.rs`).
+    fn line_takes(&self, _kind: Kind) -> bool {
+        true
     }
 
     fn servers(&self) -> Vec<String> {
