@@ -644,7 +644,7 @@ impl LockStore for EtcdStore {
         key: &str,
         owner: &str,
         ttl: Duration,
-        _kind: Kind,
+        kind: Kind,
     ) -> Result<Box<dyn Place>, StoreError> {
         let (line, line_end) = self.line(key);
         let (holders, holders_end) = self.holders(key);
@@ -659,9 +659,16 @@ impl LockStore for EtcdStore {
             line,
             line_end,
             owner: owner.to_string(),
+            holder: self.holder(key, owner),
             ttl,
+            kind,
         };
         Ok(Box::new(waiter.join().await?))
+    }
+
+    /// Every kind waits in the one line of waiter keys (KINDS.md rule 3, `place.rs`).
+    fn line_takes(&self, _kind: Kind) -> bool {
+        true
     }
 
     fn servers(&self) -> Vec<String> {

@@ -32,14 +32,16 @@ use std::time::Duration;
 use super::client::Sent;
 use super::deadline::{self, Planned, Record as PlainRecord};
 use super::holders::{self, Holding};
-use super::requests::{absent, compare, delete, none_in, put, ranges, read_range};
+use super::requests::{
+    absent, compare, delete, none_in, put, ranges, read_range, revision_of, unwritten_since,
+};
 use super::EtcdStore;
 use crate::lock::multi::{self, ManyOutcome};
 use crate::lock::{Grant, Kind, OwnerChecked, Released, StoreError, TryLockOutcome};
 use crate::proto::etcd::etcdserverpb::{
-    compare::{CompareResult, CompareTarget, TargetUnion},
+    compare::{CompareTarget, TargetUnion},
     request_op::Request as Op,
-    Compare, RequestOp, TxnRequest, TxnResponse,
+    RequestOp, TxnRequest,
 };
 use crate::proto::etcd::mvccpb::KeyValue;
 
@@ -61,30 +63,11 @@ const RACES: usize = 8;
 /// How many lost answers a multi-lock's release rides out before it fails.
 const LOST_ANSWERS: u32 = 3;
 
-/// No key of `[start, end)` was written after `revision`: each existing key's mod revision is
-/// at most `revision` (etcd compares a range key by key, an empty one as one zero record).
-fn unwritten_since(start: &[u8], end: &[u8], revision: i64) -> Compare {
-    Compare {
-        result: CompareResult::Less as i32,
-        range_end: end.to_vec(),
-        ..compare(
-            start,
-            CompareTarget::Mod,
-            TargetUnion::ModRevision(revision + 1),
-        )
-    }
-}
-
 /// The delete of the key at `path` as an operation of a transaction.
 fn delete_op(path: &[u8]) -> RequestOp {
     RequestOp {
         request: Some(Op::RequestDeleteRange(delete(path))),
     }
-}
-
-/// A transaction's revision: the revision its writes created keys at.
-fn revision_of(answer: &TxnResponse) -> i64 {
-    answer.header.as_ref().map_or(0, |h| h.revision)
 }
 
 impl EtcdStore {
