@@ -23,8 +23,9 @@
 //! - Release signal: a data watch on the holder's node fires when it is deleted (released,
 //!   expired, its session gone) or renewed; on a key held shared, a watch on the key's
 //!   children too, since any holder that leaves frees a place.
-//! - Line of waiters: a blocking acquire keeps its node, marked waiting, until it is the
-//!   lowest (`place.rs`), so ZooKeeper's sequence numbers serve waiters in arrival order across
+//! - Line of waiters: a blocking acquire of any kind keeps its node, marked waiting, until
+//!   its turn (`place.rs`: the lowest, or for a shared one, every node ahead granted and
+//!   admitting it), so ZooKeeper's sequence numbers serve waiters in arrival order across
 //!   sidecars; a try-lock behind any node withdraws, so it never jumps the line.
 //!
 //! The other kinds of lock (`crate::lock::Kind`) are ZooKeeper's read/write recipe on the same
