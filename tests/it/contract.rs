@@ -20,6 +20,10 @@ const SHORT_TTL: Duration = Duration::from_millis(300);
 /// scripts/test.sh).
 const ETCD_SHORT_TTL: Duration = Duration::from_secs(1);
 
+/// How long a waiter's key in etcd's line outlives its sidecar: its lease (the store's
+/// `place.rs`, `WAITER_LEASE`).
+const ETCD_WAITER_LEASE: Duration = Duration::from_secs(3);
+
 /// Builds `backend`'s store, connected to its shared test server, as a component would get it.
 pub(crate) async fn store(backend: Backend) -> Arc<dyn LockStore> {
     let metadata = backend.connection();
@@ -52,14 +56,16 @@ dlock::store_contract!(
     etcd,
     store: store(Backend::Etcd),
     short_ttl: ETCD_SHORT_TTL,
-    capabilities: [fencing, listing, release_signal, line, shared, limit, reentrant, multi],
+    fair_line: ETCD_WAITER_LEASE,
+    capabilities: [fencing, listing, release_signal, line, shared, limit, reentrant, multi, multi_atomic],
 );
 
 dlock::store_contract!(
     zookeeper,
     store: store(Backend::Zookeeper),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, release_signal, line, shared, limit, reentrant, multi],
+    kinds_in_line: true,
+    capabilities: [fencing, listing, release_signal, line, shared, limit, reentrant, multi, multi_atomic],
 );
 
 dlock::store_contract!(

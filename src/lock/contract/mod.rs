@@ -21,7 +21,9 @@
 //! process, whose instances do not share locks); `short_ttl` is the shortest lock the expiry checks take
 //! (see `Subject::short_ttl`); `fair_line: <lease>` says that the store's line takes every
 //! kind (`LockStore::line_takes`) and holds each waiter's place on a lease of that length, and
-//! brings the checks of `fair.rs` that need it. Each check takes keys of its own, so checks and test runs can
+//! brings the checks of `fair.rs` that need it; `kinds_in_line: true` says that the line takes
+//! every kind but holds a waiter's place by its sidecar's session rather than a lease
+//! (ZooKeeper), and brings the kinds' check of `fair.rs` alone. Each check takes keys of its own, so checks and test runs can
 //! share one store server.
 
 pub mod exclusion;
@@ -102,6 +104,11 @@ macro_rules! store_contract {
     (@is_fair $lease:expr) => {
         true
     };
+    (@kinds_in_line true) => {
+        $crate::store_contract!(@checks
+            fair::a_writer_waits_for_readers_ahead_and_holds_back_readers_behind,
+        );
+    };
     (@fair_line $lease:expr) => {
         $crate::store_contract!(@checks
             fair::a_writer_waits_for_readers_ahead_and_holds_back_readers_behind,
@@ -136,6 +143,7 @@ macro_rules! store_contract {
         short_ttl: $short_ttl:expr,
         $(one_instance: $one:tt,)?
         $(fair_line: $lease:expr,)?
+        $(kinds_in_line: $kinds:tt,)?
         capabilities: [$($capability:ident),* $(,)?] $(,)?
     ) => {
         mod $suite {
@@ -155,7 +163,7 @@ macro_rules! store_contract {
                 $(declared.$capability = true;)*
                 let subject = subject().await;
                 subject.assert_capabilities(declared);
-                let fair_line = $crate::store_contract!(@is_fair $($lease)?);
+                let fair_line = $crate::store_contract!(@is_fair $($lease)?) $(|| $kinds)?;
                 $crate::lock::contract::fair::assert_fair_line(&subject, fair_line);
             }
 
@@ -173,6 +181,7 @@ macro_rules! store_contract {
             );
             $($crate::store_contract!(@$capability);)*
             $($crate::store_contract!(@fair_line $lease);)?
+            $($crate::store_contract!(@kinds_in_line $kinds);)?
         }
     };
 }

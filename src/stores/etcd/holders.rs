@@ -51,14 +51,14 @@ const LOST_ANSWERS: u32 = 3;
 
 /// A holder key's value: `<mode letter> <limit> <holds>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Holding {
-    mode: Mode,
-    limit: u32,
-    holds: u32,
+pub(super) struct Holding {
+    pub(super) mode: Mode,
+    pub(super) limit: u32,
+    pub(super) holds: u32,
 }
 
 impl Holding {
-    fn encode(&self) -> Vec<u8> {
+    pub(super) fn encode(&self) -> Vec<u8> {
         let mode = match self.mode {
             Mode::Exclusive => 'X',
             Mode::Shared => 'S',
@@ -94,7 +94,7 @@ impl Holding {
 
 /// A key's holders as the shared rules see them, in the order they were granted, each with
 /// `deadline_ms(kv)` as its deadline and its key's create revision as its token.
-fn record(kvs: &[KeyValue], deadline_ms: impl Fn(&KeyValue) -> u64) -> Record {
+pub(super) fn record(kvs: &[KeyValue], deadline_ms: impl Fn(&KeyValue) -> u64) -> Record {
     let mut kvs: Vec<&KeyValue> = kvs.iter().collect();
     kvs.sort_by_key(|kv| kv.create_revision);
     let mut record = Record::free();
@@ -143,8 +143,8 @@ fn is_grant(outcome: &TryLockOutcome) -> bool {
 
 /// The rules run with deadlines out of the way: etcd ends a holder with its lease, and the
 /// holders read are the live ones.
-const NOW: u64 = 0;
-const NEVER: u64 = u64::MAX;
+pub(super) const NOW: u64 = 0;
+pub(super) const NEVER: u64 = u64::MAX;
 
 impl EtcdStore {
     /// The range of `key`'s holders: `<prefix>\xfe<key>\xff`.
@@ -156,7 +156,7 @@ impl EtcdStore {
         (start, end)
     }
 
-    fn holder(&self, key: &str, owner: &str) -> Vec<u8> {
+    pub(super) fn holder(&self, key: &str, owner: &str) -> Vec<u8> {
         let (mut path, _) = self.holders(key);
         path.extend_from_slice(owner.as_bytes());
         path
@@ -601,16 +601,21 @@ impl EtcdStore {
             if unchanged {
                 return Err(StoreError::unavailable(reason));
             }
-            return Ok(match (to, now) {
-                (None, None) => true,
-                (None, Some(kv)) => kv.create_revision != current.create_revision,
-                (Some(_), None) => false,
-                (Some((value, lease)), Some(kv)) => {
-                    kv.create_revision == current.create_revision
-                        && kv.value == value
-                        && kv.lease == lease
-                }
-            });
+            return Ok(wrote(current, to, now.as_ref()));
+        }
+    }
+}
+
+/// Whether a write of `current`'s key (a put of a value on a lease, or a delete for `None`)
+/// whose answer was lost ran, now that the key is `now` and no longer the version `current`:
+/// gone or become what was written, it ran; anything else is another change.
+pub(super) fn wrote(current: &KeyValue, to: Option<(&[u8], i64)>, now: Option<&KeyValue>) -> bool {
+    match (to, now) {
+        (None, None) => true,
+        (None, Some(kv)) => kv.create_revision != current.create_revision,
+        (Some(_), None) => false,
+        (Some((value, lease)), Some(kv)) => {
+            kv.create_revision == current.create_revision && kv.value == value && kv.lease == lease
         }
     }
 }

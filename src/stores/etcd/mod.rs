@@ -27,6 +27,8 @@
 //! a lease per holder (`holders.rs`). The plain lock key is left as it was, so a plain grant
 //! only adds one comparison: that no holder's key exists.
 //!
+//! A multi-lock is taken and released in one transaction over all its keys (`multi.rs`).
+//!
 //! etcd leases are whole seconds, and etcd grants no lease shorter than its minimum (one and a
 //! half election timeouts, rounded up: 2 s with etcd's defaults). The store learns that minimum
 //! at start-up and says so in the log when it is above one second; plain locks, timed by their
@@ -37,6 +39,7 @@ mod client;
 mod deadline;
 mod holders;
 mod leases;
+mod multi;
 mod place;
 mod requests;
 mod settings;
@@ -52,8 +55,8 @@ use tokio::task::AbortHandle;
 use crate::config::ConfigError;
 use crate::config::Metadata;
 use crate::lock::{
-    Capabilities, Grant, Kind, LockInfo, LockStore, OwnerChecked, Place, Released, StoreError,
-    TryLockOutcome,
+    Capabilities, Grant, Kind, LockInfo, LockStore, ManyOutcome, OwnerChecked, Place, Released,
+    StoreError, TryLockOutcome,
 };
 use crate::proto::etcd::etcdserverpb::{
     compare::{CompareTarget, TargetUnion},
@@ -511,6 +514,25 @@ impl LockStore for EtcdStore {
         }
     }
 
+    async fn acquire_many(
+        &self,
+        keys: &[String],
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<ManyOutcome, StoreError> {
+        self.acquire_all(keys, owner, ttl, kind).await
+    }
+
+    async fn release_many(
+        &self,
+        keys: &[String],
+        owner: &str,
+        all_holds: bool,
+    ) -> Result<Released, StoreError> {
+        self.release_all(keys, owner, all_holds).await
+    }
+
     async fn take_back(
         &self,
         key: &str,
@@ -622,7 +644,7 @@ impl LockStore for EtcdStore {
         key: &str,
         owner: &str,
         ttl: Duration,
-        _kind: Kind,
+        kind: Kind,
     ) -> Result<Box<dyn Place>, StoreError> {
         let (line, line_end) = self.line(key);
         let (holders, holders_end) = self.holders(key);
@@ -637,9 +659,16 @@ impl LockStore for EtcdStore {
             line,
             line_end,
             owner: owner.to_string(),
+            holder: self.holder(key, owner),
             ttl,
+            kind,
         };
         Ok(Box::new(waiter.join().await?))
+    }
+
+    /// Every kind waits in the one line of waiter keys (KINDS.md rule 3, `place.rs`).
+    fn line_takes(&self, _kind: Kind) -> bool {
+        true
     }
 
     fn servers(&self) -> Vec<String> {
@@ -656,7 +685,7 @@ impl LockStore for EtcdStore {
             limit: true,
             reentrant: true,
             multi: true,
-            multi_atomic: false,
+            multi_atomic: true,
         }
     }
 }

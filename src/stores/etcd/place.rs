@@ -11,9 +11,15 @@
 //! holders' keys once it is first (`watch::deleted`), then no longer than the lock's
 //! deadline. Leaving revokes the waiter's lease, which deletes its key.
 //!
-//! The line is the plain lock's: shared and reentrant requests do not join it, but a try of
-//! theirs is refused while anyone waits in it, and the first waiter is granted only once the
-//! key's holders (`holders.rs`) are gone too.
+//! Every kind waits in this one line (KINDS.md rule 3): a waiter is granted only once no waiter
+//! key in the line is older than its own, so everything ahead of it was granted first, and a
+//! try of any kind is refused while anyone waits. A plain waiter, first, is granted once the
+//! key's holders (`holders.rs`) are gone too; a waiter of another kind, first, once the holders
+//! admit it by the shared rules (`lock::holders`), by one transaction that puts its holder key
+//! (on a lease of its own) and deletes its waiter key, guarded on no holder key having been
+//! written since they were read. So readers in a row are granted together, and a waiting
+//! writer holds back every reader behind it. A waiter whose owner came to hold the key by
+//! another request meanwhile waits for that hold to go (the core's first try takes a re-entry).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,10 +30,14 @@ use tokio::task::AbortHandle;
 
 use super::client::{Client, Sent};
 use super::deadline::{self, Planned, Timers};
+use super::holders::{self, Holding};
 use super::leases::Leases;
-use super::requests::{absent, any_in, compare, none_in, put};
+use super::requests::{
+    absent, any_in, compare, none_in, put, ranges, read_range, revision_of, unwritten_since,
+};
 use super::watch;
-use crate::lock::{Grant, Place, StoreError, TryLockOutcome};
+use super::EtcdStore;
+use crate::lock::{Conflict, Grant, Kind, Place, StoreError, TryLockOutcome};
 use crate::proto::etcd::etcdserverpb::{
     compare::{CompareResult, CompareTarget, TargetUnion},
     request_op::Request as Op,
@@ -54,8 +64,11 @@ pub(crate) struct Waiter {
     pub(crate) line: Vec<u8>,
     pub(crate) line_end: Vec<u8>,
     pub(crate) owner: String,
+    /// The owner's holder key, for a kind other than the plain lock.
+    pub(crate) holder: Vec<u8>,
     /// The lock's expiry.
     pub(crate) ttl: Duration,
+    pub(crate) kind: Kind,
 }
 
 /// A waiter's place in the line: the store's `Place`.
@@ -157,12 +170,10 @@ impl Waiter {
 }
 
 impl EtcdPlace {
-    /// Puts the lock key for the owner if this waiter is first and the lock is free, deleting
-    /// the waiter's key, in one transaction.
-    async fn take(&mut self) -> Result<TryLockOutcome, StoreError> {
+    /// The comparisons that keep a grant to this waiter's turn: its key is still the one it
+    /// made, and no waiter key in the line is older.
+    fn turn(&self) -> [Compare; 2] {
         let (waiter, entry) = (&self.waiter, &self.entry);
-        let lease = waiter.leases.for_lock(waiter.ttl).await?;
-        let planned = Planned::new(&waiter.owner, waiter.ttl);
         let nobody_ahead = Compare {
             result: CompareResult::Greater as i32,
             range_end: waiter.line_end.clone(),
@@ -177,13 +188,108 @@ impl EtcdPlace {
             CompareTarget::Create,
             TargetUnion::CreateRevision(entry.revision),
         );
-        let leave_line = RequestOp {
+        [still_mine, nobody_ahead]
+    }
+
+    /// Leaves the line as part of a grant's transaction.
+    fn leave_line(&self) -> RequestOp {
+        RequestOp {
             request: Some(Op::RequestDeleteRange(DeleteRangeRequest {
-                key: entry.key.clone(),
+                key: self.entry.key.clone(),
                 range_end: Vec::new(),
                 prev_kv: false,
             })),
+        }
+    }
+
+    /// Puts the owner's holder key if the key's holders admit this waiter, which is first, and
+    /// deletes the waiter's key, in one transaction.
+    async fn take_held(&mut self) -> Result<TryLockOutcome, StoreError> {
+        let waiter = &self.waiter;
+        let read = waiter
+            .client
+            .read_together(TxnRequest {
+                compare: Vec::new(),
+                success: vec![read_range(&waiter.holders, &waiter.holders_end, false)],
+                failure: Vec::new(),
+            })
+            .await?;
+        let read_at = revision_of(&read);
+        let kvs = ranges(read).pop().map_or_else(Vec::new, |range| range.kvs);
+        let mut after = holders::record(&kvs, |_| holders::NEVER);
+        let acquired = after.acquire(holders::NOW, &waiter.owner, waiter.ttl, waiter.kind, 0);
+        match acquired.outcome {
+            TryLockOutcome::Granted(_) if acquired.drew_token => {}
+            // Holders of another limit leave in time, and then this waiter's turn comes.
+            TryLockOutcome::Refused(Conflict::LimitMismatch { .. }) => {
+                return Ok(TryLockOutcome::Held)
+            }
+            TryLockOutcome::Refused(conflict) => return Ok(TryLockOutcome::Refused(conflict)),
+            // Held, or held by its own owner already (see the module's doc).
+            _ => return Ok(TryLockOutcome::Held),
+        }
+        let holding = Holding {
+            mode: after.mode,
+            limit: after.limit,
+            holds: 1,
         };
+        let value = holding.encode();
+        let lease = waiter
+            .client
+            .grant(EtcdStore::lease_seconds(waiter.ttl))
+            .await?
+            .id;
+        let [still_mine, nobody_ahead] = self.turn();
+        let sent = waiter
+            .client
+            .txn(TxnRequest {
+                compare: vec![
+                    absent(&waiter.lock),
+                    unwritten_since(&waiter.holders, &waiter.holders_end, read_at),
+                    still_mine,
+                    nobody_ahead,
+                ],
+                success: vec![put(&waiter.holder, &value, lease), self.leave_line()],
+                failure: Vec::new(),
+            })
+            .await;
+        let granted = match sent {
+            Ok(Sent::Answered(answer)) if answer.succeeded => Some(revision_of(&answer)),
+            Ok(Sent::Answered(_)) => None,
+            // After a lost answer the holder key says whether the grant landed: on its lease.
+            Ok(Sent::Unknown(_)) => {
+                let answer = waiter.client.range(RangeRequest {
+                    key: waiter.holder.clone(),
+                    ..RangeRequest::default()
+                });
+                let found = answer.await.map(|answer| answer.kvs);
+                let found = found.inspect_err(|_| waiter.client.discard(lease))?;
+                found
+                    .into_iter()
+                    .find(|kv| kv.lease == lease && kv.value == value)
+                    .map(|kv| kv.create_revision)
+            }
+            Err(error) => {
+                waiter.client.discard(lease);
+                return Err(error);
+            }
+        };
+        let Some(revision) = granted else {
+            waiter.client.discard(lease);
+            return Ok(TryLockOutcome::Held);
+        };
+        waiter.client.discard(self.entry.lease);
+        Ok(TryLockOutcome::Granted(Grant::first(Some(revision as u64))))
+    }
+
+    /// Puts the lock key for the owner if this waiter is first and the lock is free, deleting
+    /// the waiter's key, in one transaction.
+    async fn take(&mut self) -> Result<TryLockOutcome, StoreError> {
+        let (waiter, entry) = (&self.waiter, &self.entry);
+        let lease = waiter.leases.for_lock(waiter.ttl).await?;
+        let planned = Planned::new(&waiter.owner, waiter.ttl);
+        let [still_mine, nobody_ahead] = self.turn();
+        let leave_line = self.leave_line();
         let sent = waiter
             .client
             .txn(TxnRequest {
@@ -259,8 +365,13 @@ impl Place for EtcdPlace {
             || deadline::live(&waiter.client, &waiter.lock)
                 .await?
                 .is_some()
-            || any_in(&waiter.client, &waiter.holders, &waiter.holders_end).await?
         {
+            return Ok(TryLockOutcome::Held);
+        }
+        if !waiter.kind.is_plain() {
+            return self.take_held().await;
+        }
+        if any_in(&waiter.client, &waiter.holders, &waiter.holders_end).await? {
             return Ok(TryLockOutcome::Held);
         }
         self.take().await

@@ -37,6 +37,25 @@ pub(crate) fn compare(path: &[u8], target: CompareTarget, value: TargetUnion) ->
     }
 }
 
+/// No key of `[start, end)` was written after `revision`: each existing key's mod revision is
+/// at most `revision` (etcd compares a range key by key, an empty one as one zero record).
+pub(crate) fn unwritten_since(start: &[u8], end: &[u8], revision: i64) -> Compare {
+    Compare {
+        result: CompareResult::Less as i32,
+        range_end: end.to_vec(),
+        ..compare(
+            start,
+            CompareTarget::Mod,
+            TargetUnion::ModRevision(revision + 1),
+        )
+    }
+}
+
+/// A transaction's revision: the revision its writes created keys at.
+pub(crate) fn revision_of(answer: &TxnResponse) -> i64 {
+    answer.header.as_ref().map_or(0, |h| h.revision)
+}
+
 /// The key does not exist.
 pub(crate) fn absent(path: &[u8]) -> Compare {
     compare(path, CompareTarget::Create, TargetUnion::CreateRevision(0))

@@ -32,6 +32,10 @@ pub(crate) async fn acquire(
         let line = live_ahead(&tree, &key, &key_node, None).await?;
         let line = line.unwrap_or_default(); // never `None` without a node of its own
         match admission::decide(&line, &owner, kind) {
+            // A try never jumps the line (KINDS.md rule 3).
+            Decision::Granted if line.iter().any(|node| node.waiting) => {
+                return Ok(TryLockOutcome::Held)
+            }
             Decision::Granted => {}
             Decision::Reenter(node) => match reenter(&tree, &key, &node, ttl).await? {
                 Some(grant) => return Ok(TryLockOutcome::Granted(grant)),
@@ -45,6 +49,7 @@ pub(crate) async fn acquire(
         let (sequence, stat) = tree.enter(&key_node, &data).await?;
         let mine = format!("{key_node}/{}", names::contender(sequence));
         let decided = match live_ahead(&tree, &key, &key_node, Some(sequence)).await {
+            Ok(Some(ahead)) if ahead.iter().any(|node| node.waiting) => Ok(Decision::Held),
             Ok(Some(ahead)) => Ok(admission::decide(&ahead, &owner, kind)),
             Ok(None) => Ok(Decision::Held), // its node is gone: its session ended
             Err(error) => Err(error),
@@ -73,7 +78,7 @@ pub(crate) async fn acquire(
 
 /// One more hold of `node`, the owner's: the same token, the expiry the longer of what is
 /// left and `ttl`. `None` when the node changed or went since it was read.
-async fn reenter(
+pub(crate) async fn reenter(
     tree: &Tree,
     key: &str,
     node: &Contender,
@@ -91,7 +96,7 @@ async fn reenter(
 /// The live nodes of `key` in line order, ahead of the node with sequence `mine` (every one
 /// without it), once the expired ones among them are deleted; `None` when `mine` is gone.
 /// With none ahead, one read (the listing), else two.
-async fn live_ahead(
+pub(crate) async fn live_ahead(
     tree: &Tree,
     key: &str,
     key_node: &str,

@@ -23,8 +23,9 @@
 //! - Release signal: a data watch on the holder's node fires when it is deleted (released,
 //!   expired, its session gone) or renewed; on a key held shared, a watch on the key's
 //!   children too, since any holder that leaves frees a place.
-//! - Line of waiters: a blocking acquire keeps its node, marked waiting, until it is the
-//!   lowest (`place.rs`), so ZooKeeper's sequence numbers serve waiters in arrival order across
+//! - Line of waiters: a blocking acquire of any kind keeps its node, marked waiting, until
+//!   its turn (`place.rs`: the lowest, or for a shared one, every node ahead granted and
+//!   admitting it), so ZooKeeper's sequence numbers serve waiters in arrival order across
 //!   sidecars; a try-lock behind any node withdraws, so it never jumps the line.
 //!
 //! The other kinds of lock (`crate::lock::Kind`) are ZooKeeper's read/write recipe on the same
@@ -47,7 +48,11 @@
 //! A release is one write (a delete, or a `setData` of a count above one), after two reads
 //! when it goes through another sidecar than the one that granted it.
 //!
-//! Files: `tree.rs` reads and writes the nodes; `holding.rs` decides who holds a key (a node's
+//! A multi-lock creates the nodes of all its keys in one `multi()` transaction, guarded on
+//! each key node's version, which every node joining a line moves on (`multi.rs`); that write
+//! rides in the joining node's own transaction, so it costs no request and no log write more.
+//!
+//! Files: `tree.rs` reads and writes the nodes; `multi.rs` takes and releases multi-locks; `holding.rs` decides who holds a key (a node's
 //! standing in the line, a try-lock, an owner's release or renewal); `admission.rs` which
 //! nodes hold a key, in every kind; `kinds.rs` acquires the kinds beyond the plain lock;
 //! `place.rs` is a waiter's place in the line; `grants.rs` keeps this sidecar's grants and
@@ -58,6 +63,7 @@ mod admission;
 mod grants;
 mod holding;
 mod kinds;
+mod multi;
 mod names;
 mod place;
 mod record;
@@ -75,8 +81,8 @@ use zookeeper_client::{Acls, CreateMode, MultiReadResult};
 use crate::config::ConfigError;
 use crate::config::Metadata;
 use crate::lock::{
-    Capabilities, Kind, LockInfo, LockStore, Mode, OwnerChecked, Place, Released, StoreError,
-    TryLockOutcome,
+    Capabilities, Kind, LockInfo, LockStore, ManyOutcome, Mode, OwnerChecked, Place, Released,
+    StoreError, TryLockOutcome,
 };
 use place::ZookeeperPlace;
 use record::Contender;
@@ -209,6 +215,37 @@ impl LockStore for ZookeeperStore {
         all_holds: bool,
     ) -> Result<Released, StoreError> {
         self.release_holds(key, owner, None, all_holds).await
+    }
+
+    async fn acquire_many(
+        &self,
+        keys: &[String],
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<ManyOutcome, StoreError> {
+        // In a task of its own, as a try-lock is.
+        let attempt = tokio::spawn(multi::acquire_all(
+            self.tree.clone(),
+            keys.to_vec(),
+            owner.to_string(),
+            ttl,
+            kind,
+        ));
+        match finished(attempt).await? {
+            Some(outcome) => Ok(outcome),
+            // A re-entry of keys the owner holds already: key by key (`multi.rs`).
+            None => crate::lock::multi::in_sorted_order(self, keys, owner, ttl, kind).await,
+        }
+    }
+
+    async fn release_many(
+        &self,
+        keys: &[String],
+        owner: &str,
+        all_holds: bool,
+    ) -> Result<Released, StoreError> {
+        multi::release_all(&self.tree, keys, owner, all_holds).await
     }
 
     async fn take_back(
@@ -362,10 +399,15 @@ impl LockStore for ZookeeperStore {
         key: &str,
         owner: &str,
         ttl: Duration,
-        _kind: Kind,
+        kind: Kind,
     ) -> Result<Box<dyn Place>, StoreError> {
-        let place = ZookeeperPlace::join(self.tree.clone(), key, owner, ttl).await?;
+        let place = ZookeeperPlace::join(self.tree.clone(), key, owner, ttl, kind).await?;
         Ok(Box::new(place))
+    }
+
+    /// Every kind waits in the one line of sequential nodes (KINDS.md rule 3, `place.rs`).
+    fn line_takes(&self, _kind: Kind) -> bool {
+        true
     }
 
     fn servers(&self) -> Vec<String> {
@@ -382,7 +424,7 @@ impl LockStore for ZookeeperStore {
             limit: true,
             reentrant: true,
             multi: true,
-            multi_atomic: false,
+            multi_atomic: true,
         }
     }
 }

@@ -72,10 +72,14 @@ pub(crate) fn kind_data(owner: &str, ttl: Duration, kind: Kind) -> Vec<u8> {
     })
 }
 
-/// The data of a node for `owner` waiting in line, for a lock of `ttl` once granted.
-pub(crate) fn waiting(owner: &str, ttl: Duration) -> Vec<u8> {
+/// The data of a node for `owner` waiting in line, for a lock of `ttl` in `kind` once
+/// granted: it says its mode and limit while it waits, so the nodes behind it know whether
+/// it holds them back.
+pub(crate) fn waiting(owner: &str, ttl: Duration, kind: Kind) -> Vec<u8> {
     encode(Data {
         waiting: true,
+        shared: kind.mode == Mode::Shared,
+        limit: kind.limit,
         ..Data::new(owner, ttl)
     })
 }
@@ -274,7 +278,7 @@ mod tests {
 
     #[test]
     fn a_waiting_node_never_expires() {
-        let data = waiting("w", Duration::from_secs(10));
+        let data = waiting("w", Duration::from_secs(10), Kind::PLAIN);
         assert_eq!(
             std::str::from_utf8(&data).unwrap(),
             r#"{"owner":"w","expiryMs":10000,"waiting":true}"#

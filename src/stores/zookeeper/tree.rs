@@ -9,7 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use zookeeper_client::{Acls, CreateMode, Error, MultiReadResult, OneshotWatcher, Stat};
+use zookeeper_client::{
+    Acls, CreateMode, Error, MultiReadResult, MultiWriteResult, OneshotWatcher, Stat,
+};
 
 use super::admission;
 use super::grants::Grants;
@@ -32,6 +34,63 @@ pub(crate) fn holders_of(line: Vec<Contender>) -> Vec<Contender> {
             admission::holders(&live)
         }
     }
+}
+
+/// The sequence and stat of the contender node created by a transaction whose results are
+/// `results`: each create, each followed by its key node's write (`Tree::enter`), in order. A
+/// ZooKeeper before 3.9 answers a create inside a transaction without its stat
+/// (ZOOKEEPER-4026: `czxid` -1); the key node's write that follows it in the same transaction
+/// carries what the lock needs then: every write of one transaction has its zxid and its time,
+/// so the node's czxid and mtime are the key node's new mzxid and mtime, and its version 0.
+pub(crate) fn created_nodes(
+    results: Vec<MultiWriteResult>,
+) -> Result<Vec<(i64, String, Stat)>, StoreError> {
+    let mut created = Vec::with_capacity(results.len() / 2);
+    let mut results = results.into_iter();
+    while let Some(result) = results.next() {
+        let (
+            MultiWriteResult::Create { path, stat },
+            Some(MultiWriteResult::SetData { stat: key }),
+        ) = (result, results.next())
+        else {
+            return Err(StoreError::failed(
+                "ZooKeeper answered a transaction out of its order",
+            ));
+        };
+        let name = path.rsplit('/').next().unwrap_or_default();
+        let Some(sequence) = names::sequence(name) else {
+            return Err(StoreError::failed(format!(
+                "ZooKeeper created {path}, not a contender"
+            )));
+        };
+        let stat = if stat.is_invalid() {
+            Stat {
+                czxid: key.mzxid,
+                mzxid: key.mzxid,
+                pzxid: key.mzxid,
+                ctime: key.mtime,
+                mtime: key.mtime,
+                version: 0,
+                cversion: 0,
+                aversion: 0,
+                ephemeral_owner: 0,
+                data_length: 0,
+                num_children: 0,
+            }
+        } else {
+            stat
+        };
+        created.push((sequence, path, stat));
+    }
+    Ok(created)
+}
+
+/// The one contender node `Tree::enter` created: its sequence and stat.
+fn created_node(results: Vec<MultiWriteResult>) -> Result<(i64, Stat), StoreError> {
+    let created = created_nodes(results)?;
+    let [(sequence, _, stat)] = <[_; 1]>::try_from(created)
+        .map_err(|_| StoreError::failed("ZooKeeper answered a transaction out of its order"))?;
+    Ok((sequence, stat))
 }
 
 /// How many times one call reads a key again after its nodes changed under it, before it
@@ -261,6 +320,11 @@ impl Tree {
 
     /// Creates this contender's node under `key_node` (creating the key's container node when
     /// it is missing); answers the node's sequence number and stat.
+    ///
+    /// The create is one transaction with a write of the key node's (empty) data, which moves
+    /// the key node's version on: every node that joins a key's line does, so a multi-lock's
+    /// transaction, which checks that version, fails if any node joined since it read the line
+    /// (`multi.rs`). Both are one ZooKeeper transaction: one proposal, one log write.
     pub(crate) async fn enter(
         &self,
         key_node: &str,
@@ -268,35 +332,43 @@ impl Tree {
     ) -> Result<(i64, Stat), StoreError> {
         let prefix = names::contender_prefix(key_node);
         let contender = CreateMode::EphemeralSequential.with_acls(self.acls);
-        let container = CreateMode::Container.with_acls(self.acls);
         for _ in 0..MAX_LOOKS {
             let created = {
                 let (prefix, contender) = (prefix.as_str(), &contender);
                 self.sessions
                     .run(key_node, |c| async move {
-                        c.create(prefix, data, contender).await
+                        let mut writer = c.new_multi_writer();
+                        writer.add_create(prefix, data, contender)?;
+                        writer.add_set_data(key_node, &[], None)?;
+                        Ok(writer.commit().await?)
                     })
                     .await
             };
             match created {
-                Ok((stat, sequence)) => return Ok((sequence.into_i64(), stat)),
+                Ok(results) => return created_node(results),
                 Err(Error::NoNode) => {}
                 Err(e) => return Err(store_error(e)),
             }
             // The key's node is missing (never made, or reaped by ZooKeeper when it emptied).
-            let made = self
-                .sessions
-                .run(key_node, |c| {
-                    let container = &container;
-                    async move { c.create(key_node, &[], container).await }
-                })
-                .await;
-            match made {
-                Ok(_) | Err(Error::NodeExists) => {}
-                Err(e) => return Err(store_error(e)),
-            }
+            self.make_key_node(key_node).await?;
         }
         Err(busy(key_node))
+    }
+
+    /// Creates the container node of a key, unless it exists.
+    pub(crate) async fn make_key_node(&self, key_node: &str) -> Result<(), StoreError> {
+        let container = CreateMode::Container.with_acls(self.acls);
+        let made = self
+            .sessions
+            .run(key_node, |c| {
+                let container = &container;
+                async move { c.create(key_node, &[], container).await }
+            })
+            .await;
+        match made {
+            Ok(_) | Err(Error::NodeExists) => Ok(()),
+            Err(e) => Err(store_error(e)),
+        }
     }
 
     /// Waits until the node at `path` changes or goes (a release, an expiry by its holder's
@@ -352,5 +424,70 @@ impl Tree {
             Err(Error::NoNode) => Ok(None),
             Err(e) => Err(store_error(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat(czxid: i64, mzxid: i64, mtime: i64, version: i32) -> Stat {
+        Stat {
+            czxid,
+            mzxid,
+            pzxid: mzxid,
+            ctime: mtime,
+            mtime,
+            version,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: 0,
+            data_length: 0,
+            num_children: 0,
+        }
+    }
+
+    #[test]
+    fn a_create_answered_without_its_stat_takes_its_transactions_zxid_and_time() {
+        let results = vec![
+            MultiWriteResult::Create {
+                path: "/dlock/a/lock-0000000007".into(),
+                stat: stat(-1, -1, -1, -1),
+            },
+            MultiWriteResult::SetData {
+                stat: stat(3, 42, 1_000, 5),
+            },
+            MultiWriteResult::Create {
+                path: "/dlock/b/lock-0000000000".into(),
+                stat: stat(42, 42, 1_000, 0),
+            },
+            MultiWriteResult::SetData {
+                stat: stat(9, 42, 1_000, 1),
+            },
+        ];
+        let created = created_nodes(results).unwrap();
+        let seen: Vec<_> = created
+            .iter()
+            .map(|(sequence, path, stat)| {
+                (
+                    *sequence,
+                    path.as_str(),
+                    stat.czxid,
+                    stat.mtime,
+                    stat.version,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (7, "/dlock/a/lock-0000000007", 42, 1_000, 0),
+                (0, "/dlock/b/lock-0000000000", 42, 1_000, 0)
+            ]
+        );
+        let out_of_order = vec![MultiWriteResult::SetData {
+            stat: stat(3, 42, 1_000, 5),
+        }];
+        assert!(created_nodes(out_of_order).is_err());
     }
 }
