@@ -111,10 +111,8 @@ impl Sql {
                 .await
             }
             Sql::Mysql => {
-                self.execute(&format!(
-                    "DROP TABLE dlock.{table}, dlock.{table}_waiters"
-                ))
-                .await
+                self.execute(&format!("DROP TABLE dlock.{table}, dlock.{table}_waiters"))
+                    .await
             }
         }
     }

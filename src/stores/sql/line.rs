@@ -19,8 +19,9 @@
 //!
 //! Waking is cheap where the line allows: the first waiter, and the one behind it, which will
 //! be first at the next grant, look again at every release the store hears of (PostgreSQL's
-//! notifications, MySQL's own releases and polls); waiters further back only look every
-//! `LOOK_EVERY`, to renew their leases and to move up.
+//! notifications, MySQL's own releases and polls); waiters further back look less often the
+//! further back they are (`LOOK_STEP` per place, `LOOK_EVERY` at most), to renew their leases
+//! and to move up: a release wakes two waiters per sidecar at most, never the whole line.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,8 +35,13 @@ use crate::lock::{Kind, LockStore, Place, StoreError, TryLockOutcome};
 /// How long a waiter stays in line without looking at its turn.
 pub(crate) const WAITER_LEASE: Duration = Duration::from_secs(3);
 
-/// How long a waiter with more than one other ahead of it pauses between looks: well within
-/// its lease, and rare enough that a long line costs the database little.
+/// How long a waiter with more than one other ahead of it pauses between looks, for each
+/// waiter ahead of it but one: a waiter k places back waits for at least k - 1 grants (or
+/// leaves) before its turn, so it looks about as often as its place can change.
+const LOOK_STEP: Duration = Duration::from_millis(250);
+
+/// The longest pause between a waiter's looks: well within its lease, and rare enough that a
+/// long line costs the database little.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// The line check a take makes in the transaction that locks the key's row.
@@ -142,11 +148,13 @@ struct SqlPlace<S: LineStore> {
     taking: Option<JoinHandle<Result<Taken, StoreError>>>,
 }
 
-impl<S: LineStore> SqlPlace<S> {
-    /// Whether the place is first or next in line, and so looks at every release.
-    fn near_the_front(&self) -> bool {
-        self.ahead.is_none_or(|ahead| ahead <= 1)
-    }
+/// How often a waiter with `ahead` others ahead of it at its last look looks again; `None`
+/// for the first and the next in line (or one yet to look), which look at every release and
+/// at the core's polling pace.
+fn look_every(ahead: Option<u64>) -> Option<Duration> {
+    let places = ahead.filter(|&ahead| ahead > 1)? - 1;
+    let places = u32::try_from(places).unwrap_or(u32::MAX);
+    Some(LOOK_STEP.saturating_mul(places).min(LOOK_EVERY))
 }
 
 /// One try of a waiter: a look at its turn (renewing its lease), and the take when it is first.
@@ -199,20 +207,21 @@ impl<S: LineStore> Place for SqlPlace<S> {
     }
 
     fn pause(&self, poll: Duration) -> Duration {
-        if self.near_the_front() {
-            return poll;
+        match look_every(self.ahead) {
+            Some(every) => (self.looked + every)
+                .saturating_duration_since(Instant::now())
+                .max(poll),
+            None => poll,
         }
-        (self.looked + LOOK_EVERY)
-            .saturating_duration_since(Instant::now())
-            .max(poll)
     }
 
     async fn wait_turn(&mut self, max_wait: Duration) -> Result<(), StoreError> {
-        if self.near_the_front() {
-            self.store.wait_for_release(&self.key, max_wait).await
-        } else {
-            tokio::time::sleep(max_wait).await;
-            Ok(())
+        match look_every(self.ahead) {
+            Some(_) => {
+                tokio::time::sleep(max_wait).await;
+                Ok(())
+            }
+            None => self.store.wait_for_release(&self.key, max_wait).await,
         }
     }
 
@@ -236,6 +245,20 @@ impl<S: LineStore> Place for SqlPlace<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_further_back_a_waiter_the_rarer_its_looks() {
+        assert_eq!(look_every(None), None);
+        assert_eq!(look_every(Some(0)), None);
+        assert_eq!(look_every(Some(1)), None);
+        assert_eq!(look_every(Some(2)), Some(LOOK_STEP));
+        assert_eq!(look_every(Some(3)), Some(LOOK_STEP * 2));
+        assert_eq!(look_every(Some(u64::MAX)), Some(LOOK_EVERY));
+        assert!(
+            LOOK_EVERY < WAITER_LEASE / 2,
+            "a waiter renews well within its lease"
+        );
+    }
 
     #[test]
     fn a_try_counts_every_waiter_and_a_waiter_those_before_it() {
