@@ -9,7 +9,7 @@ use std::time::Duration;
 use dlock::config::Metadata;
 use dlock::lock::LockStore;
 
-use crate::support::backend::{Backend, REDIS_WAITER_LEASE};
+use crate::support::backend::{Backend, REDIS_WAITER_LEASE, SQL_WAITER_LEASE};
 
 /// The TTL of the expiry checks for stores that keep time to the millisecond (Redis,
 /// ZooKeeper): short, yet long enough that a pause of a busy machine or a slow round trip does
@@ -72,14 +72,16 @@ dlock::store_contract!(
     postgresql,
     store: store(Backend::Postgresql),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, release_signal, shared, limit, reentrant, multi, multi_atomic],
+    fair_line: SQL_WAITER_LEASE,
+    capabilities: [fencing, listing, release_signal, line, shared, limit, reentrant, multi, multi_atomic],
 );
 
 dlock::store_contract!(
     mysql,
     store: store(Backend::Mysql),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, shared, limit, reentrant, multi, multi_atomic],
+    fair_line: SQL_WAITER_LEASE,
+    capabilities: [fencing, listing, line, shared, limit, reentrant, multi, multi_atomic],
 );
 
 // Azurite keeps time to the millisecond, but the store knows the service's clock only to a

@@ -2,7 +2,7 @@
 //! each: a refused password names the field and never shows, rows of expired locks are
 //! removed in the background, a table of the classic layout (key, owner, expiry) that an
 //! older dlock made is migrated with its locks, as is a table of layout 2 (before shared
-//! locks), a plain take over an expired shared lock leaves no trace of its holders, and
+//! locks, gaining the holders column and the waiters table), a plain take over an expired shared lock leaves no trace of its holders, and
 //! values of a table changed outside dlock that the store cannot use (a NULL owner, a negative
 //! token) are a clear error, not a crash. Each database's own behaviour is in `postgresql.rs`
 //! and `mysql.rs`.
@@ -106,11 +106,14 @@ impl Sql {
         match self {
             Sql::Postgresql => {
                 self.execute(&format!(
-                    "DROP TABLE {table}; DROP SEQUENCE {table}_fencing"
+                    "DROP TABLE {table}, {table}_waiters; DROP SEQUENCE {table}_fencing"
                 ))
                 .await
             }
-            Sql::Mysql => self.execute(&format!("DROP TABLE dlock.{table}")).await,
+            Sql::Mysql => {
+                self.execute(&format!("DROP TABLE dlock.{table}, dlock.{table}_waiters"))
+                    .await
+            }
         }
     }
 }
@@ -218,7 +221,7 @@ async fn an_older_layout_is_migrated_with_its_locks(sql: Sql) {
     };
     assert_eq!(
         sql.query(&comment).await.as_deref(),
-        Some("dlock lock table, layout 3")
+        Some("dlock lock table, layout 4")
     );
     // The migration numbered the old row 1; the new grant came after it.
     let token = sql
@@ -282,6 +285,15 @@ async fn a_layout_2_table_gains_the_holders_column_with_its_locks(sql: Sql) {
          AND table_name = '{table}' AND column_name = 'holders'"
     );
     assert_eq!(sql.query(&holders).await.as_deref(), Some("1"));
+    let waiters = format!(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = {schema} \
+         AND table_name = '{table}_waiters'"
+    );
+    assert_eq!(
+        sql.query(&waiters).await.as_deref(),
+        Some("1"),
+        "the migration made the waiters table"
+    );
     assert_eq!(
         api.unlock(Protocol::Grpc, "store", &resource, "old").await,
         Ok(SUCCESS)

@@ -9,8 +9,9 @@
 //! MySQL has no notifications: a waiter polls. The core backs its polls off; this store adds
 //! jitter, so sidecars waiting for one key do not all ask at the same instant, and bounds each
 //! pause by the holder's expiry as the refused take read it, so a lock that runs out is taken
-//! on time. A release through the same sidecar wakes its waiters at once (the core's line);
-//! each sidecar keeps its own line, as on PostgreSQL.
+//! on time. A release through the same sidecar wakes its waiters at once. Blocking acquires
+//! of every kind wait in one line kept in a waiters table (`stores::sql::line`), fair across
+//! sidecars; only the first two waiters poll at the core's pace, the others rarely.
 //!
 //! Client library: mysql_async, the tokio-native MySQL driver, with its own pool (which checks
 //! an idle connection before handing it out, so a server restart costs no failed call),
@@ -25,7 +26,7 @@ mod table;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -38,12 +39,13 @@ use tokio::time::Instant;
 use crate::config::{ConfigError, Metadata};
 use crate::lock::multi::{self, granted};
 use crate::lock::{
-    Capabilities, Grant, Kind, LockInfo, LockStore, ManyOutcome, OwnerChecked, Released,
+    Capabilities, Grant, Kind, LockInfo, LockStore, ManyOutcome, OwnerChecked, Place, Released,
     StoreError, TryLockOutcome,
 };
 use crate::stores::sql;
 use crate::stores::sql::cleanup::{self, Cleanup};
 use crate::stores::sql::holders::{self, Applied, Change, Stored};
+use crate::stores::sql::line::{self, LineStore, Turn, WAITER_LEASE};
 use crate::stores::sql::releases::Releases;
 use settings::{Server, Settings, Tls};
 use statements::Statements;
@@ -85,6 +87,8 @@ pub(crate) struct MysqlStore {
     table: String,
     /// The removal of expired rows, ended with the store.
     _cleanup: Cleanup,
+    /// The store itself, for the places of its line.
+    me: Weak<MysqlStore>,
 }
 
 impl MysqlStore {
@@ -107,6 +111,7 @@ impl MysqlStore {
         table::ensure(&mut conn, &settings.schema, &settings.table.table).await?;
         drop(conn);
         let table = format!("`{}`.`{}`", settings.schema, settings.table.table);
+        let waiters = format!("`{}`.`{}_waiters`", settings.schema, settings.table.table);
         let grace = micros(timeout);
         let cleanup_interval = settings.table.cleanup_interval;
         let store = Arc::new_cyclic(|store| MysqlStore {
@@ -117,14 +122,17 @@ impl MysqlStore {
                     store
                         .run(|mut conn, s| async move {
                             conn.exec_drop(&s.cleanup, (grace,)).await?;
-                            Ok(conn.affected_rows())
+                            let rows = conn.affected_rows();
+                            conn.exec_drop(&s.cleanup_waiters, ()).await?;
+                            Ok(rows + conn.affected_rows())
                         })
                         .await
                         .map_err(|e| e.to_string())
                 },
             ),
             pool,
-            statements: Statements::new(&table),
+            statements: Statements::new(&table, &waiters),
+            me: store.clone(),
             table,
             timeout,
             released: Releases::new(),
@@ -197,14 +205,18 @@ impl MysqlStore {
 
     /// Applies `change` to `key`'s holders in one transaction (see `statements.rs`), again
     /// when InnoDB picked it as a deadlock's victim (and rolled it back whole).
-    async fn change<T>(
+    /// The line check `turn` comes first (see `step`).
+    async fn change<T, C: Change<T>>(
         &self,
         key: &str,
         grant: bool,
-        change: impl Change<T>,
+        turn: Turn,
+        change: impl Fn(bool) -> C + Copy,
     ) -> Result<T, StoreError> {
         let keys = [key.to_string()];
-        let mut answers = self.change_many(&keys, grant, change, |_| true).await?;
+        let mut answers = self
+            .change_many(&keys, grant, turn, change, |_| true)
+            .await?;
         answers
             .pop()
             .ok_or_else(|| StoreError::failed("a change of one key answered nothing"))
@@ -215,11 +227,12 @@ impl MysqlStore {
     /// commits only when `keep` accepts every key's answer: the answers up to the first it
     /// refuses, whose transaction is rolled back. Again when InnoDB picked it as a deadlock's
     /// victim.
-    async fn change_many<T>(
+    async fn change_many<T, C: Change<T>>(
         &self,
         keys: &[String],
         grant: bool,
-        change: impl Change<T>,
+        turn: Turn,
+        change: impl Fn(bool) -> C + Copy,
         keep: impl Fn(&T) -> bool + Copy,
     ) -> Result<Vec<T>, StoreError> {
         let applied = self
@@ -227,7 +240,7 @@ impl MysqlStore {
                 let mut tries = 0;
                 loop {
                     let tx = conn.start_transaction(TxOpts::default()).await?;
-                    match self.transact(tx, s, keys, grant, change, keep).await {
+                    match self.transact(tx, s, keys, grant, turn, change, keep).await {
                         Err(mysql_async::Error::Server(e))
                             if e.code == DEADLOCK && tries < DEADLOCK_RETRIES =>
                         {
@@ -250,18 +263,20 @@ impl MysqlStore {
 
     /// The transaction's steps, key by key; it is committed when every change applied
     /// cleanly and `keep` took every answer, else rolled back.
-    async fn transact<T>(
+    #[allow(clippy::too_many_arguments)]
+    async fn transact<T, C: Change<T>>(
         &self,
         mut tx: Transaction<'_>,
         s: &Statements,
         keys: &[String],
         grant: bool,
-        change: impl Change<T>,
+        turn: Turn,
+        change: impl Fn(bool) -> C + Copy,
         keep: impl Fn(&T) -> bool,
     ) -> Result<Result<Vec<Applied<T>>, StoreError>, mysql_async::Error> {
         let mut all = Vec::with_capacity(keys.len());
         for key in keys {
-            let applied = match self.step(&mut tx, s, key, grant, change).await? {
+            let applied = match self.step(&mut tx, s, key, grant, turn, change).await? {
                 Ok(applied) => applied,
                 Err(e) => return tx.rollback().await.map(|()| Err(e)),
             };
@@ -275,15 +290,18 @@ impl MysqlStore {
         Ok(Ok(all))
     }
 
-    /// One key's change inside `tx`: locks its row, reads it and the server's clock, and
-    /// writes back what the change made of it.
-    async fn step<T>(
+    /// One key's change inside `tx`: locks its row, reads it and the server's clock, counts
+    /// the live waiters ahead of the take where `turn` asks (`change` is made knowing whether
+    /// any are), and writes back what the change made of the row; a granted waiter leaves the
+    /// line in the same transaction.
+    async fn step<T, C: Change<T>>(
         &self,
         tx: &mut Transaction<'_>,
         s: &Statements,
         key: &str,
         grant: bool,
-        change: impl Change<T>,
+        turn: Turn,
+        change: impl Fn(bool) -> C,
     ) -> Result<Result<Applied<T>, StoreError>, mysql_async::Error> {
         if grant {
             tx.exec_drop(&s.lock_row, (key, key)).await?;
@@ -298,6 +316,14 @@ impl MysqlStore {
         // Without a row nothing is held, whatever the time.
         let now_ms = read.as_ref().map_or(0, |(_, now_ms)| *now_ms);
         let stored = read.map(|(stored, _)| stored);
+        let others_ahead = match turn.ahead_of() {
+            Some(arrival) => {
+                let ahead: Option<i64> = tx.exec_first(&s.ahead, (key, arrival)).await?;
+                ahead.unwrap_or(0) > 0
+            }
+            None => false,
+        };
+        let change = change(others_ahead);
         let mut applied = holders::apply(&self.table, stored.as_ref(), now_ms, change, 0);
         if matches!(&applied, Ok(a) if a.drew_token) {
             tx.exec_drop(&s.delete_row, (key,)).await?;
@@ -314,6 +340,9 @@ impl MysqlStore {
             let deadline = row.deadline_ms.saturating_mul(1000);
             let params = (&row.owner, deadline, row.token, &row.holders, key);
             tx.exec_drop(&s.write_row, params).await?;
+            if let Some(waiter) = turn.waiter() {
+                tx.exec_drop(&s.leave_line, (waiter,)).await?;
+            }
         }
         Ok(Ok(applied))
     }
@@ -375,6 +404,8 @@ enum Take {
     Granted(u64),
     /// Held, expiring in this many milliseconds.
     Held(i64),
+    /// Refused while others wait in the key's line.
+    Waited,
 }
 
 #[async_trait]
@@ -409,6 +440,7 @@ impl LockStore for MysqlStore {
                 self.remember(key, sql::millis_left(left));
                 TryLockOutcome::Held
             }
+            Take::Waited => TryLockOutcome::Held,
         })
     }
 
@@ -419,8 +451,10 @@ impl LockStore for MysqlStore {
         ttl: Duration,
         kind: Kind,
     ) -> Result<TryLockOutcome, StoreError> {
-        self.change(key, true, holders::acquire(owner, ttl, kind))
-            .await
+        self.change(key, true, Turn::Try, |others_ahead| {
+            holders::acquire_in_line(owner, ttl, kind, others_ahead)
+        })
+        .await
     }
 
     async fn acquire_many(
@@ -430,8 +464,10 @@ impl LockStore for MysqlStore {
         ttl: Duration,
         kind: Kind,
     ) -> Result<ManyOutcome, StoreError> {
-        let acquire = holders::acquire(owner, ttl, kind);
-        let answers = self.change_many(keys, true, acquire, granted).await?;
+        let acquire = |_| holders::acquire(owner, ttl, kind);
+        let answers = self
+            .change_many(keys, true, Turn::Aside, acquire, granted)
+            .await?;
         Ok(multi::outcome(answers))
     }
 
@@ -441,8 +477,10 @@ impl LockStore for MysqlStore {
         owner: &str,
         all_holds: bool,
     ) -> Result<Released, StoreError> {
-        let release = holders::release(owner, all_holds);
-        let answers = self.change_many(keys, false, release, |_| true).await?;
+        let release = |_| holders::release(owner, all_holds);
+        let answers = self
+            .change_many(keys, false, Turn::Aside, release, |_| true)
+            .await?;
         Ok(multi::released_whole(&answers))
     }
 
@@ -461,8 +499,8 @@ impl LockStore for MysqlStore {
                 holds_left: 0,
             }),
             None => {
-                self.change(key, false, holders::release(owner, all_holds))
-                    .await
+                let release = |_| holders::release(owner, all_holds);
+                self.change(key, false, Turn::Aside, release).await
             }
         }
     }
@@ -484,8 +522,8 @@ impl LockStore for MysqlStore {
         match self.released_or_refused(key, released).await? {
             Some(outcome) => Ok(outcome),
             None => {
-                self.change(key, false, holders::take_back(owner, grant))
-                    .await
+                let take_back = |_| holders::take_back(owner, grant);
+                self.change(key, false, Turn::Aside, take_back).await
             }
         }
     }
@@ -507,7 +545,10 @@ impl LockStore for MysqlStore {
         }
         match self.refusal(key).await? {
             Some(outcome) => Ok(outcome),
-            None => self.change(key, false, holders::renew(owner, ttl)).await,
+            None => {
+                let renew = |_| holders::renew(owner, ttl);
+                self.change(key, false, Turn::Aside, renew).await
+            }
         }
     }
 
@@ -560,6 +601,25 @@ impl LockStore for MysqlStore {
         Ok(())
     }
 
+    async fn join(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<Box<dyn Place>, StoreError> {
+        let me = self
+            .me
+            .upgrade()
+            .ok_or_else(|| StoreError::unavailable("the store is shutting down"))?;
+        line::join(me, key, owner, ttl, kind).await
+    }
+
+    /// Every kind waits in the one line.
+    fn line_takes(&self, _kind: Kind) -> bool {
+        true
+    }
+
     fn servers(&self) -> Vec<String> {
         vec![self.server.clone()]
     }
@@ -569,7 +629,7 @@ impl LockStore for MysqlStore {
             fencing: true,
             listing: true,
             release_signal: false,
-            line: false,
+            line: true,
             shared: true,
             limit: true,
             reentrant: true,
@@ -579,10 +639,58 @@ impl LockStore for MysqlStore {
     }
 }
 
-/// One take: the insert; when the key has a row, that row out if it has expired (a released
-/// lock's row has: releases keep it, see `statements.rs`) and the insert once more; else the
-/// holder's time left. Removing first and asking only when nothing was removed keeps a take
-/// over a released key at three statements.
+#[async_trait]
+impl LineStore for MysqlStore {
+    async fn join_line(&self, key: &str) -> Result<i64, StoreError> {
+        let lease = micros(WAITER_LEASE);
+        let arrival = self
+            .run(|mut conn, s| async move {
+                conn.exec_drop(&s.join_line, (key, lease)).await?;
+                Ok(conn.last_insert_id())
+            })
+            .await?;
+        let arrival = arrival.ok_or_else(|| StoreError::failed("MySQL numbered no waiter"))?;
+        i64::try_from(arrival).map_err(|_| StoreError::failed("MySQL numbered a waiter past i64"))
+    }
+
+    async fn look(&self, key: &str, waiter: i64) -> Result<Option<u64>, StoreError> {
+        let lease = micros(WAITER_LEASE);
+        self.run(|mut conn, s| async move {
+            if changed(&mut conn, &s.renew_waiter, (lease, waiter)).await? == 0 {
+                return Ok(None);
+            }
+            let ahead: Option<i64> = conn.exec_first(&s.ahead, (key, waiter)).await?;
+            Ok(Some(ahead.unwrap_or(0).max(0) as u64))
+        })
+        .await
+    }
+
+    async fn take_turn(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+        waiter: i64,
+    ) -> Result<TryLockOutcome, StoreError> {
+        self.change(key, true, Turn::Waiter(waiter), |others_ahead| {
+            holders::acquire_in_line(owner, ttl, kind, others_ahead)
+        })
+        .await
+    }
+
+    async fn leave_line(&self, waiter: i64) -> Result<(), StoreError> {
+        self.run(|mut conn, s| async move { changed(&mut conn, &s.leave_line, (waiter,)).await })
+            .await
+            .map(drop)
+    }
+}
+
+/// One take, refused while anyone waits in the key's line: the insert; when the key has a
+/// row, that row out if it has expired (a released lock's row has: releases keep it, see
+/// `statements.rs`) and the insert once more; else the holder's time left. Removing first and
+/// asking only when nothing was removed keeps a take over a released key at four statements,
+/// the look at the line included.
 async fn take(
     conn: &mut Conn,
     s: &Statements,
@@ -590,6 +698,10 @@ async fn take(
     owner: &str,
     ttl_micros: i64,
 ) -> Result<Take, mysql_async::Error> {
+    let waiting: Option<i64> = conn.exec_first(&s.ahead, (key, i64::MAX)).await?;
+    if waiting.unwrap_or(0) > 0 {
+        return Ok(Take::Waited);
+    }
     let insert = (key, key, owner, ttl_micros);
     for attempt in 0..2 {
         match conn.exec_drop(&s.insert, insert).await {

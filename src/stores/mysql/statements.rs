@@ -40,6 +40,14 @@
 //!   utf8mb4 can take 4 KiB; the primary key is the SHA-256 of the key (`key_hash`,
 //!   32 bytes), computed by the server, and the key itself sits beside it in a `BLOB`.
 //!   `owner` and the key are binary, so they compare byte for byte, never by a collation.
+//! - **the line** (`stores::sql::line`): a waiter is a row of the waiters table, numbered by
+//!   its `AUTO_INCREMENT` column at arrival (read back by `LAST_INSERT_ID()`), on a lease by
+//!   the server's clock. A look renews the waiter's lease (`renew_waiter`) and counts the live
+//!   waiters ahead of it (`ahead`, a plain read: it locks nothing a join or a take needs); in
+//!   the transaction that takes, after the key's row is locked, `ahead` counts them again, and
+//!   `leave_line` takes the granted waiter out before the commit. A plain take first asks
+//!   `ahead` whether anyone waits at all: a waiter joining between that and the insert arrived
+//!   after the take.
 //! - **cleanup** removes rows that expired more than a grace period (the timeout) ago. No
 //!   row is needed for tokens to increase (the counter is the table's, not the row's) except
 //!   against a take stalled inside its `INSERT`: MariaDB bounds that with `max_statement_time`
@@ -70,6 +78,16 @@ pub(crate) struct Statements {
     pub(crate) force_release: String,
     /// grace µs.
     pub(crate) cleanup: String,
+    /// Removes the waiters whose lease lapsed.
+    pub(crate) cleanup_waiters: String,
+    /// key, lease µs; the arrival is `LAST_INSERT_ID()`.
+    pub(crate) join_line: String,
+    /// lease µs, waiter: one row found while its lease still ran.
+    pub(crate) renew_waiter: String,
+    /// key, arrival: how many live waiters arrived before it.
+    pub(crate) ahead: String,
+    /// waiter.
+    pub(crate) leave_line: String,
     /// key, key: creates the key's row if missing, and locks it.
     pub(crate) lock_row: String,
     /// key: locks the key's row if there is one.
@@ -91,8 +109,9 @@ const LIVE: &str = "expires_at > UTC_TIMESTAMP(6)";
 const EPOCH: &str = "CAST('1970-01-01' AS DATETIME(6))";
 
 impl Statements {
-    /// Statements for `table`, already quoted (`` `schema`.`table` ``).
-    pub(crate) fn new(table: &str) -> Statements {
+    /// Statements for `table` and its `waiters` table, already quoted
+    /// (`` `schema`.`table` ``).
+    pub(crate) fn new(table: &str, waiters: &str) -> Statements {
         let millis_left = "TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(6), expires_at) DIV 1000";
         let now_ms = format!("TIMESTAMPDIFF(MICROSECOND, {EPOCH}, UTC_TIMESTAMP(6)) DIV 1000");
         let columns = format!("lock_key, owner, {millis_left}, fencing_token, holders, {now_ms}");
@@ -134,6 +153,17 @@ impl Statements {
                 "DELETE FROM {table} \
                  WHERE expires_at < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND"
             ),
+            cleanup_waiters: format!("DELETE FROM {waiters} WHERE NOT {LIVE}"),
+            join_line: format!(
+                "INSERT INTO {waiters} (key_hash, expires_at) \
+                 VALUES (UNHEX(SHA2(?, 256)), UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND)"
+            ),
+            renew_waiter: format!(
+                "UPDATE {waiters} SET expires_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND \
+                 WHERE arrival = ? AND {LIVE}"
+            ),
+            ahead: format!("SELECT COUNT(*) FROM {waiters} WHERE {ROW} AND {LIVE} AND arrival < ?"),
+            leave_line: format!("DELETE FROM {waiters} WHERE arrival = ?"),
             lock_row: format!(
                 "INSERT INTO {table} (key_hash, lock_key, owner, expires_at) \
                  VALUES (UNHEX(SHA2(?, 256)), ?, '', {EPOCH}) \

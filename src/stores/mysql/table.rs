@@ -7,7 +7,11 @@
 //! `owner BLOB`, `expires_at DATETIME(6)` in UTC by the server's clock, `fencing_token`
 //! `AUTO_INCREMENT`, `holders MEDIUMBLOB` (NULL but for a key held in another kind than the
 //! plain one, see `stores::sql::holders`), and an index on `expires_at` for the cleanup. Layout 1, the classic lock
-//! table, is `lock_key` as the primary key, `owner` and `expires_at`.
+//! table, is `lock_key` as the primary key, `owner` and `expires_at`. Beside the table, from
+//! layout 4, the waiters table `<table>_waiters` (`stores::sql::line`): `arrival` an
+//! `AUTO_INCREMENT` primary key, `key_hash`, `expires_at` (the waiter's lease), indexed by key
+//! and arrival. It is created first in every migration, so a sidecar stopped half-way never
+//! finds the current comment without it.
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -61,6 +65,14 @@ async fn steps(
         .await
         .map_err(|e| ("can't look for", Some(e)))?;
     let current = layout::comment(layout::CURRENT);
+    let waiters = format!(
+        "CREATE TABLE IF NOT EXISTS `{schema}`.`{table}_waiters` (
+             arrival BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+             key_hash BINARY(32) NOT NULL,
+             expires_at DATETIME(6) NOT NULL,
+             KEY line (key_hash, arrival)
+         ) ENGINE = InnoDB"
+    );
     let batch =
         match layout::decide(comment.as_ref().map(|c| c.as_deref())) {
             Decision::Current => return Ok(()),
@@ -71,6 +83,7 @@ async fn steps(
             )),
             Decision::Create => vec![
                 format!("CREATE DATABASE IF NOT EXISTS `{schema}`"),
+                waiters,
                 format!(
                     "CREATE TABLE IF NOT EXISTS {qualified} (
                      key_hash BINARY(32) NOT NULL PRIMARY KEY,
@@ -84,6 +97,16 @@ async fn steps(
                  ) ENGINE = InnoDB COMMENT = '{current}'"
                 ),
             ],
+            Decision::Migrate(3) => {
+                tracing::info!(
+                    "migrating the lock table {qualified} to layout {}",
+                    layout::CURRENT
+                );
+                vec![
+                    waiters,
+                    format!("ALTER TABLE {qualified} COMMENT = '{current}'"),
+                ]
+            }
             Decision::Migrate(2) => {
                 tracing::info!(
                     "migrating the lock table {qualified} to layout {}",
@@ -91,10 +114,13 @@ async fn steps(
                 );
                 // Table comment and column in one statement: DDL is not transactional, and a
                 // sidecar stopped in between must not find the comment without the column.
-                vec![format!(
-                    "ALTER TABLE {qualified} ADD COLUMN holders MEDIUMBLOB NULL, \
-                     COMMENT = '{current}'"
-                )]
+                vec![
+                    waiters,
+                    format!(
+                        "ALTER TABLE {qualified} ADD COLUMN holders MEDIUMBLOB NULL, \
+                         COMMENT = '{current}'"
+                    ),
+                ]
             }
             Decision::Migrate(_) => {
                 let columns: Vec<String> = conn
@@ -120,6 +146,7 @@ async fn steps(
                 // Adding the AUTO_INCREMENT column numbers the rows there are; the hash becomes
                 // the primary key once every row has one.
                 vec![
+                    waiters,
                     format!(
                         "ALTER TABLE {qualified} ADD COLUMN key_hash BINARY(32) NULL FIRST, \
                      ADD COLUMN fencing_token BIGINT UNSIGNED NOT NULL AUTO_INCREMENT, \

@@ -4,9 +4,9 @@
 //! removed in the background (`cleanupInterval`). Fencing tokens come from a sequence, which
 //! PostgreSQL never hands back, whatever restarts; they strictly increase per key. A release
 //! notifies every sidecar at once (`listen.rs`); waiters also poll, so a missed notification
-//! costs a poll. Each sidecar keeps its own line of waiters: a table cannot tie a waiter's
-//! entry to the life of its sidecar without a session to hang it on, and a dead sidecar's
-//! waiter would block the line until some expiry.
+//! costs a poll. Blocking acquires of every kind wait in one line kept in a waiters table
+//! (`stores::sql::line`), each waiter on a lease of its own, so the line is fair across
+//! sidecars and a dead sidecar's waiter holds it up only until its lease lapses.
 //!
 //! Client libraries: tokio-postgres, with deadpool-postgres as the pool and
 //! tokio-postgres-rustls for TLS. tokio-postgres is the tokio-native driver: it delivers
@@ -31,7 +31,7 @@ mod settings;
 mod statements;
 mod table;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -44,12 +44,13 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::config::{ConfigError, Metadata};
 use crate::lock::multi::{self, granted};
 use crate::lock::{
-    Capabilities, Grant, Kind, LockInfo, LockStore, ManyOutcome, OwnerChecked, Released,
+    Capabilities, Grant, Kind, LockInfo, LockStore, ManyOutcome, OwnerChecked, Place, Released,
     StoreError, TryLockOutcome,
 };
 use crate::stores::sql;
 use crate::stores::sql::cleanup::{self, Cleanup};
 use crate::stores::sql::holders::{self, Change, Stored};
+use crate::stores::sql::line::{self, LineStore, Turn, WAITER_LEASE};
 use crate::stores::sql::releases::Releases;
 use settings::Settings;
 use statements::{Names, Statements};
@@ -71,6 +72,8 @@ pub(crate) struct PostgresStore {
     table: String,
     /// The removal of expired rows, ended with the store.
     _cleanup: Cleanup,
+    /// The store itself, for the places of its line.
+    me: Weak<PostgresStore>,
 }
 
 /// A store replaced by a reload, or removed, stops listening at once: its connection closes
@@ -139,6 +142,7 @@ impl PostgresStore {
             listener,
             servers: servers(&settings.connection),
             table: names.table.clone(),
+            me: store.clone(),
         });
         Ok(store)
     }
@@ -175,10 +179,15 @@ impl PostgresStore {
             let client = self.pool.get().await.map_err(|e| {
                 StoreError::unavailable(format!("no connection to PostgreSQL: {e}")).with_source(e)
             })?;
-            client
+            let rows = client
                 .execute(&self.statements.cleanup, &[&grace_millis])
                 .await
-                .map_err(store_error)
+                .map_err(store_error)?;
+            let waiters = client
+                .execute(&self.statements.cleanup_waiters, &[])
+                .await
+                .map_err(store_error)?;
+            Ok(rows + waiters)
         };
         tokio::time::timeout(self.timeout, work)
             .await
@@ -229,15 +238,19 @@ impl PostgresStore {
         )))
     }
 
-    /// Applies `change` to `key`'s holders in one transaction (see `statements.rs`).
-    async fn change<T>(
+    /// Applies a change to `key`'s holders in one transaction (see `statements.rs`), after
+    /// the line check `turn` (see `change_in`).
+    async fn change<T, C: Change<T>>(
         &self,
         key: &str,
         grant: bool,
-        change: impl Change<T>,
+        turn: Turn,
+        change: impl Fn(bool) -> C + Copy,
     ) -> Result<T, StoreError> {
         let keys = [key.to_string()];
-        let mut answers = self.change_many(&keys, grant, change, |_| true).await?;
+        let mut answers = self
+            .change_many(&keys, grant, turn, change, |_| true)
+            .await?;
         answers
             .pop()
             .ok_or_else(|| StoreError::failed("a change of one key answered nothing"))
@@ -247,11 +260,12 @@ impl PostgresStore {
     /// rows in the order given (sorted, so two transactions never wait on each other), and
     /// commits only when `keep` accepts every key's answer: the answers up to the first it
     /// refuses, whose transaction is rolled back.
-    async fn change_many<T>(
+    async fn change_many<T, C: Change<T>>(
         &self,
         keys: &[String],
         grant: bool,
-        change: impl Change<T>,
+        turn: Turn,
+        change: impl Fn(bool) -> C + Copy,
         keep: impl Fn(&T) -> bool,
     ) -> Result<Vec<T>, StoreError> {
         let db = |e: tokio_postgres::Error| store_error(e);
@@ -267,7 +281,9 @@ impl PostgresStore {
                 .map_err(db)?;
             let mut answers = Vec::with_capacity(keys.len());
             for key in keys {
-                let answer = self.change_in(&transaction, key, grant, change).await?;
+                let answer = self
+                    .change_in(&transaction, key, grant, turn, change)
+                    .await?;
                 let kept = keep(&answer);
                 answers.push(answer);
                 if !kept {
@@ -288,14 +304,17 @@ impl PostgresStore {
             })?
     }
 
-    /// `change` of one key's holders inside `transaction`: locks the key's row, reads it and
-    /// the database's clock, and writes back what the change made of it.
-    async fn change_in<T>(
+    /// A change of one key's holders inside `transaction`: locks the key's row, reads it and
+    /// the database's clock, counts the live waiters ahead of the take where `turn` asks
+    /// (`change` is made knowing whether any are), and writes back what the change made of
+    /// the row; a granted waiter leaves the line in the same transaction.
+    async fn change_in<T, C: Change<T>>(
         &self,
         transaction: &deadpool_postgres::Transaction<'_>,
         key: &str,
         grant: bool,
-        change: impl Change<T>,
+        turn: Turn,
+        change: impl Fn(bool) -> C,
     ) -> Result<T, StoreError> {
         let db = |e: tokio_postgres::Error| store_error(e);
         let s = &self.statements;
@@ -313,6 +332,18 @@ impl PostgresStore {
         // Without a row nothing is held, whatever the time.
         let now_ms = stored.as_ref().map_or(0, |(_, now)| (*now).max(0) as u64);
         let stored = stored.map(|(row, _)| row);
+        let others_ahead = match turn.ahead_of() {
+            Some(arrival) => {
+                let ahead = transaction.prepare_cached(&s.ahead).await.map_err(db)?;
+                let row = transaction
+                    .query_one(&ahead, &[&key, &arrival])
+                    .await
+                    .map_err(db)?;
+                row.try_get::<_, i64>(0).map_err(unexpected)? > 0
+            }
+            None => false,
+        };
+        let change = change(others_ahead);
         let mut applied = holders::apply(&self.table, stored.as_ref(), now_ms, change, 0)?;
         if applied.drew_token {
             let draw = transaction
@@ -341,6 +372,13 @@ impl PostgresStore {
                 )
                 .await
                 .map_err(db)?;
+            if let Some(waiter) = turn.waiter() {
+                let leave = transaction
+                    .prepare_cached(&s.leave_line)
+                    .await
+                    .map_err(db)?;
+                transaction.execute(&leave, &[&waiter]).await.map_err(db)?;
+            }
         }
         Ok(applied.answer)
     }
@@ -384,8 +422,10 @@ impl LockStore for PostgresStore {
         ttl: Duration,
         kind: Kind,
     ) -> Result<TryLockOutcome, StoreError> {
-        self.change(key, true, holders::acquire(owner, ttl, kind))
-            .await
+        self.change(key, true, Turn::Try, |others_ahead| {
+            holders::acquire_in_line(owner, ttl, kind, others_ahead)
+        })
+        .await
     }
 
     async fn acquire_many(
@@ -395,8 +435,10 @@ impl LockStore for PostgresStore {
         ttl: Duration,
         kind: Kind,
     ) -> Result<ManyOutcome, StoreError> {
-        let acquire = holders::acquire(owner, ttl, kind);
-        let answers = self.change_many(keys, true, acquire, granted).await?;
+        let acquire = |_| holders::acquire(owner, ttl, kind);
+        let answers = self
+            .change_many(keys, true, Turn::Aside, acquire, granted)
+            .await?;
         Ok(multi::outcome(answers))
     }
 
@@ -406,8 +448,10 @@ impl LockStore for PostgresStore {
         owner: &str,
         all_holds: bool,
     ) -> Result<Released, StoreError> {
-        let release = holders::release(owner, all_holds);
-        let answers = self.change_many(keys, false, release, |_| true).await?;
+        let release = |_| holders::release(owner, all_holds);
+        let answers = self
+            .change_many(keys, false, Turn::Aside, release, |_| true)
+            .await?;
         Ok(multi::released_whole(&answers))
     }
 
@@ -424,8 +468,8 @@ impl LockStore for PostgresStore {
                 holds_left: 0,
             }),
             None => {
-                self.change(key, false, holders::release(owner, all_holds))
-                    .await
+                let release = |_| holders::release(owner, all_holds);
+                self.change(key, false, Turn::Aside, release).await
             }
         }
     }
@@ -445,8 +489,8 @@ impl LockStore for PostgresStore {
         match self.owner_checked(&rows)? {
             Some(outcome) => Ok(outcome),
             None => {
-                self.change(key, false, holders::take_back(owner, grant))
-                    .await
+                let take_back = |_| holders::take_back(owner, grant);
+                self.change(key, false, Turn::Aside, take_back).await
             }
         }
     }
@@ -461,7 +505,10 @@ impl LockStore for PostgresStore {
         let rows = self.query(|s| &s.renew, &[&key, &owner, &millis]).await?;
         match self.owner_checked(&rows)? {
             Some(outcome) => Ok(outcome),
-            None => self.change(key, false, holders::renew(owner, ttl)).await,
+            None => {
+                let renew = |_| holders::renew(owner, ttl);
+                self.change(key, false, Turn::Aside, renew).await
+            }
         }
     }
 
@@ -495,6 +542,25 @@ impl LockStore for PostgresStore {
         Ok(())
     }
 
+    async fn join(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<Box<dyn Place>, StoreError> {
+        let me = self
+            .me
+            .upgrade()
+            .ok_or_else(|| StoreError::unavailable("the store is shutting down"))?;
+        line::join(me, key, owner, ttl, kind).await
+    }
+
+    /// Every kind waits in the one line.
+    fn line_takes(&self, _kind: Kind) -> bool {
+        true
+    }
+
     fn servers(&self) -> Vec<String> {
         self.servers.clone()
     }
@@ -504,13 +570,54 @@ impl LockStore for PostgresStore {
             fencing: true,
             listing: true,
             release_signal: true,
-            line: false,
+            line: true,
             shared: true,
             limit: true,
             reentrant: true,
             multi: true,
             multi_atomic: true,
         }
+    }
+}
+
+#[async_trait]
+impl LineStore for PostgresStore {
+    async fn join_line(&self, key: &str) -> Result<i64, StoreError> {
+        let lease = sql::ttl_millis(WAITER_LEASE);
+        let rows = self.query(|s| &s.join_line, &[&key, &lease]).await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::failed("PostgreSQL answered no row"))?;
+        row.try_get(0).map_err(unexpected)
+    }
+
+    async fn look(&self, key: &str, waiter: i64) -> Result<Option<u64>, StoreError> {
+        let lease = sql::ttl_millis(WAITER_LEASE);
+        let rows = self.query(|s| &s.look, &[&key, &waiter, &lease]).await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::failed("PostgreSQL answered no row"))?;
+        let renewed: bool = row.try_get(0).map_err(unexpected)?;
+        let ahead: i64 = row.try_get(1).map_err(unexpected)?;
+        Ok(renewed.then_some(ahead.max(0) as u64))
+    }
+
+    async fn take_turn(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+        waiter: i64,
+    ) -> Result<TryLockOutcome, StoreError> {
+        self.change(key, true, Turn::Waiter(waiter), |others_ahead| {
+            holders::acquire_in_line(owner, ttl, kind, others_ahead)
+        })
+        .await
+    }
+
+    async fn leave_line(&self, waiter: i64) -> Result<(), StoreError> {
+        self.query(|s| &s.leave_line, &[&waiter]).await.map(drop)
     }
 }
 

@@ -28,6 +28,13 @@
 //!   is when the transaction began, before it may have waited for the row. A grant draws its
 //!   token (`draw_token`) only once the row is locked, so it exceeds every earlier grant of the
 //!   key; `write_row` writes the row back and notifies the key's waiters when asked.
+//! - **the line** (`stores::sql::line`): a waiter is a row of the waiters table, numbered by
+//!   its `bigserial` at arrival, on a lease by `now()`. `look` renews a waiter's lease and
+//!   counts the live waiters ahead of it in one statement; in the transaction that takes, after
+//!   the key's row is locked, `ahead` counts them again, and `leave_line` takes the granted
+//!   waiter out before the commit. The plain `take` proposes its row only while nobody waits
+//!   (`INSERT … SELECT … WHERE NOT EXISTS`): with no row proposed there is no conflict, so
+//!   neither a free key nor an expired row is taken past the line.
 //! - **cleanup** removes rows that expired more than a grace period ago (the timeout, which
 //!   is also every session's `statement_timeout`), so a take that drew its token before the
 //!   row was removed has finished, or been cancelled by the server, by then.
@@ -43,6 +50,17 @@ pub(crate) struct Statements {
     pub(crate) list: String,
     pub(crate) force_release: String,
     pub(crate) cleanup: String,
+    /// Removes the waiters whose lease lapsed.
+    pub(crate) cleanup_waiters: String,
+    /// key, lease ms: the new waiter's arrival.
+    pub(crate) join_line: String,
+    /// key, waiter, lease ms: whether the waiter's lease still ran (and is renewed), and how
+    /// many live waiters are ahead of it.
+    pub(crate) look: String,
+    /// key, arrival: how many live waiters arrived before it.
+    pub(crate) ahead: String,
+    /// waiter.
+    pub(crate) leave_line: String,
     /// key: creates the key's row if missing, and locks it.
     pub(crate) lock_row: String,
     /// key: locks the key's row if there is one.
@@ -60,6 +78,8 @@ pub(crate) struct Names {
     pub(crate) table: String,
     /// The fencing-token sequence, beside the table.
     pub(crate) sequence: String,
+    /// The waiters table, beside the table.
+    pub(crate) waiters: String,
     /// The schema, quoted, when one is named.
     pub(crate) schema: Option<String>,
     /// The notification channel, unquoted (as `pg_notify` takes it).
@@ -76,6 +96,7 @@ impl Names {
         Names {
             table: qualified(table),
             sequence: qualified(&format!("{table}_fencing")),
+            waiters: qualified(&format!("{table}_waiters")),
             schema: schema.map(|s| format!("\"{s}\"")),
             channel: format!("{table}_released"),
         }
@@ -87,9 +108,13 @@ impl Statements {
         let Names {
             table,
             sequence,
+            waiters,
             channel,
             ..
         } = names;
+        let lease = "now() + $2::bigint * interval '1 millisecond'";
+        let nobody_waits =
+            format!("NOT EXISTS (SELECT 1 FROM {waiters} WHERE key = $1 AND expires_at > now())");
         let expiry = "now() + $3::bigint * interval '1 millisecond'";
         let holder = format!("(SELECT owner FROM {table} WHERE key = $1 AND expires_at > now())");
         let millis_left = "(extract(epoch FROM expires_at - now()) * 1000)::bigint";
@@ -101,7 +126,7 @@ impl Statements {
         Statements {
             take: format!(
                 "INSERT INTO {table} AS held (key, owner, expires_at, fencing_token) \
-                 VALUES ($1, $2, {expiry}, nextval('{sequence}')) \
+                 SELECT $1::text, $2::text, {expiry}, nextval('{sequence}') WHERE {nobody_waits} \
                  ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, \
                  expires_at = excluded.expires_at, fencing_token = excluded.fencing_token, \
                  holders = NULL \
@@ -145,6 +170,22 @@ impl Statements {
                 "DELETE FROM {table} \
                  WHERE expires_at < now() - $1::bigint * interval '1 millisecond'"
             ),
+            cleanup_waiters: format!("DELETE FROM {waiters} WHERE expires_at <= now()"),
+            join_line: format!(
+                "INSERT INTO {waiters} (key, expires_at) VALUES ($1, {lease}) RETURNING arrival"
+            ),
+            look: format!(
+                "WITH renewed AS (UPDATE {waiters} \
+                 SET expires_at = now() + $3::bigint * interval '1 millisecond' \
+                 WHERE arrival = $2 AND expires_at > now() RETURNING arrival) \
+                 SELECT EXISTS (SELECT 1 FROM renewed), (SELECT count(*) FROM {waiters} \
+                 WHERE key = $1 AND expires_at > now() AND arrival < $2)"
+            ),
+            ahead: format!(
+                "SELECT count(*) FROM {waiters} \
+                 WHERE key = $1 AND expires_at > now() AND arrival < $2"
+            ),
+            leave_line: format!("DELETE FROM {waiters} WHERE arrival = $1"),
             lock_row: format!(
                 "INSERT INTO {table} AS held (key, owner, expires_at, fencing_token) \
                  VALUES ($1, '', 'epoch', 0) \

@@ -7,7 +7,10 @@
 //! 2.7 kB, above any key a 1 KiB resource id makes), `owner text`, `expires_at timestamptz`
 //! (PostgreSQL's clock), `fencing_token bigint` from the sequence `<table>_fencing`, `holders
 //! text` (NULL but for a key held in another kind than the plain one, see
-//! `stores::sql::holders`), and an index on `expires_at` for the cleanup.
+//! `stores::sql::holders`), and an index on `expires_at` for the cleanup. Beside it the waiters
+//! table `<table>_waiters` (`stores::sql::line`): `arrival bigserial PRIMARY KEY` (its
+//! sequence hands later arrivals larger numbers), `key text`, `expires_at timestamptz` (the
+//! waiter's lease), indexed by key and arrival for the look at a waiter's turn.
 
 use tokio_postgres::Client;
 
@@ -55,6 +58,15 @@ pub(crate) async fn ensure(client: &mut Client, names: &Names) -> Result<(), Con
         table, sequence, ..
     } = names;
     let current = layout::comment(layout::CURRENT);
+    let waiters = format!(
+        "CREATE TABLE IF NOT EXISTS {waiters} (
+             arrival bigserial PRIMARY KEY,
+             key text NOT NULL,
+             expires_at timestamptz NOT NULL);
+         CREATE INDEX IF NOT EXISTS {index} ON {waiters} (key, arrival);",
+        waiters = names.waiters,
+        index = unqualified(names, "_waiters_key"),
+    );
     let steps = match decision {
         Decision::Current => return Ok(()),
         Decision::Newer(version) => {
@@ -83,8 +95,16 @@ pub(crate) async fn ensure(client: &mut Client, names: &Names) -> Result<(), Con
                      fencing_token bigint NOT NULL,
                      holders text);
                  CREATE INDEX ON {table} (expires_at);
+                 {waiters}
                  COMMENT ON TABLE {table} IS '{current}';"
             )
+        }
+        Decision::Migrate(3) => {
+            tracing::info!(
+                "migrating the lock table {table} to layout {}",
+                layout::CURRENT
+            );
+            format!("{waiters} COMMENT ON TABLE {table} IS '{current}';")
         }
         Decision::Migrate(2) => {
             tracing::info!(
@@ -93,6 +113,7 @@ pub(crate) async fn ensure(client: &mut Client, names: &Names) -> Result<(), Con
             );
             format!(
                 "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS holders text;
+                 {waiters}
                  COMMENT ON TABLE {table} IS '{current}';"
             )
         }
@@ -127,8 +148,9 @@ pub(crate) async fn ensure(client: &mut Client, names: &Names) -> Result<(), Con
                  ALTER TABLE {table} ALTER COLUMN fencing_token SET NOT NULL;
                  ALTER TABLE {table} ADD COLUMN holders text;
                  CREATE INDEX IF NOT EXISTS {index} ON {table} (expires_at);
+                 {waiters}
                  COMMENT ON TABLE {table} IS '{current}';",
-                index = index_name(names),
+                index = unqualified(names, "_expires"),
             )
         }
     };
@@ -142,9 +164,10 @@ pub(crate) async fn ensure(client: &mut Client, names: &Names) -> Result<(), Con
         .map_err(|e| failed("can't set up", e))
 }
 
-/// The expiry index's name when a migration adds it (a created table lets PostgreSQL name
-/// it): unqualified, since an index lives in its table's schema.
-fn index_name(names: &Names) -> String {
+/// The name of an index of the table's, the table's name with `suffix` (the expiry index's
+/// when a migration adds it; a created table lets PostgreSQL name it): unqualified, since an
+/// index lives in its table's schema.
+fn unqualified(names: &Names, suffix: &str) -> String {
     let table = names.table.rsplit('.').next().unwrap_or(&names.table);
-    format!("\"{}_expires\"", table.trim_matches('"'))
+    format!("\"{}{suffix}\"", table.trim_matches('"'))
 }

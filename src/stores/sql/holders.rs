@@ -57,6 +57,31 @@ pub(crate) fn acquire(owner: &str, ttl: Duration, kind: Kind) -> impl Change<Try
     }
 }
 
+/// `acquire`, unless `others_ahead` (live waiters stand ahead of it in the key's line,
+/// `line.rs`): then only a holder's re-entry is granted, since it would otherwise wait behind
+/// waiters that wait for it.
+pub(crate) fn acquire_in_line(
+    owner: &str,
+    ttl: Duration,
+    kind: Kind,
+    others_ahead: bool,
+) -> impl Change<TryLockOutcome> + '_ {
+    move |record: &mut Record, now_ms, next_token| {
+        let holds = record
+            .holders
+            .iter()
+            .any(|entry| entry.owner == owner && entry.deadline_ms > now_ms);
+        if others_ahead && !holds {
+            return Outcome {
+                answer: TryLockOutcome::Held,
+                applied: false,
+                drew_token: false,
+            };
+        }
+        acquire(owner, ttl, kind)(record, now_ms, next_token)
+    }
+}
+
 pub(crate) fn release(owner: &str, all_holds: bool) -> impl Change<Released> + '_ {
     move |record: &mut Record, now_ms, _| {
         let released = record.release(now_ms, owner, all_holds);
@@ -255,6 +280,31 @@ mod tests {
         let full = full.unwrap();
         assert_eq!(full.answer, TryLockOutcome::Held);
         assert_eq!((full.write, full.drew_token), (None, false));
+    }
+
+    #[test]
+    fn with_waiters_ahead_only_a_holders_re_entry_is_granted() {
+        let row = plain("o", 10_000, 3);
+        let reader = acquire_in_line("r", TTL, Kind::shared(0), true);
+        let refused = apply(TABLE, None, 1_000, reader, 4).unwrap();
+        assert_eq!(
+            refused.answer,
+            TryLockOutcome::Held,
+            "a free key jumped the line"
+        );
+        assert_eq!(refused.write, None);
+        let reentry = acquire_in_line("o", TTL, Kind::PLAIN.reentrant(), true);
+        let again = apply(TABLE, Some(&row), 1_000, reentry, 4).unwrap();
+        assert!(matches!(again.answer, TryLockOutcome::Granted(g) if g.holds == 2));
+        let expired = apply(TABLE, Some(&row), 20_000, reentry, 4).unwrap();
+        assert_eq!(
+            expired.answer,
+            TryLockOutcome::Held,
+            "an expired holder re-entered"
+        );
+        let first = acquire_in_line("r", TTL, Kind::shared(0), false);
+        let granted = apply(TABLE, None, 1_000, first, 4).unwrap();
+        assert!(matches!(granted.answer, TryLockOutcome::Granted(_)));
     }
 
     #[test]

@@ -6,18 +6,21 @@
 //! Layout 1 is the classic lock table: the key, the owner and the expiry, without fencing
 //! tokens. A table of that shape without a comment of ours counts as layout 1. Layout 2 adds
 //! the fencing token; each store's migration adds the column, filling it from the store's
-//! counter so tokens keep increasing. Layout 3 (the current one) adds `holders`, the record of
-//! a key held in another kind than the plain one (`holders.rs`), NULL for every plain lock, so
-//! its migration is one added column and the locks held meanwhile stay held. A migration takes
-//! a table through each later layout in turn and then sets the comment.
+//! counter so tokens keep increasing. Layout 3 adds `holders`, the record of a key held in
+//! another kind than the plain one (`holders.rs`), NULL for every plain lock, so its migration
+//! is one added column and the locks held meanwhile stay held. Layout 4 (the current one) adds
+//! the waiters table beside the lock table (`line.rs`, named after it with `_waiters`), created
+//! before the comment is set. A migration takes a table through each later layout in turn and
+//! then sets the comment.
 //!
 //! A sidecar of an older dlock refuses a table at a later layout, so during an upgrade the
 //! older sidecars keep running but cannot restart until upgraded; a running older sidecar sees
 //! a shared key held, as every plain statement does, but it could release the first shared
-//! holder's place for all of them, so shared locks wait until every sidecar is upgraded.
+//! holder's place for all of them, so shared locks wait until every sidecar is upgraded; nor
+//! does it look at the waiters table, so its tries and waiters may pass the line meanwhile.
 
 /// The layout this build writes.
-pub(crate) const CURRENT: u32 = 3;
+pub(crate) const CURRENT: u32 = 4;
 
 /// The comment that marks a table as ours, at `version`.
 pub(crate) fn comment(version: u32) -> String {
@@ -65,6 +68,7 @@ mod tests {
         assert_eq!(decide(Some(Some("the team's locks"))), Decision::Migrate(1));
         assert_eq!(decide(Some(Some(&comment(1)))), Decision::Migrate(1));
         assert_eq!(decide(Some(Some(&comment(2)))), Decision::Migrate(2));
+        assert_eq!(decide(Some(Some(&comment(3)))), Decision::Migrate(3));
         assert_eq!(decide(Some(Some(&comment(CURRENT)))), Decision::Current);
         assert_eq!(decide(Some(Some(&comment(7)))), Decision::Newer(7));
     }

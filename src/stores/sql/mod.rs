@@ -2,7 +2,8 @@
 //! settings every SQL store reads the same way (`settings.rs`), the layout-version check that
 //! decides whether a lock table is created, migrated or refused (`layout.rs`), the background
 //! removal of expired rows (`cleanup.rs`), the released keys a sidecar's waiters listen to
-//! (`releases.rs`), shared, limited and reentrant locks kept in a row (`holders.rs`), and the
+//! (`releases.rs`), shared, limited and reentrant locks kept in a row (`holders.rs`), the fair
+//! line of waiters kept in a table beside the locks (`line.rs`), and the
 //! reading of answers (below): an owner-checked statement's, and
 //! values of the table that cannot be used, which are an error naming the table and the column,
 //! never a panic: a table made or changed outside dlock may hold a NULL, a value of another
@@ -19,6 +20,7 @@
 pub(crate) mod cleanup;
 pub(crate) mod holders;
 pub(crate) mod layout;
+pub(crate) mod line;
 #[cfg(test)]
 pub(crate) mod raw_bench;
 pub(crate) mod releases;

@@ -137,13 +137,13 @@ conformance_suite!(
     Backend::Zookeeper,
     [shared, release_signal, outage, store_line]
 );
-// A table keeps no line tied to a sidecar's life: each sidecar keeps its own.
+// The SQL stores keep their line in a waiters table, each waiter on a lease.
 conformance_suite!(
     postgresql,
     Backend::Postgresql,
-    [shared, release_signal, outage]
+    [shared, release_signal, outage, store_line]
 );
 // MySQL has no notifications: a waiter on another sidecar finds a release at its next poll.
-conformance_suite!(mysql, Backend::Mysql, [shared, outage]);
+conformance_suite!(mysql, Backend::Mysql, [shared, outage, store_line]);
 // Azure Blob Storage keeps no line and sends no release signal: waiters poll.
 conformance_suite!(azure_blob, Backend::AzureBlob, [shared, outage]);
