@@ -44,6 +44,7 @@ mod clock;
 mod connection_string;
 mod form;
 mod known;
+mod line;
 mod names;
 #[cfg(test)]
 mod raw_bench;
@@ -52,7 +53,7 @@ mod settings;
 mod shared_key;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -63,11 +64,12 @@ use tokio::task::AbortHandle;
 use crate::config::{ConfigError, Metadata};
 use crate::lock::holders::Record as Holders;
 use crate::lock::{
-    Capabilities, Grant, Kind, LockInfo, LockStore, OwnerChecked, Released, StoreError,
+    Capabilities, Grant, Kind, LockInfo, LockStore, OwnerChecked, Place, Released, StoreError,
     TryLockOutcome,
 };
 use client::{BlobClient, Failure, LeaseAction, Written};
 use known::{Known, Seen};
+use line::Line;
 use record::Record;
 use settings::Settings;
 
@@ -95,6 +97,8 @@ const CLOCK_CHECK_EVERY: Duration = Duration::from_secs(30);
 const SEEN_HELD_LIMIT: usize = 10_000;
 
 pub(crate) struct AzureBlobStore {
+    /// The store itself, for the places in its line, which outlive a call.
+    me: Weak<AzureBlobStore>,
     client: Arc<BlobClient>,
     known: Known,
     /// Keys released through this store (this sidecar's releases and force releases), for
@@ -158,7 +162,8 @@ impl AzureBlobStore {
             );
         }
         let clock = tokio::spawn(keep_the_clock(client.clone())).abort_handle();
-        Ok(Arc::new(AzureBlobStore {
+        Ok(Arc::new_cyclic(|me| AzureBlobStore {
+            me: me.clone(),
             client,
             known: Known::default(),
             released: broadcast::channel(1024).0,
@@ -176,6 +181,7 @@ impl AzureBlobStore {
         let seen = Seen {
             record: Record::from_metadata(blob, &properties.metadata)?,
             holders: form::from_metadata(&properties.metadata),
+            line: Line::from_metadata(&properties.metadata),
             etag: properties.etag,
             leased: properties.leased,
         };
@@ -201,6 +207,13 @@ impl AzureBlobStore {
 
     fn held_now(&self, seen: &Seen) -> bool {
         !self.live_holders(seen).is_free()
+    }
+
+    /// The waiters in `seen`'s line whose lease runs now.
+    fn live_line(&self, seen: &Seen) -> Line {
+        let mut line = seen.line.clone();
+        line.purge(self.now().ms);
+        line
     }
 
     /// A deadline `ttl` from now, by the latest time the service may have now.
@@ -230,30 +243,32 @@ impl AzureBlobStore {
         self.seen_held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes `record`, and `holders` where given, over the blob as `seen`, if it is still as
-    /// seen.
+    /// Writes `record`, `holders` where given, and `line` over the blob as `seen`, if it is
+    /// still as seen: every write carries the line on.
     async fn write(
         &self,
         blob: &str,
         seen: &Seen,
         record: &Record,
         holders: Option<&Holders>,
+        line: &Line,
         lease: Option<&str>,
     ) -> Result<Written, StoreError> {
-        let metadata = form::metadata(record, holders)?;
+        let metadata = form::metadata(record, holders, line)?;
         let written = self.client.set_metadata(blob, &metadata, lease, &seen.etag);
         Ok(written.await?)
     }
 
-    /// Applies `change` to `key`'s live holders, whichever form its blob has, and writes what
-    /// it leaves if the blob is still as read; on a lost race, reads and applies it again, in
+    /// Applies `change` to `key`'s live holders, whichever form its blob has, and to its line
+    /// of live waiters, and writes what it leaves if the blob is still as read; on a lost
+    /// race, reads and applies it again, in
     /// `attempts` at most (`None` then). A change from what this sidecar last saw skips the
     /// read; an answer that writes nothing is always given from a fresh read.
     async fn change_holders<T>(
         &self,
         key: &str,
         attempts: usize,
-        mut change: impl FnMut(&mut Holders, Now, u64) -> Step<T>,
+        mut change: impl FnMut(&mut Holders, &mut Line, Now, u64) -> Step<T>,
     ) -> Result<Option<T>, StoreError> {
         let blob = names::blob_name(key);
         let mut last_seen = self.known.get(&blob);
@@ -264,13 +279,18 @@ impl AzureBlobStore {
                 Some(seen) => Some(seen),
                 None => self.read(&blob).await?,
             };
-            let before = match &seen {
-                Some(seen) => self.live_holders(seen),
-                None => Holders::free(),
+            let (before, mut line) = match &seen {
+                Some(seen) => (self.live_holders(seen), self.live_line(seen)),
+                None => (Holders::free(), Line::default()),
             };
             let fencing = seen.as_ref().map_or(0, |seen| seen.record.fencing);
             let mut holders = before.clone();
-            let step = change(&mut holders, self.now(), fencing.saturating_add(1));
+            let step = change(
+                &mut holders,
+                &mut line,
+                self.now(),
+                fencing.saturating_add(1),
+            );
             if !step.changed {
                 if from_memory {
                     continue;
@@ -299,7 +319,14 @@ impl AzureBlobStore {
             };
             let (record, kept) = form::state(key, &holders, fencing);
             let written = self
-                .write(&blob, &seen, &record, kept.as_ref(), lease.as_deref())
+                .write(
+                    &blob,
+                    &seen,
+                    &record,
+                    kept.as_ref(),
+                    &line,
+                    lease.as_deref(),
+                )
                 .await?;
             let Written::Done(etag) = written else {
                 self.known.forget(&blob);
@@ -316,6 +343,7 @@ impl AzureBlobStore {
                 leased: seen.leased,
                 record,
                 holders: kept,
+                line,
             };
             if let (Some(lease), true) = (&lease, holders.is_free()) {
                 // The key is free already; a lease left behind is broken by the next taker.
@@ -389,7 +417,7 @@ impl LockStore for AzureBlobStore {
         let mut last_seen = self
             .known
             .get(&blob)
-            .filter(|seen| !seen.leased && !self.held_now(seen));
+            .filter(|seen| !seen.leased && !self.held_now(seen) && self.live_line(seen).is_empty());
         for _ in 0..ATTEMPTS {
             let seen = match last_seen.take() {
                 Some(seen) => seen,
@@ -406,6 +434,9 @@ impl LockStore for AzureBlobStore {
                 self.saw_held(key, &holders);
                 return Ok(TryLockOutcome::Held);
             }
+            if !self.live_line(&seen).is_empty() {
+                return Ok(TryLockOutcome::Held); // a try never jumps the line
+            }
             if seen.leased {
                 // The lease of a holder whose deadline passed, or of a release cut short.
                 self.client
@@ -414,7 +445,10 @@ impl LockStore for AzureBlobStore {
                 continue;
             }
             let granted = seen.record.granted(key, owner, self.deadline(ttl))?;
-            let Written::Done(etag) = self.write(&blob, &seen, &granted, None, None).await? else {
+            // Nobody waits: the line's expired waiters go with this write.
+            let nobody = Line::default();
+            let written = self.write(&blob, &seen, &granted, None, &nobody, None);
+            let Written::Done(etag) = written.await? else {
                 continue; // someone else wrote first: look again
             };
             // The key is ours; the lease shuts out writers that do not hold it.
@@ -430,6 +464,7 @@ impl LockStore for AzureBlobStore {
                         leased: true,
                         record: granted.clone(),
                         holders: None,
+                        line: Line::default(),
                     },
                 ),
                 Written::Conflict => {
@@ -460,7 +495,12 @@ impl LockStore for AzureBlobStore {
     ) -> Result<TryLockOutcome, StoreError> {
         let mut refused_by = None;
         let outcome = self
-            .change_holders(key, ATTEMPTS, |holders, now, next_token| {
+            .change_holders(key, ATTEMPTS, |holders, line, now, next_token| {
+                // A try never jumps the line, but a holder's re-entry waits for nobody.
+                if !line.is_empty() && !holders.holders.iter().any(|h| h.owner == owner) {
+                    refused_by = Some(holders.clone());
+                    return Step::new(TryLockOutcome::Held, false);
+                }
                 let acquired = holders.acquire(now.ms, owner, now.ttl(ttl), kind, next_token);
                 let granted = matches!(acquired.outcome, TryLockOutcome::Granted(_));
                 refused_by = (!granted).then(|| holders.clone());
@@ -494,7 +534,7 @@ impl LockStore for AzureBlobStore {
         all_holds: bool,
     ) -> Result<Released, StoreError> {
         let released = self
-            .change_holders(key, HOLDER_ATTEMPTS, |holders, now, _| {
+            .change_holders(key, HOLDER_ATTEMPTS, |holders, _, now, _| {
                 let released = holders.release(now.ms, owner, all_holds);
                 Step::new(released, released.outcome == OwnerChecked::Applied)
             })
@@ -509,7 +549,7 @@ impl LockStore for AzureBlobStore {
         grant: Grant,
     ) -> Result<OwnerChecked, StoreError> {
         let taken = self
-            .change_holders(key, HOLDER_ATTEMPTS, |holders, now, _| {
+            .change_holders(key, HOLDER_ATTEMPTS, |holders, _, now, _| {
                 let taken = holders.take_back(now.ms, owner, grant);
                 Step::new(taken, taken == OwnerChecked::Applied)
             })
@@ -524,7 +564,7 @@ impl LockStore for AzureBlobStore {
         ttl: Duration,
     ) -> Result<OwnerChecked, StoreError> {
         let renewed = self
-            .change_holders(key, HOLDER_ATTEMPTS, |holders, now, _| {
+            .change_holders(key, HOLDER_ATTEMPTS, |holders, _, now, _| {
                 let renewed = holders.renew(now.ms, owner, now.ttl(ttl));
                 Step::new(renewed, renewed == OwnerChecked::Applied)
             })
@@ -568,7 +608,11 @@ impl LockStore for AzureBlobStore {
                 return Ok(false);
             }
             let released = seen.record.released();
-            if let Written::Done(_) = self.write(&blob, &seen, &released, None, None).await? {
+            let line = self.live_line(&seen);
+            if let Written::Done(_) = self
+                .write(&blob, &seen, &released, None, &line, None)
+                .await?
+            {
                 let _ = self.released.send(key.to_string());
                 return Ok(true);
             }
@@ -600,6 +644,25 @@ impl LockStore for AzureBlobStore {
         Ok(())
     }
 
+    async fn join(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<Box<dyn Place>, StoreError> {
+        let me = self
+            .me
+            .upgrade()
+            .ok_or_else(|| StoreError::unavailable("the store is shutting down".to_string()))?;
+        Ok(Box::new(me.join_line(key, owner, ttl, kind).await?))
+    }
+
+    /// The line takes every kind, in one order (KINDS.md, rule 3).
+    fn line_takes(&self, _kind: Kind) -> bool {
+        true
+    }
+
     fn servers(&self) -> Vec<String> {
         vec![self.client.origin().to_string()]
     }
@@ -609,7 +672,7 @@ impl LockStore for AzureBlobStore {
             fencing: true,
             listing: true,
             release_signal: false,
-            line: false,
+            line: true,
             shared: true,
             limit: true,
             reentrant: true,

@@ -42,6 +42,10 @@ pub const ETCD_WAITER_LEASE: std::time::Duration = std::time::Duration::from_sec
 /// `WAITER_LEASE`): a dead sidecar's waiter leaves the line by then.
 pub const REDIS_WAITER_LEASE: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// How long an Azure Blob waiter's place in the blob's line outlives its last renewal (the
+/// store's `WAITER_LEASE`): a dead sidecar's waiter leaves the line by then.
+pub const AZURE_BLOB_WAITER_LEASE: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// The Azure Storage emulator's well-known account and key (Azurite's, public).
 pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
 pub const AZURITE_KEY: &str =
@@ -152,8 +156,9 @@ impl Backend {
     /// died (its session or lease ends). `None` where each sidecar keeps its own line.
     pub fn skips_a_dead_waiter_within(self) -> Option<std::time::Duration> {
         match self {
-            Backend::Memory | Backend::Postgresql | Backend::Mysql | Backend::AzureBlob => None,
+            Backend::Memory | Backend::Postgresql | Backend::Mysql => None,
             Backend::Redis | Backend::RedisCluster => Some(REDIS_WAITER_LEASE),
+            Backend::AzureBlob => Some(AZURE_BLOB_WAITER_LEASE),
             Backend::Etcd => Some(ETCD_WAITER_LEASE),
             Backend::Zookeeper => Some(ZOOKEEPER_SESSION),
         }
