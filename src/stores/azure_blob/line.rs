@@ -20,9 +20,10 @@
 //! of line and join again at its end. Mixed versions lose the order, never a lock.
 //!
 //! Azure has no push, so waiters look, and each look is a read billed by Azure: the first
-//! waiter looks often, the next one now and then, the rest rarely, and a release through this
-//! sidecar wakes its own first waiters at once. A release elsewhere costs a couple of reads,
-//! not one per sidecar. A waiter renews its lease only when a look finds it half spent: a
+//! waiter looks often (every 50 ms at most), the next one every 200 ms, the rest every second.
+//! A change through this sidecar that may let the first waiter in (a release, the grant or
+//! leave of the waiter ahead) wakes that waiter's place at once if it is here, and no other.
+//! So a release elsewhere costs the first waiter's next read, not one read per sidecar. A waiter renews its lease only when a look finds it half spent: a
 //! write per waiter every two seconds, since each write also makes every other writer's ETag
 //! stale (one more read for them).
 
@@ -118,6 +119,11 @@ impl Line {
         self.waiters.len()
     }
 
+    /// The first waiter's id.
+    pub(crate) fn first(&self) -> Option<&str> {
+        self.waiters.first().map(|waiter| waiter.id.as_str())
+    }
+
     fn join(&mut self, id: &str, kind: Kind, lease_ms: u64) {
         self.waiters.push(Waiter {
             id: id.to_string(),
@@ -209,31 +215,24 @@ impl AzureBlobStore {
                 }
             })
             .await?;
-        if let Some(Taken::Outcome(TryLockOutcome::Granted(_))) = &taken {
-            // The waiter behind may be here, and a shared grant may let it in too.
-            self.wake(key);
-        }
         // Every write lost to another's: a look that saw nothing.
         Ok(taken.unwrap_or(Taken::Outcome(TryLockOutcome::Held)))
     }
 
-    /// Takes `waiter` out of `key`'s line, waking the next here when it was first.
+    /// Takes `waiter` out of `key`'s line.
     async fn leave_line(&self, key: &str, waiter: &str) -> Result<(), StoreError> {
-        let left = self
-            .change_holders(key, HOLDER_ATTEMPTS, |_, line, _, _| {
-                let was_first = line.ahead_of(waiter) == Some(0);
-                Step::new(was_first, line.remove(waiter))
-            })
-            .await?
-            .ok_or_else(|| contended(key, HOLDER_ATTEMPTS))?;
-        if left {
-            self.wake(key);
-        }
-        Ok(())
+        self.change_holders(key, HOLDER_ATTEMPTS, |_, line, _, _| {
+            Step::new((), line.remove(waiter))
+        })
+        .await?
+        .ok_or_else(|| contended(key, HOLDER_ATTEMPTS))
     }
 
-    fn wake(&self, key: &str) {
-        let _ = self.released.send(key.to_string());
+    /// Wakes the place of the first waiter in `line`, if it is here.
+    pub(super) fn wake_first(&self, line: &Line) {
+        if let Some(first) = line.first() {
+            let _ = self.turns.send(first.to_string());
+        }
     }
 
     /// Joins `key`'s line for `owner`, asking for `kind`.
@@ -246,7 +245,7 @@ impl AzureBlobStore {
     ) -> Result<AzurePlace, StoreError> {
         let waiter = format!("{:016x}", fastrand::u64(..));
         // Listening before joining: a wake between the two is not lost.
-        let woken = self.released.subscribe();
+        let woken = self.turns.subscribe();
         self.enter_line(key, &waiter, kind).await?;
         Ok(AzurePlace {
             key: key.to_string(),
@@ -272,7 +271,7 @@ pub(super) struct AzurePlace {
     waiter: String,
     /// How many waited ahead at the last look; `None` before the first.
     ahead: Option<usize>,
-    /// Releases and line changes through this sidecar.
+    /// The waiters whose turn may have come by a change through this sidecar.
     woken: broadcast::Receiver<String>,
     /// A take runs in a task of its own, so that a caller who gives up half-way leaves a take
     /// that `leave` can still see to its end and undo.
@@ -282,6 +281,13 @@ pub(super) struct AzurePlace {
 #[async_trait]
 impl Place for AzurePlace {
     async fn try_take(&mut self) -> Result<TryLockOutcome, StoreError> {
+        if self.taking.is_none() {
+            // The look reads the blob after every wake so far: they are stale.
+            while !matches!(
+                self.woken.try_recv(),
+                Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
+            ) {}
+        }
         let taking = self.taking.get_or_insert_with(|| {
             let store = self.store.clone();
             let (key, owner, waiter) = (self.key.clone(), self.owner.clone(), self.waiter.clone());
@@ -325,16 +331,11 @@ impl Place for AzurePlace {
     }
 
     async fn wait_turn(&mut self, max_wait: Duration) -> Result<(), StoreError> {
-        // Only the waiters a release can let in listen: the rest look at their own pace.
-        if self.ahead.is_some_and(|ahead| ahead > 1) {
-            tokio::time::sleep(max_wait).await;
-            return Ok(());
-        }
-        let key = &self.key;
+        let waiter = &self.waiter;
         let woken = async {
             loop {
                 match self.woken.recv().await {
-                    Ok(woken) if woken != *key => continue,
+                    Ok(woken) if woken != *waiter => continue,
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => return,
                     Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
                 }

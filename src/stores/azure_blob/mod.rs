@@ -104,6 +104,10 @@ pub(crate) struct AzureBlobStore {
     /// Keys released through this store (this sidecar's releases and force releases), for
     /// waiters and sessions here: the store has no signal of releases made elsewhere.
     released: broadcast::Sender<String>,
+    /// The waiter first in a key's line after a change through this store that may have let
+    /// it in (a release, the grant or leave of the waiter ahead), for its place here: the line's
+    /// other places, here and elsewhere, keep looking at their own pace (`line.rs`).
+    turns: broadcast::Sender<String>,
     /// For keys a try found held: the local instant by which the holder's deadline has surely
     /// passed, so a waiter never polls later than that.
     seen_held: Mutex<HashMap<String, Instant>>,
@@ -167,6 +171,7 @@ impl AzureBlobStore {
             client,
             known: Known::default(),
             released: broadcast::channel(1024).0,
+            turns: broadcast::channel(1024).0,
             seen_held: Mutex::new(HashMap::new()),
             clock,
         }))
@@ -285,6 +290,7 @@ impl AzureBlobStore {
             };
             let fencing = seen.as_ref().map_or(0, |seen| seen.record.fencing);
             let mut holders = before.clone();
+            let first_before = line.first().map(str::to_string);
             let step = change(
                 &mut holders,
                 &mut line,
@@ -359,8 +365,12 @@ impl AzureBlobStore {
                     _ => now.etag.clear(), // unknown: read next time
                 }
             }
+            let released = holders.holders.len() < before.holders.len();
+            if released || now.line.first() != first_before.as_deref() {
+                self.wake_first(&now.line);
+            }
             self.known.saw(&blob, now);
-            if holders.holders.len() < before.holders.len() {
+            if released {
                 let _ = self.released.send(key.to_string());
             }
             return Ok(Some(step.answer));
@@ -613,6 +623,7 @@ impl LockStore for AzureBlobStore {
                 .write(&blob, &seen, &released, None, &line, None)
                 .await?
             {
+                self.wake_first(&line);
                 let _ = self.released.send(key.to_string());
                 return Ok(true);
             }
