@@ -25,9 +25,12 @@
 //! unlock takes back one hold of a reentrant lock, and a plain try finds a key held by readers
 //! held.
 //!
-//! The store has no release signal: a waiter polls (the core's backoff, jittered here), and
-//! never sleeps past the moment the holder's deadline passes; a release through the same
-//! sidecar wakes its waiters (the core's `SidecarLines`) and its sessions (`released`) at once.
+//! Blocking acquires of every kind wait in one fair line kept in the blob beside the holders
+//! (`line.rs`): each waiter on a lease by the service's clock, granted only when first, in the
+//! write that takes it out of the line. The store has no release signal: a waiter looks at its
+//! turn at a pace set by its place in line, and a change through the same sidecar wakes the
+//! first waiter's place and the sessions (`released`) at once. A multi-lock stands in no line
+//! and polls (the core's backoff, jittered here), never past the holder's deadline.
 //! What this sidecar last saw of a blob (`known.rs`) lets a holder's release or renewal, and a
 //! try after a release here, skip the read before their conditional write.
 //!
