@@ -20,12 +20,13 @@
 //! of line and join again at its end. Mixed versions lose the order, never a lock.
 //!
 //! Azure has no push, so waiters look, and each look is a read billed by Azure: the first
-//! waiter looks often (every 50 ms at most), the next one every 200 ms, the rest every second.
+//! waiter looks often (every 50 ms at most), the next one every 200 ms, the rest every 2 s.
 //! A change through this sidecar that may let the first waiter in (a release, the grant or
 //! leave of the waiter ahead) wakes that waiter's place at once if it is here, and no other.
-//! So a release elsewhere costs the first waiter's next read, not one read per sidecar. A waiter renews its lease only when a look finds it half spent: a
-//! write per waiter every two seconds, since each write also makes every other writer's ETag
-//! stale (one more read for them).
+//! So a release elsewhere costs the first waiter's next read, not one read per sidecar. A
+//! waiter renews its lease only when a look finds it half spent: a write per waiter every four
+//! seconds, since each write also makes every other writer's ETag stale (one more read for
+//! them), and Azurite answers a few hundred requests a second.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,10 +43,10 @@ use crate::lock::{Kind, Mode, Place, StoreError, TryLockOutcome};
 
 /// How long a waiter stays in line without renewing. A dead sidecar's waiter holds the line
 /// up this long at most.
-pub(crate) const WAITER_LEASE: Duration = Duration::from_secs(4);
+pub(crate) const WAITER_LEASE: Duration = Duration::from_secs(6);
 
-/// A look renews the waiter's lease once less than this is left: about every two seconds.
-const RENEW_WHEN_LEFT: Duration = Duration::from_secs(2);
+/// A look renews the waiter's lease once less than this is left: about every four seconds.
+const RENEW_WHEN_LEFT: Duration = Duration::from_secs(3);
 
 /// How long the first waiter pauses between looks, at most: a release elsewhere is seen
 /// this late at worst.
@@ -55,7 +56,7 @@ const FIRST_LOOK: Duration = Duration::from_millis(50);
 const NEXT_LOOK: Duration = Duration::from_millis(200);
 
 /// The same for a waiter further back: it looks to renew its lease and to move up.
-const LOOK_EVERY: Duration = Duration::from_secs(1);
+const LOOK_EVERY: Duration = Duration::from_secs(2);
 
 /// The metadata name of the line, in base64url (metadata values are ASCII).
 const LINE: &str = "line";

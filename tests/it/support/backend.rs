@@ -44,7 +44,7 @@ pub const REDIS_WAITER_LEASE: std::time::Duration = std::time::Duration::from_se
 
 /// How long an Azure Blob waiter's place in the blob's line outlives its last renewal (the
 /// store's `WAITER_LEASE`): a dead sidecar's waiter leaves the line by then.
-pub const AZURE_BLOB_WAITER_LEASE: std::time::Duration = std::time::Duration::from_secs(4);
+pub const AZURE_BLOB_WAITER_LEASE: std::time::Duration = std::time::Duration::from_secs(6);
 
 /// The Azure Storage emulator's well-known account and key (Azurite's, public).
 pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
