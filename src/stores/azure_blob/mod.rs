@@ -54,6 +54,7 @@ mod raw_bench;
 mod record;
 mod settings;
 mod shared_key;
+mod turnstile;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -75,6 +76,7 @@ use known::{Known, Seen};
 use line::Line;
 use record::Record;
 use settings::Settings;
+use turnstile::Turnstile;
 
 /// Reads and conditional writes one call makes before giving up on a key that keeps changing
 /// under it.
@@ -104,6 +106,8 @@ pub(crate) struct AzureBlobStore {
     me: Weak<AzureBlobStore>,
     client: Arc<BlobClient>,
     known: Known,
+    /// This sidecar's changes of one blob, one at a time.
+    turnstile: Turnstile,
     /// Keys released through this store (this sidecar's releases and force releases), for
     /// waiters and sessions here: the store has no signal of releases made elsewhere.
     released: broadcast::Sender<String>,
@@ -173,6 +177,7 @@ impl AzureBlobStore {
             me: me.clone(),
             client,
             known: Known::default(),
+            turnstile: Turnstile::default(),
             released: broadcast::channel(1024).0,
             turns: broadcast::channel(1024).0,
             seen_held: Mutex::new(HashMap::new()),
@@ -279,6 +284,7 @@ impl AzureBlobStore {
         mut change: impl FnMut(&mut Holders, &mut Line, Now, u64) -> Step<T>,
     ) -> Result<Option<T>, StoreError> {
         let blob = names::blob_name(key);
+        let _turn = self.turnstile.pass(&blob).await;
         let mut last_seen = self.known.get(&blob);
         let mut lost = 0;
         for _ in 0..attempts {
@@ -426,6 +432,7 @@ impl LockStore for AzureBlobStore {
         ttl: Duration,
     ) -> Result<TryLockOutcome, StoreError> {
         let blob = names::blob_name(key);
+        let _turn = self.turnstile.pass(&blob).await;
         // A blob last seen free (released through this sidecar, say) is tried without reading.
         let mut last_seen = self
             .known
