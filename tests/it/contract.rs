@@ -9,7 +9,9 @@ use std::time::Duration;
 use dlock::config::Metadata;
 use dlock::lock::LockStore;
 
-use crate::support::backend::{Backend, REDIS_WAITER_LEASE, SQL_WAITER_LEASE};
+use crate::support::backend::{
+    Backend, AZURE_BLOB_WAITER_LEASE, REDIS_WAITER_LEASE, SQL_WAITER_LEASE,
+};
 
 /// The TTL of the expiry checks for stores that keep time to the millisecond (Redis,
 /// ZooKeeper): short, yet long enough that a pause of a busy machine or a slow round trip does
@@ -90,5 +92,6 @@ dlock::store_contract!(
     azure_blob,
     store: store(Backend::AzureBlob),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, shared, limit, reentrant, multi],
+    fair_line: AZURE_BLOB_WAITER_LEASE,
+    capabilities: [fencing, listing, line, shared, limit, reentrant, multi],
 );

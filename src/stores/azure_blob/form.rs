@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
+use super::line::Line;
 use super::record::Record;
 use crate::lock::holders::{Entry, Record as Holders};
 use crate::lock::{Mode, StoreError};
@@ -41,23 +42,27 @@ pub(crate) fn from_metadata(metadata: &HashMap<String, String>) -> Option<Holder
     Holders::decode(std::str::from_utf8(&bytes).ok()?)
 }
 
-/// The metadata that keeps `record` and, where given, `holders`: an error naming the key when
-/// it would be larger than a blob may have.
+/// The metadata that keeps `record`, `holders` where given, and the line of waiters
+/// (`line.rs`): an error naming the key when it would be larger than a blob may have.
 pub(crate) fn metadata(
     record: &Record,
     holders: Option<&Holders>,
+    line: &Line,
 ) -> Result<Vec<(&'static str, String)>, StoreError> {
     let mut metadata = record.to_metadata();
     if let Some(holders) = holders {
         metadata.push((HOLDERS, URL_SAFE_NO_PAD.encode(holders.encode())));
     }
+    metadata.extend(line.to_metadata());
     let size: usize = metadata.iter().map(|(n, v)| n.len() + v.len()).sum();
     if size > METADATA_LIMIT {
         return Err(StoreError::failed(format!(
             "the {} holders of '{}' would not fit in the {METADATA_LIMIT} bytes of metadata \
-             an Azure blob may have: release some first, or use a lower limit",
+             an Azure blob may have, with {} waiting in line: release some first, or use a \
+             lower limit or fewer waiters",
             holders.map_or(0, |h| h.holders.len()),
-            record.key
+            record.key,
+            line.len()
         )));
     }
     Ok(metadata)
@@ -109,7 +114,7 @@ mod tests {
     const TTL: Duration = Duration::from_secs(10);
 
     fn read_back(record: &Record, holders: Option<&Holders>) -> (Record, Option<Holders>) {
-        let metadata: HashMap<String, String> = metadata(record, holders)
+        let metadata: HashMap<String, String> = metadata(record, holders, &Line::default())
             .unwrap()
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
@@ -163,12 +168,14 @@ mod tests {
             many.acquire(0, &owner, TTL, Kind::shared(0), n);
         }
         let (record, kept) = state("the-key", &many, 200);
-        let refused = metadata(&record, kept.as_ref()).unwrap_err().to_string();
+        let refused = metadata(&record, kept.as_ref(), &Line::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             refused.contains("200 holders of 'the-key' would not fit"),
             "{refused}"
         );
         many.holders.truncate(50);
-        assert!(metadata(&record, Some(&many)).is_ok());
+        assert!(metadata(&record, Some(&many), &Line::default()).is_ok());
     }
 }

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
+use super::line::Line;
 use super::record::Record;
 use crate::lock::holders::Record as Holders;
 
@@ -22,6 +23,8 @@ pub(crate) struct Seen {
     pub(crate) record: Record,
     /// The holders record (`form.rs`); `None` for a plain lock's blob.
     pub(crate) holders: Option<Holders>,
+    /// The waiters in line (`line.rs`), not yet purged of the expired.
+    pub(crate) line: Line,
 }
 
 #[derive(Default)]

@@ -25,9 +25,12 @@
 //! unlock takes back one hold of a reentrant lock, and a plain try finds a key held by readers
 //! held.
 //!
-//! The store has no release signal: a waiter polls (the core's backoff, jittered here), and
-//! never sleeps past the moment the holder's deadline passes; a release through the same
-//! sidecar wakes its waiters (the core's `SidecarLines`) and its sessions (`released`) at once.
+//! Blocking acquires of every kind wait in one fair line kept in the blob beside the holders
+//! (`line.rs`): each waiter on a lease by the service's clock, granted only when first, in the
+//! write that takes it out of the line. The store has no release signal: a waiter looks at its
+//! turn at a pace set by its place in line, and a change through the same sidecar wakes the
+//! first waiter's place and the sessions (`released`) at once. A multi-lock stands in no line
+//! and polls (the core's backoff, jittered here), never past the holder's deadline.
 //! What this sidecar last saw of a blob (`known.rs`) lets a holder's release or renewal, and a
 //! try after a release here, skip the read before their conditional write.
 //!
@@ -44,15 +47,17 @@ mod clock;
 mod connection_string;
 mod form;
 mod known;
+mod line;
 mod names;
 #[cfg(test)]
 mod raw_bench;
 mod record;
 mod settings;
 mod shared_key;
+mod turnstile;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -63,13 +68,15 @@ use tokio::task::AbortHandle;
 use crate::config::{ConfigError, Metadata};
 use crate::lock::holders::Record as Holders;
 use crate::lock::{
-    Capabilities, Grant, Kind, LockInfo, LockStore, OwnerChecked, Released, StoreError,
+    Capabilities, Grant, Kind, LockInfo, LockStore, OwnerChecked, Place, Released, StoreError,
     TryLockOutcome,
 };
 use client::{BlobClient, Failure, LeaseAction, Written};
 use known::{Known, Seen};
+use line::Line;
 use record::Record;
 use settings::Settings;
+use turnstile::Turnstile;
 
 /// Reads and conditional writes one call makes before giving up on a key that keeps changing
 /// under it.
@@ -95,11 +102,19 @@ const CLOCK_CHECK_EVERY: Duration = Duration::from_secs(30);
 const SEEN_HELD_LIMIT: usize = 10_000;
 
 pub(crate) struct AzureBlobStore {
+    /// The store itself, for the places in its line, which outlive a call.
+    me: Weak<AzureBlobStore>,
     client: Arc<BlobClient>,
     known: Known,
+    /// This sidecar's changes of one blob, one at a time.
+    turnstile: Turnstile,
     /// Keys released through this store (this sidecar's releases and force releases), for
     /// waiters and sessions here: the store has no signal of releases made elsewhere.
     released: broadcast::Sender<String>,
+    /// The waiter first in a key's line after a change through this store that may have let
+    /// it in (a release, the grant or leave of the waiter ahead), for its place here: the line's
+    /// other places, here and elsewhere, keep looking at their own pace (`line.rs`).
+    turns: broadcast::Sender<String>,
     /// For keys a try found held: the local instant by which the holder's deadline has surely
     /// passed, so a waiter never polls later than that.
     seen_held: Mutex<HashMap<String, Instant>>,
@@ -158,10 +173,13 @@ impl AzureBlobStore {
             );
         }
         let clock = tokio::spawn(keep_the_clock(client.clone())).abort_handle();
-        Ok(Arc::new(AzureBlobStore {
+        Ok(Arc::new_cyclic(|me| AzureBlobStore {
+            me: me.clone(),
             client,
             known: Known::default(),
+            turnstile: Turnstile::default(),
             released: broadcast::channel(1024).0,
+            turns: broadcast::channel(1024).0,
             seen_held: Mutex::new(HashMap::new()),
             clock,
         }))
@@ -176,6 +194,7 @@ impl AzureBlobStore {
         let seen = Seen {
             record: Record::from_metadata(blob, &properties.metadata)?,
             holders: form::from_metadata(&properties.metadata),
+            line: Line::from_metadata(&properties.metadata),
             etag: properties.etag,
             leased: properties.leased,
         };
@@ -201,6 +220,13 @@ impl AzureBlobStore {
 
     fn held_now(&self, seen: &Seen) -> bool {
         !self.live_holders(seen).is_free()
+    }
+
+    /// The waiters in `seen`'s line whose lease runs now.
+    fn live_line(&self, seen: &Seen) -> Line {
+        let mut line = seen.line.clone();
+        line.purge(self.now().ms);
+        line
     }
 
     /// A deadline `ttl` from now, by the latest time the service may have now.
@@ -230,32 +256,35 @@ impl AzureBlobStore {
         self.seen_held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes `record`, and `holders` where given, over the blob as `seen`, if it is still as
-    /// seen.
+    /// Writes `record`, `holders` where given, and `line` over the blob as `seen`, if it is
+    /// still as seen: every write carries the line on.
     async fn write(
         &self,
         blob: &str,
         seen: &Seen,
         record: &Record,
         holders: Option<&Holders>,
+        line: &Line,
         lease: Option<&str>,
     ) -> Result<Written, StoreError> {
-        let metadata = form::metadata(record, holders)?;
+        let metadata = form::metadata(record, holders, line)?;
         let written = self.client.set_metadata(blob, &metadata, lease, &seen.etag);
         Ok(written.await?)
     }
 
-    /// Applies `change` to `key`'s live holders, whichever form its blob has, and writes what
-    /// it leaves if the blob is still as read; on a lost race, reads and applies it again, in
+    /// Applies `change` to `key`'s live holders, whichever form its blob has, and to its line
+    /// of live waiters, and writes what it leaves if the blob is still as read; on a lost
+    /// race, reads and applies it again, in
     /// `attempts` at most (`None` then). A change from what this sidecar last saw skips the
     /// read; an answer that writes nothing is always given from a fresh read.
     async fn change_holders<T>(
         &self,
         key: &str,
         attempts: usize,
-        mut change: impl FnMut(&mut Holders, Now, u64) -> Step<T>,
+        mut change: impl FnMut(&mut Holders, &mut Line, Now, u64) -> Step<T>,
     ) -> Result<Option<T>, StoreError> {
         let blob = names::blob_name(key);
+        let _turn = self.turnstile.pass(&blob).await;
         let mut last_seen = self.known.get(&blob);
         let mut lost = 0;
         for _ in 0..attempts {
@@ -264,13 +293,19 @@ impl AzureBlobStore {
                 Some(seen) => Some(seen),
                 None => self.read(&blob).await?,
             };
-            let before = match &seen {
-                Some(seen) => self.live_holders(seen),
-                None => Holders::free(),
+            let (before, mut line) = match &seen {
+                Some(seen) => (self.live_holders(seen), self.live_line(seen)),
+                None => (Holders::free(), Line::default()),
             };
             let fencing = seen.as_ref().map_or(0, |seen| seen.record.fencing);
             let mut holders = before.clone();
-            let step = change(&mut holders, self.now(), fencing.saturating_add(1));
+            let first_before = line.first().map(str::to_string);
+            let step = change(
+                &mut holders,
+                &mut line,
+                self.now(),
+                fencing.saturating_add(1),
+            );
             if !step.changed {
                 if from_memory {
                     continue;
@@ -299,7 +334,14 @@ impl AzureBlobStore {
             };
             let (record, kept) = form::state(key, &holders, fencing);
             let written = self
-                .write(&blob, &seen, &record, kept.as_ref(), lease.as_deref())
+                .write(
+                    &blob,
+                    &seen,
+                    &record,
+                    kept.as_ref(),
+                    &line,
+                    lease.as_deref(),
+                )
                 .await?;
             let Written::Done(etag) = written else {
                 self.known.forget(&blob);
@@ -316,6 +358,7 @@ impl AzureBlobStore {
                 leased: seen.leased,
                 record,
                 holders: kept,
+                line,
             };
             if let (Some(lease), true) = (&lease, holders.is_free()) {
                 // The key is free already; a lease left behind is broken by the next taker.
@@ -331,8 +374,12 @@ impl AzureBlobStore {
                     _ => now.etag.clear(), // unknown: read next time
                 }
             }
+            let released = holders.holders.len() < before.holders.len();
+            if released || now.line.first() != first_before.as_deref() {
+                self.wake_first(&now.line);
+            }
             self.known.saw(&blob, now);
-            if holders.holders.len() < before.holders.len() {
+            if released {
                 let _ = self.released.send(key.to_string());
             }
             return Ok(Some(step.answer));
@@ -385,11 +432,12 @@ impl LockStore for AzureBlobStore {
         ttl: Duration,
     ) -> Result<TryLockOutcome, StoreError> {
         let blob = names::blob_name(key);
+        let _turn = self.turnstile.pass(&blob).await;
         // A blob last seen free (released through this sidecar, say) is tried without reading.
         let mut last_seen = self
             .known
             .get(&blob)
-            .filter(|seen| !seen.leased && !self.held_now(seen));
+            .filter(|seen| !seen.leased && !self.held_now(seen) && self.live_line(seen).is_empty());
         for _ in 0..ATTEMPTS {
             let seen = match last_seen.take() {
                 Some(seen) => seen,
@@ -406,6 +454,9 @@ impl LockStore for AzureBlobStore {
                 self.saw_held(key, &holders);
                 return Ok(TryLockOutcome::Held);
             }
+            if !self.live_line(&seen).is_empty() {
+                return Ok(TryLockOutcome::Held); // a try never jumps the line
+            }
             if seen.leased {
                 // The lease of a holder whose deadline passed, or of a release cut short.
                 self.client
@@ -414,7 +465,10 @@ impl LockStore for AzureBlobStore {
                 continue;
             }
             let granted = seen.record.granted(key, owner, self.deadline(ttl))?;
-            let Written::Done(etag) = self.write(&blob, &seen, &granted, None, None).await? else {
+            // Nobody waits: the line's expired waiters go with this write.
+            let nobody = Line::default();
+            let written = self.write(&blob, &seen, &granted, None, &nobody, None);
+            let Written::Done(etag) = written.await? else {
                 continue; // someone else wrote first: look again
             };
             // The key is ours; the lease shuts out writers that do not hold it.
@@ -430,6 +484,7 @@ impl LockStore for AzureBlobStore {
                         leased: true,
                         record: granted.clone(),
                         holders: None,
+                        line: Line::default(),
                     },
                 ),
                 Written::Conflict => {
@@ -460,7 +515,12 @@ impl LockStore for AzureBlobStore {
     ) -> Result<TryLockOutcome, StoreError> {
         let mut refused_by = None;
         let outcome = self
-            .change_holders(key, ATTEMPTS, |holders, now, next_token| {
+            .change_holders(key, ATTEMPTS, |holders, line, now, next_token| {
+                // A try never jumps the line, but a holder's re-entry waits for nobody.
+                if !line.is_empty() && !holders.holders.iter().any(|h| h.owner == owner) {
+                    refused_by = Some(holders.clone());
+                    return Step::new(TryLockOutcome::Held, false);
+                }
                 let acquired = holders.acquire(now.ms, owner, now.ttl(ttl), kind, next_token);
                 let granted = matches!(acquired.outcome, TryLockOutcome::Granted(_));
                 refused_by = (!granted).then(|| holders.clone());
@@ -494,7 +554,7 @@ impl LockStore for AzureBlobStore {
         all_holds: bool,
     ) -> Result<Released, StoreError> {
         let released = self
-            .change_holders(key, HOLDER_ATTEMPTS, |holders, now, _| {
+            .change_holders(key, HOLDER_ATTEMPTS, |holders, _, now, _| {
                 let released = holders.release(now.ms, owner, all_holds);
                 Step::new(released, released.outcome == OwnerChecked::Applied)
             })
@@ -509,7 +569,7 @@ impl LockStore for AzureBlobStore {
         grant: Grant,
     ) -> Result<OwnerChecked, StoreError> {
         let taken = self
-            .change_holders(key, HOLDER_ATTEMPTS, |holders, now, _| {
+            .change_holders(key, HOLDER_ATTEMPTS, |holders, _, now, _| {
                 let taken = holders.take_back(now.ms, owner, grant);
                 Step::new(taken, taken == OwnerChecked::Applied)
             })
@@ -524,7 +584,7 @@ impl LockStore for AzureBlobStore {
         ttl: Duration,
     ) -> Result<OwnerChecked, StoreError> {
         let renewed = self
-            .change_holders(key, HOLDER_ATTEMPTS, |holders, now, _| {
+            .change_holders(key, HOLDER_ATTEMPTS, |holders, _, now, _| {
                 let renewed = holders.renew(now.ms, owner, now.ttl(ttl));
                 Step::new(renewed, renewed == OwnerChecked::Applied)
             })
@@ -568,7 +628,12 @@ impl LockStore for AzureBlobStore {
                 return Ok(false);
             }
             let released = seen.record.released();
-            if let Written::Done(_) = self.write(&blob, &seen, &released, None, None).await? {
+            let line = self.live_line(&seen);
+            if let Written::Done(_) = self
+                .write(&blob, &seen, &released, None, &line, None)
+                .await?
+            {
+                self.wake_first(&line);
                 let _ = self.released.send(key.to_string());
                 return Ok(true);
             }
@@ -600,6 +665,25 @@ impl LockStore for AzureBlobStore {
         Ok(())
     }
 
+    async fn join(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+        kind: Kind,
+    ) -> Result<Box<dyn Place>, StoreError> {
+        let me = self
+            .me
+            .upgrade()
+            .ok_or_else(|| StoreError::unavailable("the store is shutting down".to_string()))?;
+        Ok(Box::new(me.join_line(key, owner, ttl, kind).await?))
+    }
+
+    /// The line takes every kind, in one order (KINDS.md, rule 3).
+    fn line_takes(&self, _kind: Kind) -> bool {
+        true
+    }
+
     fn servers(&self) -> Vec<String> {
         vec![self.client.origin().to_string()]
     }
@@ -609,7 +693,7 @@ impl LockStore for AzureBlobStore {
             fencing: true,
             listing: true,
             release_signal: false,
-            line: false,
+            line: true,
             shared: true,
             limit: true,
             reentrant: true,

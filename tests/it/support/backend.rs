@@ -46,6 +46,10 @@ pub const REDIS_WAITER_LEASE: std::time::Duration = std::time::Duration::from_se
 /// kit's `WAITER_LEASE`): a dead sidecar's waiter leaves the line by then.
 pub const SQL_WAITER_LEASE: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// How long an Azure Blob waiter's place in the blob's line outlives its last renewal (the
+/// store's `WAITER_LEASE`): a dead sidecar's waiter leaves the line by then.
+pub const AZURE_BLOB_WAITER_LEASE: std::time::Duration = std::time::Duration::from_secs(6);
+
 /// The Azure Storage emulator's well-known account and key (Azurite's, public).
 pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
 pub const AZURITE_KEY: &str =
@@ -156,9 +160,10 @@ impl Backend {
     /// died (its session or lease ends). `None` where each sidecar keeps its own line.
     pub fn skips_a_dead_waiter_within(self) -> Option<std::time::Duration> {
         match self {
-            Backend::Memory | Backend::AzureBlob => None,
+            Backend::Memory => None,
             Backend::Redis | Backend::RedisCluster => Some(REDIS_WAITER_LEASE),
             Backend::Postgresql | Backend::Mysql => Some(SQL_WAITER_LEASE),
+            Backend::AzureBlob => Some(AZURE_BLOB_WAITER_LEASE),
             Backend::Etcd => Some(ETCD_WAITER_LEASE),
             Backend::Zookeeper => Some(ZOOKEEPER_SESSION),
         }
