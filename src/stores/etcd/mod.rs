@@ -38,6 +38,8 @@ mod deadline;
 mod holders;
 mod leases;
 mod place;
+#[cfg(all(test, any(feature = "postgresql", feature = "mysql")))]
+mod raw_bench;
 mod requests;
 mod settings;
 mod watch;

@@ -60,6 +60,8 @@ mod holding;
 mod kinds;
 mod names;
 mod place;
+#[cfg(all(test, any(feature = "postgresql", feature = "mysql")))]
+mod raw_bench;
 mod record;
 mod session;
 mod settings;
