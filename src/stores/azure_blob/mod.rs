@@ -45,7 +45,7 @@ mod connection_string;
 mod form;
 mod known;
 mod names;
-#[cfg(test)]
+#[cfg(all(test, any(feature = "postgresql", feature = "mysql")))]
 mod raw_bench;
 mod record;
 mod settings;
