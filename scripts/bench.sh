@@ -22,10 +22,12 @@
 # and MariaDB (fsync=off, innodb_flush_log_at_trx_commit=0), etcd with its fsyncs, Azurite in
 # memory.
 #
-# Usage: scripts/bench.sh [--pairs N] [--profile PROFILE] [STORE…]
+# Usage: scripts/bench.sh [--pairs N] [--profile PROFILE] [--raw-profile PROFILE] [--no-build] [STORE…]
 #   STORE: memory redis postgresql mysql etcd zookeeper azure (default: all). N (default 2000)
 #   is each run's pairs on the stores that write to disk or speak HTTP; memory and Redis run
-#   10 N, enough clock ticks of CPU to count. PROFILE: release (default), profiling, or dev.
+#   10 N, enough clock ticks of CPU to count. PROFILE: release (default), profiling, or dev;
+#   --raw-profile builds the raw benches in another (default: the same; a release build of the
+#   library's tests takes as long again as dlockd's). --no-build runs what is built already.
 #   DLOCK_TEST_PORT_OFFSET moves the servers' ports (default 400, clear of the tests' own).
 # Run scripts/test.sh once first on a fresh machine: it installs the servers.
 set -euo pipefail
@@ -36,24 +38,31 @@ say() { echo "bench.sh: $*" >&2; }
 
 pairs=2000
 profile=release
+raw_profile=""
+build=yes
 stores=()
 while (($#)); do
   case "$1" in
     --pairs) pairs="$2"; shift 2 ;;
     --profile) profile="$2"; shift 2 ;;
+    --raw-profile) raw_profile="$2"; shift 2 ;;
+    --no-build) build=""; shift ;;
     memory | redis | postgresql | mysql | etcd | zookeeper | azure) stores+=("$1"); shift ;;
     *) say "unknown argument '$1' (see the usage at the top of scripts/bench.sh)"; exit 2 ;;
   esac
 done
 ((${#stores[@]})) || stores=(memory redis postgresql mysql etcd zookeeper azure)
+raw_profile="${raw_profile:-$profile}"
 
 out="$root/target/bench"
 mkdir -p "$out"
 # The binaries where cargo puts them (CARGO_TARGET_DIR, if set, moves them).
 bin="${CARGO_TARGET_DIR:-$root/target}/$([[ $profile == dev ]] && echo debug || echo "$profile")"
-say "cargo build --profile $profile (the binaries and the raw benches)"
-cargo build --profile "$profile" --quiet --bins
-cargo test --profile "$profile" --quiet --lib --no-run 2>/dev/null
+if [[ -n $build ]]; then
+  say "cargo build --profile $profile, and the raw benches with --profile $raw_profile"
+  cargo build --profile "$profile" --quiet --bins
+  cargo test --profile "$raw_profile" --quiet --lib --no-run 2>/dev/null
+fi
 
 # --- Servers ---------------------------------------------------------------------------
 export DLOCK_TEST_PORT_OFFSET="${DLOCK_TEST_PORT_OFFSET:-400}"
@@ -180,7 +189,7 @@ raw() {
         DLOCK_BENCH_MYSQL="dlock:$DLOCK_TEST_MYSQL_PASSWORD@tcp($DLOCK_TEST_MYSQL)/" \
         DLOCK_BENCH_ETCD="$DLOCK_TEST_ETCD" DLOCK_BENCH_ZOOKEEPER="$DLOCK_TEST_ZOOKEEPER" \
         DLOCK_BENCH_AZURITE="$DLOCK_TEST_AZURITE" \
-        cargo test --profile "$profile" --quiet --lib "$test" -- --exact --ignored --nocapture >"$log" 2>&1 \
+        cargo test --profile "$raw_profile" --quiet --lib "$test" -- --exact --ignored --nocapture >"$log" 2>&1 \
         || { say "the raw bench of $store failed"; cat "$log" >&2; exit 1; }
       grep -E "^raw .*, $clients clients:" "$log" | grep -oE '[0-9]+ pairs/s' | cut -d' ' -f1 ;;
   esac
@@ -226,7 +235,7 @@ heading="store|clients|pairs/s dlockd|pairs/s raw|ratio|writes/pair dlockd (raw)
 { echo "$heading"; printf '%s\n' "${rows[@]}"; } | column -t -s '|'
 machine="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores"
 {
-  echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`scripts/bench.sh --pairs $pairs --profile $profile\` on $machine"
+  echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`scripts/bench.sh --pairs $pairs --profile $profile --raw-profile $raw_profile\` on $machine"
   echo "(memory and Redis: $((pairs * 10)) pairs per run, the others $pairs)."
   echo
   echo "| ${heading//|/ | } |"
