@@ -11,7 +11,8 @@
 #     1 / (1/SET rate + 1/EVAL rate)); the raw clients in src/stores/*/raw_bench.rs for
 #     PostgreSQL, MySQL, etcd, ZooKeeper and Azure Blob; none for the in-memory store;
 #   - what reached the store per pair, from its own counters: writes (Redis: keys changed;
-#     PostgreSQL: rows written, pg_stat_statements; MariaDB: InnoDB rows written; etcd: Raft
+#     PostgreSQL: rows written, pg_stat_statements; MariaDB: INSERT, UPDATE and DELETE
+#     statements; etcd: Raft
 #     proposals committed; ZooKeeper: transactions, the zxid's growth; Azurite: PUT requests)
 #     and requests (Redis: commands, counting those its scripts run; PostgreSQL: statements;
 #     MariaDB: prepared statements executed, prepared, reset and closed, and connection resets;
@@ -91,15 +92,16 @@ counted() {
     redis)
       redis-cli -p "$redis_port" info all | tr -d '\r' | awk -F: '
         $1 == "rdb_changes_since_last_save" { w = $2 } $1 == "total_commands_processed" { r = $2 }
-        END { print w, r }' ;;
+        END { print w + 0, r + 0 }' ;;
     postgresql)
       psql -F ' ' -c "SELECT coalesce(sum(rows) FILTER (WHERE query ~* '^\s*(insert|update|delete|with)'), 0),
         coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%'" ;;
     mysql)
-      mariadb_root -e "SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_rows_inserted',
-        'Innodb_rows_updated', 'Innodb_rows_deleted', 'Com_stmt_execute', 'Com_stmt_prepare',
-        'Com_stmt_reset', 'Com_stmt_close', 'Com_admin_commands')" |
-        awk '/^Innodb/ { w += $2; next } { r += $2 } END { print w, r }' ;;
+      # A prepared statement's execution counts in Com_stmt_execute and in its own Com_ too.
+      mariadb_root -e "SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_insert', 'Com_update',
+        'Com_delete', 'Com_stmt_execute', 'Com_stmt_prepare', 'Com_stmt_reset', 'Com_stmt_close',
+        'Com_admin_commands')" |
+        awk '/^Com_(insert|update|delete)\t/ { w += $2; next } { r += $2 } END { print w + 0, r + 0 }' ;;
     etcd)
       curl -sf "http://$DLOCK_TEST_ETCD/metrics" | awk '
         /^etcd_server_proposals_committed_total / { w = $2 }
