@@ -49,7 +49,7 @@ mod form;
 mod known;
 mod line;
 mod names;
-#[cfg(test)]
+#[cfg(all(test, any(feature = "postgresql", feature = "mysql")))]
 mod raw_bench;
 mod record;
 mod settings;

@@ -41,6 +41,8 @@ mod holders;
 mod leases;
 mod multi;
 mod place;
+#[cfg(all(test, any(feature = "postgresql", feature = "mysql")))]
+mod raw_bench;
 mod requests;
 mod settings;
 mod watch;

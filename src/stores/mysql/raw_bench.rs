@@ -1,5 +1,5 @@
 //! What a lock costs on MySQL or MariaDB without the sidecar, for the figures
-//! scripts/bench-sql.sh sets beside `dlock bench`: the store's own `try_lock` and `unlock`
+//! scripts/bench.sh sets beside `dlock bench`: the store's own `try_lock` and `unlock`
 //! (minus gRPC and the lock service), one pair after the other on each client's key. A take of
 //! a key released before meets its expired row: the insert fails on the key, the row is
 //! deleted, the insert runs again. Not run by the suite:

@@ -1,4 +1,4 @@
-//! What a lock costs on PostgreSQL without the sidecar, for the figures scripts/bench-sql.sh
+//! What a lock costs on PostgreSQL without the sidecar, for the figures scripts/bench.sh
 //! sets beside `dlock bench`: the store's own take and release statements, one pair after the
 //! other on each client's key, through the store's own pool and prepared-statement cache (the
 //! path `try_lock` and `unlock` take, minus gRPC and the lock service). Not run by the suite:

@@ -1,7 +1,7 @@
 //! The measuring loop of the SQL stores' raw benchmarks (`stores::postgresql::raw_bench`,
 //! `stores::mysql::raw_bench`), written once: clients, each on its own key, run a store's take
 //! and release statements straight through its pool, and one line reports pairs per second
-//! and the latency of a pair, as `dlock bench` counts them, for scripts/bench-sql.sh to set
+//! and the latency of a pair, as `dlock bench` counts them, for scripts/bench.sh to set
 //! beside `dlock bench` through dlockd. `DLOCK_BENCH_CLIENTS` (default `1,50`) and
 //! `DLOCK_BENCH_PAIRS` (default 2000, split between the clients) set the load.
 

@@ -66,6 +66,8 @@ mod kinds;
 mod multi;
 mod names;
 mod place;
+#[cfg(all(test, any(feature = "postgresql", feature = "mysql")))]
+mod raw_bench;
 mod record;
 mod session;
 mod settings;
