@@ -39,6 +39,7 @@ mod held_here;
 pub(crate) mod holders;
 pub(crate) mod key;
 pub(crate) mod kind;
+pub(crate) mod look;
 pub(crate) mod multi;
 pub mod probe;
 pub(crate) mod registry;

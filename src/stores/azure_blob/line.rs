@@ -36,9 +36,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
-use tokio::task::JoinHandle;
 
 use super::{contended, AzureBlobStore, Step, ATTEMPTS, HOLDER_ATTEMPTS};
+use crate::lock::look::{Look, Looking};
 use crate::lock::{Kind, Mode, Place, StoreError, TryLockOutcome};
 
 /// How long a waiter stays in line without renewing. A dead sidecar's waiter holds the line
@@ -162,15 +162,6 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// What a waiter's look came to.
-enum Taken {
-    Outcome(TryLockOutcome),
-    /// This many wait ahead of it.
-    Behind(usize),
-    /// Its lease passed and the line dropped it.
-    Gone,
-}
-
 impl AzureBlobStore {
     /// Puts `waiter` at the end of `key`'s line, asking for `kind`.
     async fn enter_line(&self, key: &str, waiter: &str, kind: Kind) -> Result<(), StoreError> {
@@ -192,32 +183,32 @@ impl AzureBlobStore {
         ttl: Duration,
         kind: Kind,
         waiter: &str,
-    ) -> Result<Taken, StoreError> {
+    ) -> Result<Look, StoreError> {
         let taken = self
             .change_holders(key, ATTEMPTS, |holders, line, now, next_token| {
                 let Some(ahead) = line.ahead_of(waiter) else {
-                    return Step::new(Taken::Gone, false);
+                    return Step::new(Look::Gone, false);
                 };
                 let due = now.ms.saturating_add(millis(RENEW_WHEN_LEFT));
                 let lease = now.ms.saturating_add(millis(now.ttl(WAITER_LEASE)));
                 let renewed = line.renew_if_due(waiter, due, lease);
                 if ahead > 0 {
-                    return Step::new(Taken::Behind(ahead), renewed);
+                    return Step::new(Look::Behind(Some(ahead as u64)), renewed);
                 }
                 let acquired = holders.acquire(now.ms, owner, now.ttl(ttl), kind, next_token);
                 if !matches!(acquired.outcome, TryLockOutcome::Granted(_)) {
-                    return Step::new(Taken::Outcome(acquired.outcome), renewed);
+                    return Step::new(Look::Took(acquired.outcome), renewed);
                 }
                 line.remove(waiter);
                 Step {
-                    answer: Taken::Outcome(acquired.outcome),
+                    answer: Look::Took(acquired.outcome),
                     changed: true,
                     drew_token: acquired.drew_token,
                 }
             })
             .await?;
         // Every write lost to another's: a look that saw nothing.
-        Ok(taken.unwrap_or(Taken::Outcome(TryLockOutcome::Held)))
+        Ok(taken.unwrap_or(Look::Took(TryLockOutcome::Held)))
     }
 
     /// Takes `waiter` out of `key`'s line.
@@ -256,7 +247,7 @@ impl AzureBlobStore {
             waiter,
             ahead: None,
             woken,
-            taking: None,
+            looking: Looking::default(),
             store: self,
         })
     }
@@ -271,45 +262,39 @@ pub(super) struct AzurePlace {
     kind: Kind,
     waiter: String,
     /// How many waited ahead at the last look; `None` before the first.
-    ahead: Option<usize>,
+    ahead: Option<u64>,
     /// The waiters whose turn may have come by a change through this sidecar.
     woken: broadcast::Receiver<String>,
-    /// A take runs in a task of its own, so that a caller who gives up half-way leaves a take
-    /// that `leave` can still see to its end and undo.
-    taking: Option<JoinHandle<Result<Taken, StoreError>>>,
+    looking: Looking,
 }
 
 #[async_trait]
 impl Place for AzurePlace {
     async fn try_take(&mut self) -> Result<TryLockOutcome, StoreError> {
-        if self.taking.is_none() {
+        if !self.looking.is_under_way() {
             // The look reads the blob after every wake so far: they are stale.
             while !matches!(
                 self.woken.try_recv(),
                 Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
             ) {}
         }
-        let taking = self.taking.get_or_insert_with(|| {
-            let store = self.store.clone();
-            let (key, owner, waiter) = (self.key.clone(), self.owner.clone(), self.waiter.clone());
-            let (ttl, kind) = (self.ttl, self.kind);
-            tokio::spawn(async move { store.take_turn(&key, &owner, ttl, kind, &waiter).await })
-        });
-        let taken = taking.await;
-        self.taking = None;
-        let taken = taken.map_err(|e| {
-            StoreError::failed(format!("a waiter's look failed: {e}")).with_source(e)
-        })??;
-        match taken {
-            Taken::Outcome(outcome) => {
+        let store = self.store.clone();
+        let (key, owner, waiter) = (self.key.clone(), self.owner.clone(), self.waiter.clone());
+        let (ttl, kind) = (self.ttl, self.kind);
+        let looked = self
+            .looking
+            .look(|| async move { store.take_turn(&key, &owner, ttl, kind, &waiter).await })
+            .await?;
+        match looked {
+            Look::Took(outcome) => {
                 self.ahead = Some(0);
                 Ok(outcome)
             }
-            Taken::Behind(ahead) => {
-                self.ahead = Some(ahead);
+            Look::Behind(ahead) => {
+                self.ahead = ahead;
                 Ok(TryLockOutcome::Held)
             }
-            Taken::Gone => {
+            Look::Gone => {
                 tracing::warn!(
                     "a waiter's lease in the blob's line passed (Azure out of reach?): it joins \
                      the line again"
@@ -347,16 +332,13 @@ impl Place for AzurePlace {
     }
 
     async fn leave(mut self: Box<Self>) {
-        if let Some(taking) = self.taking.take() {
-            // A take the caller gave up on: its grant, if it got one, is nobody's.
-            if let Ok(Ok(Taken::Outcome(TryLockOutcome::Granted(grant)))) = taking.await {
-                use crate::lock::LockStore;
-                let taken_back = self.store.take_back(&self.key, &self.owner, grant).await;
-                if let Err(error) = taken_back {
-                    tracing::warn!("a grant nobody awaits stays until it expires: {error}");
-                }
-                return;
+        if let Some(grant) = self.looking.abandoned_grant().await {
+            use crate::lock::LockStore;
+            let taken_back = self.store.take_back(&self.key, &self.owner, grant).await;
+            if let Err(error) = taken_back {
+                tracing::warn!("a grant nobody awaits stays until it expires: {error}");
             }
+            return;
         }
         if let Err(error) = self.store.leave_line(&self.key, &self.waiter).await {
             tracing::debug!("a waiter left to its lease's expiry: {error}");

@@ -28,11 +28,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::Script;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::signal::Interest;
 use super::{millis, RedisStore};
+use crate::lock::look::{Look, Looking};
 use crate::lock::{Kind, Place, StoreError, TryLockOutcome};
 
 /// How long a waiter stays in line without looking at its turn. The core looks at least every
@@ -188,15 +188,6 @@ impl Turn<'_> {
     }
 }
 
-/// What a waiter's try came to.
-pub(super) enum Taken {
-    Outcome(TryLockOutcome),
-    /// Others wait ahead of it.
-    Behind,
-    /// Its lease lapsed and the line dropped it.
-    Gone,
-}
-
 /// A waiter's place: its entry in the line, its channel, and a take under way.
 pub(super) struct RedisPlace {
     store: Arc<RedisStore>,
@@ -208,9 +199,7 @@ pub(super) struct RedisPlace {
     waiter: String,
     /// Subscribed for as long as the place lives.
     turn: Interest,
-    /// A take runs in a task of its own, so that a caller who gives up half-way leaves a take
-    /// that `leave` can still see to its end and undo.
-    taking: Option<JoinHandle<Result<Taken, StoreError>>>,
+    looking: Looking,
     /// When the last look found others ahead, while no wake has come since.
     behind_since: Option<Instant>,
 }
@@ -247,7 +236,7 @@ impl RedisStore {
             kind,
             waiter,
             turn,
-            taking: None,
+            looking: Looking::default(),
             behind_since: None,
             store: self,
         })
@@ -276,7 +265,7 @@ impl RedisStore {
         ttl: Duration,
         kind: Kind,
         waiter: &str,
-    ) -> Result<Taken, StoreError> {
+    ) -> Result<Look, StoreError> {
         let turn = Turn::Waiter(waiter);
         if kind.is_plain() {
             return self.acquire_plain(key, owner, ttl, turn).await;
@@ -293,9 +282,9 @@ impl RedisStore {
             .await
             .map_err(|e| self.failed(e))?;
         Ok(match stands {
-            -1 => Taken::Gone,
-            1 => Taken::Outcome(self.acquire_record(key, owner, ttl, kind, turn).await?),
-            _ => Taken::Behind,
+            -1 => Look::Gone,
+            1 => Look::Took(self.acquire_record(key, owner, ttl, kind, turn).await?),
+            _ => Look::Behind(None),
         })
     }
 }
@@ -303,25 +292,21 @@ impl RedisStore {
 #[async_trait]
 impl Place for RedisPlace {
     async fn try_take(&mut self) -> Result<TryLockOutcome, StoreError> {
-        let taking = self.taking.get_or_insert_with(|| {
-            let store = self.store.clone();
-            let (key, owner, waiter) = (self.key.clone(), self.owner.clone(), self.waiter.clone());
-            let (ttl, kind) = (self.ttl, self.kind);
-            tokio::spawn(async move { store.take_turn(&key, &owner, ttl, kind, &waiter).await })
-        });
-        let taken = taking.await;
-        self.taking = None;
-        let taken = taken.map_err(|e| {
-            StoreError::failed(format!("a waiter's try failed: {e}")).with_source(e)
-        })??;
+        let store = self.store.clone();
+        let (key, owner, waiter) = (self.key.clone(), self.owner.clone(), self.waiter.clone());
+        let (ttl, kind) = (self.ttl, self.kind);
+        let looked = self
+            .looking
+            .look(|| async move { store.take_turn(&key, &owner, ttl, kind, &waiter).await })
+            .await?;
         self.behind_since = None;
-        match taken {
-            Taken::Outcome(outcome) => Ok(outcome),
-            Taken::Behind => {
+        match looked {
+            Look::Took(outcome) => Ok(outcome),
+            Look::Behind(_) => {
                 self.behind_since = Some(Instant::now());
                 Ok(TryLockOutcome::Held)
             }
-            Taken::Gone => {
+            Look::Gone => {
                 tracing::warn!(
                     "a waiter's lease lapsed (Redis out of reach?): it joins the line again"
                 );
@@ -351,15 +336,12 @@ impl Place for RedisPlace {
     }
 
     async fn leave(mut self: Box<Self>) {
-        if let Some(taking) = self.taking.take() {
-            // A take the caller gave up on: its grant, if it got one, is nobody's.
-            if let Ok(Ok(Taken::Outcome(TryLockOutcome::Granted(grant)))) = taking.await {
-                let taken_back = self.store.take_back_at(&self.lock, &self.owner, grant);
-                if let Err(error) = taken_back.await {
-                    tracing::warn!("a grant nobody awaits stays until it expires: {error}");
-                }
-                return;
+        if let Some(grant) = self.looking.abandoned_grant().await {
+            let taken_back = self.store.take_back_at(&self.lock, &self.owner, grant);
+            if let Err(error) = taken_back.await {
+                tracing::warn!("a grant nobody awaits stays until it expires: {error}");
             }
+            return;
         }
         let left: Result<i64, _> = self
             .store

@@ -31,13 +31,14 @@ use redis::{RedisError, Script, ScriptInvocation};
 use crate::config::ConfigError;
 use crate::config::Metadata;
 use crate::lock::holders;
+use crate::lock::look::Look;
 use crate::lock::{
     Capabilities, Grant, Kind, LockInfo, LockStore, ManyOutcome, OwnerChecked, Place, Released,
     StoreError, TryLockOutcome,
 };
 use connection::{Connection, Handle};
 use keys::{legacy_fence_key, token_key, KeyLayout};
-use line::{line_key, turn_prefix, LineScripts, Taken, Turn};
+use line::{line_key, turn_prefix, LineScripts, Turn};
 use records::{Checked, RACES};
 use settings::{Settings, Topology, WaitReplicas};
 use signal::ReleaseSignal;
@@ -264,7 +265,7 @@ impl RedisStore {
         owner: &str,
         ttl: Duration,
         turn: Turn<'_>,
-    ) -> Result<Taken, StoreError> {
+    ) -> Result<Look, StoreError> {
         let lock = self.layout.lock_key(key);
         let mut invocation = self.acquire.key(&lock);
         invocation
@@ -300,10 +301,10 @@ impl RedisStore {
             }
         };
         Ok(match token {
-            -1 => Taken::Gone,
-            -2 => Taken::Behind,
-            0 => Taken::Outcome(TryLockOutcome::Held),
-            token => Taken::Outcome(TryLockOutcome::Granted(Grant::first(Some(token as u64)))),
+            -1 => Look::Gone,
+            -2 => Look::Behind(None),
+            0 => Look::Took(TryLockOutcome::Held),
+            token => Look::Took(TryLockOutcome::Granted(Grant::first(Some(token as u64)))),
         })
     }
 
@@ -371,8 +372,8 @@ impl LockStore for RedisStore {
         ttl: Duration,
     ) -> Result<TryLockOutcome, StoreError> {
         match self.acquire_plain(key, owner, ttl, Turn::Try).await? {
-            Taken::Outcome(outcome) => Ok(outcome),
-            Taken::Gone | Taken::Behind => Err(StoreError::failed(
+            Look::Took(outcome) => Ok(outcome),
+            Look::Gone | Look::Behind(_) => Err(StoreError::failed(
                 "a try was answered as a waiter in the line".to_string(),
             )),
         }

@@ -27,9 +27,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::lock::look::{Look, Looking};
 use crate::lock::{Kind, LockStore, Place, StoreError, TryLockOutcome};
 
 /// How long a waiter stays in line without looking at its turn.
@@ -119,17 +119,8 @@ pub(crate) async fn join<S: LineStore>(
         waiter,
         ahead: None,
         looked: Instant::now(),
-        taking: None,
+        looking: Looking::default(),
     }))
-}
-
-/// What a waiter's try came to.
-enum Taken {
-    Outcome(TryLockOutcome),
-    /// This many live waiters are ahead of it.
-    Behind(u64),
-    /// Its lease lapsed and the line dropped it.
-    Gone,
 }
 
 /// A waiter's place: its row in the waiters table and a take under way.
@@ -143,9 +134,7 @@ struct SqlPlace<S: LineStore> {
     /// How many waited ahead at the last look; `None` before the first.
     ahead: Option<u64>,
     looked: Instant,
-    /// A take runs in a task of its own, so that a caller who gives up half-way leaves a take
-    /// that `leave` can still see to its end and undo.
-    taking: Option<JoinHandle<Result<Taken, StoreError>>>,
+    looking: Looking,
 }
 
 /// How often a waiter with `ahead` others ahead of it at its last look looks again; `None`
@@ -157,7 +146,7 @@ fn look_every(ahead: Option<u64>) -> Option<Duration> {
     Some(LOOK_STEP.saturating_mul(places).min(LOOK_EVERY))
 }
 
-/// One try of a waiter: a look at its turn (renewing its lease), and the take when it is first.
+/// One look of a waiter at its turn (renewing its lease), and the take when it is first.
 async fn take<S: LineStore>(
     store: Arc<S>,
     key: String,
@@ -165,37 +154,34 @@ async fn take<S: LineStore>(
     ttl: Duration,
     kind: Kind,
     waiter: i64,
-) -> Result<Taken, StoreError> {
+) -> Result<Look, StoreError> {
     Ok(match store.look(&key, waiter).await? {
-        None => Taken::Gone,
-        Some(0) => Taken::Outcome(store.take_turn(&key, &owner, ttl, kind, waiter).await?),
-        Some(ahead) => Taken::Behind(ahead),
+        None => Look::Gone,
+        Some(0) => Look::Took(store.take_turn(&key, &owner, ttl, kind, waiter).await?),
+        Some(ahead) => Look::Behind(Some(ahead)),
     })
 }
 
 #[async_trait]
 impl<S: LineStore> Place for SqlPlace<S> {
     async fn try_take(&mut self) -> Result<TryLockOutcome, StoreError> {
-        let taking = self.taking.get_or_insert_with(|| {
-            let (store, key, owner) = (self.store.clone(), self.key.clone(), self.owner.clone());
-            tokio::spawn(take(store, key, owner, self.ttl, self.kind, self.waiter))
-        });
-        let taken = taking.await;
-        self.taking = None;
-        let taken = taken.map_err(|e| {
-            StoreError::failed(format!("a waiter's try failed: {e}")).with_source(e)
-        })??;
+        let (store, key, owner) = (self.store.clone(), self.key.clone(), self.owner.clone());
+        let (ttl, kind, waiter) = (self.ttl, self.kind, self.waiter);
+        let looked = self
+            .looking
+            .look(|| take(store, key, owner, ttl, kind, waiter))
+            .await?;
         self.looked = Instant::now();
-        match taken {
-            Taken::Outcome(outcome) => {
+        match looked {
+            Look::Took(outcome) => {
                 self.ahead = Some(0);
                 Ok(outcome)
             }
-            Taken::Behind(ahead) => {
-                self.ahead = Some(ahead);
+            Look::Behind(ahead) => {
+                self.ahead = ahead;
                 Ok(TryLockOutcome::Held)
             }
-            Taken::Gone => {
+            Look::Gone => {
                 tracing::warn!(
                     "a waiter's lease lapsed (the database out of reach?): it joins the line again"
                 );
@@ -226,15 +212,12 @@ impl<S: LineStore> Place for SqlPlace<S> {
     }
 
     async fn leave(mut self: Box<Self>) {
-        if let Some(taking) = self.taking.take() {
-            // A take the caller gave up on: its grant, if it got one, is nobody's.
-            if let Ok(Ok(Taken::Outcome(TryLockOutcome::Granted(grant)))) = taking.await {
-                let taken_back = self.store.take_back(&self.key, &self.owner, grant);
-                if let Err(error) = taken_back.await {
-                    tracing::warn!("a grant nobody awaits stays until it expires: {error}");
-                }
-                return;
+        if let Some(grant) = self.looking.abandoned_grant().await {
+            let taken_back = self.store.take_back(&self.key, &self.owner, grant);
+            if let Err(error) = taken_back.await {
+                tracing::warn!("a grant nobody awaits stays until it expires: {error}");
             }
+            return;
         }
         if let Err(error) = self.store.leave_line(self.waiter).await {
             tracing::debug!("a waiter left to its lease's expiry: {error}");
