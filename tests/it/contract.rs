@@ -82,8 +82,7 @@ dlock::store_contract!(
     mysql,
     store: store(Backend::Mysql),
     short_ttl: SHORT_TTL,
-    fair_line: SQL_WAITER_LEASE,
-    capabilities: [fencing, listing, line, shared, limit, reentrant, multi, multi_atomic],
+    capabilities: [fencing, listing, shared, limit, reentrant, multi, multi_atomic],
 );
 
 // Azurite keeps time to the millisecond, but the store knows the service's clock only to a
