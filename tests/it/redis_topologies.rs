@@ -124,6 +124,8 @@ fn sentinel_sidecar(sentinel: &Redis, extra: &[(&str, &str)]) -> Dlockd {
         ("readTimeout", "1s"),
         ("dialTimeout", "1s"),
     ];
+    // What `extra` names replaces the value above.
+    metadata.retain(|(name, _)| extra.iter().all(|(given, _)| given != name));
     metadata.extend_from_slice(extra);
     sidecar_on(&metadata).unwrap()
 }
@@ -164,14 +166,19 @@ async fn cut_replication(master: &Redis, replica: &Redis) {
 async fn granted_after_failover(locks: &Locks, resource: &str, owner: &str) -> u64 {
     let limit = Duration::from_secs(30);
     let deadline = Instant::now() + limit;
+    // What each refused try answered, for the message if the lock turns up held.
+    let mut refusals = Vec::new();
     loop {
         match locks::acquire(locks, resource, owner, 120, Duration::ZERO).await {
             Ok(Some(token)) => return token,
-            Ok(None) => panic!("{resource} is held after the failover"),
-            Err(failure) => assert!(
-                Instant::now() < deadline,
-                "not granted within {limit:?}: {failure:?}"
-            ),
+            Ok(None) => panic!("{resource} is held after the failover; before: {refusals:#?}"),
+            Err(failure) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "not granted within {limit:?}: {failure:?}"
+                );
+                refusals.push(failure.message().to_owned());
+            }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -310,6 +317,54 @@ async fn with_wait_replicas_a_grant_the_replica_lacks_is_refused_not_lost() {
     master.resume();
     let token = granted_after_failover(&locks, &resource, "b").await;
     assert!(token > seen, "{token} after {seen}");
+}
+
+#[tokio::test]
+async fn with_wait_replicas_a_grant_answered_too_late_is_taken_back() {
+    let (master, _replica, sentinel) = sentinel_set_up().await;
+    // A read timeout (the longer of the two) shorter than the pause below, which is shorter
+    // than Sentinel's down-after time (1 s): the master stays the master.
+    let sidecar = sentinel_sidecar(
+        &sentinel,
+        &[
+            ("waitReplicas", "1"),
+            ("readTimeout", "400ms"),
+            ("writeTimeout", "400ms"),
+        ],
+    );
+    let locks = sidecar.locks().await;
+    locks::try_acquire(&locks, &unique("confirmed"), "a", 120)
+        .await
+        .expect("granted with the replica in place");
+
+    // Writes wait 600 ms on the master: the grant is sent, runs after the sidecar stopped
+    // waiting for its answer, and the replica confirms it.
+    let mut on_master = connect(&master.address()).await;
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(600)
+        .arg("WRITE")
+        .query_async(&mut on_master)
+        .await
+        .unwrap();
+    let resource = unique("late");
+    let started = Instant::now();
+    let failure = match locks::acquire(&locks, &resource, "a", 120, Duration::ZERO).await {
+        Err(failure) => failure,
+        Ok(answer) => panic!(
+            "answered {answer:?} after {:?}, past the read timeout",
+            started.elapsed()
+        ),
+    };
+    // The caller was told it failed, so the grant that landed late is not left held.
+    assert_eq!(
+        locks::try_acquire(&locks, &resource, "b", 120)
+            .await
+            .map(|_| ()),
+        Some(()),
+        "a's late grant still holds {resource} ({failure:?} after {:?})",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

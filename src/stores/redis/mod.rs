@@ -43,6 +43,11 @@ use records::{Checked, RACES};
 use settings::{Settings, Topology, WaitReplicas};
 use signal::ReleaseSignal;
 
+/// How many times a grant the caller was told failed is asked back, and the pause before
+/// the second ask (longer before each next).
+const TAKE_BACK_TRIES: u32 = 3;
+const TAKE_BACK_PAUSE: Duration = Duration::from_millis(100);
+
 /// How many keys one SCAN step asks for.
 const SCAN_COUNT: usize = 500;
 
@@ -84,6 +89,14 @@ fn store_error(error: RedisError) -> StoreError {
     } else {
         StoreError::failed(error.to_string()).with_source(error)
     }
+}
+
+/// The token record of `lock` (a Redis key), read on `handle`.
+async fn token_record(handle: &mut Handle, lock: &str) -> Result<Option<String>, RedisError> {
+    redis::cmd("GET")
+        .arg(token_key(lock))
+        .query_async(handle)
+        .await
 }
 
 /// The -1 / -2 / other answers of the release and renew scripts.
@@ -184,10 +197,62 @@ impl RedisStore {
     }
 
     /// Takes back a grant that its replicas did not confirm, if the lock still holds it.
+    /// Asked again after a failure (a connection being replaced in a failover is often back a
+    /// moment later) when that is safe: the take-back names the grant's token, so a second
+    /// ask never takes a later hold of the same owner.
     async fn release_unconfirmed(&self, lock: &str, owner: &str, grant: Grant) {
-        if let Err(error) = self.take_back_at(lock, owner, grant).await {
-            // Held until its expiry; the caller was told it was not granted either way.
-            tracing::warn!("an unconfirmed grant of {lock} stays until it expires: {error}");
+        let tries = if grant.fencing_token.is_some() {
+            TAKE_BACK_TRIES
+        } else {
+            1
+        };
+        for tried in 1..=tries {
+            match self.take_back_at(lock, owner, grant).await {
+                Ok(_) => return,
+                Err(error) if tried == tries => {
+                    // Held until its expiry; the caller was told it was not granted either way.
+                    tracing::warn!(
+                        "an unconfirmed grant of {lock} stays until it expires: {error}"
+                    );
+                }
+                Err(error) => {
+                    tracing::debug!("taking back an unconfirmed grant of {lock} again: {error}");
+                    tokio::time::sleep(TAKE_BACK_PAUSE * tried).await;
+                }
+            }
+        }
+    }
+
+    /// After a grant of `owner` at `lock` whose answer was lost (a timeout, a broken
+    /// connection), takes it back if it landed, so that an error never leaves a lock held.
+    /// `handle` is the connection the grant went on: Redis runs one connection's commands in
+    /// order, so what is read there comes after the grant, whether it ran late or not at all.
+    /// Every grant draws a new token, so a token record of `owner` other than the one read
+    /// `before` the grant is this grant's, never an earlier hold of the same owner.
+    async fn take_back_unanswered(
+        &self,
+        mut handle: Handle,
+        lock: &str,
+        owner: &str,
+        before: Option<String>,
+    ) {
+        let after = match token_record(&mut handle, lock).await {
+            Ok(after) => after,
+            Err(error) => {
+                // The connection is gone, and with it a grant not yet run; one that ran is
+                // left to its expiry (docs/stores.md says so).
+                tracing::warn!(
+                    "a grant of {lock} whose answer was lost was not looked for: {error}"
+                );
+                return;
+            }
+        };
+        if after == before {
+            return;
+        }
+        if let Some(token) = records::plain_token(owner, after.as_deref()) {
+            self.release_unconfirmed(lock, owner, Grant::first(Some(token)))
+                .await;
         }
     }
 
@@ -285,9 +350,19 @@ impl RedisStore {
                 .await
                 .map_err(|e| self.failed(e))?,
             Some(wait) => {
-                let (token, acknowledged) = replicas::run_confirmed(&mut handle, &invocation, wait)
+                let before = token_record(&mut handle, &lock)
                     .await
                     .map_err(|e| self.failed(e))?;
+                let answered = replicas::run_confirmed(&mut handle, &invocation, wait).await;
+                let (token, acknowledged) = match answered {
+                    Ok(answered) => answered,
+                    Err(error) => {
+                        let error = self.failed(error);
+                        self.take_back_unanswered(handle, &lock, owner, before)
+                            .await;
+                        return Err(error);
+                    }
+                };
                 if token > 0 && acknowledged < wait.replicas {
                     let grant = Grant::first(Some(token as u64));
                     self.release_unconfirmed(&lock, owner, grant).await;
