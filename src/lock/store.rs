@@ -5,6 +5,7 @@
 //! time even when the sidecar that took it has died. Release and renewal are owner-checked and
 //! atomic inside the store, never read-then-write from the sidecar.
 
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -317,6 +318,14 @@ pub trait LockStore: Send + Sync + 'static {
     fn servers(&self) -> Vec<String> {
         Vec::new()
     }
+}
+
+/// The store a place belongs to, from the store's weak reference to itself: a place outlives
+/// the call that made it, so it holds the store strongly, and a store already being dropped (a
+/// reload replaced it, the sidecar is stopping) makes no more places.
+pub(crate) fn for_a_place<S>(me: &Weak<S>) -> Result<Arc<S>, StoreError> {
+    me.upgrade()
+        .ok_or_else(|| StoreError::unavailable("the store is shutting down"))
 }
 
 /// A waiter's place in a store's own line for one key (`LockStore::join`): an entry in the

@@ -634,10 +634,7 @@ impl LockStore for RedisStore {
         ttl: Duration,
         kind: Kind,
     ) -> Result<Box<dyn Place>, StoreError> {
-        let me = self
-            .me
-            .upgrade()
-            .ok_or_else(|| StoreError::unavailable("the store is shutting down".to_string()))?;
+        let me = crate::lock::store::for_a_place(&self.me)?;
         Ok(Box::new(me.join_line(key, owner, ttl, kind).await?))
     }
 
