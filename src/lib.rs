@@ -29,5 +29,6 @@ pub mod metrics;
 pub(crate) mod percentile;
 #[allow(unused_qualifications, reason = "the code tonic-prost-build generates")]
 pub mod proto;
+pub(crate) mod room;
 pub mod startup;
 pub(crate) mod stores;

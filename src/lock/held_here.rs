@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::events::{self, What};
+use crate::room;
 
 /// How often expiries are looked for: an expiry event comes at most this late.
 const SWEEP: Duration = Duration::from_millis(250);
@@ -137,6 +138,13 @@ impl HeldHere {
                 }
             }
         }
+        // After a burst the maps would keep its peak's room.
+        if let Some(room) = room::shrink_to(locks.by_key.len(), locks.by_key.capacity()) {
+            locks.by_key.shrink_to(room);
+        }
+        if let Some(room) = room::shrink_to(locks.by_expiry.len(), locks.by_expiry.capacity()) {
+            locks.by_expiry.shrink_to(room);
+        }
         drop(locks);
         for (store, resource, owner) in expired {
             events::publish(&store, &resource, &owner, What::Expired);
@@ -211,5 +219,25 @@ mod tests {
         assert_eq!(expired_in(store), ["renewed"]);
         assert!(held.lock().by_expiry.is_empty());
         assert!(held.lock().by_key.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_burst_expires_the_maps_hand_back_their_room() {
+        let store = "held-here-burst";
+        let held = Arc::new(HeldHere::default());
+        for i in 0..10_000 {
+            held.granted(store, &format!("k{i}"), "burst", "o", SECOND);
+        }
+        held.granted(store, "long", "kept", "o", SECOND * 60);
+        assert!(held.lock().by_key.capacity() >= 10_001);
+        tokio::time::sleep(SECOND * 2).await;
+        let locks = held.lock();
+        assert_eq!(locks.by_key.len(), 1);
+        assert!(
+            locks.by_key.capacity() < 100 && locks.by_expiry.capacity() < 100,
+            "room kept for {} holders and {} expiries",
+            locks.by_key.capacity(),
+            locks.by_expiry.capacity()
+        );
     }
 }

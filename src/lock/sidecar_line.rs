@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
+use crate::room;
+
 /// The lines of this sidecar, one per store and key that has waiters: two stores may give
 /// the same key (two components with one `keyPrefix`), and a waiter on one must never wait
 /// behind a waiter on the other.
@@ -113,6 +115,9 @@ impl Drop for SidecarPlace<'_> {
             line.waiting.retain(|id| *id != self.id);
             if line.waiting.is_empty() {
                 lines.remove(&self.at);
+                if let Some(room) = room::shrink_to(lines.len(), lines.capacity()) {
+                    lines.shrink_to(room);
+                }
             } else {
                 line.changed.notify_waiters();
             }

@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
+use crate::room;
+
 /// The waiters of this sidecar, by store name and key, and their cap.
 pub(crate) struct WaitingHere {
     counts: Mutex<Counts>,
@@ -85,6 +87,10 @@ impl Drop for Waiter<'_> {
             *count -= 1;
             if *count == 0 {
                 counts.by_key.remove(&self.at);
+                let (len, capacity) = (counts.by_key.len(), counts.by_key.capacity());
+                if let Some(room) = room::shrink_to(len, capacity) {
+                    counts.by_key.shrink_to(room);
+                }
             }
         }
     }

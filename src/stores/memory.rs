@@ -37,14 +37,12 @@ use crate::lock::{
     Capabilities, Grant, Kind, LockInfo, LockStore, ManyOutcome, OwnerChecked, Released,
     StoreError, TryLockOutcome,
 };
+use crate::room;
 
 mod multi;
 
 const SHARDS: usize = 64;
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
-/// Entries a shard's table keeps room for however empty it gets: small tables are not worth
-/// shrinking and growing again.
-const MIN_ROOM: usize = 32;
 /// The most locks the store holds at once: far above any real use of one sidecar, far below
 /// what would exhaust its memory (an entry takes about 200 bytes with its key).
 pub(crate) const DEFAULT_MAX_LOCKS: usize = 1_000_000;
@@ -183,8 +181,8 @@ impl MemoryStore {
             // A burst leaves each table sized for its peak: once it is mostly empty, hand the
             // room back, so memory follows the locks held rather than the most ever held.
             let live = locks.held.len();
-            if locks.held.capacity() > 4 * live.max(MIN_ROOM) {
-                locks.held.shrink_to(2 * live);
+            if let Some(room) = room::shrink_to(live, locks.held.capacity()) {
+                locks.held.shrink_to(room);
             }
             left += live;
             if removed > 0 {
