@@ -10,27 +10,31 @@
 #     garbage instead of a request line) over 100 connections at a time, and prints the peak
 #     and what is resident each second for 10 s after;
 # and prints the three figures with their ratios to idle on its last lines.
-# Usage: scripts/bench-memory.sh [--profile PROFILE] [LOCKS] [HOSTILE_REQUESTS]
+# Usage: scripts/bench-memory.sh [--profile PROFILE | --bin-dir DIR] [LOCKS] [HOSTILE_REQUESTS]
 #   (defaults release, 200000 and 3000). Another profile (`dev`: minutes to build rather than
 #   the release build's quarter of an hour) shows what a change keeps after a burst, not the
-#   figures a release build has: its idle is larger.
+#   figures a release build has: its idle is larger. --bin-dir measures the dlockd and dlock
+#   found there, built by nothing here: e.g. an unpacked release archive's static binaries.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 profile=release
-if [[ ${1:-} == --profile ]]; then
-  profile="$2"
-  shift 2
-fi
+bin=""
+case "${1:-}" in
+  --profile) profile="$2"; shift 2 ;;
+  --bin-dir) bin="$(cd "$2" && pwd)"; shift 2 ;;
+esac
 locks="${1:-200000}"
 hostile="${2:-3000}"
 grpc_port=50792
 http_port=3792
 
-cargo build --profile "$profile" --quiet --bins
-# The binaries where cargo puts them (CARGO_TARGET_DIR, if set, moves them).
-bin="${CARGO_TARGET_DIR:-$root/target}/$([[ $profile == dev ]] && echo debug || echo "$profile")"
+if [[ -z $bin ]]; then
+  cargo build --profile "$profile" --quiet --bins
+  # The binaries where cargo puts them (CARGO_TARGET_DIR, if set, moves them).
+  bin="${CARGO_TARGET_DIR:-$root/target}/$([[ $profile == dev ]] && echo debug || echo "$profile")"
+fi
 "$bin/dlockd" --metrics-port 0 --metrics-listen-address 127.0.0.1 --dapr-grpc-port "$grpc_port" --dapr-http-port "$http_port" \
   --log-level warn &
 pid=$!
