@@ -82,7 +82,8 @@ dlock::store_contract!(
     mysql,
     store: store(Backend::Mysql),
     short_ttl: SHORT_TTL,
-    capabilities: [fencing, listing, shared, limit, reentrant, multi, multi_atomic],
+    fair_line: SQL_WAITER_LEASE,
+    capabilities: [fencing, listing, line, shared, limit, reentrant, multi, multi_atomic],
 );
 
 // Azurite keeps time to the millisecond, but the store knows the service's clock only to a

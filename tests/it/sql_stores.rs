@@ -2,10 +2,11 @@
 //! each: a refused password names the field and never shows, rows of expired locks are
 //! removed in the background, a table of the classic layout (key, owner, expiry) that an
 //! older dlock made is migrated with its locks, as is a table of layout 2 (before shared
-//! locks, gaining the holders column and the waiters table), a plain take over an expired shared lock leaves no trace of its holders, and
-//! values of a table changed outside dlock that the store cannot use (a NULL owner, a negative
-//! token) are a clear error, not a crash. Each database's own behaviour is in `postgresql.rs`
-//! and `mysql.rs`.
+//! locks, gaining the holders column and the waiters table), a plain take over an expired
+//! shared lock leaves no trace of its holders, a released key is free at once to a take made
+//! in a transaction, and values of a table changed outside dlock that the store cannot use (a
+//! NULL owner, a negative token) are a clear error, not a crash. Each database's own behaviour
+//! is in `postgresql.rs` and `mysql.rs`.
 
 use std::time::{Duration, Instant};
 
@@ -342,6 +343,39 @@ async fn a_plain_take_over_an_expired_shared_lock_leaves_no_holders(sql: Sql) {
     );
 }
 
+/// A released key is free at once to a take made in a transaction (any kind but the plain
+/// try), as it is to the plain statements: a release stamps the row's expiry to the
+/// microsecond, and a transaction's take that reads it within the same millisecond must not
+/// count it held. Many rounds, since each meets that millisecond only by chance.
+async fn a_released_key_is_free_at_once_to_every_kind_of_take(sql: Sql) {
+    let connection = sql.connection_string();
+    let metadata: Metadata = [("connectionString", connection.as_str())]
+        .into_iter()
+        .collect();
+    let store = dlock::startup::StoreTypes::new()
+        .build(sql.type_name(), &metadata)
+        .await
+        .expect("a build with the SQL stores")
+        .expect("the store starts");
+    let key = format!("lock||app||{}", unique("released"));
+    let long = Duration::from_secs(60);
+    for round in 0..200 {
+        let plain = store.try_lock(&key, "plain", long).await;
+        assert!(matches!(plain, Ok(TryLockOutcome::Granted(_))), "{plain:?}");
+        assert_eq!(store.unlock(&key, "plain").await, Ok(OwnerChecked::Applied));
+        let reentrant = store.acquire(&key, "reentrant", long, Kind::PLAIN.reentrant());
+        let reentrant = reentrant.await;
+        assert!(
+            matches!(reentrant, Ok(TryLockOutcome::Granted(_))),
+            "round {round}: a take right after a release found the key {reentrant:?}"
+        );
+        assert_eq!(
+            store.unlock(&key, "reentrant").await,
+            Ok(OwnerChecked::Applied)
+        );
+    }
+}
+
 async fn unusable_values_in_the_table_are_an_error_naming_the_column(sql: Sql) {
     let table = format!("unusable_{}", std::process::id());
     let (null_owner, negative) = (unique("null-owner"), unique("negative"));
@@ -435,6 +469,11 @@ macro_rules! sql_store_tests {
             #[tokio::test]
             async fn a_plain_take_over_an_expired_shared_lock_leaves_no_holders() {
                 super::a_plain_take_over_an_expired_shared_lock_leaves_no_holders($sql).await;
+            }
+
+            #[tokio::test]
+            async fn a_released_key_is_free_at_once_to_every_kind_of_take() {
+                super::a_released_key_is_free_at_once_to_every_kind_of_take($sql).await;
             }
 
             #[tokio::test]

@@ -615,6 +615,11 @@ impl LockStore for MysqlStore {
         line::join(me, key, owner, ttl, kind).await
     }
 
+    /// Every kind waits in the one line.
+    fn line_takes(&self, _kind: Kind) -> bool {
+        true
+    }
+
     fn servers(&self) -> Vec<String> {
         vec![self.server.clone()]
     }
@@ -624,12 +629,7 @@ impl LockStore for MysqlStore {
             fencing: true,
             listing: true,
             release_signal: false,
-            // The waiters table is built (`stores::sql::line`, as PostgreSQL uses it), but
-            // not yet served: on MariaDB a waiter whose turn had come was sometimes refused
-            // (the contract's `leave`, and a reentrant try after every hold was released), a
-            // fault not yet understood. Until it is, blocking acquires wait in each
-            // sidecar's own line here.
-            line: false,
+            line: true,
             shared: true,
             limit: true,
             reentrant: true,

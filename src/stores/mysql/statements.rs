@@ -32,7 +32,12 @@
 //!   when the key has none, or locks the row it has (`ON DUPLICATE KEY UPDATE` with no change
 //!   still locks it), and `lock_existing` only locks; then `read_row` reads it (a locking read,
 //!   so the newest version whatever the isolation level) and the clock, which is read when
-//!   that statement starts, after the row was locked. A grant draws its token the only way the
+//!   that statement starts, after the row was locked. The clock is in whole milliseconds,
+//!   rounded down, and the expiry is rounded up while it runs but down once it has passed, so
+//!   the row is free to the transaction exactly when it is to the plain statements. A release
+//!   stamps the row with the clock to the microsecond; rounded up regardless, the expiry made a
+//!   key released a moment before look held to a transaction's take for the rest of that
+//!   millisecond (a waiter whose turn had come was refused). A grant draws its token the only way the
 //!   `AUTO_INCREMENT` counter hands one out: `delete_row` and the `insert` of a fresh row,
 //!   whose number `drawn` reads; `write_row` then writes the row back. Nobody sees the row
 //!   between the two: it is locked until the commit.
@@ -92,7 +97,8 @@ pub(crate) struct Statements {
     pub(crate) lock_row: String,
     /// key: locks the key's row if there is one.
     pub(crate) lock_existing: String,
-    /// key: owner, expiry in ms (rounded up), token, holders, the clock in ms (rounded down).
+    /// key: owner, expiry in ms (up while it runs, down once passed), token, holders, the
+    /// clock in ms (rounded down).
     pub(crate) read_row: String,
     /// key.
     pub(crate) delete_row: String,
@@ -171,7 +177,8 @@ impl Statements {
             ),
             lock_existing: format!("SELECT 1 FROM {table} WHERE {ROW} FOR UPDATE"),
             read_row: format!(
-                "SELECT owner, (TIMESTAMPDIFF(MICROSECOND, {EPOCH}, expires_at) + 999) DIV 1000, \
+                "SELECT owner, (TIMESTAMPDIFF(MICROSECOND, {EPOCH}, expires_at) \
+                 + IF({LIVE}, 999, 0)) DIV 1000, \
                  fencing_token, holders, {now_ms} FROM {table} WHERE {ROW} FOR UPDATE"
             ),
             delete_row: format!("DELETE FROM {table} WHERE {ROW}"),

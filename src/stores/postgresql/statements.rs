@@ -25,7 +25,11 @@
 //!   expired placeholder row when the key has none, or locks the row it has (`ON CONFLICT DO
 //!   UPDATE … WHERE false` changes nothing but locks the row), and `lock_existing` only locks;
 //!   then `read_row` reads it and `clock_timestamp()`, the clock at that moment, since `now()`
-//!   is when the transaction began, before it may have waited for the row. A grant draws its
+//!   is when the transaction began, before it may have waited for the row. The clock is read
+//!   once, in whole milliseconds rounded down, and the expiry is rounded up while it runs but
+//!   down once it has passed, so a key a release stamped expired a moment ago is free to the
+//!   transaction as it is to the plain statements (rounded up regardless, it looked held for
+//!   the rest of that millisecond). A grant draws its
 //!   token (`draw_token`) only once the row is locked, so it exceeds every earlier grant of the
 //!   key; `write_row` writes the row back and notifies the key's waiters when asked.
 //! - **the line** (`stores::sql::line`): a waiter is a row of the waiters table, numbered by
@@ -65,7 +69,8 @@ pub(crate) struct Statements {
     pub(crate) lock_row: String,
     /// key: locks the key's row if there is one.
     pub(crate) lock_existing: String,
-    /// key: owner, expiry in ms (rounded up), token, holders, the clock in ms (rounded down).
+    /// key: owner, expiry in ms (up while it runs, down once passed), token, holders, the
+    /// clock in ms (rounded down).
     pub(crate) read_row: String,
     pub(crate) draw_token: String,
     /// key, owner, expiry in ms, token, holders, whether to notify.
@@ -193,10 +198,11 @@ impl Statements {
             ),
             lock_existing: format!("SELECT 1 FROM {table} WHERE key = $1 FOR UPDATE"),
             read_row: format!(
-                "SELECT owner, ceil(extract(epoch FROM expires_at) * 1000)::bigint, \
-                 fencing_token, holders, \
-                 floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint \
-                 FROM {table} WHERE key = $1"
+                "SELECT owner, CASE WHEN expires_at > clock.now \
+                 THEN ceil(extract(epoch FROM expires_at) * 1000) \
+                 ELSE floor(extract(epoch FROM expires_at) * 1000) END::bigint, \
+                 fencing_token, holders, floor(extract(epoch FROM clock.now) * 1000)::bigint \
+                 FROM {table}, (SELECT clock_timestamp() AS now) AS clock WHERE key = $1"
             ),
             draw_token: format!("SELECT nextval('{sequence}')"),
             write_row: format!(

@@ -24,7 +24,9 @@ use crate::lock::{
 #[derive(Debug, Clone)]
 pub(crate) struct Stored {
     pub(crate) owner: String,
-    /// The row's expiry, in milliseconds since the epoch, rounded up.
+    /// The row's expiry, in milliseconds since the epoch: rounded up while it runs, down once
+    /// it has passed, so that the row is free here exactly when the database's own comparison
+    /// (to the microsecond) finds it expired.
     pub(crate) deadline_ms: u64,
     pub(crate) token: u64,
     /// The encoded record; `None` for a plain lock's row.

@@ -144,7 +144,7 @@ conformance_suite!(
     [shared, release_signal, outage, store_line]
 );
 // MySQL has no notifications: a waiter on another sidecar finds a release at its next poll.
-conformance_suite!(mysql, Backend::Mysql, [shared, outage]);
+conformance_suite!(mysql, Backend::Mysql, [shared, outage, store_line]);
 // Azure Blob Storage keeps the line in the lock's blob but sends no release signal: waiters
 // poll.
 conformance_suite!(azure_blob, Backend::AzureBlob, [shared, outage, store_line]);

@@ -160,9 +160,9 @@ impl Backend {
     /// died (its session or lease ends). `None` where each sidecar keeps its own line.
     pub fn skips_a_dead_waiter_within(self) -> Option<std::time::Duration> {
         match self {
-            Backend::Memory | Backend::Mysql => None,
+            Backend::Memory => None,
             Backend::Redis | Backend::RedisCluster => Some(REDIS_WAITER_LEASE),
-            Backend::Postgresql => Some(SQL_WAITER_LEASE),
+            Backend::Postgresql | Backend::Mysql => Some(SQL_WAITER_LEASE),
             Backend::AzureBlob => Some(AZURE_BLOB_WAITER_LEASE),
             Backend::Etcd => Some(ETCD_WAITER_LEASE),
             Backend::Zookeeper => Some(ZOOKEEPER_SESSION),
