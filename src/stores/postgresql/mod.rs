@@ -549,10 +549,7 @@ impl LockStore for PostgresStore {
         ttl: Duration,
         kind: Kind,
     ) -> Result<Box<dyn Place>, StoreError> {
-        let me = self
-            .me
-            .upgrade()
-            .ok_or_else(|| StoreError::unavailable("the store is shutting down"))?;
+        let me = crate::lock::store::for_a_place(&self.me)?;
         line::join(me, key, owner, ttl, kind).await
     }
 

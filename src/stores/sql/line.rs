@@ -201,14 +201,27 @@ impl<S: LineStore> Place for SqlPlace<S> {
         }
     }
 
+    /// A waiter further back listens to the releases too, without looking: each one it
+    /// hears moves it up a place (the first in line takes the key), and once it counts itself
+    /// next it waits as the next does, for the release that makes it first. Its pause (the
+    /// `max_wait` the core gives) still ends at its next look, which renews its lease and
+    /// corrects the count where it strayed (a waiter ahead that left, releases another
+    /// sidecar's store did not tell this one of).
     async fn wait_turn(&mut self, max_wait: Duration) -> Result<(), StoreError> {
-        match look_every(self.ahead) {
-            Some(_) => {
-                tokio::time::sleep(max_wait).await;
-                Ok(())
+        let until = Instant::now() + max_wait;
+        while let Some(ahead) = self.ahead.filter(|_| look_every(self.ahead).is_some()) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
             }
-            None => self.store.wait_for_release(&self.key, max_wait).await,
+            self.store.wait_for_release(&self.key, left).await?;
+            if Instant::now() >= until {
+                return Ok(());
+            }
+            self.ahead = Some(ahead - 1);
         }
+        let left = until.saturating_duration_since(Instant::now());
+        self.store.wait_for_release(&self.key, left).await
     }
 
     async fn leave(mut self: Box<Self>) {
