@@ -21,7 +21,9 @@
 //! be first at the next grant, look again at every release the store hears of (PostgreSQL's
 //! notifications, MySQL's own releases and polls); waiters further back look less often the
 //! further back they are (`LOOK_STEP` per place, `LOOK_EVERY` at most), to renew their leases
-//! and to move up: a release wakes two waiters per sidecar at most, never the whole line.
+//! and to move up, and in between count the releases they hear as places moved up, without a
+//! statement: a release sends two waiters per sidecar to the database at most, never the
+//! whole line.
 
 use std::sync::Arc;
 use std::time::Duration;
