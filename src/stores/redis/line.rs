@@ -30,6 +30,7 @@ use async_trait::async_trait;
 use redis::Script;
 use tokio::time::Instant;
 
+use super::scripts::{LINE, NOW_MS};
 use super::signal::Interest;
 use super::{millis, RedisStore};
 use crate::lock::look::{Look, Looking};
@@ -64,54 +65,12 @@ pub(super) fn turn_prefix(lock: &str) -> String {
     format!("dlock||turn||{lock}||")
 }
 
-/// Lua shared by the scripts that read or change a line. KEYS of a line: the arrival order and
-/// the leases.
-pub(super) const LINE: &str = r"
-local function purge_line(line, leases, now)
-  local gone = redis.call('ZRANGEBYSCORE', leases, '-inf', string.format('%.0f', now))
-  if #gone > 0 then
-    redis.call('ZREM', leases, unpack(gone))
-    redis.call('ZREM', line, unpack(gone))
-  end
-end
-local function anyone_waits(leases, now)
-  return redis.call('ZCOUNT', leases, '(' .. string.format('%.0f', now), '+inf') > 0
-end
-local function first_in(line)
-  return redis.call('ZRANGE', line, 0, 0)[1]
-end
-local function wake_first(line, turn_prefix)
-  local first = first_in(line)
-  if first then redis.call('PUBLISH', turn_prefix .. first, '') end
-  return first
-end
-local function announce(line, turn_prefix, channel)
-  if not wake_first(line, turn_prefix) then redis.call('PUBLISH', channel, '') end
-end
-local function renew_lease(line, leases, waiter, now, lease_ms)
-  redis.call('ZADD', leases, string.format('%.0f', now + lease_ms), waiter)
-  redis.call('PEXPIRE', line, lease_ms)
-  redis.call('PEXPIRE', leases, lease_ms)
-end
-local function turn(line, leases, waiter, now, lease_ms)
-  purge_line(line, leases, now)
-  if not redis.call('ZSCORE', leases, waiter) then return -1 end
-  renew_lease(line, leases, waiter, now, lease_ms)
-  if first_in(line) == waiter then return 1 end
-  return 0
-end
-local function leave_line(line, leases, waiter)
-  redis.call('ZREM', line, waiter)
-  redis.call('ZREM', leases, waiter)
-end
-";
-
 /// Puts a waiter at the end of the line. KEYS: line, leases. ARGV: waiter, lease ms.
 fn join_script() -> Script {
     Script::new(&format!(
         r"
         if redis.replicate_commands then redis.replicate_commands() end
-        {now_ms}{LINE}
+        {NOW_MS}{LINE}
         local now = now_ms()
         purge_line(KEYS[1], KEYS[2], now)
         local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
@@ -121,7 +80,6 @@ fn join_script() -> Script {
         renew_lease(KEYS[1], KEYS[2], ARGV[1], now, tonumber(ARGV[2]))
         return arrival
         ",
-        now_ms = super::scripts::NOW_MS,
     ))
 }
 
@@ -131,10 +89,9 @@ fn turn_script() -> Script {
     Script::new(&format!(
         r"
         if redis.replicate_commands then redis.replicate_commands() end
-        {now_ms}{LINE}
+        {NOW_MS}{LINE}
         return turn(KEYS[1], KEYS[2], ARGV[1], now_ms(), tonumber(ARGV[2]))
         ",
-        now_ms = super::scripts::NOW_MS,
     ))
 }
 

@@ -21,7 +21,6 @@
 
 use redis::Script;
 
-use super::line::LINE;
 use crate::lock::holders::MARK;
 
 /// Lua: `draw(counter, legacy)` advances a shared fencing counter and answers the token, never
@@ -52,6 +51,48 @@ pub(super) const NOW_MS: &str = r"
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+";
+
+/// Lua shared by the scripts that read or change a waiters' line (`line.rs`). KEYS of a line: the arrival order and
+/// the leases.
+pub(super) const LINE: &str = r"
+local function purge_line(line, leases, now)
+  local gone = redis.call('ZRANGEBYSCORE', leases, '-inf', string.format('%.0f', now))
+  if #gone > 0 then
+    redis.call('ZREM', leases, unpack(gone))
+    redis.call('ZREM', line, unpack(gone))
+  end
+end
+local function anyone_waits(leases, now)
+  return redis.call('ZCOUNT', leases, '(' .. string.format('%.0f', now), '+inf') > 0
+end
+local function first_in(line)
+  return redis.call('ZRANGE', line, 0, 0)[1]
+end
+local function wake_first(line, turn_prefix)
+  local first = first_in(line)
+  if first then redis.call('PUBLISH', turn_prefix .. first, '') end
+  return first
+end
+local function announce(line, turn_prefix, channel)
+  if not wake_first(line, turn_prefix) then redis.call('PUBLISH', channel, '') end
+end
+local function renew_lease(line, leases, waiter, now, lease_ms)
+  redis.call('ZADD', leases, string.format('%.0f', now + lease_ms), waiter)
+  redis.call('PEXPIRE', line, lease_ms)
+  redis.call('PEXPIRE', leases, lease_ms)
+end
+local function turn(line, leases, waiter, now, lease_ms)
+  purge_line(line, leases, now)
+  if not redis.call('ZSCORE', leases, waiter) then return -1 end
+  renew_lease(line, leases, waiter, now, lease_ms)
+  if first_in(line) == waiter then return 1 end
+  return 0
+end
+local function leave_line(line, leases, waiter)
+  redis.call('ZREM', line, waiter)
+  redis.call('ZREM', leases, waiter)
 end
 ";
 
