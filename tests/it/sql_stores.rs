@@ -312,18 +312,23 @@ async fn a_layout_2_table_gains_the_holders_column_with_its_locks(sql: Sql) {
     sql.drop_store(&table).await;
 }
 
-/// A plain take over a shared lock that expired leaves no trace of its holders: a shared
-/// request then finds the plain lock held, and only its owner may release it.
-async fn a_plain_take_over_an_expired_shared_lock_leaves_no_holders(sql: Sql) {
+/// The store on `sql`'s database, driven directly rather than through a sidecar.
+async fn store_on(sql: &Sql) -> std::sync::Arc<dyn dlock::lock::LockStore> {
     let connection = sql.connection_string();
     let metadata: Metadata = [("connectionString", connection.as_str())]
         .into_iter()
         .collect();
-    let store = dlock::startup::StoreTypes::new()
+    dlock::startup::StoreTypes::new()
         .build(sql.type_name(), &metadata)
         .await
         .expect("a build with the SQL stores")
-        .expect("the store starts");
+        .expect("the store starts")
+}
+
+/// A plain take over a shared lock that expired leaves no trace of its holders: a shared
+/// request then finds the plain lock held, and only its owner may release it.
+async fn a_plain_take_over_an_expired_shared_lock_leaves_no_holders(sql: Sql) {
+    let store = store_on(&sql).await;
     let key = format!("lock||app||{}", unique("taken-over"));
     let long = Duration::from_secs(60);
     let shared = store.acquire(&key, "reader", Duration::from_millis(200), Kind::shared(0));
@@ -348,15 +353,7 @@ async fn a_plain_take_over_an_expired_shared_lock_leaves_no_holders(sql: Sql) {
 /// microsecond, and a transaction's take that reads it within the same millisecond must not
 /// count it held. Many rounds, since each meets that millisecond only by chance.
 async fn a_released_key_is_free_at_once_to_every_kind_of_take(sql: Sql) {
-    let connection = sql.connection_string();
-    let metadata: Metadata = [("connectionString", connection.as_str())]
-        .into_iter()
-        .collect();
-    let store = dlock::startup::StoreTypes::new()
-        .build(sql.type_name(), &metadata)
-        .await
-        .expect("a build with the SQL stores")
-        .expect("the store starts");
+    let store = store_on(&sql).await;
     let key = format!("lock||app||{}", unique("released"));
     let long = Duration::from_secs(60);
     for round in 0..200 {
