@@ -530,6 +530,54 @@ async fn any_shared_holder_that_leaves_wakes_a_waiter() {
     assert_eq!(store.unlock(&key, "first").await, Ok(OwnerChecked::Applied));
 }
 
+/// A sidecar whose own grant of a key left the key's line empty takes the key next without
+/// reading the line: its create is conditional on the version that grant's entry left on the
+/// key's node. Another sidecar's entry since moves that version on, so the next try reads the
+/// line and a key the other sidecar holds is refused, never granted twice. A key node made
+/// again (ZooKeeper reaps emptied ones) that has reached the same version with a holder in it
+/// is told apart by its creation zxid: the holder there is not jumped either.
+#[tokio::test]
+async fn a_sidecar_takes_a_key_again_unread_only_while_no_one_else_entered() {
+    const TTL: Duration = Duration::from_secs(30);
+    let (here, there) = (store().await, store().await);
+    let resource = unique("left-empty");
+    let key = format!("lock||app||{resource}");
+    let held = |tried| matches!(tried, Ok(TryLockOutcome::Held));
+    for owner in ["a", "b"] {
+        granted(&*here, &key, owner, Kind::PLAIN).await;
+        assert_eq!(here.unlock(&key, owner).await, Ok(OwnerChecked::Applied));
+    }
+    granted(&*there, &key, "c", Kind::PLAIN).await;
+    let tried = here.try_lock(&key, "d", TTL).await;
+    assert!(held(tried.clone()), "granted while c held it: {tried:?}");
+    assert_eq!(there.unlock(&key, "c").await, Ok(OwnerChecked::Applied));
+    granted(&*here, &key, "d", Kind::PLAIN).await;
+    assert_eq!(here.unlock(&key, "d").await, Ok(OwnerChecked::Applied));
+
+    // The key node made again, with a holder, and written up to the version it had.
+    let zk = raw().await;
+    let key_node = format!("/dlock/{key}");
+    let (_, old) = zk.get_data(&key_node).await.unwrap();
+    zk.delete(&key_node, None).await.unwrap();
+    let container =
+        zookeeper_client::CreateMode::Container.with_acls(zookeeper_client::Acls::anyone_all());
+    zk.create(&key_node, &[], &container).await.unwrap();
+    let contender = zookeeper_client::CreateMode::EphemeralSequential
+        .with_acls(zookeeper_client::Acls::anyone_all());
+    let holder = br#"{"owner":"e","expiryMs":30000}"#;
+    zk.create(&format!("{key_node}/lock-"), holder, &contender)
+        .await
+        .unwrap();
+    for _ in 0..old.version {
+        zk.set_data(&key_node, &[], None).await.unwrap();
+    }
+    let (_, new) = zk.get_data(&key_node).await.unwrap();
+    assert_eq!((new.version, new.czxid != old.czxid), (old.version, true));
+    let tried = here.try_lock(&key, "f", TTL).await;
+    assert!(held(tried.clone()), "granted while e held it: {tried:?}");
+    assert_eq!(zk.list_children(&key_node).await.unwrap().len(), 1);
+}
+
 /// `dlock bench` through dlockd on lock.zookeeper beside a bare client of the same server on
 /// one session doing what a lock needs at the least: create an ephemeral sequential node under
 /// the key's node and delete it. A benchmark that prints figures, not a test; run it alone:

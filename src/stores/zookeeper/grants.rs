@@ -14,6 +14,12 @@
 //!
 //! Every deletion here is conditional on the version read, so a renewal that lands in between
 //! wins, and node names are unique (sequential), so a later lock is never deleted instead.
+//!
+//! A try-lock's grant also keeps the mark its entry left on the key's node (`LineMark`): it was
+//! first in line then, so every node ahead of it was gone for good, and every node that joins
+//! behind it moves the key node's version past the mark. Once its node is gone, the mark says
+//! "the line was empty at this version", which lets this sidecar's next try-lock of the key
+//! skip reading the line (`holding::try_lock`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -25,19 +31,30 @@ use zookeeper_client::Error;
 use super::names::key_node_of;
 use super::record::Contender;
 use super::session::Sessions;
+use super::tree::LineMark;
 use crate::lock::Mode;
 
 /// The pause before trying again when ZooKeeper did not answer.
 const RETRY: Duration = Duration::from_millis(250);
 
+/// How many keys' empty-line marks are kept at most: enough for the keys one sidecar takes and
+/// gives back over and over, bounded so that a sidecar that has taken many keys once does not
+/// keep a mark for each. When full, they are all forgotten (a forgotten mark costs one read).
+const MARKS_KEPT: usize = 1024;
+
 #[derive(Default)]
 pub(crate) struct Grants {
     by_key: Mutex<HashMap<String, Vec<Grant>>>,
+    /// The keys whose line this sidecar's grant left empty when its node went, and the mark of
+    /// that grant's entry.
+    left_empty: Mutex<HashMap<String, LineMark>>,
 }
 
 struct Grant {
     node: Contender,
     timer: AbortHandle,
+    /// The mark the grant's entry left on its key's node, when the grant was first in line.
+    line: Option<LineMark>,
 }
 
 impl Grants {
@@ -47,8 +64,15 @@ impl Grants {
         self.by_key.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records a lock this sidecar granted and starts its timer.
-    pub(crate) fn granted(self: &Arc<Self>, sessions: Arc<Sessions>, key: &str, node: Contender) {
+    /// Records a lock this sidecar granted and starts its timer. `line`: the mark its entry
+    /// left, given only when nothing was ahead of the node once it was granted.
+    pub(crate) fn granted(
+        self: &Arc<Self>,
+        sessions: Arc<Sessions>,
+        key: &str,
+        node: Contender,
+        line: Option<LineMark>,
+    ) {
         let grants = Arc::downgrade(self);
         let (owned_key, path, wait) = (key.to_string(), node.path.clone(), node.time_left());
         let mut by_key = self.by_key();
@@ -70,6 +94,7 @@ impl Grants {
         of_key.push(Grant {
             node,
             timer: timer.abort_handle(),
+            line,
         });
     }
 
@@ -94,9 +119,29 @@ impl Grants {
 
     /// Forgets the lock at `path` once its node is gone, and stops its timer.
     pub(crate) fn ended(&self, key: &str, path: &str) {
-        if let Some(grant) = remove(&mut self.by_key(), key, path) {
-            grant.timer.abort();
+        let Some(grant) = remove(&mut self.by_key(), key, path) else {
+            return;
+        };
+        grant.timer.abort();
+        if let Some(mark) = grant.line {
+            let mut left_empty = self.left_empty();
+            if left_empty.len() >= MARKS_KEPT {
+                left_empty.clear();
+            }
+            left_empty.insert(key.to_string(), mark);
         }
+    }
+
+    /// The mark of the last grant of `key` here, if its node is gone and nothing was ahead of
+    /// it: the key's line is empty while the key node's version is still the mark's. Taken out:
+    /// the next entry leaves a mark of its own.
+    pub(crate) fn left_empty_at(&self, key: &str) -> Option<LineMark> {
+        self.left_empty().remove(key)
+    }
+
+    fn left_empty(&self) -> MutexGuard<'_, HashMap<String, LineMark>> {
+        // One map operation at a time: poisoning can't leave it half-done.
+        self.left_empty.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::names;
 use super::record::{self, Contender};
-use super::tree::{busy, Tree, MAX_LOOKS};
+use super::tree::{busy, Created, Tree, MAX_LOOKS};
 use crate::lock::{Grant, OwnerChecked, Released, StoreError, TryLockOutcome};
 
 /// Where a contender's node stands in its key's line of waiters; for a waiter's node, the
@@ -66,30 +66,72 @@ pub(crate) async fn standing(
 
 /// Dapr's try-lock: enter, then hold the lock if first, else withdraw. A key with a live
 /// holder is refused on reads alone, so waiters polling a held key write nothing.
+///
+/// When this sidecar's last grant of the key left its line empty (`Grants::left_empty_at`),
+/// the try enters first, with a create conditional on the key node's version that grant's entry
+/// left: it succeeds only when no node has joined since, so the new node is alone in the line
+/// and holds the lock without a read. A lock taken and given back over and over through one
+/// sidecar costs two writes a pair, as a bare create and delete do. When someone has joined
+/// since, that create fails (one request; ZooKeeper logs the failed transaction) and the try
+/// reads the line as any other does.
 pub(crate) async fn try_lock(
     tree: Arc<Tree>,
     key: String,
     owner: String,
     ttl: Duration,
 ) -> Result<TryLockOutcome, StoreError> {
+    let key_node = tree.key_node(&key);
+    let data = record::data(&owner, ttl);
+    if let Some(mark) = tree.grants.left_empty_at(&key) {
+        if let Some(created) = tree.enter_after(&key_node, &data, mark).await? {
+            // A key node made again since (ZooKeeper reaps an emptied one) may have reached
+            // the mark's version with nodes in it: then the node's standing is read as usual.
+            if created.line.czxid == mark.czxid {
+                return Ok(grant(&tree, &key, &owner, ttl, created));
+            }
+            return settle(&tree, &key, &owner, ttl, created).await;
+        }
+    }
     if tree.holder(&key).await?.is_some() {
         return Ok(TryLockOutcome::Held);
     }
-    let key_node = tree.key_node(&key);
-    let (sequence, stat) = tree.enter(&key_node, &record::data(&owner, ttl)).await?;
-    let mine = format!("{key_node}/{}", names::contender(sequence));
-    let decided = standing(&tree, &key, &key_node, sequence).await;
+    let created = tree.enter(&key_node, &data).await?;
+    settle(&tree, &key, &owner, ttl, created).await
+}
+
+/// The lock `created` holds, recorded with its entry's mark: nothing is ahead of it.
+fn grant(
+    tree: &Arc<Tree>,
+    key: &str,
+    owner: &str,
+    ttl: Duration,
+    created: Created,
+) -> TryLockOutcome {
+    let node = Contender::written(&created.path, owner, ttl, created.stat);
+    let token = created.stat.czxid as u64;
+    let sessions = tree.sessions.clone();
+    tree.grants.granted(sessions, key, node, Some(created.line));
+    TryLockOutcome::Granted(Grant::first(Some(token)))
+}
+
+/// A try whose node `created` entered where others may be ahead: it holds the lock if first,
+/// and else withdraws.
+async fn settle(
+    tree: &Arc<Tree>,
+    key: &str,
+    owner: &str,
+    ttl: Duration,
+    created: Created,
+) -> Result<TryLockOutcome, StoreError> {
+    let decided = standing(tree, key, &tree.key_node(key), created.sequence).await;
     if let Ok(Standing::First) = decided {
-        let node = Contender::written(&mine, &owner, ttl, stat);
-        tree.grants.granted(tree.sessions.clone(), &key, node);
-        return Ok(TryLockOutcome::Granted(Grant::first(Some(
-            stat.czxid as u64,
-        ))));
+        return Ok(grant(tree, key, owner, ttl, created));
     }
     // Not first, or no answer: withdraw, so this node never holds the lock later (its name
     // is this attempt's alone, so any version is ours). If even that fails, the node goes
     // with this sidecar's session or at its expiry.
-    if let Err(error) = tree.delete(&key, &mine, None).await {
+    let mine = &created.path;
+    if let Err(error) = tree.delete(key, mine, None).await {
         tracing::debug!(node = %mine, "could not withdraw a contender: {error}");
     }
     decided.map(|_| TryLockOutcome::Held)

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::admission::{self, Decision};
-use super::names;
 use super::record::{self, Contender};
 use super::tree::{busy, Tree, MAX_LOOKS};
 use crate::lock::{Grant, Kind, StoreError, TryLockOutcome};
@@ -46,8 +45,8 @@ pub(crate) async fn acquire(
         }
         // Admitted on what it read: enter, and look again from its node.
         let data = record::kind_data(&owner, ttl, kind);
-        let (sequence, stat) = tree.enter(&key_node, &data).await?;
-        let mine = format!("{key_node}/{}", names::contender(sequence));
+        let entered = tree.enter(&key_node, &data).await?;
+        let (sequence, stat, mine) = (entered.sequence, entered.stat, entered.path);
         let decided = match live_ahead(&tree, &key, &key_node, Some(sequence)).await {
             Ok(Some(ahead)) if ahead.iter().any(|node| node.waiting) => Ok(Decision::Held),
             Ok(Some(ahead)) => Ok(admission::decide(&ahead, &owner, kind)),
@@ -63,7 +62,7 @@ pub(crate) async fn acquire(
         match decided? {
             Decision::Granted => {
                 let node = Contender::parse(&mine, &data, stat)?;
-                tree.grants.granted(tree.sessions.clone(), &key, node);
+                tree.grants.granted(tree.sessions.clone(), &key, node, None);
                 let token = Some(stat.czxid as u64);
                 return Ok(TryLockOutcome::Granted(Grant::first(token)));
             }

@@ -40,8 +40,12 @@
 //!
 //! A lock + unlock pair through one sidecar costs two ZooKeeper writes (create, delete; a key's
 //! container node is one more the first time, or after ZooKeeper reaped it) and two reads (the
-//! key's children before and after the create). A refused try-lock costs two reads and no
-//! write. A shared grant costs one write (its node's create) and four reads (the key's nodes
+//! key's children before and after the create). When the same sidecar's last grant of the key
+//! left its line empty, the next try-lock reads nothing: its create is conditional on the key
+//! node's version that grant's entry left (`holding::try_lock`), so a key taken and given back
+//! through one sidecar costs the two writes alone, as a bare create and delete do; when
+//! someone entered since, that create fails, one request more. A refused try-lock costs two
+//! reads and no write. A shared grant costs one write (its node's create) and four reads (the key's nodes
 //! listed, then the data of those ahead in one multi-read, before and after the create; two
 //! reads on a key nobody holds, as a plain lock); a refused one two reads and no write; a
 //! re-entry two reads and a write (the count's `setData`).

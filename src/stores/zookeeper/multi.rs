@@ -26,13 +26,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use zookeeper_client::{CreateMode, Error, MultiReadResult, Stat};
+use zookeeper_client::{CreateMode, Error, MultiReadResult};
 
 use super::admission::{self, Decision};
 use super::names;
 use super::record::{self, Contender};
 use super::session::store_error;
-use super::tree::{busy, created_nodes, Tree, MAX_LOOKS};
+use super::tree::{busy, created_nodes, Created, Tree, MAX_LOOKS};
 use crate::lock::multi::{self, ManyOutcome};
 use crate::lock::{Grant, Kind, OwnerChecked, Released, StoreError};
 
@@ -72,10 +72,10 @@ pub(crate) async fn acquire_all(
             continue; // a line changed since the read
         };
         let mut grants = Vec::with_capacity(keys.len());
-        for (key, (_, path, stat)) in keys.iter().zip(created) {
-            let node = Contender::parse(&path, &data, stat)?;
+        for (key, created) in keys.iter().zip(created) {
+            let node = Contender::parse(&created.path, &data, created.stat)?;
             grants.push(Grant::first(Some(node.fencing_token())));
-            tree.grants.granted(tree.sessions.clone(), key, node);
+            tree.grants.granted(tree.sessions.clone(), key, node, None);
         }
         return Ok(Some(ManyOutcome::Granted(grants)));
     }
@@ -175,7 +175,7 @@ async fn create_all(
     tree: &Tree,
     lines: &[Line],
     data: &[u8],
-) -> Result<Option<Vec<(i64, String, Stat)>>, StoreError> {
+) -> Result<Option<Vec<Created>>, StoreError> {
     let contender = CreateMode::EphemeralSequential.with_acls(tree.acls);
     let container = CreateMode::Container.with_acls(tree.acls);
     let missing = lines.iter().filter(|line| line.version.is_none()).count();

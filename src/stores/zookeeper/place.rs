@@ -55,7 +55,7 @@ impl ZookeeperPlace {
     ) -> Result<ZookeeperPlace, StoreError> {
         let key_node = tree.key_node(key);
         let data = record::waiting(owner, ttl, kind);
-        let (sequence, _) = tree.enter(&key_node, &data).await?;
+        let sequence = tree.enter(&key_node, &data).await?.sequence;
         Ok(ZookeeperPlace {
             tree,
             key: key.to_string(),
@@ -89,7 +89,7 @@ impl ZookeeperPlace {
                 let node = Contender::parse(&path, data, stat)?;
                 let token = node.fencing_token();
                 let sessions = self.tree.sessions.clone();
-                self.tree.grants.granted(sessions, &self.key, node);
+                self.tree.grants.granted(sessions, &self.key, node, None);
                 Ok(Some(Grant::first(Some(token))))
             }
             Err(Error::NoNode) => Ok(None),
@@ -104,7 +104,7 @@ impl ZookeeperPlace {
             "a waiter's node is gone (its session ended, or a forced release): it joins the line again"
         );
         let data = record::waiting(&self.owner, self.ttl, self.kind);
-        (self.sequence, _) = self.tree.enter(&self.key_node, &data).await?;
+        self.sequence = self.tree.enter(&self.key_node, &data).await?.sequence;
         Ok(())
     }
 }

@@ -36,15 +36,31 @@ pub(crate) fn holders_of(line: Vec<Contender>) -> Vec<Contender> {
     }
 }
 
-/// The sequence and stat of the contender node created by a transaction whose results are
-/// `results`: each create, each followed by its key node's write (`Tree::enter`), in order. A
-/// ZooKeeper before 3.9 answers a create inside a transaction without its stat
-/// (ZOOKEEPER-4026: `czxid` -1); the key node's write that follows it in the same transaction
-/// carries what the lock needs then: every write of one transaction has its zxid and its time,
-/// so the node's czxid and mtime are the key node's new mzxid and mtime, and its version 0.
-pub(crate) fn created_nodes(
-    results: Vec<MultiWriteResult>,
-) -> Result<Vec<(i64, String, Stat)>, StoreError> {
+/// The key's node as an entry into its line left it: which node it is (its czxid: ZooKeeper
+/// reaps an emptied container node, and one made again starts over at version 0) and the
+/// version its data had after the entry's write, which every entry moves on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LineMark {
+    pub(crate) czxid: i64,
+    pub(crate) version: i32,
+}
+
+/// A contender node an entry created: its sequence, path and stat, and its key's node after.
+#[derive(Debug)]
+pub(crate) struct Created {
+    pub(crate) sequence: i64,
+    pub(crate) path: String,
+    pub(crate) stat: Stat,
+    pub(crate) line: LineMark,
+}
+
+/// The contender nodes created by a transaction whose results are `results`: each create, each
+/// followed by its key node's write (`Tree::enter`), in order. A ZooKeeper before 3.9 answers a
+/// create inside a transaction without its stat (ZOOKEEPER-4026: `czxid` -1); the key node's
+/// write that follows it in the same transaction carries what the lock needs then: every write
+/// of one transaction has its zxid and its time, so the node's czxid and mtime are the key
+/// node's new mzxid and mtime, and its version 0.
+pub(crate) fn created_nodes(results: Vec<MultiWriteResult>) -> Result<Vec<Created>, StoreError> {
     let mut created = Vec::with_capacity(results.len() / 2);
     let mut results = results.into_iter();
     while let Some(result) = results.next() {
@@ -80,17 +96,26 @@ pub(crate) fn created_nodes(
         } else {
             stat
         };
-        created.push((sequence, path, stat));
+        let line = LineMark {
+            czxid: key.czxid,
+            version: key.version,
+        };
+        created.push(Created {
+            sequence,
+            path,
+            stat,
+            line,
+        });
     }
     Ok(created)
 }
 
-/// The one contender node `Tree::enter` created: its sequence and stat.
-fn created_node(results: Vec<MultiWriteResult>) -> Result<(i64, Stat), StoreError> {
+/// The one contender node an entry created.
+fn created_node(results: Vec<MultiWriteResult>) -> Result<Created, StoreError> {
     let created = created_nodes(results)?;
-    let [(sequence, _, stat)] = <[_; 1]>::try_from(created)
+    let [one] = <[_; 1]>::try_from(created)
         .map_err(|_| StoreError::failed("ZooKeeper answered a transaction out of its order"))?;
-    Ok((sequence, stat))
+    Ok(one)
 }
 
 /// How many times one call reads a key again after its nodes changed under it, before it
@@ -319,32 +344,16 @@ impl Tree {
     }
 
     /// Creates this contender's node under `key_node` (creating the key's container node when
-    /// it is missing); answers the node's sequence number and stat.
+    /// it is missing).
     ///
     /// The create is one transaction with a write of the key node's (empty) data, which moves
     /// the key node's version on: every node that joins a key's line does, so a multi-lock's
     /// transaction, which checks that version, fails if any node joined since it read the line
-    /// (`multi.rs`). Both are one ZooKeeper transaction: one proposal, one log write.
-    pub(crate) async fn enter(
-        &self,
-        key_node: &str,
-        data: &[u8],
-    ) -> Result<(i64, Stat), StoreError> {
-        let prefix = names::contender_prefix(key_node);
-        let contender = CreateMode::EphemeralSequential.with_acls(self.acls);
+    /// (`multi.rs`), and so does `enter_after`. Both are one ZooKeeper transaction: one
+    /// proposal, one log write.
+    pub(crate) async fn enter(&self, key_node: &str, data: &[u8]) -> Result<Created, StoreError> {
         for _ in 0..MAX_LOOKS {
-            let created = {
-                let (prefix, contender) = (prefix.as_str(), &contender);
-                self.sessions
-                    .run(key_node, |c| async move {
-                        let mut writer = c.new_multi_writer();
-                        writer.add_create(prefix, data, contender)?;
-                        writer.add_set_data(key_node, &[], None)?;
-                        Ok(writer.commit().await?)
-                    })
-                    .await
-            };
-            match created {
+            match self.entry(key_node, data, None).await {
                 Ok(results) => return created_node(results),
                 Err(Error::NoNode) => {}
                 Err(e) => return Err(store_error(e)),
@@ -353,6 +362,44 @@ impl Tree {
             self.make_key_node(key_node).await?;
         }
         Err(busy(key_node))
+    }
+
+    /// Creates this contender's node under `key_node` only if no node has joined the line
+    /// since the entry that left `mark`: the key node's write is conditional on the version
+    /// that entry left. `None`, and nothing created, when one has (or the key node is gone).
+    /// The caller checks that the answer's key node is `mark`'s, not one made again since.
+    pub(crate) async fn enter_after(
+        &self,
+        key_node: &str,
+        data: &[u8],
+        mark: LineMark,
+    ) -> Result<Option<Created>, StoreError> {
+        match self.entry(key_node, data, Some(mark.version)).await {
+            Ok(results) => created_node(results).map(Some),
+            Err(Error::BadVersion | Error::NoNode) => Ok(None),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    /// One entry's transaction: the contender's create and the key node's write, conditional
+    /// on the key node's `version` when one is given.
+    async fn entry(
+        &self,
+        key_node: &str,
+        data: &[u8],
+        version: Option<i32>,
+    ) -> Result<Vec<MultiWriteResult>, Error> {
+        let prefix = names::contender_prefix(key_node);
+        let contender = CreateMode::EphemeralSequential.with_acls(self.acls);
+        let (prefix, contender) = (prefix.as_str(), &contender);
+        self.sessions
+            .run(key_node, |c| async move {
+                let mut writer = c.new_multi_writer();
+                writer.add_create(prefix, data, contender)?;
+                writer.add_set_data(key_node, &[], version)?;
+                Ok(writer.commit().await?)
+            })
+            .await
     }
 
     /// Creates the container node of a key, unless it exists.
@@ -468,21 +515,22 @@ mod tests {
         let created = created_nodes(results).unwrap();
         let seen: Vec<_> = created
             .iter()
-            .map(|(sequence, path, stat)| {
+            .map(|c| {
                 (
-                    *sequence,
-                    path.as_str(),
-                    stat.czxid,
-                    stat.mtime,
-                    stat.version,
+                    c.sequence,
+                    c.path.as_str(),
+                    c.stat.czxid,
+                    c.stat.mtime,
+                    c.stat.version,
+                    (c.line.czxid, c.line.version),
                 )
             })
             .collect();
         assert_eq!(
             seen,
             [
-                (7, "/dlock/a/lock-0000000007", 42, 1_000, 0),
-                (0, "/dlock/b/lock-0000000000", 42, 1_000, 0)
+                (7, "/dlock/a/lock-0000000007", 42, 1_000, 0, (3, 5)),
+                (0, "/dlock/b/lock-0000000000", 42, 1_000, 0, (9, 1))
             ]
         );
         let out_of_order = vec![MultiWriteResult::SetData {
