@@ -27,8 +27,9 @@
 #   STORE: memory redis postgresql mysql etcd zookeeper azure (default: all). N (default 2000)
 #   is each run's pairs on the stores that write to disk or speak HTTP; memory and Redis run
 #   10 N, enough clock ticks of CPU to count. PROFILE: release (default), profiling, or dev;
-#   --raw-profile builds the raw benches in another (default: the same; a release build of the
-#   library's tests takes as long again as dlockd's). --no-build runs what is built already.
+#   --raw-profile builds the raw benches in another (default: bench-raw with release, which is
+#   release without the whole-program link, whose build of the library's tests would take as
+#   long again as dlockd's; the same profile with any other). --no-build runs what is built already.
 #   DLOCK_TEST_PORT_OFFSET moves the servers' ports (default 400, clear of the tests' own).
 # Run scripts/test.sh once first on a fresh machine: it installs the servers.
 set -euo pipefail
@@ -53,6 +54,7 @@ while (($#)); do
   esac
 done
 ((${#stores[@]})) || stores=(memory redis postgresql mysql etcd zookeeper azure)
+[[ $profile == release ]] && raw_profile="${raw_profile:-bench-raw}"
 raw_profile="${raw_profile:-$profile}"
 
 out="$root/target/bench"
