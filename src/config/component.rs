@@ -722,7 +722,9 @@ mod properties {
         ("metadata", "spec.metadata"),
     ];
 
-    /// A YAML value of any shape, written in flow style so it fits on one line.
+    /// A YAML value of any shape, written in flow style so it fits on one line. A mapping's
+    /// keys are distinct: YAML with a key twice is not a value of some shape but a document
+    /// that does not parse, refused before any component is known.
     fn any_yaml() -> impl Strategy<Value = String> {
         let leaf = prop_oneof![
             any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap()),
@@ -736,7 +738,7 @@ mod properties {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..3)
                     .prop_map(|v| format!("[{}]", v.join(", "))),
-                prop::collection::vec(("[a-z]{1,5}", inner), 0..3).prop_map(|v| {
+                prop::collection::btree_map("[a-z]{1,5}", inner, 0..3).prop_map(|v| {
                     let items: Vec<String> =
                         v.into_iter().map(|(k, v)| format!("{k}: {v}")).collect();
                     format!("{{{}}}", items.join(", "))
