@@ -236,7 +236,9 @@ done
 
 # --- The table -------------------------------------------------------------------------
 heading="store|clients|pairs/s dlockd|pairs/s raw|ratio|writes/pair dlockd (raw)|requests/pair dlockd (raw)|dlockd CPU µs/pair|dlockd RSS MiB"
-{ echo "$heading"; printf '%s\n' "${rows[@]}"; } | column -t -s '|'
+# Aligned where `column` is there (bsdextrautils, not on every fresh machine); tab-separated if not.
+align() { if command -v column >/dev/null; then column -t -s '|'; else tr '|' '\t'; fi; }
+{ echo "$heading"; printf '%s\n' "${rows[@]}"; } | align
 machine="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores"
 {
   echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`scripts/bench.sh --pairs $pairs --profile $profile --raw-profile $raw_profile\` on $machine"
