@@ -6,7 +6,8 @@
 # exports where everything is for tests/it/windows.rs. Any failure here fails the run.
 #
 # Test-only, never shipped: bcryptprimitives.dll, from scripts/windows-prng-shim.c, beside the
-# .exe files (Wine 8 lacks ProcessPrng, which Rust's standard library calls).
+# .exe files (Wine 8 lacks ProcessPrng, which Rust's standard library calls); console-event.exe,
+# from scripts/windows-console-event.c, which delivers the console control events Wine cannot.
 #
 # Sourced after test.sh has started its servers: the wineserver joins them (pids, $servers).
 #
@@ -36,6 +37,8 @@ win_bin="${CARGO_TARGET_DIR:-$win_root/target}/$win_target/debug"
 
 x86_64-w64-mingw32-gcc -O2 -shared -o "$win_bin/bcryptprimitives.dll" \
   "$win_root/scripts/windows-prng-shim.c" -ladvapi32
+x86_64-w64-mingw32-gcc -O2 -Wall -Werror -o "$win_bin/console-event.exe" \
+  "$win_root/scripts/windows-console-event.c"
 
 # One prefix for the whole run; no Mono or Gecko (their install prompts would wait forever).
 export WINEPREFIX="$win_root/target/wine"
@@ -66,3 +69,4 @@ wineboot </dev/null >"$servers/wine/wineboot.log" 2>&1 \
 DLOCK_TEST_WINE="$(command -v wine)"
 export DLOCK_TEST_WINE
 export DLOCK_TEST_DLOCKD_EXE="$win_bin/dlockd.exe" DLOCK_TEST_DLOCK_EXE="$win_bin/dlock.exe"
+export DLOCK_TEST_CONSOLE_EVENT_EXE="$win_bin/console-event.exe"

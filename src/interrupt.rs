@@ -14,6 +14,9 @@ pub struct Interrupt {
     ctrl_c: tokio::signal::windows::CtrlC,
     #[cfg(windows)]
     ctrl_break: tokio::signal::windows::CtrlBreak,
+    /// Windows ends the process as soon as the handler of this event returns (or 5 s on);
+    /// tokio's never returns for it, so the shutdown it starts runs to its end and the
+    /// process exits by itself (tests/it/windows.rs checks both binaries).
     #[cfg(windows)]
     ctrl_close: tokio::signal::windows::CtrlClose,
 }

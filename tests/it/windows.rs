@@ -44,6 +44,11 @@ fn dlock_exe() -> PathBuf {
     from_env("DLOCK_TEST_DLOCK_EXE")
 }
 
+/// The test-only console-event.exe (scripts/windows-console-event.c).
+fn console_event_exe() -> PathBuf {
+    from_env("DLOCK_TEST_CONSOLE_EVENT_EXE")
+}
+
 /// Drive C: of the Wine prefix the suite shares.
 fn drive_c() -> PathBuf {
     from_env("WINEPREFIX").join("drive_c")
@@ -93,12 +98,57 @@ fn windows_sidecar(exe: Option<OsString>, options: Options) -> Dlockd {
 }
 
 /// Presses Ctrl-C for the Windows process whose Linux process id is `pid`: Wine runs each
-/// Windows process as a Linux process and turns SIGINT into its Ctrl-C event. (Ctrl-Break has
-/// no such way in: GenerateConsoleCtrlEvent needs a console, which Wine 8 gives no process
-/// started without a terminal; docs/install.md says so.)
+/// Windows process as a Linux process and turns SIGINT into its Ctrl-C event.
 fn press_ctrl_c(pid: u32) {
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+}
+
+/// The console control events Wine itself cannot deliver, as console-event.exe names them:
+/// Ctrl-Break, and the console window closing (after which Windows ends the process as soon as
+/// its handler returns, or 5 seconds on).
+const UNDELIVERABLE_BY_WINE: [&str; 2] = ["break", "close"];
+
+/// `exe` under Wine through console-event.exe, which prints the Windows process id that
+/// `send_console_event` takes.
+fn wine_run_for_events(exe: impl Into<OsString>) -> Vec<OsString> {
+    vec![
+        wine().into(),
+        console_event_exe().into(),
+        "run".into(),
+        exe.into(),
+    ]
+}
+
+/// The Windows process id console-event.exe printed into `output`.
+fn windows_pid(output: &str) -> String {
+    let line = output
+        .lines()
+        .find_map(|l| l.split("console-event: pid ").nth(1));
+    line.expect("console-event.exe printed the process id")
+        .trim()
+        .to_owned()
+}
+
+/// Delivers the console control `event` to the Windows process `pid` as Windows does (a thread
+/// at kernelbase's CtrlRoutine) and returns what became of the process: for `close`, "exited by
+/// itself with code N" or "terminated …", as Windows would have ended it.
+async fn send_console_event(event: &'static str, pid: String) -> String {
+    // Off this runtime's thread: the process may be waiting for this test's connections to
+    // close before it exits.
+    let sent = tokio::task::spawn_blocking(move || {
+        wine_run(console_event_exe())
+            .args(["send", event, &pid])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    });
+    let sent = sent.await.unwrap();
+    assert!(
+        sent.status.success(),
+        "console-event send {event}: {sent:?}"
+    );
+    String::from_utf8_lossy(&sent.stdout).trim().to_owned()
 }
 
 /// dlockd.exe starts with every form of Windows path dapr users give (a drive letter and
@@ -258,6 +308,69 @@ async fn ctrl_c_to_dlock_exe_ends_the_command_and_releases() {
         Ok(true),
         "released"
     );
+}
+
+/// Ctrl-Break and closing its console to dlock.exe do what Ctrl-C does: the command is ended,
+/// the lock released and dlock exits 130 — on a closed console before Windows would end it.
+#[tokio::test]
+async fn ctrl_break_and_closing_the_console_to_dlock_exe_end_the_command_and_release() {
+    let sidecar = Dlockd::start(Options::default());
+    let api = Api::new(&sidecar).await;
+    for event in UNDELIVERABLE_BY_WINE {
+        let key = unique(&format!("win-{event}"));
+        let program = wine_run_for_events(dlock_exe());
+        let mut command = Command::new(&program[0]);
+        command.args(&program[1..]);
+        let run = Run::spawn(
+            command,
+            &sidecar,
+            &[&key, "60", "--", "cmd", "/c", "ping -n 60 127.0.0.1 >NUL"],
+            &[],
+        );
+        run.wait_for("acquired");
+        assert_eq!(
+            api.lock(Protocol::Grpc, "lockstore", &key, "other", 5)
+                .await,
+            Ok(false),
+            "held while the command runs"
+        );
+        let became = send_console_event(event, windows_pid(&run.text())).await;
+        if event == "close" {
+            assert_eq!(became, "exited by itself with code 130", "{}", run.text());
+        }
+        run.wait_for("interrupted");
+        let text = run.text();
+        assert_eq!(run.exit_code(), 130, "{event}: {text}");
+        assert_eq!(
+            api.lock(Protocol::Grpc, "lockstore", &key, "other", 5)
+                .await,
+            Ok(true),
+            "{event}: released"
+        );
+    }
+}
+
+/// Ctrl-Break and closing its console to dlockd.exe are the graceful shutdown Ctrl-C is; on a
+/// closed console it is over, and dlockd exits by itself, before Windows would end it.
+#[tokio::test]
+async fn ctrl_break_and_closing_the_console_to_dlockd_exe_shut_it_down_gracefully() {
+    for event in UNDELIVERABLE_BY_WINE {
+        let sidecar = Dlockd::start(Options {
+            program: Some(wine_run_for_events(dlockd_exe())),
+            ..Options::in_memory()
+        });
+        Api::new(&sidecar).await.smoke("store").await;
+        let became = send_console_event(event, windows_pid(&sidecar.logs())).await;
+        if event == "close" {
+            assert_eq!(became, "exited by itself with code 0", "{}", sidecar.logs());
+        }
+        let (status, logs) = tokio::task::spawn_blocking(move || sidecar.wait_for_exit())
+            .await
+            .unwrap();
+        assert!(status.success(), "{event}: {status:?}\n{logs}");
+        assert!(logs.contains("shutting down"), "{event}: {logs}");
+        assert!(logs.contains("stopped"), "{event}: {logs}");
+    }
 }
 
 /// Ctrl-C to dlockd.exe is a graceful shutdown, as SIGTERM is on Linux: it stops serving,
