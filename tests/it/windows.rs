@@ -272,42 +272,75 @@ async fn dlock_exe_gives_the_commands_exit_code() {
     );
 }
 
+/// Starts dlock.exe (by `command`) running a command for a minute under `key`, and checks the
+/// lock is held while it runs.
+async fn dlock_exe_running_a_minute(command: Command, sidecar: &Dlockd, key: &str) -> Run {
+    let run = Run::spawn(
+        command,
+        sidecar,
+        &[key, "60", "--", "cmd", "/c", "ping -n 60 127.0.0.1 >NUL"],
+        &[],
+    );
+    run.wait_for("acquired");
+    assert_eq!(
+        Api::new(sidecar)
+            .await
+            .lock(Protocol::Grpc, "lockstore", key, "other", 5)
+            .await,
+        Ok(false),
+        "held while the command runs"
+    );
+    run
+}
+
+/// dlock, asked to stop (`how`) at `asked`, ends its command rather than waiting out its
+/// minute, says so, exits 130 and leaves `key` free.
+async fn assert_interrupted_and_released(
+    run: Run,
+    sidecar: &Dlockd,
+    key: &str,
+    how: &str,
+    asked: Instant,
+) {
+    run.wait_for("interrupted");
+    let text = run.text();
+    assert_eq!(run.exit_code(), 130, "{how}: {text}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(20),
+        "{how}: the command was not ended"
+    );
+    assert_eq!(
+        Api::new(sidecar)
+            .await
+            .lock(Protocol::Grpc, "lockstore", key, "other", 5)
+            .await,
+        Ok(true),
+        "{how}: released"
+    );
+}
+
+/// The sidecar, asked to stop (`how`), shuts down gracefully: it says so and exits 0.
+async fn assert_shuts_down_gracefully(sidecar: Dlockd, how: &str) {
+    // Waited for off this runtime's thread, which the clients' connections need to see the
+    // sidecar close them.
+    let (status, logs) = tokio::task::spawn_blocking(move || sidecar.wait_for_exit())
+        .await
+        .unwrap();
+    assert!(status.success(), "{how}: {status:?}\n{logs}");
+    assert!(logs.contains("shutting down"), "{how}: {logs}");
+    assert!(logs.contains("stopped"), "{how}: {logs}");
+}
+
 /// Ctrl-C to dlock.exe ends the command it runs and releases the lock; dlock exits 130, as
 /// on Linux.
 #[tokio::test]
 async fn ctrl_c_to_dlock_exe_ends_the_command_and_releases() {
     let sidecar = Dlockd::start(Options::default());
-    let api = Api::new(&sidecar).await;
     let key = unique("win-ctrl");
-    // A command that runs for a minute unless ended.
-    let run = Run::spawn(
-        wine_run(dlock_exe()),
-        &sidecar,
-        &[&key, "60", "--", "cmd", "/c", "ping -n 60 127.0.0.1 >NUL"],
-        &[],
-    );
-    run.wait_for("acquired");
-    assert_eq!(
-        api.lock(Protocol::Grpc, "lockstore", &key, "other", 5)
-            .await,
-        Ok(false),
-        "held while the command runs"
-    );
-    let pressed = Instant::now();
+    let run = dlock_exe_running_a_minute(wine_run(dlock_exe()), &sidecar, &key).await;
+    let asked = Instant::now();
     press_ctrl_c(run.child.id());
-    run.wait_for("interrupted");
-    let text = run.text();
-    assert_eq!(run.exit_code(), 130, "{text}");
-    assert!(
-        pressed.elapsed() < Duration::from_secs(20),
-        "the command was not ended"
-    );
-    assert_eq!(
-        api.lock(Protocol::Grpc, "lockstore", &key, "other", 5)
-            .await,
-        Ok(true),
-        "released"
-    );
+    assert_interrupted_and_released(run, &sidecar, &key, "Ctrl-C", asked).await;
 }
 
 /// Ctrl-Break and closing its console to dlock.exe do what Ctrl-C does: the command is ended,
@@ -315,39 +348,29 @@ async fn ctrl_c_to_dlock_exe_ends_the_command_and_releases() {
 #[tokio::test]
 async fn ctrl_break_and_closing_the_console_to_dlock_exe_end_the_command_and_release() {
     let sidecar = Dlockd::start(Options::default());
-    let api = Api::new(&sidecar).await;
     for event in UNDELIVERABLE_BY_WINE {
         let key = unique(&format!("win-{event}"));
         let program = wine_run_for_events(dlock_exe());
         let mut command = Command::new(&program[0]);
         command.args(&program[1..]);
-        let run = Run::spawn(
-            command,
-            &sidecar,
-            &[&key, "60", "--", "cmd", "/c", "ping -n 60 127.0.0.1 >NUL"],
-            &[],
-        );
-        run.wait_for("acquired");
-        assert_eq!(
-            api.lock(Protocol::Grpc, "lockstore", &key, "other", 5)
-                .await,
-            Ok(false),
-            "held while the command runs"
-        );
+        let run = dlock_exe_running_a_minute(command, &sidecar, &key).await;
+        let asked = Instant::now();
         let became = send_console_event(event, windows_pid(&run.text())).await;
         if event == "close" {
             assert_eq!(became, "exited by itself with code 130", "{}", run.text());
         }
-        run.wait_for("interrupted");
-        let text = run.text();
-        assert_eq!(run.exit_code(), 130, "{event}: {text}");
-        assert_eq!(
-            api.lock(Protocol::Grpc, "lockstore", &key, "other", 5)
-                .await,
-            Ok(true),
-            "{event}: released"
-        );
+        assert_interrupted_and_released(run, &sidecar, &key, event, asked).await;
     }
+}
+
+/// Ctrl-C to dlockd.exe is a graceful shutdown, as SIGTERM is on Linux: it stops serving,
+/// says so and exits 0.
+#[tokio::test]
+async fn ctrl_c_to_dlockd_exe_shuts_it_down_gracefully() {
+    let sidecar = windows_sidecar(None, Options::in_memory());
+    Api::new(&sidecar).await.smoke("store").await;
+    press_ctrl_c(sidecar.pid());
+    assert_shuts_down_gracefully(sidecar, "Ctrl-C").await;
 }
 
 /// Ctrl-Break and closing its console to dlockd.exe are the graceful shutdown Ctrl-C is; on a
@@ -364,30 +387,8 @@ async fn ctrl_break_and_closing_the_console_to_dlockd_exe_shut_it_down_gracefull
         if event == "close" {
             assert_eq!(became, "exited by itself with code 0", "{}", sidecar.logs());
         }
-        let (status, logs) = tokio::task::spawn_blocking(move || sidecar.wait_for_exit())
-            .await
-            .unwrap();
-        assert!(status.success(), "{event}: {status:?}\n{logs}");
-        assert!(logs.contains("shutting down"), "{event}: {logs}");
-        assert!(logs.contains("stopped"), "{event}: {logs}");
+        assert_shuts_down_gracefully(sidecar, event).await;
     }
-}
-
-/// Ctrl-C to dlockd.exe is a graceful shutdown, as SIGTERM is on Linux: it stops serving,
-/// says so and exits 0.
-#[tokio::test]
-async fn ctrl_c_to_dlockd_exe_shuts_it_down_gracefully() {
-    let sidecar = windows_sidecar(None, Options::in_memory());
-    Api::new(&sidecar).await.smoke("store").await;
-    press_ctrl_c(sidecar.pid());
-    // Waited for off this runtime's thread, which the clients' connections need to see the
-    // sidecar close them.
-    let (status, logs) = tokio::task::spawn_blocking(move || sidecar.wait_for_exit())
-        .await
-        .unwrap();
-    assert!(status.success(), "{status:?}\n{logs}");
-    assert!(logs.contains("shutting down"), "{logs}");
-    assert!(logs.contains("stopped"), "{logs}");
 }
 
 /// lock.redis, lock.postgresql and lock.azure.blobstorage from a Windows sidecar: a lock taken
