@@ -28,10 +28,10 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 use zookeeper_client::Error;
 
+use super::line_mark::LineMark;
 use super::names::key_node_of;
 use super::record::Contender;
 use super::session::Sessions;
-use super::tree::LineMark;
 use crate::lock::Mode;
 
 /// The pause before trying again when ZooKeeper did not answer.

@@ -67,6 +67,7 @@ mod admission;
 mod grants;
 mod holding;
 mod kinds;
+mod line_mark;
 mod multi;
 mod names;
 mod place;

@@ -15,6 +15,7 @@ use zookeeper_client::{
 
 use super::admission;
 use super::grants::Grants;
+use super::line_mark::LineMark;
 use super::names::{self, key_node_of};
 use super::record::Contender;
 use super::session::{store_error, Sessions};
@@ -34,15 +35,6 @@ pub(crate) fn holders_of(line: Vec<Contender>) -> Vec<Contender> {
             admission::holders(&live)
         }
     }
-}
-
-/// The key's node as an entry into its line left it: which node it is (its czxid: ZooKeeper
-/// reaps an emptied container node, and one made again starts over at version 0) and the
-/// version its data had after the entry's write, which every entry moves on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct LineMark {
-    pub(crate) czxid: i64,
-    pub(crate) version: i32,
 }
 
 /// A contender node an entry created: its sequence, path and stat, and its key's node after.
